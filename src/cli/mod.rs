@@ -1,0 +1,127 @@
+//! The `polaris-tui` command line: one module per subcommand, each a thin layer over
+//! the library.
+
+mod bench;
+mod generate;
+mod score;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::device::{parse_device, parse_dtype};
+use crate::generate::SamplingParams;
+use crate::model::LoadOptions;
+
+#[derive(Parser, Debug)]
+#[command(name = "polaris-tui", version, about = "Train small language models to write long, good stories (GRPO + human-reference injection).",
+    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model writes a length-controlled story.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate a length-controlled story, streamed to the terminal.
+    Generate(generate::GenerateArgs),
+    /// Per-token log-probs of a text under a model (the training path), with NLL and perplexity.
+    Score(score::ScoreArgs),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => generate::demo(),
+        Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::Score(args)) => score::run(args),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
+    }
+}
+
+/// Which model, in which precision, on which device.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A Hugging Face model directory, or `tiny` for the built-in model.
+    #[arg(long, default_value = "tiny")]
+    pub model: String,
+    /// Weight and compute precision: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// cpu, or cuda:N (in a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    pub fn load_options(&self) -> Result<LoadOptions> {
+        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+    }
+}
+
+/// Sampling flags; anything not given keeps the model card's default (RECIPE.md).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SamplingArgs {
+    /// 0 is greedy decoding [default: 0.6]
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass [default: 0.95]
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Keep the k most likely tokens, 0 = off [default: 20]
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Drop tokens below min_p x the top probability, 0 = off [default: 0]
+    #[arg(long)]
+    pub min_p: Option<f32>,
+    /// Penalise tokens already in the context, 1 = off [default: 1.0]
+    #[arg(long)]
+    pub repetition_penalty: Option<f32>,
+    /// Penalise tokens already generated, 0 = off; not together with --repetition-penalty [default: 0]
+    #[arg(long)]
+    pub presence_penalty: Option<f32>,
+    /// Generated tokens at most, thinking included [default: 8192; 14336 for 8k+ words]
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// Thinking tokens at most before `</think>` is forced; 0 = no budget [default: 3072]
+    #[arg(long)]
+    pub thinking_budget: Option<usize>,
+    /// Random seed: the same seed gives the same text [default: 0]
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The flags over the defaults; `words` picks the long-story token budget.
+    pub fn params(&self, words: Option<usize>) -> Result<SamplingParams> {
+        let mut p = SamplingParams::default();
+        if words.is_some_and(|w| w >= 8000) {
+            p.max_new_tokens = 14336;
+        }
+        if let Some(v) = self.temperature { p.temperature = v; }
+        if let Some(v) = self.top_p { p.top_p = v; }
+        if let Some(v) = self.top_k { p.top_k = v; }
+        if let Some(v) = self.min_p { p.min_p = v; }
+        if let Some(v) = self.repetition_penalty { p.repetition_penalty = v; }
+        if let Some(v) = self.presence_penalty { p.presence_penalty = v; }
+        if let Some(v) = self.max_new_tokens { p.max_new_tokens = v; }
+        if let Some(v) = self.thinking_budget { p.thinking_budget = (v > 0).then_some(v); }
+        if let Some(v) = self.seed { p.seed = v; }
+        p.validate()?;
+        Ok(p)
+    }
+}
+
+/// `on` / `off` flags.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+impl OnOff {
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
+}

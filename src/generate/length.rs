@@ -1,0 +1,46 @@
+//! Length control: how a prompt asks for N words, how words are counted, the ratio.
+//! The reward stack uses the same definitions, so "words" means the same everywhere.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("valid regex"));
+static TARGET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d+) words long").expect("valid regex"));
+/// The sentence holding the length request, up to and including its full stop.
+static LENGTH_SENTENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s*[^.!?\n]*\b\d+ words long[^.!?\n]*[.!?]?").expect("valid regex"));
+
+/// Number of words: maximal runs of Unicode word characters (`\w+`).
+pub fn count_words(text: &str) -> usize {
+    WORD.find_iter(text).count()
+}
+
+/// The sentence that asks for a length, in the form POLARIS prompts use.
+pub fn length_sentence(words: usize) -> String {
+    format!("The story should be {words} words long.")
+}
+
+/// A story request for `words` words: the instruction, then the length sentence.
+pub fn story_prompt(instruction: &str, words: usize) -> String {
+    let instruction = instruction.trim();
+    if instruction.is_empty() {
+        return length_sentence(words);
+    }
+    format!("{instruction} {}", length_sentence(words))
+}
+
+/// The requested length, read from `N words long` (the first occurrence).
+pub fn requested_words(prompt: &str) -> Option<usize> {
+    TARGET.captures(prompt).and_then(|c| c[1].parse().ok())
+}
+
+/// The prompt without its length sentence, so a judge sees quality apart from length.
+pub fn strip_length_sentence(prompt: &str) -> String {
+    LENGTH_SENTENCE.replace_all(prompt, "").trim().to_string()
+}
+
+/// Generated words over requested words (1.0 = exact); None when nothing was requested.
+pub fn length_ratio(generated_words: usize, requested_words: usize) -> Option<f64> {
+    (requested_words > 0).then(|| generated_words as f64 / requested_words as f64)
+}

@@ -1,0 +1,12 @@
+//! Generation: the sampler, the batched engine with streaming and cancellation, and
+//! length-controlled prompts.
+
+pub mod engine;
+pub mod length;
+pub mod record;
+pub mod sampler;
+
+pub use engine::{generate, Finish, Output, Request, ThinkTokens, TokenEvent};
+pub use length::{count_words, length_ratio, requested_words, story_prompt, strip_length_sentence};
+pub use record::GenerationRecord;
+pub use sampler::SamplingParams;

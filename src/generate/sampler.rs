@@ -1,0 +1,179 @@
+//! Turning one row of logits into a token: penalties, temperature, top-k, top-p, min-p,
+//! then a draw from the row's own seeded RNG.
+
+use anyhow::{bail, Result};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Sampling settings. Defaults follow the POLARIS model card (RECIPE.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplingParams {
+    /// 0 means greedy decoding.
+    pub temperature: f32,
+    /// Nucleus: smallest set of tokens whose probability reaches top_p (1 = off).
+    pub top_p: f32,
+    /// Keep the k most likely tokens (0 = off).
+    pub top_k: usize,
+    /// Drop tokens less likely than min_p x the most likely one (0 = off).
+    pub min_p: f32,
+    /// Divide positive / multiply negative logits of tokens already in the context (1 = off).
+    pub repetition_penalty: f32,
+    /// Subtract from the logits of tokens already generated (0 = off).
+    pub presence_penalty: f32,
+    /// Generated tokens at most, thinking included.
+    pub max_new_tokens: usize,
+    /// Thinking tokens at most; past it `</think>` is forced (None = no budget).
+    pub thinking_budget: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            temperature: 0.6,
+            top_p: 0.95,
+            top_k: 20,
+            min_p: 0.0,
+            repetition_penalty: 1.0,
+            presence_penalty: 0.0,
+            max_new_tokens: 8192,
+            thinking_budget: Some(3072),
+            seed: 0,
+        }
+    }
+}
+
+impl SamplingParams {
+    /// The settings POLARIS trains with: temperature 1.0, top_p 0.95, top_k 20,
+    /// repetition penalty 1.10, 8192 response tokens, thinking capped at 3072.
+    pub fn training() -> Self {
+        Self { temperature: 1.0, repetition_penalty: 1.10, ..Self::default() }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature >= 0.0) || !self.temperature.is_finite() {
+            bail!("temperature must be 0 (greedy) or positive, got {}", self.temperature);
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            bail!("top_p must be in (0, 1], got {}", self.top_p);
+        }
+        if !(0.0..1.0).contains(&self.min_p) {
+            bail!("min_p must be in [0, 1), got {}", self.min_p);
+        }
+        if !(self.repetition_penalty > 0.0) {
+            bail!("repetition_penalty must be positive (1 = off), got {}", self.repetition_penalty);
+        }
+        if !(-2.0..=2.0).contains(&self.presence_penalty) {
+            bail!("presence_penalty must be in [-2, 2], got {}", self.presence_penalty);
+        }
+        if self.repetition_penalty != 1.0 && self.presence_penalty != 0.0 {
+            bail!(
+                "repetition_penalty ({}) and presence_penalty ({}) are both set: the POLARIS model card \
+                 advises one or the other, never both; set --repetition-penalty 1 or --presence-penalty 0",
+                self.repetition_penalty,
+                self.presence_penalty
+            );
+        }
+        if self.max_new_tokens == 0 {
+            bail!("max_new_tokens must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Applies the penalties in place. `context` is every token the row has seen (prompt and
+/// generated, for the repetition penalty); `generated` only what it produced.
+pub fn apply_penalties(logits: &mut [f32], params: &SamplingParams, context_seen: &[bool], generated_seen: &[bool]) {
+    if params.repetition_penalty != 1.0 {
+        let p = params.repetition_penalty;
+        for (l, _) in logits.iter_mut().zip(context_seen).filter(|(_, &s)| s) {
+            *l = if *l > 0.0 { *l / p } else { *l * p };
+        }
+    }
+    if params.presence_penalty != 0.0 {
+        for (l, _) in logits.iter_mut().zip(generated_seen).filter(|(_, &s)| s) {
+            *l -= params.presence_penalty;
+        }
+    }
+}
+
+/// The candidate tokens after temperature and the filters: (token, probability), sorted by
+/// probability descending, probabilities renormalised to sum 1.
+pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f32)> {
+    let t = params.temperature.max(1e-6);
+    let mut cand: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .map(|(i, &l)| (i as u32, l / t))
+        .collect();
+    if cand.is_empty() {
+        return vec![(0, 1.0)];
+    }
+    let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if params.top_k > 0 && params.top_k < cand.len() {
+        cand.select_nth_unstable_by(params.top_k - 1, by_logit);
+        cand.truncate(params.top_k);
+    }
+    cand.sort_unstable_by(by_logit);
+    // softmax over the survivors
+    let max = cand[0].1;
+    let mut sum = 0f32;
+    for c in cand.iter_mut() {
+        c.1 = (c.1 - max).exp();
+        sum += c.1;
+    }
+    for c in cand.iter_mut() {
+        c.1 /= sum;
+    }
+    if params.top_p < 1.0 {
+        let mut cum = 0f32;
+        let mut keep = cand.len();
+        for (i, c) in cand.iter().enumerate() {
+            cum += c.1;
+            if cum >= params.top_p {
+                keep = i + 1;
+                break;
+            }
+        }
+        cand.truncate(keep);
+    }
+    if params.min_p > 0.0 {
+        let floor = params.min_p * cand[0].1;
+        cand.retain(|c| c.1 >= floor);
+    }
+    let total: f32 = cand.iter().map(|c| c.1).sum();
+    for c in cand.iter_mut() {
+        c.1 /= total;
+    }
+    cand
+}
+
+/// Greedy when temperature is 0 (lowest id among equal maxima), else a draw.
+pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> u32 {
+    if params.temperature == 0.0 {
+        return argmax(logits);
+    }
+    let dist = filtered_distribution(logits, params);
+    let u: f32 = rng.random();
+    let mut cum = 0f32;
+    for &(id, p) in &dist {
+        cum += p;
+        if u < cum {
+            return id;
+        }
+    }
+    dist.last().map_or(0, |d| d.0)
+}
+
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

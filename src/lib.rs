@@ -1,0 +1,11 @@
+//! polaris: GRPO with human-reference injection for long-story generation.
+//!
+//! The binary `polaris-tui` is a thin command line over this library.
+
+pub mod chat;
+pub mod cli;
+pub mod device;
+pub mod generate;
+pub mod lm;
+pub mod model;
+pub mod tokenize;

@@ -1,0 +1,162 @@
+//! Building blocks shared by the architectures, each in two forms: a differentiable one
+//! made of candle ops that carry gradients (training, scoring) and a fused one
+//! (`Kernels::Fused`) for generation, which candle gives no gradient for (MODELS.md).
+//! Both forms compute the same function; tests hold them to each other.
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor, D};
+
+use super::config::RopeScaling;
+
+/// Which implementation of normalisation, rotary embedding and softmax to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Composed candle ops: gradients flow through every parameter.
+    Differentiable,
+    /// candle's fused CPU/CUDA kernels: faster, no gradient.
+    Fused,
+}
+
+/// y = x W^T (+ b). x: [..., in], w: [out, in].
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let dims = x.dims().to_vec();
+    let (out, inp) = w.dims2()?;
+    let n: usize = dims[..dims.len() - 1].iter().product();
+    let y = x.reshape((n, inp))?.matmul(&w.t()?)?;
+    let y = match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    };
+    let mut out_dims = dims;
+    *out_dims.last_mut().unwrap() = out;
+    Ok(y.reshape(out_dims)?)
+}
+
+/// RMSNorm over the last dim, `x / rms(x) * w`, statistics in at least f32.
+pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    Ok(match kernels {
+        Kernels::Differentiable => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
+        Kernels::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+    })
+}
+
+/// Softmax over the last dim.
+pub fn softmax_last(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    Ok(match kernels {
+        Kernels::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
+        Kernels::Fused => candle_nn::ops::softmax_last_dim(&x.contiguous()?)?,
+    })
+}
+
+/// Inverse frequencies of the rotary embedding, as transformers computes them (f32).
+pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Vec<f32> {
+    let base = theta as f32;
+    let inv: Vec<f32> = (0..rotary_dim / 2)
+        .map(|i| 1.0 / base.powf((2 * i) as f32 / rotary_dim as f32))
+        .collect();
+    match scaling {
+        RopeScaling::None => inv,
+        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+            let old = *original_max_position_embeddings as f64;
+            let low_wavelen = old / low_freq_factor;
+            let high_wavelen = old / high_freq_factor;
+            inv.into_iter()
+                .map(|f| {
+                    let f = f as f64;
+                    let wavelen = 2.0 * std::f64::consts::PI / f;
+                    let scaled = if wavelen < high_wavelen {
+                        f
+                    } else if wavelen > low_wavelen {
+                        f / factor
+                    } else {
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        (1.0 - smooth) * f / factor + smooth * f
+                    };
+                    scaled as f32
+                })
+                .collect()
+        }
+    }
+}
+
+/// cos and sin tables for the given positions: each [B, T, rotary_dim/2] in `dtype`.
+/// Computed in f32 like transformers does, then cast.
+pub fn rope_tables(positions: &[Vec<u32>], inv_freq: &[f32], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+    let b = positions.len();
+    let t = positions.first().map_or(0, Vec::len);
+    let half = inv_freq.len();
+    let mut cos = Vec::with_capacity(b * t * half);
+    let mut sin = Vec::with_capacity(b * t * half);
+    for row in positions {
+        for &p in row {
+            for &f in inv_freq {
+                let angle = p as f32 * f;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    let cos = Tensor::from_vec(cos, (b, t, half), device)?.to_dtype(dtype)?;
+    let sin = Tensor::from_vec(sin, (b, t, half), device)?.to_dtype(dtype)?;
+    Ok((cos, sin))
+}
+
+/// Rotate-half RoPE on x: [B, H, T, Dh] with cos/sin: [B, T, Dh/2].
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    match kernels {
+        Kernels::Fused => Ok(candle_nn::rotary_emb::rope(&x.contiguous()?, cos, sin)?),
+        Kernels::Differentiable => {
+            let half = x.dim(D::Minus1)? / 2;
+            let cos = Tensor::cat(&[cos, cos], D::Minus1)?.unsqueeze(1)?;
+            let sin = Tensor::cat(&[sin, sin], D::Minus1)?.unsqueeze(1)?;
+            let x1 = x.narrow(D::Minus1, 0, half)?;
+            let x2 = x.narrow(D::Minus1, half, half)?;
+            let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+            Ok((x.broadcast_mul(&cos)? + rotated.broadcast_mul(&sin)?)?)
+        }
+    }
+}
+
+/// Additive attention mask [B, 1, T, S]: 0 where query t (absolute position `start + t`)
+/// may see key s, -inf elsewhere. Keys before a row's left padding are hidden; a padded
+/// query sees itself so its softmax stays finite (its output is never used).
+pub fn attention_mask(pad: &[usize], start: usize, t: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let s = start + t;
+    let mut m = Vec::with_capacity(pad.len() * t * s);
+    for &p in pad {
+        for q in 0..t {
+            let abs = start + q;
+            for k in 0..s {
+                let visible = k <= abs && (k >= p || k == abs);
+                m.push(if visible { 0f32 } else { f32::NEG_INFINITY });
+            }
+        }
+    }
+    Ok(Tensor::from_vec(m, (pad.len(), 1, t, s), device)?.to_dtype(dtype)?)
+}
+
+/// Grouped-query attention. q: [B, H, T, Dh]; k, v: [B, Hkv, S, Dh]; mask: [B, 1, T, S].
+/// Query head h uses kv head h / (H / Hkv), as transformers' repeat_kv does; the
+/// grouping is done by reshaping q instead of copying k and v.
+/// Returns [B, T, H * Dh].
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
+    let (b, h, t, dh) = q.dims4()?;
+    let (_, hkv, s, _) = k.dims4()?;
+    let rep = h / hkv;
+    let dtype = q.dtype();
+    let scale = 1.0 / (dh as f64).sqrt();
+    let qg = (q.contiguous()?.reshape((b, hkv, rep * t, dh))? * scale)?;
+    let att = qg.matmul(&k.contiguous()?.t()?)?; // [B, Hkv, rep*T, S]
+    // softmax in f32 for half-precision models, as transformers does
+    let att = if matches!(dtype, DType::BF16 | DType::F16) { att.to_dtype(DType::F32)? } else { att };
+    let att = match mask {
+        Some(m) => att
+            .reshape((b, hkv, rep, t, s))?
+            .broadcast_add(&m.to_dtype(att.dtype())?.unsqueeze(1)?)?
+            .reshape((b, hkv, rep * t, s))?,
+        None => att,
+    };
+    let probs = softmax_last(&att, kernels)?.to_dtype(dtype)?;
+    let out = probs.matmul(&v.contiguous()?)?; // [B, Hkv, rep*T, Dh]
+    Ok(out.reshape((b, h, t, dh))?.transpose(1, 2)?.reshape((b, t, h * dh))?)
+}

@@ -1,0 +1,140 @@
+//! Models: Hugging Face configs, checkpoint loading, differentiable layers, one file per
+//! architecture, generation caches, and chunked per-token log-probs with gradients.
+
+pub mod config;
+pub mod layers;
+pub mod llama;
+pub mod logprobs;
+pub mod params;
+pub mod tiny;
+pub mod weights;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+
+pub use config::{Architecture, ModelConfig};
+pub use layers::Kernels;
+pub use params::{all_trainable, frozen, LoadOptions, Source, TrainableFn};
+
+use params::ParamBuilder;
+use weights::Checkpoint;
+
+/// A causal language model of any supported architecture.
+pub struct Model {
+    arch: Arch,
+    /// Trainable parameters by canonical name (empty when frozen).
+    params: Vec<(String, Var)>,
+    /// Every parameter tensor by canonical name (tied tensors once).
+    tensors: Vec<(String, Tensor)>,
+}
+
+enum Arch {
+    Llama(llama::Llama),
+}
+
+/// Generation state of a batch, matching the model's architecture.
+pub enum Cache {
+    Llama(llama::Cache),
+}
+
+impl Cache {
+    /// Positions filled so far.
+    pub fn len(&self) -> usize {
+        match self {
+            Cache::Llama(c) => c.len(),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Keeps only the given rows, in the given order.
+    pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
+        match self {
+            Cache::Llama(c) => c.retain_rows(rows),
+        }
+    }
+}
+
+impl Model {
+    /// Loads config.json and the safetensors weights from a model directory.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
+        let ckpt = Checkpoint::open(dir)?;
+        Self::build(&cfg, Source::Checkpoint(&ckpt), opts)
+            .with_context(|| format!("loading the model in {}", dir.display()))
+    }
+
+    /// Builds the architecture from any source of weights.
+    pub fn build(cfg: &ModelConfig, source: Source, opts: &LoadOptions) -> Result<Self> {
+        let mut p = ParamBuilder::new(source, opts.clone());
+        let arch = match cfg.architecture {
+            Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
+        };
+        Ok(Self { arch, params: p.trainable, tensors: p.all })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        match &self.arch {
+            Arch::Llama(m) => &m.cfg,
+        }
+    }
+
+    pub fn device(&self) -> &Device {
+        self.tensors[0].1.device()
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.tensors[0].1.dtype()
+    }
+
+    /// Trainable parameters by canonical name.
+    pub fn trainable(&self) -> &[(String, Var)] {
+        &self.params
+    }
+
+    /// Every parameter tensor by canonical name.
+    pub fn tensors(&self) -> &[(String, Tensor)] {
+        &self.tensors
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.iter().map(|(_, t)| t.elem_count()).sum()
+    }
+
+    /// Final-normed hidden states [B, T, D] for ids [B, T], differentiable.
+    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.hidden_states(ids),
+        }
+    }
+
+    /// Output projection [V, D] (the embedding when tied).
+    pub fn lm_head(&self) -> &Tensor {
+        match &self.arch {
+            Arch::Llama(m) => m.lm_head(),
+        }
+    }
+
+    /// Full-sequence logits [B, T, V]: materialises every row, so for short inputs and
+    /// tests; training and scoring use `logprobs`, which works in chunks.
+    pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
+        let h = self.hidden_states(ids)?;
+        layers::linear(&h, self.lm_head(), None)
+    }
+
+    /// A fresh cache for a batch whose rows are left-padded by `pad[r]` positions.
+    pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
+        match &self.arch {
+            Arch::Llama(m) => Cache::Llama(m.new_cache(pad)),
+        }
+    }
+
+    /// Feeds ids [B, T] after what the cache holds; returns last-position logits [B, V] (f32).
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
+        match (&self.arch, cache) {
+            (Arch::Llama(m), Cache::Llama(c)) => m.forward_cached(ids, c, kernels),
+        }
+    }
+}
