@@ -79,7 +79,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     let device = lm.model.device();
     let inputs = Tensor::new(&ids[..n - 1], device)?.unsqueeze(0)?;
     let targets = Tensor::new(&ids[1..], device)?.unsqueeze(0)?;
-    let lp: Vec<f32> = logprobs(&lm.model, &inputs, &targets, args.chunk)?.squeeze(0)?.to_vec1()?;
+    let lp: Vec<f32> = logprobs(&lm.model, &inputs, &targets, args.chunk)?.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
     let scored = &lp[scored_from - 1..];
     let mean_nll = -scored.iter().map(|&x| x as f64).sum::<f64>() / scored.len().max(1) as f64;
     let record = ScoreRecord { token_ids: ids, logprobs: lp.clone(), mean_nll, perplexity: mean_nll.exp(), scored_from, scored_tokens: scored.len() };

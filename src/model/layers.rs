@@ -34,9 +34,10 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 
 /// RMSNorm over the last dim, `x / rms(x) * w`, statistics in at least f32.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    // candle's fused kernel has no f64 variant
     Ok(match kernels {
-        Kernels::Differentiable => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
-        Kernels::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+        Kernels::Fused if x.dtype() != DType::F64 => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+        _ => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
     })
 }
 

@@ -21,15 +21,20 @@ pub const DEFAULT_CHUNK: usize = 256;
 /// Gradients by canonical parameter name.
 pub type Gradients = Vec<(String, Tensor)>;
 
-/// log p(target_i | h_i) for hidden rows h: [N, D] and targets [N] -> [N] f32.
+/// log p(target_i | h_i) for hidden rows h: [N, D] and targets [N] -> [N], in f32 for
+/// half-precision models (the softmax needs the range), else in the model's dtype.
 fn chunk_logprobs(h: &Tensor, lm_head: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let logits = h.matmul(&lm_head.t()?)?.to_dtype(DType::F32)?; // [N, V]
+    let logits = h.matmul(&lm_head.t()?)?; // [N, V]
+    let logits = match logits.dtype() {
+        DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
+        _ => logits,
+    };
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     Ok(logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?)
 }
 
 /// Log-probs of `targets` [B, T] given inputs `ids` [B, T] (target t follows input t):
-/// returns [B, T] f32, no gradient kept.
+/// returns [B, T] (f32, or f64 for an f64 model), no gradient kept.
 pub fn logprobs(model: &Model, ids: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
     let hidden = model.hidden_states(ids)?.detach();
@@ -45,7 +50,7 @@ pub fn logprobs(model: &Model, ids: &Tensor, targets: &Tensor, chunk: usize) -> 
 
 /// One forward and backward pass for a per-token loss.
 ///
-/// `coefficients` receives the log-probs [B, T] (f32) and returns dL/dlogp [B, T]
+/// `coefficients` receives the log-probs [B, T] and returns dL/dlogp [B, T]
 /// (zero for padding). Returns the log-probs and the gradient of every trainable parameter.
 pub fn logprobs_backward(
     model: &Model,
@@ -70,7 +75,7 @@ pub fn logprobs_backward(
         parts.push(chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?.detach());
     }
     let logp = Tensor::cat(&parts, 0)?.reshape((b, t))?;
-    let coeff = coefficients(&logp)?.to_dtype(DType::F32)?.flatten_all()?;
+    let coeff = coefficients(&logp)?.to_dtype(logp.dtype())?.flatten_all()?;
 
     // pass 2: head gradients per chunk, and dL/dH
     let mut acc: HashMap<TensorId, Tensor> = HashMap::new();
@@ -80,8 +85,9 @@ pub fn logprobs_backward(
         let lp = chunk_logprobs(h.as_tensor(), model.lm_head(), &tgt.narrow(0, start, len)?)?;
         let seeded = (lp * coeff.narrow(0, start, len)?)?.sum_all()?;
         let grads = seeded.backward()?;
+        // detached: dL/dH is a constant seed for the body, not a function of the head
         dh_parts.push(match grads.get(h.as_tensor()) {
-            Some(g) => g.clone(),
+            Some(g) => g.detach(),
             None => h.as_tensor().zeros_like()?,
         });
         accumulate(&mut acc, model, &grads)?;

@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use polaris::model::{LoadOptions, Model, ModelConfig, Source};
+
+/// `../shared` beside the checkout (read-only reference data).
+pub fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+}
+
+pub fn cpu(dtype: DType) -> LoadOptions {
+    LoadOptions::new(dtype, Device::Cpu)
+}
+
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// A small random model of the given architecture (norm weights jittered so a wrong norm shows).
+pub fn random_model(model_type: &str, tied: bool, dtype: DType, trainable: polaris::model::TrainableFn) -> Model {
+    let cfg = ModelConfig::from_json(&serde_json::json!({
+        "model_type": model_type, "vocab_size": 61, "hidden_size": 16, "intermediate_size": 24,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+        "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": tied
+    }))
+    .unwrap();
+    Model::build(&cfg, Source::random(11, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
+}
+
+pub fn ids(rows: &[Vec<u32>]) -> Tensor {
+    let t = rows[0].len();
+    let flat: Vec<u32> = rows.iter().flatten().copied().collect();
+    Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap()
+}
