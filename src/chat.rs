@@ -18,7 +18,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.to_string(), content: content.to_string() }
+        Self {
+            role: role.to_string(),
+            content: content.to_string(),
+        }
     }
     pub fn user(content: &str) -> Self {
         Self::new("user", content)
@@ -45,13 +48,20 @@ impl ChatTemplate {
         let token = |key: &str| -> String {
             match tokenizer_config.and_then(|c| c.get(key)) {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Object(o)) => o.get("content").and_then(Value::as_str).unwrap_or_default().to_string(),
+                Some(Value::Object(o)) => o
+                    .get("content")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
                 _ => String::new(),
             }
         };
         let jinja = dir.join("chat_template.jinja");
         let source = if jinja.exists() {
-            Some(std::fs::read_to_string(&jinja).with_context(|| format!("cannot read {}", jinja.display()))?)
+            Some(
+                std::fs::read_to_string(&jinja)
+                    .with_context(|| format!("cannot read {}", jinja.display()))?,
+            )
         } else {
             match tokenizer_config.and_then(|c| c.get("chat_template")) {
                 Some(Value::String(s)) => Some(s.clone()),
@@ -64,13 +74,22 @@ impl ChatTemplate {
                 _ => None,
             }
         };
-        let t = Self { source, bos_token: token("bos_token"), eos_token: token("eos_token") };
-        t.check().with_context(|| format!("the chat template of {}", dir.display()))?;
+        let t = Self {
+            source,
+            bos_token: token("bos_token"),
+            eos_token: token("eos_token"),
+        };
+        t.check()
+            .with_context(|| format!("the chat template of {}", dir.display()))?;
         Ok(t)
     }
 
     pub fn new(source: Option<String>, bos_token: &str, eos_token: &str) -> Result<Self> {
-        let t = Self { source, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() };
+        let t = Self {
+            source,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        };
         t.check()?;
         Ok(t)
     }
@@ -91,19 +110,26 @@ impl ChatTemplate {
     fn check(&self) -> Result<()> {
         if let Some(src) = &self.source {
             let mut env = environment();
-            env.add_template("chat", src).map_err(|e| anyhow!("does not parse: {e}"))?;
+            env.add_template("chat", src)
+                .map_err(|e| anyhow!("does not parse: {e}"))?;
         }
         Ok(())
     }
 
     /// Renders the conversation. `enable_thinking` is passed to the template as a variable
     /// (Qwen templates branch on it); the plain fallback ignores it.
-    pub fn render(&self, messages: &[Message], add_generation_prompt: bool, enable_thinking: bool) -> Result<String> {
+    pub fn render(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+        enable_thinking: bool,
+    ) -> Result<String> {
         let Some(src) = &self.source else {
             return Ok(plain(messages, &self.eos_token));
         };
         let mut env = environment();
-        env.add_template("chat", src).map_err(|e| anyhow!("chat template does not parse: {e}"))?;
+        env.add_template("chat", src)
+            .map_err(|e| anyhow!("chat template does not parse: {e}"))?;
         let tmpl = env.get_template("chat")?;
         tmpl.render(minijinja::context! {
             messages => messages,
@@ -119,9 +145,15 @@ impl ChatTemplate {
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
-        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
-    });
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
     env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
     env
 }
@@ -165,13 +197,28 @@ pub fn split_thinking(completion: &str, opened_in_prompt: bool) -> Split {
     let opened_here = body.starts_with(THINK_OPEN);
     if let Some(pos) = completion.find(THINK_CLOSE) {
         let before = &completion[..pos];
-        let before = before.trim_start().strip_prefix(THINK_OPEN).unwrap_or(before);
+        let before = before
+            .trim_start()
+            .strip_prefix(THINK_OPEN)
+            .unwrap_or(before);
         let after = &completion[pos + THINK_CLOSE.len()..];
-        return Split { thinking: Some(before.trim().to_string()), story: after.trim().to_string(), thinking_closed: true };
+        return Split {
+            thinking: Some(before.trim().to_string()),
+            story: after.trim().to_string(),
+            thinking_closed: true,
+        };
     }
     if opened_in_prompt || opened_here {
         let inner = body.strip_prefix(THINK_OPEN).unwrap_or(body);
-        return Split { thinking: Some(inner.trim().to_string()), story: String::new(), thinking_closed: false };
+        return Split {
+            thinking: Some(inner.trim().to_string()),
+            story: String::new(),
+            thinking_closed: false,
+        };
     }
-    Split { thinking: None, story: completion.trim().to_string(), thinking_closed: true }
+    Split {
+        thinking: None,
+        story: completion.trim().to_string(),
+        thinking_closed: true,
+    }
 }

@@ -24,13 +24,20 @@ pub struct LanguageModel {
 impl LanguageModel {
     /// `tiny` for the built-in model, otherwise a Hugging Face model directory.
     pub fn open(spec: &str, opts: &LoadOptions) -> Result<Self> {
-        let dir = if spec == "tiny" { tiny::ensure()? } else { PathBuf::from(spec) };
+        let dir = if spec == "tiny" {
+            tiny::ensure()?
+        } else {
+            PathBuf::from(spec)
+        };
         Self::from_dir(&dir, opts)
     }
 
     pub fn from_dir(dir: &Path, opts: &LoadOptions) -> Result<Self> {
         if !dir.is_dir() {
-            bail!("{}: no such model directory (give a Hugging Face model directory, or `tiny`)", dir.display());
+            bail!(
+                "{}: no such model directory (give a Hugging Face model directory, or `tiny`)",
+                dir.display()
+            );
         }
         let model = Model::load_dir(dir, opts)?;
         let tokenizer = Tokenizer::from_dir(dir)?;
@@ -47,11 +54,17 @@ impl LanguageModel {
         let gen_cfg = dir.join("generation_config.json");
         if gen_cfg.exists() {
             let text = std::fs::read_to_string(&gen_cfg)?;
-            let json: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", gen_cfg.display()))?;
-            stop_ids.extend(token_id_list(json.get("eos_token_id"), "eos_token_id").with_context(|| format!("in {}", gen_cfg.display()))?);
+            let json: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", gen_cfg.display()))?;
+            stop_ids.extend(
+                token_id_list(json.get("eos_token_id"), "eos_token_id")
+                    .with_context(|| format!("in {}", gen_cfg.display()))?,
+            );
         }
-        if let Some(id) = tokenizer.config_token("eos_token").and_then(|t| tokenizer.token_id(&t)) {
+        if let Some(id) = tokenizer
+            .config_token("eos_token")
+            .and_then(|t| tokenizer.token_id(&t))
+        {
             stop_ids.push(id);
         }
         if chat.mentions("<|im_end|>") {
@@ -59,11 +72,21 @@ impl LanguageModel {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        let think = match (tokenizer.token_id(crate::chat::THINK_OPEN), tokenizer.token_id(crate::chat::THINK_CLOSE)) {
+        let think = match (
+            tokenizer.token_id(crate::chat::THINK_OPEN),
+            tokenizer.token_id(crate::chat::THINK_CLOSE),
+        ) {
             (Some(open), Some(close)) => Some(ThinkTokens { open, close }),
             _ => None,
         };
-        Ok(Self { model, tokenizer, chat, stop_ids, think, dir: dir.to_path_buf() })
+        Ok(Self {
+            model,
+            tokenizer,
+            chat,
+            stop_ids,
+            think,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The prompt text and ids for a user message. `raw` tokenizes `text` as it is (with
@@ -79,8 +102,21 @@ impl LanguageModel {
     }
 
     /// Samples `n` completions of one prompt.
-    pub fn generate(&self, prompt_ids: &[u32], n: usize, params: &SamplingParams, on_token: &mut dyn FnMut(TokenEvent), cancel: &AtomicBool) -> Result<Vec<Output>> {
-        let req = Request::group(prompt_ids.to_vec(), n, params.clone(), self.stop_ids.clone(), self.think);
+    pub fn generate(
+        &self,
+        prompt_ids: &[u32],
+        n: usize,
+        params: &SamplingParams,
+        on_token: &mut dyn FnMut(TokenEvent),
+        cancel: &AtomicBool,
+    ) -> Result<Vec<Output>> {
+        let req = Request::group(
+            prompt_ids.to_vec(),
+            n,
+            params.clone(),
+            self.stop_ids.clone(),
+            self.think,
+        );
         generate::generate(&self.model, &req, on_token, cancel)
     }
 
@@ -95,7 +131,13 @@ impl LanguageModel {
     /// Ids of a teacher-forced response after `prompt` (as rendered): with thinking,
     /// `<think>\n{reasoning}\n</think>\n{story}{end}` (RECIPE.md), where an opening tag
     /// already at the end of the prompt is not repeated; without, `{story}{end}`.
-    pub fn response_ids(&self, prompt: &str, thinking: bool, reasoning: Option<&str>, story: &str) -> Result<Vec<u32>> {
+    pub fn response_ids(
+        &self,
+        prompt: &str,
+        thinking: bool,
+        reasoning: Option<&str>,
+        story: &str,
+    ) -> Result<Vec<u32>> {
         let end = self.end_text();
         let reasoning = reasoning.unwrap_or("").trim();
         let text = if crate::chat::opens_thinking(prompt) {

@@ -22,8 +22,12 @@ impl Tokenizer {
             .map_err(|e| anyhow!("{}: cannot read the tokenizer: {e}", path.display()))?;
         let cfg_path = dir.join("tokenizer_config.json");
         let config = if cfg_path.exists() {
-            let text = std::fs::read_to_string(&cfg_path).with_context(|| format!("cannot read {}", cfg_path.display()))?;
-            Some(serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", cfg_path.display()))?)
+            let text = std::fs::read_to_string(&cfg_path)
+                .with_context(|| format!("cannot read {}", cfg_path.display()))?;
+            Some(
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not valid JSON", cfg_path.display()))?,
+            )
         } else {
             None
         };
@@ -41,12 +45,17 @@ impl Tokenizer {
     /// Token ids of `text`. `add_special_tokens` applies the tokenizer's post-processor
     /// (e.g. BOS); special tokens written in the text are recognised either way.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, add_special_tokens).map_err(|e| anyhow!("tokenizing failed: {e}"))?;
+        let enc = self
+            .inner
+            .encode(text, add_special_tokens)
+            .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner.decode(ids, skip_special_tokens).map_err(|e| anyhow!("decoding failed: {e}"))
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| anyhow!("decoding failed: {e}"))
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
@@ -85,12 +94,19 @@ pub struct TokenStream<'a> {
 
 impl<'a> TokenStream<'a> {
     pub fn new(tokenizer: &'a Tokenizer) -> Self {
-        Self { tokenizer, ids: Vec::new(), prev: 0, current: 0 }
+        Self {
+            tokenizer,
+            ids: Vec::new(),
+            prev: 0,
+            current: 0,
+        }
     }
 
     /// Adds one id; returns the text it completes, if any.
     pub fn push(&mut self, id: u32) -> Result<Option<String>> {
-        let before = self.tokenizer.decode(&self.ids[self.prev..self.current], false)?;
+        let before = self
+            .tokenizer
+            .decode(&self.ids[self.prev..self.current], false)?;
         self.ids.push(id);
         let after = self.tokenizer.decode(&self.ids[self.prev..], false)?;
         if after.len() > before.len() && !after.ends_with('\u{FFFD}') {

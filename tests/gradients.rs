@@ -11,7 +11,10 @@ use polaris::model::logprobs::{logprobs, logprobs_backward};
 use polaris::model::{all_trainable, Model};
 
 fn batch() -> (Tensor, Tensor) {
-    let rows = vec![vec![3u32, 17, 42, 5, 9, 60, 1, 33, 12], vec![7u32, 7, 21, 50, 2, 18, 44, 0, 29]];
+    let rows = [
+        vec![3u32, 17, 42, 5, 9, 60, 1, 33, 12],
+        vec![7u32, 7, 21, 50, 2, 18, 44, 0, 29],
+    ];
     let inputs: Vec<Vec<u32>> = rows.iter().map(|r| r[..r.len() - 1].to_vec()).collect();
     let targets: Vec<Vec<u32>> = rows.iter().map(|r| r[1..].to_vec()).collect();
     (ids(&inputs), ids(&targets))
@@ -20,14 +23,27 @@ fn batch() -> (Tensor, Tensor) {
 /// Fixed per-token coefficients dL/dlogp, varied in sign and size, zero on one "padding" token.
 fn coefficients(shape: &Tensor) -> Tensor {
     let (b, t) = shape.dims2().unwrap();
-    let c: Vec<f32> = (0..b * t).map(|i| if i == b * t - 1 { 0.0 } else { ((i * 7 % 11) as f32 - 5.0) / 4.0 }).collect();
+    let c: Vec<f32> = (0..b * t)
+        .map(|i| {
+            if i == b * t - 1 {
+                0.0
+            } else {
+                ((i * 7 % 11) as f32 - 5.0) / 4.0
+            }
+        })
+        .collect();
     Tensor::from_vec(c, (b, t), shape.device()).unwrap()
 }
 
 /// L(θ) = Σ c_i logp_i(θ) evaluated in f64.
 fn loss(model: &Model, inputs: &Tensor, targets: &Tensor, c: &Tensor) -> f64 {
     let lp = logprobs(model, inputs, targets, 5).unwrap();
-    (lp.to_dtype(DType::F64).unwrap() * c.to_dtype(DType::F64).unwrap()).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (lp.to_dtype(DType::F64).unwrap() * c.to_dtype(DType::F64).unwrap())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 #[test]
@@ -35,15 +51,32 @@ fn every_trainable_parameter_gets_a_nonzero_gradient() {
     for (arch, tied) in [("qwen3", false), ("qwen3", true), ("llama", false)] {
         let model = random_model(arch, tied, DType::F32, all_trainable());
         let (inputs, targets) = batch();
-        let (_, grads) = logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
+        let (_, grads) =
+            logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
         assert_eq!(grads.len(), model.trainable().len());
-        assert!(grads.len() >= 2 * 9 + 2, "{arch}: expected every tensor trainable, got {}", grads.len());
+        assert!(
+            grads.len() >= 2 * 9 + 2,
+            "{arch}: expected every tensor trainable, got {}",
+            grads.len()
+        );
         for (name, g) in &grads {
-            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm > 0.0 && norm.is_finite(), "{arch} tied={tied}: {name} has gradient norm {norm}");
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{arch} tied={tied}: {name} has gradient norm {norm}"
+            );
         }
         if arch == "qwen3" {
-            assert!(grads.iter().any(|(n, _)| n.ends_with("q_norm.weight")), "qwen3 has q/k norms");
+            assert!(
+                grads.iter().any(|(n, _)| n.ends_with("q_norm.weight")),
+                "qwen3 has q/k norms"
+            );
         }
     }
 }
@@ -54,7 +87,8 @@ fn gradients_match_finite_differences() {
         let model = random_model("qwen3", tied, DType::F64, all_trainable());
         let (inputs, targets) = batch();
         let c = coefficients(&inputs);
-        let (_, grads) = logprobs_backward(&model, &inputs, &targets, 3, |_| Ok(c.clone())).unwrap();
+        let (_, grads) =
+            logprobs_backward(&model, &inputs, &targets, 3, |_| Ok(c.clone())).unwrap();
         let mut checked = 0;
         for ((name, var), (gname, g)) in model.trainable().iter().zip(&grads) {
             assert_eq!(name, gname);
@@ -65,19 +99,26 @@ fn gradients_match_finite_differences() {
                 let h = 1e-5;
                 let mut plus = base.clone();
                 plus[i] += h;
-                var.set(&Tensor::from_vec(plus, var.shape(), var.device()).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(plus, var.shape(), var.device()).unwrap())
+                    .unwrap();
                 let lp = loss(&model, &inputs, &targets, &c);
                 let mut minus = base.clone();
                 minus[i] -= h;
-                var.set(&Tensor::from_vec(minus, var.shape(), var.device()).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(minus, var.shape(), var.device()).unwrap())
+                    .unwrap();
                 let lm = loss(&model, &inputs, &targets, &c);
-                var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap())
+                    .unwrap();
                 let fd = (lp - lm) / (2.0 * h);
                 // Central differences in f64 with h = 1e-5: truncation ~h²·|f'''| ≈ 1e-10 and
                 // rounding ~ε·|L|/h ≈ 1e-11·|L|; 1e-6 relative (absolute below 1) leaves
                 // margin while a missing or wrong gradient term is off by O(|g|).
                 let tol = 1e-6 * g[i].abs().max(1.0);
-                assert!((fd - g[i]).abs() < tol, "tied={tied} {name}[{i}]: backward {} vs finite difference {fd}", g[i]);
+                assert!(
+                    (fd - g[i]).abs() < tol,
+                    "tied={tied} {name}[{i}]: backward {} vs finite difference {fd}",
+                    g[i]
+                );
                 checked += 1;
             }
         }
@@ -90,9 +131,22 @@ fn chunked_logprobs_equal_the_full_log_softmax() {
     let model = random_model("qwen3", false, DType::F64, polaris::model::frozen());
     let (inputs, targets) = batch();
     let full = candle_nn::ops::log_softmax(&model.logits(&inputs).unwrap(), D::Minus1).unwrap();
-    let expect: Vec<Vec<f64>> = full.gather(&targets.unsqueeze(2).unwrap(), 2).unwrap().squeeze(2).unwrap().to_dtype(DType::F64).unwrap().to_vec2().unwrap();
+    let expect: Vec<Vec<f64>> = full
+        .gather(&targets.unsqueeze(2).unwrap(), 2)
+        .unwrap()
+        .squeeze(2)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec2()
+        .unwrap();
     for chunk in [1, 3, 7, 16, 1000] {
-        let got: Vec<Vec<f64>> = logprobs(&model, &inputs, &targets, chunk).unwrap().to_dtype(DType::F64).unwrap().to_vec2().unwrap();
+        let got: Vec<Vec<f64>> = logprobs(&model, &inputs, &targets, chunk)
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         for (a, b) in got.iter().flatten().zip(expect.iter().flatten()) {
             // log-probs leave the chunk in f32: 1e-6 is f32 rounding of values O(5)
             assert!((a - b).abs() < 1e-5, "chunk {chunk}: {a} vs {b}");
@@ -104,22 +158,48 @@ fn chunked_logprobs_equal_the_full_log_softmax() {
     let (_, g1) = logprobs_backward(&model, &inputs, &targets, 1, |_| Ok(c.clone())).unwrap();
     let (_, g2) = logprobs_backward(&model, &inputs, &targets, 100, |_| Ok(c.clone())).unwrap();
     for ((n, a), (_, b)) in g1.iter().zip(&g2) {
-        let d = (a - b).unwrap().abs().unwrap().max_keepdim(0).unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_keepdim(0)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(d < 1e-9, "{n}: chunking changed the gradient by {d}");
     }
 }
 
 #[test]
 fn only_the_chosen_parameters_train() {
-    let only: polaris::model::TrainableFn = Arc::new(|n: &str| n == "lm_head.weight" || n.starts_with("model.layers.1.self_attn.q_proj"));
+    let only: polaris::model::TrainableFn = Arc::new(|n: &str| {
+        n == "lm_head.weight" || n.starts_with("model.layers.1.self_attn.q_proj")
+    });
     let model = random_model("qwen3", false, DType::F32, only);
     let names: Vec<&str> = model.trainable().iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, vec!["model.layers.1.self_attn.q_proj.weight", "lm_head.weight"]);
+    assert_eq!(
+        names,
+        vec!["model.layers.1.self_attn.q_proj.weight", "lm_head.weight"]
+    );
     let (inputs, targets) = batch();
-    let (_, grads) = logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
+    let (_, grads) =
+        logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
     assert_eq!(grads.len(), 2);
     for (name, g) in &grads {
-        assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0, "{name}");
+        assert!(
+            g.abs()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+                > 0.0,
+            "{name}"
+        );
     }
     // a frozen model refuses to train
     let frozen = random_model("qwen3", false, DType::F32, polaris::model::frozen());

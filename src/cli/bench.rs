@@ -58,7 +58,10 @@ fn generate_bench(args: GenerateBench) -> Result<()> {
     if args.stories260k.join("config.json").exists() {
         models.push(("stories260K".into(), args.stories260k.clone()));
     } else {
-        eprintln!("note: {} not found; skipping stories260K", args.stories260k.display());
+        eprintln!(
+            "note: {} not found; skipping stories260K",
+            args.stories260k.display()
+        );
     }
     let tmp = tempdir()?;
     write_random_llama(&tmp)?;
@@ -83,15 +86,30 @@ fn print_table(rows: &[Row], group: usize) {
     println!("| model | implementation | batch | tokens/s | ms/step |");
     println!("|---|---|---:|---:|---:|");
     for r in rows {
-        println!("| {} | {} | {} | {:.0} | {:.2} |", r.model, r.implementation, r.batch, r.tokens_per_s, r.ms_per_step);
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} |",
+            r.model, r.implementation, r.batch, r.tokens_per_s, r.ms_per_step
+        );
     }
     println!();
-    let find = |m: &str, imp: &str, b: usize| rows.iter().find(|r| r.model == m && r.implementation == imp && r.batch == b).map(|r| r.tokens_per_s);
+    let find = |m: &str, imp: &str, b: usize| {
+        rows.iter()
+            .find(|r| r.model == m && r.implementation == imp && r.batch == b)
+            .map(|r| r.tokens_per_s)
+    };
     let mut names: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
     names.dedup();
     for m in names {
-        if let (Some(o1), Some(c1), Some(og)) = (find(m, "polaris decode", 1), find(m, "candle-transformers", 1), find(m, "polaris decode", group)) {
-            println!("{m}: single stream polaris/candle = {:.2}x; group of {group} vs single = {:.2}x", o1 / c1, og / o1);
+        if let (Some(o1), Some(c1), Some(og)) = (
+            find(m, "polaris decode", 1),
+            find(m, "candle-transformers", 1),
+            find(m, "polaris decode", group),
+        ) {
+            println!(
+                "{m}: single stream polaris/candle = {:.2}x; group of {group} vs single = {:.2}x",
+                o1 / c1,
+                og / o1
+            );
         }
     }
 }
@@ -100,7 +118,9 @@ fn print_table(rows: &[Row], group: usize) {
 fn measure_ours(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<Row> {
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
     let prompt = prompt_ids(&model);
-    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?.repeat((batch, 1))?;
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?
+        .unsqueeze(0)?
+        .repeat((batch, 1))?;
     let mut cache = model.new_cache(vec![0; batch]);
     let mut logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     let started = Instant::now();
@@ -109,42 +129,66 @@ fn measure_ours(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<R
         let ids = Tensor::from_vec(next, (batch, 1), &Device::Cpu)?;
         logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     }
-    Ok(row(name, "polaris decode", batch, tokens, started.elapsed().as_secs_f64()))
+    Ok(row(
+        name,
+        "polaris decode",
+        batch,
+        tokens,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The whole engine: sampler with top-k/top-p, penalties bookkeeping, streaming callback.
 fn measure_engine(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<Row> {
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
-    let params = SamplingParams { temperature: 1.0, max_new_tokens: tokens, thinking_budget: None, ..SamplingParams::default() };
+    let params = SamplingParams {
+        temperature: 1.0,
+        max_new_tokens: tokens,
+        thinking_budget: None,
+        ..SamplingParams::default()
+    };
     let req = Request::group(prompt_ids(&model), batch, params, vec![], None);
     let started = Instant::now();
     let out = generate::generate(&model, &req, &mut |_| {}, &AtomicBool::new(false))?;
     let secs = started.elapsed().as_secs_f64();
     let produced: usize = out.iter().map(|o| o.tokens.len()).sum();
-    Ok(row(name, "polaris engine (sampling)", batch, produced / batch, secs))
+    Ok(row(
+        name,
+        "polaris engine (sampling)",
+        batch,
+        produced / batch,
+        secs,
+    ))
 }
 
 /// candle-transformers' llama (fused kernels, its own KV cache) on the same files.
 fn measure_reference(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<Row> {
     let text = std::fs::read_to_string(dir.join("config.json"))?;
-    let cfg: reference::LlamaConfig = serde_json::from_str(&text).context("candle-transformers cannot read this config")?;
+    let cfg: reference::LlamaConfig =
+        serde_json::from_str(&text).context("candle-transformers cannot read this config")?;
     let cfg = cfg.into_config(false);
     let files = [dir.join("model.safetensors")];
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, &Device::Cpu)? };
     let model = reference::Llama::load(vb, &cfg)?;
     let mut cache = reference::Cache::new(true, DType::F32, &cfg, &Device::Cpu)?;
     let prompt: Vec<u32> = vec![cfg.bos_token_id.unwrap_or(1), 10, 20];
-    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?.repeat((batch, 1))?;
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?
+        .unsqueeze(0)?
+        .repeat((batch, 1))?;
     let mut logits = model.forward(&ids, 0, &mut cache)?;
-    let mut pos = prompt.len();
     let started = Instant::now();
-    for _ in 0..tokens {
+    for pos in prompt.len()..prompt.len() + tokens {
         let next: Vec<u32> = logits.to_vec2::<f32>()?.iter().map(|l| argmax(l)).collect();
         let ids = Tensor::from_vec(next, (batch, 1), &Device::Cpu)?;
         logits = model.forward(&ids, pos, &mut cache)?;
-        pos += 1;
     }
-    Ok(row(name, "candle-transformers", batch, tokens, started.elapsed().as_secs_f64()))
+    Ok(row(
+        name,
+        "candle-transformers",
+        batch,
+        tokens,
+        started.elapsed().as_secs_f64(),
+    ))
 }
 
 fn prompt_ids(model: &Model) -> Vec<u32> {
@@ -169,10 +213,18 @@ fn write_random_llama(dir: &Path) -> Result<()> {
         "rope_theta": 10000.0, "max_position_embeddings": 1024, "tie_word_embeddings": true,
         "bos_token_id": 1, "eos_token_id": 2
     });
-    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config)?,
+    )?;
     let cfg = ModelConfig::from_json(&config)?;
-    let model = Model::build(&cfg, Source::random(7, 0.02, 0.1), &LoadOptions::new(DType::F32, Device::Cpu))?;
-    let tensors: std::collections::HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
+    let model = Model::build(
+        &cfg,
+        Source::random(7, 0.02, 0.1),
+        &LoadOptions::new(DType::F32, Device::Cpu),
+    )?;
+    let tensors: std::collections::HashMap<String, Tensor> =
+        model.tensors().iter().cloned().collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
 }

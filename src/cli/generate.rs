@@ -47,7 +47,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(w) if !args.raw => story_prompt(&args.prompt, w),
         _ => args.prompt.clone(),
     };
-    let record = write_story(&lm, &text, args.raw, args.thinking.is_on(), args.words, &params, !args.json)?;
+    let record = write_story(
+        &lm,
+        &text,
+        args.raw,
+        args.thinking.is_on(),
+        args.words,
+        &params,
+        !args.json,
+    )?;
     if args.json {
         println!("{}", serde_json::to_string(&record)?);
     }
@@ -55,23 +63,41 @@ pub fn run(args: GenerateArgs) -> Result<()> {
 }
 
 /// Generates one story; with `stream`, prints text as it arrives and a summary after.
-fn write_story(lm: &LanguageModel, text: &str, raw: bool, thinking: bool, words: Option<usize>, params: &SamplingParams, stream: bool) -> Result<GenerationRecord> {
+fn write_story(
+    lm: &LanguageModel,
+    text: &str,
+    raw: bool,
+    thinking: bool,
+    words: Option<usize>,
+    params: &SamplingParams,
+    stream: bool,
+) -> Result<GenerationRecord> {
     let (prompt, prompt_ids) = lm.prompt(text, raw, thinking)?;
     // Ctrl-C stops generation and keeps what was written; a second Ctrl-C exits at once.
     let cancel = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, cancel.clone())?;
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        cancel.clone(),
+    )?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, cancel.clone())?;
     let mut streamer = TokenStream::new(&lm.tokenizer);
     let mut out = std::io::stdout().lock();
     let started = Instant::now();
-    let outputs = lm.generate(&prompt_ids, 1, params, &mut |ev| {
-        if stream {
-            if let Ok(Some(piece)) = streamer.push(ev.id) {
-                let _ = out.write_all(piece.as_bytes());
-                let _ = out.flush();
+    let outputs = lm.generate(
+        &prompt_ids,
+        1,
+        params,
+        &mut |ev| {
+            if stream {
+                if let Ok(Some(piece)) = streamer.push(ev.id) {
+                    let _ = out.write_all(piece.as_bytes());
+                    let _ = out.flush();
+                }
             }
-        }
-    }, &cancel)?;
+        },
+        &cancel,
+    )?;
     let secs = started.elapsed().as_secs_f64();
     let record = GenerationRecord::new(lm, &prompt, &prompt_ids, &outputs[0], words, secs)?;
     if stream {
@@ -80,11 +106,22 @@ fn write_story(lm: &LanguageModel, text: &str, raw: bool, thinking: bool, words:
         eprintln!();
         eprintln!("words         {}", record.words);
         match (record.length_ratio, words) {
-            (Some(r), Some(w)) => eprintln!("length ratio  {r:.2} ({} of {w} requested)", record.words),
+            (Some(r), Some(w)) => {
+                eprintln!("length ratio  {r:.2} ({} of {w} requested)", record.words)
+            }
             _ => eprintln!("length ratio  - (no length requested)"),
         }
-        eprintln!("tokens        {} ({} thinking{}), finish: {:?}", record.token_ids.len(), record.thinking_tokens,
-            if record.forced_think_close { ", budget forced </think>" } else { "" }, record.finish);
+        eprintln!(
+            "tokens        {} ({} thinking{}), finish: {:?}",
+            record.token_ids.len(),
+            record.thinking_tokens,
+            if record.forced_think_close {
+                ", budget forced </think>"
+            } else {
+                ""
+            },
+            record.finish
+        );
         eprintln!("speed         {:.1} tokens/s", record.tokens_per_second);
     }
     Ok(record)
@@ -94,14 +131,22 @@ fn write_story(lm: &LanguageModel, text: &str, raw: bool, thinking: bool, words:
 pub fn demo() -> Result<()> {
     eprintln!("polaris-tui demo: the built-in tiny model (random weights until a run trains it) writes a story.");
     eprintln!("Try `polaris-tui generate --help` for your own model and prompt.\n");
-    let lm = LanguageModel::open("tiny", &crate::model::LoadOptions::new(candle_core::DType::F32, candle_core::Device::Cpu))?;
+    let lm = LanguageModel::open(
+        "tiny",
+        &crate::model::LoadOptions::new(candle_core::DType::F32, candle_core::Device::Cpu),
+    )?;
     let first = tiny::DEMO_PROMPTS.lines().next().unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(first)?;
-    let prompt = v["prompt"].as_str().unwrap_or("Write a story about a lighthouse. The story should be 200 words long.");
+    let prompt = v["prompt"]
+        .as_str()
+        .unwrap_or("Write a story about a lighthouse. The story should be 200 words long.");
     let words = crate::generate::requested_words(prompt);
     eprintln!("prompt: {prompt}\n");
-    let params = SamplingParams { max_new_tokens: 400, thinking_budget: Some(64), ..SamplingParams::default() };
+    let params = SamplingParams {
+        max_new_tokens: 400,
+        thinking_budget: Some(64),
+        ..SamplingParams::default()
+    };
     write_story(&lm, prompt, false, true, words, &params, true)?;
     Ok(())
 }
-

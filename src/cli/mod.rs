@@ -13,8 +13,12 @@ use crate::generate::SamplingParams;
 use crate::model::LoadOptions;
 
 #[derive(Parser, Debug)]
-#[command(name = "polaris-tui", version, about = "Train small language models to write long, good stories (GRPO + human-reference injection).",
-    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model writes a length-controlled story.")]
+#[command(
+    name = "polaris-tui",
+    version,
+    about = "Train small language models to write long, good stories (GRPO + human-reference injection).",
+    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model writes a length-controlled story."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -56,7 +60,10 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+        Ok(LoadOptions::new(
+            parse_dtype(&self.dtype)?,
+            parse_device(&self.device)?,
+        ))
     }
 }
 
@@ -99,15 +106,33 @@ impl SamplingArgs {
         if words.is_some_and(|w| w >= 8000) {
             p.max_new_tokens = 14336;
         }
-        if let Some(v) = self.temperature { p.temperature = v; }
-        if let Some(v) = self.top_p { p.top_p = v; }
-        if let Some(v) = self.top_k { p.top_k = v; }
-        if let Some(v) = self.min_p { p.min_p = v; }
-        if let Some(v) = self.repetition_penalty { p.repetition_penalty = v; }
-        if let Some(v) = self.presence_penalty { p.presence_penalty = v; }
-        if let Some(v) = self.max_new_tokens { p.max_new_tokens = v; }
-        if let Some(v) = self.thinking_budget { p.thinking_budget = (v > 0).then_some(v); }
-        if let Some(v) = self.seed { p.seed = v; }
+        if let Some(v) = self.temperature {
+            p.temperature = v;
+        }
+        if let Some(v) = self.top_p {
+            p.top_p = v;
+        }
+        if let Some(v) = self.top_k {
+            p.top_k = v;
+        }
+        if let Some(v) = self.min_p {
+            p.min_p = v;
+        }
+        if let Some(v) = self.repetition_penalty {
+            p.repetition_penalty = v;
+        }
+        if let Some(v) = self.presence_penalty {
+            p.presence_penalty = v;
+        }
+        if let Some(v) = self.max_new_tokens {
+            p.max_new_tokens = v;
+        }
+        if let Some(v) = self.thinking_budget {
+            p.thinking_budget = (v > 0).then_some(v);
+        }
+        if let Some(v) = self.seed {
+            p.seed = v;
+        }
         p.validate()?;
         Ok(p)
     }

@@ -54,10 +54,13 @@ struct ScoreRecord {
 pub fn run(args: ScoreArgs) -> Result<()> {
     let text = if args.text == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the text from standard input")?;
         s
     } else {
-        std::fs::read_to_string(&args.text).with_context(|| format!("cannot read --text {}", args.text))?
+        std::fs::read_to_string(&args.text)
+            .with_context(|| format!("cannot read --text {}", args.text))?
     };
     let lm = LanguageModel::open(&args.model.model, &args.model.load_options()?)?;
     let (ids, scored_from) = if args.raw {
@@ -73,20 +76,38 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (ids, start)
     };
     if ids.len() < 2 {
-        anyhow::bail!("--text gives {} token(s); scoring needs at least 2", ids.len());
+        anyhow::bail!(
+            "--text gives {} token(s); scoring needs at least 2",
+            ids.len()
+        );
     }
     let n = ids.len();
     let device = lm.model.device();
     let inputs = Tensor::new(&ids[..n - 1], device)?.unsqueeze(0)?;
     let targets = Tensor::new(&ids[1..], device)?.unsqueeze(0)?;
-    let lp: Vec<f32> = logprobs(&lm.model, &inputs, &targets, args.chunk)?.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+    let lp: Vec<f32> = logprobs(&lm.model, &inputs, &targets, args.chunk)?
+        .squeeze(0)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?;
     let scored = &lp[scored_from - 1..];
     let mean_nll = -scored.iter().map(|&x| x as f64).sum::<f64>() / scored.len().max(1) as f64;
-    let record = ScoreRecord { token_ids: ids, logprobs: lp.clone(), mean_nll, perplexity: mean_nll.exp(), scored_from, scored_tokens: scored.len() };
+    let record = ScoreRecord {
+        token_ids: ids,
+        logprobs: lp.clone(),
+        mean_nll,
+        perplexity: mean_nll.exp(),
+        scored_from,
+        scored_tokens: scored.len(),
+    };
     if args.json {
         println!("{}", serde_json::to_string(&record)?);
     } else {
-        println!("tokens        {} ({} scored, from index {})", record.token_ids.len(), record.scored_tokens, record.scored_from);
+        println!(
+            "tokens        {} ({} scored, from index {})",
+            record.token_ids.len(),
+            record.scored_tokens,
+            record.scored_from
+        );
         println!("mean NLL      {:.4} nats/token", record.mean_nll);
         println!("perplexity    {:.3}", record.perplexity);
     }

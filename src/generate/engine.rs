@@ -30,8 +30,19 @@ pub struct Request {
 
 impl Request {
     /// One prompt sampled `n` times.
-    pub fn group(prompt: Vec<u32>, n: usize, params: SamplingParams, stop_ids: Vec<u32>, think: Option<ThinkTokens>) -> Self {
-        Self { prompts: vec![prompt; n], params, stop_ids, think }
+    pub fn group(
+        prompt: Vec<u32>,
+        n: usize,
+        params: SamplingParams,
+        stop_ids: Vec<u32>,
+        think: Option<ThinkTokens>,
+    ) -> Self {
+        Self {
+            prompts: vec![prompt; n],
+            params,
+            stop_ids,
+            think,
+        }
     }
 }
 
@@ -78,7 +89,12 @@ struct Row {
 
 /// Generates for every row of the request. `on_token` sees each token as it is chosen;
 /// setting `cancel` ends all rows after the current step.
-pub fn generate(model: &Model, req: &Request, on_token: &mut dyn FnMut(TokenEvent), cancel: &AtomicBool) -> Result<Vec<Output>> {
+pub fn generate(
+    model: &Model,
+    req: &Request,
+    on_token: &mut dyn FnMut(TokenEvent),
+    cancel: &AtomicBool,
+) -> Result<Vec<Output>> {
     req.params.validate()?;
     let b = req.prompts.len();
     if b == 0 {
@@ -150,7 +166,11 @@ pub fn generate(model: &Model, req: &Request, on_token: &mut dyn FnMut(TokenEven
                 row.finish = Some(Finish::Cancelled);
                 continue;
             }
-            let budget_hit = row.in_thinking && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
+            let budget_hit = row.in_thinking
+                && req
+                    .params
+                    .thinking_budget
+                    .is_some_and(|cap| row.thinking_tokens >= cap);
             let (id, forced) = if let (true, Some(tt)) = (budget_hit, req.think) {
                 (tt.close, true)
             } else {

@@ -27,7 +27,14 @@ pub struct GenerationRecord {
 
 impl GenerationRecord {
     /// Decodes `output`, splits thinking from story and measures the story.
-    pub fn new(lm: &LanguageModel, prompt: &str, prompt_ids: &[u32], output: &Output, requested_words: Option<usize>, seconds: f64) -> anyhow::Result<Self> {
+    pub fn new(
+        lm: &LanguageModel,
+        prompt: &str,
+        prompt_ids: &[u32],
+        output: &Output,
+        requested_words: Option<usize>,
+        seconds: f64,
+    ) -> anyhow::Result<Self> {
         let text = lm.tokenizer.decode(&output.tokens, true)?;
         let split = split_thinking(&text, opens_thinking(prompt));
         let words = count_words(&split.story);
@@ -38,7 +45,11 @@ impl GenerationRecord {
             story: split.story,
             words,
             length_ratio: requested_words.and_then(|r| length_ratio(words, r)),
-            tokens_per_second: if seconds > 0.0 { output.tokens.len() as f64 / seconds } else { 0.0 },
+            tokens_per_second: if seconds > 0.0 {
+                output.tokens.len() as f64 / seconds
+            } else {
+                0.0
+            },
             prompt: prompt.to_string(),
             requested_words,
             finish: output.finish,

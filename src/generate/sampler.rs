@@ -49,24 +49,37 @@ impl SamplingParams {
     /// The settings POLARIS trains with: temperature 1.0, top_p 0.95, top_k 20,
     /// repetition penalty 1.10, 8192 response tokens, thinking capped at 3072.
     pub fn training() -> Self {
-        Self { temperature: 1.0, repetition_penalty: 1.10, ..Self::default() }
+        Self {
+            temperature: 1.0,
+            repetition_penalty: 1.10,
+            ..Self::default()
+        }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !(self.temperature >= 0.0) || !self.temperature.is_finite() {
-            bail!("temperature must be 0 (greedy) or positive, got {}", self.temperature);
+        if self.temperature.is_nan() || self.temperature < 0.0 || !self.temperature.is_finite() {
+            bail!(
+                "temperature must be 0 (greedy) or positive, got {}",
+                self.temperature
+            );
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+        if !(0.0..=1.0).contains(&self.top_p) || self.top_p == 0.0 {
             bail!("top_p must be in (0, 1], got {}", self.top_p);
         }
         if !(0.0..1.0).contains(&self.min_p) {
             bail!("min_p must be in [0, 1), got {}", self.min_p);
         }
-        if !(self.repetition_penalty > 0.0) {
-            bail!("repetition_penalty must be positive (1 = off), got {}", self.repetition_penalty);
+        if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
+            bail!(
+                "repetition_penalty must be positive (1 = off), got {}",
+                self.repetition_penalty
+            );
         }
         if !(-2.0..=2.0).contains(&self.presence_penalty) {
-            bail!("presence_penalty must be in [-2, 2], got {}", self.presence_penalty);
+            bail!(
+                "presence_penalty must be in [-2, 2], got {}",
+                self.presence_penalty
+            );
         }
         if self.repetition_penalty != 1.0 && self.presence_penalty != 0.0 {
             bail!(
@@ -85,7 +98,12 @@ impl SamplingParams {
 
 /// Applies the penalties in place. `context` is every token the row has seen (prompt and
 /// generated, for the repetition penalty); `generated` only what it produced.
-pub fn apply_penalties(logits: &mut [f32], params: &SamplingParams, context_seen: &[bool], generated_seen: &[bool]) {
+pub fn apply_penalties(
+    logits: &mut [f32],
+    params: &SamplingParams,
+    context_seen: &[bool],
+    generated_seen: &[bool],
+) {
     if params.repetition_penalty != 1.0 {
         let p = params.repetition_penalty;
         for (l, _) in logits.iter_mut().zip(context_seen).filter(|(_, &s)| s) {
@@ -176,4 +194,250 @@ pub fn argmax(logits: &[f32]) -> u32 {
         }
     }
     best as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    fn params() -> SamplingParams {
+        SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            min_p: 0.0,
+            ..SamplingParams::default()
+        }
+    }
+
+    /// logits = ln(p) for a known distribution
+    fn logits(p: &[f32]) -> Vec<f32> {
+        p.iter().map(|x| x.ln()).collect()
+    }
+
+    fn probs(d: &[(u32, f32)]) -> Vec<(u32, f32)> {
+        d.iter()
+            .map(|&(i, p)| (i, (p * 1e4).round() / 1e4))
+            .collect()
+    }
+
+    #[test]
+    fn no_filter_is_the_softmax() {
+        let d = filtered_distribution(&logits(&[0.1, 0.2, 0.3, 0.4]), &params());
+        assert_eq!(probs(&d), vec![(3, 0.4), (2, 0.3), (1, 0.2), (0, 0.1)]);
+    }
+
+    #[test]
+    fn top_k_keeps_the_k_largest_and_renormalises() {
+        let d = filtered_distribution(
+            &logits(&[0.1, 0.2, 0.3, 0.4]),
+            &SamplingParams {
+                top_k: 2,
+                ..params()
+            },
+        );
+        // 0.4 / 0.7, 0.3 / 0.7
+        assert_eq!(probs(&d), vec![(3, 0.5714), (2, 0.4286)]);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_prefix_reaching_p() {
+        // cumulative 0.4, 0.7, 0.9: top_p 0.65 keeps two, 0.7 keeps two, 0.71 keeps three
+        let l = logits(&[0.1, 0.2, 0.3, 0.4]);
+        assert_eq!(
+            filtered_distribution(
+                &l,
+                &SamplingParams {
+                    top_p: 0.65,
+                    ..params()
+                }
+            )
+            .len(),
+            2
+        );
+        assert_eq!(
+            filtered_distribution(
+                &l,
+                &SamplingParams {
+                    top_p: 0.71,
+                    ..params()
+                }
+            )
+            .len(),
+            3
+        );
+        assert_eq!(
+            filtered_distribution(
+                &l,
+                &SamplingParams {
+                    top_p: 0.1,
+                    ..params()
+                }
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn min_p_drops_tokens_below_a_fraction_of_the_top() {
+        // top 0.4: min_p 0.45 keeps p >= 0.18 -> {0.4, 0.3, 0.2}, renormalised by 0.9
+        let l = logits(&[0.1, 0.2, 0.3, 0.4]);
+        let d = filtered_distribution(
+            &l,
+            &SamplingParams {
+                min_p: 0.45,
+                ..params()
+            },
+        );
+        assert_eq!(probs(&d), vec![(3, 0.4444), (2, 0.3333), (1, 0.2222)]);
+        // min_p 0.6 keeps p >= 0.24 -> {0.4, 0.3}
+        assert_eq!(
+            filtered_distribution(
+                &l,
+                &SamplingParams {
+                    min_p: 0.6,
+                    ..params()
+                }
+            )
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn temperature_sharpens_and_flattens() {
+        // p ∝ p_i^(1/T): T = 0.5 squares the probabilities: 0.16, 0.09 / 0.25
+        let l = logits(&[0.6, 0.4]);
+        let sharp = filtered_distribution(
+            &l,
+            &SamplingParams {
+                temperature: 0.5,
+                ..params()
+            },
+        );
+        assert_eq!(probs(&sharp), vec![(0, 0.6923), (1, 0.3077)]);
+        let flat = filtered_distribution(
+            &l,
+            &SamplingParams {
+                temperature: 100.0,
+                ..params()
+            },
+        );
+        assert!((flat[0].1 - 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn greedy_takes_the_argmax_and_ignores_the_rng() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let p = SamplingParams {
+            temperature: 0.0,
+            ..params()
+        };
+        for _ in 0..10 {
+            assert_eq!(sample(&[0.0, 3.0, 2.9, -1.0], &p, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn repetition_penalty_divides_positive_and_multiplies_negative_logits() {
+        let mut l = vec![2.0, -2.0, 2.0, -2.0];
+        let p = SamplingParams {
+            repetition_penalty: 2.0,
+            ..params()
+        };
+        apply_penalties(&mut l, &p, &[true, true, false, false], &[false; 4]);
+        assert_eq!(l, vec![1.0, -4.0, 2.0, -2.0]);
+    }
+
+    #[test]
+    fn presence_penalty_subtracts_once_per_generated_token() {
+        let mut l = vec![2.0, -2.0, 2.0];
+        let p = SamplingParams {
+            presence_penalty: 0.5,
+            ..params()
+        };
+        // context-only tokens are not penalised by presence
+        apply_penalties(&mut l, &p, &[true, true, true], &[true, false, true]);
+        assert_eq!(l, vec![1.5, -2.0, 1.5]);
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let bad = [
+            (
+                SamplingParams {
+                    temperature: -1.0,
+                    ..params()
+                },
+                "temperature",
+            ),
+            (
+                SamplingParams {
+                    top_p: 0.0,
+                    ..params()
+                },
+                "top_p",
+            ),
+            (
+                SamplingParams {
+                    min_p: 1.0,
+                    ..params()
+                },
+                "min_p",
+            ),
+            (
+                SamplingParams {
+                    repetition_penalty: 0.0,
+                    ..params()
+                },
+                "repetition_penalty",
+            ),
+            (
+                SamplingParams {
+                    presence_penalty: 3.0,
+                    ..params()
+                },
+                "presence_penalty",
+            ),
+            (
+                SamplingParams {
+                    repetition_penalty: 1.1,
+                    presence_penalty: 0.5,
+                    ..params()
+                },
+                "never both",
+            ),
+            (
+                SamplingParams {
+                    max_new_tokens: 0,
+                    ..params()
+                },
+                "max_new_tokens",
+            ),
+        ];
+        for (p, word) in bad {
+            let e = p.validate().unwrap_err().to_string();
+            assert!(e.contains(word), "{e}");
+        }
+        SamplingParams::default().validate().unwrap();
+        SamplingParams::training().validate().unwrap();
+    }
+
+    #[test]
+    fn draws_follow_the_filtered_distribution() {
+        // 20,000 draws from {0.5, 0.3, 0.2}: each frequency within 0.015 (≈ 4.5 standard
+        // errors, sqrt(0.25/20000) = 0.0035) of its probability; seeded, so not flaky.
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let l = logits(&[0.5, 0.3, 0.2]);
+        let mut counts = [0usize; 3];
+        for _ in 0..20_000 {
+            counts[sample(&l, &params(), &mut rng) as usize] += 1;
+        }
+        for (c, p) in counts.iter().zip([0.5, 0.3, 0.2]) {
+            assert!((*c as f64 / 20_000.0 - p).abs() < 0.015, "{counts:?}");
+        }
+    }
 }

@@ -73,7 +73,10 @@ impl ModelConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read model config {}", path.display()))?;
         let json: Value = serde_json::from_str(&text).with_context(|| {
-            format!("{} is not valid JSON: fix or re-download it", path.display())
+            format!(
+                "{} is not valid JSON: fix or re-download it",
+                path.display()
+            )
         })?;
         Self::from_json(&json).with_context(|| format!("in {}", path.display()))
     }
@@ -88,7 +91,9 @@ impl ModelConfig {
         };
         let hidden_size = f.usize("hidden_size")?;
         let num_attention_heads = f.usize("num_attention_heads")?;
-        let num_key_value_heads = f.opt_usize("num_key_value_heads")?.unwrap_or(num_attention_heads);
+        let num_key_value_heads = f
+            .opt_usize("num_key_value_heads")?
+            .unwrap_or(num_attention_heads);
         if num_attention_heads == 0 || num_key_value_heads == 0 {
             bail!("field num_attention_heads / num_key_value_heads must be positive");
         }
@@ -108,15 +113,12 @@ impl ModelConfig {
         let rope = json.get("rope_parameters").filter(|v| v.is_object());
         let rope_theta = match f.opt_f64("rope_theta")? {
             Some(t) => t,
-            None => match rope.and_then(|r| r.get("rope_theta")).and_then(Value::as_f64) {
-                Some(t) => t,
-                None => 10_000.0,
-            },
+            None => rope
+                .and_then(|r| r.get("rope_theta"))
+                .and_then(Value::as_f64)
+                .unwrap_or(10_000.0),
         };
-        let scaling = json
-            .get("rope_scaling")
-            .filter(|v| !v.is_null())
-            .or(rope);
+        let scaling = json.get("rope_scaling").filter(|v| !v.is_null()).or(rope);
         let rope_scaling = parse_rope_scaling(scaling)?;
         Ok(Self {
             architecture,
@@ -162,7 +164,9 @@ impl ModelConfig {
 }
 
 fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling> {
-    let Some(v) = v else { return Ok(RopeScaling::None) };
+    let Some(v) = v else {
+        return Ok(RopeScaling::None);
+    };
     let kind = v
         .get("rope_type")
         .or_else(|| v.get("type"))
@@ -220,7 +224,8 @@ impl Fields<'_> {
         }
     }
     fn usize(&self, key: &str) -> Result<usize> {
-        self.opt_usize(key)?.with_context(|| format!("missing field {key}"))
+        self.opt_usize(key)?
+            .with_context(|| format!("missing field {key}"))
     }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.get(key) {
@@ -232,7 +237,8 @@ impl Fields<'_> {
         }
     }
     fn f64(&self, key: &str) -> Result<f64> {
-        self.opt_f64(key)?.with_context(|| format!("missing field {key}"))
+        self.opt_f64(key)?
+            .with_context(|| format!("missing field {key}"))
     }
     fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.get(key) {

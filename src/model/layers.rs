@@ -36,7 +36,9 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
     // candle's fused kernel has no f64 variant
     Ok(match kernels {
-        Kernels::Fused if x.dtype() != DType::F64 => candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?,
+        Kernels::Fused if x.dtype() != DType::F64 => {
+            candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?
+        }
         _ => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
     })
 }
@@ -57,7 +59,12 @@ pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Ve
         .collect();
     match scaling {
         RopeScaling::None => inv,
-        RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings } => {
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
             let old = *original_max_position_embeddings as f64;
             let low_wavelen = old / low_freq_factor;
             let high_wavelen = old / high_freq_factor;
@@ -70,7 +77,8 @@ pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Ve
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     };
                     scaled as f32
@@ -82,7 +90,12 @@ pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Ve
 
 /// cos and sin tables for the given positions: each [B, T, rotary_dim/2] in `dtype`.
 /// Computed in f32 like transformers does, then cast.
-pub fn rope_tables(positions: &[Vec<u32>], inv_freq: &[f32], dtype: DType, device: &Device) -> Result<(Tensor, Tensor)> {
+pub fn rope_tables(
+    positions: &[Vec<u32>],
+    inv_freq: &[f32],
+    dtype: DType,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
     let b = positions.len();
     let t = positions.first().map_or(0, Vec::len);
     let half = inv_freq.len();
@@ -121,7 +134,13 @@ pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, kernels: Kernels) -> R
 /// Additive attention mask [B, 1, T, S]: 0 where query t (absolute position `start + t`)
 /// may see key s, -inf elsewhere. Keys before a row's left padding are hidden; a padded
 /// query sees itself so its softmax stays finite (its output is never used).
-pub fn attention_mask(pad: &[usize], start: usize, t: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+pub fn attention_mask(
+    pad: &[usize],
+    start: usize,
+    t: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let s = start + t;
     let mut m = Vec::with_capacity(pad.len() * t * s);
     for &p in pad {
@@ -140,7 +159,13 @@ pub fn attention_mask(pad: &[usize], start: usize, t: usize, dtype: DType, devic
 /// Query head h uses kv head h / (H / Hkv), as transformers' repeat_kv does; the
 /// grouping is done by reshaping q instead of copying k and v.
 /// Returns [B, T, H * Dh].
-pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
+pub fn attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    kernels: Kernels,
+) -> Result<Tensor> {
     let (b, h, t, dh) = q.dims4()?;
     let (_, hkv, s, _) = k.dims4()?;
     let rep = h / hkv;
@@ -148,8 +173,12 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, kern
     let scale = 1.0 / (dh as f64).sqrt();
     let qg = (q.contiguous()?.reshape((b, hkv, rep * t, dh))? * scale)?;
     let att = qg.matmul(&k.contiguous()?.t()?)?; // [B, Hkv, rep*T, S]
-    // softmax in f32 for half-precision models, as transformers does
-    let att = if matches!(dtype, DType::BF16 | DType::F16) { att.to_dtype(DType::F32)? } else { att };
+                                                 // softmax in f32 for half-precision models, as transformers does
+    let att = if matches!(dtype, DType::BF16 | DType::F16) {
+        att.to_dtype(DType::F32)?
+    } else {
+        att
+    };
     let att = match mask {
         Some(m) => att
             .reshape((b, hkv, rep, t, s))?
@@ -159,5 +188,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, kern
     };
     let probs = softmax_last(&att, kernels)?.to_dtype(dtype)?;
     let out = probs.matmul(&v.contiguous()?)?; // [B, Hkv, rep*T, Dh]
-    Ok(out.reshape((b, h, t, dh))?.transpose(1, 2)?.reshape((b, t, h * dh))?)
+    Ok(out
+        .reshape((b, h, t, dh))?
+        .transpose(1, 2)?
+        .reshape((b, t, h * dh))?)
 }

@@ -43,7 +43,14 @@ pub fn logprobs(model: &Model, ids: &Tensor, targets: &Tensor, chunk: usize) -> 
     let tgt = targets.flatten_all()?;
     let mut parts = Vec::new();
     for (start, len) in chunks(b * t, chunk) {
-        parts.push(chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?.detach());
+        parts.push(
+            chunk_logprobs(
+                &flat.narrow(0, start, len)?,
+                model.lm_head(),
+                &tgt.narrow(0, start, len)?,
+            )?
+            .detach(),
+        );
     }
     Ok(Tensor::cat(&parts, 0)?.reshape((b, t))?)
 }
@@ -72,7 +79,14 @@ pub fn logprobs_backward(
     // pass 1: values only
     let mut parts = Vec::with_capacity(spans.len());
     for &(start, len) in &spans {
-        parts.push(chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?.detach());
+        parts.push(
+            chunk_logprobs(
+                &flat.narrow(0, start, len)?,
+                model.lm_head(),
+                &tgt.narrow(0, start, len)?,
+            )?
+            .detach(),
+        );
     }
     let logp = Tensor::cat(&parts, 0)?.reshape((b, t))?;
     let coeff = coefficients(&logp)?.to_dtype(logp.dtype())?.flatten_all()?;
@@ -92,7 +106,9 @@ pub fn logprobs_backward(
         });
         accumulate(&mut acc, model, &grads)?;
     }
-    let dh = Tensor::cat(&dh_parts, 0)?.reshape((b, t, d))?.to_dtype(hidden.dtype())?;
+    let dh = Tensor::cat(&dh_parts, 0)?
+        .reshape((b, t, d))?
+        .to_dtype(hidden.dtype())?;
 
     // body: backward of Σ H ⊙ dL/dH
     let grads = (hidden * dh)?.sum_all()?.backward()?;
@@ -109,7 +125,11 @@ pub fn logprobs_backward(
     Ok((logp, out))
 }
 
-fn accumulate(acc: &mut HashMap<TensorId, Tensor>, model: &Model, grads: &candle_core::backprop::GradStore) -> Result<()> {
+fn accumulate(
+    acc: &mut HashMap<TensorId, Tensor>,
+    model: &Model,
+    grads: &candle_core::backprop::GradStore,
+) -> Result<()> {
     for (_, var) in model.trainable() {
         let id = var.as_tensor().id();
         if let Some(g) = grads.get(var.as_tensor()) {

@@ -70,9 +70,15 @@ impl Model {
     pub fn build(cfg: &ModelConfig, source: Source, opts: &LoadOptions) -> Result<Self> {
         let mut p = ParamBuilder::new(source, opts.clone());
         let arch = match cfg.architecture {
-            Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
+            Architecture::Llama | Architecture::Qwen3 => {
+                Arch::Llama(llama::Llama::load(&mut p, cfg)?)
+            }
         };
-        Ok(Self { arch, params: p.trainable, tensors: p.all })
+        Ok(Self {
+            arch,
+            params: p.trainable,
+            tensors: p.all,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -132,7 +138,12 @@ impl Model {
     }
 
     /// Feeds ids [B, T] after what the cache holds; returns last-position logits [B, V] (f32).
-    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
+    pub fn forward_cached(
+        &self,
+        ids: &Tensor,
+        cache: &mut Cache,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
         match (&self.arch, cache) {
             (Arch::Llama(m), Cache::Llama(c)) => m.forward_cached(ids, c, kernels),
         }

@@ -34,7 +34,11 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     pub fn new(dtype: DType, device: Device) -> Self {
-        Self { dtype, device, trainable: frozen() }
+        Self {
+            dtype,
+            device,
+            trainable: frozen(),
+        }
     }
     pub fn trainable(mut self, f: TrainableFn) -> Self {
         self.trainable = f;
@@ -46,12 +50,20 @@ pub enum Source<'a> {
     Checkpoint(&'a Checkpoint),
     /// Weights ~ N(0, std²); norm weights 1 + N(0, norm_jitter²) so that a wrong norm
     /// convention changes the output.
-    Random { rng: Box<ChaCha8Rng>, std: f64, norm_jitter: f64 },
+    Random {
+        rng: Box<ChaCha8Rng>,
+        std: f64,
+        norm_jitter: f64,
+    },
 }
 
 impl Source<'_> {
     pub fn random(seed: u64, std: f64, norm_jitter: f64) -> Self {
-        Source::Random { rng: Box::new(ChaCha8Rng::seed_from_u64(seed)), std, norm_jitter }
+        Source::Random {
+            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
+            std,
+            norm_jitter,
+        }
     }
 }
 
@@ -76,7 +88,12 @@ pub struct ParamBuilder<'a> {
 
 impl<'a> ParamBuilder<'a> {
     pub fn new(source: Source<'a>, opts: LoadOptions) -> Self {
-        Self { source, opts, trainable: Vec::new(), all: Vec::new() }
+        Self {
+            source,
+            opts,
+            trainable: Vec::new(),
+            all: Vec::new(),
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -99,7 +116,9 @@ impl<'a> ParamBuilder<'a> {
     pub fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let t = match &mut self.source {
             Source::Checkpoint(c) => c.load(name, shape, self.opts.dtype, &self.opts.device)?,
-            Source::Random { rng, std, .. } => random(rng, shape, 0.0, *std, self.opts.dtype, &self.opts.device)?,
+            Source::Random { rng, std, .. } => {
+                random(rng, shape, 0.0, *std, self.opts.dtype, &self.opts.device)?
+            }
         };
         self.register(name, t)
     }
@@ -108,19 +127,33 @@ impl<'a> ParamBuilder<'a> {
     pub fn norm(&mut self, name: &str, size: usize, style: NormStyle) -> Result<Tensor> {
         let t = match &mut self.source {
             Source::Checkpoint(c) => c.load(name, &[size], self.opts.dtype, &self.opts.device)?,
-            Source::Random { rng, norm_jitter, .. } => {
+            Source::Random {
+                rng, norm_jitter, ..
+            } => {
                 let mean = match style {
                     NormStyle::Scale => 1.0,
                     NormStyle::OnePlus => 0.0,
                 };
-                random(rng, &[size], mean, *norm_jitter, self.opts.dtype, &self.opts.device)?
+                random(
+                    rng,
+                    &[size],
+                    mean,
+                    *norm_jitter,
+                    self.opts.dtype,
+                    &self.opts.device,
+                )?
             }
         };
         self.register(name, t)
     }
 
     /// A tensor with a given fill when the source is random (gates, decay parameters).
-    pub fn custom(&mut self, name: &str, shape: &[usize], init: impl FnOnce(&mut ChaCha8Rng) -> Vec<f32>) -> Result<Tensor> {
+    pub fn custom(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        init: impl FnOnce(&mut ChaCha8Rng) -> Vec<f32>,
+    ) -> Result<Tensor> {
         let t = match &mut self.source {
             Source::Checkpoint(c) => c.load(name, shape, self.opts.dtype, &self.opts.device)?,
             Source::Random { rng, .. } => {
@@ -144,7 +177,14 @@ impl<'a> ParamBuilder<'a> {
     }
 }
 
-fn random(rng: &mut ChaCha8Rng, shape: &[usize], mean: f64, std: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+fn random(
+    rng: &mut ChaCha8Rng,
+    shape: &[usize],
+    mean: f64,
+    std: f64,
+    dtype: DType,
+    device: &Device,
+) -> Result<Tensor> {
     let n: usize = shape.iter().product();
     let data: Vec<f32> = if std == 0.0 {
         vec![mean as f32; n]

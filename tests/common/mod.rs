@@ -21,11 +21,19 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 pub fn cpu(dtype: DType) -> LoadOptions {
@@ -34,18 +42,31 @@ pub fn cpu(dtype: DType) -> LoadOptions {
 
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 /// A small random model of the given architecture (norm weights jittered so a wrong norm shows).
-pub fn random_model(model_type: &str, tied: bool, dtype: DType, trainable: polaris::model::TrainableFn) -> Model {
+pub fn random_model(
+    model_type: &str,
+    tied: bool,
+    dtype: DType,
+    trainable: polaris::model::TrainableFn,
+) -> Model {
     let cfg = ModelConfig::from_json(&serde_json::json!({
         "model_type": model_type, "vocab_size": 61, "hidden_size": 16, "intermediate_size": 24,
         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
         "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": tied
     }))
     .unwrap();
-    Model::build(&cfg, Source::random(11, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
+    Model::build(
+        &cfg,
+        Source::random(11, 0.3, 0.2),
+        &cpu(dtype).trainable(trainable),
+    )
+    .unwrap()
 }
 
 pub fn ids(rows: &[Vec<u32>]) -> Tensor {
