@@ -46,7 +46,7 @@ fn stories260k_logits_match_transformers() {
     let input = u32s(&golden["input_ids"]);
     let model = Model::load_dir(&dir, &cpu(DType::F32)).unwrap();
     let logits = model
-        .logits(&ids(&[input.clone()]))
+        .logits(&ids(std::slice::from_ref(&input)))
         .unwrap()
         .squeeze(0)
         .unwrap();
