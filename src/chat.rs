@@ -18,10 +18,7 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Self {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
+        Self { role: role.to_string(), content: content.to_string() }
     }
     pub fn user(content: &str) -> Self {
         Self::new("user", content)
@@ -48,11 +45,9 @@ impl ChatTemplate {
         let token = |key: &str| -> String {
             match tokenizer_config.and_then(|c| c.get(key)) {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Object(o)) => o
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                Some(Value::Object(o)) => {
+                    o.get("content").and_then(Value::as_str).unwrap_or_default().to_string()
+                }
                 _ => String::new(),
             }
         };
@@ -74,22 +69,13 @@ impl ChatTemplate {
                 _ => None,
             }
         };
-        let t = Self {
-            source,
-            bos_token: token("bos_token"),
-            eos_token: token("eos_token"),
-        };
-        t.check()
-            .with_context(|| format!("the chat template of {}", dir.display()))?;
+        let t = Self { source, bos_token: token("bos_token"), eos_token: token("eos_token") };
+        t.check().with_context(|| format!("the chat template of {}", dir.display()))?;
         Ok(t)
     }
 
     pub fn new(source: Option<String>, bos_token: &str, eos_token: &str) -> Result<Self> {
-        let t = Self {
-            source,
-            bos_token: bos_token.to_string(),
-            eos_token: eos_token.to_string(),
-        };
+        let t = Self { source, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() };
         t.check()?;
         Ok(t)
     }
@@ -110,8 +96,7 @@ impl ChatTemplate {
     fn check(&self) -> Result<()> {
         if let Some(src) = &self.source {
             let mut env = environment();
-            env.add_template("chat", src)
-                .map_err(|e| anyhow!("does not parse: {e}"))?;
+            env.add_template("chat", src).map_err(|e| anyhow!("does not parse: {e}"))?;
         }
         Ok(())
     }
@@ -128,8 +113,7 @@ impl ChatTemplate {
             return Ok(plain(messages, &self.eos_token));
         };
         let mut env = environment();
-        env.add_template("chat", src)
-            .map_err(|e| anyhow!("chat template does not parse: {e}"))?;
+        env.add_template("chat", src).map_err(|e| anyhow!("chat template does not parse: {e}"))?;
         let tmpl = env.get_template("chat")?;
         tmpl.render(minijinja::context! {
             messages => messages,
@@ -145,15 +129,9 @@ impl ChatTemplate {
 fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                msg,
-            ))
-        },
-    );
+    env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
+        Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
+    });
     env.add_function("strftime_now", |_fmt: String| -> String { String::new() });
     env
 }
@@ -197,10 +175,7 @@ pub fn split_thinking(completion: &str, opened_in_prompt: bool) -> Split {
     let opened_here = body.starts_with(THINK_OPEN);
     if let Some(pos) = completion.find(THINK_CLOSE) {
         let before = &completion[..pos];
-        let before = before
-            .trim_start()
-            .strip_prefix(THINK_OPEN)
-            .unwrap_or(before);
+        let before = before.trim_start().strip_prefix(THINK_OPEN).unwrap_or(before);
         let after = &completion[pos + THINK_CLOSE.len()..];
         return Split {
             thinking: Some(before.trim().to_string()),
@@ -216,9 +191,5 @@ pub fn split_thinking(completion: &str, opened_in_prompt: bool) -> Split {
             thinking_closed: false,
         };
     }
-    Split {
-        thinking: None,
-        story: completion.trim().to_string(),
-        thinking_closed: true,
-    }
+    Split { thinking: None, story: completion.trim().to_string(), thinking_closed: true }
 }

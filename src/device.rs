@@ -9,10 +9,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     if spec == "cpu" {
         return Ok(Device::Cpu);
     }
-    if let Some(n) = spec
-        .strip_prefix("cuda:")
-        .or(if spec == "cuda" { Some("0") } else { None })
-    {
+    if let Some(n) = spec.strip_prefix("cuda:").or(if spec == "cuda" { Some("0") } else { None }) {
         let Ok(ordinal) = n.parse::<usize>() else {
             bail!("--device {spec:?}: expected cuda:N with N a GPU index");
         };
@@ -23,8 +20,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize, spec: &str) -> Result<Device> {
-    Device::new_cuda(ordinal)
-        .map_err(|e| anyhow::anyhow!("--device {spec}: cannot open the GPU: {e}"))
+    Device::new_cuda(ordinal).map_err(|e| anyhow::anyhow!("--device {spec}: cannot open the GPU: {e}"))
 }
 
 #[cfg(not(feature = "cuda"))]

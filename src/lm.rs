@@ -24,11 +24,7 @@ pub struct LanguageModel {
 impl LanguageModel {
     /// `tiny` for the built-in model, otherwise a Hugging Face model directory.
     pub fn open(spec: &str, opts: &LoadOptions) -> Result<Self> {
-        let dir = if spec == "tiny" {
-            tiny::ensure()?
-        } else {
-            PathBuf::from(spec)
-        };
+        let dir = if spec == "tiny" { tiny::ensure()? } else { PathBuf::from(spec) };
         Self::from_dir(&dir, opts)
     }
 
@@ -61,10 +57,7 @@ impl LanguageModel {
                     .with_context(|| format!("in {}", gen_cfg.display()))?,
             );
         }
-        if let Some(id) = tokenizer
-            .config_token("eos_token")
-            .and_then(|t| tokenizer.token_id(&t))
-        {
+        if let Some(id) = tokenizer.config_token("eos_token").and_then(|t| tokenizer.token_id(&t)) {
             stop_ids.push(id);
         }
         if chat.mentions("<|im_end|>") {
@@ -72,21 +65,13 @@ impl LanguageModel {
         }
         stop_ids.sort_unstable();
         stop_ids.dedup();
-        let think = match (
-            tokenizer.token_id(crate::chat::THINK_OPEN),
-            tokenizer.token_id(crate::chat::THINK_CLOSE),
-        ) {
-            (Some(open), Some(close)) => Some(ThinkTokens { open, close }),
-            _ => None,
-        };
-        Ok(Self {
-            model,
-            tokenizer,
-            chat,
-            stop_ids,
-            think,
-            dir: dir.to_path_buf(),
-        })
+        let think =
+            match (tokenizer.token_id(crate::chat::THINK_OPEN), tokenizer.token_id(crate::chat::THINK_CLOSE))
+            {
+                (Some(open), Some(close)) => Some(ThinkTokens { open, close }),
+                _ => None,
+            };
+        Ok(Self { model, tokenizer, chat, stop_ids, think, dir: dir.to_path_buf() })
     }
 
     /// The prompt text and ids for a user message. `raw` tokenizes `text` as it is (with
@@ -110,13 +95,7 @@ impl LanguageModel {
         on_token: &mut dyn FnMut(TokenEvent),
         cancel: &AtomicBool,
     ) -> Result<Vec<Output>> {
-        let req = Request::group(
-            prompt_ids.to_vec(),
-            n,
-            params.clone(),
-            self.stop_ids.clone(),
-            self.think,
-        );
+        let req = Request::group(prompt_ids.to_vec(), n, params.clone(), self.stop_ids.clone(), self.think);
         generate::generate(&self.model, &req, on_token, cancel)
     }
 

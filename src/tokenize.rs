@@ -16,7 +16,10 @@ impl Tokenizer {
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         if !path.exists() {
-            anyhow::bail!("{}: missing tokenizer.json; the model directory needs the Hugging Face fast tokenizer file", dir.display());
+            anyhow::bail!(
+                "{}: missing tokenizer.json; the model directory needs the Hugging Face fast tokenizer file",
+                dir.display()
+            );
         }
         let inner = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| anyhow!("{}: cannot read the tokenizer: {e}", path.display()))?;
@@ -45,17 +48,13 @@ impl Tokenizer {
     /// Token ids of `text`. `add_special_tokens` applies the tokenizer's post-processor
     /// (e.g. BOS); special tokens written in the text are recognised either way.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode(text, add_special_tokens)
-            .map_err(|e| anyhow!("tokenizing failed: {e}"))?;
+        let enc =
+            self.inner.encode(text, add_special_tokens).map_err(|e| anyhow!("tokenizing failed: {e}"))?;
         Ok(enc.get_ids().to_vec())
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
-        self.inner
-            .decode(ids, skip_special_tokens)
-            .map_err(|e| anyhow!("decoding failed: {e}"))
+        self.inner.decode(ids, skip_special_tokens).map_err(|e| anyhow!("decoding failed: {e}"))
     }
 
     pub fn token_id(&self, token: &str) -> Option<u32> {
@@ -94,19 +93,12 @@ pub struct TokenStream<'a> {
 
 impl<'a> TokenStream<'a> {
     pub fn new(tokenizer: &'a Tokenizer) -> Self {
-        Self {
-            tokenizer,
-            ids: Vec::new(),
-            prev: 0,
-            current: 0,
-        }
+        Self { tokenizer, ids: Vec::new(), prev: 0, current: 0 }
     }
 
     /// Adds one id; returns the text it completes, if any.
     pub fn push(&mut self, id: u32) -> Result<Option<String>> {
-        let before = self
-            .tokenizer
-            .decode(&self.ids[self.prev..self.current], false)?;
+        let before = self.tokenizer.decode(&self.ids[self.prev..self.current], false)?;
         self.ids.push(id);
         let after = self.tokenizer.decode(&self.ids[self.prev..], false)?;
         if after.len() > before.len() && !after.ends_with('\u{FFFD}') {

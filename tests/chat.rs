@@ -48,23 +48,13 @@ fn qwen3_template_drops_old_reasoning_and_keeps_the_last() {
 
 #[test]
 fn tiny_template_opens_a_think_block_like_qwen3_5() {
-    let t = ChatTemplate::new(
-        Some(polaris::model::tiny::CHAT_TEMPLATE.to_string()),
-        "",
-        "<|im_end|>",
-    )
-    .unwrap();
+    let t =
+        ChatTemplate::new(Some(polaris::model::tiny::CHAT_TEMPLATE.to_string()), "", "<|im_end|>").unwrap();
     let on = t.render(&[Message::user("Hi")], true, true).unwrap();
-    assert_eq!(
-        on,
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n"
-    );
+    assert_eq!(on, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n");
     assert!(opens_thinking(&on));
     let off = t.render(&[Message::user("Hi")], true, false).unwrap();
-    assert_eq!(
-        off,
-        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n"
-    );
+    assert_eq!(off, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n");
     assert!(!opens_thinking(&off));
 }
 
@@ -72,23 +62,16 @@ fn tiny_template_opens_a_think_block_like_qwen3_5() {
 fn plain_fallback_without_a_template() {
     let t = ChatTemplate::new(None, "<s>", "</s>").unwrap();
     assert!(t.is_plain());
+    assert_eq!(t.render(&[Message::user("Tell a tale.")], true, true).unwrap(), "Tell a tale.\n\n");
     assert_eq!(
-        t.render(&[Message::user("Tell a tale.")], true, true)
-            .unwrap(),
-        "Tell a tale.\n\n"
-    );
-    assert_eq!(
-        t.render(&[Message::user("Q"), Message::assistant("A")], false, false)
-            .unwrap(),
+        t.render(&[Message::user("Q"), Message::assistant("A")], false, false).unwrap(),
         "Q\n\nA</s>\n\n"
     );
 }
 
 #[test]
 fn a_template_that_does_not_parse_is_an_error() {
-    let e = ChatTemplate::new(Some("{% for x in %}".into()), "", "")
-        .err()
-        .unwrap();
+    let e = ChatTemplate::new(Some("{% for x in %}".into()), "", "").err().unwrap();
     assert!(e.to_string().contains("does not parse"), "{e}");
 }
 
@@ -97,11 +80,7 @@ fn thinking_split() {
     let s = split_thinking("<think>\nI plan.\n</think>\n\nThe story.", false);
     assert_eq!(
         s,
-        Split {
-            thinking: Some("I plan.".into()),
-            story: "The story.".into(),
-            thinking_closed: true
-        }
+        Split { thinking: Some("I plan.".into()), story: "The story.".into(), thinking_closed: true }
     );
     // the opening tag was in the prompt
     let s = split_thinking("I plan.\n</think>\nThe story.", true);
@@ -111,29 +90,13 @@ fn thinking_split() {
     let s = split_thinking("still planning", true);
     assert_eq!(
         s,
-        Split {
-            thinking: Some("still planning".into()),
-            story: String::new(),
-            thinking_closed: false
-        }
+        Split { thinking: Some("still planning".into()), story: String::new(), thinking_closed: false }
     );
     // no thinking at all
     let s = split_thinking("Just a story.", false);
-    assert_eq!(
-        s,
-        Split {
-            thinking: None,
-            story: "Just a story.".into(),
-            thinking_closed: true
-        }
-    );
+    assert_eq!(s, Split { thinking: None, story: "Just a story.".into(), thinking_closed: true });
     // an empty think block
-    assert_eq!(
-        split_thinking("<think>\n\n</think>\n\nX", false)
-            .thinking
-            .as_deref(),
-        Some("")
-    );
+    assert_eq!(split_thinking("<think>\n\n</think>\n\nX", false).thinking.as_deref(), Some(""));
 }
 
 #[test]
@@ -145,11 +108,7 @@ fn tokenizer_matches_transformers_and_special_ids_come_from_it() {
     let ids = tok.encode(sample["text"].as_str().unwrap(), false).unwrap();
     assert_eq!(ids, u32s(&sample["ids"]));
     for (text, id) in exp["special_token_ids"].as_object().unwrap() {
-        assert_eq!(
-            tok.token_id(text),
-            Some(id.as_u64().unwrap() as u32),
-            "{text}"
-        );
+        assert_eq!(tok.token_id(text), Some(id.as_u64().unwrap() as u32), "{text}");
     }
     // stories260K: the post-processor adds BOS when asked to
     let st = Tokenizer::from_dir(&shared().join("models/stories260K-hf")).unwrap();

@@ -16,11 +16,7 @@ fn polaris(args: &[&str], cache: &std::path::Path) -> Output {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -50,24 +46,15 @@ fn generate_json_record_and_greedy_matches_the_golden() {
         cache.path(),
     );
     let v = json(&out);
-    for key in [
-        "prompt_token_ids",
-        "token_ids",
-        "thinking",
-        "story",
-        "words",
-        "length_ratio",
-        "tokens_per_second",
-    ] {
+    for key in
+        ["prompt_token_ids", "token_ids", "thinking", "story", "words", "length_ratio", "tokens_per_second"]
+    {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     // an empty raw prompt is just BOS, so greedy decoding reproduces llama2.c's golden ids
     assert_eq!(u32s(&v["prompt_token_ids"]), vec![1]);
     let golden = read_json(&shared().join("models/stories260K-hf/golden_greedy_ids.json"));
-    assert_eq!(
-        u32s(&v["token_ids"]),
-        u32s(&golden["greedy_generated_ids"])[..40].to_vec()
-    );
+    assert_eq!(u32s(&v["token_ids"]), u32s(&golden["greedy_generated_ids"])[..40].to_vec());
     assert!(v["words"].as_u64().unwrap() > 5);
     assert!(v["length_ratio"].is_null());
 }
@@ -94,10 +81,7 @@ fn same_seed_same_story_and_length_ratio_reported() {
     let a = json(&polaris(&args, cache.path()));
     let b = json(&polaris(&args, cache.path()));
     assert_eq!(a["token_ids"], b["token_ids"]);
-    assert!(a["prompt"]
-        .as_str()
-        .unwrap()
-        .contains("The story should be 100 words long."));
+    assert!(a["prompt"].as_str().unwrap().contains("The story should be 100 words long."));
     assert_eq!(a["requested_words"], 100);
     let ratio = a["length_ratio"].as_f64().unwrap();
     assert!((ratio - a["words"].as_f64().unwrap() / 100.0).abs() < 1e-12);
@@ -135,20 +119,11 @@ fn score_json_fields_and_consistency() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text =
-        std::fs::read_to_string(shared().join("models/stories260K-hf/golden_greedy_text.txt"))
-            .unwrap();
+        std::fs::read_to_string(shared().join("models/stories260K-hf/golden_greedy_text.txt")).unwrap();
     let path = dir.path().join("story.txt");
     std::fs::write(&path, &text).unwrap();
     let v = json(&polaris(
-        &[
-            "score",
-            "--model",
-            &stories(),
-            "--text",
-            path.to_str().unwrap(),
-            "--raw",
-            "--json",
-        ],
+        &["score", "--model", &stories(), "--text", path.to_str().unwrap(), "--raw", "--json"],
         cache.path(),
     ));
     let ids = u32s(&v["token_ids"]);
@@ -186,10 +161,7 @@ fn score_json_fields_and_consistency() {
 fn errors_exit_nonzero_with_a_message_and_no_panic() {
     let cache = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 4] = [
-        (
-            &["generate", "--model", "/nonexistent/model", "--prompt", "x"],
-            "no such model directory",
-        ),
+        (&["generate", "--model", "/nonexistent/model", "--prompt", "x"], "no such model directory"),
         (
             &[
                 "generate",
@@ -204,16 +176,8 @@ fn errors_exit_nonzero_with_a_message_and_no_panic() {
             ],
             "never both",
         ),
-        (
-            &[
-                "generate", "--model", "tiny", "--prompt", "x", "--device", "cuda:0",
-            ],
-            "cuda",
-        ),
-        (
-            &["score", "--model", "tiny", "--text", "/nonexistent.txt"],
-            "/nonexistent.txt",
-        ),
+        (&["generate", "--model", "tiny", "--prompt", "x", "--device", "cuda:0"], "cuda"),
+        (&["score", "--model", "tiny", "--text", "/nonexistent.txt"], "/nonexistent.txt"),
     ];
     for (args, expect) in cases {
         let out = polaris(args, cache.path());
@@ -236,9 +200,6 @@ fn every_subcommand_has_help() {
     ] {
         let out = polaris(args, cache.path());
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
 }

@@ -11,10 +11,7 @@ use polaris::model::logprobs::{logprobs, logprobs_backward};
 use polaris::model::{all_trainable, Model};
 
 fn batch() -> (Tensor, Tensor) {
-    let rows = [
-        vec![3u32, 17, 42, 5, 9, 60, 1, 33, 12],
-        vec![7u32, 7, 21, 50, 2, 18, 44, 0, 29],
-    ];
+    let rows = [vec![3u32, 17, 42, 5, 9, 60, 1, 33, 12], vec![7u32, 7, 21, 50, 2, 18, 44, 0, 29]];
     let inputs: Vec<Vec<u32>> = rows.iter().map(|r| r[..r.len() - 1].to_vec()).collect();
     let targets: Vec<Vec<u32>> = rows.iter().map(|r| r[1..].to_vec()).collect();
     (ids(&inputs), ids(&targets))
@@ -23,15 +20,8 @@ fn batch() -> (Tensor, Tensor) {
 /// Fixed per-token coefficients dL/dlogp, varied in sign and size, zero on one "padding" token.
 fn coefficients(shape: &Tensor) -> Tensor {
     let (b, t) = shape.dims2().unwrap();
-    let c: Vec<f32> = (0..b * t)
-        .map(|i| {
-            if i == b * t - 1 {
-                0.0
-            } else {
-                ((i * 7 % 11) as f32 - 5.0) / 4.0
-            }
-        })
-        .collect();
+    let c: Vec<f32> =
+        (0..b * t).map(|i| if i == b * t - 1 { 0.0 } else { ((i * 7 % 11) as f32 - 5.0) / 4.0 }).collect();
     Tensor::from_vec(c, (b, t), shape.device()).unwrap()
 }
 
@@ -51,32 +41,15 @@ fn every_trainable_parameter_gets_a_nonzero_gradient() {
     for (arch, tied) in [("qwen3", false), ("qwen3", true), ("llama", false)] {
         let model = random_model(arch, tied, DType::F32, all_trainable());
         let (inputs, targets) = batch();
-        let (_, grads) =
-            logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
+        let (_, grads) = logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
         assert_eq!(grads.len(), model.trainable().len());
-        assert!(
-            grads.len() >= 2 * 9 + 2,
-            "{arch}: expected every tensor trainable, got {}",
-            grads.len()
-        );
+        assert!(grads.len() >= 2 * 9 + 2, "{arch}: expected every tensor trainable, got {}", grads.len());
         for (name, g) in &grads {
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                norm > 0.0 && norm.is_finite(),
-                "{arch} tied={tied}: {name} has gradient norm {norm}"
-            );
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0 && norm.is_finite(), "{arch} tied={tied}: {name} has gradient norm {norm}");
         }
         if arch == "qwen3" {
-            assert!(
-                grads.iter().any(|(n, _)| n.ends_with("q_norm.weight")),
-                "qwen3 has q/k norms"
-            );
+            assert!(grads.iter().any(|(n, _)| n.ends_with("q_norm.weight")), "qwen3 has q/k norms");
         }
     }
 }
@@ -87,8 +60,7 @@ fn gradients_match_finite_differences() {
         let model = random_model("qwen3", tied, DType::F64, all_trainable());
         let (inputs, targets) = batch();
         let c = coefficients(&inputs);
-        let (_, grads) =
-            logprobs_backward(&model, &inputs, &targets, 3, |_| Ok(c.clone())).unwrap();
+        let (_, grads) = logprobs_backward(&model, &inputs, &targets, 3, |_| Ok(c.clone())).unwrap();
         let mut checked = 0;
         for ((name, var), (gname, g)) in model.trainable().iter().zip(&grads) {
             assert_eq!(name, gname);
@@ -99,16 +71,13 @@ fn gradients_match_finite_differences() {
                 let h = 1e-5;
                 let mut plus = base.clone();
                 plus[i] += h;
-                var.set(&Tensor::from_vec(plus, var.shape(), var.device()).unwrap())
-                    .unwrap();
+                var.set(&Tensor::from_vec(plus, var.shape(), var.device()).unwrap()).unwrap();
                 let lp = loss(&model, &inputs, &targets, &c);
                 let mut minus = base.clone();
                 minus[i] -= h;
-                var.set(&Tensor::from_vec(minus, var.shape(), var.device()).unwrap())
-                    .unwrap();
+                var.set(&Tensor::from_vec(minus, var.shape(), var.device()).unwrap()).unwrap();
                 let lm = loss(&model, &inputs, &targets, &c);
-                var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap())
-                    .unwrap();
+                var.set(&Tensor::from_vec(base.clone(), var.shape(), var.device()).unwrap()).unwrap();
                 let fd = (lp - lm) / (2.0 * h);
                 // Central differences in f64 with h = 1e-5: truncation ~h²·|f'''| ≈ 1e-10 and
                 // rounding ~ε·|L|/h ≈ 1e-11·|L|; 1e-6 relative (absolute below 1) leaves
@@ -176,30 +145,16 @@ fn chunked_logprobs_equal_the_full_log_softmax() {
 
 #[test]
 fn only_the_chosen_parameters_train() {
-    let only: polaris::model::TrainableFn = Arc::new(|n: &str| {
-        n == "lm_head.weight" || n.starts_with("model.layers.1.self_attn.q_proj")
-    });
+    let only: polaris::model::TrainableFn =
+        Arc::new(|n: &str| n == "lm_head.weight" || n.starts_with("model.layers.1.self_attn.q_proj"));
     let model = random_model("qwen3", false, DType::F32, only);
     let names: Vec<&str> = model.trainable().iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        vec!["model.layers.1.self_attn.q_proj.weight", "lm_head.weight"]
-    );
+    assert_eq!(names, vec!["model.layers.1.self_attn.q_proj.weight", "lm_head.weight"]);
     let (inputs, targets) = batch();
-    let (_, grads) =
-        logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
+    let (_, grads) = logprobs_backward(&model, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).unwrap();
     assert_eq!(grads.len(), 2);
     for (name, g) in &grads {
-        assert!(
-            g.abs()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-                > 0.0,
-            "{name}"
-        );
+        assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0, "{name}");
     }
     // a frozen model refuses to train
     let frozen = random_model("qwen3", false, DType::F32, polaris::model::frozen());

@@ -41,14 +41,8 @@ fn edit_config(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn missing_directory_and_files() {
-    let e = LanguageModel::open("/no/such/model", &cpu(DType::F32))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        e.contains("/no/such/model") && e.contains("no such model directory"),
-        "{e}"
-    );
+    let e = LanguageModel::open("/no/such/model", &cpu(DType::F32)).err().unwrap().to_string();
+    assert!(e.contains("/no/such/model") && e.contains("no such model directory"), "{e}");
 
     let tmp = qwen3_copy();
     std::fs::remove_file(tmp.path().join("config.json")).unwrap();
@@ -58,17 +52,11 @@ fn missing_directory_and_files() {
     let tmp = qwen3_copy();
     std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("no model.safetensors") && e.contains(&tmp.path().display().to_string()),
-        "{e}"
-    );
+    assert!(e.contains("no model.safetensors") && e.contains(&tmp.path().display().to_string()), "{e}");
 
     let tmp = qwen3_copy();
     std::fs::remove_file(tmp.path().join("tokenizer.json")).unwrap();
-    let e = LanguageModel::from_dir(tmp.path(), &cpu(DType::F32))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = LanguageModel::from_dir(tmp.path(), &cpu(DType::F32)).err().unwrap().to_string();
     assert!(e.contains("tokenizer.json"), "{e}");
 }
 
@@ -77,18 +65,12 @@ fn bad_config_values_name_the_field() {
     let tmp = qwen3_copy();
     edit_config(tmp.path(), |v| v["model_type"] = "mamba".into());
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("unsupported model_type \"mamba\"") && e.contains("config.json"),
-        "{e}"
-    );
+    assert!(e.contains("unsupported model_type \"mamba\"") && e.contains("config.json"), "{e}");
 
     let tmp = qwen3_copy();
     edit_config(tmp.path(), |v| v["hidden_size"] = "64".into());
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("field hidden_size must be a non-negative integer"),
-        "{e}"
-    );
+    assert!(e.contains("field hidden_size must be a non-negative integer"), "{e}");
 
     let tmp = qwen3_copy();
     edit_config(tmp.path(), |v| {
@@ -107,15 +89,11 @@ fn missing_and_misshaped_tensors_name_file_and_tensor() {
     // a tensor missing from the file
     let tmp = qwen3_copy();
     let path = tmp.path().join("model.safetensors");
-    let mut tensors: HashMap<String, Tensor> =
-        candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
     tensors.remove("model.layers.1.mlp.up_proj.weight");
     candle_core::safetensors::save(&tensors, &path).unwrap();
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("tensor model.layers.1.mlp.up_proj.weight") && e.contains("missing"),
-        "{e}"
-    );
+    assert!(e.contains("tensor model.layers.1.mlp.up_proj.weight") && e.contains("missing"), "{e}");
 
     // config says one size, file holds another
     let tmp = qwen3_copy();
@@ -137,50 +115,35 @@ fn truncated_and_missing_files() {
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("model.safetensors") && e.contains("truncated or corrupt"),
-        "{e}"
-    );
+    assert!(e.contains("model.safetensors") && e.contains("truncated or corrupt"), "{e}");
 
     // a shard named by the index is gone
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("models/qwen3-sharded"), tmp.path());
     std::fs::remove_file(tmp.path().join("model-00003-of-00004.safetensors")).unwrap();
     let e = load_err(tmp.path());
-    assert!(
-        e.contains("model-00003-of-00004.safetensors") && e.contains("missing"),
-        "{e}"
-    );
+    assert!(e.contains("model-00003-of-00004.safetensors") && e.contains("missing"), "{e}");
 }
 
 #[test]
 fn key_layouts_are_mapped_onto_canonical_names() {
     // the same weights saved under the multimodal prefix, with vision and MTP keys to skip
     let src = shared().join("models/qwen3-tiny");
-    let tensors =
-        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let tensors = candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&src, tmp.path());
-    let mut renamed: HashMap<String, Tensor> = tensors
-        .iter()
-        .map(|(k, v)| (k.replacen("model.", "model.language_model.", 1), v.clone()))
-        .collect();
+    let mut renamed: HashMap<String, Tensor> =
+        tensors.iter().map(|(k, v)| (k.replacen("model.", "model.language_model.", 1), v.clone())).collect();
     renamed.insert(
         "model.visual.patch_embed.weight".into(),
         Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
     );
-    renamed.insert(
-        "mtp.fc.weight".into(),
-        Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap(),
-    );
+    renamed.insert("mtp.fc.weight".into(), Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap());
     candle_core::safetensors::save(&renamed, tmp.path().join("model.safetensors")).unwrap();
     let ckpt = polaris::model::weights::Checkpoint::open(tmp.path()).unwrap();
     assert_eq!(
         ckpt.ignored,
-        vec![
-            "model.visual.patch_embed.weight".to_string(),
-            "mtp.fc.weight".to_string()
-        ]
+        vec!["model.visual.patch_embed.weight".to_string(), "mtp.fc.weight".to_string()]
     );
     let a = Model::load_dir(&src, &cpu(DType::F32)).unwrap();
     let b = Model::load_dir(tmp.path(), &cpu(DType::F32)).unwrap();
@@ -208,17 +171,10 @@ fn dtype_flags_load_half_precision() {
         let logits = m.logits(&ids(&[vec![1, 2, 3]])).unwrap();
         assert_eq!(logits.dtype(), dtype);
     }
-    let e = polaris::device::parse_dtype("int8")
-        .unwrap_err()
-        .to_string();
+    let e = polaris::device::parse_dtype("int8").unwrap_err().to_string();
     assert!(e.contains("--dtype"), "{e}");
-    let e = polaris::device::parse_device("tpu:0")
-        .unwrap_err()
-        .to_string();
+    let e = polaris::device::parse_device("tpu:0").unwrap_err().to_string();
     assert!(e.contains("--device"), "{e}");
     #[cfg(not(feature = "cuda"))]
-    assert!(polaris::device::parse_device("cuda:0")
-        .unwrap_err()
-        .to_string()
-        .contains("--features cuda"));
+    assert!(polaris::device::parse_device("cuda:0").unwrap_err().to_string().contains("--features cuda"));
 }

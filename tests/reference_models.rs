@@ -13,12 +13,7 @@ use polaris::generate::{generate, Request, SamplingParams};
 use polaris::model::{Kernels, Model};
 
 fn greedy(max_new_tokens: usize) -> SamplingParams {
-    SamplingParams {
-        temperature: 0.0,
-        max_new_tokens,
-        thinking_budget: None,
-        ..SamplingParams::default()
-    }
+    SamplingParams { temperature: 0.0, max_new_tokens, thinking_budget: None, ..SamplingParams::default() }
 }
 
 #[test]
@@ -28,13 +23,7 @@ fn stories260k_greedy_256_tokens_match_llama2c() {
     let expected = u32s(&golden["greedy_generated_ids"]);
     let model = Model::load_dir(&dir, &cpu(DType::F32)).unwrap();
     // run.c decodes a fixed number of steps: no end token stops it
-    let req = Request::group(
-        u32s(&golden["prompt_ids"]),
-        1,
-        greedy(expected.len()),
-        vec![],
-        None,
-    );
+    let req = Request::group(u32s(&golden["prompt_ids"]), 1, greedy(expected.len()), vec![], None);
     let out = generate(&model, &req, &mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert_eq!(out[0].tokens, expected, "greedy tokens must match exactly");
 }
@@ -45,11 +34,7 @@ fn stories260k_logits_match_transformers() {
     let golden = read_json(&dir.join("golden_logits.json"));
     let input = u32s(&golden["input_ids"]);
     let model = Model::load_dir(&dir, &cpu(DType::F32)).unwrap();
-    let logits = model
-        .logits(&ids(std::slice::from_ref(&input)))
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
+    let logits = model.logits(&ids(std::slice::from_ref(&input))).unwrap().squeeze(0).unwrap();
     let argmax: Vec<u32> = logits.argmax(D::Minus1).unwrap().to_vec1().unwrap();
     assert_eq!(argmax, u32s(&golden["argmax_per_position"]));
     let last: Vec<f32> = logits.get(input.len() - 1).unwrap().to_vec1().unwrap();
@@ -74,14 +59,8 @@ fn stories260k_logits_match_transformers() {
 /// Checks a model directory against its expected.json (the shared format).
 fn check_expected(dir: &Path, dtype: DType, tol: f64) {
     let exp = read_json(&dir.join("expected.json"));
-    let model =
-        Model::load_dir(dir, &cpu(dtype)).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
-    let rows: Vec<Vec<u32>> = exp["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u32s)
-        .collect();
+    let model = Model::load_dir(dir, &cpu(dtype)).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+    let rows: Vec<Vec<u32>> = exp["input_ids"].as_array().unwrap().iter().map(u32s).collect();
     let t = rows[0].len();
     let input = ids(&rows);
     let logits = model.logits(&input).unwrap().to_dtype(DType::F64).unwrap(); // [B, T, V]
@@ -91,13 +70,8 @@ fn check_expected(dir: &Path, dtype: DType, tol: f64) {
     let positions = u32s(&exp["logits_positions"]);
     for (b, per_seq) in exp["logits_sample"].as_array().unwrap().iter().enumerate() {
         for (k, row) in per_seq.as_array().unwrap().iter().enumerate() {
-            let ours: Vec<f64> = logits
-                .get(b)
-                .unwrap()
-                .get(positions[k] as usize)
-                .unwrap()
-                .to_vec1()
-                .unwrap();
+            let ours: Vec<f64> =
+                logits.get(b).unwrap().get(positions[k] as usize).unwrap().to_vec1().unwrap();
             let diff = max_abs_diff(&ours, &f64s(row));
             assert!(
                 diff < tol,
@@ -116,63 +90,28 @@ fn check_expected(dir: &Path, dtype: DType, tol: f64) {
     let mut per_seq = Vec::new();
     for (b, row) in rows.iter().enumerate() {
         let lp: Vec<Vec<f64>> = logp.get(b).unwrap().to_vec2().unwrap();
-        let nll: f64 =
-            (0..t - 1).map(|i| -lp[i][row[i + 1] as usize]).sum::<f64>() / (t - 1) as f64;
+        let nll: f64 = (0..t - 1).map(|i| -lp[i][row[i + 1] as usize]).sum::<f64>() / (t - 1) as f64;
         per_seq.push(nll);
     }
     let loss = per_seq.iter().sum::<f64>() / per_seq.len() as f64;
-    assert!(
-        (loss - exp["loss"].as_f64().unwrap()).abs() < tol,
-        "{name}: loss {loss} vs {}",
-        exp["loss"]
-    );
-    assert!(
-        max_abs_diff(&per_seq, &f64s(&exp["loss_per_sequence"])) < tol,
-        "{name}: per-sequence loss"
-    );
+    assert!((loss - exp["loss"].as_f64().unwrap()).abs() < tol, "{name}: loss {loss} vs {}", exp["loss"]);
+    assert!(max_abs_diff(&per_seq, &f64s(&exp["loss_per_sequence"])) < tol, "{name}: per-sequence loss");
 
     // greedy continuation of sequence 0 through the generation path (cache + fused kernels)
     let expected_greedy = u32s(&exp["greedy_32"]);
-    let req = Request::group(
-        rows[0].clone(),
-        1,
-        greedy(expected_greedy.len()),
-        vec![],
-        None,
-    );
+    let req = Request::group(rows[0].clone(), 1, greedy(expected_greedy.len()), vec![], None);
     let out = generate(&model, &req, &mut |_| {}, &AtomicBool::new(false)).unwrap();
-    assert_eq!(
-        out[0].tokens, expected_greedy,
-        "{name}: greedy continuation"
-    );
+    assert_eq!(out[0].tokens, expected_greedy, "{name}: greedy continuation");
 
     // the logit row of every greedy step, via the cache
     let mut cache = model.new_cache(vec![0]);
-    let mut step = model
-        .forward_cached(&ids(&[rows[0].clone()]), &mut cache, Kernels::Fused)
-        .unwrap();
-    for (i, row) in exp["greedy_32_step_logits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-    {
-        let ours: Vec<f64> = step
-            .squeeze(0)
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+    let mut step = model.forward_cached(&ids(&[rows[0].clone()]), &mut cache, Kernels::Fused).unwrap();
+    for (i, row) in exp["greedy_32_step_logits"].as_array().unwrap().iter().enumerate() {
+        let ours: Vec<f64> = step.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec1().unwrap();
         let diff = max_abs_diff(&ours, &f64s(row));
-        assert!(
-            diff < tol,
-            "{name}: greedy step {i}: max |logit diff| {diff}"
-        );
+        assert!(diff < tol, "{name}: greedy step {i}: max |logit diff| {diff}");
         let next = Tensor::new(&[[expected_greedy[i]]], &Device::Cpu).unwrap();
-        step = model
-            .forward_cached(&next, &mut cache, Kernels::Fused)
-            .unwrap();
+        step = model.forward_cached(&next, &mut cache, Kernels::Fused).unwrap();
     }
 }
 
@@ -203,11 +142,7 @@ fn qwen3_long_sequences() {
 
 #[test]
 fn qwen3_sharded_checkpoint() {
-    check_expected(
-        &fixtures().join("models/qwen3-sharded"),
-        DType::F64,
-        F64_TOL,
-    );
+    check_expected(&fixtures().join("models/qwen3-sharded"), DType::F64, F64_TOL);
 }
 
 #[test]

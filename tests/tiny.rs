@@ -37,26 +37,13 @@ fn cached_under_the_cache_dir_and_usable() {
     std::env::set_var("POLARIS_CACHE_DIR", cache.path());
     let dir = tiny::ensure().unwrap();
     assert!(dir.starts_with(cache.path()));
-    assert_eq!(
-        tiny::ensure().unwrap(),
-        dir,
-        "second call reuses the directory"
-    );
+    assert_eq!(tiny::ensure().unwrap(), dir, "second call reuses the directory");
 
     let lm = LanguageModel::from_dir(&dir, &cpu(DType::F32)).unwrap();
     let n = lm.model.parameter_count();
-    assert!(
-        (2_000_000..10_000_000).contains(&n),
-        "tiny model has {n} parameters"
-    );
+    assert!((2_000_000..10_000_000).contains(&n), "tiny model has {n} parameters");
     assert_eq!(n, lm.model.config().parameter_count());
-    for t in [
-        "<|im_start|>",
-        "<|im_end|>",
-        "<|endoftext|>",
-        "<think>",
-        "</think>",
-    ] {
+    for t in ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<think>", "</think>"] {
         assert!(lm.tokenizer.token_id(t).is_some(), "{t}");
     }
     assert!(lm.think.is_some());
@@ -64,30 +51,13 @@ fn cached_under_the_cache_dir_and_usable() {
     assert!(lm.stop_ids.contains(&im_end));
     // round trip of text through the trained BPE
     let text = "The lighthouse keeper counted the gulls.";
-    assert_eq!(
-        lm.tokenizer
-            .decode(&lm.tokenizer.encode(text, false).unwrap(), false)
-            .unwrap(),
-        text
-    );
+    assert_eq!(lm.tokenizer.decode(&lm.tokenizer.encode(text, false).unwrap(), false).unwrap(), text);
 
-    let (prompt, ids) = lm
-        .prompt(
-            "Write a story. The story should be 100 words long.",
-            false,
-            true,
-        )
-        .unwrap();
+    let (prompt, ids) = lm.prompt("Write a story. The story should be 100 words long.", false, true).unwrap();
     assert!(prompt.ends_with("<|im_start|>assistant\n<think>\n"));
-    let params = SamplingParams {
-        max_new_tokens: 20,
-        thinking_budget: Some(4),
-        seed: 5,
-        ..SamplingParams::default()
-    };
-    let out = lm
-        .generate(&ids, 2, &params, &mut |_| {}, &AtomicBool::new(false))
-        .unwrap();
+    let params =
+        SamplingParams { max_new_tokens: 20, thinking_budget: Some(4), seed: 5, ..SamplingParams::default() };
+    let out = lm.generate(&ids, 2, &params, &mut |_| {}, &AtomicBool::new(false)).unwrap();
     assert_eq!(out.len(), 2);
     for o in &out {
         assert!(!o.tokens.is_empty());

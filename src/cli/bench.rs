@@ -34,6 +34,9 @@ pub struct GenerateBench {
     /// CPU threads for candle's matmuls (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Measurements per cell; the table shows the fastest (shared machines are noisy).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -58,22 +61,31 @@ fn generate_bench(args: GenerateBench) -> Result<()> {
     if args.stories260k.join("config.json").exists() {
         models.push(("stories260K".into(), args.stories260k.clone()));
     } else {
-        eprintln!(
-            "note: {} not found; skipping stories260K",
-            args.stories260k.display()
-        );
+        eprintln!("note: {} not found; skipping stories260K", args.stories260k.display());
     }
     let tmp = tempdir()?;
     write_random_llama(&tmp)?;
     models.push(("llama-15M (random)".into(), tmp.clone()));
 
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     for (name, dir) in &models {
         for &batch in &[1, args.group] {
             eprintln!("measuring {name}, batch {batch} ...");
-            rows.push(measure_ours(name, dir, batch, args.tokens)?);
-            rows.push(measure_reference(name, dir, batch, args.tokens)?);
-            rows.push(measure_engine(name, dir, batch, args.tokens)?);
+            // interleaved repeats, keeping each implementation's fastest
+            let mut best: [Option<Row>; 3] = [None, None, None];
+            for _ in 0..args.repeats.max(1) {
+                let runs = [
+                    measure_ours(name, dir, batch, args.tokens)?,
+                    measure_reference(name, dir, batch, args.tokens)?,
+                    measure_engine(name, dir, batch, args.tokens)?,
+                ];
+                for (slot, run) in best.iter_mut().zip(runs) {
+                    if slot.as_ref().is_none_or(|b| run.tokens_per_s > b.tokens_per_s) {
+                        *slot = Some(run);
+                    }
+                }
+            }
+            rows.extend(best.into_iter().flatten());
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
@@ -93,9 +105,7 @@ fn print_table(rows: &[Row], group: usize) {
     }
     println!();
     let find = |m: &str, imp: &str, b: usize| {
-        rows.iter()
-            .find(|r| r.model == m && r.implementation == imp && r.batch == b)
-            .map(|r| r.tokens_per_s)
+        rows.iter().find(|r| r.model == m && r.implementation == imp && r.batch == b).map(|r| r.tokens_per_s)
     };
     let mut names: Vec<&str> = rows.iter().map(|r| r.model.as_str()).collect();
     names.dedup();
@@ -118,9 +128,7 @@ fn print_table(rows: &[Row], group: usize) {
 fn measure_ours(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<Row> {
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
     let prompt = prompt_ids(&model);
-    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?
-        .unsqueeze(0)?
-        .repeat((batch, 1))?;
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?.repeat((batch, 1))?;
     let mut cache = model.new_cache(vec![0; batch]);
     let mut logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     let started = Instant::now();
@@ -129,13 +137,7 @@ fn measure_ours(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result<R
         let ids = Tensor::from_vec(next, (batch, 1), &Device::Cpu)?;
         logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     }
-    Ok(row(
-        name,
-        "polaris decode",
-        batch,
-        tokens,
-        started.elapsed().as_secs_f64(),
-    ))
+    Ok(row(name, "polaris decode", batch, tokens, started.elapsed().as_secs_f64()))
 }
 
 /// The whole engine: sampler with top-k/top-p, penalties bookkeeping, streaming callback.
@@ -152,13 +154,7 @@ fn measure_engine(name: &str, dir: &Path, batch: usize, tokens: usize) -> Result
     let out = generate::generate(&model, &req, &mut |_| {}, &AtomicBool::new(false))?;
     let secs = started.elapsed().as_secs_f64();
     let produced: usize = out.iter().map(|o| o.tokens.len()).sum();
-    Ok(row(
-        name,
-        "polaris engine (sampling)",
-        batch,
-        produced / batch,
-        secs,
-    ))
+    Ok(row(name, "polaris engine (sampling)", batch, produced / batch, secs))
 }
 
 /// candle-transformers' llama (fused kernels, its own KV cache) on the same files.
@@ -172,9 +168,7 @@ fn measure_reference(name: &str, dir: &Path, batch: usize, tokens: usize) -> Res
     let model = reference::Llama::load(vb, &cfg)?;
     let mut cache = reference::Cache::new(true, DType::F32, &cfg, &Device::Cpu)?;
     let prompt: Vec<u32> = vec![cfg.bos_token_id.unwrap_or(1), 10, 20];
-    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?
-        .unsqueeze(0)?
-        .repeat((batch, 1))?;
+    let ids = Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?.repeat((batch, 1))?;
     let mut logits = model.forward(&ids, 0, &mut cache)?;
     let started = Instant::now();
     for pos in prompt.len()..prompt.len() + tokens {
@@ -182,13 +176,7 @@ fn measure_reference(name: &str, dir: &Path, batch: usize, tokens: usize) -> Res
         let ids = Tensor::from_vec(next, (batch, 1), &Device::Cpu)?;
         logits = model.forward(&ids, pos, &mut cache)?;
     }
-    Ok(row(
-        name,
-        "candle-transformers",
-        batch,
-        tokens,
-        started.elapsed().as_secs_f64(),
-    ))
+    Ok(row(name, "candle-transformers", batch, tokens, started.elapsed().as_secs_f64()))
 }
 
 fn prompt_ids(model: &Model) -> Vec<u32> {
@@ -213,18 +201,10 @@ fn write_random_llama(dir: &Path) -> Result<()> {
         "rope_theta": 10000.0, "max_position_embeddings": 1024, "tie_word_embeddings": true,
         "bos_token_id": 1, "eos_token_id": 2
     });
-    std::fs::write(
-        dir.join("config.json"),
-        serde_json::to_string_pretty(&config)?,
-    )?;
+    std::fs::write(dir.join("config.json"), serde_json::to_string_pretty(&config)?)?;
     let cfg = ModelConfig::from_json(&config)?;
-    let model = Model::build(
-        &cfg,
-        Source::random(7, 0.02, 0.1),
-        &LoadOptions::new(DType::F32, Device::Cpu),
-    )?;
-    let tensors: std::collections::HashMap<String, Tensor> =
-        model.tensors().iter().cloned().collect();
+    let model = Model::build(&cfg, Source::random(7, 0.02, 0.1), &LoadOptions::new(DType::F32, Device::Cpu))?;
+    let tensors: std::collections::HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
 }

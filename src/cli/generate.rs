@@ -47,15 +47,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Some(w) if !args.raw => story_prompt(&args.prompt, w),
         _ => args.prompt.clone(),
     };
-    let record = write_story(
-        &lm,
-        &text,
-        args.raw,
-        args.thinking.is_on(),
-        args.words,
-        &params,
-        !args.json,
-    )?;
+    let record = write_story(&lm, &text, args.raw, args.thinking.is_on(), args.words, &params, !args.json)?;
     if args.json {
         println!("{}", serde_json::to_string(&record)?);
     }
@@ -75,11 +67,7 @@ fn write_story(
     let (prompt, prompt_ids) = lm.prompt(text, raw, thinking)?;
     // Ctrl-C stops generation and keeps what was written; a second Ctrl-C exits at once.
     let cancel = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register_conditional_shutdown(
-        signal_hook::consts::SIGINT,
-        130,
-        cancel.clone(),
-    )?;
+    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, cancel.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, cancel.clone())?;
     let mut streamer = TokenStream::new(&lm.tokenizer);
     let mut out = std::io::stdout().lock();
@@ -115,11 +103,7 @@ fn write_story(
             "tokens        {} ({} thinking{}), finish: {:?}",
             record.token_ids.len(),
             record.thinking_tokens,
-            if record.forced_think_close {
-                ", budget forced </think>"
-            } else {
-                ""
-            },
+            if record.forced_think_close { ", budget forced </think>" } else { "" },
             record.finish
         );
         eprintln!("speed         {:.1} tokens/s", record.tokens_per_second);
@@ -129,7 +113,9 @@ fn write_story(
 
 /// The demo behind a bare `polaris-tui`: the built-in tiny model writes a story for a demo prompt.
 pub fn demo() -> Result<()> {
-    eprintln!("polaris-tui demo: the built-in tiny model (random weights until a run trains it) writes a story.");
+    eprintln!(
+        "polaris-tui demo: the built-in tiny model (random weights until a run trains it) writes a story."
+    );
     eprintln!("Try `polaris-tui generate --help` for your own model and prompt.\n");
     let lm = LanguageModel::open(
         "tiny",
@@ -142,11 +128,8 @@ pub fn demo() -> Result<()> {
         .unwrap_or("Write a story about a lighthouse. The story should be 200 words long.");
     let words = crate::generate::requested_words(prompt);
     eprintln!("prompt: {prompt}\n");
-    let params = SamplingParams {
-        max_new_tokens: 400,
-        thinking_budget: Some(64),
-        ..SamplingParams::default()
-    };
+    let params =
+        SamplingParams { max_new_tokens: 400, thinking_budget: Some(64), ..SamplingParams::default() };
     write_story(&lm, prompt, false, true, words, &params, true)?;
     Ok(())
 }

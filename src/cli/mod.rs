@@ -60,10 +60,7 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions::new(
-            parse_dtype(&self.dtype)?,
-            parse_device(&self.device)?,
-        ))
+        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
     }
 }
 

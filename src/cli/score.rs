@@ -54,13 +54,10 @@ struct ScoreRecord {
 pub fn run(args: ScoreArgs) -> Result<()> {
     let text = if args.text == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the text from standard input")?;
+        std::io::stdin().read_to_string(&mut s).context("reading the text from standard input")?;
         s
     } else {
-        std::fs::read_to_string(&args.text)
-            .with_context(|| format!("cannot read --text {}", args.text))?
+        std::fs::read_to_string(&args.text).with_context(|| format!("cannot read --text {}", args.text))?
     };
     let lm = LanguageModel::open(&args.model.model, &args.model.load_options()?)?;
     let (ids, scored_from) = if args.raw {
@@ -76,10 +73,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         (ids, start)
     };
     if ids.len() < 2 {
-        anyhow::bail!(
-            "--text gives {} token(s); scoring needs at least 2",
-            ids.len()
-        );
+        anyhow::bail!("--text gives {} token(s); scoring needs at least 2", ids.len());
     }
     let n = ids.len();
     let device = lm.model.device();

@@ -37,12 +37,7 @@ impl Request {
         stop_ids: Vec<u32>,
         think: Option<ThinkTokens>,
     ) -> Self {
-        Self {
-            prompts: vec![prompt; n],
-            params,
-            stop_ids,
-            think,
-        }
+        Self { prompts: vec![prompt; n], params, stop_ids, think }
     }
 }
 
@@ -166,11 +161,8 @@ pub fn generate(
                 row.finish = Some(Finish::Cancelled);
                 continue;
             }
-            let budget_hit = row.in_thinking
-                && req
-                    .params
-                    .thinking_budget
-                    .is_some_and(|cap| row.thinking_tokens >= cap);
+            let budget_hit =
+                row.in_thinking && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
             let (id, forced) = if let (true, Some(tt)) = (budget_hit, req.think) {
                 (tt.close, true)
             } else {

@@ -6,12 +6,10 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("valid regex"));
-static TARGET: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(\d+) words long").expect("valid regex"));
+static TARGET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d+) words long").expect("valid regex"));
 /// The sentence holding the length request, up to and including its full stop.
-static LENGTH_SENTENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\s*[^.!?\n]*\b\d+ words long[^.!?\n]*[.!?]?").expect("valid regex")
-});
+static LENGTH_SENTENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\s*[^.!?\n]*\b\d+ words long[^.!?\n]*[.!?]?").expect("valid regex"));
 
 /// Number of words: maximal runs of Unicode word characters (`\w+`).
 pub fn count_words(text: &str) -> usize {
@@ -63,32 +61,20 @@ mod tests {
     #[test]
     fn prompts_ask_for_n_words_and_can_be_read_back() {
         let p = story_prompt("Write a story about a lighthouse.", 3000);
-        assert_eq!(
-            p,
-            "Write a story about a lighthouse. The story should be 3000 words long."
-        );
+        assert_eq!(p, "Write a story about a lighthouse. The story should be 3000 words long.");
         assert_eq!(requested_words(&p), Some(3000));
         assert_eq!(requested_words("no length here"), None);
     }
 
     #[test]
     fn the_length_sentence_is_stripped_for_the_judge() {
-        let p = story_prompt(
-            "Write a story titled \"The Lamp\". Premise: a keeper finds a lamp.",
-            250,
-        );
+        let p = story_prompt("Write a story titled \"The Lamp\". Premise: a keeper finds a lamp.", 250);
         assert_eq!(
             strip_length_sentence(&p),
             "Write a story titled \"The Lamp\". Premise: a keeper finds a lamp."
         );
-        assert_eq!(
-            strip_length_sentence("Make it 500 words long. Set it at sea."),
-            "Set it at sea."
-        );
-        assert_eq!(
-            strip_length_sentence("A tale of ships."),
-            "A tale of ships."
-        );
+        assert_eq!(strip_length_sentence("Make it 500 words long. Set it at sea."), "Set it at sea.");
+        assert_eq!(strip_length_sentence("A tale of ships."), "A tale of ships.");
     }
 
     #[test]

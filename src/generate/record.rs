@@ -45,11 +45,7 @@ impl GenerationRecord {
             story: split.story,
             words,
             length_ratio: requested_words.and_then(|r| length_ratio(words, r)),
-            tokens_per_second: if seconds > 0.0 {
-                output.tokens.len() as f64 / seconds
-            } else {
-                0.0
-            },
+            tokens_per_second: if seconds > 0.0 { output.tokens.len() as f64 / seconds } else { 0.0 },
             prompt: prompt.to_string(),
             requested_words,
             finish: output.finish,

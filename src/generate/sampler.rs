@@ -49,19 +49,12 @@ impl SamplingParams {
     /// The settings POLARIS trains with: temperature 1.0, top_p 0.95, top_k 20,
     /// repetition penalty 1.10, 8192 response tokens, thinking capped at 3072.
     pub fn training() -> Self {
-        Self {
-            temperature: 1.0,
-            repetition_penalty: 1.10,
-            ..Self::default()
-        }
+        Self { temperature: 1.0, repetition_penalty: 1.10, ..Self::default() }
     }
 
     pub fn validate(&self) -> Result<()> {
         if self.temperature.is_nan() || self.temperature < 0.0 || !self.temperature.is_finite() {
-            bail!(
-                "temperature must be 0 (greedy) or positive, got {}",
-                self.temperature
-            );
+            bail!("temperature must be 0 (greedy) or positive, got {}", self.temperature);
         }
         if !(0.0..=1.0).contains(&self.top_p) || self.top_p == 0.0 {
             bail!("top_p must be in (0, 1], got {}", self.top_p);
@@ -70,16 +63,10 @@ impl SamplingParams {
             bail!("min_p must be in [0, 1), got {}", self.min_p);
         }
         if self.repetition_penalty.is_nan() || self.repetition_penalty <= 0.0 {
-            bail!(
-                "repetition_penalty must be positive (1 = off), got {}",
-                self.repetition_penalty
-            );
+            bail!("repetition_penalty must be positive (1 = off), got {}", self.repetition_penalty);
         }
         if !(-2.0..=2.0).contains(&self.presence_penalty) {
-            bail!(
-                "presence_penalty must be in [-2, 2], got {}",
-                self.presence_penalty
-            );
+            bail!("presence_penalty must be in [-2, 2], got {}", self.presence_penalty);
         }
         if self.repetition_penalty != 1.0 && self.presence_penalty != 0.0 {
             bail!(
@@ -121,12 +108,8 @@ pub fn apply_penalties(
 /// probability descending, probabilities renormalised to sum 1.
 pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f32)> {
     let t = params.temperature.max(1e-6);
-    let mut cand: Vec<(u32, f32)> = logits
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.is_finite())
-        .map(|(i, &l)| (i as u32, l / t))
-        .collect();
+    let mut cand: Vec<(u32, f32)> =
+        logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(i, &l)| (i as u32, l / t)).collect();
     if cand.is_empty() {
         return vec![(0, 1.0)];
     }
@@ -203,13 +186,7 @@ mod tests {
     use super::*;
 
     fn params() -> SamplingParams {
-        SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            min_p: 0.0,
-            ..SamplingParams::default()
-        }
+        SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, min_p: 0.0, ..SamplingParams::default() }
     }
 
     /// logits = ln(p) for a known distribution
@@ -218,9 +195,7 @@ mod tests {
     }
 
     fn probs(d: &[(u32, f32)]) -> Vec<(u32, f32)> {
-        d.iter()
-            .map(|&(i, p)| (i, (p * 1e4).round() / 1e4))
-            .collect()
+        d.iter().map(|&(i, p)| (i, (p * 1e4).round() / 1e4)).collect()
     }
 
     #[test]
@@ -231,13 +206,8 @@ mod tests {
 
     #[test]
     fn top_k_keeps_the_k_largest_and_renormalises() {
-        let d = filtered_distribution(
-            &logits(&[0.1, 0.2, 0.3, 0.4]),
-            &SamplingParams {
-                top_k: 2,
-                ..params()
-            },
-        );
+        let d =
+            filtered_distribution(&logits(&[0.1, 0.2, 0.3, 0.4]), &SamplingParams { top_k: 2, ..params() });
         // 0.4 / 0.7, 0.3 / 0.7
         assert_eq!(probs(&d), vec![(3, 0.5714), (2, 0.4286)]);
     }
@@ -246,96 +216,35 @@ mod tests {
     fn top_p_keeps_the_smallest_prefix_reaching_p() {
         // cumulative 0.4, 0.7, 0.9: top_p 0.65 keeps two, 0.7 keeps two, 0.71 keeps three
         let l = logits(&[0.1, 0.2, 0.3, 0.4]);
-        assert_eq!(
-            filtered_distribution(
-                &l,
-                &SamplingParams {
-                    top_p: 0.65,
-                    ..params()
-                }
-            )
-            .len(),
-            2
-        );
-        assert_eq!(
-            filtered_distribution(
-                &l,
-                &SamplingParams {
-                    top_p: 0.71,
-                    ..params()
-                }
-            )
-            .len(),
-            3
-        );
-        assert_eq!(
-            filtered_distribution(
-                &l,
-                &SamplingParams {
-                    top_p: 0.1,
-                    ..params()
-                }
-            )
-            .len(),
-            1
-        );
+        assert_eq!(filtered_distribution(&l, &SamplingParams { top_p: 0.65, ..params() }).len(), 2);
+        assert_eq!(filtered_distribution(&l, &SamplingParams { top_p: 0.71, ..params() }).len(), 3);
+        assert_eq!(filtered_distribution(&l, &SamplingParams { top_p: 0.1, ..params() }).len(), 1);
     }
 
     #[test]
     fn min_p_drops_tokens_below_a_fraction_of_the_top() {
         // top 0.4: min_p 0.45 keeps p >= 0.18 -> {0.4, 0.3, 0.2}, renormalised by 0.9
         let l = logits(&[0.1, 0.2, 0.3, 0.4]);
-        let d = filtered_distribution(
-            &l,
-            &SamplingParams {
-                min_p: 0.45,
-                ..params()
-            },
-        );
+        let d = filtered_distribution(&l, &SamplingParams { min_p: 0.45, ..params() });
         assert_eq!(probs(&d), vec![(3, 0.4444), (2, 0.3333), (1, 0.2222)]);
         // min_p 0.6 keeps p >= 0.24 -> {0.4, 0.3}
-        assert_eq!(
-            filtered_distribution(
-                &l,
-                &SamplingParams {
-                    min_p: 0.6,
-                    ..params()
-                }
-            )
-            .len(),
-            2
-        );
+        assert_eq!(filtered_distribution(&l, &SamplingParams { min_p: 0.6, ..params() }).len(), 2);
     }
 
     #[test]
     fn temperature_sharpens_and_flattens() {
         // p ∝ p_i^(1/T): T = 0.5 squares the probabilities: 0.16, 0.09 / 0.25
         let l = logits(&[0.6, 0.4]);
-        let sharp = filtered_distribution(
-            &l,
-            &SamplingParams {
-                temperature: 0.5,
-                ..params()
-            },
-        );
+        let sharp = filtered_distribution(&l, &SamplingParams { temperature: 0.5, ..params() });
         assert_eq!(probs(&sharp), vec![(0, 0.6923), (1, 0.3077)]);
-        let flat = filtered_distribution(
-            &l,
-            &SamplingParams {
-                temperature: 100.0,
-                ..params()
-            },
-        );
+        let flat = filtered_distribution(&l, &SamplingParams { temperature: 100.0, ..params() });
         assert!((flat[0].1 - 0.5).abs() < 0.01);
     }
 
     #[test]
     fn greedy_takes_the_argmax_and_ignores_the_rng() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let p = SamplingParams {
-            temperature: 0.0,
-            ..params()
-        };
+        let p = SamplingParams { temperature: 0.0, ..params() };
         for _ in 0..10 {
             assert_eq!(sample(&[0.0, 3.0, 2.9, -1.0], &p, &mut rng), 1);
         }
@@ -344,10 +253,7 @@ mod tests {
     #[test]
     fn repetition_penalty_divides_positive_and_multiplies_negative_logits() {
         let mut l = vec![2.0, -2.0, 2.0, -2.0];
-        let p = SamplingParams {
-            repetition_penalty: 2.0,
-            ..params()
-        };
+        let p = SamplingParams { repetition_penalty: 2.0, ..params() };
         apply_penalties(&mut l, &p, &[true, true, false, false], &[false; 4]);
         assert_eq!(l, vec![1.0, -4.0, 2.0, -2.0]);
     }
@@ -355,10 +261,7 @@ mod tests {
     #[test]
     fn presence_penalty_subtracts_once_per_generated_token() {
         let mut l = vec![2.0, -2.0, 2.0];
-        let p = SamplingParams {
-            presence_penalty: 0.5,
-            ..params()
-        };
+        let p = SamplingParams { presence_penalty: 0.5, ..params() };
         // context-only tokens are not penalised by presence
         apply_penalties(&mut l, &p, &[true, true, true], &[true, false, true]);
         assert_eq!(l, vec![1.5, -2.0, 1.5]);
@@ -367,56 +270,13 @@ mod tests {
     #[test]
     fn validation_names_the_setting() {
         let bad = [
-            (
-                SamplingParams {
-                    temperature: -1.0,
-                    ..params()
-                },
-                "temperature",
-            ),
-            (
-                SamplingParams {
-                    top_p: 0.0,
-                    ..params()
-                },
-                "top_p",
-            ),
-            (
-                SamplingParams {
-                    min_p: 1.0,
-                    ..params()
-                },
-                "min_p",
-            ),
-            (
-                SamplingParams {
-                    repetition_penalty: 0.0,
-                    ..params()
-                },
-                "repetition_penalty",
-            ),
-            (
-                SamplingParams {
-                    presence_penalty: 3.0,
-                    ..params()
-                },
-                "presence_penalty",
-            ),
-            (
-                SamplingParams {
-                    repetition_penalty: 1.1,
-                    presence_penalty: 0.5,
-                    ..params()
-                },
-                "never both",
-            ),
-            (
-                SamplingParams {
-                    max_new_tokens: 0,
-                    ..params()
-                },
-                "max_new_tokens",
-            ),
+            (SamplingParams { temperature: -1.0, ..params() }, "temperature"),
+            (SamplingParams { top_p: 0.0, ..params() }, "top_p"),
+            (SamplingParams { min_p: 1.0, ..params() }, "min_p"),
+            (SamplingParams { repetition_penalty: 0.0, ..params() }, "repetition_penalty"),
+            (SamplingParams { presence_penalty: 3.0, ..params() }, "presence_penalty"),
+            (SamplingParams { repetition_penalty: 1.1, presence_penalty: 0.5, ..params() }, "never both"),
+            (SamplingParams { max_new_tokens: 0, ..params() }, "max_new_tokens"),
         ];
         for (p, word) in bad {
             let e = p.validate().unwrap_err().to_string();

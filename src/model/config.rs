@@ -72,12 +72,8 @@ impl ModelConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read model config {}", path.display()))?;
-        let json: Value = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not valid JSON: fix or re-download it",
-                path.display()
-            )
-        })?;
+        let json: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON: fix or re-download it", path.display()))?;
         Self::from_json(&json).with_context(|| format!("in {}", path.display()))
     }
 
@@ -85,15 +81,11 @@ impl ModelConfig {
         let f = Fields(json);
         let model_type = f.str("model_type")?;
         let Some(architecture) = Architecture::from_model_type(model_type) else {
-            bail!(
-                "unsupported model_type {model_type:?}: this build supports \"llama\" and \"qwen3\""
-            );
+            bail!("unsupported model_type {model_type:?}: this build supports \"llama\" and \"qwen3\"");
         };
         let hidden_size = f.usize("hidden_size")?;
         let num_attention_heads = f.usize("num_attention_heads")?;
-        let num_key_value_heads = f
-            .opt_usize("num_key_value_heads")?
-            .unwrap_or(num_attention_heads);
+        let num_key_value_heads = f.opt_usize("num_key_value_heads")?.unwrap_or(num_attention_heads);
         if num_attention_heads == 0 || num_key_value_heads == 0 {
             bail!("field num_attention_heads / num_key_value_heads must be positive");
         }
@@ -113,10 +105,7 @@ impl ModelConfig {
         let rope = json.get("rope_parameters").filter(|v| v.is_object());
         let rope_theta = match f.opt_f64("rope_theta")? {
             Some(t) => t,
-            None => rope
-                .and_then(|r| r.get("rope_theta"))
-                .and_then(Value::as_f64)
-                .unwrap_or(10_000.0),
+            None => rope.and_then(|r| r.get("rope_theta")).and_then(Value::as_f64).unwrap_or(10_000.0),
         };
         let scaling = json.get("rope_scaling").filter(|v| !v.is_null()).or(rope);
         let rope_scaling = parse_rope_scaling(scaling)?;
@@ -167,11 +156,7 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling> {
     let Some(v) = v else {
         return Ok(RopeScaling::None);
     };
-    let kind = v
-        .get("rope_type")
-        .or_else(|| v.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    let kind = v.get("rope_type").or_else(|| v.get("type")).and_then(Value::as_str).unwrap_or("default");
     match kind {
         "default" => Ok(RopeScaling::None),
         "llama3" => {
@@ -183,9 +168,9 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling> {
                 original_max_position_embeddings: f.usize("original_max_position_embeddings")?,
             })
         }
-        other => bail!(
-            "field rope_scaling: rope_type {other:?} is not supported (supported: default, llama3)"
-        ),
+        other => {
+            bail!("field rope_scaling: rope_type {other:?} is not supported (supported: default, llama3)")
+        }
     }
 }
 
@@ -224,8 +209,7 @@ impl Fields<'_> {
         }
     }
     fn usize(&self, key: &str) -> Result<usize> {
-        self.opt_usize(key)?
-            .with_context(|| format!("missing field {key}"))
+        self.opt_usize(key)?.with_context(|| format!("missing field {key}"))
     }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.get(key) {
@@ -237,8 +221,7 @@ impl Fields<'_> {
         }
     }
     fn f64(&self, key: &str) -> Result<f64> {
-        self.opt_f64(key)?
-            .with_context(|| format!("missing field {key}"))
+        self.opt_f64(key)?.with_context(|| format!("missing field {key}"))
     }
     fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.get(key) {

@@ -7,6 +7,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::RopeScaling;
+use super::small_matmul;
 
 /// Which implementation of normalisation, rotary embedding and softmax to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +18,18 @@ pub enum Kernels {
     Fused,
 }
 
-/// y = x W^T (+ b). x: [..., in], w: [out, in].
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+/// y = x W^T (+ b). x: [..., in], w: [out, in]. Fused kernels with a few rows of f32 on
+/// the CPU (decode steps) use the small-batch kernel instead of gemm.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let (out, inp) = w.dims2()?;
     let n: usize = dims[..dims.len() - 1].iter().product();
-    let y = x.reshape((n, inp))?.matmul(&w.t()?)?;
+    let x2 = x.reshape((n, inp))?;
+    let small = kernels == Kernels::Fused
+        && n <= small_matmul::MAX_ROWS
+        && w.dtype() == DType::F32
+        && w.device().is_cpu();
+    let y = if small { small_matmul::small_batch_matmul(&x2, w)? } else { x2.matmul(&w.t()?)? };
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -54,9 +61,8 @@ pub fn softmax_last(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
 /// Inverse frequencies of the rotary embedding, as transformers computes them (f32).
 pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Vec<f32> {
     let base = theta as f32;
-    let inv: Vec<f32> = (0..rotary_dim / 2)
-        .map(|i| 1.0 / base.powf((2 * i) as f32 / rotary_dim as f32))
-        .collect();
+    let inv: Vec<f32> =
+        (0..rotary_dim / 2).map(|i| 1.0 / base.powf((2 * i) as f32 / rotary_dim as f32)).collect();
     match scaling {
         RopeScaling::None => inv,
         RopeScaling::Llama3 {
@@ -77,8 +83,7 @@ pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Ve
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth = (old / wavelen - low_freq_factor)
-                            / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     };
                     scaled as f32
@@ -155,31 +160,46 @@ pub fn attention_mask(
     Ok(Tensor::from_vec(m, (pad.len(), 1, t, s), device)?.to_dtype(dtype)?)
 }
 
-/// Grouped-query attention. q: [B, H, T, Dh]; k, v: [B, Hkv, S, Dh]; mask: [B, 1, T, S].
+/// Which keys each query may see.
+#[derive(Clone, Copy)]
+pub enum Mask<'a> {
+    /// every key (one query per row, nothing padded)
+    None,
+    /// additive [B, 1, T, S]
+    Additive(&'a Tensor),
+    /// one query per row at the last position; row b's keys before pad[b] are padding
+    DecodeStep { pad: &'a [usize] },
+}
+
+/// Grouped-query attention. q: [B, H, T, Dh]; k, v: [B, Hkv, S, Dh].
 /// Query head h uses kv head h / (H / Hkv), as transformers' repeat_kv does; the
 /// grouping is done by reshaping q instead of copying k and v.
 /// Returns [B, T, H * Dh].
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    mask: Option<&Tensor>,
-    kernels: Kernels,
-) -> Result<Tensor> {
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernels) -> Result<Tensor> {
     let (b, h, t, dh) = q.dims4()?;
     let (_, hkv, s, _) = k.dims4()?;
+    let mask = match mask {
+        Mask::DecodeStep { pad }
+            if kernels == Kernels::Fused && q.dtype() == DType::F32 && q.device().is_cpu() =>
+        {
+            let out = super::decode_attention::decode_attention(q, k, v, pad)?; // [B, H, 1, Dh]
+            return Ok(out.reshape((b, 1, h * dh))?);
+        }
+        Mask::DecodeStep { pad } if pad.iter().any(|&p| p > 0) => {
+            Some(attention_mask(pad, s - 1, 1, q.dtype(), q.device())?)
+        }
+        Mask::DecodeStep { .. } | Mask::None => None,
+        Mask::Additive(m) => Some(m.clone()),
+    };
     let rep = h / hkv;
     let dtype = q.dtype();
     let scale = 1.0 / (dh as f64).sqrt();
     let qg = (q.contiguous()?.reshape((b, hkv, rep * t, dh))? * scale)?;
-    let att = qg.matmul(&k.contiguous()?.t()?)?; // [B, Hkv, rep*T, S]
-                                                 // softmax in f32 for half-precision models, as transformers does
-    let att = if matches!(dtype, DType::BF16 | DType::F16) {
-        att.to_dtype(DType::F32)?
-    } else {
-        att
-    };
-    let att = match mask {
+    // k and v may be strided views of the KV cache: matmul reads them in place
+    let att = qg.matmul(&k.t()?)?; // [B, Hkv, rep*T, S]
+                                   // softmax in f32 for half-precision models, as transformers does
+    let att = if matches!(dtype, DType::BF16 | DType::F16) { att.to_dtype(DType::F32)? } else { att };
+    let att = match &mask {
         Some(m) => att
             .reshape((b, hkv, rep, t, s))?
             .broadcast_add(&m.to_dtype(att.dtype())?.unsqueeze(1)?)?
@@ -187,9 +207,6 @@ pub fn attention(
         None => att,
     };
     let probs = softmax_last(&att, kernels)?.to_dtype(dtype)?;
-    let out = probs.matmul(&v.contiguous()?)?; // [B, Hkv, rep*T, Dh]
-    Ok(out
-        .reshape((b, h, t, dh))?
-        .transpose(1, 2)?
-        .reshape((b, t, h * dh))?)
+    let out = probs.matmul(v)?; // [B, Hkv, rep*T, Dh]
+    Ok(out.reshape((b, h, t, dh))?.transpose(1, 2)?.reshape((b, t, h * dh))?)
 }

@@ -11,7 +11,7 @@ use candle_nn::kv_cache::KvCache;
 
 use super::config::ModelConfig;
 use super::layers::{
-    apply_rope, attention, attention_mask, linear, rms_norm, rope_inv_freq, rope_tables, Kernels,
+    apply_rope, attention, attention_mask, linear, rms_norm, rope_inv_freq, rope_tables, Kernels, Mask,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -31,12 +31,8 @@ struct Attention {
 
 impl Attention {
     fn load(p: &mut ParamBuilder, cfg: &ModelConfig, prefix: &str) -> Result<Self> {
-        let (d, h, hkv, dh) = (
-            cfg.hidden_size,
-            cfg.num_attention_heads,
-            cfg.num_key_value_heads,
-            cfg.head_dim,
-        );
+        let (d, h, hkv, dh) =
+            (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
         let mut proj = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
             let w = p.weight(&format!("{prefix}.{name}.weight"), &[out, d])?;
             let b = if cfg.attention_bias {
@@ -78,14 +74,14 @@ impl Attention {
         &self,
         x: &Tensor,
         rope: (&Tensor, &Tensor),
-        mask: Option<&Tensor>,
+        mask: &Mask,
         cache: Option<&mut KvCache>,
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let heads = |proj: &(Tensor, Option<Tensor>), n: usize| -> Result<Tensor> {
             // [B, T, n*Dh] -> [B, n, T, Dh]
-            Ok(linear(x, &proj.0, proj.1.as_ref())?
+            Ok(linear(x, &proj.0, proj.1.as_ref(), kernels)?
                 .reshape((b, t, n, self.head_dim))?
                 .transpose(1, 2)?)
         };
@@ -100,10 +96,10 @@ impl Attention {
         let k = apply_rope(&k, rope.0, rope.1, kernels)?;
         let (k, v) = match cache {
             Some(c) => c.append(&k.contiguous()?, &v.contiguous()?)?,
-            None => (k, v),
+            None => (k.contiguous()?, v.contiguous()?),
         };
-        let out = attention(&q, &k, &v, mask, kernels)?;
-        linear(&out, &self.o_proj, None)
+        let out = attention(&q, &k, &v, *mask, kernels)?;
+        linear(&out, &self.o_proj, None, kernels)
     }
 }
 
@@ -123,10 +119,10 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = linear(x, &self.gate_proj, None)?.silu()?;
-        let up = linear(x, &self.up_proj, None)?;
-        linear(&(gate * up)?, &self.down_proj, None)
+    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let gate = linear(x, &self.gate_proj, None, kernels)?.silu()?;
+        let up = linear(x, &self.up_proj, None, kernels)?;
+        linear(&(gate * up)?, &self.down_proj, None, kernels)
     }
 }
 
@@ -162,14 +158,14 @@ impl DecoderLayer {
         &self,
         x: &Tensor,
         rope: (&Tensor, &Tensor),
-        mask: Option<&Tensor>,
+        mask: &Mask,
         cache: Option<&mut KvCache>,
         kernels: Kernels,
     ) -> Result<Tensor> {
         let h = rms_norm(x, &self.input_layernorm, self.eps, kernels)?;
         let x = (x + self.self_attn.forward(&h, rope, mask, cache, kernels)?)?;
         let h = rms_norm(&x, &self.post_attention_layernorm, self.eps, kernels)?;
-        Ok((&x + self.mlp.forward(&h)?)?)
+        Ok((&x + self.mlp.forward(&h, kernels)?)?)
     }
 }
 
@@ -194,19 +190,13 @@ impl Cache {
     }
     /// Keeps only the given rows (finished sequences dropped from a batch).
     pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
-        let idx = Tensor::new(
-            rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
-            &Device::Cpu,
-        )?;
+        let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for c in &mut self.layers {
             let (Some(k), Some(v)) = (c.k()?, c.v()?) else {
                 continue;
             };
             let idx = idx.to_device(k.device())?;
-            let (k, v) = (
-                k.contiguous()?.index_select(&idx, 0)?,
-                v.contiguous()?.index_select(&idx, 0)?,
-            );
+            let (k, v) = (k.contiguous()?.index_select(&idx, 0)?, v.contiguous()?.index_select(&idx, 0)?);
             let mut fresh = KvCache::new(2, self.len.max(1));
             fresh.append(&k, &v)?;
             *c = fresh;
@@ -232,15 +222,11 @@ impl Llama {
     pub fn load(p: &mut ParamBuilder, cfg: &ModelConfig) -> Result<Self> {
         let (v, d) = (cfg.vocab_size, cfg.hidden_size);
         let embed_tokens = p.weight("model.embed_tokens.weight", &[v, d])?;
-        let layers = (0..cfg.num_hidden_layers)
-            .map(|i| DecoderLayer::load(p, cfg, i))
-            .collect::<Result<Vec<_>>>()?;
+        let layers =
+            (0..cfg.num_hidden_layers).map(|i| DecoderLayer::load(p, cfg, i)).collect::<Result<Vec<_>>>()?;
         let norm = p.norm("model.norm.weight", d, NormStyle::Scale)?;
-        let lm_head = if cfg.tie_word_embeddings {
-            embed_tokens.clone()
-        } else {
-            p.weight("lm_head.weight", &[v, d])?
-        };
+        let lm_head =
+            if cfg.tie_word_embeddings { embed_tokens.clone() } else { p.weight("lm_head.weight", &[v, d])? };
         let inv_freq = rope_inv_freq(cfg.head_dim, cfg.rope_theta, &cfg.rope_scaling);
         Ok(Self {
             cfg: cfg.clone(),
@@ -264,95 +250,55 @@ impl Llama {
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
-        let mask = if t > 1 {
-            Some(attention_mask(&vec![0; b], 0, t, self.dtype, &self.device)?)
-        } else {
-            None
-        };
-        self.run(
-            ids,
-            &positions,
-            mask.as_ref(),
-            None,
-            Kernels::Differentiable,
-        )
+        let mask =
+            if t > 1 { Some(attention_mask(&vec![0; b], 0, t, self.dtype, &self.device)?) } else { None };
+        let mask = mask.as_ref().map_or(Mask::None, Mask::Additive);
+        self.run(ids, &positions, &mask, None, Kernels::Differentiable)
     }
 
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
-        let layers = (0..self.layers.len())
-            .map(|_| KvCache::new(2, 512))
-            .collect();
-        Cache {
-            layers,
-            pad,
-            len: 0,
-        }
+        let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
+        Cache { layers, pad, len: 0 }
     }
 
     /// Incremental forward: ids [B, T] follow what the cache holds; returns the
     /// last position's logits [B, V] in f32.
-    pub fn forward_cached(
-        &self,
-        ids: &Tensor,
-        cache: &mut Cache,
-        kernels: Kernels,
-    ) -> Result<Tensor> {
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if b != cache.batch() {
-            bail!(
-                "batch of {b} rows does not match the cache's {}",
-                cache.batch()
-            );
+            bail!("batch of {b} rows does not match the cache's {}", cache.batch());
         }
         let start = cache.len;
         let positions: Vec<Vec<u32>> = cache
             .pad
             .iter()
-            .map(|&p| {
-                (start..start + t)
-                    .map(|a| a.saturating_sub(p) as u32)
-                    .collect()
-            })
+            .map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect())
             .collect();
         // keys in a row's left padding stay hidden at every later step too
-        let padded = cache.pad.iter().any(|&p| p > 0);
-        let mask = if t > 1 || padded {
-            Some(attention_mask(
-                &cache.pad,
-                start,
-                t,
-                self.dtype,
-                &self.device,
-            )?)
-        } else {
-            None
+        let additive =
+            if t > 1 { Some(attention_mask(&cache.pad, start, t, self.dtype, &self.device)?) } else { None };
+        let mask = match &additive {
+            Some(m) => Mask::Additive(m),
+            None => Mask::DecodeStep { pad: &cache.pad },
         };
-        let hidden = self.run(
-            ids,
-            &positions,
-            mask.as_ref(),
-            Some(&mut cache.layers),
-            kernels,
-        )?;
+        let hidden = self.run(ids, &positions, &mask, Some(&mut cache.layers), kernels)?;
         cache.len += t;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?; // [B, D]
-        Ok(linear(&last, &self.lm_head, None)?.to_dtype(DType::F32)?)
+        Ok(linear(&last, &self.lm_head, None, kernels)?.to_dtype(DType::F32)?)
     }
 
     fn run(
         &self,
         ids: &Tensor,
         positions: &[Vec<u32>],
-        mask: Option<&Tensor>,
+        mask: &Mask,
         mut caches: Option<&mut Vec<KvCache>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
-        let mut x = self
-            .embed_tokens
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?;
+        let mut x =
+            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             x = layer.forward(&x, (&cos, &sin), mask, cache, kernels)?;

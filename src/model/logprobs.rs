@@ -44,12 +44,8 @@ pub fn logprobs(model: &Model, ids: &Tensor, targets: &Tensor, chunk: usize) -> 
     let mut parts = Vec::new();
     for (start, len) in chunks(b * t, chunk) {
         parts.push(
-            chunk_logprobs(
-                &flat.narrow(0, start, len)?,
-                model.lm_head(),
-                &tgt.narrow(0, start, len)?,
-            )?
-            .detach(),
+            chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?
+                .detach(),
         );
     }
     Ok(Tensor::cat(&parts, 0)?.reshape((b, t))?)
@@ -80,12 +76,8 @@ pub fn logprobs_backward(
     let mut parts = Vec::with_capacity(spans.len());
     for &(start, len) in &spans {
         parts.push(
-            chunk_logprobs(
-                &flat.narrow(0, start, len)?,
-                model.lm_head(),
-                &tgt.narrow(0, start, len)?,
-            )?
-            .detach(),
+            chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?
+                .detach(),
         );
     }
     let logp = Tensor::cat(&parts, 0)?.reshape((b, t))?;
@@ -106,9 +98,7 @@ pub fn logprobs_backward(
         });
         accumulate(&mut acc, model, &grads)?;
     }
-    let dh = Tensor::cat(&dh_parts, 0)?
-        .reshape((b, t, d))?
-        .to_dtype(hidden.dtype())?;
+    let dh = Tensor::cat(&dh_parts, 0)?.reshape((b, t, d))?.to_dtype(hidden.dtype())?;
 
     // body: backward of Σ H ⊙ dL/dH
     let grads = (hidden * dh)?.sum_all()?.backward()?;

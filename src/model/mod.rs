@@ -2,10 +2,12 @@
 //! architecture, generation caches, and chunked per-token log-probs with gradients.
 
 pub mod config;
+pub mod decode_attention;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;
 pub mod params;
+pub mod small_matmul;
 pub mod tiny;
 pub mod weights;
 
@@ -70,15 +72,9 @@ impl Model {
     pub fn build(cfg: &ModelConfig, source: Source, opts: &LoadOptions) -> Result<Self> {
         let mut p = ParamBuilder::new(source, opts.clone());
         let arch = match cfg.architecture {
-            Architecture::Llama | Architecture::Qwen3 => {
-                Arch::Llama(llama::Llama::load(&mut p, cfg)?)
-            }
+            Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
         };
-        Ok(Self {
-            arch,
-            params: p.trainable,
-            tensors: p.all,
-        })
+        Ok(Self { arch, params: p.trainable, tensors: p.all })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -127,7 +123,7 @@ impl Model {
     /// tests; training and scoring use `logprobs`, which works in chunks.
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let h = self.hidden_states(ids)?;
-        layers::linear(&h, self.lm_head(), None)
+        layers::linear(&h, self.lm_head(), None, Kernels::Differentiable)
     }
 
     /// A fresh cache for a batch whose rows are left-padded by `pad[r]` positions.
@@ -138,12 +134,7 @@ impl Model {
     }
 
     /// Feeds ids [B, T] after what the cache holds; returns last-position logits [B, V] (f32).
-    pub fn forward_cached(
-        &self,
-        ids: &Tensor,
-        cache: &mut Cache,
-        kernels: Kernels,
-    ) -> Result<Tensor> {
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
         match (&self.arch, cache) {
             (Arch::Llama(m), Cache::Llama(c)) => m.forward_cached(ids, c, kernels),
         }

@@ -34,11 +34,7 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     pub fn new(dtype: DType, device: Device) -> Self {
-        Self {
-            dtype,
-            device,
-            trainable: frozen(),
-        }
+        Self { dtype, device, trainable: frozen() }
     }
     pub fn trainable(mut self, f: TrainableFn) -> Self {
         self.trainable = f;
@@ -59,11 +55,7 @@ pub enum Source<'a> {
 
 impl Source<'_> {
     pub fn random(seed: u64, std: f64, norm_jitter: f64) -> Self {
-        Source::Random {
-            rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
-            std,
-            norm_jitter,
-        }
+        Source::Random { rng: Box::new(ChaCha8Rng::seed_from_u64(seed)), std, norm_jitter }
     }
 }
 
@@ -88,12 +80,7 @@ pub struct ParamBuilder<'a> {
 
 impl<'a> ParamBuilder<'a> {
     pub fn new(source: Source<'a>, opts: LoadOptions) -> Self {
-        Self {
-            source,
-            opts,
-            trainable: Vec::new(),
-            all: Vec::new(),
-        }
+        Self { source, opts, trainable: Vec::new(), all: Vec::new() }
     }
 
     pub fn device(&self) -> &Device {
@@ -127,21 +114,12 @@ impl<'a> ParamBuilder<'a> {
     pub fn norm(&mut self, name: &str, size: usize, style: NormStyle) -> Result<Tensor> {
         let t = match &mut self.source {
             Source::Checkpoint(c) => c.load(name, &[size], self.opts.dtype, &self.opts.device)?,
-            Source::Random {
-                rng, norm_jitter, ..
-            } => {
+            Source::Random { rng, norm_jitter, .. } => {
                 let mean = match style {
                     NormStyle::Scale => 1.0,
                     NormStyle::OnePlus => 0.0,
                 };
-                random(
-                    rng,
-                    &[size],
-                    mean,
-                    *norm_jitter,
-                    self.opts.dtype,
-                    &self.opts.device,
-                )?
+                random(rng, &[size], mean, *norm_jitter, self.opts.dtype, &self.opts.device)?
             }
         };
         self.register(name, t)

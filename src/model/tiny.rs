@@ -52,8 +52,7 @@ pub fn ensure() -> Result<PathBuf> {
         return Ok(dir);
     }
     let parent = dir.parent().expect("cache dir has a parent");
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     let tmp = parent.join(format!(".tmp-{}-{}", FORMAT, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -65,20 +64,14 @@ pub fn ensure() -> Result<PathBuf> {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dir)
         }
-        Err(e) => Err(anyhow!(
-            "cannot move {} to {}: {e}",
-            tmp.display(),
-            dir.display()
-        )),
+        Err(e) => Err(anyhow!("cannot move {} to {}: {e}", tmp.display(), dir.display())),
     }
 }
 
 /// Writes the whole model directory into `dir`.
 pub fn write(dir: &Path) -> Result<()> {
     let tokenizer = train_tokenizer()?;
-    tokenizer
-        .save(dir.join("tokenizer.json"), false)
-        .map_err(|e| anyhow!("saving the tokenizer: {e}"))?;
+    tokenizer.save(dir.join("tokenizer.json"), false).map_err(|e| anyhow!("saving the tokenizer: {e}"))?;
     std::fs::write(dir.join("config.json"), CONFIG_JSON)?;
     std::fs::write(dir.join("chat_template.jinja"), CHAT_TEMPLATE)?;
     let tok_cfg = serde_json::json!({
@@ -89,26 +82,16 @@ pub fn write(dir: &Path) -> Result<()> {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": 4096
     });
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        serde_json::to_string_pretty(&tok_cfg)?,
-    )?;
-    let end_ids: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
-        .iter()
-        .filter_map(|t| tokenizer.token_to_id(t))
-        .collect();
-    let gen_cfg = serde_json::json!({ "eos_token_id": end_ids, "temperature": 0.6, "top_p": 0.95, "top_k": 20 });
-    std::fs::write(
-        dir.join("generation_config.json"),
-        serde_json::to_string_pretty(&gen_cfg)?,
-    )?;
+    std::fs::write(dir.join("tokenizer_config.json"), serde_json::to_string_pretty(&tok_cfg)?)?;
+    let end_ids: Vec<u32> =
+        ["<|im_end|>", "<|endoftext|>"].iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+    let gen_cfg =
+        serde_json::json!({ "eos_token_id": end_ids, "temperature": 0.6, "top_p": 0.95, "top_k": 20 });
+    std::fs::write(dir.join("generation_config.json"), serde_json::to_string_pretty(&gen_cfg)?)?;
 
     let cfg = config()?;
-    let model = Model::build(
-        &cfg,
-        Source::random(SEED, 0.02, 0.0),
-        &LoadOptions::new(DType::F32, Device::Cpu),
-    )?;
+    let model =
+        Model::build(&cfg, Source::random(SEED, 0.02, 0.0), &LoadOptions::new(DType::F32, Device::Cpu))?;
     let tensors: HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
@@ -135,19 +118,10 @@ pub fn train_tokenizer() -> Result<tokenizers::Tokenizer> {
     let mut trainer = TrainerWrapper::BpeTrainer(trainer);
     tok.train(&mut trainer, training_texts().into_iter())
         .map_err(|e| anyhow!("training the tiny tokenizer: {e}"))?;
-    tok.add_tokens(
-        ADDED
-            .iter()
-            .filter(|(_, s)| !s)
-            .map(|&(t, _)| AddedToken::from(t, false)),
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    tok.add_tokens(ADDED.iter().filter(|(_, s)| !s).map(|&(t, _)| AddedToken::from(t, false)))
+        .map_err(|e| anyhow!("{e}"))?;
     tok.add_special_tokens(
-        ADDED
-            .iter()
-            .filter(|(_, s)| *s)
-            .map(|&(t, _)| AddedToken::from(t, true))
-            .collect::<Vec<_>>(),
+        ADDED.iter().filter(|(_, s)| *s).map(|&(t, _)| AddedToken::from(t, true)).collect::<Vec<_>>(),
     )
     .map_err(|e| anyhow!("{e}"))?;
     Ok(tok)
@@ -172,13 +146,7 @@ fn training_texts() -> Vec<String> {
 /// FNV-1a over everything the directory is built from (stable across Rust versions).
 fn fingerprint() -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
-        FORMAT,
-        CONFIG_JSON,
-        CHAT_TEMPLATE,
-        DEMO_STORIES,
-        DEMO_PROMPTS,
-    ] {
+    for part in [FORMAT, CONFIG_JSON, CHAT_TEMPLATE, DEMO_STORIES, DEMO_PROMPTS] {
         for &b in part.as_bytes().iter().chain(&[0xff]) {
             h ^= b as u64;
             h = h.wrapping_mul(0x0100_0000_01b3);

@@ -80,22 +80,11 @@ impl Checkpoint {
         if !index.keys().any(|k| k.starts_with("model.")) {
             index = index
                 .into_iter()
-                .map(|(k, v)| {
-                    if k.starts_with("lm_head.") {
-                        (k, v)
-                    } else {
-                        (format!("model.{k}"), v)
-                    }
-                })
+                .map(|(k, v)| if k.starts_with("lm_head.") { (k, v) } else { (format!("model.{k}"), v) })
                 .collect();
         }
         ignored.sort();
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            files,
-            index,
-            ignored,
-        })
+        Ok(Self { dir: dir.to_path_buf(), files, index, ignored })
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -110,13 +99,7 @@ impl Checkpoint {
     }
 
     /// Loads `name` with the expected `shape`, converted to `dtype` on `device`.
-    pub fn load(
-        &self,
-        name: &str,
-        shape: &[usize],
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Tensor> {
+    pub fn load(&self, name: &str, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
         let Some((file, stored)) = self.index.get(name) else {
             bail!(
                 "{}: tensor {name} (shape {shape:?}) is missing from the checkpoint; \
@@ -125,9 +108,7 @@ impl Checkpoint {
             );
         };
         let (path, st) = &self.files[*file];
-        let view = st
-            .get(stored)
-            .map_err(|e| anyhow::anyhow!("{}: tensor {stored}: {e}", path.display()))?;
+        let view = st.get(stored).map_err(|e| anyhow::anyhow!("{}: tensor {stored}: {e}", path.display()))?;
         if view.shape() != shape {
             bail!(
                 "{}: tensor {stored} has shape {:?} but config.json implies {shape:?}; \
@@ -163,10 +144,7 @@ fn shard_paths(index_path: &Path) -> Result<Vec<PathBuf>> {
     let mut files = BTreeMap::new();
     for (tensor, file) in map {
         let Some(file) = file.as_str() else {
-            bail!(
-                "{}: weight_map entry for {tensor} is not a file name",
-                index_path.display()
-            );
+            bail!("{}: weight_map entry for {tensor} is not a file name", index_path.display());
         };
         files.insert(file.to_string(), ());
     }

@@ -21,19 +21,11 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 }
 
 pub fn f64s(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
 pub fn u32s(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
 }
 
 pub fn cpu(dtype: DType) -> LoadOptions {
@@ -42,10 +34,7 @@ pub fn cpu(dtype: DType) -> LoadOptions {
 
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// A small random model of the given architecture (norm weights jittered so a wrong norm shows).
@@ -61,12 +50,7 @@ pub fn random_model(
         "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": tied
     }))
     .unwrap();
-    Model::build(
-        &cfg,
-        Source::random(11, 0.3, 0.2),
-        &cpu(dtype).trainable(trainable),
-    )
-    .unwrap()
+    Model::build(&cfg, Source::random(11, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
 }
 
 pub fn ids(rows: &[Vec<u32>]) -> Tensor {
