@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make small random llama / qwen3 checkpoints and their reference outputs.
+"""Make small random llama / qwen3 / qwen3.5 checkpoints and their reference outputs.
 
 Writes one Hugging Face model directory per case under tests/fixtures/models/<case>/:
 config.json, generation_config.json, the safetensors weights (one file, or shards plus
@@ -33,21 +33,33 @@ Usage:
   python scripts/make_model_cases.py            # (re)generate all cases, then verify
   python scripts/make_model_cases.py --verify   # only re-load committed fixtures and check
   python scripts/make_model_cases.py --case qwen3-long [--case ...]
+  python scripts/make_model_cases.py --only qwen3_5-long,qwen3_5-tied [--verify]
+
+The Qwen3.5 cases (qwen3_5-*, model_type qwen3_5_text, Qwen3_5ForCausalLM) are made by make_case_q35:
+same expected.json fields plus layer_types, deltanet_chunks, cached_greedy_equals_nocache and mutations.
 """
 
 import argparse
 import copy
+import importlib.util
+import inspect
 import json
 import math
 import os
 import shutil
 import sys
+import textwrap
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import transformers
 from safetensors import safe_open
+from transformers import AutoModelForCausalLM, GenerationConfig
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from safetensors.torch import save_file
+from transformers.models.qwen3_5 import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+from transformers.models.qwen3_5 import modeling_qwen3_5 as q35mod
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_ROOT = os.path.join(REPO, "tests", "fixtures", "models")
@@ -186,6 +198,117 @@ CASES = [
         weights_dtype=torch.float32,
         max_shard_size=None,
         config_style="legacy",
+    ),
+]
+
+# Qwen3.5 text model (model_type "qwen3_5_text", Qwen3_5ForCausalLM): Gated DeltaNet
+# ("linear_attention") and gated full attention layers, modelled on
+# /work/shared/models/qwen3_5-tiny/config.json. Made by make_case_q35().
+QWEN35_ROPE = {
+    "rope_type": "default",
+    "rope_theta": 10_000_000.0,
+    "partial_rotary_factor": 0.25,
+    "mrope_section": [11, 11, 10],
+    "mrope_interleaved": True,
+}
+QWEN35_COMMON = dict(
+    vocab_size=VOCAB,
+    max_position_embeddings=4096,
+    bos_token_id=None,
+    eos_token_id=480,
+    pad_token_id=None,
+    hidden_act="silu",
+    attention_bias=False,
+    rms_norm_eps=1e-6,
+    linear_conv_kernel_dim=4,
+    rope_parameters=QWEN35_ROPE,
+)
+DELTANET_CHUNK = 64  # chunk size of transformers' torch_chunk_gated_delta_rule
+
+CASES += [
+    dict(
+        name="qwen3_5-long",
+        index=5,
+        family="qwen3_5",
+        cls=Qwen3_5ForCausalLM,
+        config_cls=Qwen3_5TextConfig,
+        config=dict(
+            QWEN35_COMMON,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            linear_key_head_dim=16,
+            linear_value_head_dim=16,
+            tie_word_embeddings=False,
+        ),
+        seq_len=150,
+        logits_positions=[0, 1, 63, 64, 128, 149],
+        key_layout="model.language_model.*",
+        config_edits={},
+        config_style="hub35",
+    ),
+    dict(
+        name="qwen3_5-pattern",
+        index=6,
+        family="qwen3_5",
+        cls=Qwen3_5ForCausalLM,
+        config_cls=Qwen3_5TextConfig,
+        config=dict(
+            QWEN35_COMMON,
+            hidden_size=48,
+            intermediate_size=64,
+            num_hidden_layers=5,
+            layer_types=["full_attention", "linear_attention", "linear_attention", "full_attention",
+                         "linear_attention"],
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            linear_num_key_heads=1,
+            linear_num_value_heads=3,
+            linear_key_head_dim=16,
+            linear_value_head_dim=16,
+            tie_word_embeddings=False,
+        ),
+        seq_len=70,
+        logits_positions=[0, 1, 7, 63, 64, 69],
+        key_layout="model.*",
+        config_edits={},
+        config_style="hub35",
+    ),
+    dict(
+        name="qwen3_5-tied",
+        index=7,
+        family="qwen3_5",
+        cls=Qwen3_5ForCausalLM,
+        config_cls=Qwen3_5TextConfig,
+        config=dict(
+            QWEN35_COMMON,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            full_attention_interval=3,  # -> layer_types [linear, linear, full] (Qwen3_5TextConfig.__post_init__)
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=32,
+            linear_num_key_heads=2,
+            linear_num_value_heads=2,
+            linear_key_head_dim=16,
+            linear_value_head_dim=24,
+            tie_word_embeddings=True,
+        ),
+        seq_len=64,
+        logits_positions=[0, 1, 7, 63],
+        key_layout="model.language_model.*",
+        # config.json without layer_types, with full_attention_interval (see make_case_q35)
+        config_edits={"drop": ["layer_types"], "set": {"full_attention_interval": 3}},
+        expect_layer_types=["linear_attention", "linear_attention", "full_attention"],
+        config_style="hub35-interval",
     ),
 ]
 
@@ -596,6 +719,646 @@ def make_case(case):
     return out_dir
 
 
+# ============================================================== Qwen3.5 (qwen3_5_text)
+
+Q35_INIT_NOTE = (
+    "all weights drawn from a torch.Generator seeded with `seed`, parameters in sorted name order: "
+    "Qwen3_5RMSNorm weights (input/post_attention/final norm, q_norm, k_norm; applied as x*(1+w)) = "
+    "0.1*N(0,1); the gated DeltaNet norm weight (linear_attn.norm, applied as x*w) = 1 + 0.1*N(0,1); "
+    "A_log = log(A), A log-uniform in [0.005, 2] (decay rates from slow to fast); dt_bias = N(0,1); "
+    "conv1d.weight [C,1,K] = N(0, 1/K); linear weights N(0, 1/fan_in); lm_head N(0, 1/hidden); untied "
+    "embed_tokens N(0, 1), tied embed_tokens N(0, 1/hidden). Scaled (not HF's 0.02) init so the outputs are "
+    "sensitive to norm conventions, gates, conv direction, RoPE and head mappings."
+)
+Q35_FALLBACK_FUNCS = ["torch_chunk_gated_delta_rule", "torch_recurrent_gated_delta_rule",
+                      "causal_conv1d_fn", "causal_conv1d_update"]
+
+
+def init_weights_q35(model, cfg, seed):
+    g = torch.Generator().manual_seed(seed)
+    tied = cfg.tie_word_embeddings
+    hidden = cfg.hidden_size
+    lo, hi = math.log(0.005), math.log(2.0)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
+            shape = tuple(p.shape)
+            if name.endswith("linear_attn.norm.weight"):
+                v = 1.0 + 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
+            elif name.endswith("norm.weight"):
+                v = 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
+            elif name.endswith("A_log"):
+                v = lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)
+            elif name.endswith("dt_bias"):
+                v = torch.randn(shape, generator=g, dtype=torch.float64)
+            elif name.endswith("conv1d.weight"):
+                v = shape[-1] ** -0.5 * torch.randn(shape, generator=g, dtype=torch.float64)
+            elif name.endswith("embed_tokens.weight"):
+                std = hidden ** -0.5 if tied else 1.0
+                v = std * torch.randn(shape, generator=g, dtype=torch.float64)
+            elif name == "lm_head.weight":
+                v = hidden ** -0.5 * torch.randn(shape, generator=g, dtype=torch.float64)
+            elif len(shape) == 2:
+                v = shape[1] ** -0.5 * torch.randn(shape, generator=g, dtype=torch.float64)
+            else:
+                raise RuntimeError(f"unexpected parameter {name} {shape}")
+            p.copy_(v.to(p.dtype))
+    if tied:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+
+
+def build_model_q35(case, seed):
+    cfg = case["config_cls"](**copy.deepcopy(case["config"]))
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    model = case["cls"](cfg).to(torch.float32).eval()
+    init_weights_q35(model, cfg, seed)
+    return model
+
+
+class PureF64Q35:
+    """Context manager: run Qwen3.5's RMSNorms, RoPE and Gated DeltaNet layers entirely in float64.
+
+    transformers (with the model in float64) still computes in float32 inside Qwen3_5RMSNorm,
+    Qwen3_5RMSNormGated, the rotary cos/sin, the gate g (a.float()) and the whole gated delta rule
+    (torch_chunk_gated_delta_rule casts q, k, v, beta, g to float32). The DeltaNet replacement here is an
+    independent token-by-token recurrence (no chunking), so it also cross-checks the chunked kernel.
+    Only for forward passes without a cache.
+    """
+
+    def __init__(self, model):
+        self.cfg = model.config
+        self.saved = []
+
+    def __enter__(self):
+        cfg = self.cfg
+        rp = cfg.rope_parameters
+        theta = float(rp["rope_theta"])
+        hd = head_dim_of(cfg)
+        rd = int(hd * rp.get("partial_rotary_factor", 1.0))
+        f64 = torch.float64
+
+        def norm_forward(self_, x):
+            h = x.to(f64)
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self_.eps)
+            return (h * (1.0 + self_.weight.to(f64))).to(x.dtype)
+
+        def gated_norm_forward(self_, x, gate):
+            h = x.to(f64)
+            h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self_.variance_epsilon)
+            return (self_.weight.to(f64) * h * F.silu(gate.to(f64))).to(x.dtype)
+
+        def rot_forward(self_, x, position_ids):
+            pos = position_ids[0] if position_ids.ndim == 3 else position_ids  # text: T == H == W rows
+            inv = 1.0 / (theta ** (torch.arange(0, rd, 2, dtype=f64) / rd))
+            freqs = pos[..., None].to(f64) * inv
+            emb = torch.cat((freqs, freqs), dim=-1)
+            return emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+
+        def gdn_forward(self_, hidden_states, cache_params=None, attention_mask=None, **kwargs):
+            assert cache_params is None and attention_mask is None, "pure f64 path: no cache, no padding"
+            x = hidden_states.to(f64)
+            B, L, _ = x.shape
+            nk, nv, dk, dv = self_.num_k_heads, self_.num_v_heads, self_.head_k_dim, self_.head_v_dim
+            qkv = x @ self_.in_proj_qkv.weight.to(f64).T                       # [B, L, C]
+            w = self_.conv1d.weight.to(f64)[:, 0, :]                            # [C, K]
+            K = w.shape[-1]
+            xp = F.pad(qkv, (0, 0, K - 1, 0))                                   # causal: K-1 zeros in front
+            conv = sum(xp[:, j:j + L, :] * w[:, j] for j in range(K))         # out[t] = sum_j w[j] x[t-K+1+j]
+            conv = F.silu(conv)
+            q, k, v = torch.split(conv, [nk * dk, nk * dk, nv * dv], dim=-1)
+            q = q.reshape(B, L, nk, dk)
+            k = k.reshape(B, L, nk, dk)
+            v = v.reshape(B, L, nv, dv)
+            q = q * torch.rsqrt((q * q).sum(-1, keepdim=True) + 1e-6)
+            k = k * torch.rsqrt((k * k).sum(-1, keepdim=True) + 1e-6)
+            q = q * dk ** -0.5
+            rep = nv // nk
+            q = q.repeat_interleave(rep, dim=2)                                 # value head h <- key head h // rep
+            k = k.repeat_interleave(rep, dim=2)
+            beta = torch.sigmoid(x @ self_.in_proj_b.weight.to(f64).T)         # [B, L, nv]
+            a = x @ self_.in_proj_a.weight.to(f64).T
+            gdec = -torch.exp(self_.A_log.to(f64)) * F.softplus(a + self_.dt_bias.to(f64))
+            S = torch.zeros(B, nv, dk, dv, dtype=f64)
+            outs = []
+            for t in range(L):
+                S = S * torch.exp(gdec[:, t])[..., None, None]
+                kt, vt, qt = k[:, t], v[:, t], q[:, t]                          # [B, nv, d]
+                mem = torch.einsum("bhkv,bhk->bhv", S, kt)
+                delta = (vt - mem) * beta[:, t][..., None]
+                S = S + kt[..., :, None] * delta[..., None, :]
+                outs.append(torch.einsum("bhkv,bhk->bhv", S, qt))
+            o = torch.stack(outs, dim=1)                                        # [B, L, nv, dv]
+            z = (x @ self_.in_proj_z.weight.to(f64).T).reshape(B, L, nv, dv)
+            o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + self_.norm.variance_epsilon)
+            o = self_.norm.weight.to(f64) * o * F.silu(z)
+            out = o.reshape(B, L, nv * dv) @ self_.out_proj.weight.to(f64).T
+            return out.to(hidden_states.dtype)
+
+        for cls_, fn in ((q35mod.Qwen3_5RMSNorm, norm_forward), (q35mod.Qwen3_5RMSNormGated, gated_norm_forward),
+                         (q35mod.Qwen3_5TextRotaryEmbedding, rot_forward),
+                         (q35mod.Qwen3_5GatedDeltaNet, gdn_forward)):
+            self.saved.append((cls_, cls_.forward))
+            cls_.forward = fn
+        return self
+
+    def __exit__(self, *exc):
+        for c, f in reversed(self.saved):
+            c.forward = f
+        return False
+
+
+class CountFallbackCalls:
+    """Counts calls of the module-level DeltaNet / conv functions (the torch fallbacks here)."""
+
+    def __init__(self):
+        self.counts = {n: 0 for n in Q35_FALLBACK_FUNCS}
+        self.saved = {}
+
+    def __enter__(self):
+        for n in Q35_FALLBACK_FUNCS:
+            orig = getattr(q35mod, n)
+            self.saved[n] = orig
+
+            def wrapper(*a, _n=n, _orig=orig, **kw):
+                self.counts[_n] += 1
+                return _orig(*a, **kw)
+
+            setattr(q35mod, n, wrapper)
+        return self
+
+    def __exit__(self, *exc):
+        for n, f in self.saved.items():
+            setattr(q35mod, n, f)
+        return False
+
+
+class PatchModuleFunc:
+    """Temporarily replace a module-level function of modeling_qwen3_5 (used by mutations)."""
+
+    def __init__(self, name, make):
+        self.name, self.make = name, make
+
+    def __enter__(self):
+        self.orig = getattr(q35mod, self.name)
+        setattr(q35mod, self.name, self.make(self.orig))
+
+    def __exit__(self, *exc):
+        setattr(q35mod, self.name, self.orig)
+        return False
+
+
+def fallback_facts():
+    facts = {}
+    for n in Q35_FALLBACK_FUNCS:
+        fn = getattr(q35mod, n)
+        free = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in (fn.__closure__ or ()))))
+        impl = free.get("implementation")
+        wrapped = free.get("torch_function", getattr(fn, "__wrapped__", None))
+        facts[n] = {
+            "implementation": f"{impl.__module__}.{impl.__qualname__}" if impl else None,
+            "is_torch_fallback": impl is not None and impl is wrapped,
+        }
+    for pkg in ("fla", "causal_conv1d", "kernels", "flash_attn"):
+        facts[f"package_{pkg}_installed"] = importlib.util.find_spec(pkg) is not None
+    return facts
+
+
+def _source_in_f64(fn, name):
+    """fn's source with float32 casts turned into float64 ones, compiled in modeling_qwen3_5's namespace."""
+    src = textwrap.dedent(inspect.getsource(fn))
+    src = "\n".join(line for line in src.splitlines() if not line.lstrip().startswith("@"))
+    src = src.replace("torch.float32", "torch.float64").replace(".float()", ".double()")
+    ns = dict(q35mod.__dict__)
+    exec(src, ns)
+    return ns[name]
+
+
+@torch.no_grad()
+def chunked_f64_vs_pure(model64, ids, pure_logits):
+    """transformers' own chunked delta rule and DeltaNet forward with their float32 casts made float64
+    (norms / RoPE as in PureF64Q35) vs the independent token-by-token recurrence: shows that the
+    hf-vs-pure difference is only transformers' float32 internals. Diagnostic; None if the rewrite fails."""
+    names = ["torch_chunk_gated_delta_rule", "torch_recurrent_gated_delta_rule"]
+    saved = {n: getattr(q35mod, n) for n in names}
+    try:
+        with PureF64Q35(model64):
+            gdn_saved = q35mod.Qwen3_5GatedDeltaNet.forward
+            try:
+                for n in names:
+                    setattr(q35mod, n, _source_in_f64(saved[n].__wrapped__, n))
+                q35mod.Qwen3_5GatedDeltaNet.forward = _source_in_f64(_GDN_FORWARD, "forward")
+                lg = forward_logits(model64, ids)
+            finally:
+                q35mod.Qwen3_5GatedDeltaNet.forward = gdn_saved
+        return float((lg - pure_logits).abs().max())
+    except Exception as exc:  # noqa: BLE001 (diagnostic only)
+        print(f"chunked_f64_vs_pure failed: {exc!r}")
+        return None
+    finally:
+        for n, f in saved.items():
+            setattr(q35mod, n, f)
+
+
+_GDN_FORWARD = q35mod.Qwen3_5GatedDeltaNet.forward  # the stock forward, for _source_in_f64
+
+
+def linear_layers(m):
+    return [layer.linear_attn for layer in m.model.layers if hasattr(layer, "linear_attn")]
+
+
+def attn_layers(m):
+    return [layer.self_attn for layer in m.model.layers if hasattr(layer, "self_attn")]
+
+
+def mutation_results_q35(ref_model, ids, ref_logits, cfg):
+    """How far some plausible Qwen3.5 implementation mistakes move the logits (diagnostic)."""
+    res = {}
+    L = ids.shape[1]
+
+    def record(name, lg):
+        res[name] = {
+            "max_abs_logit_diff": float((lg - ref_logits).abs().max()),
+            "argmax_changed_frac": float((lg.argmax(-1) != ref_logits.argmax(-1)).double().mean()),
+        }
+
+    def run(name, mutate):
+        m = copy.deepcopy(ref_model)
+        with torch.no_grad():
+            mutate(m)
+        record(name, forward_logits(m, ids))
+
+    def run_patched(name, func, make):
+        with PatchModuleFunc(func, make):
+            record(name, forward_logits(ref_model, ids))
+
+    def zero_centred_norms(m):
+        return [mod for mod in m.modules() if isinstance(mod, q35mod.Qwen3_5RMSNorm)]
+
+    def norm_w_not_1_plus_w(m):   # x*w instead of x*(1+w): w' = w - 1 gives 1 + w' = w
+        for mod in zero_centred_norms(m):
+            mod.weight.sub_(1.0)
+
+    run("rmsnorm_uses_w_not_1_plus_w", norm_w_not_1_plus_w)
+
+    def gated_norm_1_plus_w(m):
+        for la in linear_layers(m):
+            la.norm.weight.add_(1.0)
+
+    run("gated_norm_uses_1_plus_w", gated_norm_1_plus_w)
+
+    def dt_bias_ignored(m):
+        for la in linear_layers(m):
+            la.dt_bias.zero_()
+
+    run("dt_bias_ignored", dt_bias_ignored)
+
+    def a_proj_ignored(m):
+        for la in linear_layers(m):
+            la.in_proj_a.weight.zero_()
+
+    run("a_proj_ignored", a_proj_ignored)
+
+    def conv_reversed(m):
+        for la in linear_layers(m):
+            la.conv1d.weight.copy_(la.conv1d.weight.flip(-1))
+
+    run("conv_kernel_reversed", conv_reversed)
+
+    def qk_l2norm_off(orig):
+        def f(*a, **kw):
+            kw["use_qk_l2norm_in_kernel"] = False
+            return orig(*a, **kw)
+        return f
+
+    run_patched("deltanet_qk_l2norm_missing", "torch_chunk_gated_delta_rule", qk_l2norm_off)
+
+    if L > DELTANET_CHUNK:
+        def state_reset(orig):
+            def f(query, key, value, g, beta, **kw):
+                outs = []
+                for s in range(0, query.shape[1], DELTANET_CHUNK):
+                    sl = slice(s, s + DELTANET_CHUNK)
+                    o, _ = orig(query[:, sl], key[:, sl], value[:, sl], g=g[:, sl], beta=beta[:, sl],
+                                **dict(kw, initial_state=None, output_final_state=False))
+                    outs.append(o)
+                return torch.cat(outs, dim=1), None
+            return f
+
+        run_patched("deltanet_state_not_carried_across_64_chunks", "torch_chunk_gated_delta_rule", state_reset)
+
+    nk, nv, dk, dv = (cfg.linear_num_key_heads, cfg.linear_num_value_heads, cfg.linear_key_head_dim,
+                      cfg.linear_value_head_dim)
+    rep = nv // nk
+    if nk > 1 and rep > 1:
+        # Wrong key-head repetition (value head h reads key head h % nk instead of h // rep), expressed
+        # by reordering the value heads (and everything per value head) consistently.
+        sigma = []
+        for i in range(nv):
+            sigma.append([h for h in range(nv) if h % nk == i // rep and h not in sigma][0])
+        sigma = torch.tensor(sigma)
+        vidx = torch.cat([2 * nk * dk + h * dv + torch.arange(dv) for h in sigma.tolist()])
+        didx = torch.cat([h * dv + torch.arange(dv) for h in sigma.tolist()])
+
+        def key_heads_tiled(m):
+            for la in linear_layers(m):
+                w = la.in_proj_qkv.weight
+                w[2 * nk * dk:] = w[vidx].clone()
+                cw = la.conv1d.weight
+                cw[2 * nk * dk:] = cw[vidx].clone()
+                la.in_proj_z.weight.copy_(la.in_proj_z.weight[didx].clone())
+                for p in (la.in_proj_b.weight, la.in_proj_a.weight, la.A_log, la.dt_bias):
+                    p.copy_(p[sigma].clone())
+                la.out_proj.weight.copy_(la.out_proj.weight[:, didx].clone())
+
+        run("deltanet_key_head_mapping_tiled", key_heads_tiled)
+
+    hd = head_dim_of(cfg)
+    n_heads, n_kv = cfg.num_attention_heads, cfg.num_key_value_heads
+    rp = cfg.rope_parameters
+    rd = int(hd * rp.get("partial_rotary_factor", 1.0))
+    theta = float(rp["rope_theta"])
+
+    def gate_missing(m):   # gate rows 0 -> sigmoid = 1/2; o_proj * 2 -> exactly "no gate"
+        for at in attn_layers(m):
+            w = at.q_proj.weight.view(n_heads, 2 * hd, -1)
+            w[:, hd:, :] = 0.0
+            at.o_proj.weight.mul_(2.0)
+
+    run("attention_output_gate_missing", gate_missing)
+
+    def rope_full_head(m):
+        rot = m.model.rotary_emb
+        inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        rot.inv_freq = inv.to(rot.inv_freq.dtype)
+
+    run("rope_on_full_head_dim_not_partial", rope_full_head)
+
+    def rope_theta_1e4(m):
+        rot = m.model.rotary_emb
+        inv = 1.0 / (10000.0 ** (torch.arange(0, rd, 2, dtype=torch.float32) / rd))
+        rot.inv_freq = inv.to(rot.inv_freq.dtype)
+
+    run("rope_theta_10000", rope_theta_1e4)
+
+    # Interleaved (GPT-J) pairs within the rotary part == HF half-split on q/k with the first rd dims of
+    # every head permuted evens-first (q_norm/k_norm weights likewise).
+    perm = torch.cat([torch.arange(0, rd, 2), torch.arange(1, rd, 2), torch.arange(rd, hd)])
+
+    def rope_interleaved(m):
+        for at in attn_layers(m):
+            wq = at.q_proj.weight.view(n_heads, 2 * hd, -1)
+            wq[:, :hd, :] = wq[:, :hd, :][:, perm, :].clone()
+            wk = at.k_proj.weight.view(n_kv, hd, -1)
+            wk.copy_(wk[:, perm, :].clone())
+            for nrm in (at.q_norm, at.k_norm):
+                nrm.weight.copy_(nrm.weight[perm].clone())
+
+    run("rope_interleaved_pairs", rope_interleaved)
+
+    if n_kv > 1 and n_heads // n_kv > 1:
+        n_rep = n_heads // n_kv
+        sig = []
+        for j in range(n_heads):
+            sig.append([h for h in range(n_heads) if h % n_kv == j // n_rep and h not in sig][0])
+        sig = torch.tensor(sig)
+
+        def kv_tiled(m):
+            for at in attn_layers(m):
+                wq = at.q_proj.weight.view(n_heads, 2 * hd, -1)
+                wq.copy_(wq[sig].clone())
+                wo = at.o_proj.weight.view(-1, n_heads, hd)
+                wo.copy_(wo[:, sig, :].clone())
+
+        run("gqa_kv_head_mapping_tiled", kv_tiled)
+
+    def lin_zero(m):
+        for la in linear_layers(m):
+            la.out_proj.weight.zero_()
+
+    run("linear_attn_output_zeroed", lin_zero)
+
+    def full_zero(m):
+        for at in attn_layers(m):
+            at.o_proj.weight.zero_()
+
+    run("full_attn_output_zeroed", full_zero)
+    return res
+
+
+@torch.no_grad()
+def greedy_generate(model, prompt, steps):
+    gc = GenerationConfig(do_sample=False, max_new_tokens=steps, min_new_tokens=0, eos_token_id=None,
+                          pad_token_id=0, bos_token_id=None)
+    out = model.generate(prompt[None, :], generation_config=gc, attention_mask=torch.ones(1, len(prompt),
+                                                                                        dtype=torch.long))
+    return out[0, len(prompt):].tolist()
+
+
+def q35_key_layout(keys):
+    if all(k == "lm_head.weight" or k.startswith("model.language_model.") for k in keys):
+        return "model.language_model.*"
+    if all(k == "lm_head.weight" or (k.startswith("model.") and not k.startswith("model.language_model."))
+           for k in keys):
+        return "model.*"
+    return "mixed"
+
+
+def to_multimodal_key_layout(path):
+    """Rename model.X -> model.language_model.X (lm_head.weight stays), as real Qwen3.5 checkpoints store it."""
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    out = {}
+    for k, v in tensors.items():
+        if k.startswith("model."):
+            k = "model.language_model." + k[len("model."):]
+        else:
+            assert k == "lm_head.weight", k
+        out[k] = v
+    save_file(out, path, metadata=meta)
+
+
+def edit_q35_config(path, case):
+    """Hub-style Qwen3.5 text config: top-level partial_rotary_factor as in the shared qwen3_5-tiny
+    (and in real Qwen3.5 text_configs); optional drops/sets (qwen3_5-tied: no layer_types,
+    full_attention_interval instead)."""
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg["partial_rotary_factor"] = cfg["rope_parameters"]["partial_rotary_factor"]
+    edits = case["config_edits"]
+    for k in edits.get("drop", []):
+        del cfg[k]
+    cfg.update(edits.get("set", {}))
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def make_case_q35(case):
+    name = case["name"]
+    out_dir = os.path.join(OUT_ROOT, name)
+    L = case["seq_len"]
+    positions = case["logits_positions"]
+
+    for attempt in range(MAX_ATTEMPTS):
+        seed = BASE_SEED + 100 * case["index"] + attempt
+        model = build_model_q35(case, seed)
+        cfg = model.config
+        g = torch.Generator().manual_seed(seed + 7)
+        ids = torch.randint(0, cfg.vocab_size, (2, L), generator=g)
+        model64 = copy.deepcopy(model).to(torch.float64).eval()
+        ref = compute_reference(model64, ids, positions)
+        m_all = float(ref["margins"].min())
+        m_greedy = float(ref["greedy_margins"].min())
+        print(f"[{name}] seed {seed}: min margin all {m_all:.3g}, greedy {m_greedy:.3g}")
+        if m_all >= MIN_MARGIN_ALL and m_greedy >= MIN_MARGIN_GREEDY:
+            break
+    else:
+        raise RuntimeError(f"{name}: no seed with large enough margins")
+
+    checks = {}
+    fb = fallback_facts()
+    with torch.no_grad():
+        hf_loss = model64(input_ids=ids, labels=ids, use_cache=False).loss
+    checks["loss_hf_labels_path"] = float(hf_loss)
+    model32 = copy.deepcopy(model).to(torch.float32).eval()
+    with CountFallbackCalls() as cnt_full:
+        forward_logits(model64, ids)
+        lg32 = forward_logits(model32, ids).to(torch.float64)
+    fb["calls_during_full_forward(f64+f32)"] = cnt_full.counts
+    checks["f32_vs_f64_max_abs_logit_diff"] = float((lg32 - ref["logits"]).abs().max())
+    checks["f32_vs_f64_argmax_equal"] = bool((lg32.argmax(-1) == ref["argmax"]).all())
+    with PureF64Q35(model64):
+        lgp = forward_logits(model64, ids)
+        gp_toks, gp_rows = greedy_nocache(model64, ids[0], GREEDY_STEPS)
+    checks["hf_f64_vs_pure_f64_max_abs_logit_diff"] = float((lgp - ref["logits"]).abs().max())
+    checks["hf_f64_vs_pure_f64_argmax_equal"] = bool((lgp.argmax(-1) == ref["argmax"]).all())
+    checks["hf_f64_vs_pure_f64_greedy_equal"] = gp_toks == ref["greedy"]
+    checks["hf_f64_vs_pure_f64_max_abs_greedy_step_logit_diff"] = float((gp_rows - ref["greedy_rows"]).abs().max())
+    checks["hf_chunked_rule_in_f64_vs_pure_f64_max_abs_logit_diff"] = chunked_f64_vs_pure(model64, ids, lgp)
+    checks["hf_f64_vs_pure_f64_note"] = (
+        "pure f64 = RMSNorm, gated RMSNorm, RoPE cos/sin and the DeltaNet layer in float64, the latter as an "
+        "independent token-by-token recurrence (transformers runs the delta rule and some norms in float32)")
+    checks["logit_stats"] = {"std": float(ref["logits"].std()), "max_abs": float(ref["logits"].abs().max())}
+    with CountFallbackCalls() as cnt_cache:
+        c_toks, c_rows = greedy_cached(model64, ids[0], GREEDY_STEPS)
+    fb["calls_during_cached_greedy_f64"] = cnt_cache.counts
+    c32_toks, c32_rows = greedy_cached(model32, ids[0], GREEDY_STEPS)
+    gen_toks = greedy_generate(model64, ids[0], GREEDY_STEPS)
+    gen32_toks = greedy_generate(model32, ids[0], GREEDY_STEPS)
+    eos = cfg.eos_token_id if isinstance(cfg.eos_token_id, list) else [cfg.eos_token_id]
+    checks["greedy"] = {
+        "cached_f64 == nocache_f64": c_toks == ref["greedy"],
+        "generate_f64 == nocache_f64": gen_toks == ref["greedy"],
+        "cached_f32 == nocache_f64": c32_toks == ref["greedy"],
+        "generate_f32 == nocache_f64": gen32_toks == ref["greedy"],
+        "max_abs_step_logit_diff_cached_vs_nocache_f64": float((c_rows - ref["greedy_rows"]).abs().max()),
+        "max_abs_step_logit_diff_cached_f32_vs_nocache_f64": float(
+            (c32_rows.to(torch.float64) - ref["greedy_rows"]).abs().max()),
+        "eos_in_greedy": [i for i, t in enumerate(ref["greedy"]) if t in eos],
+    }
+    checks["fallback"] = fb
+    checks["min_top1_top2_margin_argmax_all"] = float(ref["margins"].min())
+    checks["min_top1_top2_margin_greedy"] = float(ref["greedy_margins"].min())
+    checks["mutations"] = mutation_results_q35(model64, ids, ref["logits"], cfg)
+
+    # --- save
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+    model.save_pretrained(out_dir)
+    st_path = os.path.join(out_dir, "model.safetensors")
+    if case["key_layout"] == "model.language_model.*":
+        to_multimodal_key_layout(st_path)
+    edit_q35_config(os.path.join(out_dir, "config.json"), case)
+
+    reloaded, info = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float64, attn_implementation="sdpa",
+                                                          output_loading_info=True)
+    reloaded.eval()
+    checks["reload"] = {
+        "class": type(reloaded).__name__,
+        "loader": "AutoModelForCausalLM.from_pretrained(dir, dtype=float64)",
+        "loading_info_problems": {k: sorted(map(str, v)) for k, v in info.items() if v},
+        "layer_types": list(reloaded.config.layer_types),
+        "max_abs_logit_diff_vs_inmemory_f64": float((forward_logits(reloaded, ids) - ref["logits"]).abs().max()),
+    }
+    assert list(reloaded.config.layer_types) == list(cfg.layer_types)
+    del reloaded
+
+    st = safetensors_facts(out_dir)
+    layout = q35_key_layout(st["keys"])
+    assert layout == case["key_layout"], (layout, case["key_layout"])
+    L_chunks = -(-L // DELTANET_CHUNK)
+    expected = {
+        "case": name,
+        "model_class": type(model).__name__,
+        "seed": seed,
+        "seed_note": (f"attempt {attempt} of the seed search (BASE_SEED + 100*case_index + attempt) for "
+                      f"top1-top2 margins >= {MIN_MARGIN_ALL} (all positions) and >= {MIN_MARGIN_GREEDY} "
+                      f"(greedy steps)"),
+        "generated_by": {
+            "script": "scripts/make_model_cases.py",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "reference_dtype": ("float64 (model.to(torch.float64)), sdpa attention, CPU, torch fallback "
+                                "kernels (no fla / causal_conv1d / kernels packages)"),
+        },
+        "input_ids": ids.tolist(),
+        "logits_positions": positions,
+        "logits_sample": [[f32_list(ref["logits"][b, p]) for p in positions] for b in range(ids.shape[0])],
+        "argmax_all": ref["argmax"].tolist(),
+        "argmax_margins": f32_list(ref["margins"]),
+        "loss": ref["loss"],
+        "loss_per_sequence": ref["loss_per_sequence"],
+        "greedy_32": ref["greedy"],
+        "greedy_32_note": "sequence 0 only, 32 new tokens, argmax each step, no EOS stopping",
+        "greedy_32_step_logits": f32_list(ref["greedy_rows"]),
+        "greedy_32_step_logits_note": ("row i = logits that chose greedy_32[i] (row 0 = last prompt position); "
+                                       "float64 full recomputation without cache"),
+        "greedy_32_margins": f32_list(ref["greedy_margins"]),
+        "cached_greedy_equals_nocache": bool(c_toks == ref["greedy"] and gen_toks == ref["greedy"]),
+        "cached_greedy_equals_nocache_note": (
+            "transformers, float64: greedy_32 recomputed with the cache (prefill through the chunked delta rule, "
+            "then one token at a time through the recurrent rule / conv-state update), both a manual "
+            "past_key_values loop and model.generate(do_sample=False), equals the no-cache greedy_32"),
+        "checkpoint_key_layout": layout,
+        "checkpoint_key_layout_note": (
+            "model.language_model.*: the multimodal layout of real Qwen3.5 checkpoints (and of the shared "
+            "qwen3_5-tiny), lm_head.weight at top level; model.*: plain causal-LM layout (model.layers.*, "
+            "model.embed_tokens, model.norm, lm_head) as Qwen3_5ForCausalLM.save_pretrained writes it. "
+            "transformers 5.23 loads both into Qwen3_5ForCausalLM (PrefixChange 'language_model')"),
+        "config_style": case["config_style"],
+        "config_style_note": (
+            "hub35: config.json as transformers 5.23 writes Qwen3_5TextConfig (rope_parameters with rope_theta, "
+            "partial_rotary_factor, mrope_section, mrope_interleaved; explicit layer_types) plus a top-level "
+            "partial_rotary_factor, like the shared qwen3_5-tiny; hub35-interval: the same but without "
+            "layer_types and with full_attention_interval (layer i is full attention iff (i+1) % interval == 0)"),
+        "layer_types": list(cfg.layer_types),
+        "deltanet_chunks": {"chunk_size": DELTANET_CHUNK, "num_chunks": L_chunks,
+                            "padded_tail": L_chunks * DELTANET_CHUNK - L},
+        "tie_word_embeddings": bool(cfg.tie_word_embeddings),
+        "lm_head_in_safetensors": st["has_lm_head"],
+        "weights_dtype": st["dtypes"],
+        "safetensors_files": st["files"],
+        "init_note": Q35_INIT_NOTE,
+        "values_note": "logit rows and margins rounded to float32 (shortest repr); losses full float64",
+        "mutations": checks["mutations"],
+        "checks": checks,
+    }
+    if case["config_edits"]:
+        expected["config_note"] = (
+            "config.json has no layer_types; it has full_attention_interval = "
+            f"{case['config_edits']['set']['full_attention_interval']}. transformers 5.23's Qwen3_5TextConfig "
+            "derives layer_types from it when layer_types is absent (default interval 4): "
+            f"{case['expect_layer_types']}. `layer_types` in this file is that derived list.")
+        assert list(cfg.layer_types) == case["expect_layer_types"]
+    with open(os.path.join(out_dir, "expected.json"), "w") as f:
+        json.dump(expected, f, separators=(",", ":"))
+        f.write("\n")
+    print(f"[{name}] wrote {out_dir}")
+    return out_dir
+
+
 def to_legacy_config(path):
     with open(path) as f:
         cfg = json.load(f)
@@ -634,7 +1397,13 @@ def verify_case(name):
     d = os.path.join(OUT_ROOT, name)
     with open(os.path.join(d, "expected.json")) as f:
         exp = json.load(f)
-    cls = {"Qwen3ForCausalLM": Qwen3ForCausalLM, "LlamaForCausalLM": LlamaForCausalLM}[exp["model_class"]]
+    q35 = exp["model_class"] == "Qwen3_5ForCausalLM"
+    if q35:
+        # through the Auto class: config.json's model_type "qwen3_5_text" must select Qwen3_5ForCausalLM, and
+        # the model.language_model.* layout must be renamed on load
+        cls = AutoModelForCausalLM
+    else:
+        cls = {"Qwen3ForCausalLM": Qwen3ForCausalLM, "LlamaForCausalLM": LlamaForCausalLM}[exp["model_class"]]
     model, info = cls.from_pretrained(d, dtype=torch.float64, attn_implementation="sdpa",
                                       output_loading_info=True)
     model.eval()
@@ -658,9 +1427,17 @@ def verify_case(name):
     ok = (not problems and argmax_ok and greedy_ok and d_sample <= VERIFY_TOL and d_greedy <= VERIFY_TOL
           and d_margin <= VERIFY_TOL and d_loss <= 1e-9 and st["has_lm_head"] == exp["lm_head_in_safetensors"]
           and (not tied or not st["has_lm_head"]))
+    extra = {}
+    if q35:
+        layout = q35_key_layout(st["keys"])
+        lt_ok = list(model.config.layer_types) == exp["layer_types"]
+        ok = (ok and type(model).__name__ == exp["model_class"] and layout == exp["checkpoint_key_layout"]
+              and lt_ok and tied == exp["tie_word_embeddings"])
+        extra = {"class_loaded": type(model).__name__, "key_layout": layout, "layer_types_equal": lt_ok}
     report = {
         "case": name,
         "ok": ok,
+        **extra,
         "loading_problems": problems,
         "rope_theta_loaded": rope_theta_of(model.config),
         "max_abs_diff_logits_sample": d_sample,
@@ -680,16 +1457,19 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--verify", action="store_true", help="only verify existing fixtures")
     ap.add_argument("--case", action="append", help="case name (repeatable); default all")
+    ap.add_argument("--only", help="comma-separated case names, e.g. qwen3_5-long,qwen3_5-tied (adds to --case)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # deterministic reductions
-    names = args.case or [c["name"] for c in CASES]
+    names = (args.case or []) + [n.strip() for n in (args.only or "").split(",") if n.strip()]
+    names = list(dict.fromkeys(names)) or [c["name"] for c in CASES]
     by_name = {c["name"]: c for c in CASES}
     for n in names:
         if n not in by_name:
             sys.exit(f"unknown case {n}; known: {list(by_name)}")
     if not args.verify:
         for n in names:
-            make_case(by_name[n])
+            c = by_name[n]
+            (make_case_q35 if c.get("family") == "qwen3_5" else make_case)(c)
     all_ok = True
     for n in names:
         r = verify_case(n)

@@ -157,3 +157,9 @@ fn llama_gqa_with_large_rope_theta() {
     check_expected(&fixtures().join("models/llama-gqa"), DType::F64, F64_TOL);
     check_expected(&fixtures().join("models/llama-gqa"), DType::F32, F32_TOL);
 }
+
+#[test]
+fn qwen3_5_tiny_matches_transformers() {
+    check_expected(&shared().join("models/qwen3_5-tiny"), DType::F64, F64_TOL);
+    check_expected(&shared().join("models/qwen3_5-tiny"), DType::F32, F32_TOL);
+}

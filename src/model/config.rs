@@ -15,6 +15,8 @@ pub enum Architecture {
     Llama,
     /// Llama plus per-head RMSNorm on q and k before RoPE.
     Qwen3,
+    /// Qwen3.5's text model: Gated DeltaNet layers with gated full attention every few layers.
+    Qwen35,
 }
 
 impl Architecture {
@@ -22,6 +24,7 @@ impl Architecture {
         match model_type {
             "llama" => Some(Self::Llama),
             "qwen3" => Some(Self::Qwen3),
+            "qwen3_5" | "qwen3_5_text" => Some(Self::Qwen35),
             _ => None,
         }
     }
@@ -30,6 +33,7 @@ impl Architecture {
         match self {
             Self::Llama => "llama",
             Self::Qwen3 => "qwen3",
+            Self::Qwen35 => "qwen3_5",
         }
     }
 }
@@ -45,6 +49,37 @@ pub enum RopeScaling {
         high_freq_factor: f64,
         original_max_position_embeddings: usize,
     },
+}
+
+/// What a layer of a hybrid model mixes tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerType {
+    FullAttention,
+    /// Gated DeltaNet (linear attention)
+    LinearAttention,
+}
+
+/// Gated DeltaNet sizes (qwen3_5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinearAttention {
+    pub conv_kernel: usize,
+    pub num_key_heads: usize,
+    pub key_head_dim: usize,
+    pub num_value_heads: usize,
+    pub value_head_dim: usize,
+}
+
+impl LinearAttention {
+    pub fn key_dim(&self) -> usize {
+        self.num_key_heads * self.key_head_dim
+    }
+    pub fn value_dim(&self) -> usize {
+        self.num_value_heads * self.value_head_dim
+    }
+    /// Channels of the depthwise conv: [q | k | v].
+    pub fn conv_dim(&self) -> usize {
+        2 * self.key_dim() + self.value_dim()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +101,12 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// Every id that ends generation according to the config (`eos_token_id` may be a list).
     pub eos_token_ids: Vec<u32>,
+    /// Per layer; all full attention except in hybrid models.
+    pub layer_types: Vec<LayerType>,
+    /// Fraction of each head's dims that RoPE rotates (qwen3_5: 0.25).
+    pub partial_rotary_factor: f64,
+    /// Gated DeltaNet sizes, for hybrid models.
+    pub linear: Option<LinearAttention>,
 }
 
 impl ModelConfig {
@@ -78,10 +119,25 @@ impl ModelConfig {
     }
 
     pub fn from_json(json: &Value) -> Result<Self> {
+        // multimodal checkpoints (Qwen3.5) keep the language model's config in text_config
+        if let Some(text) = json.get("text_config").filter(|t| t.is_object()) {
+            let mut text = text.clone();
+            if text.get("model_type").is_none() {
+                text["model_type"] = json.get("model_type").cloned().unwrap_or(Value::Null);
+            }
+            for key in ["tie_word_embeddings", "eos_token_id", "bos_token_id"] {
+                if text.get(key).is_none() {
+                    if let Some(v) = json.get(key) {
+                        text[key] = v.clone();
+                    }
+                }
+            }
+            return Self::from_json(&text).context("in text_config");
+        }
         let f = Fields(json);
         let model_type = f.str("model_type")?;
         let Some(architecture) = Architecture::from_model_type(model_type) else {
-            bail!("unsupported model_type {model_type:?}: this build supports \"llama\" and \"qwen3\"");
+            bail!("unsupported model_type {model_type:?}: this build supports llama, qwen3 and qwen3_5");
         };
         let hidden_size = f.usize("hidden_size")?;
         let num_attention_heads = f.usize("num_attention_heads")?;
@@ -109,12 +165,43 @@ impl ModelConfig {
         };
         let scaling = json.get("rope_scaling").filter(|v| !v.is_null()).or(rope);
         let rope_scaling = parse_rope_scaling(scaling)?;
+        let num_hidden_layers = f.usize("num_hidden_layers")?;
+        let (layer_types, linear, partial_rotary_factor) = if architecture == Architecture::Qwen35 {
+            let types = layer_types(json, num_hidden_layers)?;
+            let linear = LinearAttention {
+                conv_kernel: f.opt_usize("linear_conv_kernel_dim")?.unwrap_or(4),
+                num_key_heads: f.usize("linear_num_key_heads")?,
+                key_head_dim: f.usize("linear_key_head_dim")?,
+                num_value_heads: f.usize("linear_num_value_heads")?,
+                value_head_dim: f.usize("linear_value_head_dim")?,
+            };
+            if linear.num_key_heads == 0 || linear.num_value_heads % linear.num_key_heads != 0 {
+                bail!(
+                    "field linear_num_value_heads ({}) must be a multiple of linear_num_key_heads ({})",
+                    linear.num_value_heads,
+                    linear.num_key_heads
+                );
+            }
+            let factor = match f.opt_f64("partial_rotary_factor")? {
+                Some(p) => p,
+                None => {
+                    rope.and_then(|r| r.get("partial_rotary_factor")).and_then(Value::as_f64).unwrap_or(0.25)
+                }
+            };
+            (types, Some(linear), factor)
+        } else {
+            (vec![LayerType::FullAttention; num_hidden_layers], None, 1.0)
+        };
+        let rotary = (head_dim as f64 * partial_rotary_factor) as usize;
+        if rotary % 2 != 0 || rotary == 0 {
+            bail!("field partial_rotary_factor ({partial_rotary_factor}) x head_dim ({head_dim}) must give an even number of dims");
+        }
         Ok(Self {
             architecture,
             vocab_size: f.usize("vocab_size")?,
             hidden_size,
             intermediate_size: f.usize("intermediate_size")?,
-            num_hidden_layers: f.usize("num_hidden_layers")?,
+            num_hidden_layers,
             num_attention_heads,
             num_key_value_heads,
             head_dim,
@@ -126,7 +213,15 @@ impl ModelConfig {
             attention_bias: f.opt_bool("attention_bias")?.unwrap_or(false),
             bos_token_id: f.opt_usize("bos_token_id")?.map(|v| v as u32),
             eos_token_ids: token_id_list(json.get("eos_token_id"), "eos_token_id")?,
+            layer_types,
+            partial_rotary_factor,
+            linear,
         })
+    }
+
+    /// Dims of each head that RoPE rotates.
+    pub fn rotary_dim(&self) -> usize {
+        (self.head_dim as f64 * self.partial_rotary_factor) as usize
     }
 
     /// Number of parameters the checkpoint holds for this config (tied head counted once).
@@ -138,12 +233,29 @@ impl ModelConfig {
         if self.attention_bias {
             attn += q + 2 * kv;
         }
-        if self.architecture == Architecture::Qwen3 {
-            attn += 2 * self.head_dim;
+        if self.architecture != Architecture::Llama {
+            attn += 2 * self.head_dim; // q_norm, k_norm
         }
-        let layer = attn + 3 * d * f + 2 * d;
+        if self.architecture == Architecture::Qwen35 {
+            attn += q * d; // the output gate doubles q_proj
+        }
+        let mixer = |t: &LayerType| match (t, &self.linear) {
+            (LayerType::LinearAttention, Some(l)) => {
+                let (nv, conv) = (l.num_value_heads, l.conv_dim());
+                // in_proj_qkv, in_proj_z, in_proj_b, in_proj_a, conv1d, A_log, dt_bias, norm, out_proj
+                d * conv
+                    + d * l.value_dim()
+                    + 2 * d * nv
+                    + conv * l.conv_kernel
+                    + 2 * nv
+                    + l.value_head_dim
+                    + l.value_dim() * d
+            }
+            _ => attn,
+        };
+        let layers: usize = self.layer_types.iter().map(|t| mixer(t) + 3 * d * f + 2 * d).sum();
         let head = if self.tie_word_embeddings { 0 } else { v * d };
-        v * d + self.num_hidden_layers * layer + d + head
+        v * d + layers + d + head
     }
 
     /// Whether q and k get a per-head RMSNorm before RoPE (qwen3).
@@ -172,6 +284,31 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling> {
             bail!("field rope_scaling: rope_type {other:?} is not supported (supported: default, llama3)")
         }
     }
+}
+
+/// `layer_types`, else every `full_attention_interval`-th layer (default 4) is full attention.
+fn layer_types(json: &Value, n: usize) -> Result<Vec<LayerType>> {
+    if let Some(list) = json.get("layer_types").filter(|v| !v.is_null()) {
+        let Some(items) = list.as_array() else { bail!("field layer_types must be a list") };
+        if items.len() != n {
+            bail!("field layer_types has {} entries but num_hidden_layers is {n}", items.len());
+        }
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match t.as_str() {
+                Some("full_attention") => Ok(LayerType::FullAttention),
+                Some("linear_attention") => Ok(LayerType::LinearAttention),
+                _ => bail!(
+                    "field layer_types[{i}]: expected \"full_attention\" or \"linear_attention\", got {t}"
+                ),
+            })
+            .collect();
+    }
+    let interval = Fields(json).opt_usize("full_attention_interval")?.unwrap_or(4).max(1);
+    Ok((0..n)
+        .map(|i| if (i + 1) % interval == 0 { LayerType::FullAttention } else { LayerType::LinearAttention })
+        .collect())
 }
 
 /// `eos_token_id` as an int, a list of ints, or absent.

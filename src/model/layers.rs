@@ -7,6 +7,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::RopeScaling;
+use super::params::ParamBuilder;
 use super::small_matmul;
 
 /// Which implementation of normalisation, rotary embedding and softmax to use.
@@ -209,4 +210,45 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernel
     let probs = softmax_last(&att, kernels)?.to_dtype(dtype)?;
     let out = probs.matmul(v)?; // [B, Hkv, rep*T, Dh]
     Ok(out.reshape((b, h, t, dh))?.transpose(1, 2)?.reshape((b, t, h * dh))?)
+}
+
+/// The gated MLP of llama-family models: down(silu(gate(x)) * up(x)).
+pub struct SwiGlu {
+    gate_proj: Tensor,
+    up_proj: Tensor,
+    down_proj: Tensor,
+}
+
+impl SwiGlu {
+    pub fn load(p: &mut ParamBuilder, hidden: usize, intermediate: usize, prefix: &str) -> Result<Self> {
+        Ok(Self {
+            gate_proj: p.weight(&format!("{prefix}.gate_proj.weight"), &[intermediate, hidden])?,
+            up_proj: p.weight(&format!("{prefix}.up_proj.weight"), &[intermediate, hidden])?,
+            down_proj: p.weight(&format!("{prefix}.down_proj.weight"), &[hidden, intermediate])?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let gate = linear(x, &self.gate_proj, None, kernels)?.silu()?;
+        let up = linear(x, &self.up_proj, None, kernels)?;
+        linear(&(gate * up)?, &self.down_proj, None, kernels)
+    }
+}
+
+/// RMSNorm of the (1 + w) form, computed in at least f32 (qwen3_5: weights stored around 0).
+pub fn rms_norm_one_plus(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let inner = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let xf = x.to_dtype(inner)?;
+    let scale = (w.to_dtype(inner)? + 1.0)?;
+    rms_norm(&xf, &scale, eps, kernels)?.to_dtype(dtype).map_err(Into::into)
+}
+
+/// Gated RMSNorm of DeltaNet outputs: normalise x in at least f32, times w (plain form),
+/// times silu(gate). x, gate: [..., d]; w: [d].
+pub fn gated_rms_norm(x: &Tensor, gate: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let inner = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
+    let normed = rms_norm(&x.to_dtype(inner)?, &w.to_dtype(inner)?, eps, kernels)?;
+    Ok((normed * gate.to_dtype(inner)?.silu()?)?.to_dtype(dtype)?)
 }

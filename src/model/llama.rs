@@ -12,6 +12,7 @@ use candle_nn::kv_cache::KvCache;
 use super::config::ModelConfig;
 use super::layers::{
     apply_rope, attention, attention_mask, linear, rms_norm, rope_inv_freq, rope_tables, Kernels, Mask,
+    SwiGlu,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -103,34 +104,11 @@ impl Attention {
     }
 }
 
-struct Mlp {
-    gate_proj: Tensor,
-    up_proj: Tensor,
-    down_proj: Tensor,
-}
-
-impl Mlp {
-    fn load(p: &mut ParamBuilder, cfg: &ModelConfig, prefix: &str) -> Result<Self> {
-        let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
-        Ok(Self {
-            gate_proj: p.weight(&format!("{prefix}.gate_proj.weight"), &[f, d])?,
-            up_proj: p.weight(&format!("{prefix}.up_proj.weight"), &[f, d])?,
-            down_proj: p.weight(&format!("{prefix}.down_proj.weight"), &[d, f])?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let gate = linear(x, &self.gate_proj, None, kernels)?.silu()?;
-        let up = linear(x, &self.up_proj, None, kernels)?;
-        linear(&(gate * up)?, &self.down_proj, None, kernels)
-    }
-}
-
 struct DecoderLayer {
     input_layernorm: Tensor,
     self_attn: Attention,
     post_attention_layernorm: Tensor,
-    mlp: Mlp,
+    mlp: SwiGlu,
     eps: f64,
 }
 
@@ -149,7 +127,7 @@ impl DecoderLayer {
                 cfg.hidden_size,
                 NormStyle::Scale,
             )?,
-            mlp: Mlp::load(p, cfg, &format!("{prefix}.mlp"))?,
+            mlp: SwiGlu::load(p, cfg.hidden_size, cfg.intermediate_size, &format!("{prefix}.mlp"))?,
             eps: cfg.rms_norm_eps,
         })
     }

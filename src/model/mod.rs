@@ -3,10 +3,12 @@
 
 pub mod config;
 pub mod decode_attention;
+pub mod deltanet;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;
 pub mod params;
+pub mod qwen3_5;
 pub mod small_matmul;
 pub mod tiny;
 pub mod weights;
@@ -34,11 +36,13 @@ pub struct Model {
 
 enum Arch {
     Llama(llama::Llama),
+    Qwen35(qwen3_5::Qwen35),
 }
 
 /// Generation state of a batch, matching the model's architecture.
 pub enum Cache {
     Llama(llama::Cache),
+    Qwen35(qwen3_5::Cache),
 }
 
 impl Cache {
@@ -46,6 +50,7 @@ impl Cache {
     pub fn len(&self) -> usize {
         match self {
             Cache::Llama(c) => c.len(),
+            Cache::Qwen35(c) => c.len(),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -55,6 +60,7 @@ impl Cache {
     pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         match self {
             Cache::Llama(c) => c.retain_rows(rows),
+            Cache::Qwen35(c) => c.retain_rows(rows),
         }
     }
 }
@@ -73,6 +79,7 @@ impl Model {
         let mut p = ParamBuilder::new(source, opts.clone());
         let arch = match cfg.architecture {
             Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
+            Architecture::Qwen35 => Arch::Qwen35(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
         Ok(Self { arch, params: p.trainable, tensors: p.all })
     }
@@ -80,6 +87,7 @@ impl Model {
     pub fn config(&self) -> &ModelConfig {
         match &self.arch {
             Arch::Llama(m) => &m.cfg,
+            Arch::Qwen35(m) => &m.cfg,
         }
     }
 
@@ -109,6 +117,7 @@ impl Model {
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         match &self.arch {
             Arch::Llama(m) => m.hidden_states(ids),
+            Arch::Qwen35(m) => m.hidden_states(ids),
         }
     }
 
@@ -116,6 +125,7 @@ impl Model {
     pub fn lm_head(&self) -> &Tensor {
         match &self.arch {
             Arch::Llama(m) => m.lm_head(),
+            Arch::Qwen35(m) => m.lm_head(),
         }
     }
 
@@ -130,6 +140,14 @@ impl Model {
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
         match &self.arch {
             Arch::Llama(m) => Cache::Llama(m.new_cache(pad)),
+            Arch::Qwen35(m) => Cache::Qwen35(m.new_cache(pad)),
+        }
+    }
+
+    /// Which form of the gated delta rule multi-position forwards use (hybrid models only).
+    pub fn set_delta_form(&mut self, form: qwen3_5::DeltaForm) {
+        if let Arch::Qwen35(m) = &mut self.arch {
+            m.prefill_form = form;
         }
     }
 
@@ -137,6 +155,8 @@ impl Model {
     pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
         match (&self.arch, cache) {
             (Arch::Llama(m), Cache::Llama(c)) => m.forward_cached(ids, c, kernels),
+            (Arch::Qwen35(m), Cache::Qwen35(c)) => m.forward_cached(ids, c, kernels),
+            _ => anyhow::bail!("the cache belongs to another architecture"),
         }
     }
 }

@@ -1,0 +1,444 @@
+//! Qwen3.5's text model (`qwen3_5`), after transformers' `modeling_qwen3_5.py`: a hybrid of
+//! Gated DeltaNet layers (linear attention, `deltanet.rs`) and gated full-attention layers.
+//! Norms are of the (1 + w) form, computed in f32; full attention rotates only the first
+//! `partial_rotary_factor` of each head and gates its output with sigmoid(gate).
+//!
+//! Shapes: B batch, T new positions, D hidden, H heads, Dh head dim; for DeltaNet Hk key
+//! heads and Hv value heads of dims dk, dv, C = 2·Hk·dk + Hv·dv conv channels.
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::kv_cache::KvCache;
+
+use super::config::{LayerType, LinearAttention, ModelConfig};
+use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
+use super::layers::{
+    apply_rope, attention, attention_mask, gated_rms_norm, linear, rms_norm_one_plus, rope_inv_freq,
+    rope_tables, Kernels, Mask, SwiGlu,
+};
+use super::params::{NormStyle, ParamBuilder};
+
+/// Gated full attention: q_proj gives [query | gate] per head.
+struct GatedAttention {
+    q_proj: Tensor,
+    k_proj: Tensor,
+    v_proj: Tensor,
+    o_proj: Tensor,
+    q_norm: Tensor,
+    k_norm: Tensor,
+    n_heads: usize,
+    n_kv_heads: usize,
+    head_dim: usize,
+    rotary_dim: usize,
+    eps: f64,
+}
+
+impl GatedAttention {
+    fn load(p: &mut ParamBuilder, cfg: &ModelConfig, prefix: &str) -> Result<Self> {
+        let (d, h, hkv, dh) =
+            (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
+        if cfg.attention_bias {
+            bail!("qwen3_5 with attention_bias is not supported");
+        }
+        Ok(Self {
+            q_proj: p.weight(&format!("{prefix}.q_proj.weight"), &[2 * h * dh, d])?,
+            k_proj: p.weight(&format!("{prefix}.k_proj.weight"), &[hkv * dh, d])?,
+            v_proj: p.weight(&format!("{prefix}.v_proj.weight"), &[hkv * dh, d])?,
+            o_proj: p.weight(&format!("{prefix}.o_proj.weight"), &[d, h * dh])?,
+            q_norm: p.norm(&format!("{prefix}.q_norm.weight"), dh, NormStyle::OnePlus)?,
+            k_norm: p.norm(&format!("{prefix}.k_norm.weight"), dh, NormStyle::OnePlus)?,
+            n_heads: h,
+            n_kv_heads: hkv,
+            head_dim: dh,
+            rotary_dim: cfg.rotary_dim(),
+            eps: cfg.rms_norm_eps,
+        })
+    }
+
+    /// RoPE on the first rotary_dim dims of each head; the rest pass through.
+    fn rope(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        if self.rotary_dim == self.head_dim {
+            return apply_rope(x, cos, sin, kernels);
+        }
+        let rot = apply_rope(&x.narrow(D::Minus1, 0, self.rotary_dim)?.contiguous()?, cos, sin, kernels)?;
+        let pass = x.narrow(D::Minus1, self.rotary_dim, self.head_dim - self.rotary_dim)?;
+        Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: Mask,
+        cache: Option<&mut KvCache>,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let qg = linear(x, &self.q_proj, None, kernels)?.reshape((b, t, h, 2 * dh))?;
+        let q = qg.narrow(3, 0, dh)?;
+        let gate = qg.narrow(3, dh, dh)?.reshape((b, t, h * dh))?;
+        let q = rms_norm_one_plus(&q, &self.q_norm, self.eps, kernels)?.transpose(1, 2)?; // [B, H, T, Dh]
+        let k = linear(x, &self.k_proj, None, kernels)?.reshape((b, t, hkv, dh))?;
+        let k = rms_norm_one_plus(&k, &self.k_norm, self.eps, kernels)?.transpose(1, 2)?;
+        let v = linear(x, &self.v_proj, None, kernels)?.reshape((b, t, hkv, dh))?.transpose(1, 2)?;
+        let q = self.rope(&q, rope.0, rope.1, kernels)?;
+        let k = self.rope(&k, rope.0, rope.1, kernels)?;
+        let (k, v) = match cache {
+            Some(c) => c.append(&k.contiguous()?, &v.contiguous()?)?,
+            None => (k.contiguous()?, v.contiguous()?),
+        };
+        let out = attention(&q, &k, &v, mask, kernels)?; // [B, T, H*Dh]
+        let out = (out * candle_nn::ops::sigmoid(&gate)?)?;
+        linear(&out, &self.o_proj, None, kernels)
+    }
+}
+
+/// Generation state of one DeltaNet layer.
+#[derive(Clone)]
+pub struct DeltaState {
+    /// The last kernel-1 pre-conv inputs: [B, K-1, C]
+    conv: Tensor,
+    /// The recurrent state: [B, Hv, dk, dv] (f32)
+    recurrent: Tensor,
+}
+
+/// Which form of the gated delta rule a multi-position forward uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaForm {
+    Chunked,
+    Recurrent,
+}
+
+struct GatedDeltaNet {
+    in_proj_qkv: Tensor,
+    in_proj_z: Tensor,
+    in_proj_b: Tensor,
+    in_proj_a: Tensor,
+    /// depthwise conv weights [C, K]
+    conv1d: Tensor,
+    a_log: Tensor,
+    dt_bias: Tensor,
+    norm: Tensor,
+    out_proj: Tensor,
+    sizes: LinearAttention,
+    eps: f64,
+}
+
+impl GatedDeltaNet {
+    fn load(p: &mut ParamBuilder, cfg: &ModelConfig, l: &LinearAttention, prefix: &str) -> Result<Self> {
+        let d = cfg.hidden_size;
+        let (conv, nv, kernel) = (l.conv_dim(), l.num_value_heads, l.conv_kernel);
+        let conv1d = p.custom(&format!("{prefix}.conv1d.weight"), &[conv, 1, kernel], |rng| {
+            random_fill(rng, conv * kernel, 0.0, 0.3)
+        })?;
+        Ok(Self {
+            in_proj_qkv: p.weight(&format!("{prefix}.in_proj_qkv.weight"), &[conv, d])?,
+            in_proj_z: p.weight(&format!("{prefix}.in_proj_z.weight"), &[l.value_dim(), d])?,
+            in_proj_b: p.weight(&format!("{prefix}.in_proj_b.weight"), &[nv, d])?,
+            in_proj_a: p.weight(&format!("{prefix}.in_proj_a.weight"), &[nv, d])?,
+            conv1d: conv1d.reshape((conv, kernel))?,
+            // decay rates: A = exp(A_log) in (1, 16) as transformers initialises them
+            a_log: p.custom(&format!("{prefix}.A_log"), &[nv], |rng| {
+                use rand::Rng;
+                (0..nv).map(|_| rng.random_range(1f32..16.0).ln()).collect()
+            })?,
+            dt_bias: p.custom(&format!("{prefix}.dt_bias"), &[nv], |_| vec![1.0; nv])?,
+            norm: p.norm(&format!("{prefix}.norm.weight"), l.value_head_dim, NormStyle::Scale)?,
+            out_proj: p.weight(&format!("{prefix}.out_proj.weight"), &[d, l.value_dim()])?,
+            sizes: l.clone(),
+            eps: cfg.rms_norm_eps,
+        })
+    }
+
+    /// x: [B, T, D]. `keep`: [B, T, 1] with 0 at left-padding positions (their inputs are
+    /// zeroed so padding leaves the conv and recurrent state untouched).
+    fn forward(
+        &self,
+        x: &Tensor,
+        keep: Option<&Tensor>,
+        state: Option<&mut Option<DeltaState>>,
+        form: DeltaForm,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let l = &self.sizes;
+        let (nk, nv, dk, dv, kernel) =
+            (l.num_key_heads, l.num_value_heads, l.key_head_dim, l.value_head_dim, l.conv_kernel);
+        let x = match keep {
+            Some(m) => x.broadcast_mul(m)?,
+            None => x.clone(),
+        };
+        let qkv = linear(&x, &self.in_proj_qkv, None, kernels)?; // [B, T, C]
+        let z = linear(&x, &self.in_proj_z, None, kernels)?.reshape((b, t, nv, dv))?;
+        let beta = candle_nn::ops::sigmoid(&linear(&x, &self.in_proj_b, None, kernels)?)?; // [B, T, Hv]
+        let a = linear(&x, &self.in_proj_a, None, kernels)?;
+
+        // depthwise causal conv over time, then SiLU: out_t = Σ_j w[:, j] · x_{t+j-(K-1)}
+        let prev = match state.as_deref().and_then(|s| s.as_ref()) {
+            Some(s) => s.conv.clone(),
+            None => Tensor::zeros((b, kernel - 1, qkv.dim(2)?), qkv.dtype(), qkv.device())?,
+        };
+        let ext = Tensor::cat(&[&prev, &qkv], 1)?; // [B, T+K-1, C]
+        let mut conv = ext.narrow(1, 0, t)?.broadcast_mul(&self.conv1d.narrow(1, 0, 1)?.squeeze(1)?)?;
+        for j in 1..kernel {
+            conv = (conv + ext.narrow(1, j, t)?.broadcast_mul(&self.conv1d.narrow(1, j, 1)?.squeeze(1)?)?)?;
+        }
+        let conv = conv.silu()?;
+        let new_conv = ext.narrow(1, t, kernel - 1)?;
+
+        let cd = compute_dtype(x.dtype());
+        let heads = |start: usize, n: usize, dim: usize| -> Result<Tensor> {
+            Ok(conv.narrow(2, start, n * dim)?.reshape((b, t, n, dim))?.to_dtype(cd)?)
+        };
+        let q = heads(0, nk, dk)?;
+        let k = heads(nk * dk, nk, dk)?;
+        let v = heads(2 * nk * dk, nv, dv)?.transpose(1, 2)?.contiguous()?; // [B, Hv, T, dv]
+                                                                            // key head i serves value heads i·r .. i·r + r-1 (repeat_interleave)
+        let rep = nv / nk;
+        let expand = |x: Tensor| -> Result<Tensor> {
+            let x = l2_normalize(&x)?; // [B, T, Hk, dk]
+            let x = if rep > 1 {
+                x.unsqueeze(3)?.repeat((1, 1, 1, rep, 1))?.reshape((b, t, nv, dk))?
+            } else {
+                x
+            };
+            Ok(x.transpose(1, 2)?.contiguous()?) // [B, Hv, T, dk]
+        };
+        let (q, k) = (expand(q)?, expand(k)?);
+        let beta = beta.to_dtype(cd)?.transpose(1, 2)?.contiguous()?; // [B, Hv, T]
+        let g = softplus(&a.to_dtype(cd)?.broadcast_add(&self.dt_bias.to_dtype(cd)?)?)?
+            .broadcast_mul(&self.a_log.to_dtype(cd)?.exp()?.neg()?)?
+            .transpose(1, 2)?
+            .contiguous()?; // [B, Hv, T]
+
+        let initial = state.as_deref().and_then(|s| s.as_ref()).map(|s| s.recurrent.clone());
+        let (out, last) = match (form, t) {
+            (_, 1) | (DeltaForm::Recurrent, _) => {
+                deltanet::recurrent(&q, &k, &v, &g, &beta, initial.as_ref())?
+            }
+            (DeltaForm::Chunked, _) => deltanet::chunked(&q, &k, &v, &g, &beta, initial.as_ref())?,
+        };
+        if let Some(slot) = state {
+            *slot = Some(DeltaState { conv: new_conv, recurrent: last });
+        }
+        let out = out.transpose(1, 2)?.to_dtype(x.dtype())?; // [B, T, Hv, dv]
+        let out = gated_rms_norm(&out, &z, &self.norm, self.eps, kernels)?.reshape((b, t, nv * dv))?;
+        linear(&out, &self.out_proj, None, kernels)
+    }
+}
+
+fn random_fill(rng: &mut rand_chacha::ChaCha8Rng, n: usize, mean: f32, std: f32) -> Vec<f32> {
+    use rand_distr::{Distribution, Normal};
+    let dist = Normal::new(mean, std).expect("valid normal");
+    (0..n).map(|_| dist.sample(rng)).collect()
+}
+
+enum Mixer {
+    Attention(GatedAttention),
+    DeltaNet(GatedDeltaNet),
+}
+
+struct DecoderLayer {
+    input_layernorm: Tensor,
+    mixer: Mixer,
+    post_attention_layernorm: Tensor,
+    mlp: SwiGlu,
+}
+
+/// Per-layer generation state.
+pub enum LayerCache {
+    Kv(KvCache),
+    Delta(Option<DeltaState>),
+}
+
+pub struct Cache {
+    layers: Vec<LayerCache>,
+    pad: Vec<usize>,
+    len: usize,
+}
+
+impl Cache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
+        let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
+        for layer in &mut self.layers {
+            match layer {
+                LayerCache::Kv(c) => {
+                    let (Some(k), Some(v)) = (c.k()?, c.v()?) else { continue };
+                    let idx = idx.to_device(k.device())?;
+                    let (k, v) =
+                        (k.contiguous()?.index_select(&idx, 0)?, v.contiguous()?.index_select(&idx, 0)?);
+                    let mut fresh = KvCache::new(2, self.len.max(1));
+                    fresh.append(&k, &v)?;
+                    *c = fresh;
+                }
+                LayerCache::Delta(Some(s)) => {
+                    let idx = idx.to_device(s.conv.device())?;
+                    s.conv = s.conv.index_select(&idx, 0)?;
+                    s.recurrent = s.recurrent.index_select(&idx, 0)?;
+                }
+                LayerCache::Delta(None) => {}
+            }
+        }
+        self.pad = rows.iter().map(|&r| self.pad[r]).collect();
+        Ok(())
+    }
+}
+
+pub struct Qwen35 {
+    pub cfg: ModelConfig,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: Tensor,
+    lm_head: Tensor,
+    inv_freq: Vec<f32>,
+    /// Form of the delta rule for multi-position forwards (prefill, training).
+    pub prefill_form: DeltaForm,
+    dtype: DType,
+    device: Device,
+}
+
+impl Qwen35 {
+    pub fn load(p: &mut ParamBuilder, cfg: &ModelConfig) -> Result<Self> {
+        let (v, d) = (cfg.vocab_size, cfg.hidden_size);
+        let Some(linear_cfg) = &cfg.linear else { bail!("qwen3_5 config without linear-attention sizes") };
+        let embed_tokens = p.weight("model.embed_tokens.weight", &[v, d])?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for (i, kind) in cfg.layer_types.iter().enumerate() {
+            let prefix = format!("model.layers.{i}");
+            let input_layernorm =
+                p.norm(&format!("{prefix}.input_layernorm.weight"), d, NormStyle::OnePlus)?;
+            let mixer = match kind {
+                LayerType::FullAttention => {
+                    Mixer::Attention(GatedAttention::load(p, cfg, &format!("{prefix}.self_attn"))?)
+                }
+                LayerType::LinearAttention => Mixer::DeltaNet(GatedDeltaNet::load(
+                    p,
+                    cfg,
+                    linear_cfg,
+                    &format!("{prefix}.linear_attn"),
+                )?),
+            };
+            let post_attention_layernorm =
+                p.norm(&format!("{prefix}.post_attention_layernorm.weight"), d, NormStyle::OnePlus)?;
+            let mlp = SwiGlu::load(p, d, cfg.intermediate_size, &format!("{prefix}.mlp"))?;
+            layers.push(DecoderLayer { input_layernorm, mixer, post_attention_layernorm, mlp });
+        }
+        let norm = p.norm("model.norm.weight", d, NormStyle::OnePlus)?;
+        let lm_head =
+            if cfg.tie_word_embeddings { embed_tokens.clone() } else { p.weight("lm_head.weight", &[v, d])? };
+        let inv_freq = rope_inv_freq(cfg.rotary_dim(), cfg.rope_theta, &cfg.rope_scaling);
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+            prefill_form: DeltaForm::Chunked,
+            dtype: p.dtype(),
+            device: p.device().clone(),
+        })
+    }
+
+    pub fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
+    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D].
+    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
+        let additive =
+            if t > 1 { Some(attention_mask(&vec![0; b], 0, t, self.dtype, &self.device)?) } else { None };
+        let mask = additive.as_ref().map_or(Mask::None, Mask::Additive);
+        self.run(ids, &positions, mask, None, None, Kernels::Differentiable)
+    }
+
+    pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l.mixer {
+                Mixer::Attention(_) => LayerCache::Kv(KvCache::new(2, 512)),
+                Mixer::DeltaNet(_) => LayerCache::Delta(None),
+            })
+            .collect();
+        Cache { layers, pad, len: 0 }
+    }
+
+    /// ids [B, T] after what the cache holds -> last-position logits [B, V] (f32).
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if b != cache.pad.len() {
+            bail!("batch of {b} rows does not match the cache's {}", cache.pad.len());
+        }
+        let start = cache.len;
+        let positions: Vec<Vec<u32>> = cache
+            .pad
+            .iter()
+            .map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect())
+            .collect();
+        // DeltaNet layers see zeros at left-padding positions
+        let keep = if cache.pad.iter().any(|&p| p > start) {
+            let m: Vec<f32> = cache
+                .pad
+                .iter()
+                .flat_map(|&p| (start..start + t).map(move |a| if a >= p { 1.0 } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(m, (b, t, 1), &self.device)?.to_dtype(self.dtype)?)
+        } else {
+            None
+        };
+        let additive =
+            if t > 1 { Some(attention_mask(&cache.pad, start, t, self.dtype, &self.device)?) } else { None };
+        let mask = match &additive {
+            Some(m) => Mask::Additive(m),
+            None => Mask::DecodeStep { pad: &cache.pad },
+        };
+        let hidden = self.run(ids, &positions, mask, keep.as_ref(), Some(&mut cache.layers), kernels)?;
+        cache.len += t;
+        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
+        Ok(linear(&last, &self.lm_head, None, kernels)?.to_dtype(DType::F32)?)
+    }
+
+    fn run(
+        &self,
+        ids: &Tensor,
+        positions: &[Vec<u32>],
+        mask: Mask,
+        keep: Option<&Tensor>,
+        mut caches: Option<&mut Vec<LayerCache>>,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
+        let eps = self.cfg.rms_norm_eps;
+        let mut x =
+            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let cache = caches.as_deref_mut().map(|c| &mut c[i]);
+            let h = rms_norm_one_plus(&x, &layer.input_layernorm, eps, kernels)?;
+            let mixed = match (&layer.mixer, cache) {
+                (Mixer::Attention(a), Some(LayerCache::Kv(c))) => {
+                    a.forward(&h, (&cos, &sin), mask, Some(c), kernels)?
+                }
+                (Mixer::Attention(a), _) => a.forward(&h, (&cos, &sin), mask, None, kernels)?,
+                (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
+                    n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
+                }
+                (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
+            };
+            x = (x + mixed)?;
+            let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
+            x = (&x + layer.mlp.forward(&h, kernels)?)?;
+        }
+        rms_norm_one_plus(&x, &self.norm, eps, kernels)
+    }
+}
