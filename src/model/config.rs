@@ -175,7 +175,7 @@ impl ModelConfig {
                 num_value_heads: f.usize("linear_num_value_heads")?,
                 value_head_dim: f.usize("linear_value_head_dim")?,
             };
-            if linear.num_key_heads == 0 || linear.num_value_heads % linear.num_key_heads != 0 {
+            if linear.num_key_heads == 0 || !linear.num_value_heads.is_multiple_of(linear.num_key_heads) {
                 bail!(
                     "field linear_num_value_heads ({}) must be a multiple of linear_num_key_heads ({})",
                     linear.num_value_heads,
@@ -193,7 +193,7 @@ impl ModelConfig {
             (vec![LayerType::FullAttention; num_hidden_layers], None, 1.0)
         };
         let rotary = (head_dim as f64 * partial_rotary_factor) as usize;
-        if rotary % 2 != 0 || rotary == 0 {
+        if !rotary.is_multiple_of(2) || rotary == 0 {
             bail!("field partial_rotary_factor ({partial_rotary_factor}) x head_dim ({head_dim}) must give an even number of dims");
         }
         Ok(Self {
