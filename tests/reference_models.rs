@@ -163,3 +163,21 @@ fn qwen3_5_tiny_matches_transformers() {
     check_expected(&shared().join("models/qwen3_5-tiny"), DType::F64, F64_TOL);
     check_expected(&shared().join("models/qwen3_5-tiny"), DType::F32, F32_TOL);
 }
+
+// transformers keeps the DeltaNet recurrence, its decay gate and gated norm in f32 even for
+// a float64 model: its "f64" reference sits up to 1e-5 from true f64 (scripts/README.md).
+#[test]
+fn qwen3_5_long_sequences_over_several_chunks() {
+    check_expected(&fixtures().join("models/qwen3_5-long"), DType::F64, F64_TOL);
+}
+
+#[test]
+fn qwen3_5_other_layer_pattern_in_plain_key_layout() {
+    check_expected(&fixtures().join("models/qwen3_5-pattern"), DType::F64, F64_TOL);
+    check_expected(&fixtures().join("models/qwen3_5-pattern"), DType::F32, F32_TOL);
+}
+
+#[test]
+fn qwen3_5_tied_embeddings_and_interval_pattern() {
+    check_expected(&fixtures().join("models/qwen3_5-tied"), DType::F64, F64_TOL);
+}

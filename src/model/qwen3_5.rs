@@ -280,8 +280,8 @@ impl Cache {
                 }
                 LayerCache::Delta(Some(s)) => {
                     let idx = idx.to_device(s.conv.device())?;
-                    s.conv = s.conv.index_select(&idx, 0)?;
-                    s.recurrent = s.recurrent.index_select(&idx, 0)?;
+                    s.conv = s.conv.contiguous()?.index_select(&idx, 0)?;
+                    s.recurrent = s.recurrent.contiguous()?.index_select(&idx, 0)?;
                 }
                 LayerCache::Delta(None) => {}
             }

@@ -58,3 +58,17 @@ pub fn ids(rows: &[Vec<u32>]) -> Tensor {
     let flat: Vec<u32> = rows.iter().flatten().copied().collect();
     Tensor::from_vec(flat, (rows.len(), t), &Device::Cpu).unwrap()
 }
+
+/// A small random Qwen3.5 text model: layers [linear, linear, full] by default.
+pub fn random_qwen3_5(dtype: DType, trainable: polaris::model::TrainableFn, layer_types: &[&str]) -> Model {
+    let cfg = ModelConfig::from_json(&serde_json::json!({
+        "model_type": "qwen3_5_text", "vocab_size": 53, "hidden_size": 24, "intermediate_size": 40,
+        "num_hidden_layers": layer_types.len(), "layer_types": layer_types,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16, "partial_rotary_factor": 0.25,
+        "linear_num_key_heads": 1, "linear_num_value_heads": 2, "linear_key_head_dim": 8, "linear_value_head_dim": 8,
+        "linear_conv_kernel_dim": 4, "rms_norm_eps": 1e-6, "rope_parameters": {"rope_theta": 10000.0},
+        "tie_word_embeddings": false
+    }))
+    .unwrap();
+    Model::build(&cfg, Source::random(5, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
+}
