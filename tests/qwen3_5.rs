@@ -63,7 +63,7 @@ fn chunked_and_recurrent_forms_agree() {
 fn model_forms_agree_over_several_chunks() {
     let mut model = random_qwen3_5(DType::F64, frozen(), PATTERN);
     let seq: Vec<u32> = (0..140).map(|i| (i * 7 % 53) as u32).collect();
-    let a = model.logits(&ids(&[seq.clone()])).unwrap();
+    let a = model.logits(&ids(std::slice::from_ref(&seq))).unwrap();
     model.set_delta_form(DeltaForm::Recurrent);
     let b = model.logits(&ids(&[seq])).unwrap();
     assert!(max_diff(&a, &b) < 1e-9, "{}", max_diff(&a, &b));
