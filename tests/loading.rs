@@ -147,6 +147,11 @@ fn key_layouts_are_mapped_onto_canonical_names() {
     );
     let a = Model::load_dir(&src, &cpu(DType::F32)).unwrap();
     let b = Model::load_dir(tmp.path(), &cpu(DType::F32)).unwrap();
+    assert_eq!(a.skipped_note(), None);
+    assert_eq!(
+        b.skipped_note().as_deref(),
+        Some("skipped 2 checkpoint tensors outside the text model (model.visual.*, mtp.*)")
+    );
     let x = ids(&[vec![1, 2, 3, 4]]);
     let d = (a.logits(&x).unwrap() - b.logits(&x).unwrap())
         .unwrap()

@@ -32,6 +32,8 @@ pub struct Model {
     params: Vec<(String, Var)>,
     /// Every parameter tensor by canonical name (tied tensors once).
     tensors: Vec<(String, Tensor)>,
+    /// Checkpoint tensors outside the text model (vision tower, MTP head), not loaded.
+    pub skipped: Vec<String>,
 }
 
 enum Arch {
@@ -70,8 +72,10 @@ impl Model {
     pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Self> {
         let cfg = ModelConfig::from_file(&dir.join("config.json"))?;
         let ckpt = Checkpoint::open(dir)?;
-        Self::build(&cfg, Source::Checkpoint(&ckpt), opts)
-            .with_context(|| format!("loading the model in {}", dir.display()))
+        let mut model = Self::build(&cfg, Source::Checkpoint(&ckpt), opts)
+            .with_context(|| format!("loading the model in {}", dir.display()))?;
+        model.skipped = ckpt.ignored.clone();
+        Ok(model)
     }
 
     /// Builds the architecture from any source of weights.
@@ -81,7 +85,7 @@ impl Model {
             Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
             Architecture::Qwen35 => Arch::Qwen35(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
-        Ok(Self { arch, params: p.trainable, tensors: p.all })
+        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new() })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -107,6 +111,22 @@ impl Model {
     /// Every parameter tensor by canonical name.
     pub fn tensors(&self) -> &[(String, Tensor)] {
         &self.tensors
+    }
+
+    /// One line on the checkpoint parts that were not loaded, if any.
+    pub fn skipped_note(&self) -> Option<String> {
+        if self.skipped.is_empty() {
+            return None;
+        }
+        let mut prefixes: Vec<&str> = self.skipped.iter().map(|n| prefix_of(n)).collect();
+        prefixes.dedup();
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        Some(format!(
+            "skipped {} checkpoint tensors outside the text model ({})",
+            self.skipped.len(),
+            prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
+        ))
     }
 
     pub fn parameter_count(&self) -> usize {
@@ -158,5 +178,14 @@ impl Model {
             (Arch::Qwen35(m), Cache::Qwen35(c)) => m.forward_cached(ids, c, kernels),
             _ => anyhow::bail!("the cache belongs to another architecture"),
         }
+    }
+}
+
+/// `model.visual.blocks.0.x` -> `model.visual.`; `mtp.fc.weight` -> `mtp.`
+fn prefix_of(name: &str) -> &str {
+    let cut = if name.starts_with("model.") { 2 } else { 1 };
+    match name.match_indices('.').nth(cut - 1) {
+        Some((i, _)) => &name[..=i],
+        None => name,
     }
 }

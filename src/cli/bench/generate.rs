@@ -9,16 +9,10 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::llama as reference;
-use clap::{Args, Subcommand};
+use clap::Args;
 
 use crate::generate::{self, sampler::argmax, Request, SamplingParams};
 use crate::model::{Kernels, LoadOptions, Model, ModelConfig, Source};
-
-#[derive(Subcommand, Debug)]
-pub enum BenchCommand {
-    /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama.
-    Generate(GenerateBench),
-}
 
 #[derive(Args, Debug)]
 pub struct GenerateBench {
@@ -39,12 +33,6 @@ pub struct GenerateBench {
     pub repeats: usize,
 }
 
-pub fn run(cmd: BenchCommand) -> Result<()> {
-    match cmd {
-        BenchCommand::Generate(args) => generate_bench(args),
-    }
-}
-
 struct Row {
     model: String,
     implementation: &'static str,
@@ -53,7 +41,7 @@ struct Row {
     ms_per_step: f64,
 }
 
-fn generate_bench(args: GenerateBench) -> Result<()> {
+pub fn run(args: GenerateBench) -> Result<()> {
     if let Some(t) = args.threads {
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
     }
@@ -63,7 +51,7 @@ fn generate_bench(args: GenerateBench) -> Result<()> {
     } else {
         eprintln!("note: {} not found; skipping stories260K", args.stories260k.display());
     }
-    let tmp = tempdir()?;
+    let tmp = super::tempdir()?;
     write_random_llama(&tmp)?;
     models.push(("llama-15M (random)".into(), tmp.clone()));
 
@@ -207,10 +195,4 @@ fn write_random_llama(dir: &Path) -> Result<()> {
     let tensors: std::collections::HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     Ok(())
-}
-
-fn tempdir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("polaris-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -1,0 +1,31 @@
+//! `polaris-tui bench ...`: measurements printed as tables. Shared machines are noisy, so
+//! each cell is the fastest of several interleaved runs.
+
+mod generate;
+mod qwen35;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama.
+    Generate(generate::GenerateBench),
+    /// Qwen3.5 (~50M random weights, real layer pattern): prefill chunked vs recurrent, decode 1 and 6.
+    Qwen35(qwen35::Qwen35Bench),
+}
+
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Generate(args) => generate::run(args),
+        BenchCommand::Qwen35(args) => qwen35::run(args),
+    }
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("polaris-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
