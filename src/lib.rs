@@ -8,4 +8,5 @@ pub mod device;
 pub mod generate;
 pub mod lm;
 pub mod model;
+pub mod reward;
 pub mod tokenize;

@@ -3,6 +3,7 @@
 
 mod bench;
 mod generate;
+mod judge;
 mod score;
 
 use anyhow::Result;
@@ -30,6 +31,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Per-token log-probs of a text under a model (the training path), with NLL and perplexity.
     Score(score::ScoreArgs),
+    /// Score stories with the reward stack (rubric judge + rule components).
+    Judge(judge::JudgeArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
         None => generate::demo(),
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Score(args)) => score::run(args),
+        Some(Command::Judge(args)) => judge::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }

@@ -1,0 +1,193 @@
+//! `polaris-tui judge`: score a JSONL file of stories with the reward stack.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+use crate::reward::breakdown::{score_batch, Candidate, Weights};
+use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+
+#[derive(Args, Debug)]
+pub struct JudgeArgs {
+    /// `builtin` (rubrics/story_quality.toml) or a rubric TOML file.
+    #[arg(long, default_value = "builtin", conflicts_with_all = ["rubric_prompt", "rubric_schema"])]
+    pub rubric: String,
+    /// An external judge prompt, used as given (with --rubric-schema).
+    #[arg(long, requires = "rubric_schema")]
+    pub rubric_prompt: Option<PathBuf>,
+    /// The JSON schema of the external judge's answer (with --rubric-prompt).
+    #[arg(long, requires = "rubric_prompt")]
+    pub rubric_schema: Option<PathBuf>,
+    /// offline, openai:MODEL or gemini:MODEL.
+    #[arg(long, default_value = "offline")]
+    pub judge: String,
+    /// JSONL: one {"uid", "prompt", "story"[, "thinking"]} per line.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where the scored records go (written whole, then renamed into place).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Requests in flight at most [default: 4]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// A TOML file with a [judge] table (settings, price table).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Judge reply cache (default: judge-cache/ beside --out).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache replies.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Composite weights: training (1.0, 1.5, 0.8, 1.0) or validation (1.0, 0.8, 0.2, 1.0).
+    #[arg(long, default_value = "training", value_parser = ["training", "validation"])]
+    pub weights: String,
+    /// Print the exact request for the first story (key masked) and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+struct Record {
+    value: Value,
+    prompt: String,
+    story: String,
+}
+
+pub fn run(args: JudgeArgs) -> Result<()> {
+    let rubric = match (&args.rubric_prompt, &args.rubric_schema) {
+        (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p, s)?,
+        _ => Rubric::load(&args.rubric)?,
+    };
+    let mut settings = match &args.config {
+        Some(path) => settings_from_config(path)?,
+        None => JudgeSettings::default(),
+    };
+    if let Some(c) = args.concurrency {
+        settings.concurrency = c;
+    }
+    if args.base_url.is_some() {
+        settings.base_url = args.base_url.clone();
+    }
+    if args.api_key_env.is_some() {
+        settings.api_key_env = args.api_key_env.clone();
+    }
+    settings.cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir
+            .clone()
+            .or_else(|| args.out.as_ref().map(|o| o.parent().unwrap_or(Path::new(".")).join("judge-cache")))
+    };
+    let records = read_records(&args.input)?;
+    if records.is_empty() {
+        bail!("{}: no records", args.input.display());
+    }
+    let spec = JudgeSpec::parse(&args.judge)?;
+    let client = Arc::new(JudgeClient::new(spec, rubric, settings)?);
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&client.dry_run(&records[0].prompt, &records[0].story))?);
+        return Ok(());
+    }
+    let Some(out_path) = args.out.clone() else { bail!("--out is required (or use --dry-run)") };
+    let weights = if args.weights == "validation" { Weights::validation() } else { Weights::training() };
+    let candidates: Vec<Candidate> = records
+        .iter()
+        .map(|r| Candidate { prompt: r.prompt.clone(), story: r.story.clone(), response: None })
+        .collect();
+
+    let bar = indicatif::ProgressBar::new(candidates.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} judged  {elapsed} elapsed, {eta} left")
+            .expect("valid template"),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // judged in slices so the bar moves; the client's limit bounds concurrency across slices
+    let slice = (client.settings.concurrency * 4).max(8);
+    let mut breakdowns = Vec::with_capacity(candidates.len());
+    for chunk in candidates.chunks(slice) {
+        breakdowns.extend(runtime.block_on(score_batch(&client, chunk, weights)));
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    // the batch-mean fallback applies over the whole file, not per slice
+    crate::reward::breakdown::apply_batch_mean(&mut breakdowns);
+
+    let tmp = out_path.with_extension("jsonl.tmp");
+    {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
+        );
+        for (r, b) in records.iter().zip(&breakdowns) {
+            let mut v = r.value.clone();
+            v["overall"] = json!(b.overall);
+            v["story_quality"] = json!(b.story_quality);
+            v["reward"] = json!(b.reward);
+            v["breakdown"] = serde_json::to_value(b)?;
+            writeln!(f, "{}", serde_json::to_string(&v)?)?;
+        }
+        f.flush()?;
+        f.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, &out_path)?;
+    let t = client.totals();
+    let failed = breakdowns.iter().filter(|b| b.judge_failure.is_some()).count();
+    let mean = breakdowns.iter().map(|b| b.reward).sum::<f64>() / breakdowns.len() as f64;
+    eprintln!(
+        "{} stories -> {}; mean reward {mean:.3}; judge failures {failed}{}; cache hits {}; tokens {} in / {} out; cost ${:.4}",
+        breakdowns.len(),
+        out_path.display(),
+        if failed > 0 { " (their Story Quality is the batch mean)" } else { "" },
+        t.cache_hits,
+        t.usage.prompt_tokens,
+        t.usage.completion_tokens,
+        t.usage.cost
+    );
+    Ok(())
+}
+
+/// The [judge] table of a TOML file.
+fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))?;
+    match v.get("judge") {
+        Some(t) => t.clone().try_into().map_err(|e| anyhow::anyhow!("{}: [judge]: {e}", path.display())),
+        None => Ok(JudgeSettings::default()),
+    }
+}
+
+fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read --input {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let n = i + 1;
+        let line = line.with_context(|| format!("{}:{n}: not UTF-8 text", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not a JSON object", path.display()))?;
+        let field = |k: &str| -> Result<String> {
+            match value.get(k) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(_) => bail!("{}:{n}: field {k} must be a string", path.display()),
+                None => {
+                    bail!("{}:{n}: field {k} is missing (records need uid, prompt, story)", path.display())
+                }
+            }
+        };
+        field("uid")?;
+        out.push(Record { prompt: field("prompt")?, story: field("story")?, value });
+    }
+    Ok(out)
+}

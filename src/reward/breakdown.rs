@@ -1,0 +1,223 @@
+//! The composite reward of one story and the record that explains it:
+//! reward = clip(w_sq·SQ − w_rep·self_rep − w_len·length_pen − w_blank·blank_pen + overlong, ±clip).
+//! A story whose judgement failed gets the mean Story Quality of the batch's successful ones
+//! (RECIPE.md), and the record says so.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::answer::Judgement;
+use super::judge::http::Usage;
+use super::judge::JudgeClient;
+use super::rules::{
+    blank_penalty, length_penalty, length_reward, overlong_penalty, self_repetition, Repetition,
+};
+use crate::generate::length::{count_words, length_ratio, requested_words};
+
+/// Weights of the composite (RECIPE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Weights {
+    pub story_quality: f64,
+    pub repetition: f64,
+    pub length: f64,
+    pub blank: f64,
+    /// Multiplies the (negative) overlong penalty.
+    pub overlong: f64,
+    /// The composite is clipped to [-clip, clip].
+    pub clip: f64,
+    /// Token budget and the soft-punishment window at its end (DAPO).
+    pub max_response_tokens: usize,
+    pub overlong_window: usize,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self::training()
+    }
+}
+
+impl Weights {
+    /// Training: w_sq 1.0, w_rep 1.5, w_len 0.8, w_blank 1.0.
+    pub fn training() -> Self {
+        Self {
+            story_quality: 1.0,
+            repetition: 1.5,
+            length: 0.8,
+            blank: 1.0,
+            overlong: 1.0,
+            clip: 2.0,
+            max_response_tokens: 8192,
+            overlong_window: 512,
+        }
+    }
+    /// Validation: w_sq 1.0, w_rep 0.8, w_len 0.2, w_blank 1.0.
+    pub fn validation() -> Self {
+        Self { repetition: 0.8, length: 0.2, ..Self::training() }
+    }
+}
+
+/// One story to score: the story proper (thinking already split off).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub prompt: String,
+    pub story: String,
+    /// Response tokens generated (thinking included) and whether an end token closed them;
+    /// None for text that was not generated (a human reference): no overlong penalty.
+    pub response: Option<(usize, bool)>,
+}
+
+/// Where a story's Story Quality came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqSource {
+    Judge,
+    Cache,
+    /// the judgement failed; the batch mean of successful ones stands in
+    BatchMean,
+    /// no judgement in the batch succeeded: 0
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub words: usize,
+    pub requested_words: Option<usize>,
+    pub length_ratio: Option<f64>,
+    /// Normalised Story Quality (overall / divisor).
+    pub story_quality: f64,
+    pub story_quality_source: SqSource,
+    /// The recomputed overall score, when the judge succeeded.
+    pub overall: Option<i64>,
+    pub judge_failure: Option<String>,
+    /// Per-dimension scores and justifications, totals, catch-alls.
+    pub judgement: Option<Judgement>,
+    /// The judge's JSON answer as given.
+    pub judge_answer: Option<Value>,
+    pub judge_usage: Usage,
+    pub judge_attempts: u32,
+    pub self_repetition: f64,
+    pub repetition: Repetition,
+    pub length_penalty: f64,
+    pub length_reward: f64,
+    pub blank_penalty: f64,
+    pub overlong_penalty: f64,
+    /// Before the clip.
+    pub composite: f64,
+    /// The reward: the composite clipped.
+    pub reward: f64,
+    pub weights: Weights,
+}
+
+impl Breakdown {
+    /// The rule components of a story; Story Quality is filled in by `finish`.
+    pub fn rules(c: &Candidate, weights: Weights) -> Self {
+        let words = count_words(&c.story);
+        let requested = requested_words(&c.prompt);
+        let repetition = self_repetition(&c.story);
+        Self {
+            words,
+            requested_words: requested,
+            length_ratio: requested.and_then(|r| length_ratio(words, r)),
+            story_quality: 0.0,
+            story_quality_source: SqSource::None,
+            overall: None,
+            judge_failure: None,
+            judgement: None,
+            judge_answer: None,
+            judge_usage: Usage::default(),
+            judge_attempts: 0,
+            self_repetition: repetition.penalty,
+            repetition,
+            length_penalty: requested.map_or(0.0, |r| length_penalty(words, r)),
+            length_reward: requested.map_or(1.0, |r| length_reward(words, r)),
+            blank_penalty: blank_penalty(&c.story),
+            overlong_penalty: c.response.map_or(0.0, |(n, ended)| {
+                overlong_penalty(n, ended, weights.max_response_tokens, weights.overlong_window)
+            }),
+            composite: 0.0,
+            reward: 0.0,
+            weights,
+        }
+    }
+
+    fn compose(&mut self) {
+        let w = self.weights;
+        self.composite = w.story_quality * self.story_quality
+            - w.repetition * self.self_repetition
+            - w.length * self.length_penalty
+            - w.blank * self.blank_penalty
+            + w.overlong * self.overlong_penalty;
+        self.reward = self.composite.clamp(-w.clip, w.clip);
+    }
+}
+
+/// Judges every candidate concurrently (under the client's limit) and composes the rewards,
+/// applying the batch-mean fallback to failed judgements.
+pub async fn score_batch(
+    client: &Arc<JudgeClient>,
+    candidates: &[Candidate],
+    weights: Weights,
+) -> Vec<Breakdown> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let (client, prompt, story) = (client.clone(), c.prompt.clone(), c.story.clone());
+        set.spawn(async move { (i, client.judge(&prompt, &story).await) });
+    }
+    let mut results: Vec<Option<super::judge::JudgeResult>> = vec![None; candidates.len()];
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, r)) => results[i] = Some(r),
+            Err(e) => eprintln!("a judge task failed: {e}"),
+        }
+    }
+    let mut out: Vec<Breakdown> = candidates.iter().map(|c| Breakdown::rules(c, weights)).collect();
+    for (b, r) in out.iter_mut().zip(results) {
+        let Some(r) = r else {
+            b.judge_failure = Some("the judge task did not finish".into());
+            continue;
+        };
+        b.judge_usage = r.usage;
+        b.judge_attempts = r.attempts;
+        b.judge_answer = r.answer;
+        match r.outcome {
+            Ok(j) => {
+                b.story_quality = j.story_quality;
+                b.overall = Some(j.overall);
+                b.story_quality_source = if r.cached { SqSource::Cache } else { SqSource::Judge };
+                b.judgement = Some(j);
+            }
+            Err(reason) => b.judge_failure = Some(reason),
+        }
+    }
+    apply_batch_mean(&mut out);
+    out
+}
+
+/// Failed judgements take the mean Story Quality of the successful ones; then every
+/// composite is computed.
+pub fn apply_batch_mean(batch: &mut [Breakdown]) {
+    let ok: Vec<f64> = batch
+        .iter()
+        .filter(|b| b.judge_failure.is_none() && b.judgement.is_some())
+        .map(|b| b.story_quality)
+        .collect();
+    let mean = if ok.is_empty() { None } else { Some(ok.iter().sum::<f64>() / ok.len() as f64) };
+    for b in batch.iter_mut() {
+        if b.judgement.is_none() {
+            match mean {
+                Some(m) => {
+                    b.story_quality = m;
+                    b.story_quality_source = SqSource::BatchMean;
+                }
+                None => {
+                    b.story_quality = 0.0;
+                    b.story_quality_source = SqSource::None;
+                }
+            }
+        }
+        b.compose();
+    }
+}

@@ -1,0 +1,374 @@
+//! Judges: `offline` (deterministic measurements, no network), `openai:MODEL` (any
+//! OpenAI-compatible endpoint) and `gemini:MODEL`. One client serves any number of tasks
+//! concurrently under one concurrency limit, with retries, a repair retry for unusable
+//! answers, a disk cache, and token/cost accounting.
+
+pub mod cache;
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use self::cache::{Entry, JudgeCache};
+use self::http::{Provider, Request, Usage};
+use super::answer::{judge_from_json, parse_answer, Judgement};
+use super::offline;
+use super::rubric::Rubric;
+use crate::generate::length::strip_length_sentence;
+
+/// Which judge, as written on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JudgeSpec {
+    Offline,
+    OpenAi(String),
+    Gemini(String),
+}
+
+impl JudgeSpec {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.split_once(':') {
+            _ if s == "offline" => Ok(Self::Offline),
+            Some(("openai", m)) if !m.is_empty() => Ok(Self::OpenAi(m.to_string())),
+            Some(("gemini", m)) if !m.is_empty() => Ok(Self::Gemini(m.to_string())),
+            _ => bail!("--judge {s:?}: expected offline, openai:MODEL or gemini:MODEL"),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            Self::Offline => "offline".into(),
+            Self::OpenAi(m) => format!("openai:{m}"),
+            Self::Gemini(m) => format!("gemini:{m}"),
+        }
+    }
+}
+
+/// Price per million tokens, US dollars.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+}
+
+/// Judge settings; defaults are the recipe's (RECIPE.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JudgeSettings {
+    pub temperature: f64,
+    pub top_p: f64,
+    pub max_tokens: u32,
+    /// Requests in flight at most, across every caller of the client.
+    pub concurrency: usize,
+    /// Retries of a transient failure (429, 5xx, timeout, connection error).
+    pub retries: u32,
+    /// First backoff; doubles per retry, plus jitter.
+    pub backoff_secs: f64,
+    pub max_backoff_secs: f64,
+    /// Per-request timeout.
+    pub timeout_secs: f64,
+    /// Endpoint; else `OPENAI_BASE_URL` / the provider's public URL.
+    pub base_url: Option<String>,
+    /// Environment variable holding the key (default OPENAI_API_KEY / GEMINI_API_KEY).
+    pub api_key_env: Option<String>,
+    /// Gemini thinking budget in tokens.
+    pub thinking_budget: Option<i64>,
+    /// Price table by model name.
+    pub prices: BTreeMap<String, Price>,
+    /// Disk cache of replies; None disables it.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for JudgeSettings {
+    fn default() -> Self {
+        Self {
+            temperature: 0.2,
+            top_p: 0.9,
+            max_tokens: 8192,
+            concurrency: 4,
+            retries: 3,
+            backoff_secs: 5.0,
+            max_backoff_secs: 60.0,
+            timeout_secs: 180.0,
+            base_url: None,
+            api_key_env: None,
+            thinking_budget: None,
+            prices: BTreeMap::new(),
+            cache_dir: None,
+        }
+    }
+}
+
+impl JudgeSettings {
+    pub fn price(&self, model: &str) -> Option<Price> {
+        self.prices.get(model).copied()
+    }
+}
+
+/// An API key that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// First four characters and the length, for showing which key is in use.
+    pub fn masked(&self) -> String {
+        let head: String = self.0.chars().take(4).collect();
+        format!("{head}…({} chars)", self.0.chars().count())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What one judgement came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgeResult {
+    /// The scored judgement, or why there is none.
+    pub outcome: Result<Judgement, String>,
+    /// The judge's JSON answer as given.
+    pub answer: Option<Value>,
+    pub usage: Usage,
+    pub cached: bool,
+    /// HTTP attempts made (0 for offline and cache hits).
+    pub attempts: u32,
+    /// Whether the repair retry was needed.
+    pub repaired: bool,
+}
+
+/// Totals over a client's life.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub calls: u64,
+    pub cache_hits: u64,
+    pub failures: u64,
+    pub usage: Usage,
+}
+
+pub(crate) struct Remote {
+    provider: Provider,
+    key: Secret,
+    http: reqwest::Client,
+}
+
+pub struct JudgeClient {
+    pub spec: JudgeSpec,
+    pub rubric: Arc<Rubric>,
+    pub settings: JudgeSettings,
+    remote: Option<Remote>,
+    limit: Arc<Semaphore>,
+    cache: Option<JudgeCache>,
+    totals: Mutex<Totals>,
+}
+
+impl JudgeClient {
+    /// Checks the key and endpoint before anything is sent.
+    pub fn new(spec: JudgeSpec, rubric: Rubric, settings: JudgeSettings) -> Result<Self> {
+        if settings.concurrency == 0 {
+            bail!("judge concurrency must be at least 1");
+        }
+        let remote = match &spec {
+            JudgeSpec::Offline => None,
+            JudgeSpec::OpenAi(model) => {
+                let base_url = settings
+                    .base_url
+                    .clone()
+                    .or_else(|| std::env::var("OPENAI_BASE_URL").ok().filter(|s| !s.is_empty()))
+                    .unwrap_or_else(|| "https://api.openai.com/v1".into());
+                Some((Provider::OpenAi { base_url, model: model.clone() }, "OPENAI_API_KEY"))
+            }
+            JudgeSpec::Gemini(model) => {
+                let base_url = settings.base_url.clone().unwrap_or_else(|| "https://generativelanguage.googleapis.com".into());
+                Some((Provider::Gemini { base_url, model: model.clone() }, "GEMINI_API_KEY"))
+            }
+        }
+        .map(|(provider, default_env)| -> Result<Remote> {
+            let env = settings.api_key_env.clone().unwrap_or_else(|| default_env.to_string());
+            let key = match std::env::var(&env) {
+                Ok(k) if !k.trim().is_empty() => Secret(k.trim().to_string()),
+                _ => bail!("judge {}: no API key: set the environment variable {env} (or name another with api_key_env)", spec.label()),
+            };
+            let http = reqwest::Client::builder().build()?;
+            Ok(Remote { provider, key, http })
+        })
+        .transpose()?;
+        let cache = match &settings.cache_dir {
+            Some(dir) => Some(
+                JudgeCache::new(dir).map_err(|e| anyhow::anyhow!("judge cache {}: {e}", dir.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            spec,
+            rubric: Arc::new(rubric),
+            limit: Arc::new(Semaphore::new(settings.concurrency)),
+            settings,
+            remote,
+            cache,
+            totals: Mutex::new(Totals::default()),
+        })
+    }
+
+    pub fn totals(&self) -> Totals {
+        *self.totals.lock().expect("totals lock")
+    }
+
+    /// The request for one story, as it would be sent (the prompt's length sentence removed).
+    pub fn request(&self, prompt: &str, story: &str) -> Request {
+        let (system, user) = self.rubric.messages(&strip_length_sentence(prompt), story);
+        Request {
+            system,
+            user,
+            schema_name: self.rubric.schema_name.clone(),
+            schema: self.rubric.schema.clone(),
+            repair: None,
+        }
+    }
+
+    /// What `--dry-run` prints: URL, headers (key masked) and body.
+    pub fn dry_run(&self, prompt: &str, story: &str) -> Value {
+        let req = self.request(prompt, story);
+        match &self.remote {
+            None => {
+                json!({"judge": "offline", "note": "no request: the offline judge measures the text locally", "rubric": self.rubric.id})
+            }
+            Some(r) => {
+                let (url, headers, body) = r.provider.build(&req, &self.settings, &r.key);
+                let headers: serde_json::Map<String, Value> = headers
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = v.replace(r.key.expose(), &r.key.masked());
+                        (k, Value::String(v))
+                    })
+                    .collect();
+                json!({"url": url, "headers": headers, "body": body})
+            }
+        }
+    }
+
+    /// Scores one story. Never fails: an unusable judgement comes back with its reason.
+    pub async fn judge(&self, prompt: &str, story: &str) -> JudgeResult {
+        let result = match &self.remote {
+            None => {
+                let answer = offline::answer(&self.rubric, &strip_length_sentence(prompt), story);
+                let outcome =
+                    judge_from_json(&self.rubric, &answer).map_err(|e| format!("offline judge: {e}"));
+                JudgeResult {
+                    outcome,
+                    answer: Some(answer),
+                    usage: Usage::default(),
+                    cached: false,
+                    attempts: 0,
+                    repaired: false,
+                }
+            }
+            Some(remote) => {
+                let req = self.request(prompt, story);
+                let rubric = self.rubric.clone();
+                let (outcome, answer, usage, cached, attempts, repaired) = self
+                    .ask(remote, req, move |reply| parse_answer(&rubric, reply).map_err(|e| e.to_string()))
+                    .await;
+                JudgeResult { outcome, answer, usage, cached, attempts, repaired }
+            }
+        };
+        let mut t = self.totals.lock().expect("totals lock");
+        t.calls += 1;
+        t.cache_hits += result.cached as u64;
+        t.failures += result.outcome.is_err() as u64;
+        t.usage.add(&result.usage);
+        result
+    }
+
+    /// Sends a request (cache first), parses the reply, and on an unusable reply asks once
+    /// more with the error attached. Returns (outcome, answer JSON, usage, cached, attempts, repaired).
+    pub(crate) async fn ask<T>(
+        &self,
+        remote: &Remote,
+        req: Request,
+        parse: impl Fn(&str) -> Result<(T, Value), String>,
+    ) -> (Result<T, String>, Option<Value>, Usage, bool, u32, bool) {
+        let key = JudgeCache::key(&[
+            &self.rubric.id,
+            &req.schema_name,
+            &self.spec.label(),
+            &format!(
+                "{}|{}|{}|{:?}",
+                self.settings.temperature,
+                self.settings.top_p,
+                self.settings.max_tokens,
+                self.settings.thinking_budget
+            ),
+            req.system.as_deref().unwrap_or(""),
+            &req.user,
+        ]);
+        if let Some(hit) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            if let Ok((value, answer)) = parse(&hit.reply) {
+                return (Ok(value), Some(answer), Usage::default(), true, 0, false);
+            }
+        }
+        let mut usage = Usage::default();
+        let mut attempts = 0;
+        let first =
+            match http::send(&remote.http, &remote.provider, &remote.key, &req, &self.settings, &self.limit)
+                .await
+            {
+                Ok((c, n)) => {
+                    attempts += n;
+                    usage.add(&c.usage);
+                    c.text
+                }
+                Err(e) => return (Err(e.to_string()), None, usage, false, attempts.max(1), false),
+            };
+        let (reply, repaired, result) = match parse(&first) {
+            Ok(ok) => (first, false, Ok(ok)),
+            Err(error) => {
+                let repair = Request { repair: Some((first.clone(), error.clone())), ..req.clone() };
+                match http::send(
+                    &remote.http,
+                    &remote.provider,
+                    &remote.key,
+                    &repair,
+                    &self.settings,
+                    &self.limit,
+                )
+                .await
+                {
+                    Ok((c, n)) => {
+                        attempts += n;
+                        usage.add(&c.usage);
+                        let r = parse(&c.text)
+                            .map_err(|e2| format!("unusable answer ({error}); after the repair retry: {e2}"));
+                        (c.text, true, r)
+                    }
+                    Err(e) => {
+                        (first, true, Err(format!("unusable answer ({error}); the repair retry failed: {e}")))
+                    }
+                }
+            }
+        };
+        match result {
+            Ok((value, answer)) => {
+                if let Some(c) = &self.cache {
+                    // a cache that cannot be written costs a re-judge later, not this result
+                    let _ = c.put(&key, &Entry { reply, usage });
+                }
+                (Ok(value), Some(answer), usage, false, attempts, repaired)
+            }
+            Err(e) => (Err(e), None, usage, false, attempts, repaired),
+        }
+    }
+
+    pub(crate) fn remote(&self) -> Option<&Remote> {
+        self.remote.as_ref()
+    }
+}
