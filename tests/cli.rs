@@ -203,3 +203,110 @@ fn every_subcommand_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
     }
 }
+
+#[test]
+fn judge_scores_a_file_and_reports_bad_records() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("stories.jsonl");
+    let story =
+        std::fs::read_to_string(shared().join("models/stories260K-hf/golden_greedy_text.txt")).unwrap();
+    let rec = |uid: &str| {
+        serde_json::json!({"uid": uid, "prompt": "A story about Lily. The story should be 200 words long.", "story": story, "note": "kept"}).to_string()
+    };
+    std::fs::write(&input, format!("{}\n{}\n", rec("a"), rec("b"))).unwrap();
+    let out = dir.path().join("judged.jsonl");
+    let o =
+        polaris(&["judge", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()], cache.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert_eq!(l["note"], "kept"); // the input record is kept whole
+        let b = &l["breakdown"];
+        for key in [
+            "words",
+            "length_ratio",
+            "story_quality",
+            "self_repetition",
+            "length_penalty",
+            "blank_penalty",
+            "reward",
+            "judgement",
+        ] {
+            assert!(b.get(key).is_some(), "missing {key}");
+        }
+        assert_eq!(l["overall"], b["judgement"]["overall"]);
+        assert_eq!(b["judgement"]["dimensions"].as_array().unwrap().len(), 16);
+    }
+    // the POLARIS prompt + schema as given
+    let pol = shared().join("data/polaris");
+    let o = polaris(
+        &[
+            "judge",
+            "--rubric-prompt",
+            pol.join("story_quality_seq.txt").to_str().unwrap(),
+            "--rubric-schema",
+            pol.join("story_quality_seq.schema.json").to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        cache.path(),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // a bad record names file, line and field
+    std::fs::write(&input, format!("{}\n{{\"uid\": \"c\", \"prompt\": \"p\"}}\n", rec("a"))).unwrap();
+    let o =
+        polaris(&["judge", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()], cache.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("stories.jsonl:2: field story is missing"), "{err}");
+}
+
+#[test]
+fn judge_dry_run_prints_the_request_with_the_key_masked() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("s.jsonl");
+    std::fs::write(&input, "{\"uid\": \"a\", \"prompt\": \"A tale. The story should be 900 words long.\", \"story\": \"Once.\"}\n").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
+        .args([
+            "judge",
+            "--judge",
+            "openai:gpt-test",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--input",
+            input.to_str().unwrap(),
+            "--dry-run",
+        ])
+        .env("OPENAI_API_KEY", "sk-secret-value-1234")
+        .env("POLARIS_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!text.contains("sk-secret-value-1234") && text.contains("sk-s"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["url"], "http://127.0.0.1:9/v1/chat/completions");
+    assert_eq!(v["body"]["model"], "gpt-test");
+    assert!(!v["body"]["messages"][1]["content"].as_str().unwrap().contains("900 words long"));
+    // without a key it refuses before sending anything
+    let o = Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
+        .args([
+            "judge",
+            "--judge",
+            "openai:gpt-test",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            dir.path().join("o.jsonl").to_str().unwrap(),
+        ])
+        .env_remove("OPENAI_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("OPENAI_API_KEY"));
+}
