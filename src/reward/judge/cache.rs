@@ -60,3 +60,44 @@ impl JudgeCache {
         std::fs::rename(&tmp, &path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_never_leave_a_torn_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = JudgeCache::new(dir.path()).unwrap();
+        let key = JudgeCache::key(&["rubric", "judge", "prompt", "story"]);
+        std::thread::scope(|s| {
+            for w in 0..4 {
+                let cache = cache.clone();
+                let key = key.clone();
+                s.spawn(move || {
+                    for i in 0..50 {
+                        let reply =
+                            format!("{{\"writer\": {w}, \"i\": {i}, \"pad\": \"{}\"}}", "x".repeat(4096));
+                        cache.put(&key, &Entry { reply, usage: Usage::default() }).unwrap();
+                    }
+                });
+            }
+            for _ in 0..200 {
+                // every read is a complete entry from some writer, or a miss before the first
+                if let Some(e) = cache.get(&key) {
+                    assert!(e.reply.ends_with("\"}"), "torn entry");
+                }
+            }
+        });
+        assert!(cache.get(&key).is_some());
+        // no temporary files left behind
+        let leftovers = std::fs::read_dir(dir.path().join(&key[..2]))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .count();
+        assert_eq!(leftovers, 0);
+        // a different part changes the key
+        assert_ne!(key, JudgeCache::key(&["rubric", "judge", "prompt", "story!"]));
+        assert_ne!(JudgeCache::key(&["ab", "c"]), JudgeCache::key(&["a", "bc"]));
+    }
+}
