@@ -1,0 +1,120 @@
+//! The GRPO loss: a per-token clipped surrogate with separate low and high clip
+//! ("clip-higher"), an optional KL term to a frozen reference policy (k3 estimator), each
+//! row weighted (policy rows 1, the human reference the HRI weight), aggregated over tokens.
+//!
+//! The loss is a sum over tokens of a function of each token's log-prob, so it is given to
+//! the chunked backward as per-token coefficients c_t = dL/dlogp_t (model::logprobs).
+
+use serde::{Deserialize, Serialize};
+
+/// How token losses become one number.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Σ over all tokens / total tokens (RECIPE.md)
+    TokenMean,
+    /// mean over rows of each row's token mean
+    SequenceMean,
+    /// Σ over all tokens / (rows x constant) (Dr. GRPO; the constant is the max response length)
+    Constant { tokens: f64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LossConfig {
+    pub clip_low: f64,
+    pub clip_high: f64,
+    pub aggregation: Aggregation,
+    /// Coefficient of the k3 KL estimate to the frozen reference policy (0 = off).
+    pub kl_coef: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self { clip_low: 0.2, clip_high: 0.28, aggregation: Aggregation::TokenMean, kl_coef: 0.0 }
+    }
+}
+
+/// One row's inputs to the loss: log-probs of its response tokens under the policy that
+/// generated them (old), optionally under the frozen reference policy, and its advantage
+/// and weight.
+#[derive(Debug, Clone)]
+pub struct RowTerms<'a> {
+    pub old_logprobs: &'a [f64],
+    pub ref_logprobs: Option<&'a [f64]>,
+    pub advantage: f64,
+    pub weight: f64,
+}
+
+/// The loss value, per-token coefficients dL/dlogp, and statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossOutput {
+    pub loss: f64,
+    /// Per row, per token: dL/dlogp.
+    pub coefficients: Vec<Vec<f64>>,
+    /// Share of tokens where the low clip bound was active (ratio < 1 − low, A < 0).
+    pub clip_frac_low: f64,
+    /// Share where the high bound was active (ratio > 1 + high, A > 0).
+    pub clip_frac_high: f64,
+    /// Mean k3 KL estimate over tokens (0 without a reference policy).
+    pub kl: f64,
+    pub tokens: usize,
+}
+
+/// `new_logprobs[i]` are row i's response tokens under the current policy.
+pub fn grpo_loss(cfg: &LossConfig, rows: &[RowTerms], new_logprobs: &[Vec<f64>]) -> LossOutput {
+    assert_eq!(rows.len(), new_logprobs.len(), "one log-prob row per loss row");
+    let total_tokens: usize = rows.iter().map(|r| r.old_logprobs.len()).sum();
+    let b = rows.len().max(1) as f64;
+    let mut out = LossOutput { tokens: total_tokens, ..Default::default() };
+    let (mut low, mut high, mut kl_sum) = (0usize, 0usize, 0.0f64);
+    for (row, new) in rows.iter().zip(new_logprobs) {
+        assert_eq!(row.old_logprobs.len(), new.len(), "old and new log-probs cover the same tokens");
+        let n = new.len();
+        // each token's share of the aggregate
+        let scale = match cfg.aggregation {
+            Aggregation::TokenMean => 1.0 / total_tokens.max(1) as f64,
+            Aggregation::SequenceMean => 1.0 / (b * n.max(1) as f64),
+            Aggregation::Constant { tokens } => 1.0 / (b * tokens),
+        } * row.weight;
+        let a = row.advantage;
+        let mut coeffs = Vec::with_capacity(n);
+        for t in 0..n {
+            let ratio = (new[t] - row.old_logprobs[t]).exp();
+            let unclipped = ratio * a;
+            let clamped = ratio.clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high);
+            let clipped = clamped * a;
+            // loss = −min(r·A, clip(r)·A); d/dlogp of r is r, of a clamped r is 0
+            let (token_loss, dloss) = if unclipped <= clipped {
+                (-unclipped, -a * ratio)
+            } else {
+                let inside = clamped == ratio;
+                (-clipped, if inside { -a * ratio } else { 0.0 })
+            };
+            if unclipped > clipped {
+                if ratio < 1.0 - cfg.clip_low {
+                    low += 1;
+                } else {
+                    high += 1;
+                }
+            }
+            let (mut l, mut d) = (token_loss, dloss);
+            if let (Some(refs), true) = (row.ref_logprobs, cfg.kl_coef != 0.0) {
+                // k3 = e^(ref − new) − (ref − new) − 1; d/dnew = 1 − e^(ref − new)
+                let diff = refs[t] - new[t];
+                let k3 = diff.exp() - diff - 1.0;
+                kl_sum += k3;
+                l += cfg.kl_coef * k3;
+                d += cfg.kl_coef * (1.0 - diff.exp());
+            }
+            out.loss += scale * l;
+            coeffs.push(scale * d);
+        }
+        out.coefficients.push(coeffs);
+    }
+    let tok = total_tokens.max(1) as f64;
+    out.clip_frac_low = low as f64 / tok;
+    out.clip_frac_high = high as f64 / tok;
+    out.kl = kl_sum / tok;
+    out
+}

@@ -1,0 +1,134 @@
+//! AdamW (decoupled weight decay, as torch.optim.AdamW), global gradient-norm clipping, and
+//! gradient accumulation over micro-batches. State is kept by parameter name so it can be
+//! checkpointed and restored.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// Gradients by canonical parameter name.
+pub type Grads = Vec<(String, Tensor)>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdamWConfig {
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        Self { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+}
+
+/// First and second moments in f32 whatever the parameter dtype.
+pub struct AdamW {
+    pub cfg: AdamWConfig,
+    /// Updates applied so far.
+    pub step: usize,
+    moments: BTreeMap<String, (Tensor, Tensor)>,
+}
+
+impl AdamW {
+    pub fn new(cfg: AdamWConfig) -> Self {
+        Self { cfg, step: 0, moments: BTreeMap::new() }
+    }
+
+    /// One update of every parameter that has a gradient, at learning rate `lr`.
+    pub fn apply(&mut self, params: &[(String, Var)], grads: &Grads, lr: f64) -> Result<()> {
+        let by_name: HashMap<&str, &Tensor> = grads.iter().map(|(n, g)| (n.as_str(), g)).collect();
+        self.step += 1;
+        let t = self.step as i32;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let bias1 = 1.0 - b1.powi(t);
+        let bias2 = 1.0 - b2.powi(t);
+        for (name, var) in params {
+            let Some(g) = by_name.get(name.as_str()) else { continue };
+            let dtype = var.dtype();
+            let g = g.to_dtype(DType::F32)?;
+            let (m, v) = match self.moments.remove(name) {
+                Some(mv) => mv,
+                None => (g.zeros_like()?, g.zeros_like()?),
+            };
+            let m = ((m * b1)? + (&g * (1.0 - b1))?)?;
+            let v = ((v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            // torch: p *= 1 − lr·wd; p −= (lr / bias1) · m / (sqrt(v) / sqrt(bias2) + eps)
+            let p = var.as_tensor().to_dtype(DType::F32)?;
+            let p = (p * (1.0 - lr * self.cfg.weight_decay))?;
+            let denom = ((v.sqrt()? / bias2.sqrt())? + self.cfg.eps)?;
+            let p = (p - ((&m / denom)? * (lr / bias1))?)?;
+            var.set(&p.to_dtype(dtype)?)?;
+            self.moments.insert(name.clone(), (m, v));
+        }
+        Ok(())
+    }
+
+    /// The state as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for a checkpoint.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (name, (m, v)) in &self.moments {
+            out.insert(format!("exp_avg.{name}"), m.clone());
+            out.insert(format!("exp_avg_sq.{name}"), v.clone());
+        }
+        out
+    }
+
+    /// Restores `state()` output and the step count.
+    pub fn load_state(&mut self, step: usize, tensors: &HashMap<String, Tensor>) -> Result<()> {
+        self.moments.clear();
+        for (key, m) in tensors {
+            let Some(name) = key.strip_prefix("exp_avg.") else { continue };
+            let Some(v) = tensors.get(&format!("exp_avg_sq.{name}")) else {
+                bail!("optimizer state has exp_avg.{name} but no exp_avg_sq.{name}");
+            };
+            self.moments.insert(name.to_string(), (m.clone(), v.clone()));
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// Scales gradients so their global L2 norm is at most `max_norm` (as
+/// torch.nn.utils.clip_grad_norm_); returns the norm before clipping.
+pub fn clip_grad_norm(grads: &mut Grads, max_norm: f64) -> Result<f64> {
+    let mut sq = 0f64;
+    for (_, g) in grads.iter() {
+        sq += g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    }
+    let norm = sq.sqrt();
+    let coef = max_norm / (norm + 1e-6);
+    if coef < 1.0 {
+        for (_, g) in grads.iter_mut() {
+            *g = (&*g * coef)?;
+        }
+    }
+    Ok(norm)
+}
+
+/// Sums gradients of several micro-batches (or several workers) by name.
+#[derive(Default)]
+pub struct GradSum {
+    sums: BTreeMap<String, Tensor>,
+}
+
+impl GradSum {
+    pub fn add(&mut self, grads: Grads) -> Result<()> {
+        for (name, g) in grads {
+            let s = match self.sums.remove(&name) {
+                Some(prev) => (prev + g)?,
+                None => g,
+            };
+            self.sums.insert(name, s);
+        }
+        Ok(())
+    }
+
+    pub fn take(self) -> Grads {
+        self.sums.into_iter().collect()
+    }
+}
