@@ -60,6 +60,8 @@ pub struct Output {
     pub thinking_tokens: usize,
     /// Whether the thinking budget forced `</think>`.
     pub forced_think_close: bool,
+    /// The end token that finished the row (not in `tokens`), when one did.
+    pub stop_token: Option<u32>,
 }
 
 /// One generated token, as the streaming callback sees it.
@@ -80,6 +82,7 @@ struct Row {
     thinking_tokens: usize,
     forced: bool,
     finish: Option<Finish>,
+    stop_token: Option<u32>,
 }
 
 /// Generates for every row of the request. `on_token` sees each token as it is chosen;
@@ -123,6 +126,7 @@ pub fn generate(
                 thinking_tokens: 0,
                 forced: false,
                 finish: None,
+                stop_token: None,
             }
         })
         .collect();
@@ -172,6 +176,7 @@ pub fn generate(
             };
             if req.stop_ids.contains(&id) {
                 row.finish = Some(Finish::Stop);
+                row.stop_token = Some(id);
                 continue;
             }
             row.forced |= forced;
@@ -213,6 +218,7 @@ pub fn generate(
             finish: r.finish.unwrap_or(Finish::Length),
             thinking_tokens: r.thinking_tokens,
             forced_think_close: r.forced,
+            stop_token: r.stop_token,
         })
         .collect())
 }

@@ -1,6 +1,8 @@
 //! The GRPO + HRI trainer.
 
 pub mod advantage;
+pub mod group;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod step;

@@ -1,0 +1,116 @@
+//! Learning: 30 GRPO steps on the built-in tiny model with a rule reward raise the mean
+//! policy reward, with human-reference injection on and off.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use candle_core::{DType, Device};
+use polaris::generate::SamplingParams;
+use polaris::lm::LanguageModel;
+use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
+use polaris::train::schedule::LrSchedule;
+use polaris::train::step::{Rewarder, StepConfig, TrainPrompt, Trainer};
+
+/// Words written over the 24 tokens allowed (capped at 1): a length reward a random-weight
+/// model can climb by favouring tokens that start words; counted by the reward stack's
+/// word counter.
+struct WordsReward;
+
+impl Rewarder for WordsReward {
+    fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let mut b = Breakdown::rules(c, Weights::training());
+                b.reward = (b.words as f64 / 24.0).min(1.0);
+                b
+            })
+            .collect())
+    }
+}
+
+fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path()).unwrap();
+    let lm = LanguageModel::from_dir(
+        dir.path(),
+        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
+    )
+    .unwrap();
+    let prompts: Vec<serde_json::Value> =
+        tiny::DEMO_PROMPTS.lines().take(2).map(|l| serde_json::from_str(l).unwrap()).collect();
+    // short references (each story's opening 40 words) keep the test's backward pass small
+    let openings: Vec<String> = prompts
+        .iter()
+        .map(|p| p["story"].as_str().unwrap().split_whitespace().take(40).collect::<Vec<_>>().join(" "))
+        .collect();
+    let batch: Vec<TrainPrompt> = prompts
+        .iter()
+        .zip(&openings)
+        .map(|(p, o)| TrainPrompt {
+            prompt: p["prompt"].as_str().unwrap(),
+            story: Some(o.as_str()),
+            reasoning: None,
+        })
+        .collect();
+    let cfg = StepConfig {
+        group_size: 6,
+        hri,
+        sampling: SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            repetition_penalty: 1.0,
+            max_new_tokens: 24,
+            thinking_budget: None,
+            ..SamplingParams::default()
+        },
+        thinking: false,
+        lr: LrSchedule::Constant { lr: 5e-3 },
+        ..StepConfig::default()
+    };
+    let mut trainer = Trainer::new(cfg, 7);
+    let cancel = AtomicBool::new(false);
+    let mut rewards = Vec::new();
+    let mut all = Vec::new();
+    for _ in 0..30 {
+        let (stats, rows) = trainer.step(&lm, &batch, &WordsReward, &cancel).unwrap();
+        assert_eq!(rows.len(), 12);
+        assert_eq!(rows.iter().filter(|r| r.rollout.is_reference).count(), if hri { 2 } else { 0 });
+        rewards.push(stats.policy_reward_mean);
+        all.push(stats);
+    }
+    (rewards, all)
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+#[test]
+fn thirty_steps_raise_the_policy_reward_with_and_without_hri() {
+    for hri in [true, false] {
+        let (r, stats) = run(hri);
+        let (first, last) = (mean(&r[..5]), mean(&r[25..]));
+        eprintln!("hri={hri}: first five steps {first:.3}, last five {last:.3}; rewards {r:?}");
+        // The first steps' mean reward moves by about 0.04 from step to step (12 rows of a
+        // bounded reward), so the mean of five steps by about 0.02: a rise of 0.1 is five of
+        // those, far from noise. Seeded, so the run is the same each time (seen: +0.24 with
+        // HRI, +0.45 without).
+        assert!(last - first >= 0.1, "hri={hri}: mean policy reward went from {first:.3} to {last:.3}");
+        let s = stats.last().unwrap();
+        assert!(s.tokens > 0 && s.lr == 5e-3);
+        // a group whose rows all score the same has no gradient; the others do
+        assert!(stats.iter().all(|s| s.grad_norm > 0.0 || s.zero_variance_groups == 2));
+        assert!(stats.iter().any(|s| s.grad_norm > 0.0));
+        if hri {
+            assert!((s.hri_weight - 0.4).abs() < 1e-12);
+            assert!(s.reference_reward_mean.unwrap() > 0.99); // 40 words: the full reward
+        } else {
+            assert_eq!(s.reference_reward_mean, None);
+        }
+    }
+}
