@@ -9,5 +9,6 @@ pub mod generate;
 pub mod lm;
 pub mod model;
 pub mod reward;
+pub mod run;
 pub mod tokenize;
 pub mod train;

@@ -7,9 +7,11 @@ use regex::Regex;
 
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("valid regex"));
 static TARGET: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(\d+) words long").expect("valid regex"));
-/// The sentence holding the length request, up to and including its full stop.
-static LENGTH_SENTENCE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\s*[^.!?\n]*\b\d+ words long[^.!?\n]*[.!?]?").expect("valid regex"));
+/// The sentence holding the length request, up to and including its full stop. It starts
+/// after whitespace and never takes a closing quote that ends the sentence before it.
+static LENGTH_SENTENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\s*[^.!?\n"'”’)\]]*\b\d+ words long[^.!?\n]*[.!?]?"#).expect("valid regex")
+});
 
 /// Number of words: maximal runs of Unicode word characters (`\w+`).
 pub fn count_words(text: &str) -> usize {
@@ -75,6 +77,17 @@ mod tests {
         );
         assert_eq!(strip_length_sentence("Make it 500 words long. Set it at sea."), "Set it at sea.");
         assert_eq!(strip_length_sentence("A tale of ships."), "A tale of ships.");
+        // a premise ending in a quotation keeps its closing quote
+        assert_eq!(
+            strip_length_sentence(
+                "Premise: She said \u{201c}The bell is ringing.\u{201d} The story should be 900 words long."
+            ),
+            "Premise: She said \u{201c}The bell is ringing.\u{201d}"
+        );
+        assert_eq!(
+            strip_length_sentence("Premise: \"Go.\" The story should be 900 words long."),
+            "Premise: \"Go.\""
+        );
     }
 
     #[test]

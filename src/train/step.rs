@@ -105,7 +105,7 @@ pub struct ScoredRollout {
 }
 
 /// What a step did (the per-step event of the run log).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
     pub step: usize,
     pub policy_reward_mean: f64,

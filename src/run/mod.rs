@@ -1,0 +1,8 @@
+//! A run's shared language: the versioned Event and Control types, and the append-only
+//! event log (`events.jsonl`) with its live broadcast.
+
+pub mod event;
+pub mod log;
+
+pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
+pub use log::EventLog;
