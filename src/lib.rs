@@ -10,3 +10,4 @@ pub mod lm;
 pub mod model;
 pub mod reward;
 pub mod tokenize;
+pub mod train;

@@ -1,0 +1,3 @@
+//! The GRPO + HRI trainer.
+
+pub mod data;
