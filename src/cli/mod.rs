@@ -2,6 +2,7 @@
 //! the library.
 
 mod bench;
+mod data;
 mod generate;
 mod judge;
 mod score;
@@ -33,6 +34,9 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Score stories with the reward stack (rubric judge + rule components).
     Judge(judge::JudgeArgs),
+    /// Training datasets: build one from a story collection, or check one.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -44,6 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Judge(args)) => judge::run(args),
+        Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }

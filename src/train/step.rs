@@ -313,3 +313,9 @@ impl Trainer {
         Ok((stats, scored))
     }
 }
+
+impl<'a> From<&'a super::data::Example> for TrainPrompt<'a> {
+    fn from(e: &'a super::data::Example) -> Self {
+        Self { prompt: &e.prompt, story: e.story.as_deref(), reasoning: e.reasoning.as_deref() }
+    }
+}

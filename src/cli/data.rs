@@ -1,0 +1,129 @@
+//! `polaris-tui data ...`: build a training set from a story collection, or check one.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use crate::train::data::{self, Example, LengthBucket, SkipReason};
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Length-stratified prompts from a story collection, split into train and validation sets.
+    Build(BuildArgs),
+    /// Validate a dataset (every bad record named as FILE:LINE: field) and summarise it.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// A .jsonl file (title, story or text[, premise, reasoning, uid or id] per line), or a
+    /// directory of .jsonl and .txt files (a .txt file is one story, titled by its file name).
+    #[arg(long)]
+    pub stories: PathBuf,
+    /// Where the training examples go (JSONL; written whole, then renamed into place).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Where the validation examples go [default: val.jsonl beside --out]
+    #[arg(long)]
+    pub val_out: Option<PathBuf>,
+    /// Share of each length bucket held out for validation (0 to under 1).
+    #[arg(long, default_value_t = 0.05)]
+    pub val_fraction: f64,
+    /// Seed of the split: the same stories and seed give the same split on every machine.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A dataset: one {"uid", "prompt", "target_word_count"[, "story", "reasoning"]} per line.
+    pub file: PathBuf,
+}
+
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Build(args) => build(args),
+        DataCommand::Check(args) => check(args),
+    }
+}
+
+fn build(args: BuildArgs) -> Result<()> {
+    let val_out = args.val_out.clone().unwrap_or_else(|| args.out.with_file_name("val.jsonl"));
+    if val_out == args.out {
+        bail!("--out and the validation file are both {}; name another with --val-out", val_out.display());
+    }
+    let built = data::build_detailed(&args.stories, args.val_fraction, args.seed)?;
+    data::write_jsonl(&args.out, &built.train)?;
+    let val_note = if built.val.is_empty() {
+        "no validation set (none held out), nothing written for it".to_string()
+    } else {
+        data::write_jsonl(&val_out, &built.val)?;
+        format!("validation -> {}", val_out.display())
+    };
+
+    let read = built.train.len() + built.val.len() + built.skipped.len();
+    println!(
+        "{}: {read} stories, {} used, {} skipped; split with seed {} and validation fraction {}",
+        args.stories.display(),
+        built.train.len() + built.val.len(),
+        built.skipped.len(),
+        args.seed,
+        args.val_fraction
+    );
+    let train = bucket_counts(&built.train);
+    let val = bucket_counts(&built.val);
+    println!("{:<12}{:>8}{:>8}", "words", "train", "val");
+    for b in LengthBucket::ALL {
+        println!("{:<12}{:>8}{:>8}", b.label(), train[&b], val[&b]);
+    }
+    println!("{:<12}{:>8}{:>8}", "total", built.train.len(), built.val.len());
+    println!("train -> {}; {val_note}", args.out.display());
+    let mut by_reason: BTreeMap<SkipReason, Vec<&str>> = BTreeMap::new();
+    for s in &built.skipped {
+        by_reason.entry(s.reason).or_default().push(&s.source);
+    }
+    for (reason, sources) in by_reason {
+        let shown: Vec<&str> = sources.iter().take(5).copied().collect();
+        let more =
+            if sources.len() > shown.len() { format!(", ... {} more", sources.len() - 5) } else { "".into() };
+        println!("skipped {} ({reason}): {}{more}", sources.len(), shown.join(", "));
+    }
+    Ok(())
+}
+
+fn check(args: CheckArgs) -> Result<()> {
+    let examples = data::load(&args.file)?;
+    let with_story = examples.iter().filter(|e| e.story.is_some()).count();
+    let with_reasoning = examples.iter().filter(|e| e.reasoning.is_some()).count();
+    println!(
+        "{}: {} records, {with_story} with a reference story, {} without, {with_reasoning} with a reasoning trace",
+        args.file.display(),
+        examples.len(),
+        examples.len() - with_story
+    );
+    let mut targets: Vec<usize> = examples.iter().map(|e| e.target_word_count).collect();
+    targets.sort_unstable();
+    println!(
+        "target words: min {}, median {}, max {}",
+        targets[0],
+        targets[targets.len() / 2],
+        targets[targets.len() - 1]
+    );
+    let all = bucket_counts(&examples);
+    let with = bucket_counts(examples.iter().filter(|e| e.story.is_some()));
+    println!("{:<12}{:>8}{:>12}", "words", "records", "with story");
+    for b in LengthBucket::ALL {
+        println!("{:<12}{:>8}{:>12}", b.label(), all[&b], with[&b]);
+    }
+    Ok(())
+}
+
+fn bucket_counts<'a>(examples: impl IntoIterator<Item = &'a Example>) -> BTreeMap<LengthBucket, usize> {
+    let mut counts: BTreeMap<LengthBucket, usize> = LengthBucket::ALL.iter().map(|&b| (b, 0)).collect();
+    for e in examples {
+        *counts.entry(LengthBucket::of(e.target_word_count)).or_default() += 1;
+    }
+    counts
+}
