@@ -1,6 +1,7 @@
 //! The GRPO + HRI trainer.
 
 pub mod advantage;
+pub mod checkpoint;
 pub mod data;
 pub mod group;
 pub mod loss;

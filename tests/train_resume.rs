@@ -1,0 +1,132 @@
+//! Checkpoint and resume: steps after a resume equal the uninterrupted run's, bit for bit.
+
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use candle_core::{DType, Device};
+use polaris::generate::SamplingParams;
+use polaris::lm::LanguageModel;
+use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
+use polaris::train::checkpoint;
+use polaris::train::schedule::LrSchedule;
+use polaris::train::step::{Rewarder, StepConfig, StepStats, TrainPrompt, Trainer};
+
+struct WordsReward;
+
+impl Rewarder for WordsReward {
+    fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let mut b = Breakdown::rules(c, Weights::training());
+                b.reward = (b.words as f64 / 16.0).min(1.0);
+                b
+            })
+            .collect())
+    }
+}
+
+fn config() -> StepConfig {
+    StepConfig {
+        group_size: 4,
+        sampling: SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            repetition_penalty: 1.0,
+            max_new_tokens: 16,
+            thinking_budget: None,
+            ..SamplingParams::default()
+        },
+        thinking: false,
+        lr: LrSchedule::Constant { lr: 5e-3 },
+        ..StepConfig::default()
+    }
+}
+
+fn open(dir: &std::path::Path) -> LanguageModel {
+    LanguageModel::from_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()))
+        .unwrap()
+}
+
+#[test]
+fn resuming_continues_exactly() {
+    let model_dir = tempfile::tempdir().unwrap();
+    tiny::write(model_dir.path()).unwrap();
+    let batch = [TrainPrompt {
+        prompt: "Write a story about a fox. The story should be 100 words long.",
+        story: Some("The fox ran home over the hill and slept."),
+        reasoning: None,
+    }];
+    let cancel = AtomicBool::new(false);
+
+    // uninterrupted: 3 steps
+    let lm = open(model_dir.path());
+    let mut a = Trainer::new(config(), 11);
+    let mut straight: Vec<StepStats> = Vec::new();
+    for _ in 0..3 {
+        straight.push(a.step(&lm, &batch, &WordsReward, &cancel).unwrap().0);
+    }
+
+    // 2 steps, checkpoint, a fresh process (new model, new trainer), 1 more step
+    let run_dir = tempfile::tempdir().unwrap();
+    let lm1 = open(model_dir.path());
+    let mut b = Trainer::new(config(), 11);
+    for _ in 0..2 {
+        b.step(&lm1, &batch, &WordsReward, &cancel).unwrap();
+    }
+    let saved = checkpoint::save(run_dir.path(), &lm1.model, &b, 2).unwrap();
+    assert!(saved.ends_with("checkpoints/step-000002"));
+    assert_eq!(checkpoint::latest(run_dir.path()), Some(saved.clone()));
+    drop(lm1);
+    let lm2 = open(model_dir.path());
+    let mut c = Trainer::new(config(), 0); // the seed comes from the checkpoint
+    let state = checkpoint::load(&saved, &lm2.model, &mut c).unwrap();
+    assert_eq!((state.step, state.data_cursor, c.seed), (2, 2, 11));
+    let third = c.step(&lm2, &batch, &WordsReward, &cancel).unwrap().0;
+
+    let same = |x: &StepStats, y: &StepStats| {
+        x.step == y.step
+            && x.policy_reward_mean == y.policy_reward_mean
+            && x.loss == y.loss
+            && x.grad_norm == y.grad_norm
+    };
+    assert!(same(&third, &straight[2]), "resumed step {third:?} vs uninterrupted {:?}", straight[2]);
+    for ((n, va), (_, vc)) in lm.model.trainable().iter().zip(lm2.model.trainable()) {
+        let d = (va.as_tensor() - vc.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(d, 0.0, "{n} differs after resume");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_model_is_refused() {
+    let model_dir = tempfile::tempdir().unwrap();
+    tiny::write(model_dir.path()).unwrap();
+    let lm = open(model_dir.path());
+    let run_dir = tempfile::tempdir().unwrap();
+    let t = Trainer::new(config(), 1);
+    let saved = checkpoint::save(run_dir.path(), &lm.model, &t, 0).unwrap();
+    // a model with a different trainable set
+    let only_head = LanguageModel::from_dir(
+        model_dir.path(),
+        &LoadOptions::new(DType::F32, Device::Cpu)
+            .trainable(std::sync::Arc::new(|n: &str| n == "model.norm.weight" || n == "lm_head.weight")),
+    )
+    .unwrap();
+    let mut t2 = Trainer::new(config(), 1);
+    assert!(checkpoint::load(&saved, &only_head.model, &mut t2).is_ok()); // a subset is found by name
+    std::fs::remove_file(saved.join(checkpoint::WEIGHTS)).unwrap();
+    let e = checkpoint::load(&saved, &lm.model, &mut t2).unwrap_err().to_string();
+    assert!(e.contains("weights.safetensors"), "{e}");
+    assert!(checkpoint::latest(tempfile::tempdir().unwrap().path()).is_none());
+}
