@@ -5,32 +5,13 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Result;
 use candle_core::{DType, Device};
+use common::WordsReward;
 use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
-use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{Rewarder, StepConfig, TrainPrompt, Trainer};
-
-/// Words written over the 24 tokens allowed (capped at 1): a length reward a random-weight
-/// model can climb by favouring tokens that start words; counted by the reward stack's
-/// word counter.
-struct WordsReward;
-
-impl Rewarder for WordsReward {
-    fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
-        Ok(candidates
-            .iter()
-            .map(|c| {
-                let mut b = Breakdown::rules(c, Weights::training());
-                b.reward = (b.words as f64 / 24.0).min(1.0);
-                b
-            })
-            .collect())
-    }
-}
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 
 fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
     let dir = tempfile::tempdir().unwrap();
@@ -77,7 +58,7 @@ fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
     let mut rewards = Vec::new();
     let mut all = Vec::new();
     for _ in 0..30 {
-        let (stats, rows) = trainer.step(&lm, &batch, &WordsReward, &cancel).unwrap();
+        let (stats, rows) = trainer.step(&lm, &batch, &WordsReward(24.0), &cancel).unwrap();
         assert_eq!(rows.len(), 12);
         assert_eq!(rows.iter().filter(|r| r.rollout.is_reference).count(), if hri { 2 } else { 0 });
         rewards.push(stats.policy_reward_mean);

@@ -1,31 +1,17 @@
 //! Checkpoint and resume: steps after a resume equal the uninterrupted run's, bit for bit.
 
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
-use anyhow::Result;
 use candle_core::{DType, Device};
+use common::WordsReward;
 use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
-use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
 use polaris::train::checkpoint;
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{Rewarder, StepConfig, StepStats, TrainPrompt, Trainer};
-
-struct WordsReward;
-
-impl Rewarder for WordsReward {
-    fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
-        Ok(candidates
-            .iter()
-            .map(|c| {
-                let mut b = Breakdown::rules(c, Weights::training());
-                b.reward = (b.words as f64 / 16.0).min(1.0);
-                b
-            })
-            .collect())
-    }
-}
+use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
 
 fn config() -> StepConfig {
     StepConfig {
@@ -66,7 +52,7 @@ fn resuming_continues_exactly() {
     let mut a = Trainer::new(config(), 11);
     let mut straight: Vec<StepStats> = Vec::new();
     for _ in 0..3 {
-        straight.push(a.step(&lm, &batch, &WordsReward, &cancel).unwrap().0);
+        straight.push(a.step(&lm, &batch, &WordsReward(16.0), &cancel).unwrap().0);
     }
 
     // 2 steps, checkpoint, a fresh process (new model, new trainer), 1 more step
@@ -74,7 +60,7 @@ fn resuming_continues_exactly() {
     let lm1 = open(model_dir.path());
     let mut b = Trainer::new(config(), 11);
     for _ in 0..2 {
-        b.step(&lm1, &batch, &WordsReward, &cancel).unwrap();
+        b.step(&lm1, &batch, &WordsReward(16.0), &cancel).unwrap();
     }
     let saved = checkpoint::save(run_dir.path(), &lm1.model, &b, 2).unwrap();
     assert!(saved.ends_with("checkpoints/step-000002"));
@@ -84,7 +70,7 @@ fn resuming_continues_exactly() {
     let mut c = Trainer::new(config(), 0); // the seed comes from the checkpoint
     let state = checkpoint::load(&saved, &lm2.model, &mut c).unwrap();
     assert_eq!((state.step, state.data_cursor, c.seed), (2, 2, 11));
-    let third = c.step(&lm2, &batch, &WordsReward, &cancel).unwrap().0;
+    let third = c.step(&lm2, &batch, &WordsReward(16.0), &cancel).unwrap().0;
 
     let same = |x: &StepStats, y: &StepStats| {
         x.step == y.step

@@ -252,3 +252,32 @@ pub fn gated_rms_norm(x: &Tensor, gate: &Tensor, w: &Tensor, eps: f64, kernels: 
     let normed = rms_norm(&x.to_dtype(inner)?, &w.to_dtype(inner)?, eps, kernels)?;
     Ok((normed * gate.to_dtype(inner)?.silu()?)?.to_dtype(dtype)?)
 }
+
+/// Positions 0..T for every row and the causal mask (None for a single position): the
+/// full-sequence forward of every architecture.
+pub fn causal_positions(
+    b: usize,
+    t: usize,
+    dtype: DType,
+    device: &Device,
+) -> Result<(Vec<Vec<u32>>, Option<Tensor>)> {
+    let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
+    let mask = if t > 1 { Some(attention_mask(&vec![0; b], 0, t, dtype, device)?) } else { None };
+    Ok((positions, mask))
+}
+
+/// Rotary positions of `t` new tokens after `start` cached ones, per left-padded row.
+pub fn cached_positions(pad: &[usize], start: usize, t: usize) -> Vec<Vec<u32>> {
+    pad.iter().map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect()).collect()
+}
+
+/// Keeps the given rows of a KV cache holding `len` positions.
+pub fn select_kv_rows(cache: &mut candle_nn::kv_cache::KvCache, rows: &Tensor, len: usize) -> Result<()> {
+    let (Some(k), Some(v)) = (cache.k()?, cache.v()?) else { return Ok(()) };
+    let rows = rows.to_device(k.device())?;
+    let (k, v) = (k.contiguous()?.index_select(&rows, 0)?, v.contiguous()?.index_select(&rows, 0)?);
+    let mut fresh = candle_nn::kv_cache::KvCache::new(2, len.max(1));
+    fresh.append(&k, &v)?;
+    *cache = fresh;
+    Ok(())
+}

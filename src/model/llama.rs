@@ -11,8 +11,8 @@ use candle_nn::kv_cache::KvCache;
 
 use super::config::ModelConfig;
 use super::layers::{
-    apply_rope, attention, attention_mask, linear, rms_norm, rope_inv_freq, rope_tables, Kernels, Mask,
-    SwiGlu,
+    apply_rope, attention, attention_mask, cached_positions, causal_positions, linear, rms_norm,
+    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -170,14 +170,7 @@ impl Cache {
     pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for c in &mut self.layers {
-            let (Some(k), Some(v)) = (c.k()?, c.v()?) else {
-                continue;
-            };
-            let idx = idx.to_device(k.device())?;
-            let (k, v) = (k.contiguous()?.index_select(&idx, 0)?, v.contiguous()?.index_select(&idx, 0)?);
-            let mut fresh = KvCache::new(2, self.len.max(1));
-            fresh.append(&k, &v)?;
-            *c = fresh;
+            select_kv_rows(c, &idx, self.len)?;
         }
         self.pad = rows.iter().map(|&r| self.pad[r]).collect();
         Ok(())
@@ -227,9 +220,7 @@ impl Llama {
     /// real positions.
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
-        let mask =
-            if t > 1 { Some(attention_mask(&vec![0; b], 0, t, self.dtype, &self.device)?) } else { None };
+        let (positions, mask) = causal_positions(b, t, self.dtype, &self.device)?;
         let mask = mask.as_ref().map_or(Mask::None, Mask::Additive);
         self.run(ids, &positions, &mask, None, Kernels::Differentiable)
     }
@@ -247,11 +238,7 @@ impl Llama {
             bail!("batch of {b} rows does not match the cache's {}", cache.batch());
         }
         let start = cache.len;
-        let positions: Vec<Vec<u32>> = cache
-            .pad
-            .iter()
-            .map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect())
-            .collect();
+        let positions = cached_positions(&cache.pad, start, t);
         // keys in a row's left padding stay hidden at every later step too
         let additive =
             if t > 1 { Some(attention_mask(&cache.pad, start, t, self.dtype, &self.device)?) } else { None };

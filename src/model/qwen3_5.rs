@@ -13,8 +13,8 @@ use candle_nn::kv_cache::KvCache;
 use super::config::{LayerType, LinearAttention, ModelConfig};
 use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
 use super::layers::{
-    apply_rope, attention, attention_mask, gated_rms_norm, linear, rms_norm_one_plus, rope_inv_freq,
-    rope_tables, Kernels, Mask, SwiGlu,
+    apply_rope, attention, attention_mask, cached_positions, causal_positions, gated_rms_norm, linear,
+    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -269,15 +269,7 @@ impl Cache {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for layer in &mut self.layers {
             match layer {
-                LayerCache::Kv(c) => {
-                    let (Some(k), Some(v)) = (c.k()?, c.v()?) else { continue };
-                    let idx = idx.to_device(k.device())?;
-                    let (k, v) =
-                        (k.contiguous()?.index_select(&idx, 0)?, v.contiguous()?.index_select(&idx, 0)?);
-                    let mut fresh = KvCache::new(2, self.len.max(1));
-                    fresh.append(&k, &v)?;
-                    *c = fresh;
-                }
+                LayerCache::Kv(c) => select_kv_rows(c, &idx, self.len)?,
                 LayerCache::Delta(Some(s)) => {
                     let idx = idx.to_device(s.conv.device())?;
                     s.conv = s.conv.contiguous()?.index_select(&idx, 0)?;
@@ -354,9 +346,7 @@ impl Qwen35 {
     /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D].
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
-        let additive =
-            if t > 1 { Some(attention_mask(&vec![0; b], 0, t, self.dtype, &self.device)?) } else { None };
+        let (positions, additive) = causal_positions(b, t, self.dtype, &self.device)?;
         let mask = additive.as_ref().map_or(Mask::None, Mask::Additive);
         self.run(ids, &positions, mask, None, None, Kernels::Differentiable)
     }
@@ -380,11 +370,7 @@ impl Qwen35 {
             bail!("batch of {b} rows does not match the cache's {}", cache.pad.len());
         }
         let start = cache.len;
-        let positions: Vec<Vec<u32>> = cache
-            .pad
-            .iter()
-            .map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect())
-            .collect();
+        let positions = cached_positions(&cache.pad, start, t);
         // DeltaNet layers see zeros at left-padding positions
         let keep = if cache.pad.iter().any(|&p| p > start) {
             let m: Vec<f32> = cache

@@ -72,3 +72,41 @@ pub fn random_qwen3_5(dtype: DType, trainable: polaris::model::TrainableFn, laye
     .unwrap();
     Model::build(&cfg, Source::random(5, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
 }
+
+/// Largest |a - b| over two tensors of the same shape.
+pub fn tensor_max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+/// A rule reward for training tests: words written over `target` (capped at 1), counted by
+/// the reward stack's word counter. A random-weight model climbs it by favouring tokens
+/// that start words.
+pub struct WordsReward(pub f64);
+
+impl polaris::train::step::Rewarder for WordsReward {
+    fn score(
+        &self,
+        candidates: &[polaris::reward::breakdown::Candidate],
+    ) -> anyhow::Result<Vec<polaris::reward::Breakdown>> {
+        use polaris::reward::breakdown::{Breakdown, Weights};
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let mut b = Breakdown::rules(c, Weights::training());
+                b.reward = (b.words as f64 / self.0).min(1.0);
+                b
+            })
+            .collect())
+    }
+}
