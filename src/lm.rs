@@ -36,10 +36,6 @@ impl LanguageModel {
             );
         }
         let model = Model::load_dir(dir, opts)?;
-        if let Some(note) = model.skipped_note() {
-            // the one log line; the TUI's logger picks up stderr lines as well
-            eprintln!("note: {note}");
-        }
         let tokenizer = Tokenizer::from_dir(dir)?;
         let model_vocab = model.config().vocab_size;
         if tokenizer.vocab_size() > model_vocab {

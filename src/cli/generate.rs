@@ -42,7 +42,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         bail!("--words adds a length sentence, which --raw skips; drop one of them");
     }
     let params = args.sampling.params(args.words)?;
-    let lm = LanguageModel::open(&args.model.model, &args.model.load_options()?)?;
+    let lm = args.model.open()?;
     let text = match args.words {
         Some(w) if !args.raw => story_prompt(&args.prompt, w),
         _ => args.prompt.clone(),

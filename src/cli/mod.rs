@@ -71,6 +71,15 @@ impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
         Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
     }
+
+    /// Opens the model, reporting in one line any checkpoint parts it skipped.
+    pub fn open(&self) -> Result<crate::lm::LanguageModel> {
+        let lm = crate::lm::LanguageModel::open(&self.model, &self.load_options()?)?;
+        if let Some(note) = lm.model.skipped_note() {
+            eprintln!("note: {note}");
+        }
+        Ok(lm)
+    }
 }
 
 /// Sampling flags; anything not given keeps the model card's default (RECIPE.md).

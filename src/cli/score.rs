@@ -9,7 +9,6 @@ use serde::Serialize;
 
 use super::{ModelArgs, OnOff};
 use crate::generate::story_prompt;
-use crate::lm::LanguageModel;
 use crate::model::logprobs::{logprobs, DEFAULT_CHUNK};
 
 #[derive(Args, Debug)]
@@ -59,7 +58,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     } else {
         std::fs::read_to_string(&args.text).with_context(|| format!("cannot read --text {}", args.text))?
     };
-    let lm = LanguageModel::open(&args.model.model, &args.model.load_options()?)?;
+    let lm = args.model.open()?;
     let (ids, scored_from) = if args.raw {
         (lm.tokenizer.encode(&text, true)?, 1)
     } else {

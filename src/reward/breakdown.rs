@@ -162,22 +162,33 @@ pub async fn score_batch(
     weights: Weights,
 ) -> Vec<Breakdown> {
     let mut set = tokio::task::JoinSet::new();
+    let mut index_of = std::collections::HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
         let (client, prompt, story) = (client.clone(), c.prompt.clone(), c.story.clone());
-        set.spawn(async move { (i, client.judge(&prompt, &story).await) });
+        let handle = set.spawn(async move { (i, client.judge(&prompt, &story).await) });
+        index_of.insert(handle.id(), i);
     }
-    let mut results: Vec<Option<super::judge::JudgeResult>> = vec![None; candidates.len()];
+    let mut results: Vec<Result<super::judge::JudgeResult, String>> =
+        vec![Err("the judge task did not finish".into()); candidates.len()];
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok((i, r)) => results[i] = Some(r),
-            Err(e) => eprintln!("a judge task failed: {e}"),
+            Ok((i, r)) => results[i] = Ok(r),
+            // a judge task that panicked is that story's failure, recorded like any other
+            Err(e) => {
+                if let Some(&i) = index_of.get(&e.id()) {
+                    results[i] = Err(format!("the judge task failed: {e}"));
+                }
+            }
         }
     }
     let mut out: Vec<Breakdown> = candidates.iter().map(|c| Breakdown::rules(c, weights)).collect();
     for (b, r) in out.iter_mut().zip(results) {
-        let Some(r) = r else {
-            b.judge_failure = Some("the judge task did not finish".into());
-            continue;
+        let r = match r {
+            Ok(r) => r,
+            Err(reason) => {
+                b.judge_failure = Some(reason);
+                continue;
+            }
         };
         b.judge_usage = r.usage;
         b.judge_attempts = r.attempts;
