@@ -1,6 +1,7 @@
 //! A run's shared language: the versioned Event and Control types, and the append-only
 //! event log (`events.jsonl`) with its live broadcast.
 
+pub mod driver;
 pub mod event;
 pub mod log;
 

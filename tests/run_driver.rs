@@ -1,0 +1,174 @@
+//! The run driver: events in order with strictly increasing seq, every step's rollouts on
+//! disk, controls obeyed between steps, checkpoints, stop, interrupt, and resuming a run.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
+
+use candle_core::{DType, Device};
+use common::WordsReward;
+use polaris::generate::SamplingParams;
+use polaris::lm::LanguageModel;
+use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
+use polaris::run::log::read;
+use polaris::run::{Control, EventKind};
+use polaris::train::data::Example;
+use polaris::train::schedule::LrSchedule;
+use polaris::train::step::{StepConfig, Trainer};
+
+fn trainer() -> Trainer {
+    let cfg = StepConfig {
+        group_size: 3,
+        sampling: SamplingParams {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            repetition_penalty: 1.0,
+            max_new_tokens: 8,
+            thinking_budget: None,
+            ..SamplingParams::default()
+        },
+        thinking: false,
+        lr: LrSchedule::Constant { lr: 1e-3 },
+        ..StepConfig::default()
+    };
+    Trainer::new(cfg, 5)
+}
+
+fn data() -> Vec<Example> {
+    (0..3)
+        .map(|i| Example {
+            uid: format!("p{i}"),
+            prompt: format!("Write a story about lamp {i}. The story should be 100 words long."),
+            target_word_count: 100,
+            story: Some(format!("The lamp {i} burned all night by the sea.")),
+            reasoning: None,
+        })
+        .collect()
+}
+
+fn kinds(path: &std::path::Path) -> Vec<String> {
+    read(path)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| serde_json::to_value(&e.kind).unwrap()["event"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
+    let model_dir = tempfile::tempdir().unwrap();
+    tiny::write(model_dir.path()).unwrap();
+    let lm = LanguageModel::from_dir(
+        model_dir.path(),
+        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
+    )
+    .unwrap();
+    let data = data();
+    let reward = WordsReward(16.0);
+    let run = tempfile::tempdir().unwrap();
+    let opts = RunOptions { steps: 3, prompts_per_step: 2, checkpoint_every: 2 };
+
+    let (tx, rx) = mpsc::channel();
+    for c in [Control::Pause, Control::Resume, Control::CheckpointNow] {
+        tx.send(c).unwrap();
+    }
+    let mut d = Driver::new(
+        RunDir::create(run.path()).unwrap(),
+        "steps = 3\n",
+        Work { lm: &lm, data: &data, rewarder: &reward },
+        trainer(),
+        opts,
+        rx,
+    )
+    .unwrap();
+    let ending = d.run(serde_json::json!({"steps": 3}), None, &AtomicBool::new(false)).unwrap();
+    assert_eq!(ending, Ending::Finished);
+    let events = run.path().join("events.jsonl");
+    assert_eq!(
+        kinds(&events),
+        [
+            "started",
+            "paused",
+            "resumed",
+            "checkpoint",
+            "step",
+            "step",
+            "checkpoint",
+            "step",
+            "checkpoint",
+            "finished"
+        ]
+    );
+    let log = read(&events).unwrap();
+    assert!(log.events.windows(2).all(|w| w[1].seq == w[0].seq + 1) && log.events[0].seq == 1);
+    // 3 steps x 2 groups x 3 rows, each with its step, reward and advantage
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(run.path().join("rollouts.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 18);
+    assert_eq!(rows.iter().filter(|r| r["rollout"]["is_reference"] == true).count(), 6);
+    assert!(rows.iter().all(|r| r["reward"].is_number()
+        && r["advantage"].is_number()
+        && r["breakdown"]["words"].is_number()));
+    assert_eq!(rows.last().unwrap()["step"], 3);
+    assert!(run.path().join("checkpoints/step-000003/state.json").exists());
+    assert_eq!(std::fs::read_to_string(run.path().join("config.toml")).unwrap(), "steps = 3\n");
+    drop(d);
+
+    // resume into the same directory: the log continues, one more step
+    let (_tx, rx) = mpsc::channel();
+    let more = RunOptions { steps: 4, ..opts };
+    let mut d = Driver::new(
+        RunDir::create(run.path()).unwrap(),
+        "steps = 4\n",
+        Work { lm: &lm, data: &data, rewarder: &reward },
+        trainer(),
+        more,
+        rx,
+    )
+    .unwrap();
+    assert_eq!(d.resume_latest().unwrap(), Some(3));
+    assert_eq!(d.cursor, 6);
+    assert_eq!(d.run(serde_json::json!({}), Some(3), &AtomicBool::new(false)).unwrap(), Ending::Finished);
+    let log = read(&events).unwrap();
+    assert!(log.events.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    assert!(matches!(log.events[10].kind, EventKind::Started { resumed_from_step: Some(3), .. }));
+    assert!(matches!(log.events.last().unwrap().kind, EventKind::Finished { step: 4, .. }));
+    drop(d);
+
+    // a Stop before the first step, and an interrupt: no steps, a final record either way
+    let other = tempfile::tempdir().unwrap();
+    let (tx, rx) = mpsc::channel();
+    tx.send(Control::Stop).unwrap();
+    let mut d = Driver::new(
+        RunDir::create(other.path()).unwrap(),
+        "",
+        Work { lm: &lm, data: &data, rewarder: &reward },
+        trainer(),
+        opts,
+        rx,
+    )
+    .unwrap();
+    assert_eq!(d.run(serde_json::json!({}), None, &AtomicBool::new(false)).unwrap(), Ending::Stopped);
+    drop(d);
+    let (_tx, rx) = mpsc::channel();
+    let mut d = Driver::new(
+        RunDir::create(other.path()).unwrap(),
+        "",
+        Work { lm: &lm, data: &data, rewarder: &reward },
+        trainer(),
+        opts,
+        rx,
+    )
+    .unwrap();
+    assert_eq!(d.run(serde_json::json!({}), None, &AtomicBool::new(true)).unwrap(), Ending::Interrupted);
+    let k = kinds(&other.path().join("events.jsonl"));
+    // the second driver did not resume, so it is a fresh run at step 0 with its own final checkpoint
+    assert_eq!(k, ["started", "checkpoint", "finished", "started", "checkpoint", "finished"]);
+}
