@@ -26,21 +26,6 @@ fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
 }
 
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
-
 #[test]
 fn chunked_and_recurrent_forms_agree() {
     let (b, h, dk, dv) = (2, 3, 8, 5);
@@ -54,8 +39,8 @@ fn chunked_and_recurrent_forms_agree() {
         let (o1, s1) = deltanet::recurrent(&q, &k, &v, &g, &beta, s0.as_ref()).unwrap();
         let (o2, s2) = deltanet::chunked(&q, &k, &v, &g, &beta, s0.as_ref()).unwrap();
         // f64 throughout: the two forms differ only by rounding
-        assert!(max_diff(&o1, &o2) < 1e-10, "T={t}: outputs differ by {}", max_diff(&o1, &o2));
-        assert!(max_diff(&s1, &s2) < 1e-10, "T={t}: states differ by {}", max_diff(&s1, &s2));
+        assert!(tensor_max_diff(&o1, &o2) < 1e-10, "T={t}: outputs differ by {}", tensor_max_diff(&o1, &o2));
+        assert!(tensor_max_diff(&s1, &s2) < 1e-10, "T={t}: states differ by {}", tensor_max_diff(&s1, &s2));
     }
 }
 
@@ -66,7 +51,7 @@ fn model_forms_agree_over_several_chunks() {
     let a = model.logits(&ids(std::slice::from_ref(&seq))).unwrap();
     model.set_delta_form(DeltaForm::Recurrent);
     let b = model.logits(&ids(&[seq])).unwrap();
-    assert!(max_diff(&a, &b) < 1e-9, "{}", max_diff(&a, &b));
+    assert!(tensor_max_diff(&a, &b) < 1e-9, "{}", tensor_max_diff(&a, &b));
 }
 
 fn qwen3_5_tiny() -> Model {
