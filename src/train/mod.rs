@@ -2,6 +2,7 @@
 
 pub mod advantage;
 pub mod checkpoint;
+pub mod config;
 pub mod data;
 pub mod group;
 pub mod loss;

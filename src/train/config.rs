@@ -1,0 +1,301 @@
+//! A run's configuration (config.toml): every default is the recipe's (RECIPE.md). Any key
+//! can be overridden with `--set section.key=value`; an invalid value is an error naming the
+//! key. `init-config` writes INIT_TEMPLATE, whose values are tested to equal the defaults.
+
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
+
+use super::step::StepConfig;
+use crate::reward::breakdown::Weights;
+use crate::reward::JudgeSettings;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSection {
+    /// Run directory (default runs/<name>).
+    pub out: Option<String>,
+    pub name: String,
+    pub steps: usize,
+    /// Prompts (GRPO groups) per step.
+    pub prompts_per_step: usize,
+    /// Checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+    pub seed: u64,
+    /// cpu, cpu:N, or cuda:0,cuda:1,...
+    pub devices: String,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            out: None,
+            name: "run".into(),
+            steps: 160,
+            prompts_per_step: 8,
+            checkpoint_every: 20,
+            seed: 0,
+            devices: "cpu".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSection {
+    /// A Hugging Face model directory, or `tiny`.
+    pub path: String,
+    pub dtype: String,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self { path: "tiny".into(), dtype: "f32".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSection {
+    /// Dataset JSONL (uid, prompt, target_word_count, story, reasoning).
+    pub train: String,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        Self { train: "assets/demo/prompts.jsonl".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardSection {
+    /// offline, openai:MODEL or gemini:MODEL
+    pub judge: String,
+    /// builtin, or a rubric TOML
+    pub rubric: String,
+    /// An external judge prompt + schema pair instead of `rubric`.
+    pub rubric_prompt: Option<String>,
+    pub rubric_schema: Option<String>,
+    pub weights: Weights,
+}
+
+impl Default for RewardSection {
+    fn default() -> Self {
+        Self {
+            judge: "offline".into(),
+            rubric: "builtin".into(),
+            rubric_prompt: None,
+            rubric_schema: None,
+            weights: Weights::training(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub run: RunSection,
+    pub model: ModelSection,
+    pub data: DataSection,
+    pub reward: RewardSection,
+    pub judge: JudgeSettings,
+    pub step: StepConfig,
+}
+
+impl TrainConfig {
+    /// Parses a config file's text, then applies `--set` overrides in order.
+    ///
+    /// The file and the overrides are merged key by key over the full defaults, so a partial
+    /// table (`[step.sampling]` with one key) keeps the recipe's other values rather than
+    /// the defaults of its own type.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
+        let user: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{origin} does not parse: {e}"))?;
+        let mut table: toml::Table = toml::Value::try_from(TrainConfig::default())?
+            .as_table()
+            .cloned()
+            .ok_or_else(|| anyhow!("defaults are not a table"))?;
+        merge(&mut table, user);
+        for o in overrides {
+            set(&mut table, o)?;
+        }
+        let cfg: TrainConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| anyhow!("{origin}: {e}"))?;
+        cfg.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+        Ok(cfg)
+    }
+
+    /// Checks that serde cannot: ranges and relations between keys.
+    pub fn validate(&self) -> Result<()> {
+        let s = &self.step;
+        if self.run.steps == 0 {
+            bail!("run.steps must be at least 1");
+        }
+        if self.run.prompts_per_step == 0 {
+            bail!("run.prompts_per_step must be at least 1");
+        }
+        if s.group_size < 2 {
+            bail!("step.group_size must be at least 2 (a group needs rows to compare)");
+        }
+        if !(0.0..1.0).contains(&s.loss.clip_low) || s.loss.clip_high <= 0.0 {
+            bail!("step.loss.clip_low must be in [0, 1) and step.loss.clip_high positive");
+        }
+        if s.max_grad_norm <= 0.0 {
+            bail!("step.max_grad_norm must be positive");
+        }
+        s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
+        crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
+        crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
+        Ok(())
+    }
+
+    /// The resolved configuration as TOML (written to the run directory).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+}
+
+/// Deep merge: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) if !is_tagged(b) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Tagged enums (`{ kind = ... }`) are replaced whole: their fields depend on the kind.
+fn is_tagged(t: &toml::Table) -> bool {
+    t.contains_key("kind")
+}
+
+/// `a.b.c=value`: value read as a TOML literal (number, boolean, string in quotes, array),
+/// else taken as a plain string.
+fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let Some((key, raw)) = assignment.split_once('=') else {
+        bail!("--set {assignment:?}: expected KEY=VALUE, e.g. step.group_size=8");
+    };
+    let (key, raw) = (key.trim(), raw.trim());
+    let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set {assignment:?}: empty part in the key");
+    }
+    let mut cur = table;
+    // a tagged table (lr, decay, aggregation) is replaced whole when its kind changes
+    if parts.last() == Some(&"kind") {
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), value);
+        return set_table(cur, &parts[..parts.len() - 1], t);
+    }
+    for p in &parts[..parts.len() - 1] {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| anyhow!("--set {key}: {p} is not a table"))?;
+    }
+    cur.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
+}
+
+fn set_table(mut cur: &mut toml::Table, path: &[&str], value: toml::Table) -> Result<()> {
+    let Some((last, init)) = path.split_last() else { bail!("--set kind needs a table path") };
+    for p in init {
+        let entry = cur.entry(p.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cur = entry.as_table_mut().ok_or_else(|| anyhow!("--set: {p} is not a table"))?;
+    }
+    cur.insert(last.to_string(), toml::Value::Table(value));
+    Ok(())
+}
+
+/// What `polaris-tui init-config` writes: the recipe's defaults, commented.
+pub const INIT_TEMPLATE: &str = r#"# polaris-tui run configuration. Defaults are the POLARIS recipe's (shared/docs/RECIPE.md).
+# Any key can be overridden on the command line: --set step.group_size=8
+
+[run]
+name = "run"                  # run directory: runs/<name> unless out is set
+steps = 160                   # optimizer steps
+prompts_per_step = 8          # GRPO groups per step
+checkpoint_every = 20         # also on stop and at the end
+seed = 0
+devices = "cpu"               # cpu, cpu:N, or cuda:0,cuda:1,... (cuda feature)
+
+[model]
+path = "tiny"                 # a Hugging Face model directory, or the built-in tiny model
+dtype = "f32"                 # f32, bf16 or f16
+
+[data]
+train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, story, reasoning
+
+[reward]
+judge = "offline"             # offline, openai:MODEL or gemini:MODEL
+rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
+
+[reward.weights]              # composite = clip(sq·SQ - rep·self_rep - len·length - blank·blank + overlong, ±clip)
+story_quality = 1.0
+repetition = 1.5
+length = 0.8
+blank = 1.0
+overlong = 1.0
+clip = 2.0
+max_response_tokens = 8192    # DAPO overlong penalty over the last overlong_window tokens
+overlong_window = 512
+
+[judge]
+temperature = 0.2
+top_p = 0.9
+max_tokens = 8192
+concurrency = 4
+retries = 3
+backoff_secs = 5.0
+max_backoff_secs = 60.0
+timeout_secs = 180.0
+# base_url = "http://localhost:8000/v1"     # else OPENAI_BASE_URL / the provider's URL
+# api_key_env = "OPENAI_API_KEY"
+# [judge.prices."gemini-3-flash"]
+# input_per_million = 0.3
+# output_per_million = 2.5
+
+[step]
+group_size = 6                # 5 policy rollouts + 1 human reference
+hri = true                    # human-reference injection
+scale_by_std = true           # false: Dr. GRPO advantages
+thinking = true
+max_grad_norm = 1.0
+logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
+
+[step.hri_schedule]           # reference row weight: 0 -> peak over warmup_steps
+peak = 0.4
+warmup_steps = 15
+decay = { kind = "none" }     # or { kind = "linear" | "cosine", steps = 100, final_value = 0.1 }
+
+[step.loss]
+clip_low = 0.2
+clip_high = 0.28              # clip-higher
+aggregation = { kind = "token_mean" }   # or sequence_mean, or { kind = "constant", tokens = 8192 } (Dr. GRPO)
+kl_coef = 0.0
+
+[step.sampling]               # rollouts
+temperature = 1.0
+top_p = 0.95
+top_k = 20
+min_p = 0.0
+repetition_penalty = 1.1
+presence_penalty = 0.0
+max_new_tokens = 8192
+thinking_budget = 3072
+seed = 0
+
+[step.lr]
+kind = "constant"             # or { kind = "warmup_cosine", lr, warmup_steps, total_steps, min_lr }
+lr = 1e-6
+
+[step.adamw]
+beta1 = 0.9
+beta2 = 0.999
+eps = 1e-8
+weight_decay = 0.01
+"#;

@@ -1,0 +1,76 @@
+//! The run configuration: the init template is the recipe's defaults, overrides apply, and
+//! bad values name their key.
+
+use polaris::train::config::{TrainConfig, INIT_TEMPLATE};
+
+#[test]
+fn the_init_template_holds_exactly_the_defaults() {
+    let cfg = TrainConfig::parse(INIT_TEMPLATE, "init", &[]).unwrap();
+    assert_eq!(cfg, TrainConfig::default());
+    // the recipe's numbers
+    assert_eq!((cfg.step.group_size, cfg.step.loss.clip_low, cfg.step.loss.clip_high), (6, 0.2, 0.28));
+    assert_eq!((cfg.step.hri_schedule.peak, cfg.step.hri_schedule.warmup_steps), (0.4, 15));
+    assert_eq!((cfg.reward.weights.repetition, cfg.reward.weights.length), (1.5, 0.8));
+    assert_eq!((cfg.run.steps, cfg.run.prompts_per_step), (160, 8));
+    // the resolved form reads back to the same config
+    assert_eq!(TrainConfig::parse(&cfg.to_toml().unwrap(), "resolved", &[]).unwrap(), cfg);
+    // an empty file is the defaults too
+    assert_eq!(TrainConfig::parse("", "empty", &[]).unwrap(), cfg);
+}
+
+#[test]
+fn overrides_apply_in_order() {
+    let sets = [
+        "step.group_size=8",
+        "run.name=smoke",
+        "step.hri=false",
+        "step.sampling.temperature=0.7",
+        "run.name=final",
+    ]
+    .map(String::from);
+    let cfg = TrainConfig::parse(INIT_TEMPLATE, "init", &sets).unwrap();
+    assert_eq!(cfg.step.group_size, 8);
+    assert!(!cfg.step.hri);
+    assert_eq!(cfg.step.sampling.temperature, 0.7);
+    assert_eq!(cfg.run.name, "final");
+    // a partial table keeps the recipe's other values (not its own type's defaults)
+    assert_eq!(cfg.step.sampling.repetition_penalty, 1.1);
+    assert_eq!(cfg.step.sampling.top_k, 20);
+    let partial = TrainConfig::parse("[step.sampling]\ntop_k = 50\n", "partial", &[]).unwrap();
+    assert_eq!(
+        (
+            partial.step.sampling.top_k,
+            partial.step.sampling.temperature,
+            partial.step.sampling.repetition_penalty
+        ),
+        (50, 1.0, 1.1)
+    );
+    // a tagged value switches kind
+    let cos = TrainConfig::parse("", "x", &["step.lr={ kind = \"warmup_cosine\", lr = 1e-5, warmup_steps = 10, total_steps = 100, min_lr = 0.0 }".into()]).unwrap();
+    assert!(matches!(
+        cos.step.lr,
+        polaris::train::schedule::LrSchedule::WarmupCosine { warmup_steps: 10, .. }
+    ));
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let err = |text: &str, sets: &[&str]| -> String {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", TrainConfig::parse(text, "run.toml", &sets).unwrap_err())
+    };
+    let e = err("", &["step.group_size=six"]);
+    assert!(e.contains("run.toml") && e.contains("group_size"), "{e}");
+    let e = err("[step]\ngroup_sise = 4\n", &[]);
+    assert!(e.contains("group_sise"), "{e}");
+    let e = err("", &["step.group_size=1"]);
+    assert!(e.contains("step.group_size must be at least 2"), "{e}");
+    let e = err("", &["reward.judge=claude"]);
+    assert!(e.contains("reward.judge"), "{e}");
+    let e = err("", &["step.sampling.presence_penalty=0.5"]);
+    assert!(e.contains("step.sampling") && e.contains("never both"), "{e}");
+    let e = err("", &["nonsense"]);
+    assert!(e.contains("expected KEY=VALUE"), "{e}");
+    let e = err("[run\n", &[]);
+    assert!(e.contains("run.toml does not parse"), "{e}");
+}
