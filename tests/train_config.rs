@@ -74,3 +74,26 @@ fn bad_values_name_their_key() {
     let e = err("[run\n", &[]);
     assert!(e.contains("run.toml does not parse"), "{e}");
 }
+
+#[test]
+fn init_config_writes_the_template_and_keeps_existing_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run.toml");
+    let run = |force: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_polaris-tui"));
+        c.args(["init-config", "--out", out.to_str().unwrap()]);
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    assert!(run(false).status.success());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(TrainConfig::parse(&text, "run.toml", &[]).unwrap(), TrainConfig::default());
+    std::fs::write(&out, "# mine\n").unwrap();
+    let o = run(false);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "# mine\n");
+    assert!(run(true).status.success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), INIT_TEMPLATE);
+}

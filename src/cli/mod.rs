@@ -4,6 +4,7 @@
 mod bench;
 mod data;
 mod generate;
+mod init_config;
 mod judge;
 mod score;
 
@@ -37,6 +38,8 @@ pub enum Command {
     /// Training datasets: build one from a story collection, or check one.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Write a commented run configuration with the recipe's defaults.
+    InitConfig(init_config::InitConfigArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Judge(args)) => judge::run(args),
+        Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
