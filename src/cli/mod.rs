@@ -7,6 +7,7 @@ mod generate;
 mod init_config;
 mod judge;
 mod score;
+mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,8 @@ pub enum Command {
     /// Training datasets: build one from a story collection, or check one.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train with GRPO + human-reference injection, headless, one line per step.
+    Train(train::TrainArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
     /// Benchmarks that print a table.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Judge(args)) => judge::run(args),
         Some(Command::InitConfig(args)) => init_config::run(args),
+        Some(Command::Train(args)) => train::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
