@@ -355,3 +355,32 @@ async fn pairwise_asks_in_both_orders() {
     let first = r.a_first.unwrap();
     assert_eq!(first.criteria.len(), prompt.criteria.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_batch_gives_a_failed_judgement_the_batch_mean() {
+    use polaris::reward::breakdown::{score_batch, Candidate, SqSource, Weights};
+    let r = Rubric::builtin().unwrap();
+    let answer = valid_answer(&r);
+    // the story that mentions "doomed" always gets a 503
+    let (base, _server) = serve(move |_, body| {
+        if body.to_string().contains("doomed") {
+            Reply { status: 503, headers: vec![], body: "down".into(), delay_ms: 0 }
+        } else {
+            Reply::ok(openai_body(&answer))
+        }
+    })
+    .await;
+    let mut s = settings(&base, "POLARIS_TEST_KEY_BATCH");
+    s.retries = 1;
+    let c = Arc::new(client(s));
+    let cand = |story: String| Candidate { prompt: "p".into(), story, response: None };
+    let out =
+        score_batch(&c, &[cand(story()), cand(format!("{} doomed", story()))], Weights::training()).await;
+    assert_eq!(out[0].story_quality_source, SqSource::Judge);
+    assert_eq!(out[1].story_quality_source, SqSource::BatchMean);
+    assert_eq!(out[1].story_quality, out[0].story_quality);
+    assert!(out[1].judge_failure.as_deref().unwrap().contains("503"));
+    // the composite was computed for both
+    assert!(out.iter().all(|b| b.reward != 0.0 || b.composite == 0.0));
+    assert!((out[0].reward - out[0].composite.clamp(-2.0, 2.0)).abs() < 1e-12);
+}

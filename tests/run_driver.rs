@@ -71,20 +71,23 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
     let reward = WordsReward(16.0);
     let run = tempfile::tempdir().unwrap();
     let opts = RunOptions { steps: 3, prompts_per_step: 2, checkpoint_every: 2 };
+    let start = |dir: &std::path::Path, config: &str, opts: RunOptions, rx: mpsc::Receiver<Control>| {
+        Driver::new(
+            RunDir::create(dir).unwrap(),
+            config,
+            Work { lm: &lm, data: &data, rewarder: &reward },
+            trainer(),
+            opts,
+            rx,
+        )
+        .unwrap()
+    };
 
     let (tx, rx) = mpsc::channel();
     for c in [Control::Pause, Control::Resume, Control::CheckpointNow] {
         tx.send(c).unwrap();
     }
-    let mut d = Driver::new(
-        RunDir::create(run.path()).unwrap(),
-        "steps = 3\n",
-        Work { lm: &lm, data: &data, rewarder: &reward },
-        trainer(),
-        opts,
-        rx,
-    )
-    .unwrap();
+    let mut d = start(run.path(), "steps = 3\n", opts, rx);
     let ending = d.run(serde_json::json!({"steps": 3}), None, &AtomicBool::new(false)).unwrap();
     assert_eq!(ending, Ending::Finished);
     let events = run.path().join("events.jsonl");
@@ -124,15 +127,7 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
     // resume into the same directory: the log continues, one more step
     let (_tx, rx) = mpsc::channel();
     let more = RunOptions { steps: 4, ..opts };
-    let mut d = Driver::new(
-        RunDir::create(run.path()).unwrap(),
-        "steps = 4\n",
-        Work { lm: &lm, data: &data, rewarder: &reward },
-        trainer(),
-        more,
-        rx,
-    )
-    .unwrap();
+    let mut d = start(run.path(), "steps = 4\n", more, rx);
     assert_eq!(d.resume_latest().unwrap(), Some(3));
     assert_eq!(d.cursor, 6);
     assert_eq!(d.run(serde_json::json!({}), Some(3), &AtomicBool::new(false)).unwrap(), Ending::Finished);
@@ -146,27 +141,11 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
     let other = tempfile::tempdir().unwrap();
     let (tx, rx) = mpsc::channel();
     tx.send(Control::Stop).unwrap();
-    let mut d = Driver::new(
-        RunDir::create(other.path()).unwrap(),
-        "",
-        Work { lm: &lm, data: &data, rewarder: &reward },
-        trainer(),
-        opts,
-        rx,
-    )
-    .unwrap();
+    let mut d = start(other.path(), "", opts, rx);
     assert_eq!(d.run(serde_json::json!({}), None, &AtomicBool::new(false)).unwrap(), Ending::Stopped);
     drop(d);
     let (_tx, rx) = mpsc::channel();
-    let mut d = Driver::new(
-        RunDir::create(other.path()).unwrap(),
-        "",
-        Work { lm: &lm, data: &data, rewarder: &reward },
-        trainer(),
-        opts,
-        rx,
-    )
-    .unwrap();
+    let mut d = start(other.path(), "", opts, rx);
     assert_eq!(d.run(serde_json::json!({}), None, &AtomicBool::new(true)).unwrap(), Ending::Interrupted);
     let k = kinds(&other.path().join("events.jsonl"));
     // the second driver did not resume, so it is a fresh run at step 0 with its own final checkpoint

@@ -80,17 +80,7 @@ fn resuming_continues_exactly() {
     };
     assert!(same(&third, &straight[2]), "resumed step {third:?} vs uninterrupted {:?}", straight[2]);
     for ((n, va), (_, vc)) in lm.model.trainable().iter().zip(lm2.model.trainable()) {
-        let d = (va.as_tensor() - vc.as_tensor())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(d, 0.0, "{n} differs after resume");
+        assert_eq!(common::tensor_max_diff(va.as_tensor(), vc.as_tensor()), 0.0, "{n} differs after resume");
     }
 }
 

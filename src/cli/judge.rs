@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use crate::reward::breakdown::{score_batch, Candidate, Weights};
+use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -115,12 +115,12 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     let slice = (client.settings.concurrency * 4).max(8);
     let mut breakdowns = Vec::with_capacity(candidates.len());
     for chunk in candidates.chunks(slice) {
-        breakdowns.extend(runtime.block_on(score_batch(&client, chunk, weights)));
+        breakdowns.extend(runtime.block_on(judge_batch(&client, chunk, weights)));
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    // the batch-mean fallback applies over the whole file, not per slice
-    crate::reward::breakdown::apply_batch_mean(&mut breakdowns);
+    // the batch-mean fallback and the composite, once over the whole file
+    apply_batch_mean(&mut breakdowns);
 
     let tmp = out_path.with_extension("jsonl.tmp");
     {

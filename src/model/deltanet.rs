@@ -25,7 +25,11 @@ fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(y.reshape(shape)?)
 }
 
-fn zero_state(k: &Tensor, v: &Tensor) -> Result<Tensor> {
+/// The state carried in, or zeros [B, H, dk, dv] for k: [B, H, T, dk], v: [B, H, T, dv].
+fn initial_state(state: Option<&Tensor>, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    if let Some(s) = state {
+        return Ok(s.clone());
+    }
     let (b, h, _, dk) = k.dims4()?;
     let dv = v.dim(3)?;
     Ok(Tensor::zeros((b, h, dk, dv), k.dtype(), k.device())?)
@@ -42,10 +46,7 @@ pub fn recurrent(
 ) -> Result<(Tensor, Tensor)> {
     let t_len = q.dim(2)?;
     let scale = (q.dim(3)? as f64).powf(-0.5);
-    let mut s = match state {
-        Some(s) => s.clone(),
-        None => zero_state(k, v)?,
-    };
+    let mut s = initial_state(state, k, v)?;
     let mut outs = Vec::with_capacity(t_len);
     for t in 0..t_len {
         let q_t = (q.narrow(2, t, 1)?.squeeze(2)? * scale)?; // [B, H, dk]
@@ -74,6 +75,7 @@ pub fn chunked(
     state: Option<&Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let (b, h, t_len, dk) = q.dims4()?;
+    let s0 = initial_state(state, k, v)?;
     let dv = v.dim(3)?;
     let (dtype, device) = (q.dtype(), q.device());
     let c = CHUNK;
@@ -117,10 +119,7 @@ pub fn chunked(
     let value = mm(&t_inv, &v_beta)?; // [B, H, N, C, dv]
     let k_cumdecay = mm(&t_inv, &k_beta.broadcast_mul(&g.exp()?.unsqueeze(4)?)?)?; // [B, H, N, C, dk]
 
-    let mut s = match state {
-        Some(s) => s.clone(),
-        None => Tensor::zeros((b, h, dk, dv), dtype, device)?,
-    };
+    let mut s = s0;
     let mut outs = Vec::with_capacity(n);
     for i in 0..n {
         let q_i = q.narrow(2, i, 1)?.squeeze(2)?; // [B, H, C, dk]

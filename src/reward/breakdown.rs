@@ -161,6 +161,18 @@ pub async fn score_batch(
     candidates: &[Candidate],
     weights: Weights,
 ) -> Vec<Breakdown> {
+    let mut out = judge_batch(client, candidates, weights).await;
+    apply_batch_mean(&mut out);
+    out
+}
+
+/// Rule components and judgements of every candidate, judged concurrently; the fallback and
+/// the composite are left to `apply_batch_mean`, applied once over the whole batch.
+pub async fn judge_batch(
+    client: &Arc<JudgeClient>,
+    candidates: &[Candidate],
+    weights: Weights,
+) -> Vec<Breakdown> {
     let mut set = tokio::task::JoinSet::new();
     let mut index_of = std::collections::HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
@@ -203,7 +215,6 @@ pub async fn score_batch(
             Err(reason) => b.judge_failure = Some(reason),
         }
     }
-    apply_batch_mean(&mut out);
     out
 }
 
