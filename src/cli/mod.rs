@@ -6,7 +6,9 @@ mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod progress;
 mod score;
+mod sft;
 mod train;
 
 use anyhow::Result;
@@ -21,7 +23,7 @@ use crate::model::LoadOptions;
     name = "polaris-tui",
     version,
     about = "Train small language models to write long, good stories (GRPO + human-reference injection).",
-    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model writes a length-controlled story."
+    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model, warm-started on the demo stories, trained with GRPO + HRI against the offline judge (a run directory under runs/)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,6 +43,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Train with GRPO + human-reference injection, headless, one line per step.
     Train(train::TrainArgs),
+    /// Supervised fine-tuning on a dataset's stories; writes a model directory.
+    Sft(sft::SftArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
     /// Benchmarks that print a table.
@@ -50,15 +54,30 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        None => generate::demo(),
+        None => demo(),
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Judge(args)) => judge::run(args),
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Sft(args)) => sft::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
+}
+
+/// The demo run (no subcommand), headless: a progress bar and one line per step.
+fn demo() -> Result<()> {
+    let dir = crate::run::demo::fresh_dir();
+    let cfg = crate::run::demo::config(&dir)?;
+    eprintln!(
+        "polaris-tui demo: the built-in tiny model, a short supervised warm start on the demo stories, \
+         then GRPO + HRI with the offline judge. Ctrl-C stops it (checkpointed); continue with \
+         `polaris-tui train --config {0}/config.toml --resume auto`.",
+        dir.display()
+    );
+    let (_controls, rx) = std::sync::mpsc::channel();
+    train::run_headless(&cfg, crate::run::launch::Resume::Auto, rx)
 }
 
 /// Which model, in which precision, on which device.

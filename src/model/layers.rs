@@ -281,3 +281,19 @@ pub fn select_kv_rows(cache: &mut candle_nn::kv_cache::KvCache, rows: &Tensor, l
     *cache = fresh;
     Ok(())
 }
+
+/// What every layer of a full-sequence training forward shares: RoPE tables for positions
+/// 0..T and the causal mask (None when T = 1).
+pub struct TrainContext {
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub mask: Option<Tensor>,
+}
+
+impl TrainContext {
+    pub fn causal(b: usize, t: usize, inv_freq: &[f32], dtype: DType, device: &Device) -> Result<Self> {
+        let (positions, mask) = causal_positions(b, t, dtype, device)?;
+        let (cos, sin) = rope_tables(&positions, inv_freq, dtype, device)?;
+        Ok(Self { cos, sin, mask })
+    }
+}

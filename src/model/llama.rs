@@ -12,7 +12,7 @@ use candle_nn::kv_cache::KvCache;
 use super::config::ModelConfig;
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, causal_positions, linear, rms_norm,
-    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
+    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -225,6 +225,30 @@ impl Llama {
         self.run(ids, &positions, &mask, None, Kernels::Differentiable)
     }
 
+    /// The training forward one piece at a time (activation checkpointing): the embedded
+    /// ids [B, T, D], the causal context, each layer, the final norm.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
+        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    }
+
+    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
+        self.layers[i].forward(x, (&ctx.cos, &ctx.sin), &mask, None, Kernels::Differentiable)
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
+    }
+
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
         let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
         Cache { layers, pad, len: 0 }
@@ -260,10 +284,8 @@ impl Llama {
         mut caches: Option<&mut Vec<KvCache>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             x = layer.forward(&x, (&cos, &sin), mask, cache, kernels)?;

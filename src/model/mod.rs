@@ -4,6 +4,7 @@
 pub mod config;
 pub mod decode_attention;
 pub mod deltanet;
+pub mod export;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;
@@ -138,6 +139,43 @@ impl Model {
         match &self.arch {
             Arch::Llama(m) => m.hidden_states(ids),
             Arch::Qwen35(m) => m.hidden_states(ids),
+        }
+    }
+
+    /// The pieces of `hidden_states`, for a backward that recomputes one layer at a time:
+    /// embed, then each layer under one shared context, then the final norm.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.embed(ids),
+            Arch::Qwen35(m) => m.embed(ids),
+        }
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<layers::TrainContext> {
+        match &self.arch {
+            Arch::Llama(m) => m.train_context(b, t),
+            Arch::Qwen35(m) => m.train_context(b, t),
+        }
+    }
+
+    pub fn layer(&self, ctx: &layers::TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.layer(ctx, i, x),
+            Arch::Qwen35(m) => m.layer(ctx, i, x),
+        }
+    }
+
+    pub fn num_layers(&self) -> usize {
+        match &self.arch {
+            Arch::Llama(m) => m.num_layers(),
+            Arch::Qwen35(m) => m.num_layers(),
+        }
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.final_norm(x),
+            Arch::Qwen35(m) => m.final_norm(x),
         }
     }
 

@@ -14,7 +14,7 @@ use super::config::{LayerType, LinearAttention, ModelConfig};
 use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, causal_positions, gated_rms_norm, linear,
-    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
+    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
 };
 use super::params::{NormStyle, ParamBuilder};
 
@@ -403,28 +403,64 @@ impl Qwen35 {
         mut caches: Option<&mut Vec<LayerCache>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
         let eps = self.cfg.rms_norm_eps;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
-        for (i, layer) in self.layers.iter().enumerate() {
+        let mut x = self.embed(ids)?;
+        for i in 0..self.layers.len() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            let h = rms_norm_one_plus(&x, &layer.input_layernorm, eps, kernels)?;
-            let mixed = match (&layer.mixer, cache) {
-                (Mixer::Attention(a), Some(LayerCache::Kv(c))) => {
-                    a.forward(&h, (&cos, &sin), mask, Some(c), kernels)?
-                }
-                (Mixer::Attention(a), _) => a.forward(&h, (&cos, &sin), mask, None, kernels)?,
-                (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
-                    n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
-                }
-                (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
-            };
-            x = (x + mixed)?;
-            let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
-            x = (&x + layer.mlp.forward(&h, kernels)?)?;
+            x = self.decoder_layer(i, &x, (&cos, &sin), mask, keep, cache, kernels)?;
         }
         rms_norm_one_plus(&x, &self.norm, eps, kernels)
+    }
+
+    /// Decoder layer i: x [B, T, D] -> [B, T, D].
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: Mask,
+        keep: Option<&Tensor>,
+        cache: Option<&mut LayerCache>,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[i];
+        let eps = self.cfg.rms_norm_eps;
+        let h = rms_norm_one_plus(x, &layer.input_layernorm, eps, kernels)?;
+        let mixed = match (&layer.mixer, cache) {
+            (Mixer::Attention(a), Some(LayerCache::Kv(c))) => a.forward(&h, rope, mask, Some(c), kernels)?,
+            (Mixer::Attention(a), _) => a.forward(&h, rope, mask, None, kernels)?,
+            (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
+                n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
+            }
+            (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
+        };
+        let x = (x + mixed)?;
+        let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
+        Ok((&x + layer.mlp.forward(&h, kernels)?)?)
+    }
+
+    /// The training forward one piece at a time (activation checkpointing).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
+        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    }
+
+    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
+        self.decoder_layer(i, x, (&ctx.cos, &ctx.sin), mask, None, None, Kernels::Differentiable)
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm_one_plus(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
     }
 }

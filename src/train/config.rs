@@ -5,6 +5,7 @@
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::sft::SftConfig;
 use super::step::StepConfig;
 use crate::reward::breakdown::Weights;
 use crate::reward::JudgeSettings;
@@ -99,6 +100,8 @@ pub struct TrainConfig {
     pub data: DataSection,
     pub reward: RewardSection,
     pub judge: JudgeSettings,
+    /// Supervised warm start on the dataset's stories before GRPO (epochs = 0: none).
+    pub sft: SftConfig,
     pub step: StepConfig,
 }
 
@@ -142,6 +145,13 @@ impl TrainConfig {
         if s.max_grad_norm <= 0.0 {
             bail!("step.max_grad_norm must be positive");
         }
+        if s.ppo_epochs == 0 {
+            bail!("step.ppo_epochs must be at least 1");
+        }
+        if s.loss.kl_coef < 0.0 {
+            bail!("step.loss.kl_coef must be >= 0 (0 turns the KL term off)");
+        }
+        crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
@@ -259,6 +269,16 @@ timeout_secs = 180.0
 # input_per_million = 0.3
 # output_per_million = 2.5
 
+[sft]                         # supervised warm start on the data's stories, before GRPO
+epochs = 0                    # 0: none (the recipe starts GRPO from the instruct model)
+batch_size = 4
+lr = 1e-5
+max_grad_norm = 1.0
+max_response_tokens = 0       # 0: whole stories
+thinking = true
+seed = 0
+checkpoint_layers = false
+
 [step]
 group_size = 6                # 5 policy rollouts + 1 human reference
 hri = true                    # human-reference injection
@@ -266,6 +286,9 @@ scale_by_std = true           # false: Dr. GRPO advantages
 thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
+ppo_epochs = 1                # updates per step on the same rollouts (old log-probs stored)
+micro_batch_rows = 0          # rows per forward/backward, gradients accumulated; 0 = all at once
+checkpoint_layers = false     # activation checkpointing: recompute each layer in backward
 
 [step.hri_schedule]           # reference row weight: 0 -> peak over warmup_steps
 peak = 0.4

@@ -110,3 +110,16 @@ impl polaris::train::step::Rewarder for WordsReward {
             .collect())
     }
 }
+
+/// Plain ancestral sampling (no top-k/p, no penalties, no thinking budget) for training tests.
+pub fn plain_sampling(max_new_tokens: usize) -> polaris::generate::SamplingParams {
+    polaris::generate::SamplingParams {
+        temperature: 1.0,
+        top_p: 1.0,
+        top_k: 0,
+        repetition_penalty: 1.0,
+        max_new_tokens,
+        thinking_budget: None,
+        ..polaris::generate::SamplingParams::default()
+    }
+}
