@@ -6,6 +6,7 @@ mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod merge;
 mod score;
 mod train;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
+    /// Export trained weights (a LoRA adapter or a full fine-tune checkpoint) merged into a Hugging Face model directory.
+    Merge(merge::MergeArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Judge(args)) => judge::run(args),
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::device::{parse_device, parse_dtype};
 use crate::lm::LanguageModel;
-use crate::model::{all_trainable, LoadOptions};
+use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 use crate::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use crate::run::EventKind;
@@ -95,9 +95,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
 
     let examples = data::load(std::path::Path::new(&cfg.data.train))?;
-    let opts =
-        LoadOptions::new(parse_dtype(&cfg.model.dtype)?, parse_device("cpu")?).trainable(all_trainable());
+    let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype)?, parse_device("cpu")?);
+    // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
+    let opts = match cfg.model.lora.config() {
+        Some(config) => opts
+            .lora(LoraSpec { config, init: LoraInit::Fresh { seed: cfg.run.seed } })
+            .trainable(adapters_only()),
+        None => opts.trainable(all_trainable()),
+    };
     let lm = LanguageModel::open(&cfg.model.path, &opts)?;
+    lm.model.set_training(true);
     let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
         (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
         _ => Rubric::load(&cfg.reward.rubric)?,
