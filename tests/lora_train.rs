@@ -222,6 +222,24 @@ fn train_with_lora_then_merge_through_the_cli() {
     // f32: W + s·BA folded vs applied in two products; rounding only (see tests/lora.rs)
     assert!(tensor_max_diff(&m, &a) < 1e-4, "merged {} vs adapter", tensor_max_diff(&m, &a));
 
+    // `score --adapter` applies the adapter: the same log-probs as the merged model's
+    let story = work.path().join("story.txt");
+    std::fs::write(&story, "The fox ran home over the hill and slept.").unwrap();
+    let score = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec!["score", "--text", story.to_str().unwrap(), "--raw", "--json"];
+        args.extend_from_slice(extra);
+        let o = polaris(&args, cache.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        common::f64s(&v["logprobs"])
+    };
+    let with = score(&["--model", "tiny", "--adapter", step2.to_str().unwrap()]);
+    let folded = score(&["--model", merged.to_str().unwrap()]);
+    let without = score(&["--model", "tiny"]);
+    // f32 rounding of the two orders of summation, on log-probs of size O(1-10)
+    assert!(common::max_abs_diff(&with, &folded) < 1e-4);
+    assert!(common::max_abs_diff(&with, &without) > 1e-4);
+
     // errors: an existing --out, and a folder that is neither kind
     let o = polaris(
         &["merge", "--base", "tiny", "--adapter", step2.to_str().unwrap(), "--out", merged.to_str().unwrap()],

@@ -77,11 +77,18 @@ pub struct ModelArgs {
     /// cpu, or cuda:N (in a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// A LoRA adapter to apply: a PEFT adapter directory or a LoRA run's checkpoint folder.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+        let opts = LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?);
+        Ok(match &self.adapter {
+            Some(dir) => opts.lora(crate::model::adapter::open(dir)?),
+            None => opts,
+        })
     }
 
     /// Opens the model, reporting in one line any checkpoint parts it skipped.
