@@ -120,11 +120,13 @@ pub struct ParamBuilder<'a> {
 impl<'a> ParamBuilder<'a> {
     pub fn new(source: Source<'a>, opts: LoadOptions) -> Self {
         let lora = opts.lora.clone().map(|spec| {
+            // a saved adapter opened to train on would draw its dropout masks from seed 0
             let seed = match spec.init {
                 LoraInit::Fresh { seed } => seed,
                 LoraInit::Saved(_) => 0,
             };
             LoraBuilder {
+                // its own stream, apart from A's initialisation drawn from `seed`
                 dropout: Arc::new(Dropout::new(spec.config.dropout, seed ^ 0x10_4a_d0)),
                 rng: ChaCha8Rng::seed_from_u64(seed),
                 config: spec.config,
