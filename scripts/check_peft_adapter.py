@@ -62,7 +62,16 @@ def main():
     ids, theirs = polaris_logprobs(args.polaris, args.base, args.adapter, text)
 
     base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
-    model = PeftModel.from_pretrained(base, args.adapter)
+    # Keys name the modules as the base checkpoint stores them: Qwen3.5's
+    # model.language_model.layers.N..., which is where Qwen3_5ForConditionalGeneration (and
+    # vLLM, through its weight mapper) has them. The text-only Qwen3_5ForCausalLM that
+    # AutoModelForCausalLM builds renames them to model.layers.N... on load, and PEFT
+    # (0.21) does not follow that renaming for adapters: map the keys the same way here.
+    key_mapping = None
+    modules = {name for name, _ in base.named_modules()}
+    if "model.language_model" not in modules and "model.layers" in modules:
+        key_mapping = {r"^model\.language_model\.": "model."}
+    model = PeftModel.from_pretrained(base, args.adapter, key_mapping=key_mapping)
     model.eval()
     x = torch.tensor([ids])
     with torch.no_grad():
