@@ -9,9 +9,11 @@
 //! on the differentiable path. GRPO's ratio π_new/π_old assumes both log-probs come from the
 //! policy that sampled the rollouts; a dropped-out forward is a different, random policy, so
 //! with more than one update epoch the ratio would measure dropout noise instead of policy
-//! change and clip on it. The run configuration therefore defaults to dropout 0 (PEFT's
-//! default is 0.05); with dropout > 0 the masks are drawn from a seeded generator whose
-//! position is checkpointed, so a resumed run still repeats the uninterrupted one.
+//! change and clip on it. (With today's one update epoch, old = current from the same
+//! forward, so the ratio stays 1 and dropout only makes the gradient that of a perturbed
+//! policy.) The run configuration therefore defaults to dropout 0 (PEFT's default is 0.05);
+//! with dropout > 0 the masks are drawn on the CPU from a seeded generator whose position is
+//! checkpointed, so a resumed run still repeats the uninterrupted one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
