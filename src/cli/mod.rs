@@ -6,6 +6,7 @@ mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod merge;
 mod progress;
 mod score;
 mod sft;
@@ -47,6 +48,8 @@ pub enum Command {
     Sft(sft::SftArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
+    /// Export trained weights (a LoRA adapter or a full fine-tune checkpoint) merged into a Hugging Face model directory.
+    Merge(merge::MergeArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Sft(args)) => sft::run(args),
+        Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
@@ -92,11 +96,18 @@ pub struct ModelArgs {
     /// cpu, or cuda:N (in a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// A LoRA adapter to apply: a PEFT adapter directory or a LoRA run's checkpoint folder.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+        let opts = LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?);
+        Ok(match &self.adapter {
+            Some(dir) => opts.lora(crate::model::adapter::open(dir)?),
+            None => opts,
+        })
     }
 
     /// Opens the model, reporting in one line any checkpoint parts it skipped.

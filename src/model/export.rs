@@ -31,7 +31,7 @@ pub fn save_pretrained(model: &Model, source: &Path, out: &Path) -> Result<()> {
         }
     }
     let tensors: HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
-    candle_core::safetensors::save(&tensors, tmp.join("model.safetensors"))?;
+    super::weights::save_safetensors(&tensors, &tmp.join("model.safetensors"))?;
     for entry in std::fs::read_dir(&tmp)? {
         std::fs::File::open(entry?.path())?.sync_all()?;
     }

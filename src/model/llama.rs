@@ -14,13 +14,14 @@ use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, causal_positions, linear, rms_norm,
     rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
 };
+use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
 
 struct Attention {
-    q_proj: (Tensor, Option<Tensor>),
-    k_proj: (Tensor, Option<Tensor>),
-    v_proj: (Tensor, Option<Tensor>),
-    o_proj: Tensor,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
     /// qwen3 only: [Dh] norms applied per head
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
@@ -34,19 +35,11 @@ impl Attention {
     fn load(p: &mut ParamBuilder, cfg: &ModelConfig, prefix: &str) -> Result<Self> {
         let (d, h, hkv, dh) =
             (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
-        let mut proj = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
-            let w = p.weight(&format!("{prefix}.{name}.weight"), &[out, d])?;
-            let b = if cfg.attention_bias {
-                Some(p.weight(&format!("{prefix}.{name}.bias"), &[out])?)
-            } else {
-                None
-            };
-            Ok((w, b))
-        };
-        let q_proj = proj("q_proj", h * dh)?;
-        let k_proj = proj("k_proj", hkv * dh)?;
-        let v_proj = proj("v_proj", hkv * dh)?;
-        let o_proj = p.weight(&format!("{prefix}.o_proj.weight"), &[d, h * dh])?;
+        let bias = cfg.attention_bias;
+        let q_proj = p.linear(&format!("{prefix}.q_proj"), h * dh, d, bias)?;
+        let k_proj = p.linear(&format!("{prefix}.k_proj"), hkv * dh, d, bias)?;
+        let v_proj = p.linear(&format!("{prefix}.v_proj"), hkv * dh, d, bias)?;
+        let o_proj = p.linear(&format!("{prefix}.o_proj"), d, h * dh, false)?;
         let (q_norm, k_norm) = if cfg.qk_norm() {
             (
                 Some(p.norm(&format!("{prefix}.q_norm.weight"), dh, NormStyle::Scale)?),
@@ -80,11 +73,9 @@ impl Attention {
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let heads = |proj: &(Tensor, Option<Tensor>), n: usize| -> Result<Tensor> {
+        let heads = |proj: &Linear, n: usize| -> Result<Tensor> {
             // [B, T, n*Dh] -> [B, n, T, Dh]
-            Ok(linear(x, &proj.0, proj.1.as_ref(), kernels)?
-                .reshape((b, t, n, self.head_dim))?
-                .transpose(1, 2)?)
+            Ok(proj.forward(x, kernels)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?)
         };
         let mut q = heads(&self.q_proj, self.n_heads)?;
         let mut k = heads(&self.k_proj, self.n_kv_heads)?;
@@ -100,7 +91,7 @@ impl Attention {
             None => (k.contiguous()?, v.contiguous()?),
         };
         let out = attention(&q, &k, &v, *mask, kernels)?;
-        linear(&out, &self.o_proj, None, kernels)
+        self.o_proj.forward(&out, kernels)
     }
 }
 

@@ -13,7 +13,8 @@ use tokio::sync::broadcast;
 use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use super::event::{Control, Event, EventKind, Level};
 use crate::device::parse_dtype;
-use crate::model::all_trainable;
+use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
+use candle_core::Device;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
@@ -56,13 +57,15 @@ pub fn launch(
             out.display()
         );
     }
-    let workers = Workers::open(
-        &cfg.model.path,
-        &devices,
-        parse_dtype(&cfg.model.dtype).context("model.dtype")?,
-        all_trainable(),
-        cfg.step.loss.kl_coef != 0.0,
-    )?;
+    let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
+    // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
+    let opts = match cfg.model.lora.config() {
+        Some(config) => opts
+            .lora(LoraSpec { config, init: LoraInit::Fresh { seed: cfg.run.seed } })
+            .trainable(adapters_only()),
+        None => opts.trainable(all_trainable()),
+    };
+    let workers = Workers::open_with(&cfg.model.path, &devices, &opts, cfg.step.loss.kl_coef != 0.0)?;
     let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
         (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
         _ => Rubric::load(&cfg.reward.rubric)?,

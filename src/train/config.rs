@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sft::SftConfig;
 use super::step::StepConfig;
+use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
 use crate::reward::JudgeSettings;
 
@@ -46,12 +47,62 @@ pub struct ModelSection {
     /// A Hugging Face model directory, or `tiny`.
     pub path: String,
     pub dtype: String,
+    pub lora: LoraSection,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { path: "tiny".into(), dtype: "f32".into() }
+        Self { path: "tiny".into(), dtype: "f32".into(), lora: LoraSection::default() }
     }
+}
+
+/// `[model.lora]`: train LoRA adapters instead of every weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    /// Off: full fine-tune.
+    pub enabled: bool,
+    pub r: usize,
+    /// The update is scaled by alpha / r.
+    pub alpha: f64,
+    /// 0 by default, not PEFT's 0.05: see model/lora.rs on dropout and GRPO's ratio.
+    pub dropout: f64,
+    /// Module names (`q_proj` matches every module whose path ends in it) or `all-linear`;
+    /// one name may be given as a plain string.
+    #[serde(deserialize_with = "one_or_many")]
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self { enabled: false, r: 16, alpha: 32.0, dropout: 0.0, target_modules: vec!["all-linear".into()] }
+    }
+}
+
+impl LoraSection {
+    /// The adapter's shape when LoRA is on.
+    pub fn config(&self) -> Option<LoraConfig> {
+        self.enabled.then(|| LoraConfig {
+            r: self.r,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            target_modules: self.target_modules.clone(),
+            use_rslora: false,
+        })
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +206,9 @@ impl TrainConfig {
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
+        if let Some(lora) = self.model.lora.config() {
+            lora.validate().map_err(|e| anyhow!("model.lora: {e}"))?;
+        }
         Ok(())
     }
 
@@ -236,6 +290,13 @@ devices = "cpu"               # cpu, cpu:N, or cuda:0,cuda:1,... (cuda feature)
 [model]
 path = "tiny"                 # a Hugging Face model directory, or the built-in tiny model
 dtype = "f32"                 # f32, bf16 or f16
+
+[model.lora]                  # LoRA adapters instead of a full fine-tune (saved in HF PEFT's layout)
+enabled = false
+r = 16
+alpha = 32.0                  # the update is scaled by alpha / r; LoRA usually wants a larger step.lr (~1e-5)
+dropout = 0.0                 # PEFT's default is 0.05; 0 keeps GRPO's ratio on the sampling policy
+target_modules = ["all-linear"]   # or names: ["q_proj", "k_proj", "v_proj", "o_proj"]; never lm_head
 
 [data]
 train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, story, reasoning

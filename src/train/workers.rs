@@ -60,12 +60,21 @@ impl Workers {
         trainable: TrainableFn,
         reference: bool,
     ) -> Result<Self> {
+        Self::open_with(model, devices, &LoadOptions::new(dtype, Device::Cpu).trainable(trainable), reference)
+    }
+
+    /// As `open`, with every load option (LoRA adapters, trainable set) but the device from
+    /// `base`. Replicas are put in training mode (LoRA dropout); a fresh adapter is seeded,
+    /// so every replica starts identical. The KL reference is the base model without
+    /// adapters, which is what the policy starts as (B = 0).
+    pub fn open_with(model: &str, devices: &[Device], base: &LoadOptions, reference: bool) -> Result<Self> {
         let mut replicas = Vec::with_capacity(devices.len());
         for device in devices {
-            let opts = LoadOptions::new(dtype, device.clone()).trainable(trainable.clone());
+            let opts = LoadOptions { device: device.clone(), ..base.clone() };
             let lm = LanguageModel::open(model, &opts)?;
+            lm.model.set_training(true);
             let reference = if reference {
-                let frozen_opts = LoadOptions::new(dtype, device.clone()).trainable(frozen());
+                let frozen_opts = LoadOptions::new(base.dtype, device.clone()).trainable(frozen());
                 Some(LanguageModel::open(model, &frozen_opts)?.model)
             } else {
                 None
