@@ -11,11 +11,11 @@ use candle_core::{DType, Device};
 use common::{tensor_max_diff, WordsReward};
 use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
-use polaris::train::workers::Workers;
 use polaris::model::{adapter, adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
 use polaris::train::checkpoint;
 use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {
     StepConfig {

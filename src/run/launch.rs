@@ -14,7 +14,6 @@ use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use super::event::{Control, Event, EventKind, Level};
 use crate::device::parse_dtype;
 use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
-use candle_core::Device;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
@@ -22,6 +21,7 @@ use crate::train::data;
 use crate::train::sft::sft;
 use crate::train::step::{StackRewarder, Trainer};
 use crate::train::workers::{parse_devices, Workers};
+use candle_core::Device;
 
 /// The run directory a configuration writes to.
 pub fn run_dir(cfg: &TrainConfig) -> PathBuf {
