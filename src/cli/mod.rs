@@ -6,6 +6,7 @@ mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod open;
 mod score;
 mod train;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
+    /// The workbench TUI on a run directory (read only; a live run is followed).
+    Open(open::OpenArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
+        Some(Command::Open(args)) => open::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }
