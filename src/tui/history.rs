@@ -22,6 +22,20 @@ pub enum Series {
 }
 
 impl Series {
+    pub const ALL: [Series; 11] = [
+        Series::PolicyMean,
+        Series::PolicyUpper,
+        Series::PolicyLower,
+        Series::Reference,
+        Series::BestOfGroup,
+        Series::LengthRatio,
+        Series::Loss,
+        Series::Kl,
+        Series::GradNorm,
+        Series::Lr,
+        Series::HriWeight,
+    ];
+
     pub fn value(self, s: &StepStats) -> Option<f64> {
         let v = match self {
             Series::PolicyMean => s.policy_reward_mean,
@@ -55,17 +69,39 @@ const MIN_SPAN: usize = 8;
 pub struct History {
     /// In step order (the log's order).
     pub steps: Vec<StepStats>,
+    /// Each series' values by row of `steps` (NaN where absent), kept column by column so
+    /// drawing a curve streams 8 bytes per step instead of a whole `StepStats`.
+    columns: [Vec<f64>; Series::ALL.len()],
+    /// The step of each row, as the charts' x.
+    xs: Vec<f64>,
 }
 
 impl History {
     pub fn push(&mut self, s: StepStats) {
         // a resumed run repeats no step, but a re-read log might: keep the latest
-        if let Some(last) = self.steps.last() {
-            if s.step <= last.step {
-                self.steps.retain(|x| x.step < s.step);
-            }
+        if self.steps.last().is_some_and(|last| s.step <= last.step) {
+            let cut = self.steps.partition_point(|x| x.step < s.step);
+            self.steps.truncate(cut);
+            self.columns.iter_mut().for_each(|c| c.truncate(cut));
+            self.xs.truncate(cut);
+        }
+        self.xs.push(s.step as f64);
+        for (series, column) in Series::ALL.iter().zip(&mut self.columns) {
+            column.push(series.value(&s).unwrap_or(f64::NAN));
         }
         self.steps.push(s);
+    }
+
+    /// One series over the window: (steps, values), NaN where a step has no value.
+    pub fn series(&self, series: Series, w: Window) -> (&[f64], &[f64]) {
+        let (lo, hi) = self.bounds(w);
+        (&self.xs[lo..hi], &self.columns[series as usize][lo..hi])
+    }
+
+    /// Row indices [lo, hi) of the window.
+    fn bounds(&self, w: Window) -> (usize, usize) {
+        let Some((a, b)) = self.range(w) else { return (0, 0) };
+        (self.steps.partition_point(|s| s.step < a), self.steps.partition_point(|s| s.step <= b))
     }
 
     pub fn latest(&self) -> Option<&StepStats> {
@@ -86,9 +122,7 @@ impl History {
 
     /// The rows whose step lies in the window.
     pub fn visible(&self, w: Window) -> &[StepStats] {
-        let Some((a, b)) = self.range(w) else { return &[] };
-        let lo = self.steps.partition_point(|s| s.step < a);
-        let hi = self.steps.partition_point(|s| s.step <= b);
+        let (lo, hi) = self.bounds(w);
         &self.steps[lo..hi]
     }
 
@@ -111,45 +145,41 @@ impl History {
     }
 }
 
-/// Reduces (x, y) points, x ascending, to at most two per column of `columns` equal columns
-/// over [x0, x1]: each column's lowest and highest point, in x order.
-pub fn thin(points: impl Iterator<Item = (f64, f64)>, x0: f64, x1: f64, columns: usize) -> Vec<(f64, f64)> {
+/// Reduces a series (`xs` ascending, `ys` NaN where absent) over [x0, x1] to at most two
+/// points per column of `columns` equal columns: the column's lowest and highest value, at
+/// its first and last x, in the order the column runs (rising: low then high).
+pub fn thin(xs: &[f64], ys: &[f64], x0: f64, x1: f64, columns: usize) -> Vec<(f64, f64)> {
     let columns = columns.max(1);
     let width = (x1 - x0).max(f64::MIN_POSITIVE);
     let mut out = Vec::with_capacity(2 * columns);
-    // the current column and its (min, max) points
-    type Point = (f64, f64);
-    let mut current: Option<(usize, Point, Point)> = None;
-    let flush = |out: &mut Vec<(f64, f64)>, lo: (f64, f64), hi: (f64, f64)| {
-        if lo == hi {
-            out.push(lo);
-        } else if lo.0 <= hi.0 {
-            out.extend([lo, hi]);
+    let mut start = 0;
+    for c in 0..columns {
+        let end = if c + 1 == columns {
+            xs.len()
         } else {
-            out.extend([hi, lo]);
+            let edge = x0 + width * (c + 1) as f64 / columns as f64;
+            start + xs[start..].partition_point(|&x| x < edge)
+        };
+        let (cx, cy) = (&xs[start..end], &ys[start..end]);
+        start = end;
+        // f64::min / max skip NaN
+        let (lo, hi) =
+            cy.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| (lo.min(y), hi.max(y)));
+        if lo > hi {
+            continue; // empty, or nothing but NaN
         }
-    };
-    for p in points {
-        let col = (((p.0 - x0) / width) * columns as f64).clamp(0.0, (columns - 1) as f64) as usize;
-        match &mut current {
-            Some((c, lo, hi)) if *c == col => {
-                if p.1 < lo.1 {
-                    *lo = p;
-                }
-                if p.1 > hi.1 {
-                    *hi = p;
-                }
-            }
-            _ => {
-                if let Some((_, lo, hi)) = current.take() {
-                    flush(&mut out, lo, hi);
-                }
-                current = Some((col, p, p));
-            }
+        let (first_x, last_x) = (cx[0], cx[cx.len() - 1]);
+        if lo == hi {
+            out.push((first_x, lo));
+            continue;
         }
-    }
-    if let Some((_, lo, hi)) = current {
-        flush(&mut out, lo, hi);
+        let first = cy.iter().copied().find(|y| !y.is_nan()).unwrap_or(lo);
+        let last = cy.iter().copied().rfind(|y| !y.is_nan()).unwrap_or(hi);
+        if first <= last {
+            out.extend([(first_x, lo), (last_x, hi)]);
+        } else {
+            out.extend([(first_x, hi), (last_x, lo)]);
+        }
     }
     out
 }
@@ -168,12 +198,20 @@ mod tests {
 
     #[test]
     fn thinning_keeps_every_columns_extremes_and_bounds_the_points() {
-        // a sawtooth with one spike: 100k points into 100 columns
-        let pts = (0..100_000).map(|i| (i as f64, if i == 31_337 { 50.0 } else { (i % 7) as f64 }));
-        let thin = thin(pts, 0.0, 99_999.0, 100);
-        assert!(thin.len() <= 200, "{} points", thin.len());
-        assert!(thin.contains(&(31_337.0, 50.0)), "the spike survives");
-        assert!(thin.iter().all(|p| p.1 == 50.0 || (0.0..=6.0).contains(&p.1)));
+        // a sawtooth with one spike and a gap: 100k points into 100 columns
+        let xs: Vec<f64> = (0..100_000).map(|i| i as f64).collect();
+        let ys: Vec<f64> = (0..100_000)
+            .map(|i| match i {
+                31_337 => 50.0,
+                50_000..60_000 => f64::NAN,
+                _ => (i % 7) as f64,
+            })
+            .collect();
+        let thin = thin(&xs, &ys, 0.0, 99_999.0, 100);
+        assert_eq!(thin.len(), 2 * 90, "two points per column, none in the 10 empty ones");
+        assert!(thin.iter().any(|p| p.1 == 50.0), "the spike survives");
+        assert!(thin.iter().all(|p| p.1 == 50.0 || p.1 == 0.0 || p.1 == 6.0), "only extremes are kept");
+        assert!(thin.iter().all(|p| !(50_000.0..60_000.0).contains(&p.0)), "the gap stays empty");
         assert!(thin.windows(2).all(|w| w[0].0 <= w[1].0), "x stays ascending");
     }
 
@@ -187,6 +225,8 @@ mod tests {
         let w = h.pan(w, false);
         assert_eq!(h.range(w), Some((39, 88)), "a quarter of 50 steps back");
         assert_eq!(h.visible(w).len(), 50);
+        let (xs, loss) = h.series(Series::Loss, w);
+        assert_eq!((xs.len(), xs[0], loss[49]), (50, 39.0, 88.0));
         let w = h.pan(h.pan(w, true), true);
         assert_eq!(w.end, None, "reaching the end follows live again");
         let w = h.zoom(h.zoom(w, false), false);

@@ -42,7 +42,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         (Series::BestOfGroup, "best of group", t.best, Marker::Braille),
         (Series::Reference, "reference", t.reference, Marker::Braille),
     ];
-    chart(frame, reward, &title, &reward_series, rows, (x0, x1), t);
+    chart(frame, reward, &title, &reward_series, s, (x0, x1), t);
     let latest = rows.last();
     let ratio = latest.and_then(|r| r.length_ratio_mean);
     chart(
@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         length,
         &format!(" Length ratio {} ", opt_num(ratio)),
         &[(Series::LengthRatio, "", t.length, Marker::Braille)],
-        rows,
+        s,
         (x0, x1),
         t,
     );
@@ -70,7 +70,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
             *cell,
             &format!(" {name} {} ", opt_num(now)),
             &[(series, "", colour, Marker::Braille)],
-            rows,
+            s,
             (x0, x1),
             t,
         );
@@ -89,7 +89,7 @@ fn chart(
     area: Rect,
     title: &str,
     series: &[(Series, &str, Color, Marker)],
-    rows: &[StepStats],
+    s: &State,
     (x0, x1): (usize, usize),
     t: &Theme,
 ) {
@@ -97,7 +97,10 @@ fn chart(
     let (x0, x1) = (x0 as f64, x1 as f64);
     let data: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .map(|(s, ..)| thin(rows.iter().filter_map(|r| Some((r.step as f64, s.value(r)?))), x0, x1, columns))
+        .map(|(series, ..)| {
+            let (xs, ys) = s.history.series(*series, s.window);
+            thin(xs, ys, x0, x1, columns)
+        })
         .collect();
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for p in data.iter().flatten() {
