@@ -132,6 +132,14 @@ pub fn run(args: TuiBench) -> Result<()> {
         "idle TUI on a paused run: {:.2}% of one core ({cpu:.3} s CPU over {wall:.1} s)",
         100.0 * cpu / wall
     );
+    match &app.state.gpu.last {
+        Some(crate::gpu::Sample::Devices(d)) => {
+            let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+            println!("device poller: NVML, {} device(s): {}", d.len(), names.join(", "));
+        }
+        Some(crate::gpu::Sample::Host { why, .. }) => println!("device poller: host fallback ({why})"),
+        None => println!("device poller: no sample yet"),
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -58,8 +58,8 @@ fn draw_device(frame: &mut Frame, area: Rect, d: &DeviceStats, util: &[u64], mem
     );
     let procs: Vec<String> = d.processes.iter().map(|(pid, b)| format!("pid {pid} {}", gib(*b))).collect();
     let [head, sparks, tail] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    frame.render_widget(Paragraph::new(numbers).style(t.base()), head);
+        Layout::vertical([Constraint::Length(2), Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(Paragraph::new(numbers).style(t.base()).wrap(Wrap { trim: true }), head);
     let [u, m] = Layout::horizontal([Constraint::Percentage(50), Constraint::Min(0)]).areas(sparks);
     spark(frame, u, "util %", util, t.policy, t);
     spark(frame, m, "memory %", mem, t.length, t);
