@@ -230,6 +230,27 @@ fn a_read_only_run_refuses_controls_in_the_status_line() {
     key(&mut f.app, KeyCode::Char('p'));
     let screen = text(&draw(&f.app, 120, 30));
     assert!(screen.contains("read only: no trainer to send Resume to"), "{screen}");
+    // and the TUI's own log in the run directory says so too (never the screen's stderr)
+    let log = std::fs::read_to_string(f._tmp.path().join("run-fixture/tui.log")).unwrap();
+    assert!(log.contains("no trainer to send Resume to"), "{log}");
+}
+
+/// Inspecting a row pins its step: new steps do not move the row under the reader.
+#[test]
+fn inspecting_pins_the_step_until_follow() {
+    use std::io::Write;
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('2'));
+    key(&mut f.app, KeyCode::Enter);
+    let dir = f._tmp.path().join("run-fixture");
+    let mut rollouts = std::fs::OpenOptions::new().append(true).open(dir.join("rollouts.jsonl")).unwrap();
+    for row in common::run_fixture::rollouts(41, 2) {
+        writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+    }
+    f.app.update(Action::Tick);
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 40, "still the inspected step");
+    key(&mut f.app, KeyCode::Char('f'));
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 41, "f follows the latest again");
 }
 
 #[test]

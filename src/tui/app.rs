@@ -120,6 +120,8 @@ impl App {
             },
             Action::Inspect => {
                 if s.groups.current().is_some() {
+                    // the row stays put while new steps arrive; `f` follows again
+                    s.groups.pinned = s.groups.loaded.as_ref().map(|(step, _)| *step);
                     s.tab = Tab::Inspector;
                     s.inspector.scroll = 0;
                     s.inspector.judge_scroll = 0;
