@@ -197,6 +197,8 @@ fn every_subcommand_has_help() {
         &["score", "--help"],
         &["bench", "--help"],
         &["bench", "generate", "--help"],
+        &["open", "--help"],
+        &["bench", "tui", "--help"],
     ] {
         let out = polaris(args, cache.path());
         assert!(out.status.success(), "{args:?}");

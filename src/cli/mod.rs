@@ -7,6 +7,7 @@ mod generate;
 mod init_config;
 mod judge;
 mod merge;
+mod open;
 mod progress;
 mod score;
 mod sft;
@@ -50,6 +51,8 @@ pub enum Command {
     InitConfig(init_config::InitConfigArgs),
     /// Export trained weights (a LoRA adapter or a full fine-tune checkpoint) merged into a Hugging Face model directory.
     Merge(merge::MergeArgs),
+    /// The workbench TUI on a run directory (read only; a live run is followed).
+    Open(open::OpenArgs),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Sft(args)) => sft::run(args),
         Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
+        Some(Command::Open(args)) => open::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod run_fixture;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};

@@ -4,6 +4,7 @@
 mod generate;
 mod qwen35;
 mod train;
+mod tui;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Qwen35(qwen35::Qwen35Bench),
     /// GRPO step time split (generate / judge / train), and training tokens/s against PyTorch.
     Train(train::TrainBench),
+    /// TUI: dashboard draw with 100k steps of history, groups with 64 groups, idle CPU.
+    Tui(tui::TuiBench),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -25,6 +28,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),
         BenchCommand::Train(args) => train::run(args),
+        BenchCommand::Tui(args) => tui::run(args),
     }
 }
 

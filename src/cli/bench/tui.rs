@@ -1,0 +1,208 @@
+//! `polaris-tui bench tui`: the TUI's drawing cost and its idle CPU use. Draws go into
+//! ratatui's TestBackend (the terminal's own write time is left out: it depends on the
+//! terminal). Idle CPU is the whole process's (UI loop + device poller) over a few seconds
+//! attached to a paused run, with no input.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+use crate::run::{Control, Event, EventKind, PROTOCOL_VERSION};
+use crate::train::step::StepStats;
+use crate::tui::state::Tab;
+use crate::tui::{run_loop, theme::Theme, ui, Action, App, Link};
+
+#[derive(Args, Debug)]
+pub struct TuiBench {
+    /// Steps of history behind the dashboard.
+    #[arg(long, default_value_t = 100_000)]
+    pub steps: usize,
+    /// Groups in the step the Groups view shows (6 rows each).
+    #[arg(long, default_value_t = 64)]
+    pub groups: usize,
+    /// Frames timed per view.
+    #[arg(long, default_value_t = 50)]
+    pub frames: usize,
+    /// Seconds the idle TUI is watched.
+    #[arg(long, default_value_t = 5.0)]
+    pub idle_secs: f64,
+}
+
+/// Events from memory, once.
+struct Replay(Vec<Event>);
+
+impl Link for Replay {
+    fn poll(&mut self) -> (Vec<Event>, Vec<String>) {
+        (std::mem::take(&mut self.0), vec![])
+    }
+    fn send(&mut self, _: Control) -> Result<()> {
+        bail!("a benchmark has no trainer")
+    }
+    fn can_control(&self) -> bool {
+        false
+    }
+}
+
+fn stats(step: usize) -> StepStats {
+    let x = step as f64;
+    StepStats {
+        step,
+        policy_reward_mean: (x * 1e-3).sin() + 0.1 * (x * 0.37).sin(),
+        policy_reward_std: 0.2,
+        best_of_group_mean: (x * 1e-3).sin() + 0.3,
+        reference_reward_mean: Some(0.8),
+        length_ratio_mean: Some(0.9 + 0.1 * (x * 0.01).cos()),
+        loss: 0.1 * (x * 0.3).cos(),
+        kl: 1e-3 * (x * 1e-4),
+        grad_norm: 1.0 + (x * 0.7).sin().abs(),
+        lr: 1e-6,
+        hri_weight: 0.5,
+        seconds_generate: 3.0,
+        seconds_judge: 1.0,
+        seconds_train: 2.0,
+        ..Default::default()
+    }
+}
+
+pub fn run(args: TuiBench) -> Result<()> {
+    let dir = super::tempdir()?;
+    let mut events: Vec<Event> = (1..=args.steps)
+        .map(|s| Event {
+            v: PROTOCOL_VERSION,
+            seq: s as u64,
+            time: 0.0,
+            kind: EventKind::Step(Box::new(stats(s))),
+        })
+        .collect();
+    events.push(Event {
+        v: PROTOCOL_VERSION,
+        seq: args.steps as u64 + 1,
+        time: 0.0,
+        kind: EventKind::Paused { step: args.steps },
+    });
+    write_rollouts(&dir, args.steps, args.groups)?;
+    let theme = Theme::built_in("dark").expect("built in");
+    let mut app = App::new(&dir, Box::new(Replay(events)), vec![theme], 0);
+    app.update(Action::Tick);
+
+    println!("| view | size | history | ms per frame (min) | ms per frame (median) |");
+    println!("|---|---|---|---|---|");
+    for (tab, what) in [
+        (Tab::Dashboard, format!("{} steps", args.steps)),
+        (Tab::Groups, format!("{} groups x 6", args.groups)),
+    ] {
+        app.update(Action::SelectTab(tab));
+        let (min, median) = time_frames(&app, 200, 50, args.frames)?;
+        println!("| {} | 200x50 | {what} | {min:.2} | {median:.2} |", tab.title());
+    }
+    for (w, h) in [(80, 24), (300, 80)] {
+        app.update(Action::SelectTab(Tab::Dashboard));
+        let (min, median) = time_frames(&app, w, h, args.frames)?;
+        println!("| Dashboard | {w}x{h} | {} steps | {min:.2} | {median:.2} |", args.steps);
+    }
+
+    // idle: the loop and the device poller, attached to the paused run, no input
+    app.update(Action::SelectTab(Tab::Dashboard));
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gpu_tx = tx.clone();
+    let poller = crate::gpu::spawn_poller(Duration::from_secs(1), stop.clone(), move |s| {
+        gpu_tx.send(Action::Gpu(s)).is_ok()
+    });
+    let idle = Duration::from_secs_f64(args.idle_secs);
+    let ender = std::thread::spawn(move || {
+        std::thread::sleep(idle);
+        let _ = tx.send(Action::Quit);
+    });
+    let mut term = Terminal::new(TestBackend::new(200, 50))?;
+    let (cpu0, t0) = (process_cpu_secs()?, Instant::now());
+    run_loop(&mut term, &mut app, &rx)?;
+    let (cpu, wall) = (process_cpu_secs()? - cpu0, t0.elapsed().as_secs_f64());
+    stop.store(true, Ordering::Relaxed);
+    let _ = poller.join();
+    let _ = ender.join();
+    println!();
+    println!(
+        "idle TUI on a paused run: {:.2}% of one core ({cpu:.3} s CPU over {wall:.1} s)",
+        100.0 * cpu / wall
+    );
+    match &app.state.gpu.last {
+        Some(crate::gpu::Sample::Devices(d)) => {
+            let names: Vec<&str> = d.iter().map(|d| d.name.as_str()).collect();
+            println!("device poller: NVML, {} device(s): {}", d.len(), names.join(", "));
+        }
+        Some(crate::gpu::Sample::Host { why, .. }) => println!("device poller: host fallback ({why})"),
+        None => println!("device poller: no sample yet"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Fastest and median milliseconds to draw the app's current view at `w` x `h`.
+fn time_frames(app: &App, w: u16, h: u16, frames: usize) -> Result<(f64, f64)> {
+    let mut term = Terminal::new(TestBackend::new(w, h))?;
+    let mut ms = Vec::with_capacity(frames);
+    for _ in 0..frames.max(1) {
+        let t = Instant::now();
+        term.draw(|f| ui::draw(f, &app.state))?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok((ms[0], ms[ms.len() / 2]))
+}
+
+/// One step's rollouts: `groups` groups of 5 policy rows and a reference.
+fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<()> {
+    use crate::reward::breakdown::{Breakdown, Candidate, Weights};
+    use crate::train::group::Rollout;
+    use crate::train::step::ScoredRollout;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("rollouts.jsonl"))?);
+    for group in 0..groups {
+        let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");
+        for row in 0..6 {
+            let story = "The lamp went out at dusk and Mara climbed the stairs. ".repeat(20 + row);
+            let c = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some((400, true)) };
+            let breakdown = Breakdown::rules(&c, Weights::training());
+            let rollout = Rollout {
+                group,
+                is_reference: row == 5,
+                prompt_ids: vec![],
+                response_ids: vec![],
+                thinking: None,
+                story,
+                ended: true,
+            };
+            let r = ScoredRollout {
+                step,
+                prompt: prompt.clone(),
+                rollout,
+                reward: 0.1 * row as f64,
+                advantage: 0.0,
+                breakdown,
+            };
+            writeln!(f, "{}", serde_json::to_string(&r)?)?;
+        }
+    }
+    f.flush()?;
+    Ok(())
+}
+
+/// User + system CPU seconds of this process, from /proc/self/stat (clock ticks of 1/100 s,
+/// Linux's USER_HZ).
+fn process_cpu_secs() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // fields after the parenthesised command name; utime and stime are the 14th and 15th
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => Ok((u + s) as f64 / 100.0),
+        _ => bail!("cannot read this process's CPU time from /proc/self/stat"),
+    }
+}

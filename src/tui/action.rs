@@ -1,0 +1,52 @@
+//! What can happen to the state: raw inputs (terminal events, a poll tick, a device sample)
+//! and the commands keys and clicks turn into.
+
+use crate::gpu::Sample;
+
+use super::state::Tab;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A key, click, scroll or resize from the terminal.
+    Input(crossterm::event::Event),
+    /// Time to read what the run's files and link have appended.
+    Tick,
+    Gpu(Sample),
+
+    Quit,
+    SelectTab(Tab),
+    CycleTab {
+        forward: bool,
+    },
+    ToggleHelp,
+    CycleTheme,
+    /// Up / down a row or a line.
+    Move {
+        down: bool,
+        by: u16,
+    },
+    /// Left / right: pan the dashboard, change step in Groups, change row in Inspector.
+    Side {
+        forward: bool,
+    },
+    /// Previous / next group.
+    Group {
+        forward: bool,
+    },
+    Zoom {
+        zoom_in: bool,
+    },
+    /// Back to the latest step (and the whole history on the dashboard).
+    Follow,
+    Inspect,
+    /// The Inspector's judgement pane.
+    ScrollJudgement {
+        down: bool,
+    },
+    ToggleThinking,
+    PauseResume,
+    CheckpointNow,
+    /// Stop asks first.
+    AskStop,
+    ConfirmStop(bool),
+}

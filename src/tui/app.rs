@@ -1,0 +1,299 @@
+//! The update step: the one place the state changes. Inputs become actions (keys.rs), actions
+//! change the state, and a control reaches the trainer through the link.
+
+use std::path::Path;
+
+use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
+
+use super::action::Action;
+use super::history::Window;
+use super::journal::Journal;
+use super::keys::action_for;
+use super::link::Link;
+use super::rollouts::RolloutIndex;
+use super::state::{RunState, State, Tab, GPU_HISTORY, MESSAGES};
+use super::theme::Theme;
+use super::ui;
+use crate::gpu::Sample;
+use crate::run::{Control, Event, EventKind};
+
+pub struct App {
+    pub state: State,
+    link: Box<dyn Link>,
+    rollouts: RolloutIndex,
+    pub journal: Journal,
+}
+
+impl App {
+    pub fn new(dir: &Path, link: Box<dyn Link>, themes: Vec<Theme>, theme: usize) -> Self {
+        let name =
+            dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let state = State::new(name, themes, theme, link.can_control());
+        Self { state, link, rollouts: RolloutIndex::new(dir), journal: Journal::new(dir) }
+    }
+
+    /// Says something in the status line and in tui.log.
+    fn note(&mut self, text: String) {
+        self.journal.note(&text);
+        self.state.note = Some(text);
+    }
+
+    pub fn update(&mut self, action: Action) {
+        let s = &mut self.state;
+        // anything but a tick or a sample is something the user did: redraw
+        if !matches!(action, Action::Tick | Action::Gpu(_)) {
+            s.dirty = true;
+        }
+        match action {
+            Action::Input(ev) => {
+                if let Some(a) = self.interpret(ev) {
+                    self.update(a);
+                }
+            }
+            Action::Tick => self.poll(),
+            Action::Gpu(sample) => {
+                record_sample(s, sample);
+                s.dirty |= s.tab == Tab::Gpus;
+            }
+            Action::Quit => s.quit = true,
+            Action::SelectTab(t) => s.tab = t,
+            Action::CycleTab { forward } => s.tab = s.tab.cycled(forward),
+            Action::ToggleHelp => s.help = !s.help,
+            Action::CycleTheme => {
+                s.theme = (s.theme + 1) % s.themes.len();
+                let name = s.theme().name.clone();
+                self.note(format!("theme: {name}"));
+            }
+            Action::Move { down, by } => match s.tab {
+                Tab::Groups => {
+                    let n = s.groups.current().map_or(0, |g| g.rows.len());
+                    s.groups.row = step_index(s.groups.row, down, by as usize, n);
+                }
+                Tab::Inspector => {
+                    s.inspector.scroll = if down {
+                        s.inspector.scroll.saturating_add(by)
+                    } else {
+                        s.inspector.scroll.saturating_sub(by)
+                    };
+                }
+                _ => {}
+            },
+            Action::ScrollJudgement { down } => {
+                let j = &mut s.inspector.judge_scroll;
+                *j = if down { j.saturating_add(1) } else { j.saturating_sub(1) };
+            }
+            Action::Side { forward } => match s.tab {
+                Tab::Dashboard => s.window = s.history.pan(s.window, forward),
+                Tab::Groups => {
+                    let from = s.groups.loaded.as_ref().map(|(step, _)| *step);
+                    if let Some(step) = from.and_then(|f| self.rollouts.neighbour(f, forward)) {
+                        // reaching the latest step follows it again
+                        let pinned = (Some(step) != self.rollouts.latest()).then_some(step);
+                        self.state.groups.pinned = pinned;
+                        self.load_groups(step);
+                    }
+                }
+                Tab::Inspector => {
+                    let n = s.groups.current().map_or(0, |g| g.rows.len());
+                    s.groups.row = step_index(s.groups.row, forward, 1, n);
+                    s.inspector.scroll = 0;
+                    s.inspector.judge_scroll = 0;
+                }
+                _ => {}
+            },
+            Action::Group { forward } => {
+                let n = s.groups.groups().len();
+                s.groups.group = step_index(s.groups.group, forward, 1, n);
+                s.groups.row = 0;
+                s.inspector.scroll = 0;
+                s.inspector.judge_scroll = 0;
+            }
+            Action::Zoom { zoom_in } => s.window = s.history.zoom(s.window, zoom_in),
+            Action::Follow => match s.tab {
+                Tab::Dashboard => s.window = Window::default(),
+                _ => {
+                    s.groups.pinned = None;
+                    if let Some(latest) = self.rollouts.latest() {
+                        self.load_groups(latest);
+                    }
+                }
+            },
+            Action::Inspect => {
+                if s.groups.current().is_some() {
+                    // the row stays put while new steps arrive; `f` follows again
+                    s.groups.pinned = s.groups.loaded.as_ref().map(|(step, _)| *step);
+                    s.tab = Tab::Inspector;
+                    s.inspector.scroll = 0;
+                    s.inspector.judge_scroll = 0;
+                }
+            }
+            Action::ToggleThinking => s.inspector.thinking = !s.inspector.thinking,
+            Action::PauseResume => {
+                let c = if s.run == RunState::Paused { Control::Resume } else { Control::Pause };
+                self.control(c);
+            }
+            Action::CheckpointNow => self.control(Control::CheckpointNow),
+            Action::AskStop => {
+                if s.can_control {
+                    s.confirm_stop = true;
+                } else {
+                    self.control(Control::Stop);
+                }
+            }
+            Action::ConfirmStop(yes) => {
+                s.confirm_stop = false;
+                if yes {
+                    self.control(Control::Stop);
+                } else {
+                    s.note = Some("stop cancelled".into());
+                }
+            }
+        }
+    }
+
+    fn control(&mut self, c: Control) {
+        match self.link.send(c) {
+            Ok(()) => self.note(format!("sent {c:?}; the trainer acts on it between steps")),
+            Err(e) => self.note(format!("{e:#}")),
+        }
+    }
+
+    fn interpret(&mut self, ev: TermEvent) -> Option<Action> {
+        match ev {
+            TermEvent::Key(k) => action_for(&self.state, k),
+            TermEvent::Resize(..) => {
+                self.state.dirty = true;
+                None
+            }
+            TermEvent::Mouse(m) => match m.kind {
+                MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+                    ui::tab_at(m.column).map(Action::SelectTab)
+                }
+                MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
+                    let down = m.kind == MouseEventKind::ScrollDown;
+                    Some(match self.state.tab {
+                        Tab::Dashboard => Action::Zoom { zoom_in: !down },
+                        _ => Action::Move { down, by: if self.state.tab == Tab::Inspector { 3 } else { 1 } },
+                    })
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Reads what the link and rollouts.jsonl have appended.
+    fn poll(&mut self) {
+        let (events, problems) = self.link.poll();
+        for p in problems {
+            self.note(p);
+        }
+        if !events.is_empty() {
+            self.state.dirty = true;
+        }
+        for ev in events {
+            self.apply(ev);
+        }
+        let (grew, problems) = self.rollouts.refresh();
+        for p in problems {
+            self.note(p);
+        }
+        if grew {
+            let g = &mut self.state.groups;
+            g.steps_with_rollouts = self.rollouts.steps().count();
+            g.latest = self.rollouts.latest();
+            let shown = g.loaded.as_ref().map(|(s, _)| *s);
+            let want = g.pinned.or(g.latest);
+            if let Some(step) = want {
+                // the shown step may have gained rows too, if it is the latest
+                if shown != Some(step) || Some(step) == g.latest {
+                    self.load_groups(step);
+                }
+            }
+            self.state.dirty = true;
+        }
+    }
+
+    fn load_groups(&mut self, step: usize) {
+        match self.rollouts.load(step) {
+            Ok(groups) => {
+                let g = &mut self.state.groups;
+                g.group = g.group.min(groups.len().saturating_sub(1));
+                let rows = groups.get(g.group).map_or(0, |x| x.rows.len());
+                g.row = g.row.min(rows.saturating_sub(1));
+                g.loaded = Some((step, groups));
+            }
+            Err(e) => self.note(format!("{e:#}")),
+        }
+        self.state.dirty = true;
+    }
+
+    fn apply(&mut self, ev: Event) {
+        let s = &mut self.state;
+        match ev.kind {
+            EventKind::Started { resumed_from_step, .. } => {
+                s.run = RunState::Running;
+                if let Some(step) = resumed_from_step {
+                    s.note = Some(format!("resumed from step {step}"));
+                }
+            }
+            EventKind::Step(stats) => {
+                s.judge_failures += stats.judge_failures;
+                s.judge_cost += stats.judge_cost;
+                s.history.push(*stats);
+            }
+            EventKind::Checkpoint { step, path } => s.checkpoints.push((step, path)),
+            EventKind::Paused { .. } => s.run = RunState::Paused,
+            EventKind::Resumed { .. } => s.run = RunState::Running,
+            EventKind::Finished { step, reason } => {
+                s.run = RunState::Finished { step, reason };
+            }
+            EventKind::Message { level, text } => {
+                s.messages.push_back((level, text));
+                while s.messages.len() > MESSAGES {
+                    s.messages.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// `i` moved one way by `by`, kept in 0..n.
+fn step_index(i: usize, forward: bool, by: usize, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    if forward {
+        i.saturating_add(by).min(n - 1)
+    } else {
+        i.saturating_sub(by)
+    }
+}
+
+fn push_capped(q: &mut std::collections::VecDeque<u64>, v: u64) {
+    q.push_back(v);
+    while q.len() > GPU_HISTORY {
+        q.pop_front();
+    }
+}
+
+fn record_sample(s: &mut State, sample: Sample) {
+    let g = &mut s.gpu;
+    match &sample {
+        Sample::Devices(devices) => {
+            g.util.resize_with(devices.len(), Default::default);
+            g.mem.resize_with(devices.len(), Default::default);
+            for (i, d) in devices.iter().enumerate() {
+                push_capped(&mut g.util[i], d.util_percent as u64);
+                let pct = (100 * d.mem_used_bytes).checked_div(d.mem_total_bytes).unwrap_or(0);
+                push_capped(&mut g.mem[i], pct);
+            }
+        }
+        Sample::Host { host, .. } => {
+            push_capped(&mut g.cpu, host.cpu_percent.round() as u64);
+            let pct = (100 * host.mem_used_bytes).checked_div(host.mem_total_bytes).unwrap_or(0);
+            push_capped(&mut g.host_mem, pct);
+        }
+    }
+    g.last = Some(sample);
+}

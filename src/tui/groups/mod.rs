@@ -1,0 +1,131 @@
+//! Groups: one step's groups (the latest, live, unless a step is chosen), each group's rows
+//! ranked by reward with the human reference highlighted and marked `HUMAN`, so it is
+//! unmistakable without colour too.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::rollouts::Group;
+use super::state::State;
+use super::widgets::{num, opt_num, pane};
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
+    let t = s.theme();
+    let g = &s.groups;
+    let Some((step, groups)) = &g.loaded else {
+        let p = Paragraph::new("No rollouts yet: rollouts.jsonl gains a step's groups when the step ends.")
+            .style(t.dim())
+            .block(pane(" Groups ", t));
+        frame.render_widget(p, area);
+        return;
+    };
+    let follow = if g.pinned.is_none() { "live" } else { "chosen" };
+    let title = format!(" Step {step} ({follow}; {} steps with rollouts) ", g.steps_with_rollouts);
+    // side by side where there is room, else the list above the group
+    let (list_area, group_area) = if area.width >= 110 {
+        let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area);
+        (a, b)
+    } else {
+        let list_h = (groups.len() as u16 + 3).min(area.height / 3).max(4);
+        let [a, b] = Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
+        (a, b)
+    };
+    draw_list(frame, list_area, s, groups, &title);
+    if let Some(group) = groups.get(g.group) {
+        draw_group(frame, group_area, s, group);
+    }
+}
+
+fn draw_list(frame: &mut Frame, area: Rect, s: &State, groups: &[Group], title: &str) {
+    let t = s.theme();
+    let header = Row::new(["group", "ref rank", "best", "prompt"]).style(t.dim());
+    let rows: Vec<Row> = groups
+        .iter()
+        .map(|g| {
+            let rank = g.reference_rank().map_or("–".into(), |r| format!("{r}/{}", g.rows.len()));
+            Row::new([
+                Cell::from(format!("{:>5}", g.index)),
+                Cell::from(format!("{rank:>8}")),
+                Cell::from(format!("{:>6}", opt_num(g.best_policy_reward()))),
+                Cell::from(g.prompt.clone()),
+            ])
+            .style(t.base())
+        })
+        .collect();
+    let table = Table::new(
+        rows,
+        [Constraint::Length(5), Constraint::Length(8), Constraint::Length(6), Constraint::Min(10)],
+    )
+    .header(header)
+    .block(pane(title.to_string(), t))
+    .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(Some(s.groups.group));
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
+    let t = s.theme();
+    let prompt_h = 4.min(area.height / 3).max(3);
+    let [prompt, rows_area] =
+        Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(group.prompt.as_str())
+            .style(t.base())
+            .wrap(Wrap { trim: true })
+            .block(pane(format!(" Group {} prompt ", group.index), t)),
+        prompt,
+    );
+    let header =
+        Row::new(["rank", "who", "reward", "SQ", "rep", "len pen", "words", "ratio", "adv"]).style(t.dim());
+    let mut policy_n = 0;
+    let rows: Vec<Row> = group
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let b = &r.breakdown;
+            let who = if r.rollout.is_reference {
+                "HUMAN".to_string()
+            } else {
+                policy_n += 1;
+                format!("p{policy_n}")
+            };
+            let style = if r.rollout.is_reference { t.reference_row() } else { t.base() };
+            let marker = if r.rollout.is_reference { "▶" } else { " " };
+            Row::new([
+                format!("{marker}{:>3}", i + 1),
+                who,
+                format!("{:>7}", num(r.reward)),
+                format!("{:>6}", num(b.story_quality)),
+                format!("{:>6}", num(b.self_repetition)),
+                format!("{:>7}", num(b.length_penalty)),
+                format!("{:>6}", b.words),
+                format!("{:>6}", opt_num(b.length_ratio)),
+                format!("{:>7}", num(r.advantage)),
+            ])
+            .style(style)
+        })
+        .collect();
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Length(5),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
+        Constraint::Length(7),
+    ];
+    let refs = group.reference_rank().map_or(String::new(), |r| format!(" · human reference ranked {r}"));
+    let title = Line::from(vec![Span::raw(format!(" Ranked by reward{refs} · Enter inspects "))]);
+    let table = Table::new(rows, widths)
+        .header(header)
+        .column_spacing(1)
+        .block(pane(title, t))
+        .row_highlight_style(t.selected());
+    let mut state = TableState::default().with_selected(Some(s.groups.row));
+    frame.render_stateful_widget(table, rows_area, &mut state);
+}

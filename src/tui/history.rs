@@ -1,0 +1,235 @@
+//! The run's per-step statistics, a zoomable window over them, and thinning for drawing: a
+//! chart column can show only one vertical stroke, so a long history is reduced per column to
+//! its minimum and maximum (spikes survive; a 100k-step history draws in a few passes).
+
+use crate::train::step::StepStats;
+
+/// One curve of the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series {
+    PolicyMean,
+    /// policy mean ± std: the band's edges
+    PolicyUpper,
+    PolicyLower,
+    Reference,
+    BestOfGroup,
+    LengthRatio,
+    Loss,
+    Kl,
+    GradNorm,
+    Lr,
+    HriWeight,
+}
+
+impl Series {
+    pub const ALL: [Series; 11] = [
+        Series::PolicyMean,
+        Series::PolicyUpper,
+        Series::PolicyLower,
+        Series::Reference,
+        Series::BestOfGroup,
+        Series::LengthRatio,
+        Series::Loss,
+        Series::Kl,
+        Series::GradNorm,
+        Series::Lr,
+        Series::HriWeight,
+    ];
+
+    pub fn value(self, s: &StepStats) -> Option<f64> {
+        let v = match self {
+            Series::PolicyMean => s.policy_reward_mean,
+            Series::PolicyUpper => s.policy_reward_mean + s.policy_reward_std,
+            Series::PolicyLower => s.policy_reward_mean - s.policy_reward_std,
+            Series::Reference => s.reference_reward_mean?,
+            Series::BestOfGroup => s.best_of_group_mean,
+            Series::LengthRatio => s.length_ratio_mean?,
+            Series::Loss => s.loss,
+            Series::Kl => s.kl,
+            Series::GradNorm => s.grad_norm,
+            Series::Lr => s.lr,
+            Series::HriWeight => s.hri_weight,
+        };
+        v.is_finite().then_some(v)
+    }
+}
+
+/// Which steps the charts show: the last `span` steps up to `end`. None: everything / the
+/// latest step (live follow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Window {
+    pub span: Option<usize>,
+    pub end: Option<usize>,
+}
+
+/// The narrowest window zooming in reaches, in steps.
+const MIN_SPAN: usize = 8;
+
+#[derive(Debug, Default)]
+pub struct History {
+    /// In step order (the log's order).
+    pub steps: Vec<StepStats>,
+    /// Each series' values by row of `steps` (NaN where absent), kept column by column so
+    /// drawing a curve streams 8 bytes per step instead of a whole `StepStats`.
+    columns: [Vec<f64>; Series::ALL.len()],
+    /// The step of each row, as the charts' x.
+    xs: Vec<f64>,
+}
+
+impl History {
+    pub fn push(&mut self, s: StepStats) {
+        // a resumed run repeats no step, but a re-read log might: keep the latest
+        if self.steps.last().is_some_and(|last| s.step <= last.step) {
+            let cut = self.steps.partition_point(|x| x.step < s.step);
+            self.steps.truncate(cut);
+            self.columns.iter_mut().for_each(|c| c.truncate(cut));
+            self.xs.truncate(cut);
+        }
+        self.xs.push(s.step as f64);
+        for (series, column) in Series::ALL.iter().zip(&mut self.columns) {
+            column.push(series.value(&s).unwrap_or(f64::NAN));
+        }
+        self.steps.push(s);
+    }
+
+    /// One series over the window: (steps, values), NaN where a step has no value.
+    pub fn series(&self, series: Series, w: Window) -> (&[f64], &[f64]) {
+        let (lo, hi) = self.bounds(w);
+        (&self.xs[lo..hi], &self.columns[series as usize][lo..hi])
+    }
+
+    /// Row indices [lo, hi) of the window.
+    fn bounds(&self, w: Window) -> (usize, usize) {
+        let Some((a, b)) = self.range(w) else { return (0, 0) };
+        (self.steps.partition_point(|s| s.step < a), self.steps.partition_point(|s| s.step <= b))
+    }
+
+    pub fn latest(&self) -> Option<&StepStats> {
+        self.steps.last()
+    }
+
+    fn first_last(&self) -> Option<(usize, usize)> {
+        Some((self.steps.first()?.step, self.steps.last()?.step))
+    }
+
+    /// The window's step range, inclusive.
+    pub fn range(&self, w: Window) -> Option<(usize, usize)> {
+        let (first, last) = self.first_last()?;
+        let end = w.end.map_or(last, |e| e.clamp(first, last));
+        let start = w.span.map_or(first, |s| end.saturating_sub(s.saturating_sub(1)).max(first));
+        Some((start, end))
+    }
+
+    /// The rows whose step lies in the window.
+    pub fn visible(&self, w: Window) -> &[StepStats] {
+        let (lo, hi) = self.bounds(w);
+        &self.steps[lo..hi]
+    }
+
+    pub fn zoom(&self, w: Window, zoom_in: bool) -> Window {
+        let Some((first, last)) = self.first_last() else { return w };
+        let total = last - first + 1;
+        let (a, b) = self.range(w).unwrap_or((first, last));
+        let span = b - a + 1;
+        let span = if zoom_in { (span / 2).max(MIN_SPAN.min(total)) } else { span.saturating_mul(2) };
+        Window { span: (span < total).then_some(span), ..w }
+    }
+
+    /// Moves the window by a quarter of its width; reaching the latest step resumes following.
+    pub fn pan(&self, w: Window, forward: bool) -> Window {
+        let Some((first, last)) = self.first_last() else { return w };
+        let Some((a, b)) = self.range(w) else { return w };
+        let step = ((b - a + 1) / 4).max(1);
+        let end = if forward { b + step } else { b.saturating_sub(step).max(first + (b - a)) };
+        Window { end: (end < last).then_some(end), ..w }
+    }
+}
+
+/// Reduces a series (`xs` ascending, `ys` NaN where absent) over [x0, x1] to at most two
+/// points per column of `columns` equal columns: the column's lowest and highest value, at
+/// its first and last x, in the order the column runs (rising: low then high).
+pub fn thin(xs: &[f64], ys: &[f64], x0: f64, x1: f64, columns: usize) -> Vec<(f64, f64)> {
+    let columns = columns.max(1);
+    let width = (x1 - x0).max(f64::MIN_POSITIVE);
+    let mut out = Vec::with_capacity(2 * columns);
+    let mut start = 0;
+    for c in 0..columns {
+        let end = if c + 1 == columns {
+            xs.len()
+        } else {
+            let edge = x0 + width * (c + 1) as f64 / columns as f64;
+            start + xs[start..].partition_point(|&x| x < edge)
+        };
+        let (cx, cy) = (&xs[start..end], &ys[start..end]);
+        start = end;
+        // f64::min / max skip NaN
+        let (lo, hi) =
+            cy.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &y| (lo.min(y), hi.max(y)));
+        if lo > hi {
+            continue; // empty, or nothing but NaN
+        }
+        let (first_x, last_x) = (cx[0], cx[cx.len() - 1]);
+        if lo == hi {
+            out.push((first_x, lo));
+            continue;
+        }
+        let first = cy.iter().copied().find(|y| !y.is_nan()).unwrap_or(lo);
+        let last = cy.iter().copied().rfind(|y| !y.is_nan()).unwrap_or(hi);
+        if first <= last {
+            out.extend([(first_x, lo), (last_x, hi)]);
+        } else {
+            out.extend([(first_x, hi), (last_x, lo)]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(n: usize) -> History {
+        let mut h = History::default();
+        for step in 1..=n {
+            h.push(StepStats { step, loss: step as f64, ..Default::default() });
+        }
+        h
+    }
+
+    #[test]
+    fn thinning_keeps_every_columns_extremes_and_bounds_the_points() {
+        // a sawtooth with one spike and a gap: 100k points into 100 columns
+        let xs: Vec<f64> = (0..100_000).map(|i| i as f64).collect();
+        let ys: Vec<f64> = (0..100_000)
+            .map(|i| match i {
+                31_337 => 50.0,
+                50_000..60_000 => f64::NAN,
+                _ => (i % 7) as f64,
+            })
+            .collect();
+        let thin = thin(&xs, &ys, 0.0, 99_999.0, 100);
+        assert_eq!(thin.len(), 2 * 90, "two points per column, none in the 10 empty ones");
+        assert!(thin.iter().any(|p| p.1 == 50.0), "the spike survives");
+        assert!(thin.iter().all(|p| p.1 == 50.0 || p.1 == 0.0 || p.1 == 6.0), "only extremes are kept");
+        assert!(thin.iter().all(|p| !(50_000.0..60_000.0).contains(&p.0)), "the gap stays empty");
+        assert!(thin.windows(2).all(|w| w[0].0 <= w[1].0), "x stays ascending");
+    }
+
+    #[test]
+    fn zoom_and_pan_move_the_window_and_follow_resumes_at_the_end() {
+        let h = history(100);
+        let w = Window::default();
+        assert_eq!(h.range(w), Some((1, 100)));
+        let w = h.zoom(w, true);
+        assert_eq!(h.range(w), Some((51, 100)));
+        let w = h.pan(w, false);
+        assert_eq!(h.range(w), Some((39, 88)), "a quarter of 50 steps back");
+        assert_eq!(h.visible(w).len(), 50);
+        let (xs, loss) = h.series(Series::Loss, w);
+        assert_eq!((xs.len(), xs[0], loss[49]), (50, 39.0, 88.0));
+        let w = h.pan(h.pan(w, true), true);
+        assert_eq!(w.end, None, "reaching the end follows live again");
+        let w = h.zoom(h.zoom(w, false), false);
+        assert_eq!(w, Window::default(), "zooming out past everything shows everything");
+    }
+}

@@ -1,0 +1,148 @@
+//! Inspector: one rollout whole. The story (scrolling; the thinking trace on `t`) with the
+//! judge's quoted evidence highlighted where it occurs, beside the per-dimension scores with
+//! their justifications and the reward's breakdown.
+
+mod evidence;
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::Frame;
+
+pub use evidence::{highlight, quotes};
+
+use super::state::State;
+use super::theme::Theme;
+use super::widgets::{num, opt_num, pane};
+use crate::reward::breakdown::Breakdown;
+use crate::reward::rubric::Sign;
+use crate::train::step::ScoredRollout;
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
+    let t = s.theme();
+    let g = &s.groups;
+    let (Some((step, _)), Some(group)) = (&g.loaded, g.current()) else {
+        let p = Paragraph::new("Nothing to inspect yet: choose a row in Groups (2) and press Enter.")
+            .style(t.dim())
+            .block(pane(" Inspector ", t));
+        frame.render_widget(p, area);
+        return;
+    };
+    let Some(row) = group.rows.get(g.row) else { return };
+    let who =
+        if row.rollout.is_reference { "HUMAN REFERENCE".to_string() } else { "policy rollout".to_string() };
+    let header = Line::from(vec![
+        Span::styled(
+            format!(" step {step} · group {} · rank {} of {} · ", group.index, g.row + 1, group.rows.len()),
+            t.base(),
+        ),
+        Span::styled(who, if row.rollout.is_reference { t.reference_row() } else { t.accent() }),
+        Span::styled(format!(" · reward {} · advantage {}", num(row.reward), num(row.advantage)), t.base()),
+    ]);
+    let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(header), head);
+    let [story, judge] = if body.width >= 100 {
+        Layout::horizontal([Constraint::Percentage(58), Constraint::Min(0)]).areas(body)
+    } else {
+        Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(body)
+    };
+    draw_story(frame, story, s, row);
+    draw_judgement(frame, judge, s, &row.breakdown);
+}
+
+fn draw_story(frame: &mut Frame, area: Rect, s: &State, row: &ScoredRollout) {
+    let t = s.theme();
+    let b = &row.breakdown;
+    let mut text = Text::default();
+    match (&row.rollout.thinking, s.inspector.thinking) {
+        (Some(thinking), true) => {
+            text.lines.push(Line::styled("Thinking", t.title()));
+            for l in thinking.lines() {
+                text.lines.push(Line::styled(l.to_string(), t.dim().add_modifier(Modifier::ITALIC)));
+            }
+            text.lines.push(Line::styled("Story", t.title()));
+        }
+        (Some(_), false) => text.lines.push(Line::styled("(thinking hidden: t shows it)", t.dim())),
+        (None, _) => {}
+    }
+    let found = b.judgement.as_ref().map(quotes).unwrap_or_default();
+    text.lines.extend(highlight(&row.rollout.story, &found, t.base(), t.evidence()));
+    let asked = b.requested_words.map_or(String::new(), |w| format!(" of {w} asked"));
+    let title = format!(" Story · {} words{asked} · ↑↓ scroll ", b.words);
+    let p =
+        Paragraph::new(text).block(pane(title, t)).wrap(Wrap { trim: false }).scroll((s.inspector.scroll, 0));
+    frame.render_widget(p, area);
+}
+
+fn draw_judgement(frame: &mut Frame, area: Rect, s: &State, b: &Breakdown) {
+    let t = s.theme();
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(why) = &b.judge_failure {
+        lines.push(Line::styled(format!("judge failed: {why}"), t.fg(t.bad).add_modifier(Modifier::BOLD)));
+    }
+    if let Some(j) = &b.judgement {
+        for d in &j.dimensions {
+            let sign = if d.sign == Sign::Negative { "−" } else { "+" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{sign} {} ", d.key), t.accent()),
+                Span::styled(format!("{}/{}", d.score, d.max), t.base()),
+            ]));
+            lines.push(Line::styled(format!("  {}", d.justification), t.dim()));
+        }
+        lines.push(Line::styled(
+            format!(
+                "overall {} = {} − {} + bonus {} − penalty {}",
+                j.overall, j.positive_total, j.negative_total, j.bonus_applied, j.penalty_applied
+            ),
+            t.base(),
+        ));
+        for e in &j.bonus_evidence {
+            lines.push(Line::styled(format!("  bonus: {e}"), t.fg(t.good)));
+        }
+        for e in &j.penalty_evidence {
+            lines.push(Line::styled(format!("  penalty: {e}"), t.fg(t.bad)));
+        }
+    }
+    lines.push(Line::default());
+    lines.extend(breakdown_lines(b, t));
+    let p = Paragraph::new(lines)
+        .block(pane(" Judgement · reward (j/k scroll) ", t))
+        .wrap(Wrap { trim: false })
+        .scroll((s.inspector.judge_scroll, 0));
+    frame.render_widget(p, area);
+}
+
+/// reward = clip(w_sq·SQ − w_rep·rep − w_len·len − w_blank·blank + overlong), term by term.
+fn breakdown_lines<'a>(b: &Breakdown, t: &Theme) -> Vec<Line<'a>> {
+    let w = &b.weights;
+    let term = |name: &str, w: f64, v: f64| {
+        Line::styled(format!("{name:<16}{:>6} × {:<7} = {:>7}", num(w), num(v), num(w * v)), t.base())
+    };
+    vec![
+        Line::styled("Reward breakdown", t.title()),
+        term(
+            &format!("story quality ({:?})", b.story_quality_source).to_lowercase(),
+            w.story_quality,
+            b.story_quality,
+        ),
+        term("− repetition", w.repetition, b.self_repetition),
+        term("− length", w.length, b.length_penalty),
+        term("− blank", w.blank, b.blank_penalty),
+        term("+ overlong", w.overlong, b.overlong_penalty),
+        Line::styled(
+            format!("composite {}  clipped to ±{} → reward {}", num(b.composite), num(w.clip), num(b.reward)),
+            t.accent(),
+        ),
+        Line::styled(
+            format!(
+                "words {} · length ratio {} · judge tokens {}+{}",
+                b.words,
+                opt_num(b.length_ratio),
+                b.judge_usage.prompt_tokens,
+                b.judge_usage.completion_tokens
+            ),
+            t.dim(),
+        ),
+    ]
+}

@@ -1,0 +1,96 @@
+//! Keys to actions, and the help overlay's list of them (kept side by side so they agree).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::action::Action;
+use super::state::{State, Tab};
+
+/// (keys, what they do), by section, as the help overlay lists them.
+pub const HELP: &[(&str, &[(&str, &str)])] = &[
+    (
+        "Everywhere",
+        &[
+            ("1-6", "the six tabs, in order"),
+            ("Tab S-Tab", "next / previous tab"),
+            ("p", "pause / resume training"),
+            ("c", "checkpoint now"),
+            ("s", "stop training (y / n)"),
+            ("T", "next colour theme"),
+            ("?", "this help; Esc closes"),
+            ("q Ctrl-C", "quit (training goes on)"),
+            ("mouse", "click tabs; wheel scrolls"),
+        ],
+    ),
+    (
+        "Dashboard",
+        &[("+ / -", "zoom the steps in / out"), ("← / →", "pan the steps"), ("f", "follow: all steps, live")],
+    ),
+    (
+        "Groups",
+        &[
+            ("← / →", "previous / next step"),
+            ("↑ / ↓", "row in the group"),
+            ("[ ] PgUp/Dn", "previous / next group"),
+            ("f", "follow the latest step"),
+            ("Enter", "inspect the row"),
+        ],
+    ),
+    (
+        "Inspector",
+        &[
+            ("↑↓ PgUp/Dn", "scroll the story"),
+            ("← / →", "previous / next row"),
+            ("[ / ]", "previous / next group"),
+            ("j / k", "scroll the judgement"),
+            ("t", "show / hide thinking"),
+        ],
+    ),
+];
+
+/// What a key press means in the current state.
+pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return Some(Action::Quit);
+    }
+    if state.confirm_stop {
+        return Some(Action::ConfirmStop(matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'))));
+    }
+    if state.help {
+        return matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q'))
+            .then_some(Action::ToggleHelp);
+    }
+    let tab = state.tab;
+    Some(match key.code {
+        KeyCode::Char(c @ '1'..='6') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),
+        KeyCode::Tab => Action::CycleTab { forward: true },
+        KeyCode::BackTab => Action::CycleTab { forward: false },
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char('?') => Action::ToggleHelp,
+        KeyCode::Char('T') => Action::CycleTheme,
+        KeyCode::Char('p') => Action::PauseResume,
+        KeyCode::Char('c') => Action::CheckpointNow,
+        KeyCode::Char('s') => Action::AskStop,
+        KeyCode::Char('+') | KeyCode::Char('=') if tab == Tab::Dashboard => Action::Zoom { zoom_in: true },
+        KeyCode::Char('-') if tab == Tab::Dashboard => Action::Zoom { zoom_in: false },
+        KeyCode::Char('f') => Action::Follow,
+        KeyCode::Left => Action::Side { forward: false },
+        KeyCode::Right => Action::Side { forward: true },
+        KeyCode::Up => Action::Move { down: false, by: 1 },
+        KeyCode::Down => Action::Move { down: true, by: 1 },
+        KeyCode::PageUp if tab == Tab::Groups => Action::Group { forward: false },
+        KeyCode::PageDown if tab == Tab::Groups => Action::Group { forward: true },
+        KeyCode::PageUp => Action::Move { down: false, by: 10 },
+        KeyCode::PageDown => Action::Move { down: true, by: 10 },
+        KeyCode::Char('[') => Action::Group { forward: false },
+        KeyCode::Char(']') => Action::Group { forward: true },
+        KeyCode::Char('k') if tab == Tab::Inspector => Action::ScrollJudgement { down: false },
+        KeyCode::Char('j') if tab == Tab::Inspector => Action::ScrollJudgement { down: true },
+        KeyCode::Enter if tab == Tab::Groups => Action::Inspect,
+        KeyCode::Char('t') if tab == Tab::Inspector => Action::ToggleThinking,
+        _ => return None,
+    })
+}

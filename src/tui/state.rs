@@ -1,0 +1,166 @@
+//! Everything the screen shows, and nothing else: views draw from a `&State` alone. It
+//! changes only in `App::update`.
+
+use std::collections::VecDeque;
+
+use super::history::{History, Window};
+use super::rollouts::Group;
+use super::theme::Theme;
+use crate::gpu::Sample;
+use crate::run::event::Level;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Dashboard,
+    Groups,
+    Inspector,
+    Gpus,
+    Playground,
+    Annotate,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] =
+        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Dashboard => "Dashboard",
+            Tab::Groups => "Groups",
+            Tab::Inspector => "Inspector",
+            Tab::Gpus => "GPUs",
+            Tab::Playground => "Playground",
+            Tab::Annotate => "Annotate",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    pub fn cycled(self, forward: bool) -> Tab {
+        let n = Tab::ALL.len();
+        Tab::ALL[(self.index() + if forward { 1 } else { n - 1 }) % n]
+    }
+}
+
+/// What the trainer is doing, as the event log tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunState {
+    /// No `started` event yet.
+    Waiting,
+    Running,
+    Paused,
+    Finished {
+        step: usize,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct GroupsState {
+    /// The step chosen by hand; None follows the latest step with rollouts.
+    pub pinned: Option<usize>,
+    /// The step shown and its groups, ranked.
+    pub loaded: Option<(usize, Vec<Group>)>,
+    /// Steps with rollouts: how many, and the latest.
+    pub steps_with_rollouts: usize,
+    pub latest: Option<usize>,
+    pub group: usize,
+    /// Row within the group, by rank.
+    pub row: usize,
+}
+
+impl GroupsState {
+    pub fn groups(&self) -> &[Group] {
+        self.loaded.as_ref().map_or(&[], |(_, g)| g.as_slice())
+    }
+    pub fn current(&self) -> Option<&Group> {
+        self.groups().get(self.group)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct InspectorState {
+    /// Lines scrolled off the top of the story.
+    pub scroll: u16,
+    /// Lines scrolled off the top of the judgement pane.
+    pub judge_scroll: u16,
+    pub thinking: bool,
+}
+
+/// Samples kept for sparklines (about two minutes at one a second).
+pub const GPU_HISTORY: usize = 120;
+
+#[derive(Debug, Default)]
+pub struct GpuState {
+    pub last: Option<Sample>,
+    /// Per device: utilisation percent and memory percent, oldest first.
+    pub util: Vec<VecDeque<u64>>,
+    pub mem: Vec<VecDeque<u64>>,
+    /// Host CPU percent, when NVML is absent.
+    pub cpu: VecDeque<u64>,
+    pub host_mem: VecDeque<u64>,
+}
+
+pub struct State {
+    /// The run directory's name, for the title.
+    pub run_name: String,
+    pub tab: Tab,
+    pub help: bool,
+    pub confirm_stop: bool,
+    pub themes: Vec<Theme>,
+    pub theme: usize,
+    pub can_control: bool,
+    pub run: RunState,
+    pub history: History,
+    pub window: Window,
+    /// (step, path) of each checkpoint written.
+    pub checkpoints: Vec<(usize, String)>,
+    /// The trainer's messages, newest last (at most `MESSAGES`).
+    pub messages: VecDeque<(Level, String)>,
+    /// One line for the status bar: the last thing the TUI itself has to say.
+    pub note: Option<String>,
+    pub judge_failures: usize,
+    /// US dollars over the run.
+    pub judge_cost: f64,
+    pub groups: GroupsState,
+    pub inspector: InspectorState,
+    pub gpu: GpuState,
+    /// Something changed since the last frame.
+    pub dirty: bool,
+    pub quit: bool,
+}
+
+pub const MESSAGES: usize = 50;
+
+impl State {
+    pub fn new(run_name: String, themes: Vec<Theme>, theme: usize, can_control: bool) -> Self {
+        Self {
+            run_name,
+            tab: Tab::Dashboard,
+            help: false,
+            confirm_stop: false,
+            themes,
+            theme,
+            can_control,
+            run: RunState::Waiting,
+            history: History::default(),
+            window: Window::default(),
+            checkpoints: vec![],
+            messages: VecDeque::new(),
+            note: None,
+            judge_failures: 0,
+            judge_cost: 0.0,
+            groups: GroupsState::default(),
+            inspector: InspectorState::default(),
+            gpu: GpuState::default(),
+            dirty: true,
+            quit: false,
+        }
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.themes[self.theme]
+    }
+}

@@ -1,0 +1,119 @@
+//! End to end: the real binary in a tmux pane (`.ci/run` installs tmux) opens a run directory,
+//! every tab is selected by its key and read back with capture-pane, the window is resized to
+//! 80x24 and back, and `q` gives the terminal back (the pane leaves the alternate screen and
+//! the shell sees exit status 0). Waits poll the pane for text (up to 20 s each: a loaded
+//! machine is slow to start a process); nothing here asserts on time.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", "e2e"])
+    }
+    /// Polls the pane until it shows `text`; the screen it last saw when it never does.
+    fn wait_for(&self, text: &str) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if s.contains(text) {
+                return Ok(s);
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    fn expect(&self, text: &str) -> String {
+        self.wait_for(text).unwrap_or_else(|s| panic!("the pane never showed {text:?}; it shows:\n{s}"))
+    }
+    fn keys(&self, keys: &str) {
+        self.cmd(&["send-keys", "-t", "e2e", keys]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        // our own server only (its own socket)
+        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+    }
+}
+
+#[test]
+fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
+    assert!(
+        Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success()),
+        "tmux is missing: install it (apt-get install tmux); .ci/run does"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::run_fixture::write_run(tmp.path());
+    let bin = env!("CARGO_BIN_EXE_polaris-tui");
+    let tmux = Tmux { socket: format!("polaris-e2e-{}", std::process::id()) };
+    let shell_cmd = format!("{} open {}; echo EXIT=$?; sleep 600", quote(Path::new(bin)), quote(&dir));
+    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+
+    tmux.expect("1 Dashboard");
+    tmux.expect("Reward · steps 1–40");
+    let tabs = [
+        ("2", "Ranked by reward"),
+        ("3", "HUMAN REFERENCE"),
+        ("5", "playground is not built yet"),
+        ("6", "polaris-tui annotate"),
+        ("1", "Reward · steps"),
+    ];
+    for (key, shows) in tabs {
+        tmux.keys(key);
+        tmux.expect(shows);
+        if key == "3" {
+            // GPUs: the devices where NVML is, else the host
+            tmux.keys("4");
+            if tmux.wait_for("Showing the host's CPU").is_err() {
+                tmux.expect("GPU 0 ·");
+            }
+        }
+    }
+    tmux.keys("Tab");
+    tmux.expect("Ranked by reward");
+    tmux.keys("?");
+    tmux.expect("Keys (Esc closes)");
+    tmux.keys("Escape");
+    // small and back: the views redraw at the new size
+    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
+    let small = tmux.expect("Ranked by reward");
+    assert!(small.lines().all(|l| l.chars().count() <= 80), "{small}");
+    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "160", "-y", "45"]);
+    tmux.keys("1");
+    tmux.expect("Reward · steps");
+
+    tmux.keys("q");
+    let after = tmux.expect("EXIT=0");
+    assert!(!after.contains("1 Dashboard"), "the TUI's screen is gone after quitting:\n{after}");
+    let alternate = tmux.cmd(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
+    assert_eq!(alternate.trim(), "0", "the pane left the alternate screen");
+}
+
+#[test]
+fn opening_a_directory_that_is_no_run_fails_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_polaris-tui")).arg("open").arg(tmp.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a run directory (no events.jsonl)"), "{err}");
+}
+
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}

@@ -1,0 +1,331 @@
+//! Every view of the TUI drawn from fixed data into ratatui's TestBackend and compared with an
+//! insta snapshot (tests/snapshots/). The fixture's run directory has a fixed name and the
+//! views draw no clock time, so the only volatile text is host/device numbers, which these
+//! tests feed as fixed samples; `mask` blanks anything else volatile should it appear.
+//! Update snapshots deliberately: `INSTA_UPDATE=always cargo test --release --test tui_views`,
+//! then read the diff.
+
+mod common;
+
+use std::sync::mpsc;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use polaris::gpu::{DeviceStats, HostStats, Sample};
+use polaris::run::Control;
+use polaris::tui::state::Tab;
+use polaris::tui::theme::Theme;
+use polaris::tui::{ui, Action, App, DirLink};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Modifier;
+use ratatui::Terminal;
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    app: App,
+    controls: Option<mpsc::Receiver<Control>>,
+}
+
+fn fixture(themes: Vec<Theme>, controllable: bool) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::run_fixture::write_run(tmp.path());
+    let (tx, rx) = mpsc::channel();
+    let link = DirLink::new(&dir, controllable.then_some(tx));
+    let mut app = App::new(&dir, Box::new(link), themes, 0);
+    app.update(Action::Tick);
+    Fixture { _tmp: tmp, app, controls: controllable.then_some(rx) }
+}
+
+fn dark() -> Vec<Theme> {
+    vec![Theme::built_in("dark").unwrap()]
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.update(Action::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))));
+}
+
+fn draw(app: &App, width: u16, height: u16) -> Buffer {
+    let mut term = Terminal::new(TestBackend::new(width, height)).unwrap();
+    term.draw(|f| ui::draw(f, &app.state)).unwrap();
+    term.backend().buffer().clone()
+}
+
+/// The buffer's text, one line per row, trailing spaces kept off.
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    let mut out = String::new();
+    for y in 0..area.height {
+        let line: String = (0..area.width).map(|x| buf[(x, y)].symbol()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    mask(&out)
+}
+
+/// Blanks text that changes between runs: temp paths.
+fn mask(s: &str) -> String {
+    let re = regex::Regex::new(r"/tmp/[A-Za-z0-9._/-]+").unwrap();
+    re.replace_all(s, "<TMP>").into_owned()
+}
+
+fn snap(name: &str, app: &App) {
+    for (w, h) in [(80, 24), (200, 50)] {
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text(&draw(app, w, h)));
+    }
+}
+
+#[test]
+fn dashboard() {
+    let f = fixture(dark(), false);
+    snap("dashboard", &f.app);
+}
+
+#[test]
+fn dashboard_zoomed_and_panned() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('+'));
+    key(&mut f.app, KeyCode::Left);
+    snap("dashboard_zoomed", &f.app);
+}
+
+#[test]
+fn groups_follow_the_latest_step_and_navigate() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('2'));
+    snap("groups_latest", &f.app);
+    key(&mut f.app, KeyCode::Left);
+    key(&mut f.app, KeyCode::Char(']'));
+    key(&mut f.app, KeyCode::Down);
+    snap("groups_step39_group1_row2", &f.app);
+}
+
+/// The human reference's row: the theme's reference colour, bold, and marked `HUMAN`.
+#[test]
+fn the_reference_row_is_highlighted_and_marked() {
+    for theme in [Theme::built_in("dark").unwrap(), Theme::mono()] {
+        let mut f = fixture(vec![theme.clone()], false);
+        key(&mut f.app, KeyCode::Char('2'));
+        let buf = draw(&f.app, 200, 50);
+        let screen = text(&buf);
+        let y = screen.lines().position(|l| l.contains("HUMAN")).expect("a HUMAN row") as u16;
+        let x = screen.lines().nth(y as usize).unwrap().find("HUMAN").unwrap();
+        // the byte offset equals the column here: the row is ASCII up to the marker's glyph
+        let x = screen.lines().nth(y as usize).unwrap()[..x].chars().count() as u16;
+        let cell = &buf[(x, y)];
+        assert!(cell.modifier.contains(Modifier::BOLD), "{}: reference row not bold", theme.name);
+        if !theme.mono {
+            assert_eq!(cell.fg, theme.reference, "{}: reference row not in the reference colour", theme.name);
+        }
+        assert!(screen.lines().nth(y as usize).unwrap().contains('▶'), "the row carries a marker");
+    }
+}
+
+#[test]
+fn inspector_with_and_without_thinking() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('2'));
+    key(&mut f.app, KeyCode::Enter);
+    assert_eq!(f.app.state.tab, Tab::Inspector);
+    snap("inspector", &f.app);
+    key(&mut f.app, KeyCode::Char('t'));
+    snap("inspector_thinking", &f.app);
+}
+
+/// Quoted evidence is marked where it occurs in the story.
+#[test]
+fn the_inspector_marks_quoted_evidence_in_the_story() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('3'));
+    // rank 1 of group 0 is the reference, story 3: "...count the stars..."
+    let buf = draw(&f.app, 200, 50);
+    let screen = text(&buf);
+    let y = screen.lines().position(|l| l.contains("count the stars")).unwrap() as u16;
+    let line = screen.lines().nth(y as usize).unwrap();
+    let x = line[..line.find("count the stars").unwrap()].chars().count() as u16;
+    let evidence = Theme::built_in("dark").unwrap().evidence();
+    assert_eq!(buf[(x, y)].bg, evidence.bg.unwrap());
+    assert!(buf[(x, y)].modifier.contains(Modifier::UNDERLINED));
+    let before = &buf[(x.saturating_sub(2), y)];
+    assert!(!before.modifier.contains(Modifier::UNDERLINED), "only the quote is marked");
+}
+
+fn host_sample(cpu: f64) -> Sample {
+    Sample::Host {
+        why: "NVML is not available (libnvidia-ml.so.1: cannot open shared object file): no NVIDIA driver?"
+            .into(),
+        host: HostStats { cpu_percent: cpu, cores: 2, mem_used_bytes: 6 << 30, mem_total_bytes: 16 << 30 },
+    }
+}
+
+#[test]
+fn gpus_without_nvml_show_the_host() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('4'));
+    for cpu in [10.0, 50.0, 90.0, 30.0] {
+        f.app.update(Action::Gpu(host_sample(cpu)));
+    }
+    snap("gpus_host", &f.app);
+}
+
+#[test]
+fn gpus_with_devices() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('4'));
+    for util in [20, 80, 95] {
+        let d = |index: u32| DeviceStats {
+            index,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            util_percent: util,
+            mem_used_bytes: 40 << 30,
+            mem_total_bytes: 80 << 30,
+            temperature_c: Some(54),
+            power_watts: Some(312.0),
+            sm_clock_mhz: Some(1980),
+            mem_clock_mhz: Some(2619),
+            processes: vec![(4242, 39 << 30)],
+        };
+        f.app.update(Action::Gpu(Sample::Devices(vec![d(0), d(1)])));
+    }
+    snap("gpus_devices", &f.app);
+}
+
+#[test]
+fn playground_and_annotate_say_plainly_what_they_are() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('5'));
+    snap("playground", &f.app);
+    key(&mut f.app, KeyCode::Char('6'));
+    snap("annotate", &f.app);
+}
+
+#[test]
+fn help_overlay() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('?'));
+    snap("help", &f.app);
+    key(&mut f.app, KeyCode::Esc);
+    assert!(!f.app.state.help);
+}
+
+#[test]
+fn stop_asks_first_and_controls_reach_the_trainer() {
+    let mut f = fixture(dark(), true);
+    let rx = f.controls.take().unwrap();
+    key(&mut f.app, KeyCode::Char('s'));
+    snap("confirm_stop", &f.app);
+    key(&mut f.app, KeyCode::Char('n'));
+    assert!(rx.try_recv().is_err(), "a cancelled stop sends nothing");
+    // the fixture ends paused: p resumes
+    key(&mut f.app, KeyCode::Char('p'));
+    key(&mut f.app, KeyCode::Char('c'));
+    key(&mut f.app, KeyCode::Char('s'));
+    key(&mut f.app, KeyCode::Char('y'));
+    let sent: Vec<Control> = rx.try_iter().collect();
+    assert_eq!(sent, vec![Control::Resume, Control::CheckpointNow, Control::Stop]);
+}
+
+#[test]
+fn a_read_only_run_refuses_controls_in_the_status_line() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('p'));
+    let screen = text(&draw(&f.app, 120, 30));
+    assert!(screen.contains("read only: no trainer to send Resume to"), "{screen}");
+    // and the TUI's own log in the run directory says so too (never the screen's stderr)
+    let log = std::fs::read_to_string(f._tmp.path().join("run-fixture/tui.log")).unwrap();
+    assert!(log.contains("no trainer to send Resume to"), "{log}");
+}
+
+/// Inspecting a row pins its step: new steps do not move the row under the reader.
+#[test]
+fn inspecting_pins_the_step_until_follow() {
+    use std::io::Write;
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('2'));
+    key(&mut f.app, KeyCode::Enter);
+    let dir = f._tmp.path().join("run-fixture");
+    let mut rollouts = std::fs::OpenOptions::new().append(true).open(dir.join("rollouts.jsonl")).unwrap();
+    for row in common::run_fixture::rollouts(41, 2) {
+        writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+    }
+    f.app.update(Action::Tick);
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 40, "still the inspected step");
+    key(&mut f.app, KeyCode::Char('f'));
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 41, "f follows the latest again");
+}
+
+#[test]
+fn themes_cycle_live_and_no_color_draws_the_same_text() {
+    let themes = ["dark", "light", "high-contrast"].map(|n| Theme::built_in(n).unwrap()).to_vec();
+    let mut f = fixture(themes, false);
+    key(&mut f.app, KeyCode::Char('T'));
+    assert_eq!(f.app.state.theme().name, "light");
+    // Groups: no charts (NO_COLOR draws the reward band with its own marker)
+    key(&mut f.app, KeyCode::Char('2'));
+    let light = draw(&f.app, 120, 30);
+    let mut mono = fixture(vec![Theme::mono()], false);
+    key(&mut mono.app, KeyCode::Char('2'));
+    let plain = draw(&mono.app, 120, 30);
+    assert_ne!(light, plain, "colours differ");
+    // the status line's note names the theme; the rest of the screen is the same text
+    let strip = |b: &Buffer| text(b).lines().take(29).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&light), strip(&plain));
+    let reset = ratatui::style::Color::Reset;
+    assert!(plain.content.iter().all(|c| c.fg == reset && c.bg == reset), "NO_COLOR draws no colour");
+}
+
+#[test]
+fn tabs_cycle_and_clicks_select_them() {
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Tab);
+    assert_eq!(f.app.state.tab, Tab::Groups);
+    f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
+    f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
+    assert_eq!(f.app.state.tab, Tab::Annotate);
+    // the third label on the tab bar is the Inspector's
+    let screen = text(&draw(&f.app, 120, 30));
+    let x = screen.lines().next().unwrap().find("3 Inspector").unwrap() as u16;
+    let x = screen.lines().next().unwrap()[..x as usize].chars().count() as u16;
+    let click = crossterm::event::MouseEvent {
+        kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+        column: x + 2,
+        row: 0,
+        modifiers: KeyModifiers::NONE,
+    };
+    f.app.update(Action::Input(TermEvent::Mouse(click)));
+    assert_eq!(f.app.state.tab, Tab::Inspector);
+    key(&mut f.app, KeyCode::Char('q'));
+    assert!(f.app.state.quit);
+}
+
+/// A run directory that grows is followed: new steps and rollouts appear on the next tick.
+#[test]
+fn a_growing_run_is_followed() {
+    use std::io::Write;
+    let mut f = fixture(dark(), false);
+    key(&mut f.app, KeyCode::Char('2'));
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 40);
+    let dir = f._tmp.path().join("run-fixture");
+    let stats = common::run_fixture::step_stats(41);
+    let ev = polaris::run::Event {
+        v: polaris::run::PROTOCOL_VERSION,
+        seq: 1000,
+        time: 0.0,
+        kind: polaris::run::EventKind::Step(Box::new(stats)),
+    };
+    let mut events = std::fs::OpenOptions::new().append(true).open(dir.join("events.jsonl")).unwrap();
+    // half a line first: not read until its newline arrives
+    let line = serde_json::to_string(&ev).unwrap();
+    let (a, b) = line.split_at(20);
+    write!(events, "{a}").unwrap();
+    f.app.update(Action::Tick);
+    assert_eq!(f.app.state.history.latest().unwrap().step, 40);
+    writeln!(events, "{b}").unwrap();
+    let mut rollouts = std::fs::OpenOptions::new().append(true).open(dir.join("rollouts.jsonl")).unwrap();
+    for row in common::run_fixture::rollouts(41, 2) {
+        writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+    }
+    f.app.update(Action::Tick);
+    assert_eq!(f.app.state.history.latest().unwrap().step, 41);
+    let (step, groups) = f.app.state.groups.loaded.as_ref().unwrap();
+    assert_eq!((*step, groups.len()), (41, 2), "live follow moved to the new step");
+}
