@@ -1,11 +1,13 @@
 //! The `polaris-tui` command line: one module per subcommand, each a thin layer over
 //! the library.
 
+mod annotate;
 mod bench;
 mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod report;
 mod score;
 mod train;
 
@@ -43,6 +45,11 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
+    /// Blinded side-by-side human judging of two systems' stories, saved as you go.
+    Annotate(annotate::AnnotateArgs),
+    /// Evaluation reports.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -58,6 +65,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Annotate(args)) => annotate::run(args),
+        Some(Command::Report(cmd)) => report::run(cmd),
     }
 }
 

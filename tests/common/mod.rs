@@ -110,3 +110,4 @@ impl polaris::train::step::Rewarder for WordsReward {
             .collect())
     }
 }
+pub mod study;
