@@ -109,7 +109,8 @@ impl HumanReport {
         if let Some(row) = win_rate_row(ALL, study, &prefs, resamples, seed)? {
             win_rates.push(row);
         } else {
-            bail!("{}: no judgments yet", dir.display());
+            let names: Vec<&str> = ledgers.iter().map(|l| l.annotator.as_str()).collect();
+            bail!("{}: no judgments yet (annotators: {}); annotate first", dir.display(), names.join(", "));
         }
         for (ledger, p) in ledgers.iter().zip(&prefs) {
             if let Some(row) =
