@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::generate::{count_words, requested_words};
 use crate::train::data::{jsonl_lines, kind, opt_string, Problems};
 
-/// The most bad records an error lists before summarising the rest.
+/// The most problems a pairing error lists before counting the rest.
 const LISTED: usize = 20;
 
 /// One system's story for one prompt, as read from a generation file.
@@ -147,8 +147,8 @@ pub struct Pairing {
 }
 
 /// Matches A's and B's stories by prompt uid. Duplicate uids, a file mixing systems, the
-/// same system on both sides and uids whose prompts differ are errors; unmatched uids are
-/// an error unless `allow_unmatched`, and are listed either way.
+/// same system on both sides and uids whose prompts differ are errors; uids only one side
+/// has are returned in `unmatched` for the caller to refuse or report.
 pub fn pair_generations(a: &Path, gens_a: &[Generation], b: &Path, gens_b: &[Generation]) -> Result<Pairing> {
     let system_a = one_system(a, gens_a)?;
     let system_b = one_system(b, gens_b)?;
