@@ -133,6 +133,20 @@ fn the_stories_scroll_independently() {
     assert!(shown.contains("lines 3-"), "left pane starts at its line 3:\n{shown}");
     handle_key(&mut s, key(KeyCode::Home));
     assert_eq!(s.scroll, [2, 0]);
+    // Drawn once, the screen knows its area: scrolling stops with the last line at the
+    // bottom, and the first key back moves the view.
+    s.area = ratatui::layout::Rect::new(0, 0, 60, 14);
+    for _ in 0..50 {
+        handle_key(&mut s, key(KeyCode::PageDown));
+    }
+    let bottom = text(&render(&s, 60, 14));
+    let last = s.scroll[1];
+    let of =
+        bottom.split("lines ").nth(2).expect("the right pane's line range").split(' ').collect::<Vec<_>>();
+    let (range, total) = (of[0], of[2]);
+    assert_eq!(range, format!("{}-{total}", last + 1), "the last line is shown:\n{bottom}");
+    handle_key(&mut s, key(KeyCode::Up));
+    assert_eq!(s.scroll[1], last - 1);
     press(&mut s, "1");
     assert_eq!(s.scroll, [0, 0], "a new item starts at the top");
 }

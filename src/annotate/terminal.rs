@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 
 use anyhow::{bail, Context, Result};
 use crossterm::event::{self, Event};
+use ratatui::layout::Rect;
 
 use super::screen::{draw, handle_key, AnnotateScreen, Outcome};
 
@@ -23,7 +24,12 @@ pub fn run(screen: &mut AnnotateScreen) -> Result<()> {
     let mut terminal = ratatui::try_init().context("setting up the terminal")?;
     let _restore = Restore;
     loop {
-        terminal.draw(|frame| draw(frame, frame.area(), screen))?;
+        let mut area = Rect::default();
+        terminal.draw(|frame| {
+            area = frame.area();
+            draw(frame, area, screen)
+        })?;
+        screen.area = area;
         if let Event::Key(key) = event::read()? {
             if handle_key(screen, key) == Outcome::Quit {
                 return Ok(());

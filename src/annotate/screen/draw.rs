@@ -14,9 +14,18 @@ const PROMPT_SHARE: u16 = 4;
 /// Height of the open comment editor, borders included.
 const EDITOR_HEIGHT: u16 = 6;
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AnnotateScreen) {
-    let current = s.session.current();
-    let prompt_height = match current {
+/// The screen's parts for an area: drawing and the scrolling keys share it.
+struct Areas {
+    progress: Rect,
+    prompt: Rect,
+    stories: Rect,
+    comment: Rect,
+    status: Rect,
+    help: Rect,
+}
+
+fn layout(area: Rect, s: &AnnotateScreen) -> Areas {
+    let prompt_height = match s.session.current() {
         Some((_, item)) => prompt_paragraph(item)
             .line_count(area.width.saturating_sub(2))
             .saturating_add(2)
@@ -33,13 +42,37 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &AnnotateScreen) {
         Constraint::Length(1),
     ])
     .areas(area);
+    Areas { progress, prompt, stories, comment, status, help }
+}
 
+/// The left and right story panes, borders included.
+fn panes(stories: Rect) -> [Rect; 2] {
+    Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(stories)
+}
+
+fn story_paragraph(text: &str) -> Paragraph<'_> {
+    Paragraph::new(text).wrap(Wrap { trim: false })
+}
+
+/// How far a story pane can scroll when the screen is drawn in `area`: its wrapped lines
+/// less the lines that fit, so the last line stops at the bottom.
+pub(super) fn max_scroll(area: Rect, s: &AnnotateScreen, pane: Pane) -> u16 {
+    let Some((p, item)) = s.session.current() else { return 0 };
+    let system = if pane == Pane::Left { &p.left } else { &p.right };
+    let text = item.story(system).map_or("", |st| st.text.as_str());
+    let inner = Block::bordered().inner(panes(layout(area, s).stories)[pane as usize]);
+    let lines = story_paragraph(text).line_count(inner.width);
+    lines.saturating_sub(inner.height as usize).min(u16::MAX as usize) as u16
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, s: &AnnotateScreen) {
+    let current = s.session.current();
+    let Areas { progress, prompt, stories, comment, status, help } = layout(area, s);
     frame.render_widget(progress_line(s), progress);
     match current {
         Some((p, item)) => {
             frame.render_widget(prompt_paragraph(item).block(Block::bordered().title(" Prompt ")), prompt);
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(stories);
+            let [left, right] = panes(stories);
             draw_story(frame, left, s, Pane::Left, item.story(&p.left), item.requested_words);
             draw_story(frame, right, s, Pane::Right, item.story(&p.right), item.requested_words);
         }
@@ -109,7 +142,7 @@ fn draw_story(
         .border_style(border)
         .title(Line::from(vec![Span::raw(format!(" {name} ({key}) ")), Span::raw(format!("· {length} "))]));
     let inner = block.inner(area);
-    let paragraph = Paragraph::new(text).wrap(Wrap { trim: false });
+    let paragraph = story_paragraph(text);
     let lines = paragraph.line_count(inner.width);
     let max_scroll = lines.saturating_sub(inner.height as usize).min(u16::MAX as usize) as u16;
     let offset = s.scroll[pane as usize].min(max_scroll);

@@ -4,13 +4,14 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::TextArea;
 
+use super::draw::max_scroll;
 use super::state::{AnnotateScreen, Outcome, Pane, Status};
 use crate::annotate::record::Verdict;
 
 /// Lines one PageUp / PageDown moves.
 const PAGE: u16 = 10;
-/// The narrowest story column the scroll bound assumes, in characters; drawing clamps
-/// to the exact wrapped height, this only stops the offset running far past the end.
+/// Before the first draw (no area yet), the narrowest story column the scroll bound
+/// assumes, in characters; drawing clamps to the exact wrapped height.
 const NARROWEST: usize = 20;
 
 pub fn handle_key(s: &mut AnnotateScreen, key: KeyEvent) -> Outcome {
@@ -87,11 +88,16 @@ fn saved(s: &mut AnnotateScreen, result: anyhow::Result<()>, message: &str) {
 
 fn scroll(s: &mut AnnotateScreen, by: i32) {
     let pane = s.focus as usize;
-    let bound = s.session.current().map_or(0, |(p, item)| {
-        let system = if s.focus == Pane::Left { &p.left } else { &p.right };
-        let text = item.story(system).map_or("", |st| st.text.as_str());
-        text.lines().map(|l| l.chars().count() / NARROWEST + 1).sum::<usize>()
-    });
-    let next = (s.scroll[pane] as i64 + by as i64).clamp(0, bound.min(u16::MAX as usize) as i64);
+    let bound = if s.area.is_empty() {
+        s.session.current().map_or(0, |(p, item)| {
+            let system = if s.focus == Pane::Left { &p.left } else { &p.right };
+            let text = item.story(system).map_or("", |st| st.text.as_str());
+            text.lines().map(|l| l.chars().count() / NARROWEST + 1).sum::<usize>().min(u16::MAX as usize)
+                as u16
+        })
+    } else {
+        max_scroll(s.area, s, s.focus)
+    };
+    let next = (s.scroll[pane].min(bound) as i64 + by as i64).clamp(0, bound as i64);
     s.scroll[pane] = next as u16;
 }

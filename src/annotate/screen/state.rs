@@ -1,5 +1,6 @@
 //! What the annotation screen shows besides the session itself.
 
+use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
 
 use crate::annotate::session::Session;
@@ -39,6 +40,9 @@ pub struct AnnotateScreen {
     pub status: Status,
     /// False under NO_COLOR: modifiers only.
     pub color: bool,
+    /// Where the screen was last drawn; whoever draws it sets this, so scrolling stops
+    /// at a story's last line. Empty until then (scrolling is bounded by an estimate).
+    pub area: Rect,
 }
 
 impl AnnotateScreen {
@@ -51,6 +55,7 @@ impl AnnotateScreen {
             comment: String::new(),
             status: Status::Idle,
             color: color_enabled(),
+            area: Rect::default(),
         }
     }
 
