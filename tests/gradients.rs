@@ -160,3 +160,54 @@ fn only_the_chosen_parameters_train() {
     let frozen = random_model("qwen3", false, DType::F32, polaris::model::frozen());
     assert!(logprobs_backward(&frozen, &inputs, &targets, 4, |lp| Ok(coefficients(lp))).is_err());
 }
+
+#[test]
+fn activation_checkpointing_gives_the_same_gradients() {
+    use polaris::model::logprobs::{backward, BackwardOptions};
+    let models = [
+        ("qwen3 untied", random_model("qwen3", false, DType::F64, all_trainable())),
+        ("qwen3 tied", random_model("qwen3", true, DType::F64, all_trainable())),
+        ("llama", random_model("llama", false, DType::F64, all_trainable())),
+        ("qwen3_5", random_qwen3_5(DType::F64, all_trainable(), &["linear_attention", "full_attention"])),
+        // frozen embedding: the recompute must still reach every layer
+        (
+            "qwen3 frozen embedding",
+            random_model("qwen3", false, DType::F64, Arc::new(|n: &str| !n.contains("embed"))),
+        ),
+    ];
+    for (what, model) in &models {
+        // ids below every test model's vocabulary (qwen3_5's is the smallest)
+        let (inputs, targets) = batch();
+        let vocab = model.config().vocab_size as f64;
+        let (inputs, targets) = (
+            inputs
+                .to_dtype(DType::F64)
+                .unwrap()
+                .clamp(0.0, vocab - 1.0)
+                .unwrap()
+                .to_dtype(DType::U32)
+                .unwrap(),
+            targets
+                .to_dtype(DType::F64)
+                .unwrap()
+                .clamp(0.0, vocab - 1.0)
+                .unwrap()
+                .to_dtype(DType::U32)
+                .unwrap(),
+        );
+        let run = |checkpoint_layers: bool| {
+            let opts = BackwardOptions { chunk: 4, checkpoint_layers, ..BackwardOptions::default() };
+            backward(model, &inputs, &targets, opts, |lp| Ok(coefficients(lp))).unwrap()
+        };
+        let (whole, layered) = (run(false), run(true));
+        assert_eq!(tensor_max_diff(&whole.logprobs, &layered.logprobs), 0.0, "{what}: same forward values");
+        assert_eq!(whole.grads.len(), layered.grads.len());
+        for ((name, a), (other, b)) in whole.grads.iter().zip(&layered.grads) {
+            assert_eq!(name, other);
+            // the same operations on the same values, summed in another order: f64 round-off
+            let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap().max(1e-3);
+            let d = tensor_max_diff(a, b);
+            assert!(d <= 1e-12 * scale, "{what}: {name} differs by {d} (scale {scale})");
+        }
+    }
+}

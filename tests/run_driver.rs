@@ -17,6 +17,7 @@ use polaris::run::{Control, EventKind};
 use polaris::train::data::Example;
 use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, Trainer};
+use polaris::train::workers::Workers;
 
 fn trainer() -> Trainer {
     let cfg = StepConfig {
@@ -62,11 +63,13 @@ fn kinds(path: &std::path::Path) -> Vec<String> {
 fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
     let model_dir = tempfile::tempdir().unwrap();
     tiny::write(model_dir.path()).unwrap();
-    let lm = LanguageModel::from_dir(
-        model_dir.path(),
-        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-    )
-    .unwrap();
+    let lm = Workers::single(
+        LanguageModel::from_dir(
+            model_dir.path(),
+            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
+        )
+        .unwrap(),
+    );
     let data = data();
     let reward = WordsReward(16.0);
     let run = tempfile::tempdir().unwrap();
@@ -75,7 +78,7 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
         Driver::new(
             RunDir::create(dir).unwrap(),
             config,
-            Work { lm: &lm, data: &data, rewarder: &reward },
+            Work { workers: &lm, data: &data, rewarder: &reward },
             trainer(),
             opts,
             rx,

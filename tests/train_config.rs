@@ -97,3 +97,39 @@ fn init_config_writes_the_template_and_keeps_existing_files() {
     assert!(run(true).status.success());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), INIT_TEMPLATE);
 }
+
+#[test]
+fn lora_section_defaults_overrides_and_errors() {
+    let cfg = TrainConfig::parse("", "x", &[]).unwrap();
+    assert!(cfg.model.lora.config().is_none(), "full fine-tune by default");
+    let sets = [
+        "model.lora.enabled=true",
+        "model.lora.r=8",
+        "model.lora.alpha=16",
+        "model.lora.target_modules=q_proj",
+    ]
+    .map(String::from);
+    let lora = TrainConfig::parse("", "x", &sets).unwrap().model.lora.config().unwrap();
+    assert_eq!((lora.r, lora.alpha, lora.dropout), (8, 16.0, 0.0));
+    assert_eq!(lora.target_modules, ["q_proj"]);
+    let list = TrainConfig::parse(
+        "[model.lora]\nenabled = true\ntarget_modules = [\"q_proj\", \"v_proj\"]\n",
+        "x",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(list.model.lora.target_modules, ["q_proj", "v_proj"]);
+    for (set, key) in [
+        ("model.lora.r=0", "r must"),
+        ("model.lora.dropout=1.0", "dropout"),
+        ("model.lora.target_modules=[]", "target_modules"),
+    ] {
+        let e = format!(
+            "{:#}",
+            TrainConfig::parse("", "run.toml", &["model.lora.enabled=true".into(), set.into()]).unwrap_err()
+        );
+        assert!(e.contains("run.toml") && e.contains("model.lora") && e.contains(key), "{set}: {e}");
+    }
+    let e = format!("{:#}", TrainConfig::parse("", "run.toml", &["model.lora.rank=8".into()]).unwrap_err());
+    assert!(e.contains("rank"), "{e}");
+}

@@ -12,15 +12,18 @@ use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
+use polaris::train::workers::Workers;
 
 fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
-    let lm = LanguageModel::from_dir(
-        dir.path(),
-        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-    )
-    .unwrap();
+    let lm = Workers::single(
+        LanguageModel::from_dir(
+            dir.path(),
+            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
+        )
+        .unwrap(),
+    );
     let prompts: Vec<serde_json::Value> =
         tiny::DEMO_PROMPTS.lines().take(2).map(|l| serde_json::from_str(l).unwrap()).collect();
     // short references (each story's opening 40 words) keep the test's backward pass small

@@ -12,6 +12,7 @@ use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::train::checkpoint;
 use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {
     StepConfig {
@@ -31,9 +32,11 @@ fn config() -> StepConfig {
     }
 }
 
-fn open(dir: &std::path::Path) -> LanguageModel {
-    LanguageModel::from_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()))
-        .unwrap()
+fn open(dir: &std::path::Path) -> Workers {
+    Workers::single(
+        LanguageModel::from_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()))
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -62,13 +65,13 @@ fn resuming_continues_exactly() {
     for _ in 0..2 {
         b.step(&lm1, &batch, &WordsReward(16.0), &cancel).unwrap();
     }
-    let saved = checkpoint::save(run_dir.path(), &lm1.model, &b, 2).unwrap();
+    let saved = checkpoint::save(run_dir.path(), &lm1.primary().model, &b, 2).unwrap();
     assert!(saved.ends_with("checkpoints/step-000002"));
     assert_eq!(checkpoint::latest(run_dir.path()), Some(saved.clone()));
     drop(lm1);
     let lm2 = open(model_dir.path());
     let mut c = Trainer::new(config(), 0); // the seed comes from the checkpoint
-    let state = checkpoint::load(&saved, &lm2.model, &mut c).unwrap();
+    let state = checkpoint::load(&saved, &lm2.primary().model, &mut c).unwrap();
     assert_eq!((state.step, state.data_cursor, c.seed), (2, 2, 11));
     let third = c.step(&lm2, &batch, &WordsReward(16.0), &cancel).unwrap().0;
 
@@ -79,7 +82,7 @@ fn resuming_continues_exactly() {
             && x.grad_norm == y.grad_norm
     };
     assert!(same(&third, &straight[2]), "resumed step {third:?} vs uninterrupted {:?}", straight[2]);
-    for ((n, va), (_, vc)) in lm.model.trainable().iter().zip(lm2.model.trainable()) {
+    for ((n, va), (_, vc)) in lm.primary().model.trainable().iter().zip(lm2.primary().model.trainable()) {
         assert_eq!(common::tensor_max_diff(va.as_tensor(), vc.as_tensor()), 0.0, "{n} differs after resume");
     }
 }
@@ -91,7 +94,7 @@ fn a_checkpoint_of_another_model_is_refused() {
     let lm = open(model_dir.path());
     let run_dir = tempfile::tempdir().unwrap();
     let t = Trainer::new(config(), 1);
-    let saved = checkpoint::save(run_dir.path(), &lm.model, &t, 0).unwrap();
+    let saved = checkpoint::save(run_dir.path(), &lm.primary().model, &t, 0).unwrap();
     // a model with a different trainable set
     let only_head = LanguageModel::from_dir(
         model_dir.path(),
@@ -102,7 +105,7 @@ fn a_checkpoint_of_another_model_is_refused() {
     let mut t2 = Trainer::new(config(), 1);
     assert!(checkpoint::load(&saved, &only_head.model, &mut t2).is_ok()); // a subset is found by name
     std::fs::remove_file(saved.join(checkpoint::WEIGHTS)).unwrap();
-    let e = checkpoint::load(&saved, &lm.model, &mut t2).unwrap_err().to_string();
+    let e = checkpoint::load(&saved, &lm.primary().model, &mut t2).unwrap_err().to_string();
     assert!(e.contains("weights.safetensors"), "{e}");
     assert!(checkpoint::latest(tempfile::tempdir().unwrap().path()).is_none());
 }

@@ -11,7 +11,6 @@ use clap::Args;
 use super::{ModelArgs, OnOff, SamplingArgs};
 use crate::generate::{story_prompt, GenerationRecord, SamplingParams};
 use crate::lm::LanguageModel;
-use crate::model::tiny;
 use crate::tokenize::TokenStream;
 
 #[derive(Args, Debug)]
@@ -109,27 +108,4 @@ fn write_story(
         eprintln!("speed         {:.1} tokens/s", record.tokens_per_second);
     }
     Ok(record)
-}
-
-/// The demo behind a bare `polaris-tui`: the built-in tiny model writes a story for a demo prompt.
-pub fn demo() -> Result<()> {
-    eprintln!(
-        "polaris-tui demo: the built-in tiny model (random weights until a run trains it) writes a story."
-    );
-    eprintln!("Try `polaris-tui generate --help` for your own model and prompt.\n");
-    let lm = LanguageModel::open(
-        "tiny",
-        &crate::model::LoadOptions::new(candle_core::DType::F32, candle_core::Device::Cpu),
-    )?;
-    let first = tiny::DEMO_PROMPTS.lines().next().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(first)?;
-    let prompt = v["prompt"]
-        .as_str()
-        .unwrap_or("Write a story about a lighthouse. The story should be 200 words long.");
-    let words = crate::generate::requested_words(prompt);
-    eprintln!("prompt: {prompt}\n");
-    let params =
-        SamplingParams { max_new_tokens: 400, thinking_budget: Some(64), ..SamplingParams::default() };
-    write_story(&lm, prompt, false, true, words, &params, true)?;
-    Ok(())
 }

@@ -7,8 +7,11 @@ mod data;
 mod generate;
 mod init_config;
 mod judge;
+mod merge;
+mod progress;
 mod report;
 mod score;
+mod sft;
 mod train;
 
 use anyhow::Result;
@@ -23,7 +26,7 @@ use crate::model::LoadOptions;
     name = "polaris-tui",
     version,
     about = "Train small language models to write long, good stories (GRPO + human-reference injection).",
-    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model writes a length-controlled story."
+    long_about = "Train small language models to write long, good stories (GRPO + human-reference injection).\n\nWith no subcommand, runs the demo: the built-in tiny model, warm-started on the demo stories, trained with GRPO + HRI against the offline judge (a run directory under runs/)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,8 +46,12 @@ pub enum Command {
     Data(data::DataCommand),
     /// Train with GRPO + human-reference injection, headless, one line per step.
     Train(train::TrainArgs),
+    /// Supervised fine-tuning on a dataset's stories; writes a model directory.
+    Sft(sft::SftArgs),
     /// Write a commented run configuration with the recipe's defaults.
     InitConfig(init_config::InitConfigArgs),
+    /// Export trained weights (a LoRA adapter or a full fine-tune checkpoint) merged into a Hugging Face model directory.
+    Merge(merge::MergeArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
     /// Evaluation reports.
@@ -57,17 +64,33 @@ pub enum Command {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        None => generate::demo(),
+        None => demo(),
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::Score(args)) => score::run(args),
         Some(Command::Judge(args)) => judge::run(args),
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::Sft(args)) => sft::run(args),
+        Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Annotate(args)) => annotate::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
     }
+}
+
+/// The demo run (no subcommand), headless: a progress bar and one line per step.
+fn demo() -> Result<()> {
+    let dir = crate::run::demo::fresh_dir();
+    let cfg = crate::run::demo::config(&dir)?;
+    eprintln!(
+        "polaris-tui demo: the built-in tiny model, a short supervised warm start on the demo stories, \
+         then GRPO + HRI with the offline judge. Ctrl-C stops it (checkpointed); continue with \
+         `polaris-tui train --config {0}/config.toml --resume auto`.",
+        dir.display()
+    );
+    let (_controls, rx) = std::sync::mpsc::channel();
+    train::run_headless(&cfg, crate::run::launch::Resume::Auto, rx)
 }
 
 /// Which model, in which precision, on which device.
@@ -82,11 +105,18 @@ pub struct ModelArgs {
     /// cpu, or cuda:N (in a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// A LoRA adapter to apply: a PEFT adapter directory or a LoRA run's checkpoint folder.
+    #[arg(long)]
+    pub adapter: Option<std::path::PathBuf>,
 }
 
 impl ModelArgs {
     pub fn load_options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+        let opts = LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?);
+        Ok(match &self.adapter {
+            Some(dir) => opts.lora(crate::model::adapter::open(dir)?),
+            None => opts,
+        })
     }
 
     /// Opens the model, reporting in one line any checkpoint parts it skipped.

@@ -7,15 +7,11 @@ use std::sync::{mpsc, Arc};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::device::{parse_device, parse_dtype};
-use crate::lm::LanguageModel;
-use crate::model::{all_trainable, LoadOptions};
-use crate::reward::{JudgeClient, JudgeSpec, Rubric};
-use crate::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
-use crate::run::EventKind;
+use super::progress;
+use crate::run::driver::Ending;
+use crate::run::launch::{launch, run_dir, Resume};
+use crate::run::Control;
 use crate::train::config::TrainConfig;
-use crate::train::data;
-use crate::train::step::{StackRewarder, Trainer};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -40,7 +36,7 @@ pub struct TrainArgs {
     /// step.group_size
     #[arg(long)]
     pub group_size: Option<usize>,
-    /// run.devices (this build trains on `cpu`)
+    /// run.devices: cpu, cpu:N (N workers) or cuda:0,cuda:1,... (cuda feature)
     #[arg(long)]
     pub devices: Option<String>,
     /// run.out: the run directory (default runs/<run.name>).
@@ -90,93 +86,36 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     sets.extend(args.set.iter().cloned());
     let cfg = TrainConfig::parse(&text, &origin, &sets)?;
-    if cfg.run.devices != "cpu" {
-        bail!("run.devices = {:?}: this build trains on one CPU worker (`cpu`); multi-worker and CUDA training are not in it yet", cfg.run.devices);
-    }
-
-    let examples = data::load(std::path::Path::new(&cfg.data.train))?;
-    let opts =
-        LoadOptions::new(parse_dtype(&cfg.model.dtype)?, parse_device("cpu")?).trainable(all_trainable());
-    let lm = LanguageModel::open(&cfg.model.path, &opts)?;
-    let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
-        (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
-        _ => Rubric::load(&cfg.reward.rubric)?,
+    let resume = match args.resume.as_deref() {
+        None => Resume::No,
+        Some("auto") => Resume::Auto,
+        Some(path) => Resume::From(PathBuf::from(path)),
     };
-    let out = PathBuf::from(cfg.run.out.clone().unwrap_or_else(|| format!("runs/{}", cfg.run.name)));
-    let mut judge = cfg.judge.clone();
-    if judge.cache_dir.is_none() {
-        judge.cache_dir = Some(out.join("judge-cache"));
-    }
-    let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
-    let rewarder = StackRewarder::new(client, cfg.reward.weights)?;
-
-    let has_checkpoints = crate::train::checkpoint::latest(&out).is_some();
-    if has_checkpoints && args.resume.is_none() {
-        bail!(
-            "{} already has checkpoints: pass --resume auto to continue it, or choose another --out",
-            out.display()
-        );
-    }
     let (_controls, rx) = mpsc::channel();
-    let trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);
-    let run_opts = RunOptions {
-        steps: cfg.run.steps,
-        prompts_per_step: cfg.run.prompts_per_step,
-        checkpoint_every: cfg.run.checkpoint_every,
-    };
-    let work = Work { lm: &lm, data: &examples, rewarder: &rewarder };
-    let mut driver = Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, run_opts, rx)?;
-    let resumed = match args.resume.as_deref() {
-        None => None,
-        Some("auto") => driver.resume_latest()?,
-        Some(path) => {
-            let state =
-                crate::train::checkpoint::load(std::path::Path::new(path), &lm.model, &mut driver.trainer)?;
-            driver.cursor = state.data_cursor;
-            Some(state.step)
-        }
-    };
+    run_headless(&cfg, resume, rx)
+}
 
-    // SIGINT / SIGTERM end the run between steps, with a final checkpoint
+/// Runs a configuration in this process with a progress bar and one line per step, until
+/// it ends or SIGINT / SIGTERM (which end it between steps, with a final checkpoint).
+pub fn run_headless(cfg: &TrainConfig, resume: Resume, controls: mpsc::Receiver<Control>) -> Result<()> {
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, interrupt.clone())?;
     }
-    let mut events = driver.log.subscribe();
-    let printer = std::thread::spawn(move || {
-        while let Ok(ev) = events.blocking_recv() {
-            match ev.kind {
-                EventKind::Step(s) => eprintln!(
-                    "step {:>4}  reward {:+.3} ± {:.3}  ref {}  loss {:+.4}  grad {:.3}  words {:.0}  gen {:.1}s judge {:.1}s train {:.1}s",
-                    s.step,
-                    s.policy_reward_mean,
-                    s.policy_reward_std,
-                    s.reference_reward_mean.map_or("-".into(), |r| format!("{r:+.3}")),
-                    s.loss,
-                    s.grad_norm,
-                    s.words_mean,
-                    s.seconds_generate,
-                    s.seconds_judge,
-                    s.seconds_train
-                ),
-                EventKind::Checkpoint { step, path } => eprintln!("checkpoint at step {step}: {path}"),
-                EventKind::Finished { step, reason } => {
-                    eprintln!("run {reason} at step {step}");
-                    break;
-                }
-                _ => {}
-            }
-        }
+    let mut printer = None;
+    let steps = cfg.run.steps;
+    let ending = launch(cfg, resume, controls, &interrupt, |dir, events| {
+        eprintln!("training {} on {} -> {}", cfg.model.path, cfg.data.train, dir.display());
+        printer = Some(std::thread::spawn(move || progress::follow(events, steps)));
     });
-    eprintln!("training {} on {} prompts -> {}", cfg.model.path, examples.len(), out.display());
-    let config_json = serde_json::to_value(&cfg)?;
-    let ending = driver.run(config_json, resumed, &interrupt);
-    drop(driver);
-    let _ = printer.join();
+    if let Some(p) = printer {
+        let _ = p.join();
+    }
     match ending? {
         Ending::Finished | Ending::Stopped => Ok(()),
-        Ending::Interrupted => {
-            bail!("interrupted; the run is saved: continue it with --resume auto --out {}", out.display())
-        }
+        Ending::Interrupted => bail!(
+            "interrupted; the run is saved: continue it with --resume auto --out {}",
+            run_dir(cfg).display()
+        ),
     }
 }

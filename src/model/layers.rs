@@ -7,6 +7,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
 use super::config::RopeScaling;
+use super::lora::Linear;
 use super::params::ParamBuilder;
 use super::small_matmul;
 
@@ -214,24 +215,24 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernel
 
 /// The gated MLP of llama-family models: down(silu(gate(x)) * up(x)).
 pub struct SwiGlu {
-    gate_proj: Tensor,
-    up_proj: Tensor,
-    down_proj: Tensor,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
 }
 
 impl SwiGlu {
     pub fn load(p: &mut ParamBuilder, hidden: usize, intermediate: usize, prefix: &str) -> Result<Self> {
         Ok(Self {
-            gate_proj: p.weight(&format!("{prefix}.gate_proj.weight"), &[intermediate, hidden])?,
-            up_proj: p.weight(&format!("{prefix}.up_proj.weight"), &[intermediate, hidden])?,
-            down_proj: p.weight(&format!("{prefix}.down_proj.weight"), &[hidden, intermediate])?,
+            gate_proj: p.linear(&format!("{prefix}.gate_proj"), intermediate, hidden, false)?,
+            up_proj: p.linear(&format!("{prefix}.up_proj"), intermediate, hidden, false)?,
+            down_proj: p.linear(&format!("{prefix}.down_proj"), hidden, intermediate, false)?,
         })
     }
 
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let gate = linear(x, &self.gate_proj, None, kernels)?.silu()?;
-        let up = linear(x, &self.up_proj, None, kernels)?;
-        linear(&(gate * up)?, &self.down_proj, None, kernels)
+        let gate = self.gate_proj.forward(x, kernels)?.silu()?;
+        let up = self.up_proj.forward(x, kernels)?;
+        self.down_proj.forward(&(gate * up)?, kernels)
     }
 }
 
@@ -280,4 +281,20 @@ pub fn select_kv_rows(cache: &mut candle_nn::kv_cache::KvCache, rows: &Tensor, l
     fresh.append(&k, &v)?;
     *cache = fresh;
     Ok(())
+}
+
+/// What every layer of a full-sequence training forward shares: RoPE tables for positions
+/// 0..T and the causal mask (None when T = 1).
+pub struct TrainContext {
+    pub cos: Tensor,
+    pub sin: Tensor,
+    pub mask: Option<Tensor>,
+}
+
+impl TrainContext {
+    pub fn causal(b: usize, t: usize, inv_freq: &[f32], dtype: DType, device: &Device) -> Result<Self> {
+        let (positions, mask) = causal_positions(b, t, dtype, device)?;
+        let (cos, sin) = rope_tables(&positions, inv_freq, dtype, device)?;
+        Ok(Self { cos, sin, mask })
+    }
 }

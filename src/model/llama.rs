@@ -12,15 +12,16 @@ use candle_nn::kv_cache::KvCache;
 use super::config::ModelConfig;
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, causal_positions, linear, rms_norm,
-    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
+    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
 };
+use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
 
 struct Attention {
-    q_proj: (Tensor, Option<Tensor>),
-    k_proj: (Tensor, Option<Tensor>),
-    v_proj: (Tensor, Option<Tensor>),
-    o_proj: Tensor,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
     /// qwen3 only: [Dh] norms applied per head
     q_norm: Option<Tensor>,
     k_norm: Option<Tensor>,
@@ -34,19 +35,11 @@ impl Attention {
     fn load(p: &mut ParamBuilder, cfg: &ModelConfig, prefix: &str) -> Result<Self> {
         let (d, h, hkv, dh) =
             (cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim);
-        let mut proj = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
-            let w = p.weight(&format!("{prefix}.{name}.weight"), &[out, d])?;
-            let b = if cfg.attention_bias {
-                Some(p.weight(&format!("{prefix}.{name}.bias"), &[out])?)
-            } else {
-                None
-            };
-            Ok((w, b))
-        };
-        let q_proj = proj("q_proj", h * dh)?;
-        let k_proj = proj("k_proj", hkv * dh)?;
-        let v_proj = proj("v_proj", hkv * dh)?;
-        let o_proj = p.weight(&format!("{prefix}.o_proj.weight"), &[d, h * dh])?;
+        let bias = cfg.attention_bias;
+        let q_proj = p.linear(&format!("{prefix}.q_proj"), h * dh, d, bias)?;
+        let k_proj = p.linear(&format!("{prefix}.k_proj"), hkv * dh, d, bias)?;
+        let v_proj = p.linear(&format!("{prefix}.v_proj"), hkv * dh, d, bias)?;
+        let o_proj = p.linear(&format!("{prefix}.o_proj"), d, h * dh, false)?;
         let (q_norm, k_norm) = if cfg.qk_norm() {
             (
                 Some(p.norm(&format!("{prefix}.q_norm.weight"), dh, NormStyle::Scale)?),
@@ -80,11 +73,9 @@ impl Attention {
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let heads = |proj: &(Tensor, Option<Tensor>), n: usize| -> Result<Tensor> {
+        let heads = |proj: &Linear, n: usize| -> Result<Tensor> {
             // [B, T, n*Dh] -> [B, n, T, Dh]
-            Ok(linear(x, &proj.0, proj.1.as_ref(), kernels)?
-                .reshape((b, t, n, self.head_dim))?
-                .transpose(1, 2)?)
+            Ok(proj.forward(x, kernels)?.reshape((b, t, n, self.head_dim))?.transpose(1, 2)?)
         };
         let mut q = heads(&self.q_proj, self.n_heads)?;
         let mut k = heads(&self.k_proj, self.n_kv_heads)?;
@@ -100,7 +91,7 @@ impl Attention {
             None => (k.contiguous()?, v.contiguous()?),
         };
         let out = attention(&q, &k, &v, *mask, kernels)?;
-        linear(&out, &self.o_proj, None, kernels)
+        self.o_proj.forward(&out, kernels)
     }
 }
 
@@ -225,6 +216,30 @@ impl Llama {
         self.run(ids, &positions, &mask, None, Kernels::Differentiable)
     }
 
+    /// The training forward one piece at a time (activation checkpointing): the embedded
+    /// ids [B, T, D], the causal context, each layer, the final norm.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
+        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    }
+
+    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
+        self.layers[i].forward(x, (&ctx.cos, &ctx.sin), &mask, None, Kernels::Differentiable)
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
+    }
+
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
         let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
         Cache { layers, pad, len: 0 }
@@ -260,10 +275,8 @@ impl Llama {
         mut caches: Option<&mut Vec<KvCache>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = self.embed(ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             x = layer.forward(&x, (&cos, &sin), mask, cache, kernels)?;

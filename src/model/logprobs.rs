@@ -24,13 +24,61 @@ pub type Gradients = Vec<(String, Tensor)>;
 /// log p(target_i | h_i) for hidden rows h: [N, D] and targets [N] -> [N], in f32 for
 /// half-precision models (the softmax needs the range), else in the model's dtype.
 fn chunk_logprobs(h: &Tensor, lm_head: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    Ok(chunk_distribution(h, lm_head, targets, false)?.0)
+}
+
+/// As `chunk_logprobs`, with each position's entropy −Σ p log p [N] (nats) when asked.
+fn chunk_distribution(
+    h: &Tensor,
+    lm_head: &Tensor,
+    targets: &Tensor,
+    entropy: bool,
+) -> Result<(Tensor, Option<Tensor>)> {
     let logits = h.matmul(&lm_head.t()?)?; // [N, V]
     let logits = match logits.dtype() {
         DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
         _ => logits,
     };
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    Ok(logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?)
+    let ent = if entropy { Some((logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.detach()) } else { None };
+    Ok((logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?, ent))
+}
+
+/// What a training pass returns.
+pub struct Backward {
+    /// [B, T] log-probs of the targets (values, no graph).
+    pub logprobs: Tensor,
+    /// [B, T] entropy of each position's distribution, when asked for.
+    pub entropy: Option<Tensor>,
+    /// The gradient of every trainable parameter, by name.
+    pub grads: Gradients,
+}
+
+/// How a training pass runs.
+#[derive(Debug, Clone, Copy)]
+pub struct BackwardOptions {
+    /// Positions per head chunk.
+    pub chunk: usize,
+    /// Also return per-position entropies (one extra exp over each chunk's logits).
+    pub entropy: bool,
+    /// Per-layer activation checkpointing: keep only each layer's input [B, T, D] from the
+    /// forward, and recompute one layer's graph at a time in backward (about one more
+    /// forward of compute; activation memory of one layer instead of all).
+    pub checkpoint_layers: bool,
+}
+
+impl Default for BackwardOptions {
+    fn default() -> Self {
+        Self { chunk: DEFAULT_CHUNK, entropy: false, checkpoint_layers: false }
+    }
+}
+
+/// How the body (everything below the head) is differentiated.
+enum Body {
+    /// `hidden` carries the whole graph.
+    Graph,
+    /// `hidden` carries only the final norm's graph over `last`; the layers are recomputed.
+    Checkpointed { ctx: super::layers::TrainContext, embedded: Tensor, inputs: Vec<Tensor>, last: Var },
 }
 
 /// Log-probs of `targets` [B, T] given inputs `ids` [B, T] (target t follows input t):
@@ -62,11 +110,38 @@ pub fn logprobs_backward(
     chunk: usize,
     coefficients: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<(Tensor, Gradients)> {
+    let opts = BackwardOptions { chunk, ..BackwardOptions::default() };
+    let out = backward(model, ids, targets, opts, coefficients)?;
+    Ok((out.logprobs, out.grads))
+}
+
+/// `logprobs_backward` with options.
+pub fn backward(
+    model: &Model,
+    ids: &Tensor,
+    targets: &Tensor,
+    opts: BackwardOptions,
+    coefficients: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Backward> {
+    let chunk = opts.chunk;
     if model.trainable().is_empty() {
         bail!("no parameter of this model is trainable");
     }
     let (b, t) = ids.dims2()?;
-    let hidden = model.hidden_states(ids)?; // graph kept for the body's backward
+    let (hidden, body) = if opts.checkpoint_layers {
+        let ctx = model.train_context(b, t)?;
+        let embedded = model.embed(ids)?;
+        let mut inputs = Vec::with_capacity(model.num_layers());
+        let mut x = embedded.detach();
+        for i in 0..model.num_layers() {
+            inputs.push(x.clone());
+            x = model.layer(&ctx, i, &x)?.detach();
+        }
+        let last = Var::from_tensor(&x)?;
+        (model.final_norm(last.as_tensor())?, Body::Checkpointed { ctx, embedded, inputs, last })
+    } else {
+        (model.hidden_states(ids)?, Body::Graph) // graph kept for the body's backward
+    };
     let d = hidden.dim(2)?;
     let flat = hidden.detach().reshape((b * t, d))?;
     let tgt = targets.flatten_all()?;
@@ -74,13 +149,19 @@ pub fn logprobs_backward(
 
     // pass 1: values only
     let mut parts = Vec::with_capacity(spans.len());
+    let mut entropies = Vec::new();
     for &(start, len) in &spans {
-        parts.push(
-            chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?
-                .detach(),
-        );
+        let (lp, ent) = chunk_distribution(
+            &flat.narrow(0, start, len)?,
+            model.lm_head(),
+            &tgt.narrow(0, start, len)?,
+            opts.entropy,
+        )?;
+        parts.push(lp.detach());
+        entropies.extend(ent);
     }
     let logp = Tensor::cat(&parts, 0)?.reshape((b, t))?;
+    let entropy = if opts.entropy { Some(Tensor::cat(&entropies, 0)?.reshape((b, t))?) } else { None };
     let coeff = coefficients(&logp)?.to_dtype(logp.dtype())?.flatten_all()?;
 
     // pass 2: head gradients per chunk, and dL/dH
@@ -103,6 +184,19 @@ pub fn logprobs_backward(
     // body: backward of Σ H ⊙ dL/dH
     let grads = (hidden * dh)?.sum_all()?.backward()?;
     accumulate(&mut acc, model, &grads)?;
+    if let Body::Checkpointed { ctx, embedded, mut inputs, last } = body {
+        // layer by layer from the top: recompute layer i from its saved input, and backward
+        // Σ y_i ⊙ dL/dy_i, which gives the layer's parameter gradients and dL/dx_i
+        let mut seed = input_grad(&grads, &last)?;
+        for i in (0..inputs.len()).rev() {
+            let x = Var::from_tensor(&inputs.pop().expect("one input per layer"))?;
+            let grads = (model.layer(&ctx, i, x.as_tensor())? * &seed)?.sum_all()?.backward()?;
+            accumulate(&mut acc, model, &grads)?;
+            seed = input_grad(&grads, &x)?;
+        }
+        let grads = (embedded * seed)?.sum_all()?.backward()?;
+        accumulate(&mut acc, model, &grads)?;
+    }
 
     let mut out = Vec::with_capacity(model.trainable().len());
     for (name, var) in model.trainable() {
@@ -112,7 +206,15 @@ pub fn logprobs_backward(
         };
         out.push((name.clone(), g));
     }
-    Ok((logp, out))
+    Ok(Backward { logprobs: logp, entropy, grads: out })
+}
+
+/// dL/dx for a leaf x of a backward pass, detached (zeros when nothing depended on it).
+fn input_grad(grads: &candle_core::backprop::GradStore, x: &Var) -> Result<Tensor> {
+    Ok(match grads.get(x.as_tensor()) {
+        Some(g) => g.detach(),
+        None => x.as_tensor().zeros_like()?,
+    })
 }
 
 fn accumulate(

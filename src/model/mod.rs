@@ -1,12 +1,16 @@
 //! Models: Hugging Face configs, checkpoint loading, differentiable layers, one file per
 //! architecture, generation caches, and chunked per-token log-probs with gradients.
 
+pub mod adapter;
 pub mod config;
 pub mod decode_attention;
 pub mod deltanet;
+pub mod export;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;
+pub mod lora;
+pub mod merge;
 pub mod params;
 pub mod qwen3_5;
 pub mod small_matmul;
@@ -20,7 +24,10 @@ use candle_core::{DType, Device, Tensor, Var};
 
 pub use config::{Architecture, ModelConfig};
 pub use layers::Kernels;
-pub use params::{all_trainable, frozen, LoadOptions, Source, TrainableFn};
+pub use lora::LoraConfig;
+pub use params::{
+    adapters_only, all_trainable, frozen, LoadOptions, LoraInit, LoraSpec, Source, TrainableFn,
+};
 
 use params::ParamBuilder;
 use weights::Checkpoint;
@@ -34,6 +41,8 @@ pub struct Model {
     tensors: Vec<(String, Tensor)>,
     /// Checkpoint tensors outside the text model (vision tower, MTP head), not loaded.
     pub skipped: Vec<String>,
+    /// LoRA adapters, when the model was built with some.
+    adapters: Option<lora::Adapters>,
 }
 
 enum Arch {
@@ -75,6 +84,9 @@ impl Model {
         let mut model = Self::build(&cfg, Source::Checkpoint(&ckpt), opts)
             .with_context(|| format!("loading the model in {}", dir.display()))?;
         model.skipped = ckpt.ignored.clone();
+        if let Some(a) = &mut model.adapters {
+            a.base_model = Some(dir.display().to_string());
+        }
         Ok(model)
     }
 
@@ -85,7 +97,20 @@ impl Model {
             Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
             Architecture::Qwen35 => Arch::Qwen35(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
-        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new() })
+        let adapters = p.finish_adapters()?;
+        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters })
+    }
+
+    /// The LoRA adapters, if the model has any.
+    pub fn adapters(&self) -> Option<&lora::Adapters> {
+        self.adapters.as_ref()
+    }
+
+    /// Training mode turns LoRA dropout on in differentiable forwards (off by default).
+    pub fn set_training(&self, on: bool) {
+        if let Some(a) = &self.adapters {
+            a.dropout.set_training(on);
+        }
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -138,6 +163,43 @@ impl Model {
         match &self.arch {
             Arch::Llama(m) => m.hidden_states(ids),
             Arch::Qwen35(m) => m.hidden_states(ids),
+        }
+    }
+
+    /// The pieces of `hidden_states`, for a backward that recomputes one layer at a time:
+    /// embed, then each layer under one shared context, then the final norm.
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.embed(ids),
+            Arch::Qwen35(m) => m.embed(ids),
+        }
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<layers::TrainContext> {
+        match &self.arch {
+            Arch::Llama(m) => m.train_context(b, t),
+            Arch::Qwen35(m) => m.train_context(b, t),
+        }
+    }
+
+    pub fn layer(&self, ctx: &layers::TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.layer(ctx, i, x),
+            Arch::Qwen35(m) => m.layer(ctx, i, x),
+        }
+    }
+
+    pub fn num_layers(&self) -> usize {
+        match &self.arch {
+            Arch::Llama(m) => m.num_layers(),
+            Arch::Qwen35(m) => m.num_layers(),
+        }
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.arch {
+            Arch::Llama(m) => m.final_norm(x),
+            Arch::Qwen35(m) => m.final_norm(x),
         }
     }
 

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use super::adapter::AdapterWeights;
+use super::lora::{kaiming_uniform, AdapterModule, Adapters, Dropout, Linear, Lora, LoraConfig};
 use super::weights::Checkpoint;
 
 /// Decides by canonical tensor name whether a parameter trains.
@@ -25,21 +27,57 @@ pub fn all_trainable() -> TrainableFn {
     Arc::new(|_| true)
 }
 
+/// Only LoRA adapters train (`….lora_A.weight`, `….lora_B.weight`); base weights are frozen.
+pub fn adapters_only() -> TrainableFn {
+    Arc::new(|name| name.ends_with(".lora_A.weight") || name.ends_with(".lora_B.weight"))
+}
+
 #[derive(Clone)]
 pub struct LoadOptions {
     pub dtype: DType,
     pub device: Device,
     pub trainable: TrainableFn,
+    /// LoRA adapters on the projections the config targets.
+    pub lora: Option<LoraSpec>,
 }
 
 impl LoadOptions {
     pub fn new(dtype: DType, device: Device) -> Self {
-        Self { dtype, device, trainable: frozen() }
+        Self { dtype, device, trainable: frozen(), lora: None }
     }
     pub fn trainable(mut self, f: TrainableFn) -> Self {
         self.trainable = f;
         self
     }
+    /// Attaches LoRA adapters (which train only if `trainable` says so: see `adapters_only`).
+    pub fn lora(mut self, spec: LoraSpec) -> Self {
+        self.lora = Some(spec);
+        self
+    }
+}
+
+/// An adapter to attach: its shape, and where its A and B come from.
+#[derive(Clone)]
+pub struct LoraSpec {
+    pub config: LoraConfig,
+    pub init: LoraInit,
+}
+
+#[derive(Clone)]
+pub enum LoraInit {
+    /// PEFT's initialisation (A kaiming-uniform, B zero) from a seed, which also seeds dropout.
+    Fresh { seed: u64 },
+    /// A saved adapter's tensors.
+    Saved(Arc<AdapterWeights>),
+}
+
+/// Adapters being attached while a model is built.
+struct LoraBuilder {
+    config: LoraConfig,
+    init: LoraInit,
+    rng: ChaCha8Rng,
+    dropout: Arc<Dropout>,
+    modules: Vec<AdapterModule>,
 }
 
 pub enum Source<'a> {
@@ -76,11 +114,44 @@ pub struct ParamBuilder<'a> {
     pub trainable: Vec<(String, Var)>,
     /// every tensor created, with its name (for saving and counting)
     pub all: Vec<(String, Tensor)>,
+    lora: Option<LoraBuilder>,
 }
 
 impl<'a> ParamBuilder<'a> {
     pub fn new(source: Source<'a>, opts: LoadOptions) -> Self {
-        Self { source, opts, trainable: Vec::new(), all: Vec::new() }
+        let lora = opts.lora.clone().map(|spec| {
+            // a saved adapter opened to train on would draw its dropout masks from seed 0
+            let seed = match spec.init {
+                LoraInit::Fresh { seed } => seed,
+                LoraInit::Saved(_) => 0,
+            };
+            LoraBuilder {
+                // its own stream, apart from A's initialisation drawn from `seed`
+                dropout: Arc::new(Dropout::new(spec.config.dropout, seed ^ 0x10_4a_d0)),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                config: spec.config,
+                init: spec.init,
+                modules: Vec::new(),
+            }
+        });
+        Self { source, opts, trainable: Vec::new(), all: Vec::new(), lora }
+    }
+
+    /// The adapters attached, once every projection is built. Errors when the target
+    /// modules matched nothing, or a saved adapter holds tensors no module took.
+    pub fn finish_adapters(&mut self) -> Result<Option<Adapters>> {
+        let Some(l) = self.lora.take() else { return Ok(None) };
+        if l.modules.is_empty() {
+            bail!(
+                "LoRA target_modules {:?} match no linear projection of this model \
+                 (names such as q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear)",
+                l.config.target_modules
+            );
+        }
+        if let LoraInit::Saved(w) = &l.init {
+            w.check_all_used(&l.modules)?;
+        }
+        Ok(Some(Adapters { config: l.config, modules: l.modules, dropout: l.dropout, base_model: None }))
     }
 
     pub fn device(&self) -> &Device {
@@ -108,6 +179,48 @@ impl<'a> ParamBuilder<'a> {
             }
         };
         self.register(name, t)
+    }
+
+    /// The projection `{module}.weight` [out, in] (and `{module}.bias` [out]), with a LoRA
+    /// adapter when the model has one that targets `module`.
+    pub fn linear(&mut self, module: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
+        let weight = self.weight(&format!("{module}.weight"), &[out, inp])?;
+        let bias = if bias { Some(self.weight(&format!("{module}.bias"), &[out])?) } else { None };
+        let lora = match &self.lora {
+            Some(l) if l.config.targets(module) => Some(self.adapter(module, out, inp)?),
+            _ => None,
+        };
+        Ok(Linear { weight, bias, lora })
+    }
+
+    fn adapter(&mut self, module: &str, out: usize, inp: usize) -> Result<Lora> {
+        let path = match &self.source {
+            Source::Checkpoint(c) => c
+                .stored_name(&format!("{module}.weight"))
+                .and_then(|n| n.strip_suffix(".weight"))
+                .unwrap_or(module)
+                .to_string(),
+            Source::Random { .. } => module.to_string(),
+        };
+        let (dtype, device) = (self.opts.dtype, self.opts.device.clone());
+        let l = self.lora.as_mut().expect("called with adapters");
+        let r = l.config.r;
+        let (a, b) = match &l.init {
+            LoraInit::Fresh { .. } => (
+                Tensor::from_vec(kaiming_uniform(&mut l.rng, r, inp), (r, inp), &device)?.to_dtype(dtype)?,
+                Tensor::zeros((out, r), dtype, &device)?,
+            ),
+            LoraInit::Saved(w) => (
+                w.get(module, "lora_A", &[r, inp], dtype, &device)?,
+                w.get(module, "lora_B", &[out, r], dtype, &device)?,
+            ),
+        };
+        let (scale, dropout) = (l.config.scale(), l.dropout.clone());
+        let a = self.register(&format!("{module}.lora_A.weight"), a)?;
+        let b = self.register(&format!("{module}.lora_B.weight"), b)?;
+        let l = self.lora.as_mut().expect("called with adapters");
+        l.modules.push(AdapterModule { name: module.to_string(), path, a: a.clone(), b: b.clone() });
+        Ok(Lora { a, b, scale, dropout })
     }
 
     /// A norm weight.

@@ -14,16 +14,17 @@ use super::config::{LayerType, LinearAttention, ModelConfig};
 use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, causal_positions, gated_rms_norm, linear,
-    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu,
+    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
 };
+use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
 
 /// Gated full attention: q_proj gives [query | gate] per head.
 struct GatedAttention {
-    q_proj: Tensor,
-    k_proj: Tensor,
-    v_proj: Tensor,
-    o_proj: Tensor,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
     q_norm: Tensor,
     k_norm: Tensor,
     n_heads: usize,
@@ -41,10 +42,10 @@ impl GatedAttention {
             bail!("qwen3_5 with attention_bias is not supported");
         }
         Ok(Self {
-            q_proj: p.weight(&format!("{prefix}.q_proj.weight"), &[2 * h * dh, d])?,
-            k_proj: p.weight(&format!("{prefix}.k_proj.weight"), &[hkv * dh, d])?,
-            v_proj: p.weight(&format!("{prefix}.v_proj.weight"), &[hkv * dh, d])?,
-            o_proj: p.weight(&format!("{prefix}.o_proj.weight"), &[d, h * dh])?,
+            q_proj: p.linear(&format!("{prefix}.q_proj"), 2 * h * dh, d, false)?,
+            k_proj: p.linear(&format!("{prefix}.k_proj"), hkv * dh, d, false)?,
+            v_proj: p.linear(&format!("{prefix}.v_proj"), hkv * dh, d, false)?,
+            o_proj: p.linear(&format!("{prefix}.o_proj"), d, h * dh, false)?,
             q_norm: p.norm(&format!("{prefix}.q_norm.weight"), dh, NormStyle::OnePlus)?,
             k_norm: p.norm(&format!("{prefix}.k_norm.weight"), dh, NormStyle::OnePlus)?,
             n_heads: h,
@@ -75,13 +76,13 @@ impl GatedAttention {
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.head_dim);
-        let qg = linear(x, &self.q_proj, None, kernels)?.reshape((b, t, h, 2 * dh))?;
+        let qg = self.q_proj.forward(x, kernels)?.reshape((b, t, h, 2 * dh))?;
         let q = qg.narrow(3, 0, dh)?;
         let gate = qg.narrow(3, dh, dh)?.reshape((b, t, h * dh))?;
         let q = rms_norm_one_plus(&q, &self.q_norm, self.eps, kernels)?.transpose(1, 2)?; // [B, H, T, Dh]
-        let k = linear(x, &self.k_proj, None, kernels)?.reshape((b, t, hkv, dh))?;
+        let k = self.k_proj.forward(x, kernels)?.reshape((b, t, hkv, dh))?;
         let k = rms_norm_one_plus(&k, &self.k_norm, self.eps, kernels)?.transpose(1, 2)?;
-        let v = linear(x, &self.v_proj, None, kernels)?.reshape((b, t, hkv, dh))?.transpose(1, 2)?;
+        let v = self.v_proj.forward(x, kernels)?.reshape((b, t, hkv, dh))?.transpose(1, 2)?;
         let q = self.rope(&q, rope.0, rope.1, kernels)?;
         let k = self.rope(&k, rope.0, rope.1, kernels)?;
         let (k, v) = match cache {
@@ -90,7 +91,7 @@ impl GatedAttention {
         };
         let out = attention(&q, &k, &v, mask, kernels)?; // [B, T, H*Dh]
         let out = (out * candle_nn::ops::sigmoid(&gate)?)?;
-        linear(&out, &self.o_proj, None, kernels)
+        self.o_proj.forward(&out, kernels)
     }
 }
 
@@ -111,16 +112,16 @@ pub enum DeltaForm {
 }
 
 struct GatedDeltaNet {
-    in_proj_qkv: Tensor,
-    in_proj_z: Tensor,
-    in_proj_b: Tensor,
-    in_proj_a: Tensor,
+    in_proj_qkv: Linear,
+    in_proj_z: Linear,
+    in_proj_b: Linear,
+    in_proj_a: Linear,
     /// depthwise conv weights [C, K]
     conv1d: Tensor,
     a_log: Tensor,
     dt_bias: Tensor,
     norm: Tensor,
-    out_proj: Tensor,
+    out_proj: Linear,
     sizes: LinearAttention,
     eps: f64,
 }
@@ -133,10 +134,10 @@ impl GatedDeltaNet {
             random_fill(rng, conv * kernel, 0.0, 0.3)
         })?;
         Ok(Self {
-            in_proj_qkv: p.weight(&format!("{prefix}.in_proj_qkv.weight"), &[conv, d])?,
-            in_proj_z: p.weight(&format!("{prefix}.in_proj_z.weight"), &[l.value_dim(), d])?,
-            in_proj_b: p.weight(&format!("{prefix}.in_proj_b.weight"), &[nv, d])?,
-            in_proj_a: p.weight(&format!("{prefix}.in_proj_a.weight"), &[nv, d])?,
+            in_proj_qkv: p.linear(&format!("{prefix}.in_proj_qkv"), conv, d, false)?,
+            in_proj_z: p.linear(&format!("{prefix}.in_proj_z"), l.value_dim(), d, false)?,
+            in_proj_b: p.linear(&format!("{prefix}.in_proj_b"), nv, d, false)?,
+            in_proj_a: p.linear(&format!("{prefix}.in_proj_a"), nv, d, false)?,
             conv1d: conv1d.reshape((conv, kernel))?,
             // decay rates: A = exp(A_log) in (1, 16) as transformers initialises them
             a_log: p.custom(&format!("{prefix}.A_log"), &[nv], |rng| {
@@ -145,7 +146,7 @@ impl GatedDeltaNet {
             })?,
             dt_bias: p.custom(&format!("{prefix}.dt_bias"), &[nv], |_| vec![1.0; nv])?,
             norm: p.norm(&format!("{prefix}.norm.weight"), l.value_head_dim, NormStyle::Scale)?,
-            out_proj: p.weight(&format!("{prefix}.out_proj.weight"), &[d, l.value_dim()])?,
+            out_proj: p.linear(&format!("{prefix}.out_proj"), d, l.value_dim(), false)?,
             sizes: l.clone(),
             eps: cfg.rms_norm_eps,
         })
@@ -169,10 +170,10 @@ impl GatedDeltaNet {
             Some(m) => x.broadcast_mul(m)?,
             None => x.clone(),
         };
-        let qkv = linear(&x, &self.in_proj_qkv, None, kernels)?; // [B, T, C]
-        let z = linear(&x, &self.in_proj_z, None, kernels)?.reshape((b, t, nv, dv))?;
-        let beta = candle_nn::ops::sigmoid(&linear(&x, &self.in_proj_b, None, kernels)?)?; // [B, T, Hv]
-        let a = linear(&x, &self.in_proj_a, None, kernels)?;
+        let qkv = self.in_proj_qkv.forward(&x, kernels)?; // [B, T, C]
+        let z = self.in_proj_z.forward(&x, kernels)?.reshape((b, t, nv, dv))?;
+        let beta = candle_nn::ops::sigmoid(&self.in_proj_b.forward(&x, kernels)?)?; // [B, T, Hv]
+        let a = self.in_proj_a.forward(&x, kernels)?;
 
         // depthwise causal conv over time, then SiLU: out_t = Σ_j w[:, j] · x_{t+j-(K-1)}
         let prev = match state.as_deref().and_then(|s| s.as_ref()) {
@@ -224,7 +225,7 @@ impl GatedDeltaNet {
         }
         let out = out.transpose(1, 2)?.to_dtype(x.dtype())?; // [B, T, Hv, dv]
         let out = gated_rms_norm(&out, &z, &self.norm, self.eps, kernels)?.reshape((b, t, nv * dv))?;
-        linear(&out, &self.out_proj, None, kernels)
+        self.out_proj.forward(&out, kernels)
     }
 }
 
@@ -403,28 +404,64 @@ impl Qwen35 {
         mut caches: Option<&mut Vec<LayerCache>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
         let eps = self.cfg.rms_norm_eps;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
-        for (i, layer) in self.layers.iter().enumerate() {
+        let mut x = self.embed(ids)?;
+        for i in 0..self.layers.len() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            let h = rms_norm_one_plus(&x, &layer.input_layernorm, eps, kernels)?;
-            let mixed = match (&layer.mixer, cache) {
-                (Mixer::Attention(a), Some(LayerCache::Kv(c))) => {
-                    a.forward(&h, (&cos, &sin), mask, Some(c), kernels)?
-                }
-                (Mixer::Attention(a), _) => a.forward(&h, (&cos, &sin), mask, None, kernels)?,
-                (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
-                    n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
-                }
-                (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
-            };
-            x = (x + mixed)?;
-            let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
-            x = (&x + layer.mlp.forward(&h, kernels)?)?;
+            x = self.decoder_layer(i, &x, (&cos, &sin), mask, keep, cache, kernels)?;
         }
         rms_norm_one_plus(&x, &self.norm, eps, kernels)
+    }
+
+    /// Decoder layer i: x [B, T, D] -> [B, T, D].
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_layer(
+        &self,
+        i: usize,
+        x: &Tensor,
+        rope: (&Tensor, &Tensor),
+        mask: Mask,
+        keep: Option<&Tensor>,
+        cache: Option<&mut LayerCache>,
+        kernels: Kernels,
+    ) -> Result<Tensor> {
+        let layer = &self.layers[i];
+        let eps = self.cfg.rms_norm_eps;
+        let h = rms_norm_one_plus(x, &layer.input_layernorm, eps, kernels)?;
+        let mixed = match (&layer.mixer, cache) {
+            (Mixer::Attention(a), Some(LayerCache::Kv(c))) => a.forward(&h, rope, mask, Some(c), kernels)?,
+            (Mixer::Attention(a), _) => a.forward(&h, rope, mask, None, kernels)?,
+            (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
+                n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
+            }
+            (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
+        };
+        let x = (x + mixed)?;
+        let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
+        Ok((&x + layer.mlp.forward(&h, kernels)?)?)
+    }
+
+    /// The training forward one piece at a time (activation checkpointing).
+    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+    }
+
+    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
+        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    }
+
+    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
+        self.decoder_layer(i, x, (&ctx.cos, &ctx.sin), mask, None, None, Kernels::Differentiable)
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm_one_plus(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
     }
 }

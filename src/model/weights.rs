@@ -91,6 +91,11 @@ impl Checkpoint {
         self.index.contains_key(name)
     }
 
+    /// The name `name` (canonical) is stored under in the checkpoint's files.
+    pub fn stored_name(&self, name: &str) -> Option<&str> {
+        self.index.get(name).map(|(_, stored)| stored.as_str())
+    }
+
     /// Canonical names of every tensor held (ignored parts excluded), sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.index.keys().cloned().collect();
@@ -123,13 +128,43 @@ impl Checkpoint {
     }
 }
 
-fn canonical_name(stored: &str) -> String {
+pub(crate) fn canonical_name(stored: &str) -> String {
     for (from, to) in PREFIX_REWRITES {
         if let Some(rest) = stored.strip_prefix(from) {
             return format!("{to}{rest}");
         }
     }
     stored.to_string()
+}
+
+/// Writes tensors as a safetensors file with the `{"format": "pt"}` metadata that
+/// transformers checks for (what `save_pretrained` writes).
+pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let contiguous: Vec<(&String, Tensor)> =
+        tensors.iter().map(|(k, t)| Ok((k, t.contiguous()?))).collect::<Result<_>>()?;
+    safetensors::serialize_to_file(contiguous, Some(metadata), path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+impl Checkpoint {
+    /// Every stored tensor (ignored parts too) as (file, name as stored).
+    pub fn stored_tensors(&self) -> Vec<(&Path, String)> {
+        let mut out = Vec::new();
+        for (path, st) in &self.files {
+            for (name, _) in st.tensors() {
+                out.push((path.as_path(), name));
+            }
+        }
+        out
+    }
+
+    /// A tensor by its stored name, in its stored dtype, on the CPU.
+    pub fn load_stored(&self, path: &Path, stored: &str) -> Result<Tensor> {
+        let (_, st) = self.files.iter().find(|(p, _)| p == path).expect("a file of this checkpoint");
+        st.load(stored, &Device::Cpu)
+            .with_context(|| format!("{}: cannot read tensor {stored}", path.display()))
+    }
 }
 
 fn shard_paths(index_path: &Path) -> Result<Vec<PathBuf>> {

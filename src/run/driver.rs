@@ -15,10 +15,10 @@ use sha2::{Digest, Sha256};
 
 use super::event::{Control, EventKind};
 use super::log::EventLog;
-use crate::lm::LanguageModel;
 use crate::train::checkpoint;
 use crate::train::data::Example;
 use crate::train::step::{Rewarder, TrainPrompt, Trainer};
+use crate::train::workers::Workers;
 
 /// The files of a run directory (ARCHITECTURE.md).
 pub struct RunDir {
@@ -62,10 +62,10 @@ pub enum Ending {
     Interrupted,
 }
 
-/// What a run trains on: the model, the prompts, and how rows are scored.
+/// What a run trains on: the model's replicas, the prompts, and how rows are scored.
 #[derive(Clone, Copy)]
 pub struct Work<'a> {
-    pub lm: &'a LanguageModel,
+    pub workers: &'a Workers,
     pub data: &'a [Example],
     pub rewarder: &'a dyn Rewarder,
 }
@@ -75,7 +75,7 @@ pub struct Driver<'a> {
     pub log: EventLog,
     rollouts: File,
     pub trainer: Trainer,
-    lm: &'a LanguageModel,
+    workers: &'a Workers,
     data: &'a [Example],
     rewarder: &'a dyn Rewarder,
     opts: RunOptions,
@@ -97,7 +97,7 @@ impl<'a> Driver<'a> {
         opts: RunOptions,
         controls: Receiver<Control>,
     ) -> Result<Self> {
-        let Work { lm, data, rewarder } = work;
+        let Work { workers, data, rewarder } = work;
         if data.is_empty() {
             anyhow::bail!("the dataset has no prompts");
         }
@@ -109,7 +109,7 @@ impl<'a> Driver<'a> {
             log,
             rollouts,
             trainer,
-            lm,
+            workers,
             data,
             rewarder,
             opts,
@@ -123,7 +123,8 @@ impl<'a> Driver<'a> {
     /// Restores the newest checkpoint of the run directory, if there is one.
     pub fn resume_latest(&mut self) -> Result<Option<usize>> {
         let Some(dir) = checkpoint::latest(&self.dir.path) else { return Ok(None) };
-        let state = checkpoint::load(&dir, &self.lm.model, &mut self.trainer)?;
+        let state = checkpoint::load(&dir, &self.workers.primary().model, &mut self.trainer)?;
+        self.workers.broadcast()?;
         self.cursor = state.data_cursor;
         self.last_checkpoint = Some(state.step);
         Ok(Some(state.step))
@@ -147,7 +148,8 @@ impl<'a> Driver<'a> {
         if self.last_checkpoint == Some(self.trainer.step) {
             return Ok(());
         }
-        let path = checkpoint::save(&self.dir.path, &self.lm.model, &self.trainer, self.cursor)?;
+        let path =
+            checkpoint::save(&self.dir.path, &self.workers.primary().model, &self.trainer, self.cursor)?;
         self.last_checkpoint = Some(self.trainer.step);
         self.log
             .append(EventKind::Checkpoint { step: self.trainer.step, path: path.display().to_string() })?;
@@ -204,7 +206,7 @@ impl<'a> Driver<'a> {
                 break Ending::Finished;
             }
             let batch: Vec<TrainPrompt> = self.next_batch().into_iter().map(TrainPrompt::from).collect();
-            let (stats, rows) = self.trainer.step(self.lm, &batch, self.rewarder, interrupt)?;
+            let (stats, rows) = self.trainer.step(self.workers, &batch, self.rewarder, interrupt)?;
             self.cursor += batch.len();
             // rollouts first: a step event always has its rows on disk
             let mut text = String::new();

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::train::sft::SftStep;
 use crate::train::step::StepStats;
 
 /// Bumped on any change a reader of an older version would misread.
@@ -31,6 +32,8 @@ pub enum EventKind {
     },
     /// One optimizer step finished.
     Step(Box<StepStats>),
+    /// One step of a supervised warm start (before GRPO) finished.
+    Sft(Box<SftStep>),
     /// A checkpoint was written (renamed into place).
     Checkpoint {
         step: usize,

@@ -1,8 +1,10 @@
 //! A run's shared language: the versioned Event and Control types, and the append-only
 //! event log (`events.jsonl`) with its live broadcast.
 
+pub mod demo;
 pub mod driver;
 pub mod event;
+pub mod launch;
 pub mod log;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};

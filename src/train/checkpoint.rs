@@ -2,6 +2,9 @@
 //! run (step, seed, data cursor), written to a temporary folder, fsynced, and renamed into
 //! `checkpoints/step-NNNNNN/`, so a kill never leaves a half-written checkpoint. Rollouts are
 //! seeded from (seed, step, group), so restoring these continues the run exactly.
+//! A LoRA run saves its adapter in HF PEFT's layout (`adapter_config.json`,
+//! `adapter_model.safetensors`) instead of `weights.safetensors`, so every checkpoint loads
+//! in PEFT and vLLM as it is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::step::Trainer;
-use crate::model::Model;
+use crate::model::{adapter, Model};
 
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
@@ -26,6 +29,9 @@ pub struct CheckpointState {
     pub seed: u64,
     /// Position in the run's prompt order.
     pub data_cursor: usize,
+    /// LoRA dropout's mask generator position (32-bit words drawn), for LoRA runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout_rng: Option<u128>,
 }
 
 /// `checkpoints/step-NNNNNN` under a run directory.
@@ -41,14 +47,25 @@ pub fn save(run_dir: &Path, model: &Model, trainer: &Trainer, data_cursor: usize
     let tmp = parent.join(format!(".tmp-step-{:06}-{}", trainer.step, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    let weights: HashMap<String, Tensor> =
-        model.trainable().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-    candle_core::safetensors::save(&weights, tmp.join(WEIGHTS))?;
+    match model.adapters() {
+        Some(a) => adapter::save(&tmp, a)?,
+        None => {
+            let weights: HashMap<String, Tensor> =
+                model.trainable().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            candle_core::safetensors::save(&weights, tmp.join(WEIGHTS))?;
+        }
+    }
     let opt = trainer.opt.state();
     if !opt.is_empty() {
         candle_core::safetensors::save(&opt, tmp.join(OPTIMIZER))?;
     }
-    let state = CheckpointState { format: FORMAT, step: trainer.step, seed: trainer.seed, data_cursor };
+    let state = CheckpointState {
+        format: FORMAT,
+        step: trainer.step,
+        seed: trainer.seed,
+        data_cursor,
+        dropout_rng: model.adapters().map(|a| a.dropout.position()),
+    };
     std::fs::write(tmp.join(STATE), serde_json::to_string_pretty(&state)?)?;
     for f in [WEIGHTS, OPTIMIZER, STATE] {
         if let Ok(file) = std::fs::File::open(tmp.join(f)) {
@@ -92,19 +109,25 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
         bail!("{}: checkpoint format {} (this build reads {FORMAT})", dir.display(), state.format);
     }
     let device = model.device().clone();
-    let weights = candle_core::safetensors::load(dir.join(WEIGHTS), &device)
-        .with_context(|| format!("cannot read {}", dir.join(WEIGHTS).display()))?;
+    let (weights, file) = if adapter::is_adapter_dir(dir) {
+        (adapter_weights(dir, model)?, dir.join(adapter::WEIGHTS_FILE))
+    } else {
+        let file = dir.join(WEIGHTS);
+        let w = candle_core::safetensors::load(&file, &device)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        (w, file)
+    };
     for (name, var) in model.trainable() {
         let t = weights.get(name).ok_or_else(|| {
             anyhow!(
                 "{}: no tensor {name}; the checkpoint belongs to another model or trainable set",
-                dir.join(WEIGHTS).display()
+                file.display()
             )
         })?;
         if t.dims() != var.dims() {
             bail!(
                 "{}: tensor {name} has shape {:?}, the model expects {:?}",
-                dir.join(WEIGHTS).display(),
+                file.display(),
                 t.dims(),
                 var.dims()
             );
@@ -119,5 +142,28 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
     trainer.opt.load_state(state.step, &opt_state)?;
     trainer.step = state.step;
     trainer.seed = state.seed;
+    if let (Some(a), Some(pos)) = (model.adapters(), state.dropout_rng) {
+        a.dropout.set_position(pos);
+    }
     Ok(state)
+}
+
+/// A PEFT adapter's A and B by the model's canonical parameter names.
+fn adapter_weights(dir: &Path, model: &Model) -> Result<HashMap<String, Tensor>> {
+    let Some(adapters) = model.adapters() else {
+        bail!(
+            "{}: the checkpoint holds a LoRA adapter but the model has none; resume with model.lora.enabled = true",
+            dir.display()
+        );
+    };
+    let saved = adapter::AdapterWeights::read(dir)?;
+    saved.check_all_used(&adapters.modules)?;
+    let mut out = HashMap::with_capacity(2 * adapters.modules.len());
+    for m in &adapters.modules {
+        for (which, t) in [("lora_A", &m.a), ("lora_B", &m.b)] {
+            let loaded = saved.get(&m.name, which, t.dims(), t.dtype(), t.device())?;
+            out.insert(format!("{}.{which}.weight", m.name), loaded);
+        }
+    }
+    Ok(out)
 }

@@ -5,7 +5,9 @@
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
+use super::sft::SftConfig;
 use super::step::StepConfig;
+use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
 use crate::reward::JudgeSettings;
 
@@ -45,12 +47,62 @@ pub struct ModelSection {
     /// A Hugging Face model directory, or `tiny`.
     pub path: String,
     pub dtype: String,
+    pub lora: LoraSection,
 }
 
 impl Default for ModelSection {
     fn default() -> Self {
-        Self { path: "tiny".into(), dtype: "f32".into() }
+        Self { path: "tiny".into(), dtype: "f32".into(), lora: LoraSection::default() }
     }
+}
+
+/// `[model.lora]`: train LoRA adapters instead of every weight.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoraSection {
+    /// Off: full fine-tune.
+    pub enabled: bool,
+    pub r: usize,
+    /// The update is scaled by alpha / r.
+    pub alpha: f64,
+    /// 0 by default, not PEFT's 0.05: see model/lora.rs on dropout and GRPO's ratio.
+    pub dropout: f64,
+    /// Module names (`q_proj` matches every module whose path ends in it) or `all-linear`;
+    /// one name may be given as a plain string.
+    #[serde(deserialize_with = "one_or_many")]
+    pub target_modules: Vec<String>,
+}
+
+impl Default for LoraSection {
+    fn default() -> Self {
+        Self { enabled: false, r: 16, alpha: 32.0, dropout: 0.0, target_modules: vec!["all-linear".into()] }
+    }
+}
+
+impl LoraSection {
+    /// The adapter's shape when LoRA is on.
+    pub fn config(&self) -> Option<LoraConfig> {
+        self.enabled.then(|| LoraConfig {
+            r: self.r,
+            alpha: self.alpha,
+            dropout: self.dropout,
+            target_modules: self.target_modules.clone(),
+            use_rslora: false,
+        })
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +151,8 @@ pub struct TrainConfig {
     pub data: DataSection,
     pub reward: RewardSection,
     pub judge: JudgeSettings,
+    /// Supervised warm start on the dataset's stories before GRPO (epochs = 0: none).
+    pub sft: SftConfig,
     pub step: StepConfig,
 }
 
@@ -142,9 +196,19 @@ impl TrainConfig {
         if s.max_grad_norm <= 0.0 {
             bail!("step.max_grad_norm must be positive");
         }
+        if s.ppo_epochs == 0 {
+            bail!("step.ppo_epochs must be at least 1");
+        }
+        if s.loss.kl_coef < 0.0 {
+            bail!("step.loss.kl_coef must be >= 0 (0 turns the KL term off)");
+        }
+        crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
+        if let Some(lora) = self.model.lora.config() {
+            lora.validate().map_err(|e| anyhow!("model.lora: {e}"))?;
+        }
         Ok(())
     }
 
@@ -227,6 +291,13 @@ devices = "cpu"               # cpu, cpu:N, or cuda:0,cuda:1,... (cuda feature)
 path = "tiny"                 # a Hugging Face model directory, or the built-in tiny model
 dtype = "f32"                 # f32, bf16 or f16
 
+[model.lora]                  # LoRA adapters instead of a full fine-tune (saved in HF PEFT's layout)
+enabled = false
+r = 16
+alpha = 32.0                  # the update is scaled by alpha / r; LoRA usually wants a larger step.lr (~1e-5)
+dropout = 0.0                 # PEFT's default is 0.05; 0 keeps GRPO's ratio on the sampling policy
+target_modules = ["all-linear"]   # or names: ["q_proj", "k_proj", "v_proj", "o_proj"]; never lm_head
+
 [data]
 train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, story, reasoning
 
@@ -259,6 +330,16 @@ timeout_secs = 180.0
 # input_per_million = 0.3
 # output_per_million = 2.5
 
+[sft]                         # supervised warm start on the data's stories, before GRPO
+epochs = 0                    # 0: none (the recipe starts GRPO from the instruct model)
+batch_size = 4
+lr = 1e-5
+max_grad_norm = 1.0
+max_response_tokens = 0       # 0: whole stories
+thinking = true
+seed = 0
+checkpoint_layers = false
+
 [step]
 group_size = 6                # 5 policy rollouts + 1 human reference
 hri = true                    # human-reference injection
@@ -266,6 +347,9 @@ scale_by_std = true           # false: Dr. GRPO advantages
 thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
+ppo_epochs = 1                # updates per step on the same rollouts (old log-probs stored)
+micro_batch_rows = 0          # rows per forward/backward, gradients accumulated; 0 = all at once
+checkpoint_layers = false     # activation checkpointing: recompute each layer in backward
 
 [step.hri_schedule]           # reference row weight: 0 -> peak over warmup_steps
 peak = 0.4

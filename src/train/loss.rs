@@ -59,14 +59,69 @@ pub struct LossOutput {
     /// Mean k3 KL estimate over tokens (0 without a reference policy).
     pub kl: f64,
     pub tokens: usize,
+    /// Counts behind the shares, so parts of a batch can be merged.
+    pub clipped_low: usize,
+    pub clipped_high: usize,
+    pub kl_sum: f64,
 }
 
-/// `new_logprobs[i]` are row i's response tokens under the current policy.
+impl LossOutput {
+    /// Sums the losses of disjoint parts of one batch (micro-batches, workers), each computed
+    /// with the whole batch's `BatchTotals`; coefficients are not kept.
+    pub fn merge(parts: &[LossOutput]) -> LossOutput {
+        let mut out = LossOutput::default();
+        for p in parts {
+            out.loss += p.loss;
+            out.tokens += p.tokens;
+            out.clipped_low += p.clipped_low;
+            out.clipped_high += p.clipped_high;
+            out.kl_sum += p.kl_sum;
+        }
+        out.set_shares();
+        out
+    }
+
+    fn set_shares(&mut self) {
+        let tok = self.tokens.max(1) as f64;
+        self.clip_frac_low = self.clipped_low as f64 / tok;
+        self.clip_frac_high = self.clipped_high as f64 / tok;
+        self.kl = self.kl_sum / tok;
+    }
+}
+
+/// The size of the whole batch an aggregation divides by. A part of the batch (a
+/// micro-batch, one worker's rows) computed with the whole batch's totals gives exactly its
+/// share of the loss and of the gradient, so the parts sum to the whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchTotals {
+    pub rows: usize,
+    pub tokens: usize,
+}
+
+impl BatchTotals {
+    pub fn of(rows: &[RowTerms]) -> Self {
+        Self { rows: rows.len(), tokens: rows.iter().map(|r| r.old_logprobs.len()).sum() }
+    }
+}
+
+/// `new_logprobs[i]` are row i's response tokens under the current policy; `rows` is the
+/// whole batch.
 pub fn grpo_loss(cfg: &LossConfig, rows: &[RowTerms], new_logprobs: &[Vec<f64>]) -> LossOutput {
+    grpo_loss_part(cfg, rows, new_logprobs, BatchTotals::of(rows))
+}
+
+/// The loss of `rows`, a part of a batch of `totals`.
+pub fn grpo_loss_part(
+    cfg: &LossConfig,
+    rows: &[RowTerms],
+    new_logprobs: &[Vec<f64>],
+    totals: BatchTotals,
+) -> LossOutput {
     assert_eq!(rows.len(), new_logprobs.len(), "one log-prob row per loss row");
-    let total_tokens: usize = rows.iter().map(|r| r.old_logprobs.len()).sum();
-    let b = rows.len().max(1) as f64;
-    let mut out = LossOutput { tokens: total_tokens, ..Default::default() };
+    let total_tokens = totals.tokens;
+    let b = totals.rows.max(1) as f64;
+    let mut out =
+        LossOutput { tokens: rows.iter().map(|r| r.old_logprobs.len()).sum(), ..Default::default() };
     let (mut low, mut high, mut kl_sum) = (0usize, 0usize, 0.0f64);
     for (row, new) in rows.iter().zip(new_logprobs) {
         assert_eq!(row.old_logprobs.len(), new.len(), "old and new log-probs cover the same tokens");
@@ -112,9 +167,9 @@ pub fn grpo_loss(cfg: &LossConfig, rows: &[RowTerms], new_logprobs: &[Vec<f64>])
         }
         out.coefficients.push(coeffs);
     }
-    let tok = total_tokens.max(1) as f64;
-    out.clip_frac_low = low as f64 / tok;
-    out.clip_frac_high = high as f64 / tok;
-    out.kl = kl_sum / tok;
+    out.clipped_low = low;
+    out.clipped_high = high;
+    out.kl_sum = kl_sum;
+    out.set_shares();
     out
 }

@@ -1,6 +1,7 @@
 //! The GRPO + HRI trainer.
 
 pub mod advantage;
+pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -8,4 +9,6 @@ pub mod group;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
+pub mod sft;
 pub mod step;
+pub mod workers;

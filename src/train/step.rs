@@ -3,28 +3,28 @@
 //! surrogate (one update epoch: old log-probs are the current ones, ratio 1). The trainer
 //! knows nothing of who watches: it returns statistics and scored rollouts.
 
-use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
-use candle_core::Tensor;
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::advantage::group_advantages;
+use super::batch::{pack, response_rows, spread, Packed};
 use super::group::{build_group, GroupSpec, Rollout};
-use super::loss::{grpo_loss, LossConfig, LossOutput, RowTerms};
-use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
+use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
+use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
-use crate::lm::LanguageModel;
-use crate::model::logprobs::{logprobs_backward, DEFAULT_CHUNK};
+use crate::model::logprobs::{backward, logprobs, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{score_batch, Breakdown, Candidate, Weights};
 use crate::reward::JudgeClient;
 
-/// Scores a batch of candidate stories.
-pub trait Rewarder {
+/// Scores a batch of candidate stories. Shared by every worker of a step (one judge client,
+/// one concurrency limit).
+pub trait Rewarder: Sync {
     fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>>;
 }
 
@@ -65,6 +65,15 @@ pub struct StepConfig {
     pub lr: LrSchedule,
     pub adamw: AdamWConfig,
     pub logprob_chunk: usize,
+    /// Optimizer updates per step on the same rollouts (PPO epochs); later epochs use the
+    /// stored log-probs of the sampling policy as the old ones.
+    pub ppo_epochs: usize,
+    /// Rows per forward/backward pass; gradients accumulate over a step's micro-batches
+    /// (0: all of a worker's rows in one pass).
+    pub micro_batch_rows: usize,
+    /// Per-layer activation checkpointing: recompute each layer in backward so long
+    /// sequences fit (about a third more compute).
+    pub checkpoint_layers: bool,
 }
 
 impl Default for StepConfig {
@@ -81,6 +90,9 @@ impl Default for StepConfig {
             lr: LrSchedule::default(),
             adamw: AdamWConfig::default(),
             logprob_chunk: DEFAULT_CHUNK,
+            ppo_epochs: 1,
+            micro_batch_rows: 0,
+            checkpoint_layers: false,
         }
     }
 }
@@ -106,6 +118,7 @@ pub struct ScoredRollout {
 
 /// What a step did (the per-step event of the run log).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StepStats {
     pub step: usize,
     pub policy_reward_mean: f64,
@@ -123,6 +136,10 @@ pub struct StepStats {
     pub clip_frac_low: f64,
     pub clip_frac_high: f64,
     pub kl: f64,
+    /// Mean entropy (nats) of the policy's next-token distribution over policy response
+    /// tokens, under the sampling weights.
+    pub entropy: f64,
+    /// Global grad norm before clipping (mean over the update epochs).
     pub grad_norm: f64,
     pub lr: f64,
     pub hri_weight: f64,
@@ -131,6 +148,13 @@ pub struct StepStats {
     pub judge_cost: f64,
     /// Response tokens trained on (all rows).
     pub tokens: usize,
+    /// Policy response tokens sampled per second of generation.
+    pub generate_tokens_per_second: f64,
+    /// Prompt + response tokens through forward and backward per second of training.
+    pub train_tokens_per_second: f64,
+    pub workers: usize,
+    /// Wall seconds of the step's phases: sampling (the slowest worker), judging not hidden
+    /// behind sampling, and the updates.
     pub seconds_generate: f64,
     pub seconds_judge: f64,
     pub seconds_train: f64,
@@ -145,6 +169,27 @@ pub struct Trainer {
     pub seed: u64,
 }
 
+/// A row of the step: which group and worker it belongs to.
+struct Row {
+    group: usize,
+    worker: usize,
+    rollout: Rollout,
+    breakdown: Breakdown,
+}
+
+/// What one worker's share of a pass over the rows gave.
+#[derive(Default)]
+struct WorkerPass {
+    grads: Vec<Grads>,
+    loss: Vec<LossOutput>,
+    /// (row, response log-probs) under the weights of this pass
+    logprobs: Vec<(usize, Vec<f64>)>,
+    /// (row, response log-probs) under the frozen reference policy
+    reference: Vec<(usize, Vec<f64>)>,
+    /// Σ entropy and count over policy response tokens
+    entropy: (f64, usize),
+}
+
 impl Trainer {
     pub fn new(cfg: StepConfig, seed: u64) -> Self {
         Self { opt: AdamW::new(cfg.adamw), cfg, step: 0, seed }
@@ -152,21 +197,205 @@ impl Trainer {
 
     pub fn step(
         &mut self,
-        lm: &LanguageModel,
+        workers: &Workers,
         batch: &[TrainPrompt],
         rewarder: &dyn Rewarder,
         cancel: &AtomicBool,
     ) -> Result<(StepStats, Vec<ScoredRollout>)> {
-        if lm.model.trainable().is_empty() {
+        if workers.is_empty() || workers.primary().model.trainable().is_empty() {
             bail!("the model has no trainable parameters");
+        }
+        if self.cfg.loss.kl_coef != 0.0 && workers.replicas.iter().any(|r| r.reference.is_none()) {
+            bail!("step.loss.kl_coef is {} but no frozen reference policy was loaded", self.cfg.loss.kl_coef);
         }
         let step = self.step + 1;
         let hri_weight = if self.cfg.hri { self.cfg.hri_schedule.weight(step) } else { 0.0 };
 
-        // 1. groups
+        // 1. each worker samples its groups (with the human reference row) and scores them;
+        // one worker's judging overlaps another's sampling
+        let started = Instant::now();
+        let this: &Trainer = self;
+        let shares = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers.len())
+                .map(|w| s.spawn(move || this.sample_and_score(workers, w, step, batch, rewarder, cancel)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker panicked"))))
+                .collect::<Vec<_>>()
+        });
+        let mut rows: Vec<Row> = Vec::new();
+        let mut seconds_generate = 0f64;
+        for share in shares {
+            let (share_rows, generate) = share?;
+            seconds_generate = seconds_generate.max(generate);
+            rows.extend(share_rows);
+        }
+        rows.sort_by_key(|r| r.group); // stable: a group's rows stay in order
+        let seconds_judge = (started.elapsed().as_secs_f64() - seconds_generate).max(0.0);
+
+        // 2. advantages, group by group
+        let mut advantages = vec![0.0; rows.len()];
+        let mut stats = StepStats { step, hri_weight, ..Default::default() };
+        let (mut ref_rewards, mut ref_ranks, mut ref_wins, mut best) =
+            (Vec::new(), Vec::new(), 0usize, Vec::new());
+        for g in 0..batch.len() {
+            let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].group == g).collect();
+            let policy: Vec<usize> = idx.iter().copied().filter(|&i| !rows[i].rollout.is_reference).collect();
+            let reference = idx.iter().copied().find(|&i| rows[i].rollout.is_reference);
+            let pr: Vec<f64> = policy.iter().map(|&i| rows[i].breakdown.reward).collect();
+            let adv =
+                group_advantages(&pr, reference.map(|i| rows[i].breakdown.reward), self.cfg.scale_by_std);
+            stats.zero_variance_groups += adv.zero_variance as usize;
+            for (&i, a) in policy.iter().zip(&adv.policy) {
+                advantages[i] = *a;
+            }
+            let top = pr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            best.push(top);
+            if let (Some(i), Some(a)) = (reference, adv.reference) {
+                advantages[i] = a;
+                let r = rows[i].breakdown.reward;
+                ref_rewards.push(r);
+                ref_ranks.push(1.0 + pr.iter().filter(|&&x| x > r).count() as f64);
+                ref_wins += (r > top) as usize;
+            }
+        }
+
+        // 3. ppo_epochs updates on the clipped surrogate; the first pass's log-probs are the
+        // old ones (the policy that sampled), so its ratios are exactly 1
+        let started = Instant::now();
+        let trained: Vec<usize> =
+            (0..rows.len()).filter(|&i| !rows[i].rollout.response_ids.is_empty()).collect();
+        let totals = BatchTotals {
+            rows: trained.len(),
+            tokens: trained.iter().map(|&i| rows[i].rollout.response_ids.len()).sum(),
+        };
+        let mut old: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
+        let mut refs: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
+        let (mut losses, mut grad_norms, mut entropy) = (Vec::new(), Vec::new(), (0f64, 0usize));
+        let lr = self.cfg.lr.lr(step);
+        for epoch in 0..self.cfg.ppo_epochs.max(1) {
+            let ctx = PassContext {
+                cfg: &self.cfg,
+                rows: &rows,
+                trained: &trained,
+                advantages: &advantages,
+                hri_weight,
+                totals,
+                old: (epoch > 0).then_some(&old),
+                refs: &refs,
+            };
+            let passes = std::thread::scope(|s| {
+                let handles: Vec<_> =
+                    (0..workers.len()).map(|w| s.spawn(move || ctx.run(&workers.replicas[w], w))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("a worker panicked"))))
+                    .collect::<Vec<_>>()
+            });
+            let mut per_worker = Vec::new();
+            let mut parts = Vec::new();
+            for pass in passes {
+                let pass = pass?;
+                let mut sum = GradSum::default();
+                for g in pass.grads {
+                    sum.add(g)?;
+                }
+                per_worker.push(sum.take());
+                parts.extend(pass.loss);
+                if epoch == 0 {
+                    for (i, lp) in pass.logprobs {
+                        old[i] = Some(lp);
+                    }
+                    for (i, lp) in pass.reference {
+                        refs[i] = Some(lp);
+                    }
+                    entropy.0 += pass.entropy.0;
+                    entropy.1 += pass.entropy.1;
+                }
+            }
+            let mut grads = workers.reduce(per_worker)?;
+            grad_norms.push(clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?);
+            self.opt.apply(workers.primary().model.trainable(), &grads, lr)?;
+            workers.broadcast()?;
+            losses.push(LossOutput::merge(&parts));
+        }
+        self.step = step;
+        let seconds_train = started.elapsed().as_secs_f64();
+
+        // 4. statistics and records
+        let policy: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].rollout.is_reference).collect();
+        let pr: Vec<f64> = policy.iter().map(|&i| rows[i].breakdown.reward).collect();
+        let mean = |v: &[f64]| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
+        let pm = mean(&pr).unwrap_or(0.0);
+        let ratios: Vec<f64> = policy.iter().filter_map(|&i| rows[i].breakdown.length_ratio).collect();
+        stats.policy_reward_mean = pm;
+        stats.policy_reward_std =
+            (pr.iter().map(|r| (r - pm).powi(2)).sum::<f64>() / pr.len().max(1) as f64).sqrt();
+        stats.best_of_group_mean = mean(&best).unwrap_or(0.0);
+        stats.reference_reward_mean = mean(&ref_rewards);
+        stats.reference_rank_mean = mean(&ref_ranks);
+        stats.reference_beats_all =
+            (!ref_rewards.is_empty()).then(|| ref_wins as f64 / ref_rewards.len() as f64);
+        stats.length_ratio_mean = mean(&ratios);
+        stats.words_mean =
+            mean(&policy.iter().map(|&i| rows[i].breakdown.words as f64).collect::<Vec<_>>()).unwrap_or(0.0);
+        // over the update epochs
+        stats.loss = mean(&losses.iter().map(|l| l.loss).collect::<Vec<_>>()).unwrap_or(0.0);
+        stats.clip_frac_low =
+            mean(&losses.iter().map(|l| l.clip_frac_low).collect::<Vec<_>>()).unwrap_or(0.0);
+        stats.clip_frac_high =
+            mean(&losses.iter().map(|l| l.clip_frac_high).collect::<Vec<_>>()).unwrap_or(0.0);
+        stats.kl = mean(&losses.iter().map(|l| l.kl).collect::<Vec<_>>()).unwrap_or(0.0);
+        stats.grad_norm = mean(&grad_norms).unwrap_or(0.0);
+        stats.entropy = entropy.0 / entropy.1.max(1) as f64;
+        stats.lr = lr;
+        stats.judge_failures = rows.iter().filter(|r| r.breakdown.judge_failure.is_some()).count();
+        stats.judge_cost = rows.iter().map(|r| r.breakdown.judge_usage.cost).sum();
+        stats.tokens = totals.tokens;
+        let sampled: usize = policy.iter().map(|&i| rows[i].rollout.response_ids.len()).sum();
+        let forwarded: usize = trained
+            .iter()
+            .map(|&i| rows[i].rollout.prompt_ids.len() + rows[i].rollout.response_ids.len())
+            .sum::<usize>()
+            * self.cfg.ppo_epochs.max(1);
+        stats.generate_tokens_per_second = sampled as f64 / seconds_generate.max(1e-9);
+        stats.train_tokens_per_second = forwarded as f64 / seconds_train.max(1e-9);
+        stats.workers = workers.len();
+        stats.seconds_generate = seconds_generate;
+        stats.seconds_judge = seconds_judge;
+        stats.seconds_train = seconds_train;
+        let scored = rows
+            .into_iter()
+            .zip(advantages)
+            .map(|(row, advantage)| ScoredRollout {
+                step,
+                prompt: batch[row.group].prompt.to_string(),
+                reward: row.breakdown.reward,
+                rollout: row.rollout,
+                advantage,
+                breakdown: row.breakdown,
+            })
+            .collect();
+        Ok((stats, scored))
+    }
+
+    /// Worker `w`'s groups of the step, sampled and scored; returns its rows and its seconds
+    /// of sampling.
+    fn sample_and_score(
+        &self,
+        workers: &Workers,
+        w: usize,
+        step: usize,
+        batch: &[TrainPrompt],
+        rewarder: &dyn Rewarder,
+        cancel: &AtomicBool,
+    ) -> Result<(Vec<Row>, f64)> {
+        let lm = &workers.replicas[w].lm;
         let started = Instant::now();
         let mut rows: Vec<(usize, Rollout)> = Vec::new();
-        for (g, p) in batch.iter().enumerate() {
+        for (g, p) in batch.iter().enumerate().filter(|(g, _)| workers.owner(*g) == w) {
+            // seeded by (step, group): the same rows whatever the number of workers
             let params = SamplingParams {
                 seed: self.seed ^ ((step as u64) << 20) ^ g as u64,
                 ..self.cfg.sampling.clone()
@@ -181,136 +410,109 @@ impl Trainer {
             };
             rows.extend(build_group(lm, &spec, &params, cancel)?.into_iter().map(|r| (g, r)));
         }
-        let seconds_generate = started.elapsed().as_secs_f64();
-
-        // 2. rewards
-        let started = Instant::now();
+        let generate = started.elapsed().as_secs_f64();
         let candidates: Vec<Candidate> = rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt)).collect();
-        let breakdowns = rewarder.score(&candidates)?;
-        let seconds_judge = started.elapsed().as_secs_f64();
-
-        // 3. advantages, group by group
-        let mut advantages = vec![0.0; rows.len()];
-        let mut stats = StepStats { step, hri_weight, ..Default::default() };
-        let (mut ref_rewards, mut ref_ranks, mut ref_wins, mut best) =
-            (Vec::new(), Vec::new(), 0usize, Vec::new());
-        for g in 0..batch.len() {
-            let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].0 == g).collect();
-            let policy: Vec<usize> = idx.iter().copied().filter(|&i| !rows[i].1.is_reference).collect();
-            let reference = idx.iter().copied().find(|&i| rows[i].1.is_reference);
-            let pr: Vec<f64> = policy.iter().map(|&i| breakdowns[i].reward).collect();
-            let adv = group_advantages(&pr, reference.map(|i| breakdowns[i].reward), self.cfg.scale_by_std);
-            stats.zero_variance_groups += adv.zero_variance as usize;
-            for (&i, a) in policy.iter().zip(&adv.policy) {
-                advantages[i] = *a;
-            }
-            let top = pr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            best.push(top);
-            if let (Some(i), Some(a)) = (reference, adv.reference) {
-                advantages[i] = a;
-                let r = breakdowns[i].reward;
-                ref_rewards.push(r);
-                ref_ranks.push(1.0 + pr.iter().filter(|&&x| x > r).count() as f64);
-                ref_wins += (r > top) as usize;
-            }
+        let breakdowns = if candidates.is_empty() { Vec::new() } else { rewarder.score(&candidates)? };
+        if breakdowns.len() != rows.len() {
+            bail!("the rewarder returned {} scores for {} rows", breakdowns.len(), rows.len());
         }
-
-        // 4. one update on the clipped surrogate
-        let started = Instant::now();
-        let trained: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].1.response_ids.is_empty()).collect();
-        let seqs: Vec<Vec<u32>> = trained
-            .iter()
-            .map(|&i| [rows[i].1.prompt_ids.as_slice(), &rows[i].1.response_ids].concat())
-            .collect();
-        let t = seqs.iter().map(Vec::len).max().unwrap_or(1) - 1;
-        let device = lm.model.device().clone();
-        let (mut inputs, mut targets) =
-            (Vec::with_capacity(seqs.len() * t), Vec::with_capacity(seqs.len() * t));
-        for s in &seqs {
-            // right padding: causal attention keeps it out of the real positions
-            let pad = t + 1 - s.len();
-            inputs.extend(s[..s.len() - 1].iter().copied().chain(std::iter::repeat_n(0, pad)));
-            targets.extend(s[1..].iter().copied().chain(std::iter::repeat_n(0, pad)));
-        }
-        let inputs = Tensor::from_vec(inputs, (seqs.len(), t), &device)?;
-        let targets = Tensor::from_vec(targets, (seqs.len(), t), &device)?;
-        // row r's response occupies target positions [prompt_len − 1, len − 1)
-        let spans: Vec<(usize, usize)> =
-            trained.iter().map(|&i| (rows[i].1.prompt_ids.len() - 1, rows[i].1.response_ids.len())).collect();
-        let loss_out: RefCell<LossOutput> = RefCell::new(LossOutput::default());
-        let cfg_loss: LossConfig = self.cfg.loss;
-        let (_, mut grads) = logprobs_backward(&lm.model, &inputs, &targets, self.cfg.logprob_chunk, |lp| {
-            let lp: Vec<Vec<f64>> = lp.to_dtype(candle_core::DType::F64)?.to_vec2()?;
-            let current: Vec<Vec<f64>> =
-                spans.iter().zip(&lp).map(|(&(s, n), row)| row[s..s + n].to_vec()).collect();
-            let terms: Vec<RowTerms> = trained
-                .iter()
-                .zip(&current)
-                .map(|(&i, cur)| RowTerms {
-                    old_logprobs: cur,
-                    ref_logprobs: None,
-                    advantage: advantages[i],
-                    weight: if rows[i].1.is_reference { hri_weight } else { 1.0 },
-                })
-                .collect();
-            let out = grpo_loss(&cfg_loss, &terms, &current);
-            let mut coeffs = vec![vec![0f64; t]; spans.len()];
-            for ((row, &(s, _)), c) in coeffs.iter_mut().zip(&spans).zip(&out.coefficients) {
-                row[s..s + c.len()].copy_from_slice(c);
-            }
-            *loss_out.borrow_mut() = out;
-            Ok(Tensor::new(coeffs, &device)?)
-        })?;
-        let grad_norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
-        let lr = self.cfg.lr.lr(step);
-        self.opt.apply(lm.model.trainable(), &grads, lr)?;
-        self.step = step;
-        let seconds_train = started.elapsed().as_secs_f64();
-
-        // 5. statistics and records
-        let loss = loss_out.into_inner();
-        let policy: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].1.is_reference).collect();
-        let pr: Vec<f64> = policy.iter().map(|&i| breakdowns[i].reward).collect();
-        let mean = |v: &[f64]| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
-        let pm = mean(&pr).unwrap_or(0.0);
-        let ratios: Vec<f64> = policy.iter().filter_map(|&i| breakdowns[i].length_ratio).collect();
-        stats.policy_reward_mean = pm;
-        stats.policy_reward_std =
-            (pr.iter().map(|r| (r - pm).powi(2)).sum::<f64>() / pr.len().max(1) as f64).sqrt();
-        stats.best_of_group_mean = mean(&best).unwrap_or(0.0);
-        stats.reference_reward_mean = mean(&ref_rewards);
-        stats.reference_rank_mean = mean(&ref_ranks);
-        stats.reference_beats_all =
-            (!ref_rewards.is_empty()).then(|| ref_wins as f64 / ref_rewards.len() as f64);
-        stats.length_ratio_mean = mean(&ratios);
-        stats.words_mean =
-            mean(&policy.iter().map(|&i| breakdowns[i].words as f64).collect::<Vec<_>>()).unwrap_or(0.0);
-        stats.loss = loss.loss;
-        stats.clip_frac_low = loss.clip_frac_low;
-        stats.clip_frac_high = loss.clip_frac_high;
-        stats.kl = loss.kl;
-        stats.grad_norm = grad_norm;
-        stats.lr = lr;
-        stats.judge_failures = breakdowns.iter().filter(|b| b.judge_failure.is_some()).count();
-        stats.judge_cost = breakdowns.iter().map(|b| b.judge_usage.cost).sum();
-        stats.tokens = loss.tokens;
-        stats.seconds_generate = seconds_generate;
-        stats.seconds_judge = seconds_judge;
-        stats.seconds_train = seconds_train;
-        let scored = rows
+        let rows = rows
             .into_iter()
             .zip(breakdowns)
-            .zip(advantages)
-            .map(|(((g, rollout), breakdown), advantage)| ScoredRollout {
-                step,
-                prompt: batch[g].prompt.to_string(),
-                reward: breakdown.reward,
-                rollout,
-                advantage,
-                breakdown,
-            })
+            .map(|((group, rollout), breakdown)| Row { group, worker: w, rollout, breakdown })
             .collect();
-        Ok((stats, scored))
+        Ok((rows, generate))
+    }
+}
+
+/// Everything a worker needs for one pass over its rows.
+#[derive(Clone, Copy)]
+struct PassContext<'a> {
+    cfg: &'a StepConfig,
+    rows: &'a [Row],
+    trained: &'a [usize],
+    advantages: &'a [f64],
+    hri_weight: f64,
+    totals: BatchTotals,
+    /// None on the first pass (old log-probs = these weights' log-probs)
+    old: Option<&'a Vec<Option<Vec<f64>>>>,
+    refs: &'a [Option<Vec<f64>>],
+}
+
+impl PassContext<'_> {
+    /// Gradients of worker `w`'s rows, micro-batch by micro-batch.
+    fn run(&self, replica: &Replica, w: usize) -> Result<WorkerPass> {
+        let mine: Vec<usize> = self.trained.iter().copied().filter(|&i| self.rows[i].worker == w).collect();
+        let per = if self.cfg.micro_batch_rows == 0 { mine.len().max(1) } else { self.cfg.micro_batch_rows };
+        let mut out = WorkerPass::default();
+        let model = &replica.lm.model;
+        let device = model.device().clone();
+        for micro in mine.chunks(per) {
+            let seqs: Vec<(&[u32], &[u32])> = micro
+                .iter()
+                .map(|&i| {
+                    (self.rows[i].rollout.prompt_ids.as_slice(), self.rows[i].rollout.response_ids.as_slice())
+                })
+                .collect();
+            let Packed { inputs, targets, spans } = pack(&seqs, &device)?;
+            let want_ref = self.cfg.loss.kl_coef != 0.0;
+            // the frozen reference's log-probs, once (first pass)
+            let mut ref_rows: Vec<Vec<f64>> = Vec::new();
+            if want_ref {
+                if let Some(stored) = micro.iter().map(|&i| self.refs[i].clone()).collect::<Option<Vec<_>>>()
+                {
+                    ref_rows = stored;
+                } else {
+                    let reference = replica.reference.as_ref().expect("checked in step");
+                    let lp = logprobs(reference, &inputs, &targets, self.cfg.logprob_chunk)?;
+                    ref_rows = response_rows(&lp, &spans)?;
+                    out.reference.extend(micro.iter().copied().zip(ref_rows.iter().cloned()));
+                }
+            }
+            let mut current_rows: Vec<Vec<f64>> = Vec::new();
+            let mut loss = LossOutput::default();
+            let t = inputs.dim(1)?;
+            let opts = BackwardOptions {
+                chunk: self.cfg.logprob_chunk,
+                entropy: self.old.is_none(),
+                checkpoint_layers: self.cfg.checkpoint_layers,
+            };
+            let pass = backward(model, &inputs, &targets, opts, |lp| {
+                current_rows = response_rows(lp, &spans)?;
+                let terms: Vec<RowTerms> = micro
+                    .iter()
+                    .zip(&current_rows)
+                    .enumerate()
+                    .map(|(k, (&i, cur))| RowTerms {
+                        old_logprobs: match self.old {
+                            Some(old) => old[i].as_deref().expect("stored on the first pass"),
+                            None => cur,
+                        },
+                        ref_logprobs: want_ref.then(|| ref_rows[k].as_slice()),
+                        advantage: self.advantages[i],
+                        weight: if self.rows[i].rollout.is_reference { self.hri_weight } else { 1.0 },
+                    })
+                    .collect();
+                loss = grpo_loss_part(&self.cfg.loss, &terms, &current_rows, self.totals);
+                let coeffs = spread(&loss.coefficients, &spans, t, &device)?;
+                loss.coefficients = Vec::new();
+                Ok(coeffs)
+            })?;
+            if let Some(ent) = &pass.entropy {
+                for (k, row) in response_rows(ent, &spans)?.iter().enumerate() {
+                    if !self.rows[micro[k]].rollout.is_reference {
+                        out.entropy.0 += row.iter().sum::<f64>();
+                        out.entropy.1 += row.len();
+                    }
+                }
+            }
+            if self.old.is_none() {
+                out.logprobs.extend(micro.iter().copied().zip(current_rows));
+            }
+            out.grads.push(pass.grads);
+            out.loss.push(loss);
+        }
+        Ok(out)
     }
 }
 

@@ -44,13 +44,18 @@ pub fn random_model(
     dtype: DType,
     trainable: polaris::model::TrainableFn,
 ) -> Model {
+    random_model_with(model_type, tied, &cpu(dtype).trainable(trainable))
+}
+
+/// `random_model` with any load options (LoRA adapters, ...): the same base weights.
+pub fn random_model_with(model_type: &str, tied: bool, opts: &LoadOptions) -> Model {
     let cfg = ModelConfig::from_json(&serde_json::json!({
         "model_type": model_type, "vocab_size": 61, "hidden_size": 16, "intermediate_size": 24,
         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
         "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "tie_word_embeddings": tied
     }))
     .unwrap();
-    Model::build(&cfg, Source::random(11, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
+    Model::build(&cfg, Source::random(11, 0.3, 0.2), opts).unwrap()
 }
 
 pub fn ids(rows: &[Vec<u32>]) -> Tensor {
@@ -61,6 +66,11 @@ pub fn ids(rows: &[Vec<u32>]) -> Tensor {
 
 /// A small random Qwen3.5 text model: layers [linear, linear, full] by default.
 pub fn random_qwen3_5(dtype: DType, trainable: polaris::model::TrainableFn, layer_types: &[&str]) -> Model {
+    random_qwen3_5_with(&cpu(dtype).trainable(trainable), layer_types)
+}
+
+/// `random_qwen3_5` with any load options: the same base weights.
+pub fn random_qwen3_5_with(opts: &LoadOptions, layer_types: &[&str]) -> Model {
     let cfg = ModelConfig::from_json(&serde_json::json!({
         "model_type": "qwen3_5_text", "vocab_size": 53, "hidden_size": 24, "intermediate_size": 40,
         "num_hidden_layers": layer_types.len(), "layer_types": layer_types,
@@ -70,7 +80,7 @@ pub fn random_qwen3_5(dtype: DType, trainable: polaris::model::TrainableFn, laye
         "tie_word_embeddings": false
     }))
     .unwrap();
-    Model::build(&cfg, Source::random(5, 0.3, 0.2), &cpu(dtype).trainable(trainable)).unwrap()
+    Model::build(&cfg, Source::random(5, 0.3, 0.2), opts).unwrap()
 }
 
 /// Largest |a - b| over two tensors of the same shape.
@@ -110,4 +120,18 @@ impl polaris::train::step::Rewarder for WordsReward {
             .collect())
     }
 }
+
+/// Plain ancestral sampling (no top-k/p, no penalties, no thinking budget) for training tests.
+pub fn plain_sampling(max_new_tokens: usize) -> polaris::generate::SamplingParams {
+    polaris::generate::SamplingParams {
+        temperature: 1.0,
+        top_p: 1.0,
+        top_k: 0,
+        repetition_penalty: 1.0,
+        max_new_tokens,
+        thinking_budget: None,
+        ..polaris::generate::SamplingParams::default()
+    }
+}
+
 pub mod study;

@@ -3,6 +3,7 @@
 
 mod generate;
 mod qwen35;
+mod train;
 
 use std::path::PathBuf;
 
@@ -15,12 +16,15 @@ pub enum BenchCommand {
     Generate(generate::GenerateBench),
     /// Qwen3.5 (~50M random weights, real layer pattern): prefill chunked vs recurrent, decode 1 and 6.
     Qwen35(qwen35::Qwen35Bench),
+    /// GRPO step time split (generate / judge / train), and training tokens/s against PyTorch.
+    Train(train::TrainBench),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),
+        BenchCommand::Train(args) => train::run(args),
     }
 }
 

@@ -1,0 +1,84 @@
+//! A headless run on the terminal: a progress bar over the run's steps, with one line per
+//! step (and per warm-start step) printed above it. Lines always print; the bar only draws
+//! on a terminal.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::broadcast;
+
+use crate::run::{Event, EventKind};
+use crate::train::step::StepStats;
+
+/// Prints the run's events until it finishes (or its log closes).
+pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize) {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(250));
+    loop {
+        let ev = match events.blocking_recv() {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                bar.suspend(|| eprintln!("({n} events not shown: the printer fell behind)"));
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        match ev.kind {
+            EventKind::Started { resumed_from_step: Some(s), .. } => {
+                bar.set_position(s as u64);
+                bar.suspend(|| eprintln!("resumed at step {s}"));
+            }
+            EventKind::Sft(s) => {
+                bar.set_message(format!("warm start {}/{}", s.step, s.steps));
+                bar.suspend(|| {
+                    eprintln!(
+                        "sft  {:>4}/{}  epoch {}  nll {:.3}  grad {:.3}  {} tokens  {:.1}s",
+                        s.step, s.steps, s.epoch, s.loss, s.grad_norm, s.tokens, s.seconds
+                    )
+                });
+            }
+            EventKind::Step(s) => {
+                bar.set_position(s.step as u64);
+                bar.set_message(format!("reward {:+.3}", s.policy_reward_mean));
+                bar.suspend(|| eprintln!("{}", step_line(&s)));
+            }
+            EventKind::Checkpoint { step, path } => {
+                bar.suspend(|| eprintln!("checkpoint at step {step}: {path}"))
+            }
+            EventKind::Paused { step } => bar.suspend(|| eprintln!("paused after step {step}")),
+            EventKind::Resumed { step } => bar.suspend(|| eprintln!("resumed after step {step}")),
+            EventKind::Message { level, text } => bar.suspend(|| eprintln!("{level:?}: {text}")),
+            EventKind::Finished { step, reason } => {
+                bar.finish_and_clear();
+                eprintln!("run {reason} at step {step}");
+                break;
+            }
+            EventKind::Started { .. } => {}
+        }
+    }
+}
+
+/// One step as a line.
+pub fn step_line(s: &StepStats) -> String {
+    format!(
+        "step {:>4}  reward {:+.3} ± {:.3}  ref {}  loss {:+.4}  kl {:.4}  grad {:.3}  words {:.0}  gen {:.1}s judge {:.1}s train {:.1}s",
+        s.step,
+        s.policy_reward_mean,
+        s.policy_reward_std,
+        s.reference_reward_mean.map_or("-".into(), |r| format!("{r:+.3}")),
+        s.loss,
+        s.kl,
+        s.grad_norm,
+        s.words_mean,
+        s.seconds_generate,
+        s.seconds_judge,
+        s.seconds_train
+    )
+}

@@ -1,0 +1,118 @@
+//! Starting a run from a resolved configuration: the workers' replicas, the dataset, the
+//! reward stack, the run directory, an optional resume, the supervised warm start, then the
+//! GRPO driver. Shared by `polaris-tui train`, the demo run and (later) the daemon, so
+//! every way of starting a run writes the same run directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::Receiver;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::broadcast;
+
+use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
+use super::event::{Control, Event, EventKind, Level};
+use crate::device::parse_dtype;
+use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
+use crate::reward::{JudgeClient, JudgeSpec, Rubric};
+use crate::train::checkpoint;
+use crate::train::config::TrainConfig;
+use crate::train::data;
+use crate::train::sft::sft;
+use crate::train::step::{StackRewarder, Trainer};
+use crate::train::workers::{parse_devices, Workers};
+use candle_core::Device;
+
+/// The run directory a configuration writes to.
+pub fn run_dir(cfg: &TrainConfig) -> PathBuf {
+    PathBuf::from(cfg.run.out.clone().unwrap_or_else(|| format!("runs/{}", cfg.run.name)))
+}
+
+/// How to begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// A new run; an existing checkpoint in the directory is an error.
+    No,
+    /// The run directory's newest checkpoint, or a new run when there is none.
+    Auto,
+    /// A checkpoint folder.
+    From(PathBuf),
+}
+
+/// Opens everything and runs to the end. `watch` gets a live receiver of the run's events
+/// (and where the run directory is) before anything is logged.
+pub fn launch(
+    cfg: &TrainConfig,
+    resume: Resume,
+    controls: Receiver<Control>,
+    interrupt: &AtomicBool,
+    watch: impl FnOnce(&Path, broadcast::Receiver<Event>),
+) -> Result<Ending> {
+    let out = run_dir(cfg);
+    let devices = parse_devices(&cfg.run.devices).context("run.devices")?;
+    let examples = data::load(Path::new(&cfg.data.train))?;
+    if resume == Resume::No && checkpoint::latest(&out).is_some() {
+        bail!(
+            "{} already has checkpoints: pass --resume auto to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
+    // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
+    let opts = match cfg.model.lora.config() {
+        Some(config) => opts
+            .lora(LoraSpec { config, init: LoraInit::Fresh { seed: cfg.run.seed } })
+            .trainable(adapters_only()),
+        None => opts.trainable(all_trainable()),
+    };
+    let workers = Workers::open_with(&cfg.model.path, &devices, &opts, cfg.step.loss.kl_coef != 0.0)?;
+    let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
+        (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
+        _ => Rubric::load(&cfg.reward.rubric)?,
+    };
+    let mut judge = cfg.judge.clone();
+    if judge.cache_dir.is_none() {
+        judge.cache_dir = Some(out.join("judge-cache"));
+    }
+    let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
+    let rewarder = StackRewarder::new(client, cfg.reward.weights)?;
+
+    let trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);
+    let opts = RunOptions {
+        steps: cfg.run.steps,
+        prompts_per_step: cfg.run.prompts_per_step,
+        checkpoint_every: cfg.run.checkpoint_every,
+    };
+    let work = Work { workers: &workers, data: &examples, rewarder: &rewarder };
+    let mut driver = Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, opts, controls)?;
+    let resumed = match resume {
+        Resume::No => None,
+        Resume::Auto => driver.resume_latest()?,
+        Resume::From(path) => {
+            let state = checkpoint::load(&path, &workers.primary().model, &mut driver.trainer)?;
+            workers.broadcast()?;
+            driver.cursor = state.data_cursor;
+            Some(state.step)
+        }
+    };
+    watch(&out, driver.log.subscribe());
+
+    // the warm start belongs to a new run only: a resumed run's weights already have it
+    if cfg.sft.epochs > 0 && resumed.is_none() {
+        let stories = examples.iter().filter(|e| e.story.is_some()).count();
+        driver.log.append(EventKind::Message {
+            level: Level::Info,
+            text: format!(
+                "warm start: {} epochs of supervised training on {stories} stories",
+                cfg.sft.epochs
+            ),
+        })?;
+        let log = &mut driver.log;
+        sft(workers.primary(), &examples, &cfg.sft, interrupt, |s| {
+            log.append(EventKind::Sft(Box::new(s.clone())))?;
+            Ok(())
+        })?;
+        workers.broadcast()?;
+    }
+    driver.run(serde_json::to_value(cfg)?, resumed, interrupt)
+}

@@ -1,0 +1,138 @@
+//! Data-parallel workers: one replica of the policy per device (`cpu`, `cpu:N`,
+//! `cuda:0,cuda:1,...`). Each worker generates and scores its share of a step's groups and
+//! computes gradients on its own rows; the gradients are summed on the first replica's
+//! device, one optimizer update is taken there, and the updated weights are copied to every
+//! other replica, so all replicas hold identical weights after every step.
+//!
+//! On CUDA the sum goes through device-to-device copies by candle, not NCCL (see the README's
+//! training section).
+
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+
+use super::optim::{GradSum, Grads};
+use crate::device::parse_device;
+use crate::lm::LanguageModel;
+use crate::model::{frozen, LoadOptions, Model, TrainableFn};
+
+/// One worker's models: the policy replica, and the frozen reference policy when the loss
+/// has a KL term.
+pub struct Replica {
+    pub lm: LanguageModel,
+    pub reference: Option<Model>,
+}
+
+pub struct Workers {
+    pub replicas: Vec<Replica>,
+}
+
+/// `cpu` (one worker), `cpu:N` (N CPU workers) or a comma list such as `cuda:0,cuda:1`.
+pub fn parse_devices(spec: &str) -> Result<Vec<Device>> {
+    let spec = spec.trim();
+    if let Some(n) = spec.strip_prefix("cpu:") {
+        return match n.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(vec![Device::Cpu; n]),
+            _ => bail!("devices = {spec:?}: expected cpu:N with N a number of workers >= 1"),
+        };
+    }
+    let devices: Vec<Device> = spec
+        .split(',')
+        .map(|d| parse_device(d).map_err(|e| anyhow::anyhow!("devices = {spec:?}: {e}")))
+        .collect::<Result<_>>()?;
+    if devices.is_empty() {
+        bail!("devices is empty: expected cpu, cpu:N or cuda:0,cuda:1,...");
+    }
+    Ok(devices)
+}
+
+impl Workers {
+    /// One worker on an already opened model (no KL reference).
+    pub fn single(lm: LanguageModel) -> Self {
+        Self { replicas: vec![Replica { lm, reference: None }] }
+    }
+
+    /// Opens one replica of `model` (a model directory or `tiny`) per device; with
+    /// `reference`, also a frozen copy of the starting weights per device for the KL term.
+    pub fn open(
+        model: &str,
+        devices: &[Device],
+        dtype: DType,
+        trainable: TrainableFn,
+        reference: bool,
+    ) -> Result<Self> {
+        Self::open_with(model, devices, &LoadOptions::new(dtype, Device::Cpu).trainable(trainable), reference)
+    }
+
+    /// As `open`, with every load option (LoRA adapters, trainable set) but the device from
+    /// `base`. Replicas are put in training mode (LoRA dropout); a fresh adapter is seeded,
+    /// so every replica starts identical. The KL reference is the base model without
+    /// adapters, which is what the policy starts as (B = 0).
+    pub fn open_with(model: &str, devices: &[Device], base: &LoadOptions, reference: bool) -> Result<Self> {
+        let mut replicas = Vec::with_capacity(devices.len());
+        for device in devices {
+            let opts = LoadOptions { device: device.clone(), ..base.clone() };
+            let lm = LanguageModel::open(model, &opts)?;
+            lm.model.set_training(true);
+            let reference = if reference {
+                let frozen_opts = LoadOptions::new(base.dtype, device.clone()).trainable(frozen());
+                Some(LanguageModel::open(model, &frozen_opts)?.model)
+            } else {
+                None
+            };
+            replicas.push(Replica { lm, reference });
+        }
+        Ok(Self { replicas })
+    }
+
+    pub fn len(&self) -> usize {
+        self.replicas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.replicas.is_empty()
+    }
+
+    /// The first replica: the one checkpoints are written from and read into.
+    pub fn primary(&self) -> &LanguageModel {
+        &self.replicas[0].lm
+    }
+
+    /// The worker that handles group `g` of a step (round robin).
+    pub fn owner(&self, g: usize) -> usize {
+        g % self.len()
+    }
+
+    /// Sums per-worker gradients on the primary's device.
+    pub fn reduce(&self, per_worker: Vec<Grads>) -> Result<Grads> {
+        let device = self.primary().model.device().clone();
+        let mut sum = GradSum::default();
+        for grads in per_worker {
+            let moved: Grads =
+                grads.into_iter().map(|(n, g)| Ok((n, g.to_device(&device)?))).collect::<Result<_>>()?;
+            sum.add(moved)?;
+        }
+        Ok(sum.take())
+    }
+
+    /// Copies the primary's trainable weights into every other replica.
+    pub fn broadcast(&self) -> Result<()> {
+        let primary = self.primary().model.trainable();
+        for replica in &self.replicas[1..] {
+            let theirs = replica.lm.model.trainable();
+            if theirs.len() != primary.len() {
+                bail!("replicas disagree on the trainable parameters");
+            }
+            for ((name, src), (other, dst)) in primary.iter().zip(theirs) {
+                debug_assert_eq!(name, other);
+                dst.set(&src.as_tensor().to_device(dst.device())?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<LanguageModel> for Workers {
+    fn from(lm: LanguageModel) -> Self {
+        Self::single(lm)
+    }
+}
