@@ -2,9 +2,11 @@
 //!
 //! The binary `polaris-tui` is a thin command line over this library.
 
+pub mod annotate;
 pub mod chat;
 pub mod cli;
 pub mod device;
+pub mod eval;
 pub mod generate;
 pub mod gpu;
 pub mod lm;

@@ -1,6 +1,7 @@
 //! The `polaris-tui` command line: one module per subcommand, each a thin layer over
 //! the library.
 
+mod annotate;
 mod bench;
 mod data;
 mod generate;
@@ -9,6 +10,7 @@ mod judge;
 mod merge;
 mod open;
 mod progress;
+mod report;
 mod score;
 mod sft;
 mod train;
@@ -53,6 +55,11 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// The workbench TUI on a run directory (read only; a live run is followed).
     Open(open::OpenArgs),
+    /// Blinded side-by-side human judging of two systems' stories, saved as you go.
+    Annotate(annotate::AnnotateArgs),
+    /// Evaluation reports.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -71,21 +78,40 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Open(args)) => open::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Annotate(args)) => annotate::run(args),
+        Some(Command::Report(cmd)) => report::run(cmd),
     }
 }
 
-/// The demo run (no subcommand), headless: a progress bar and one line per step.
+/// The demo run (no subcommand): the workbench TUI on it when stdin and stdout are a
+/// terminal, else headless with a progress bar and one line per step.
 fn demo() -> Result<()> {
+    use std::io::IsTerminal;
     let dir = crate::run::demo::fresh_dir();
-    let cfg = crate::run::demo::config(&dir)?;
+    if !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        let cfg = crate::run::demo::config(&dir)?;
+        eprintln!(
+            "polaris-tui demo: the built-in tiny model, a short supervised warm start on the demo stories, \
+             then GRPO + HRI with the offline judge. Ctrl-C stops it (checkpointed); continue with \
+             `polaris-tui train --config {0}/config.toml --resume auto`.",
+            dir.display()
+        );
+        let (_controls, rx) = std::sync::mpsc::channel();
+        return train::run_headless(&cfg, crate::run::launch::Resume::Auto, rx);
+    }
+    let live = crate::run::demo::start(&dir)?;
+    let shown = crate::tui::run_live(&live.dir, live.controls.clone(), None);
+    // leaving the TUI ends the demo run between steps, with a final checkpoint
+    live.interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
+    eprintln!("stopping the demo run in {} (it checkpoints first) ...", live.dir.display());
+    let ended = live.thread.join().map_err(|_| anyhow::anyhow!("the demo run panicked"))?;
+    shown?;
+    ended?;
     eprintln!(
-        "polaris-tui demo: the built-in tiny model, a short supervised warm start on the demo stories, \
-         then GRPO + HRI with the offline judge. Ctrl-C stops it (checkpointed); continue with \
-         `polaris-tui train --config {0}/config.toml --resume auto`.",
-        dir.display()
+        "continue it with `polaris-tui train --config {0}/config.toml --resume auto`",
+        live.dir.display()
     );
-    let (_controls, rx) = std::sync::mpsc::channel();
-    train::run_headless(&cfg, crate::run::launch::Resume::Auto, rx)
+    Ok(())
 }
 
 /// Which model, in which precision, on which device.

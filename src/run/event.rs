@@ -25,7 +25,9 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
-    /// The run began (or resumed) with this fully resolved configuration.
+    /// The run began (or resumed) with this fully resolved configuration. On a resume from
+    /// step k, Step events after k logged earlier (before a stop or a crash) are superseded:
+    /// those steps are taken again.
     Started {
         config: serde_json::Value,
         resumed_from_step: Option<usize>,

@@ -234,10 +234,21 @@ impl App {
             EventKind::Started { resumed_from_step, .. } => {
                 s.run = RunState::Running;
                 if let Some(step) = resumed_from_step {
+                    // steps logged after that checkpoint (before a crash) were redone
+                    s.history.truncate_after(step);
                     s.note = Some(format!("resumed from step {step}"));
                 }
             }
+            EventKind::Sft(w) => {
+                s.note = Some(format!(
+                    "warm start: step {}/{} (epoch {}), NLL {:.3}",
+                    w.step, w.steps, w.epoch, w.loss
+                ));
+            }
             EventKind::Step(stats) => {
+                if s.note.as_deref().is_some_and(|n| n.starts_with("warm start")) {
+                    s.note = None;
+                }
                 s.judge_failures += stats.judge_failures;
                 s.judge_cost += stats.judge_cost;
                 s.history.push(*stats);

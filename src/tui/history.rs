@@ -92,6 +92,14 @@ impl History {
         self.steps.push(s);
     }
 
+    /// Drops steps after `step` (a run resumed from that checkpoint takes them again).
+    pub fn truncate_after(&mut self, step: usize) {
+        let cut = self.steps.partition_point(|x| x.step <= step);
+        self.steps.truncate(cut);
+        self.columns.iter_mut().for_each(|c| c.truncate(cut));
+        self.xs.truncate(cut);
+    }
+
     /// One series over the window: (steps, values), NaN where a step has no value.
     pub fn series(&self, series: Series, w: Window) -> (&[f64], &[f64]) {
         let (lo, hi) = self.bounds(w);

@@ -135,3 +135,5 @@ pub fn plain_sampling(max_new_tokens: usize) -> polaris::generate::SamplingParam
         ..polaris::generate::SamplingParams::default()
     }
 }
+
+pub mod study;

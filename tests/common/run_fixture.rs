@@ -73,6 +73,7 @@ pub fn step_stats(step: usize) -> StepStats {
         seconds_generate: 3.0,
         seconds_judge: 1.0,
         seconds_train: 2.0,
+        ..StepStats::default()
     }
 }
 

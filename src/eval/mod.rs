@@ -1,0 +1,6 @@
+//! Evaluation statistics and reports.
+
+pub mod agreement;
+pub mod human;
+pub mod human_render;
+pub mod winrate;
