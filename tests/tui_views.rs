@@ -393,3 +393,31 @@ fn the_annotate_tab_compares_the_earliest_and_latest_steps() {
     assert_eq!(screen.session.study.systems, ["policy@step-39".to_string(), "policy@step-40".to_string()]);
     assert_eq!(screen.session.ledger.total(), common::run_fixture::GROUPS);
 }
+
+/// The loop reports each frame's size; the open study's screen takes the view's area (the
+/// tab bar and status line excluded), which bounds its scrolling.
+#[test]
+fn the_drawn_frame_sets_the_annotation_screens_area() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Enter);
+    f.app.update(Action::Drawn(ratatui::layout::Rect::new(0, 0, 80, 24)));
+    let area = f.app.state.annotate.screen.as_ref().unwrap().area;
+    assert_eq!(area, ratatui::layout::Rect::new(0, 1, 80, 22));
+}
+
+/// A run without rollouts: opening a study says why in the status line, and nothing is made.
+#[test]
+fn annotating_a_run_without_rollouts_says_why() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    let run_dir = f.app.state.annotate.run_dir.clone();
+    std::fs::remove_file(run_dir.join("rollouts.jsonl")).unwrap();
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Enter);
+    assert!(f.app.state.annotate.screen.is_none());
+    let note = f.app.state.note.clone().unwrap_or_default();
+    assert!(note.contains("rollouts.jsonl") && note.contains("no rollouts yet"), "{note}");
+    assert!(!run_dir.join("annotate").exists());
+}
