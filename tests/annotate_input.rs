@@ -207,6 +207,16 @@ fn three_systems_make_a_study_per_pair_and_the_report_lists_every_pair() {
         .map(|(file, system)| write_system(d, file, system, 4))
         .collect();
     let out = d.join("study");
+    let one = failure(&polaris(&[
+        "annotate",
+        "--annotator",
+        "alice",
+        "--out",
+        out.to_str().unwrap(),
+        "--gen",
+        files[0].to_str().unwrap(),
+    ]));
+    assert!(one.contains("at least two generation files"), "{one}");
     let mut args: Vec<&str> =
         vec!["annotate", "--annotator", "alice", "--out", out.to_str().unwrap(), "--prepare"];
     for f in &files {
