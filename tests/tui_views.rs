@@ -373,6 +373,7 @@ fn the_annotate_tab_judges_the_runs_samples_blinded() {
     key(&mut f.app, KeyCode::Char('q'));
     assert!(!f.app.state.quit, "q leaves the study, not the workbench");
     assert!(f.app.state.annotate.screen.is_none());
+    assert!(text(&draw(&f.app, 120, 30)).contains("(study begun)"), "the chooser marks the study");
     // reopening resumes: two of three judged
     key(&mut f.app, KeyCode::Enter);
     let ledger = &f.app.state.annotate.screen.as_ref().unwrap().session.ledger;

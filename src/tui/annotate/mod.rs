@@ -30,12 +30,16 @@ pub struct AnnotateTab {
     pub annotator: Option<String>,
     /// Index into `Comparison::ALL`.
     pub selected: usize,
+    /// Per comparison, whether its study folder exists (read here, so drawing reads no files).
+    pub begun: [bool; Comparison::ALL.len()],
     pub screen: Option<AnnotateScreen>,
 }
 
 impl AnnotateTab {
     pub fn new(run_dir: PathBuf) -> Self {
-        Self { run_dir, annotator: std::env::var("USER").ok().filter(|u| !u.is_empty()), ..Self::default() }
+        let begun = Comparison::ALL.map(|c| Study::exists(&c.study_dir(&run_dir)));
+        let annotator = std::env::var("USER").ok().filter(|u| !u.is_empty());
+        Self { run_dir, annotator, begun, ..Self::default() }
     }
 
     pub fn comparison(&self) -> Comparison {
@@ -56,6 +60,7 @@ impl AnnotateTab {
             let source = self.run_dir.join("rollouts.jsonl").display().to_string();
             Study::new(items, vec![source])?.save_new(&dir)?;
         }
+        self.begun[self.selected.min(Comparison::ALL.len() - 1)] = true;
         let session = Session::open(&dir, &annotator, None)?;
         let said = format!(
             "annotating as {annotator}: {} of {} judged, saved in {}",
@@ -83,7 +88,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     ];
     for (i, c) in Comparison::ALL.iter().enumerate() {
         let marker = if i == a.selected { "▶ " } else { "  " };
-        let started = if Study::exists(&c.study_dir(&a.run_dir)) { "  (study begun)" } else { "" };
+        let started = if a.begun[i] { "  (study begun)" } else { "" };
         let style = if i == a.selected { t.selected() } else { t.base() };
         text.push(Line::from(vec![
             Span::styled(format!("{marker}{}", c.question()), style),
