@@ -108,6 +108,37 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
     assert_eq!(alternate.trim(), "0", "the pane left the alternate screen");
 }
 
+/// The Annotate tab in the real binary: a verdict is on disk once the screen moves on, Tab
+/// still switches tabs, `q` leaves the study and a second `q` quits.
+#[test]
+fn the_annotate_tab_saves_a_verdict_and_q_leaves_before_it_quits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::run_fixture::write_run(tmp.path());
+    let bin = env!("CARGO_BIN_EXE_polaris-tui");
+    let tmux = Tmux { socket: format!("polaris-e2e-annot-{}", std::process::id()) };
+    let shell_cmd =
+        format!("{} open {} --annotator e2e; echo EXIT=$?; sleep 600", quote(Path::new(bin)), quote(&dir));
+    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+    tmux.expect("1 Dashboard");
+    tmux.keys("6");
+    tmux.expect("Does the policy beat");
+    tmux.keys("Enter");
+    tmux.expect("0 / 3 judged");
+    tmux.keys("1");
+    tmux.expect("1 / 3 judged");
+    let file = dir.join("annotate/policy-vs-human/judgments-e2e.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("\"kind\":\"judgment\"")).count(), 1, "{text}");
+    tmux.keys("Tab");
+    tmux.expect("Reward · steps");
+    tmux.keys("BTab");
+    tmux.expect("1 / 3 judged");
+    tmux.keys("q");
+    tmux.expect("Does the policy beat");
+    tmux.keys("q");
+    tmux.expect("EXIT=0");
+}
+
 #[test]
 fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() {
     let work = tempfile::tempdir().unwrap();

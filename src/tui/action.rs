@@ -49,4 +49,10 @@ pub enum Action {
     /// Stop asks first.
     AskStop,
     ConfirmStop(bool),
+    /// Annotate tab: open the chosen comparison's study, leave it, or a key for its screen.
+    OpenStudy,
+    LeaveStudy,
+    Annotate(crossterm::event::KeyEvent),
+    /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
+    Drawn(ratatui::layout::Rect),
 }

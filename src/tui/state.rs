@@ -127,6 +127,7 @@ pub struct State {
     pub groups: GroupsState,
     pub inspector: InspectorState,
     pub gpu: GpuState,
+    pub annotate: super::annotate::AnnotateTab,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -155,6 +156,7 @@ impl State {
             groups: GroupsState::default(),
             inspector: InspectorState::default(),
             gpu: GpuState::default(),
+            annotate: Default::default(),
             dirty: true,
             quit: false,
         }
