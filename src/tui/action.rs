@@ -49,4 +49,6 @@ pub enum Action {
     /// Stop asks first.
     AskStop,
     ConfirmStop(bool),
+    /// The playground's keys and its workers' reports.
+    Playground(super::playground::Msg),
 }

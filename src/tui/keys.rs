@@ -45,6 +45,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("t", "show / hide thinking"),
         ],
     ),
+    super::playground::keys::HELP,
 ];
 
 /// What a key press means in the current state.
@@ -64,6 +65,11 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
             .then_some(Action::ToggleHelp);
     }
     let tab = state.tab;
+    if tab == Tab::Playground {
+        if let Some(msg) = super::playground::keys::action_for(state, key) {
+            return Some(Action::Playground(msg));
+        }
+    }
     Some(match key.code {
         KeyCode::Char(c @ '1'..='6') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),
         KeyCode::Tab => Action::CycleTab { forward: true },

@@ -70,6 +70,7 @@ pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>) -> Result<()> {
     }
     let mut app = new_app(dir, link, theme)?;
     let (tx, rx) = mpsc::channel();
+    app.connect(tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
     let gpu_tx = tx;

@@ -127,6 +127,7 @@ pub struct State {
     pub groups: GroupsState,
     pub inspector: InspectorState,
     pub gpu: GpuState,
+    pub playground: super::playground::PlaygroundState,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -155,6 +156,7 @@ impl State {
             groups: GroupsState::default(),
             inspector: InspectorState::default(),
             gpu: GpuState::default(),
+            playground: Default::default(),
             dirty: true,
             quit: false,
         }
