@@ -2,7 +2,6 @@
 //! back as `Action::Playground(Msg::..)` on the app's channel; stop sets the pane's cancel
 //! flag, which the generator reads between tokens.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
@@ -39,13 +38,17 @@ pub struct Job {
     pub params: SamplingParams,
 }
 
+/// Each pane's last model, by what was loaded: opening a real model takes seconds, so it is
+/// kept, but only one per pane, so cycling through checkpoints holds at most two in memory.
+type Models = Arc<Mutex<[Option<(String, Arc<LanguageModel>)>; 2]>>;
+
 /// The playground's side of the app that is not state: the channel back, the cancel flags
-/// and the models opened so far (opening a real model takes seconds, so they are kept).
+/// and the models opened.
 pub struct Workers {
     pub run_dir: PathBuf,
     tx: Option<Sender<Action>>,
     cancel: [Arc<AtomicBool>; 2],
-    models: Arc<Mutex<HashMap<String, Arc<LanguageModel>>>>,
+    models: Models,
 }
 
 impl Workers {
@@ -136,10 +139,11 @@ impl Workers {
 
 /// Opens (or reuses) the model for a choice; returns it and what was loaded.
 fn open(
+    pane: usize,
     choice: &Choice,
     cfg: &TrainConfig,
     run_dir: &Path,
-    models: &Mutex<HashMap<String, Arc<LanguageModel>>>,
+    models: &Models,
 ) -> Result<(Arc<LanguageModel>, String)> {
     let dir = match choice {
         Choice::Base => None,
@@ -152,8 +156,15 @@ fn open(
         Some(d) => d.strip_prefix(run_dir).unwrap_or(d).display().to_string(),
         None => format!("base {}", cfg.model.path),
     };
-    if let Some(lm) = models.lock().expect("model cache lock").get(&label) {
-        return Ok((lm.clone(), label));
+    {
+        let mut kept = models.lock().expect("model cache lock");
+        let found = kept.iter().flatten().find(|(l, _)| *l == label).map(|(_, lm)| lm.clone());
+        if let Some(lm) = found {
+            kept[pane] = Some((label.clone(), lm.clone()));
+            return Ok((lm, label));
+        }
+        // the pane's previous model is let go before the next one is read
+        kept[pane] = None;
     }
     let dtype = parse_dtype(&cfg.model.dtype).context("model.dtype in the run's config.toml")?;
     let opts = LoadOptions::new(dtype, Device::cuda_if_available(0)?);
@@ -173,7 +184,7 @@ fn open(
         }
     };
     let lm = Arc::new(lm);
-    models.lock().expect("model cache lock").insert(label.clone(), lm.clone());
+    models.lock().expect("model cache lock")[pane] = Some((label.clone(), lm.clone()));
     Ok((lm, label))
 }
 
@@ -181,12 +192,12 @@ fn stream(
     job: &Job,
     cfg: &TrainConfig,
     run_dir: &Path,
-    models: &Mutex<HashMap<String, Arc<LanguageModel>>>,
+    models: &Models,
     cancel: &AtomicBool,
     send: &dyn Fn(Msg) -> bool,
 ) -> Result<()> {
     let (pane, generation) = (job.pane, job.generation);
-    let (lm, label) = open(&job.choice, cfg, run_dir, models)?;
+    let (lm, label) = open(pane, &job.choice, cfg, run_dir, models)?;
     let (prompt, ids) = lm.prompt(&job.text, false, job.thinking)?;
     send(Msg::Loaded { pane, generation, label, prompt: prompt.clone() });
     let mut streamer = TokenStream::new(&lm.tokenizer);
