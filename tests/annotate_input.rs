@@ -195,3 +195,66 @@ fn report_human_prints_a_table_json_and_markdown() {
     let err = failure(&polaris(&["report", "human", s, "--resamples", "500"]));
     assert!(err.contains("500"), "{err}");
 }
+
+/// Three systems through the CLI: `--gen` thrice makes a study per pair, each blinded as a
+/// two-system one, and `report human` reports all three pairs.
+#[test]
+fn three_systems_make_a_study_per_pair_and_the_report_lists_every_pair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let files: Vec<PathBuf> = [("a.jsonl", SYSTEM_A), ("b.jsonl", SYSTEM_B), ("c.jsonl", "SYSTEM-GAMMA")]
+        .iter()
+        .map(|(file, system)| write_system(d, file, system, 4))
+        .collect();
+    let out = d.join("study");
+    let one = failure(&polaris(&[
+        "annotate",
+        "--annotator",
+        "alice",
+        "--out",
+        out.to_str().unwrap(),
+        "--gen",
+        files[0].to_str().unwrap(),
+    ]));
+    assert!(one.contains("at least two generation files"), "{one}");
+    let mut args: Vec<&str> =
+        vec!["annotate", "--annotator", "alice", "--out", out.to_str().unwrap(), "--prepare"];
+    for f in &files {
+        args.extend(["--gen", f.to_str().unwrap()]);
+    }
+    let made = polaris(&args);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let pairs = polaris::annotate::pairs::pair_studies(&out).unwrap();
+    assert_eq!(pairs.len(), 3);
+    for dir in &pairs {
+        let mut session = Session::open(dir, "alice", None).unwrap();
+        assert_eq!(session.ledger.done(), 0, "--prepare wrote the blinding only");
+        while session.current().is_some() {
+            session.judge(Verdict::Left, None).unwrap();
+        }
+    }
+    // a second run with the folder alone finds the pairs again
+    let again = polaris(&["annotate", "--annotator", "bob", "--out", out.to_str().unwrap(), "--prepare"]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(out.join(format!("{SYSTEM_A}-vs-SYSTEM-GAMMA/judgments-bob.jsonl")).is_file());
+
+    let s = out.to_str().unwrap();
+    let report = polaris(&["report", "human", s, "--format", "json", "--resamples", "1000"]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    let systems: Vec<(String, String)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["system_a"].as_str().unwrap().into(), r["system_b"].as_str().unwrap().into()))
+        .collect();
+    let expected = [(SYSTEM_A, SYSTEM_B), (SYSTEM_A, "SYSTEM-GAMMA"), (SYSTEM_B, "SYSTEM-GAMMA")];
+    assert_eq!(systems, expected.map(|(a, b)| (a.to_string(), b.to_string())));
+    for r in json.as_array().unwrap() {
+        assert_eq!(r["win_rates"][0]["judgments"], 4, "alice judged every prompt of every pair");
+    }
+    let table = String::from_utf8(polaris(&["report", "human", s]).stdout).unwrap();
+    for (a, b) in expected {
+        assert!(table.contains(&format!("A = {a}   B = {b}")), "{table}");
+    }
+}

@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
 use common::{tensor_max_diff, WordsReward};
-use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{adapter, adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
 use polaris::train::checkpoint;
@@ -20,15 +19,7 @@ use polaris::train::workers::Workers;
 fn config() -> StepConfig {
     StepConfig {
         group_size: 4,
-        sampling: SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            repetition_penalty: 1.0,
-            max_new_tokens: 16,
-            thinking_budget: None,
-            ..SamplingParams::default()
-        },
+        sampling: common::plain_sampling(16),
         thinking: false,
         lr: LrSchedule::Constant { lr: 5e-3 },
         ..StepConfig::default()

@@ -8,7 +8,6 @@ use std::sync::mpsc;
 
 use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
@@ -22,15 +21,7 @@ use polaris::train::workers::Workers;
 fn trainer() -> Trainer {
     let cfg = StepConfig {
         group_size: 3,
-        sampling: SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            repetition_penalty: 1.0,
-            max_new_tokens: 8,
-            thinking_budget: None,
-            ..SamplingParams::default()
-        },
+        sampling: common::plain_sampling(8),
         thinking: false,
         lr: LrSchedule::Constant { lr: 1e-3 },
         ..StepConfig::default()

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::train::schedule::LrSchedule;
@@ -43,15 +42,7 @@ fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
     let cfg = StepConfig {
         group_size: 6,
         hri,
-        sampling: SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            repetition_penalty: 1.0,
-            max_new_tokens: 24,
-            thinking_budget: None,
-            ..SamplingParams::default()
-        },
+        sampling: common::plain_sampling(24),
         thinking: false,
         lr: LrSchedule::Constant { lr: 5e-3 },
         ..StepConfig::default()

@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::generate::SamplingParams;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::train::checkpoint;
@@ -17,15 +16,7 @@ use polaris::train::workers::Workers;
 fn config() -> StepConfig {
     StepConfig {
         group_size: 4,
-        sampling: SamplingParams {
-            temperature: 1.0,
-            top_p: 1.0,
-            top_k: 0,
-            repetition_penalty: 1.0,
-            max_new_tokens: 16,
-            thinking_budget: None,
-            ..SamplingParams::default()
-        },
+        sampling: common::plain_sampling(16),
         thinking: false,
         lr: LrSchedule::Constant { lr: 5e-3 },
         ..StepConfig::default()

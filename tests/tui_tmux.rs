@@ -25,13 +25,16 @@ impl Tmux {
     }
     /// Polls the pane until it shows `text`; the screen it last saw when it never does.
     fn wait_for(&self, text: &str) -> Result<String, String> {
+        self.wait_for_secs(text, 20)
+    }
+    fn wait_for_secs(&self, text: &str, secs: u64) -> Result<String, String> {
         let start = Instant::now();
         loop {
             let s = self.screen();
             if s.contains(text) {
                 return Ok(s);
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > Duration::from_secs(secs) {
                 return Err(s);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -103,6 +106,71 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
     assert!(!after.contains("1 Dashboard"), "the TUI's screen is gone after quitting:\n{after}");
     let alternate = tmux.cmd(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
     assert_eq!(alternate.trim(), "0", "the pane left the alternate screen");
+}
+
+/// The Annotate tab in the real binary: a verdict is on disk once the screen moves on, Tab
+/// still switches tabs, `q` leaves the study and a second `q` quits.
+#[test]
+fn the_annotate_tab_saves_a_verdict_and_q_leaves_before_it_quits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::run_fixture::write_run(tmp.path());
+    let bin = env!("CARGO_BIN_EXE_polaris-tui");
+    let tmux = Tmux { socket: format!("polaris-e2e-annot-{}", std::process::id()) };
+    let shell_cmd =
+        format!("{} open {} --annotator e2e; echo EXIT=$?; sleep 600", quote(Path::new(bin)), quote(&dir));
+    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+    tmux.expect("1 Dashboard");
+    tmux.keys("6");
+    tmux.expect("Does the policy beat");
+    tmux.keys("Enter");
+    tmux.expect("0 / 3 judged");
+    tmux.keys("1");
+    tmux.expect("1 / 3 judged");
+    let file = dir.join("annotate/policy-vs-human/judgments-e2e.jsonl");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("\"kind\":\"judgment\"")).count(), 1, "{text}");
+    tmux.keys("Tab");
+    tmux.expect("Reward · steps");
+    tmux.keys("BTab");
+    tmux.expect("1 / 3 judged");
+    tmux.keys("q");
+    tmux.expect("Does the policy beat");
+    tmux.keys("q");
+    tmux.expect("EXIT=0");
+}
+
+#[test]
+fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_polaris-tui");
+    let tmux = Tmux { socket: format!("polaris-demo-{}", std::process::id()) };
+    let shell_cmd = format!(
+        "cd {} && POLARIS_CACHE_DIR={} {}; echo EXIT=$?; sleep 600",
+        quote(work.path()),
+        quote(cache.path()),
+        quote(Path::new(bin))
+    );
+    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+    tmux.expect("1 Dashboard");
+    // the demo begins with its supervised warm start (the tiny model is built first)
+    if let Err(s) = tmux.wait_for_secs("warm start", 120) {
+        panic!("the demo never showed its warm start:\n{s}");
+    }
+    for key in ["2", "3", "4", "5", "6", "1"] {
+        tmux.keys(key);
+    }
+    tmux.expect("1 Dashboard");
+    tmux.keys("q");
+    // quitting ends the run between steps, with a checkpoint
+    if let Err(s) = tmux.wait_for_secs("EXIT=0", 180) {
+        panic!("the demo did not end cleanly:\n{s}");
+    }
+    let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1, "one demo run directory");
+    let run = runs[0].path();
+    assert!(run.join("events.jsonl").exists() && run.join("config.toml").exists());
+    assert!(polaris::train::checkpoint::latest(&run).is_some(), "the demo run was checkpointed on quit");
 }
 
 #[test]

@@ -194,6 +194,8 @@ fn playground_and_annotate_say_plainly_what_they_are() {
     let mut f = fixture(dark(), false);
     key(&mut f.app, KeyCode::Char('5'));
     snap("playground", &f.app);
+    // $USER differs between machines
+    f.app.state.annotate.annotator = Some("tester".into());
     key(&mut f.app, KeyCode::Char('6'));
     snap("annotate", &f.app);
 }
@@ -328,4 +330,95 @@ fn a_growing_run_is_followed() {
     assert_eq!(f.app.state.history.latest().unwrap().step, 41);
     let (step, groups) = f.app.state.groups.loaded.as_ref().unwrap();
     assert_eq!((*step, groups.len()), (41, 2), "live follow moved to the new step");
+}
+
+/// The Annotate tab opens the run's own samples as a blinded study in RUN_DIR/annotate/: no
+/// system name on screen, a verdict is appended to the annotator's file, the global Tab still
+/// switches tabs, and `q` leaves the study instead of quitting.
+#[test]
+fn the_annotate_tab_judges_the_runs_samples_blinded() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Enter);
+    assert!(f.app.state.annotate.screen.is_some(), "{:?}", f.app.state.note);
+    snap("annotate_study", &f.app);
+    for (w, h) in [(80, 24), (200, 50)] {
+        let screen = text(&draw(&f.app, w, h));
+        for name in ["human-reference", "policy@", "step-40", "reference"] {
+            assert!(!screen.contains(name), "{name} on screen:\n{screen}");
+        }
+    }
+    let study = f.app.state.annotate.run_dir.join("annotate/policy-vs-human");
+    let file = study.join("judgments-tester.jsonl");
+    let judgments = || {
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"judgment\""))
+            .count()
+    };
+    assert_eq!(judgments(), 0);
+    key(&mut f.app, KeyCode::Char('2'));
+    assert_eq!(judgments(), 1, "a verdict in the tab is appended to the study file");
+    assert_eq!(f.app.state.tab, Tab::Annotate, "`2` judged rather than switching tabs");
+    // the screen's pane switch is `o`; Tab stays the workbench's
+    key(&mut f.app, KeyCode::Char('o'));
+    assert_eq!(f.app.state.annotate.screen.as_ref().unwrap().focus, polaris::annotate::screen::Pane::Right);
+    key(&mut f.app, KeyCode::Tab);
+    assert_eq!(f.app.state.tab, Tab::Dashboard);
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Char('='));
+    assert_eq!(judgments(), 2);
+    key(&mut f.app, KeyCode::Char('q'));
+    assert!(!f.app.state.quit, "q leaves the study, not the workbench");
+    assert!(f.app.state.annotate.screen.is_none());
+    assert!(text(&draw(&f.app, 120, 30)).contains("(study begun)"), "the chooser marks the study");
+    // reopening resumes: two of three judged
+    key(&mut f.app, KeyCode::Enter);
+    let ledger = &f.app.state.annotate.screen.as_ref().unwrap().session.ledger;
+    assert_eq!((ledger.done(), ledger.total()), (2, 3));
+    let study = polaris::annotate::Study::load(&study).unwrap();
+    assert_eq!(study.systems, ["policy@step-40".to_string(), "human-reference".to_string()]);
+}
+
+/// The second comparison: the same prompts at the earliest and the latest step.
+#[test]
+fn the_annotate_tab_compares_the_earliest_and_latest_steps() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Down);
+    key(&mut f.app, KeyCode::Enter);
+    let screen = f.app.state.annotate.screen.as_ref().expect("the study opens");
+    assert_eq!(screen.session.study.systems, ["policy@step-39".to_string(), "policy@step-40".to_string()]);
+    assert_eq!(screen.session.ledger.total(), common::run_fixture::GROUPS);
+}
+
+/// The loop reports each frame's size; the open study's screen takes the view's area (the
+/// tab bar and status line excluded), which bounds its scrolling.
+#[test]
+fn the_drawn_frame_sets_the_annotation_screens_area() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Enter);
+    f.app.update(Action::Drawn(ratatui::layout::Rect::new(0, 0, 80, 24)));
+    let area = f.app.state.annotate.screen.as_ref().unwrap().area;
+    assert_eq!(area, ratatui::layout::Rect::new(0, 1, 80, 22));
+}
+
+/// A run without rollouts: opening a study says why in the status line, and nothing is made.
+#[test]
+fn annotating_a_run_without_rollouts_says_why() {
+    let mut f = fixture(dark(), false);
+    f.app.state.annotate.annotator = Some("tester".into());
+    let run_dir = f.app.state.annotate.run_dir.clone();
+    std::fs::remove_file(run_dir.join("rollouts.jsonl")).unwrap();
+    key(&mut f.app, KeyCode::Char('6'));
+    key(&mut f.app, KeyCode::Enter);
+    assert!(f.app.state.annotate.screen.is_none());
+    let note = f.app.state.note.clone().unwrap_or_default();
+    assert!(note.contains("rollouts.jsonl") && note.contains("no rollouts yet"), "{note}");
+    assert!(!run_dir.join("annotate").exists());
 }

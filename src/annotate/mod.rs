@@ -5,6 +5,7 @@
 pub mod blinding;
 pub mod input;
 pub mod ledger;
+pub mod pairs;
 pub mod record;
 pub mod screen;
 pub mod session;

@@ -13,8 +13,12 @@ pub struct OpenArgs {
     /// Colour theme: dark, light, high-contrast, or one of yours (NO_COLOR overrides).
     #[arg(long)]
     pub theme: Option<String>,
+    /// Who judges in the Annotate tab (names RUN_DIR/annotate/*/judgments-NAME.jsonl)
+    /// [default: $USER].
+    #[arg(long)]
+    pub annotator: Option<String>,
 }
 
 pub fn run(args: OpenArgs) -> Result<()> {
-    crate::tui::open(&args.run_dir, args.theme.as_deref())
+    crate::tui::open(&args.run_dir, args.theme.as_deref(), args.annotator.as_deref())
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::annotate::pairs::pair_studies;
+use crate::annotate::Study;
 use crate::eval::human::HumanReport;
 use crate::eval::human_render;
 use crate::eval::winrate::MIN_RESAMPLES;
@@ -24,7 +26,8 @@ pub enum Format {
 
 #[derive(Args, Debug)]
 pub struct HumanArgs {
-    /// The study folder `polaris-tui annotate --out` wrote.
+    /// The study folder `polaris-tui annotate --out` wrote (with several systems, every pair's
+    /// study in it is reported).
     pub study: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -39,11 +42,29 @@ pub struct HumanArgs {
 pub fn run(cmd: ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Human(args) => {
-            let report = HumanReport::from_study(&args.study, args.resamples as usize, args.seed)?;
+            let pairs = pair_studies(&args.study)?;
+            if Study::exists(&args.study) || pairs.is_empty() {
+                let report = HumanReport::from_study(&args.study, args.resamples as usize, args.seed)?;
+                match args.format {
+                    Format::Table => print!("{}", human_render::table(&report)),
+                    Format::Markdown => print!("{}", human_render::markdown(&report)),
+                    Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                }
+                return Ok(());
+            }
+            // one report per system pair, in folder order; JSON is their array
+            let reports = pairs
+                .iter()
+                .map(|dir| HumanReport::from_study(dir, args.resamples as usize, args.seed))
+                .collect::<Result<Vec<_>>>()?;
             match args.format {
-                Format::Table => print!("{}", human_render::table(&report)),
-                Format::Markdown => print!("{}", human_render::markdown(&report)),
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => {
+                    print!("{}", reports.iter().map(human_render::table).collect::<Vec<_>>().join("\n"))
+                }
+                Format::Markdown => {
+                    print!("{}", reports.iter().map(human_render::markdown).collect::<Vec<_>>().join("\n"))
+                }
+                Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
             }
             Ok(())
         }

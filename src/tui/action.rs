@@ -51,4 +51,10 @@ pub enum Action {
     ConfirmStop(bool),
     /// The playground's keys and its workers' reports.
     Playground(super::playground::Msg),
+    /// Annotate tab: open the chosen comparison's study, leave it, or a key for its screen.
+    OpenStudy,
+    LeaveStudy,
+    Annotate(crossterm::event::KeyEvent),
+    /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
+    Drawn(ratatui::layout::Rect),
 }

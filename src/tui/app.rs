@@ -30,7 +30,8 @@ impl App {
     pub fn new(dir: &Path, link: Box<dyn Link>, themes: Vec<Theme>, theme: usize) -> Self {
         let name =
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let state = State::new(name, themes, theme, link.can_control());
+        let mut state = State::new(name, themes, theme, link.can_control());
+        state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
         Self {
             state,
             link,
@@ -54,7 +55,7 @@ impl App {
     pub fn update(&mut self, action: Action) {
         let s = &mut self.state;
         // anything but a tick or a sample is something the user did: redraw
-        if !matches!(action, Action::Tick | Action::Gpu(_)) {
+        if !matches!(action, Action::Tick | Action::Gpu(_) | Action::Drawn(_)) {
             s.dirty = true;
         }
         match action {
@@ -81,6 +82,10 @@ impl App {
                 Tab::Groups => {
                     let n = s.groups.current().map_or(0, |g| g.rows.len());
                     s.groups.row = step_index(s.groups.row, down, by as usize, n);
+                }
+                Tab::Annotate => {
+                    let n = super::annotate::samples::Comparison::ALL.len();
+                    s.annotate.selected = step_index(s.annotate.selected, down, by as usize, n);
                 }
                 Tab::Inspector => {
                     s.inspector.scroll = if down {
@@ -158,6 +163,25 @@ impl App {
                     super::playground::update(&mut self.state.playground, &self.playground, msg)
                 {
                     self.note(text);
+                }
+            }
+            Action::OpenStudy => match s.annotate.open() {
+                Ok(said) => self.note(said),
+                Err(e) => self.note(format!("{e:#}")),
+            },
+            Action::LeaveStudy => {
+                s.annotate.screen = None;
+                self.note("left the study; every judgment is saved".into());
+            }
+            Action::Annotate(key) => {
+                if let Some(screen) = s.annotate.screen.as_mut() {
+                    // Ctrl-C, the screen's only quit, is caught before it reaches here
+                    let _ = crate::annotate::screen::handle_key(screen, key);
+                }
+            }
+            Action::Drawn(area) => {
+                if let Some(screen) = s.annotate.screen.as_mut() {
+                    screen.area = ui::regions(area)[1];
                 }
             }
             Action::ConfirmStop(yes) => {

@@ -46,6 +46,17 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     super::playground::keys::HELP,
+    (
+        "Annotate",
+        &[
+            ("↑↓ Enter", "choose / open a study"),
+            ("1 / 2 / =", "left / right better / tie"),
+            ("s u c", "skip / undo / comment"),
+            ("o ↑↓ PgUp", "story pane / scroll"),
+            ("q Esc", "leave the study"),
+            ("Tab S-Tab", "tabs (1/2 are verdicts)"),
+        ],
+    ),
 ];
 
 /// What a key press means in the current state.
@@ -69,6 +80,9 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         if let Some(msg) = super::playground::keys::action_for(state, key) {
             return Some(Action::Playground(msg));
         }
+    }
+    if let Some(screen) = state.annotate.screen.as_ref().filter(|_| tab == Tab::Annotate) {
+        return Some(super::annotate::keys::action_for(screen, key));
     }
     Some(match key.code {
         KeyCode::Char(c @ '1'..='6') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),
@@ -96,6 +110,7 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('k') if tab == Tab::Inspector => Action::ScrollJudgement { down: false },
         KeyCode::Char('j') if tab == Tab::Inspector => Action::ScrollJudgement { down: true },
         KeyCode::Enter if tab == Tab::Groups => Action::Inspect,
+        KeyCode::Enter if tab == Tab::Annotate => Action::OpenStudy,
         KeyCode::Char('t') if tab == Tab::Inspector => Action::ToggleThinking,
         _ => return None,
     })

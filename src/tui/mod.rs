@@ -47,28 +47,32 @@ pub const POLL: Duration = Duration::from_millis(250);
 
 /// Opens a run from its files, read only: a finished run as it is, a live one followed as
 /// its files grow.
-pub fn open(dir: &Path, theme: Option<&str>) -> Result<()> {
+/// Judgments in the Annotate tab are `annotator`'s (default `$USER`).
+pub fn open(dir: &Path, theme: Option<&str>, annotator: Option<&str>) -> Result<()> {
     if !dir.join("events.jsonl").is_file() {
         bail!(
             "{}: not a run directory (no events.jsonl); give a directory written by `polaris-tui train --out DIR`",
             dir.display()
         );
     }
-    run(dir, Box::new(DirLink::new(dir, None)), theme)
+    run(dir, Box::new(DirLink::new(dir, None)), theme, annotator)
 }
 
 /// Follows a run whose trainer shares this process: events from its files, controls to
 /// its driver (`Driver::run`'s receiver).
 pub fn run_live(dir: &Path, controls: Sender<Control>, theme: Option<&str>) -> Result<()> {
-    run(dir, Box::new(DirLink::new(dir, Some(controls))), theme)
+    run(dir, Box::new(DirLink::new(dir, Some(controls))), theme, None)
 }
 
 /// The TUI on the terminal until the user quits.
-pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>) -> Result<()> {
+pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Option<&str>) -> Result<()> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!("the TUI needs a terminal (stdin and stdout are not both one); use `polaris-tui train` for a headless run");
     }
     let mut app = new_app(dir, link, theme)?;
+    if let Some(name) = annotator {
+        app.state.annotate.annotator = Some(name.to_string());
+    }
     let (tx, rx) = mpsc::channel();
     app.connect(tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
@@ -144,7 +148,9 @@ pub fn run_loop<B: Backend>(
         }
         let frame_due = last_draw.is_none_or(|t| t.elapsed() >= FRAME);
         if app.state.dirty && frame_due {
-            terminal.draw(|f| ui::draw(f, &app.state)).map_err(|e| anyhow!("cannot draw: {e}"))?;
+            let frame =
+                terminal.draw(|f| ui::draw(f, &app.state)).map_err(|e| anyhow!("cannot draw: {e}"))?;
+            app.update(Action::Drawn(frame.area));
             app.state.dirty = false;
             last_draw = Some(Instant::now());
         }

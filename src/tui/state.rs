@@ -128,6 +128,7 @@ pub struct State {
     pub inspector: InspectorState,
     pub gpu: GpuState,
     pub playground: super::playground::PlaygroundState,
+    pub annotate: super::annotate::AnnotateTab,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -157,6 +158,7 @@ impl State {
             inspector: InspectorState::default(),
             gpu: GpuState::default(),
             playground: Default::default(),
+            annotate: Default::default(),
             dirty: true,
             quit: false,
         }

@@ -17,8 +17,7 @@ pub fn draw(frame: &mut Frame, s: &State) {
     let area = frame.area();
     let t = s.theme();
     frame.render_widget(Block::default().style(t.base()), area);
-    let [tabs, body, status] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area);
+    let [tabs, body, status] = regions(area);
     draw_tabs(frame, tabs, s);
     match s.tab {
         Tab::Dashboard => dashboard::draw(frame, body, s),
@@ -35,6 +34,11 @@ pub fn draw(frame: &mut Frame, s: &State) {
     if s.confirm_stop {
         draw_confirm(frame, area, s);
     }
+}
+
+/// Tab bar, the current view, status line.
+pub fn regions(area: Rect) -> [Rect; 3] {
+    Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area)
 }
 
 fn tab_label(tab: Tab) -> String {

@@ -170,6 +170,8 @@ fn status_line(s: &AnnotateScreen) -> Line<'_> {
 fn help_line(s: &AnnotateScreen) -> Line<'static> {
     let text = if s.editor.is_some() {
         " typing a comment · Esc: done, it goes with the next verdict"
+    } else if s.embedded {
+        " 1/← 2/→ that side better · = tie · s skip · u undo · c comment · q leave · o ↑↓ scroll"
     } else {
         " 1/← left better · 2/→ right better · = tie · s skip · u undo · c comment · q quit · Tab ↑↓ PgUp PgDn scroll"
     };

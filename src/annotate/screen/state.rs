@@ -43,6 +43,8 @@ pub struct AnnotateScreen {
     /// Where the screen was last drawn; whoever draws it sets this, so scrolling stops
     /// at a story's last line. Empty until then (scrolling is bounded by an estimate).
     pub area: Rect,
+    /// Shown in the workbench's Annotate tab, which remaps `q` (leave) and Tab (`o`).
+    pub embedded: bool,
 }
 
 impl AnnotateScreen {
@@ -56,6 +58,7 @@ impl AnnotateScreen {
             status: Status::Idle,
             color: color_enabled(),
             area: Rect::default(),
+            embedded: false,
         }
     }
 
