@@ -73,7 +73,7 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
     let tabs = [
         ("2", "Ranked by reward"),
         ("3", "HUMAN REFERENCE"),
-        ("5", "playground is not built yet"),
+        ("5", "Settings ↑↓ +-"),
         ("6", "polaris-tui annotate"),
         ("1", "Reward · steps"),
     ];

@@ -49,6 +49,8 @@ pub enum Action {
     /// Stop asks first.
     AskStop,
     ConfirmStop(bool),
+    /// The playground's keys and its workers' reports.
+    Playground(super::playground::Msg),
     /// Annotate tab: open the chosen comparison's study, leave it, or a key for its screen.
     OpenStudy,
     LeaveStudy,

@@ -22,6 +22,8 @@ pub struct App {
     link: Box<dyn Link>,
     rollouts: RolloutIndex,
     pub journal: Journal,
+    /// The playground's worker threads and opened models.
+    pub playground: super::playground::Workers,
 }
 
 impl App {
@@ -30,7 +32,18 @@ impl App {
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         let mut state = State::new(name, themes, theme, link.can_control());
         state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
-        Self { state, link, rollouts: RolloutIndex::new(dir), journal: Journal::new(dir) }
+        Self {
+            state,
+            link,
+            rollouts: RolloutIndex::new(dir),
+            journal: Journal::new(dir),
+            playground: super::playground::Workers::new(dir),
+        }
+    }
+
+    /// The channel the playground's workers report on (the one `run_loop` reads).
+    pub fn connect(&mut self, tx: std::sync::mpsc::Sender<Action>) {
+        self.playground.connect(tx);
     }
 
     /// Says something in the status line and in tui.log.
@@ -143,6 +156,13 @@ impl App {
                     s.confirm_stop = true;
                 } else {
                     self.control(Control::Stop);
+                }
+            }
+            Action::Playground(msg) => {
+                if let Some(text) =
+                    super::playground::update(&mut self.state.playground, &self.playground, msg)
+                {
+                    self.note(text);
                 }
             }
             Action::OpenStudy => match s.annotate.open() {

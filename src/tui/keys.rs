@@ -45,6 +45,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("t", "show / hide thinking"),
         ],
     ),
+    super::playground::keys::HELP,
     (
         "Annotate",
         &[
@@ -75,6 +76,11 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
             .then_some(Action::ToggleHelp);
     }
     let tab = state.tab;
+    if tab == Tab::Playground {
+        if let Some(msg) = super::playground::keys::action_for(state, key) {
+            return Some(Action::Playground(msg));
+        }
+    }
     if let Some(screen) = state.annotate.screen.as_ref().filter(|_| tab == Tab::Annotate) {
         return Some(super::annotate::keys::action_for(screen, key));
     }

@@ -74,6 +74,7 @@ pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Opti
         app.state.annotate.annotator = Some(name.to_string());
     }
     let (tx, rx) = mpsc::channel();
+    app.connect(tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
     let gpu_tx = tx;

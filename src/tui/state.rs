@@ -127,6 +127,7 @@ pub struct State {
     pub groups: GroupsState,
     pub inspector: InspectorState,
     pub gpu: GpuState,
+    pub playground: super::playground::PlaygroundState,
     pub annotate: super::annotate::AnnotateTab,
     /// Something changed since the last frame.
     pub dirty: bool,
@@ -156,6 +157,7 @@ impl State {
             groups: GroupsState::default(),
             inspector: InspectorState::default(),
             gpu: GpuState::default(),
+            playground: Default::default(),
             annotate: Default::default(),
             dirty: true,
             quit: false,
