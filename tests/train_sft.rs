@@ -24,15 +24,18 @@ fn examples(n: usize) -> Vec<Example> {
         .collect()
 }
 
-#[test]
-fn sft_lowers_the_stories_nll_and_the_model_round_trips_through_a_directory() {
+/// The built-in tiny model in a temp folder, every parameter trainable.
+fn trainable_tiny() -> (tempfile::TempDir, LanguageModel) {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
-    let lm = LanguageModel::from_dir(
-        dir.path(),
-        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-    )
-    .unwrap();
+    let opts = LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable());
+    let lm = LanguageModel::from_dir(dir.path(), &opts).unwrap();
+    (dir, lm)
+}
+
+#[test]
+fn sft_lowers_the_stories_nll_and_the_model_round_trips_through_a_directory() {
+    let (dir, lm) = trainable_tiny();
     let data = examples(4);
     let cfg = SftConfig {
         epochs: 6,
@@ -69,13 +72,7 @@ fn sft_lowers_the_stories_nll_and_the_model_round_trips_through_a_directory() {
 
 #[test]
 fn sft_without_stories_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    tiny::write(dir.path()).unwrap();
-    let lm = LanguageModel::from_dir(
-        dir.path(),
-        &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-    )
-    .unwrap();
+    let (_dir, lm) = trainable_tiny();
     let mut data = examples(2);
     for e in &mut data {
         e.story = None;

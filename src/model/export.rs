@@ -21,15 +21,7 @@ pub fn save_pretrained(model: &Model, source: &Path, out: &Path) -> Result<()> {
     let tmp = parent.join(format!(".tmp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
-    for entry in std::fs::read_dir(source).with_context(|| format!("cannot read {}", source.display()))? {
-        let entry = entry?;
-        let file = entry.file_name().to_string_lossy().to_string();
-        let weights = file.ends_with(".safetensors") || file.ends_with(".safetensors.index.json");
-        if entry.file_type()?.is_file() && !weights {
-            std::fs::copy(entry.path(), tmp.join(&file))
-                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
-        }
-    }
+    super::merge::copy_model_files(source, &tmp)?;
     let tensors: HashMap<String, Tensor> = model.tensors().iter().cloned().collect();
     super::weights::save_safetensors(&tensors, &tmp.join("model.safetensors"))?;
     for entry in std::fs::read_dir(&tmp)? {

@@ -121,7 +121,7 @@ fn with_full(ckpt: &Checkpoint, file: &Path) -> Result<(HashMap<String, Tensor>,
 
 /// config.json, generation config, tokenizer and chat template: every plain file of the
 /// base directory except its weights (and any adapter files).
-fn copy_model_files(base: &Path, to: &Path) -> Result<()> {
+pub fn copy_model_files(base: &Path, to: &Path) -> Result<()> {
     for entry in std::fs::read_dir(base).with_context(|| format!("cannot read {}", base.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();

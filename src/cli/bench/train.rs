@@ -216,14 +216,8 @@ fn measure_torch(
 /// A qwen3 of about 15M parameters with the tiny model's tokenizer and random weights.
 fn write_qwen3_15m(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let tiny_dir = tiny::ensure()?;
-    for entry in std::fs::read_dir(&tiny_dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if entry.file_type()?.is_file() && !name.ends_with(".safetensors") && name != "config.json" {
-            std::fs::copy(entry.path(), dir.join(&name))?;
-        }
-    }
+    // the tiny model's tokenizer and template; config.json is replaced below
+    crate::model::merge::copy_model_files(&tiny::ensure()?, dir)?;
     let mut config: serde_json::Value = serde_json::from_str(tiny::CONFIG_JSON)?;
     for (k, v) in [
         ("hidden_size", 512),
