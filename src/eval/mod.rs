@@ -3,4 +3,5 @@
 pub mod agreement;
 pub mod human;
 pub mod human_render;
+pub mod report;
 pub mod winrate;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The fewest bootstrap resamples a report may use.
 pub const MIN_RESAMPLES: usize = 1000;
@@ -34,7 +34,7 @@ pub fn win_rate(prefs: &[Preference]) -> Option<f64> {
 }
 
 /// A percentile interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Interval {
     pub low: f64,
     pub high: f64,
