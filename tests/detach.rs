@@ -149,6 +149,13 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
     assert!(process::alive(pid) && trainer_pid(&run) == pid);
     let listed = home.runs_json();
     assert_eq!(entry(&listed, &run)["status"], "running");
+    // a second trainer on a live run's directory is refused
+    let o = home.train(&["--out", run.to_str().unwrap(), "--resume", "auto", "--detach"]).output().unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains(&format!("being trained by process {pid}")),
+        "{}",
+        text(&o)
+    );
 
     let o = home.polaris().args(["stop", run.to_str().unwrap(), "--timeout", "300"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
@@ -224,9 +231,13 @@ fn the_registry_finds_runs_with_any_out_and_forgets_deleted_ones() {
 
     // a detached run that fails at once is reported, with its log's tail, not left behind
     let c = home.runs.path().join("c");
-    let o = home.train(&["--out", c.to_str().unwrap(), "--devices", "cpu:0", "--detach"]).output().unwrap();
+    let missing = home.runs.path().join("no-such-model");
+    let o = home
+        .train(&["--out", c.to_str().unwrap(), "--model", missing.to_str().unwrap(), "--detach"])
+        .output()
+        .unwrap();
     let said = text(&o);
     assert!(!o.status.success(), "{said}");
-    assert!(said.contains("the run ended at once") && said.contains("run.devices"), "{said}");
+    assert!(said.contains("the run ended at once") && said.contains("no-such-model"), "{said}");
     assert_eq!(exit::read(&c).unwrap().unwrap().status, ExitKind::Failed);
 }

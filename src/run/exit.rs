@@ -37,7 +37,8 @@ impl ExitKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exit {
     pub status: ExitKind,
-    /// The process's exit code, when it exited (rather than being killed).
+    /// The process's exit code, when it exited (rather than being killed); known to a
+    /// detached run's supervisor, None when the trainer wrote the file itself.
     pub code: Option<i32>,
     /// The signal that killed it (9 for kill -9).
     pub signal: Option<i32>,

@@ -42,9 +42,19 @@ pub enum Resume {
     From(PathBuf),
 }
 
-/// A new run (`Resume::No`) may not start over a directory that has checkpoints.
+/// A new run (`Resume::No`) may not start over a directory that has checkpoints, and no run
+/// over one that another live trainer is writing.
 pub fn check_fresh(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
     let out = run_dir(cfg);
+    if let Some(pid) = process::read_pid(&out)?.filter(|p| *p != std::process::id()) {
+        if process::check_ours(pid).is_ok() {
+            bail!(
+                "{dir} is being trained by process {pid}: watch it with `polaris-tui attach {dir}`, or stop \
+                 it first with `polaris-tui stop {dir}` (if that process is no trainer, delete {dir}/daemon.pid)",
+                dir = out.display()
+            );
+        }
+    }
     if *resume == Resume::No && checkpoint::latest(&out).is_some() {
         bail!(
             "{} already has checkpoints: pass --resume auto to continue it, or choose another --out",
