@@ -84,6 +84,20 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Kills a detached run's trainer when the test ends, passed or not, so a failing test
+/// leaves no run training in the background.
+struct Reaper(PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Ok(Some(pid)) = process::read_pid(&self.0) {
+            if process::check_ours(pid).is_ok() {
+                let _ = process::signal(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 fn trainer_pid(run: &Path) -> u32 {
     process::read_pid(run).unwrap().expect("daemon.pid")
 }
@@ -107,6 +121,7 @@ fn entry<'a>(runs: &'a [serde_json::Value], dir: &Path) -> &'a serde_json::Value
 fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
     let home = Home::new();
     let run = home.runs.path().join("detached");
+    let _reaper = Reaper(run.clone());
     // the launcher: a shell in its own process group (a terminal's job), which starts the
     // run and then lingers like a login shell
     let mut launcher = Command::new("sh");
@@ -115,7 +130,7 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
         .arg(BIN)
         .arg("train")
         .args(TINY)
-        .args(["--steps", "500", "--out", run.to_str().unwrap(), "--detach"])
+        .args(["--steps", "200", "--out", run.to_str().unwrap(), "--detach"])
         .env("POLARIS_STATE_DIR", home.state.path())
         .env("POLARIS_CACHE_DIR", home.cache.path())
         .stdout(Stdio::piped())
@@ -177,7 +192,8 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
 fn kill_9_of_a_detached_trainer_reads_as_crashed_with_signal_9() {
     let home = Home::new();
     let run = home.runs.path().join("killed");
-    let o = home.train(&["--steps", "500", "--out", run.to_str().unwrap(), "--detach"]).output().unwrap();
+    let _reaper = Reaper(run.clone());
+    let o = home.train(&["--steps", "200", "--out", run.to_str().unwrap(), "--detach"]).output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let pid = trainer_pid(&run);
     wait_for("a step", || steps(&run) >= 1);
