@@ -1,5 +1,5 @@
 //! A run's status from its directory (`run::status`): the event log, the liveness of the
-//! process in daemon.pid, and exit.json; and the TUI's status bar saying it.
+//! process in daemon.pid, and exit.json; the TUI's status bar saying it; the registry's order.
 
 mod common;
 
@@ -143,4 +143,31 @@ fn the_tui_status_bar_says_how_a_dead_run_ended() {
     // alive: the log's own state again
     process::write_pid(&dir, std::process::id()).unwrap();
     assert!(status_line(&dir).contains("PAUSED step 40"), "{}", status_line(&dir));
+}
+
+#[test]
+fn the_registry_lists_runs_newest_first_and_finds_the_newest_live_one() {
+    // the only test in this file that reads the registry, so setting the variable here is safe
+    let state = tempfile::tempdir().unwrap();
+    std::env::set_var("POLARIS_STATE_DIR", state.path());
+    let runs = tempfile::tempdir().unwrap();
+    let (live, ended) = (runs.path().join("live"), runs.path().join("ended"));
+    for (dir, pid) in [(&live, std::process::id()), (&ended, dead_pid())] {
+        std::fs::create_dir_all(dir).unwrap();
+        process::write_pid(dir, pid).unwrap();
+        polaris::run::registry::register(dir).unwrap();
+    }
+    write_log(&live, 1, vec![]);
+    // the ended run logged last, so it lists first
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write_log(&ended, 2, vec![EventKind::Finished { step: 2, reason: "finished".into() }]);
+    polaris::run::registry::register(&ended).unwrap(); // registering again is harmless
+    let (listed, problems) = polaris::run::registry::list().unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    let paths: Vec<_> = listed.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(paths, vec![ended.canonicalize().unwrap(), live.canonicalize().unwrap()]);
+    assert_eq!(polaris::run::most_recent_live(), Some(live.canonicalize().unwrap()));
+
+    exit::write(&live, &Exit::new(ExitKind::Stopped, std::process::id(), Some(1), String::new())).unwrap();
+    assert_eq!(polaris::run::most_recent_live(), None, "no run is live once it has ended");
 }
