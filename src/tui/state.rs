@@ -17,11 +17,12 @@ pub enum Tab {
     Gpus,
     Playground,
     Annotate,
+    Eval,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] =
-        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate];
+    pub const ALL: [Tab; 7] =
+        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate, Tab::Eval];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -31,6 +32,7 @@ impl Tab {
             Tab::Gpus => "GPUs",
             Tab::Playground => "Playground",
             Tab::Annotate => "Annotate",
+            Tab::Eval => "Eval",
         }
     }
 
@@ -129,6 +131,7 @@ pub struct State {
     pub gpu: GpuState,
     pub playground: super::playground::PlaygroundState,
     pub annotate: super::annotate::AnnotateTab,
+    pub eval: super::eval::EvalTab,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -159,6 +162,7 @@ impl State {
             gpu: GpuState::default(),
             playground: Default::default(),
             annotate: Default::default(),
+            eval: Default::default(),
             dirty: true,
             quit: false,
         }
