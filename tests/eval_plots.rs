@@ -192,3 +192,27 @@ fn report_eval_names_a_damaged_summary() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("no length.json or elo.json"), "{err}");
 }
+
+/// One model in one bucket without an interval, and one system: the axes still get a span
+/// (a single value is padded around itself) and the pictures are drawn.
+#[test]
+fn a_single_value_still_gets_a_picture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = length_report();
+    r.models.truncate(1);
+    r.buckets.truncate(1);
+    r.rows.truncate(1);
+    r.rows[0].sq_ci = None;
+    r.rows[0].length_ratio_ci = None;
+    write_length_plots(&r, tmp.path()).unwrap();
+    let quality = svg(&tmp.path().join("quality_by_length.svg"));
+    assert_eq!(circles(&quality, BLUE), 1 + 1, "its one value and its legend");
+    let (_, inked) = png(&tmp.path().join("quality_by_length.png"));
+    assert!(inked > 2_000, "only {inked} non-background pixels");
+
+    let mut o = elo_report();
+    o.ratings.retain(|e| e.system == "base");
+    write_elo_plot(&o, tmp.path()).unwrap();
+    assert_eq!(png(&tmp.path().join("elo.png")).0, (1000, 160 + 50));
+    assert!(svg(&tmp.path().join("elo.svg")).contains("base (anchor)"));
+}

@@ -498,3 +498,25 @@ fn the_eval_tab_names_a_damaged_summary() {
     assert!(screen.contains("eval/broken/length.json: not JSON (EOF while parsing"), "{screen}");
     assert!(screen.contains("eval/broken/elo.json: not an evaluation summary"), "{screen}");
 }
+
+/// Summaries that parse but hold little (no rows, no ratings, no buckets) draw a view, not a
+/// panic, at the smallest and the largest size.
+#[test]
+fn the_eval_tab_draws_summaries_with_nothing_in_them() {
+    use common::eval_fixture::{elo_report, length_report, write_json};
+    let mut f = fixture(dark(), false);
+    let mut l = length_report();
+    l.rows.clear();
+    l.buckets.clear();
+    let mut o = elo_report();
+    o.ratings.clear();
+    write_json(&eval_dir(&f).join("hollow/length.json"), &l);
+    write_json(&eval_dir(&f).join("hollow/elo.json"), &o);
+    open_eval(&mut f);
+    for (w, h) in [(80, 24), (200, 50), (30, 10)] {
+        let screen = text(&draw(&f.app, w, h));
+        assert!(screen.contains("hollow"), "{screen}");
+    }
+    let screen = text(&draw(&f.app, 200, 50));
+    assert!(screen.contains("No Story Quality yet") && screen.contains("Position:"), "{screen}");
+}
