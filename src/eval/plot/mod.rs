@@ -63,12 +63,18 @@ fn write_chart(plot: &impl Plot, dir: &Path, stem: &str) -> Result<Vec<PathBuf>>
     let png = dir.join(format!("{stem}.png"));
     // the encoder picks the format from the extension, so the temporary name ends in .png
     let tmp = dir.join(format!(".{stem}.{}.tmp.png", std::process::id()));
-    {
+    let drawn = (|| {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         plot.draw(&root).map_err(|e| failed(e.to_string()))?;
         root.present().map_err(|e| failed(e.to_string()))?;
+        drop(root);
+        File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", tmp.display()))
+    })();
+    if let Err(e) = drawn {
+        // a half-drawn picture is not left behind
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
-    File::open(&tmp).and_then(|f| f.sync_all()).with_context(|| format!("cannot sync {}", tmp.display()))?;
     std::fs::rename(&tmp, &png).with_context(|| format!("cannot move {} into place", tmp.display()))?;
 
     let mut svg_text = String::new();
