@@ -75,6 +75,7 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
         ("3", "HUMAN REFERENCE"),
         ("5", "Settings ↑↓ +-"),
         ("6", "polaris-tui annotate"),
+        ("7", "No evaluations of this run yet"),
         ("1", "Reward · steps"),
     ];
     for (key, shows) in tabs {
@@ -129,8 +130,9 @@ fn the_annotate_tab_saves_a_verdict_and_q_leaves_before_it_quits() {
     let file = dir.join("annotate/policy-vs-human/judgments-e2e.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("\"kind\":\"judgment\"")).count(), 1, "{text}");
+    // Annotate's next tab is Eval (this run has no evaluations)
     tmux.keys("Tab");
-    tmux.expect("Reward · steps");
+    tmux.expect("No evaluations of this run yet");
     tmux.keys("BTab");
     tmux.expect("1 / 3 judged");
     tmux.keys("q");
@@ -157,7 +159,7 @@ fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() 
     if let Err(s) = tmux.wait_for_secs("warm start", 120) {
         panic!("the demo never showed its warm start:\n{s}");
     }
-    for key in ["2", "3", "4", "5", "6", "1"] {
+    for key in ["2", "3", "4", "5", "6", "7", "1"] {
         tmux.keys(key);
     }
     tmux.expect("1 Dashboard");

@@ -52,6 +52,11 @@ fn draw(app: &App, width: u16, height: u16) -> Buffer {
 
 /// The buffer's text, one line per row, trailing spaces kept off.
 fn text(buf: &Buffer) -> String {
+    mask(&unmasked(buf))
+}
+
+/// `text` with the temporary paths left in.
+fn unmasked(buf: &Buffer) -> String {
     let area = buf.area;
     let mut out = String::new();
     for y in 0..area.height {
@@ -59,7 +64,7 @@ fn text(buf: &Buffer) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    mask(&out)
+    out
 }
 
 /// Blanks text that changes between runs: temp paths.
@@ -282,7 +287,7 @@ fn tabs_cycle_and_clicks_select_them() {
     assert_eq!(f.app.state.tab, Tab::Groups);
     f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
     f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
-    assert_eq!(f.app.state.tab, Tab::Annotate);
+    assert_eq!(f.app.state.tab, Tab::Eval);
     // the third label on the tab bar is the Inspector's
     let screen = text(&draw(&f.app, 120, 30));
     let x = screen.lines().next().unwrap().find("3 Inspector").unwrap() as u16;
@@ -366,7 +371,7 @@ fn the_annotate_tab_judges_the_runs_samples_blinded() {
     key(&mut f.app, KeyCode::Char('o'));
     assert_eq!(f.app.state.annotate.screen.as_ref().unwrap().focus, polaris::annotate::screen::Pane::Right);
     key(&mut f.app, KeyCode::Tab);
-    assert_eq!(f.app.state.tab, Tab::Dashboard);
+    assert_eq!(f.app.state.tab, Tab::Eval);
     key(&mut f.app, KeyCode::Char('6'));
     key(&mut f.app, KeyCode::Char('='));
     assert_eq!(judgments(), 2);
@@ -421,4 +426,97 @@ fn annotating_a_run_without_rollouts_says_why() {
     let note = f.app.state.note.clone().unwrap_or_default();
     assert!(note.contains("rollouts.jsonl") && note.contains("no rollouts yet"), "{note}");
     assert!(!run_dir.join("annotate").exists());
+}
+
+/// The run's `eval/` folder, and the Eval tab read again.
+fn eval_dir(f: &Fixture) -> std::path::PathBuf {
+    f._tmp.path().join("run-fixture/eval")
+}
+
+fn open_eval(f: &mut Fixture) {
+    key(&mut f.app, KeyCode::Char('7'));
+    key(&mut f.app, KeyCode::Char('r'));
+    assert_eq!(f.app.state.tab, Tab::Eval);
+}
+
+#[test]
+fn the_eval_tab_shows_a_runs_evaluations() {
+    use common::eval_fixture::{length_report, write_both, write_json};
+    let mut f = fixture(dark(), false);
+    write_both(&eval_dir(&f).join("paper"));
+    // a second evaluation with a length summary only, and a folder without summaries (not listed)
+    let mut sweep = length_report();
+    sweep.models.truncate(1);
+    sweep.rows.truncate(3);
+    sweep.prompts_outside_buckets = 2;
+    write_json(&eval_dir(&f).join("sweep/length.json"), &sweep);
+    std::fs::create_dir_all(eval_dir(&f).join("scratch")).unwrap();
+    open_eval(&mut f);
+    let names: Vec<&str> = f.app.state.eval.evals.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["paper", "sweep"]);
+    snap("eval", &f.app);
+    let screen = text(&draw(&f.app, 200, 50));
+    // the tables: a missing SQ is a dash next to its ratio; the ladder with W/L/T and the anchor
+    assert!(screen.lines().any(|l| l.contains("base") && l.contains("8000-12000") && l.contains("0/16")));
+    assert!(screen.contains("base (anchor)") && screen.contains("1041–1139"), "{screen}");
+    assert!(screen.contains("first position wins 0.53"), "{screen}");
+    key(&mut f.app, KeyCode::Down);
+    snap("eval_length_only", &f.app);
+    assert!(text(&draw(&f.app, 200, 50)).contains("2 prompts asked for a length outside every bucket"));
+
+    // a new evaluation sorting first keeps the chosen one chosen; a changed summary is read again
+    let mut elo = common::eval_fixture::elo_report();
+    elo.ratings[0].rating = 1111.0;
+    write_json(&eval_dir(&f).join("paper/elo.json"), &elo);
+    write_json(&eval_dir(&f).join("another/elo.json"), &elo);
+    key(&mut f.app, KeyCode::Char('r'));
+    assert_eq!(f.app.state.eval.current().unwrap().name, "sweep");
+    key(&mut f.app, KeyCode::Up);
+    key(&mut f.app, KeyCode::Up);
+    assert_eq!(f.app.state.eval.current().unwrap().name, "another");
+    key(&mut f.app, KeyCode::Down);
+    assert!(text(&draw(&f.app, 200, 50)).contains("1111"), "paper's elo.json read again");
+}
+
+#[test]
+fn the_eval_tab_says_how_to_make_an_evaluation() {
+    let mut f = fixture(dark(), false);
+    open_eval(&mut f);
+    snap("eval_none", &f.app);
+    assert!(text(&draw(&f.app, 200, 50)).contains("--out RUN_DIR/eval/length"));
+}
+
+#[test]
+fn the_eval_tab_names_a_damaged_summary() {
+    let mut f = fixture(dark(), false);
+    std::fs::create_dir_all(eval_dir(&f).join("broken")).unwrap();
+    std::fs::write(eval_dir(&f).join("broken/length.json"), "{ \"v\": 1, \"judge\": ").unwrap();
+    common::eval_fixture::write_json(&eval_dir(&f).join("broken/elo.json"), &serde_json::json!({"v": 1}));
+    open_eval(&mut f);
+    snap("eval_damaged", &f.app);
+    let screen = unmasked(&draw(&f.app, 200, 50));
+    assert!(screen.contains("eval/broken/length.json: not JSON (EOF while parsing"), "{screen}");
+    assert!(screen.contains("eval/broken/elo.json: not an evaluation summary"), "{screen}");
+}
+
+/// Summaries that parse but hold little (no rows, no ratings, no buckets) draw a view, not a
+/// panic, at the smallest and the largest size.
+#[test]
+fn the_eval_tab_draws_summaries_with_nothing_in_them() {
+    use common::eval_fixture::{elo_report, length_report, write_json};
+    let mut f = fixture(dark(), false);
+    let mut l = length_report();
+    l.rows.clear();
+    l.buckets.clear();
+    let mut o = elo_report();
+    o.ratings.clear();
+    write_json(&eval_dir(&f).join("hollow/length.json"), &l);
+    write_json(&eval_dir(&f).join("hollow/elo.json"), &o);
+    open_eval(&mut f);
+    for (w, h) in [(80, 24), (200, 50), (30, 10)] {
+        let screen = text(&draw(&f.app, w, h));
+        assert!(screen.contains("hollow"), "{screen}");
+    }
+    let screen = text(&draw(&f.app, 200, 50));
+    assert!(screen.contains("No Story Quality yet") && screen.contains("Position:"), "{screen}");
 }

@@ -2,19 +2,24 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::annotate::pairs::pair_studies;
 use crate::annotate::Study;
 use crate::eval::human::HumanReport;
 use crate::eval::human_render;
+use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
 use crate::eval::winrate::MIN_RESAMPLES;
+use crate::eval::{cells, plot, summary};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
     /// Win rate with a 95% bootstrap CI, per annotator, and annotator agreement, from a study folder.
     Human(HumanArgs),
+    /// Draws the plots again (PNG and SVG) and prints the tables from an evaluation folder's
+    /// `length.json` and / or `elo.json` (written by `eval length` / `eval elo --out DIR`).
+    Eval(EvalArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -39,8 +44,50 @@ pub struct HumanArgs {
     pub seed: u64,
 }
 
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The evaluation folder; the plots are written into it beside the summaries.
+    pub dir: PathBuf,
+}
+
+/// The plots and tables of an evaluation folder, from its summaries alone.
+fn eval(args: &EvalArgs) -> Result<()> {
+    let (length, elo) = (args.dir.join(LENGTH_JSON), args.dir.join(ELO_JSON));
+    if !length.is_file() && !elo.is_file() {
+        bail!(
+            "{}: no {LENGTH_JSON} or {ELO_JSON}; give a folder written by `polaris-tui eval length --out DIR` or `polaris-tui eval elo --out DIR`",
+            args.dir.display()
+        );
+    }
+    let mut written = vec![];
+    if length.is_file() {
+        let r: LengthReport = summary::read(&length)?;
+        print!("{}", cells::length_text(&r));
+        written.extend(
+            plot::write_length_plots(&r, &args.dir)
+                .with_context(|| format!("plotting {}", length.display()))?,
+        );
+    }
+    if elo.is_file() {
+        let r: EloReport = summary::read(&elo)?;
+        if !written.is_empty() {
+            println!();
+        }
+        print!("{}", cells::elo_text(&r));
+        written.extend(
+            plot::write_elo_plot(&r, &args.dir).with_context(|| format!("plotting {}", elo.display()))?,
+        );
+    }
+    println!();
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 pub fn run(cmd: ReportCommand) -> Result<()> {
     match cmd {
+        ReportCommand::Eval(args) => eval(&args),
         ReportCommand::Human(args) => {
             let pairs = pair_studies(&args.study)?;
             if Study::exists(&args.study) || pairs.is_empty() {

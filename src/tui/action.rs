@@ -55,6 +55,8 @@ pub enum Action {
     OpenStudy,
     LeaveStudy,
     Annotate(crossterm::event::KeyEvent),
+    /// Eval tab: read the run's evaluations again now.
+    ReloadEvals,
     /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
     Drawn(ratatui::layout::Rect),
 }

@@ -28,6 +28,7 @@ pub struct App {
     /// The last problem reading daemon.pid / exit.json (said once, not every poll).
     process_problem: Option<String>,
     rollouts: RolloutIndex,
+    evals: super::eval::load::EvalIndex,
     pub journal: Journal,
     /// The playground's worker threads and opened models.
     pub playground: super::playground::Workers,
@@ -39,6 +40,7 @@ impl App {
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
         let mut state = State::new(name, themes, theme, link.can_control());
         state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
+        state.eval = super::eval::EvalTab::new(dir.to_path_buf());
         Self {
             state,
             link,
@@ -46,6 +48,7 @@ impl App {
             summary: Summary::default(),
             process_problem: None,
             rollouts: RolloutIndex::new(dir),
+            evals: super::eval::load::EvalIndex::new(dir),
             journal: Journal::new(dir),
             playground: super::playground::Workers::new(dir),
         }
@@ -96,6 +99,9 @@ impl App {
                 Tab::Annotate => {
                     let n = super::annotate::samples::Comparison::ALL.len();
                     s.annotate.selected = step_index(s.annotate.selected, down, by as usize, n);
+                }
+                Tab::Eval => {
+                    s.eval.selected = step_index(s.eval.selected, down, by as usize, s.eval.evals.len())
                 }
                 Tab::Inspector => {
                     s.inspector.scroll = if down {
@@ -189,6 +195,11 @@ impl App {
                     let _ = crate::annotate::screen::handle_key(screen, key);
                 }
             }
+            Action::ReloadEvals => {
+                self.refresh_evals(true);
+                let n = self.state.eval.evals.len();
+                self.note(format!("read eval/ again: {n} evaluation{}", if n == 1 { "" } else { "s" }));
+            }
             Action::Drawn(area) => {
                 if let Some(screen) = s.annotate.screen.as_mut() {
                     screen.area = ui::regions(area)[1];
@@ -266,6 +277,18 @@ impl App {
                     self.load_groups(step);
                 }
             }
+            self.state.dirty = true;
+        }
+        self.refresh_evals(false);
+    }
+
+    /// Reads `RUN_DIR/eval/` for new or changed summaries (at most once a second unless
+    /// `now`), keeping the chosen evaluation chosen.
+    fn refresh_evals(&mut self, now: bool) {
+        let e = &mut self.state.eval;
+        let chosen = e.current().map(|x| x.name.clone());
+        if self.evals.refresh(&mut e.evals, now) {
+            e.selected = chosen.and_then(|c| e.evals.iter().position(|x| x.name == c)).unwrap_or(0);
             self.state.dirty = true;
         }
     }

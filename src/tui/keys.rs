@@ -10,7 +10,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Everywhere",
         &[
-            ("1-6", "the six tabs, in order"),
+            ("1-7", "the seven tabs, in order"),
             ("Tab S-Tab", "next / previous tab"),
             ("p", "pause / resume training"),
             ("c", "checkpoint now"),
@@ -25,6 +25,8 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         "Dashboard",
         &[("+ / -", "zoom the steps in / out"), ("← / →", "pan the steps"), ("f", "follow: all steps, live")],
     ),
+    // beside the Dashboard so the two help columns stay within 22 rows at 80x24
+    ("Eval", &[("↑↓  r", "evaluation / read again")]),
     (
         "Groups",
         &[
@@ -85,7 +87,7 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         return Some(super::annotate::keys::action_for(screen, key));
     }
     Some(match key.code {
-        KeyCode::Char(c @ '1'..='6') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),
+        KeyCode::Char(c @ '1'..='7') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),
         KeyCode::Tab => Action::CycleTab { forward: true },
         KeyCode::BackTab => Action::CycleTab { forward: false },
         KeyCode::Char('q') => Action::Quit,
@@ -112,6 +114,7 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Enter if tab == Tab::Groups => Action::Inspect,
         KeyCode::Enter if tab == Tab::Annotate => Action::OpenStudy,
         KeyCode::Char('t') if tab == Tab::Inspector => Action::ToggleThinking,
+        KeyCode::Char('r') if tab == Tab::Eval => Action::ReloadEvals,
         _ => return None,
     })
 }

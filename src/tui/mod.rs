@@ -7,6 +7,7 @@ pub mod action;
 pub mod annotate;
 pub mod app;
 pub mod dashboard;
+pub mod eval;
 pub mod gpus;
 pub mod groups;
 pub mod history;

@@ -17,11 +17,12 @@ pub enum Tab {
     Gpus,
     Playground,
     Annotate,
+    Eval,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] =
-        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate];
+    pub const ALL: [Tab; 7] =
+        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate, Tab::Eval];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -31,6 +32,7 @@ impl Tab {
             Tab::Gpus => "GPUs",
             Tab::Playground => "Playground",
             Tab::Annotate => "Annotate",
+            Tab::Eval => "Eval",
         }
     }
 
@@ -134,6 +136,7 @@ pub struct State {
     pub gpu: GpuState,
     pub playground: super::playground::PlaygroundState,
     pub annotate: super::annotate::AnnotateTab,
+    pub eval: super::eval::EvalTab,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -164,6 +167,7 @@ impl State {
             gpu: GpuState::default(),
             playground: Default::default(),
             annotate: Default::default(),
+            eval: Default::default(),
             dirty: true,
             quit: false,
         }

@@ -10,7 +10,7 @@ use ratatui::Frame;
 use super::keys::HELP;
 use super::state::{RunState, State, Tab};
 use super::widgets::{centred, pane};
-use super::{annotate, dashboard, gpus, groups, inspector, playground};
+use super::{annotate, dashboard, eval, gpus, groups, inspector, playground};
 use crate::run::event::Level;
 
 pub fn draw(frame: &mut Frame, s: &State) {
@@ -26,6 +26,7 @@ pub fn draw(frame: &mut Frame, s: &State) {
         Tab::Gpus => gpus::draw(frame, body, s),
         Tab::Playground => playground::draw(frame, body, s),
         Tab::Annotate => annotate::draw(frame, body, s),
+        Tab::Eval => eval::draw(frame, body, s),
     }
     draw_status(frame, status, s);
     if s.help {
@@ -41,6 +42,7 @@ pub fn regions(area: Rect) -> [Rect; 3] {
     Layout::vertical([Constraint::Length(1), Constraint::Min(0), Constraint::Length(1)]).areas(area)
 }
 
+/// Padded on both sides and drawn side by side (no separator): seven tabs fit 80 columns.
 fn tab_label(tab: Tab) -> String {
     format!(" {} {} ", tab.index() + 1, tab.title())
 }
@@ -54,7 +56,7 @@ pub fn tab_at(x: u16) -> Option<Tab> {
         if x >= left && x < left + w {
             return Some(tab);
         }
-        left += w + 1;
+        left += w;
     }
     None
 }
@@ -65,13 +67,12 @@ fn draw_tabs(frame: &mut Frame, area: Rect, s: &State) {
     for tab in Tab::ALL {
         let style = if tab == s.tab { t.selected().patch(t.accent()) } else { t.dim() };
         spans.push(Span::styled(tab_label(tab), style));
-        spans.push(Span::styled("│", t.border()));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
     let title = format!(" polaris · {} ", s.run_name);
     let w = (title.chars().count() as u16).min(area.width);
     let right = Rect { x: area.right().saturating_sub(w), width: w, ..area };
-    let used: u16 = Tab::ALL.iter().map(|t| tab_label(*t).chars().count() as u16 + 1).sum();
+    let used: u16 = Tab::ALL.iter().map(|t| tab_label(*t).chars().count() as u16).sum();
     if right.x >= used {
         frame.render_widget(Paragraph::new(Span::styled(title, t.title())), right);
     }

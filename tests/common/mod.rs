@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod eval_fixture;
 pub mod run_fixture;
 
 use std::path::{Path, PathBuf};
