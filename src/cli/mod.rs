@@ -4,6 +4,7 @@
 mod annotate;
 mod bench;
 mod data;
+mod eval;
 mod generate;
 mod init_config;
 mod judge;
@@ -57,6 +58,9 @@ pub enum Command {
     Open(open::OpenArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
+    /// Automatic evaluation of generations with a judge.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Evaluation reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Annotate(args)) => annotate::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
+        Some(Command::Eval(cmd)) => eval::run(cmd),
     }
 }
 
