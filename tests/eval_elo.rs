@@ -437,3 +437,157 @@ fn samples_pair_by_index_and_missing_stories_are_counted_not_dropped() {
     assert_eq!(m.skipped, 1 + 1 + 1 + 2 + 1, "{w}");
     assert!(w.contains("prompt_uid `p1`: `a` has 2 stories, `c` has 0"), "{w}");
 }
+
+// ---- a remote judge on loopback: concurrency, failed orders judged again ----------------
+
+mod loopback {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use serde_json::{json, Value};
+
+    #[derive(Default)]
+    pub struct Judge {
+        pub hits: AtomicUsize,
+        pub in_flight: AtomicUsize,
+        pub max_in_flight: AtomicUsize,
+        /// While set, a request about a story marked `flaky` gets an answer without JSON.
+        pub fail_flaky: AtomicBool,
+        pub criteria: Vec<String>,
+    }
+
+    /// Prefers the story with the higher `rank-N` marker, wherever it is shown.
+    async fn handle(State(j): State<Arc<Judge>>, body: Bytes) -> String {
+        j.hits.fetch_add(1, Ordering::SeqCst);
+        let now = j.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        j.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let user = v["messages"][1]["content"].as_str().unwrap().to_string();
+        // held a while so that concurrent requests overlap
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        j.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let content = if j.fail_flaky.load(Ordering::SeqCst) && user.contains("flaky") {
+            "I cannot decide.".to_string()
+        } else {
+            let ranks: Vec<u32> = user.split("rank-").skip(1).map(|s| s[..1].parse().unwrap()).collect();
+            let w = if ranks[0] > ranks[1] { "1" } else { "2" };
+            let mut a = serde_json::Map::new();
+            for k in &j.criteria {
+                a.insert(format!("{k}_winner"), json!(w));
+                a.insert(format!("{k}_reason"), json!("because"));
+            }
+            a.insert("overall_winner".into(), json!(w));
+            a.insert("margin".into(), json!(2));
+            a.insert("overall_reason".into(), json!("because"));
+            Value::Object(a).to_string()
+        };
+        json!({"choices": [{"message": {"role": "assistant", "content": content}}],
+               "usage": {"prompt_tokens": 100, "completion_tokens": 20}})
+        .to_string()
+    }
+
+    pub async fn serve(judge: Arc<Judge>) -> String {
+        let app = axum::Router::new().fallback(handle).with_state(judge);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/v1")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_judge_runs_pairs_concurrently_and_failed_orders_are_judged_again() {
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use polaris::eval::elo_judge::{judge_missing, judged_pairs, missing};
+    use polaris::eval::elo_store::{pairwise_prompt_id, JudgementFile};
+    use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec};
+    use polaris::reward::pairwise::PairwisePrompt;
+    use polaris::reward::Rubric;
+
+    let prompt = Arc::new(PairwisePrompt::builtin().unwrap());
+    let judge = Arc::new(loopback::Judge {
+        criteria: prompt.criteria.iter().map(|c| c.key.clone()).collect(),
+        ..Default::default()
+    });
+    judge.fail_flaky.store(true, Ordering::SeqCst);
+    let base = loopback::serve(judge.clone()).await;
+    std::env::set_var("POLARIS_TEST_KEY_ELO", "sk-test-elo");
+    let settings = JudgeSettings {
+        base_url: Some(base),
+        api_key_env: Some("POLARIS_TEST_KEY_ELO".into()),
+        concurrency: 2,
+        backoff_secs: 0.01,
+        timeout_secs: 5.0,
+        ..JudgeSettings::default()
+    };
+    let client = Arc::new(
+        JudgeClient::new(JudgeSpec::OpenAi("m".into()), Rubric::builtin().unwrap(), settings).unwrap(),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = Vec::new();
+    for (system, rank) in [("a", 3), ("b", 2), ("c", 1)] {
+        for p in 0..3 {
+            let flaky = if system == "c" && p == 0 { " flaky" } else { "" };
+            lines.push(
+                json!({"prompt_uid": format!("p{p}"), "prompt": format!("Write story {p}."), "system": system,
+                       "story": format!("A story, rank-{rank}{flaky}.")})
+                .to_string(),
+            );
+        }
+    }
+    let gens = dir.path().join("gens.jsonl");
+    std::fs::write(&gens, lines.join("\n") + "\n").unwrap();
+    let m = Matchup::read(&[gens]).unwrap();
+    let id = pairwise_prompt_id(&prompt);
+    let out = dir.path().join("out");
+
+    let (mut file, mut existing) = JudgementFile::open(&out, &client.spec.label(), &id).unwrap();
+    let todo = missing(&m, &existing, file.path()).unwrap();
+    assert_eq!(todo.len(), 9);
+    let records =
+        judge_missing(&m, &todo, client.clone(), prompt.clone(), &id, &mut file, |_| {}).await.unwrap();
+    // each pair is two requests; two pairs in flight contend for the limit of 2, each request
+    // held 50 ms, so the limit is reached and never passed
+    assert_eq!(judge.max_in_flight.load(Ordering::SeqCst), 2);
+    // p0's pairs with c fail in both orders (after the client's one repair request each)
+    let failed: Vec<_> = records.iter().filter(|(_, r)| !r.complete()).collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed.iter().all(|(_, r)| r.prompt_uid == "p0" && r.b == "c"));
+    for (line, r) in records {
+        existing.add(line, r);
+    }
+    let (pairs, left_out) = judged_pairs(&m, &existing);
+    assert_eq!((pairs.len(), left_out), (7, 2));
+    // every complete pair: the higher rank won in both orders
+    assert!(pairs.iter().all(|p| p.combined == polaris::eval::winrate::Preference::AWins));
+    drop(file);
+
+    // the re-run: only the two failed pairs are asked again, and their new records count
+    judge.fail_flaky.store(false, Ordering::SeqCst);
+    let hits_before = judge.hits.load(Ordering::SeqCst);
+    let (mut file, mut existing) = JudgementFile::open(&out, &client.spec.label(), &id).unwrap();
+    let todo = missing(&m, &existing, file.path()).unwrap();
+    assert_eq!(todo.len(), 2);
+    let records =
+        judge_missing(&m, &todo, client.clone(), prompt.clone(), &id, &mut file, |_| {}).await.unwrap();
+    assert_eq!(judge.hits.load(Ordering::SeqCst) - hits_before, 4, "two pairs, two orders each");
+    assert_eq!(records.len(), 2);
+    for (line, r) in records {
+        assert!(line > 9, "appended after the first run's 9 records");
+        existing.add(line, r);
+    }
+    assert_eq!(existing.superseded, 2);
+    let (pairs, left_out) = judged_pairs(&m, &existing);
+    assert_eq!((pairs.len(), left_out), (9, 0));
+    drop(file);
+    // a third opening reads the superseding records back from the file
+    let (_file, reread) = JudgementFile::open(&out, &client.spec.label(), &id).unwrap();
+    assert_eq!((reread.records.len(), reread.superseded), (9, 2));
+    assert!(missing(&m, &reread, &out).unwrap().is_empty());
+}

@@ -49,7 +49,7 @@ pub fn table(r: &EloReport) -> String {
             e.ties
         );
     }
-    let _ = writeln!(out, "\nPosition bias: {}", position_sentence(r));
+    let _ = writeln!(out, "\n{}", position_sentence(r));
     out
 }
 
@@ -124,7 +124,7 @@ fn position_sentence(r: &EloReport) -> String {
     };
     let share = if p.pairs > 0 { 100.0 * p.inconsistent_pairs as f64 / p.pairs as f64 } else { 0.0 };
     format!(
-        "Of {} single-order judgements the story shown first won {}, the one shown second {}, \
+        "Position: of {} single-order judgements the story shown first won {}, the one shown second {}, \
          {} were ties: {rate} (0.5 is no preference for a position). {} of {} pairs ({share:.1}%) picked \
          different stories in the two orders; the combined verdict averages the two orders' margins, which \
          cancels a preference for a position.",
