@@ -323,6 +323,17 @@ fn the_command_writes_records_and_a_ladder_and_a_rerun_judges_only_what_is_missi
     // tolerance: the same data fitted to 1e-9 nats; only the summation order differs
     assert!((gap(&moved, "human", "loop") - gap(&report, "human", "loop")).abs() < 1e-6);
     assert_eq!(moved.ratings.iter().find(|r| r.system == "third").unwrap().rating, 1500.0);
+
+    // fewer systems than were judged: the other records are kept in the file, named, left out
+    let two = ok(polaris(&elo_args(&files[..2], &out_s, &[])));
+    assert!(
+        stderr(&two).contains("holds 12 record(s) of pairs not in these generation files"),
+        "{}",
+        stderr(&two)
+    );
+    let fewer: EloReport = serde_json::from_slice(&std::fs::read(out.join("elo.json")).unwrap()).unwrap();
+    assert_eq!((fewer.ratings.len(), fewer.position.pairs), (2, 6));
+    assert_eq!(std::fs::read(&records_path).unwrap(), records);
 }
 
 #[test]
@@ -397,6 +408,10 @@ fn bad_input_is_a_clear_error() {
     with_lone.push(lone.display().to_string());
     let e = failed(polaris(&elo_args(&with_lone, &out, &[])));
     assert!(e.contains("no judged pair involves lone"), "{e}");
+
+    let twice = [files[0].clone(), files[1].clone(), files[0].clone()];
+    let e = failed(polaris(&elo_args(&twice, &out, &[])));
+    assert!(e.contains("human.jsonl is given twice in --gens"), "{e}");
 
     let e = failed(polaris(&elo_args(&files, &out, &["--resamples", "10"])));
     assert!(e.contains("--resamples"), "{e}");

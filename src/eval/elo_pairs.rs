@@ -61,7 +61,11 @@ impl Matchup {
         // where each prompt's text was first read, for the mismatch error
         let mut first_seen: Vec<(PathBuf, usize)> = Vec::new();
         let mut mismatched = Vec::new();
-        for path in files {
+        for (i, path) in files.iter().enumerate() {
+            let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+            if files[..i].iter().any(|p| real(p) == real(path)) {
+                bail!("{} is given twice in --gens; its stories would count twice", path.display());
+            }
             for g in read_generations(path)? {
                 let s = match systems.iter().position(|x| *x == g.system) {
                     Some(s) => s,
@@ -154,6 +158,17 @@ impl Matchup {
                 listing(&self.skipped_reasons)
             )
         })
+    }
+
+    /// Every task's (prompt_uid, sample, a, b), as `judgements.jsonl` keys its records.
+    pub fn keys(&self) -> std::collections::HashSet<(String, usize, String, String)> {
+        self.tasks
+            .iter()
+            .map(|t| {
+                let (a, b) = (self.systems[t.a].clone(), self.systems[t.b].clone());
+                (self.prompts[t.prompt].uid.clone(), t.sample, a, b)
+            })
+            .collect()
     }
 
     pub fn system_index(&self, name: &str) -> Option<usize> {

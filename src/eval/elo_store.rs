@@ -183,6 +183,18 @@ impl Existing {
         }
     }
 
+    /// Records of pairs that are not among `keys` (either way round): stories no longer in
+    /// the generation files given.
+    pub fn unmatched(&self, keys: &std::collections::HashSet<PairKey>) -> usize {
+        self.records
+            .keys()
+            .filter(|(uid, s, a, b)| {
+                !keys.contains(&(uid.clone(), *s, a.clone(), b.clone()))
+                    && !keys.contains(&(uid.clone(), *s, b.clone(), a.clone()))
+            })
+            .count()
+    }
+
     /// The record for a pair, seen from `a`'s side whichever order it was stored in, with
     /// its line number.
     pub fn get(&self, uid: &str, sample: usize, a: &str, b: &str) -> Option<(usize, JudgementRecord)> {

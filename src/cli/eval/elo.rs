@@ -117,6 +117,13 @@ pub fn run(args: EloArgs) -> Result<()> {
     if let Some(note) = &existing.torn_note {
         eprintln!("{note}");
     }
+    let other = existing.unmatched(&matchup.keys());
+    if other > 0 {
+        eprintln!(
+            "note: {} holds {other} record(s) of pairs not in these generation files; they are left out",
+            file.path().display()
+        );
+    }
     let todo = missing(&matchup, &existing, file.path())?;
     let kept = matchup.tasks.len() - todo.len();
     eprintln!(
