@@ -368,6 +368,9 @@ fn bad_input_is_a_clear_error() {
     let files: Vec<String> = write_gens(dir.path(), 2).iter().map(|p| p.display().to_string()).collect();
     let out = dir.path().join("out").display().to_string();
 
+    let help = ok(polaris(&["eval", "elo", "--help"]));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: polaris-tui eval elo"));
+
     let e = failed(polaris(&elo_args(&files[..1], &out, &[])));
     assert!(e.contains("holds only system `human`") && e.contains("at least two systems"), "{e}");
 

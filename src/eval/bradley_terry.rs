@@ -34,10 +34,6 @@ impl Tally {
         Self { n, score: vec![0.0; n * n], games: vec![0.0; n * n] }
     }
 
-    pub fn systems(&self) -> usize {
-        self.n
-    }
-
     /// One comparison of `a` and `b` with A's score `score_a` (1 win, 1/2 tie, 0 loss).
     /// Panics on indices out of range, `a == b` or a score outside [0, 1]: callers build
     /// these from validated data, so any of them is a bug.
@@ -176,6 +172,34 @@ mod tests {
         }
         let r2 = elo(&fit(&t, &opts, None).unwrap(), 1, 1000.0);
         assert!((r2[0] - r[0]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_fit_satisfies_the_likelihood_equations() {
+        // at the MLE every system's observed score equals its expected score
+        // sum_j N_ij p_i / (p_i + p_j): checked independently of how the fit got there
+        let mut t = Tally::new(4);
+        let games = [(0, 1, 7, 3, 2), (0, 2, 4, 4, 1), (1, 2, 6, 1, 0), (2, 3, 2, 5, 3), (0, 3, 3, 3, 0)];
+        for &(a, b, wins, losses, ties) in &games {
+            for _ in 0..wins {
+                t.add(a, b, 1.0);
+            }
+            for _ in 0..losses {
+                t.add(a, b, 0.0);
+            }
+            for _ in 0..ties {
+                t.add(a, b, 0.5);
+            }
+        }
+        let opts = FitOptions { prior_ties: 0.0, tolerance: 1e-12, ..FitOptions::default() };
+        let p: Vec<f64> = fit(&t, &opts, None).unwrap().iter().map(|l| l.exp()).collect();
+        for i in 0..4 {
+            let observed: f64 = (0..4).map(|j| t.score[i * 4 + j]).sum();
+            let expected: f64 =
+                (0..4).filter(|&j| j != i).map(|j| t.games[i * 4 + j] * p[i] / (p[i] + p[j])).sum();
+            // tolerance: a 1e-12 step in log-strength leaves a residual far below 1e-8
+            assert!((observed - expected).abs() < 1e-8, "system {i}: {observed} vs {expected}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
+use super::elo_store::PairKey;
 use crate::annotate::input::read_generations;
 
 /// The most lines a warning or error lists before counting the rest.
@@ -161,7 +162,7 @@ impl Matchup {
     }
 
     /// Every task's (prompt_uid, sample, a, b), as `judgements.jsonl` keys its records.
-    pub fn keys(&self) -> std::collections::HashSet<(String, usize, String, String)> {
+    pub fn keys(&self) -> std::collections::HashSet<PairKey> {
         self.tasks
             .iter()
             .map(|t| {
