@@ -4,6 +4,7 @@
 mod annotate;
 mod bench;
 mod data;
+mod eval;
 mod generate;
 mod init_config;
 mod judge;
@@ -60,6 +61,9 @@ pub enum Command {
     Open(open::OpenArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
+    /// Automatic evaluation of generations with a judge.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Evaluation reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Runs(args)) => runs::run(args),
         Some(Command::Stop(args)) => stop::run(args),
         Some(Command::Supervise(args)) => supervise::run(args),
+        Some(Command::Eval(cmd)) => eval::run(cmd),
     }
 }
 

@@ -1,0 +1,231 @@
+//! `judgements.jsonl`: one record per judged pair, appended and fsynced as each pair
+//! finishes, so a killed `eval elo` loses at most the pairs in flight and a re-run judges
+//! only what is missing. A last line without its newline is a write torn by a kill: it
+//! was never acknowledged, so it is cut off (with a note) and its pair judged again.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::reward::pairwise::{PairwisePrompt, PairwiseResult};
+use crate::reward::rubric::hex;
+
+pub const JUDGEMENTS: &str = "judgements.jsonl";
+
+/// One judged pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgementRecord {
+    pub prompt_uid: String,
+    /// Sample index within (prompt, system), see `elo_pairs`.
+    pub sample: usize,
+    pub a: String,
+    pub b: String,
+    /// `JudgeSpec::label`.
+    pub judge: String,
+    /// `pairwise_prompt_id`: which pairwise prompt asked.
+    pub pairwise_prompt: String,
+    /// `story_id` of A's and B's stories, so a changed generation file is caught.
+    pub stories: [String; 2],
+    /// Both orders' verdicts (or errors), the combined preference and the usage.
+    pub result: PairwiseResult,
+}
+
+impl JudgementRecord {
+    /// Both orders gave a verdict; otherwise the pair is judged again on a re-run.
+    pub fn complete(&self) -> bool {
+        self.result.a_first.is_ok() && self.result.b_first.is_ok()
+    }
+
+    /// The same judgement seen from the other side: A and B swapped.
+    pub fn flipped(&self) -> Self {
+        let mut r = self.clone();
+        std::mem::swap(&mut r.a, &mut r.b);
+        r.stories.swap(0, 1);
+        std::mem::swap(&mut r.result.a_first, &mut r.result.b_first);
+        r.result.preference = -r.result.preference;
+        r
+    }
+}
+
+/// Short id of a pairwise prompt: its name and 16 hex digits of SHA-256 over what the judge
+/// is sent (system text and user template).
+pub fn pairwise_prompt_id(p: &PairwisePrompt) -> String {
+    let mut h = Sha256::new();
+    h.update(p.system.as_bytes());
+    h.update([0]);
+    h.update(p.user_template.as_bytes());
+    format!("{}@{}", p.name, &hex(&h.finalize())[..16])
+}
+
+/// 16 hex digits of SHA-256 of a story.
+pub fn story_id(story: &str) -> String {
+    hex(&Sha256::digest(story.as_bytes()))[..16].to_string()
+}
+
+/// (prompt_uid, sample, a, b).
+pub type PairKey = (String, usize, String, String);
+
+/// The judgement file of an output directory, open for appending and locked.
+pub struct JudgementFile {
+    path: PathBuf,
+    file: File,
+    /// Lines the file holds.
+    lines: usize,
+}
+
+/// What an existing file held.
+pub struct Existing {
+    /// The latest record per pair, line number beside it.
+    pub records: HashMap<PairKey, (usize, JudgementRecord)>,
+    /// Records that repeat an earlier pair (a failed pair judged again): the later one counts.
+    pub superseded: usize,
+    /// Set when a torn last line was cut off.
+    pub torn_note: Option<String>,
+}
+
+impl JudgementFile {
+    /// Opens (creating) `dir/judgements.jsonl`, locks it against a second `eval elo` on the
+    /// same directory, cuts off a torn last line, and reads its records. Every record must
+    /// come from `judge` with `prompt_id`: one directory holds one judge's verdicts.
+    pub fn open(dir: &Path, judge: &str, prompt_id: &str) -> Result<(Self, Existing)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(JUDGEMENTS);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => bail!(
+                "{} is in use by another `eval elo` on the same --out; wait for it or choose another --out",
+                path.display()
+            ),
+            Err(TryLockError::Error(e)) => {
+                return Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
+            }
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut torn_note = None;
+        if whole < bytes.len() {
+            // appending opens at the end, so the cut must happen before the next write
+            file.set_len(whole as u64).with_context(|| format!("cannot truncate {}", path.display()))?;
+            file.sync_all()?;
+            let line = bytes[..whole].iter().filter(|&&b| b == b'\n').count() + 1;
+            torn_note = Some(format!(
+                "note: {}:{line}: a record cut off mid-write (a kill?) was dropped; its pair is judged again",
+                path.display()
+            ));
+        }
+        let mut records = HashMap::new();
+        let mut superseded = 0;
+        let lines = bytes[..whole].iter().filter(|&&b| b == b'\n').count();
+        for (i, line) in bytes[..whole].split(|&b| b == b'\n').take(lines).enumerate() {
+            let number = i + 1;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let r: JudgementRecord = serde_json::from_slice(line).map_err(|e| {
+                anyhow!(
+                    "{}:{number}: not a judgement record ({e}); the file is written by `polaris-tui eval elo`: \
+                     remove that line to judge its pair again",
+                    path.display()
+                )
+            })?;
+            if r.judge != judge || r.pairwise_prompt != prompt_id {
+                bail!(
+                    "{}:{number} was judged by `{}` with pairwise prompt `{}`, but this run asks `{judge}` with `{prompt_id}`; \
+                     an output directory holds one judge's verdicts: use another --out, or the same --judge and \
+                     --pairwise-prompt as before",
+                    path.display(),
+                    r.judge,
+                    r.pairwise_prompt
+                );
+            }
+            let key = (r.prompt_uid.clone(), r.sample, r.a.clone(), r.b.clone());
+            if records.insert(key, (number, r)).is_some() {
+                superseded += 1;
+            }
+        }
+        Ok((Self { path, file, lines }, Existing { records, superseded, torn_note }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one record and waits for it to reach the disk; returns its line number.
+    pub fn append(&mut self, record: &JudgementRecord) -> Result<usize> {
+        // one buffer, one write: a kill lands before or after it, not inside a line
+        let line = format!("{}\n", serde_json::to_string(record)?);
+        self.file
+            .write_all(line.as_bytes())
+            .with_context(|| format!("cannot append to {}", self.path.display()))?;
+        self.file.sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
+        self.lines += 1;
+        Ok(self.lines)
+    }
+}
+
+impl Existing {
+    /// Adds a record just appended at `line`; it supersedes any earlier one of its pair.
+    pub fn add(&mut self, line: usize, r: JudgementRecord) {
+        let key = (r.prompt_uid.clone(), r.sample, r.a.clone(), r.b.clone());
+        if self.records.insert(key, (line, r)).is_some() {
+            self.superseded += 1;
+        }
+    }
+
+    /// Records of pairs that are not among `keys` (either way round): stories no longer in
+    /// the generation files given.
+    pub fn unmatched(&self, keys: &std::collections::HashSet<PairKey>) -> usize {
+        self.records
+            .keys()
+            .filter(|(uid, s, a, b)| {
+                !keys.contains(&(uid.clone(), *s, a.clone(), b.clone()))
+                    && !keys.contains(&(uid.clone(), *s, b.clone(), a.clone()))
+            })
+            .count()
+    }
+
+    /// The record for a pair, seen from `a`'s side whichever order it was stored in, with
+    /// its line number.
+    pub fn get(&self, uid: &str, sample: usize, a: &str, b: &str) -> Option<(usize, JudgementRecord)> {
+        let key = |x: &str, y: &str| (uid.to_string(), sample, x.to_string(), y.to_string());
+        if let Some((n, r)) = self.records.get(&key(a, b)) {
+            return Some((*n, r.clone()));
+        }
+        self.records.get(&key(b, a)).map(|(n, r)| (*n, r.flipped()))
+    }
+}
+
+/// Writes `bytes` to `path` whole: a temporary file beside it, fsynced, then renamed, so a
+/// reader never sees half a summary.
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = (|| -> Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("cannot write {}", path.display())));
+    }
+    // the rename is durable once the directory is synced (best effort)
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
