@@ -288,6 +288,11 @@ fn the_command_writes_records_and_a_ladder_and_a_rerun_judges_only_what_is_missi
         "{md}"
     );
     assert!(md.contains("## Position bias"));
+    // the ladder plot beside the reports, both formats
+    for plot in ["elo.png", "elo.svg"] {
+        let len = std::fs::metadata(out.join(plot)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 1000, "{plot}: {len} bytes");
+    }
     let stdout = String::from_utf8_lossy(&first.stdout);
     assert!(stdout.contains("rank") && stdout.contains("loop"), "{stdout}");
     let json_before = std::fs::read(out.join("elo.json")).unwrap();

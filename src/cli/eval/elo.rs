@@ -196,7 +196,9 @@ pub fn run(args: EloArgs) -> Result<()> {
     write_replacing(&json_path, format!("{}\n", serde_json::to_string_pretty(&report)?).as_bytes())?;
     let md_path = args.out.join("elo.md");
     write_replacing(&md_path, elo_render::markdown(&report).as_bytes())?;
+    let plots = crate::eval::plot::write_elo_plot(&report, &args.out)?;
     print!("{}", elo_render::table(&report));
-    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    let plots: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
+    eprintln!("wrote {}, {} and {}", json_path.display(), md_path.display(), plots.join(", "));
     Ok(())
 }
