@@ -6,6 +6,7 @@ pub mod driver;
 pub mod event;
 pub mod launch;
 pub mod log;
+pub mod remote;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
 pub use log::EventLog;
