@@ -2,6 +2,7 @@
 //! the library.
 
 mod annotate;
+mod attach;
 mod bench;
 mod data;
 mod generate;
@@ -55,6 +56,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// The workbench TUI on a run directory (read only; a live run is followed).
     Open(open::OpenArgs),
+    /// The workbench TUI on a live run over its control socket; leaving it leaves the run going on.
+    Attach(attach::AttachArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
     /// Evaluation reports.
@@ -79,6 +82,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Open(args)) => open::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Annotate(args)) => annotate::run(args),
+        Some(Command::Attach(args)) => attach::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
     }
 }
