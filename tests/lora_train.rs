@@ -129,6 +129,7 @@ fn polaris(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
         .args(args)
         .env("POLARIS_CACHE_DIR", cache)
+        .env("POLARIS_STATE_DIR", cache) // the run registry, kept out of the real home
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()

@@ -21,6 +21,7 @@ fn train(args: &[&str], cache: &std::path::Path) -> Output {
         .args(["--data", concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl")])
         .args(args)
         .env("POLARIS_CACHE_DIR", cache)
+        .env("POLARIS_STATE_DIR", cache) // the run registry, kept out of the real home
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()
@@ -106,6 +107,7 @@ fn a_kill_9_loses_at_most_the_step_in_flight_and_the_resumed_run_matches() {
         .args(["--out", killed.to_str().unwrap()])
         .args(common)
         .env("POLARIS_CACHE_DIR", cache.path())
+        .env("POLARIS_STATE_DIR", cache.path())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

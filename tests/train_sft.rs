@@ -92,6 +92,8 @@ fn sft_without_stories_is_a_clear_error() {
 fn the_demo_configuration_warm_starts_then_trains() {
     let cache = tempfile::tempdir().unwrap();
     std::env::set_var("POLARIS_CACHE_DIR", cache.path());
+    // the run registry, kept out of the real home
+    std::env::set_var("POLARIS_STATE_DIR", cache.path());
     let run = tempfile::tempdir().unwrap();
     let dir = run.path().join("demo");
     let full = demo::config(&dir).unwrap();

@@ -146,7 +146,7 @@ fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() 
     let bin = env!("CARGO_BIN_EXE_polaris-tui");
     let tmux = Tmux { socket: format!("polaris-demo-{}", std::process::id()) };
     let shell_cmd = format!(
-        "cd {} && POLARIS_CACHE_DIR={} {}; echo EXIT=$?; sleep 600",
+        "cd {0} && POLARIS_CACHE_DIR={1} POLARIS_STATE_DIR={1} {2}; echo EXIT=$?; sleep 600",
         quote(work.path()),
         quote(cache.path()),
         quote(Path::new(bin))

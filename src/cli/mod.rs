@@ -12,8 +12,11 @@ mod merge;
 mod open;
 mod progress;
 mod report;
+mod runs;
 mod score;
 mod sft;
+mod stop;
+mod supervise;
 mod train;
 
 use anyhow::Result;
@@ -66,6 +69,13 @@ pub enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Every run started on this machine, newest first, with its status; choose one to attach to.
+    Runs(runs::RunsArgs),
+    /// Stop a running or paused run (it checkpoints first) and wait for it to end.
+    Stop(stop::StopArgs),
+    /// A detached run's supervisor (started by `train --detach`).
+    #[command(hide = true)]
+    Supervise(supervise::SuperviseArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -84,6 +94,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Annotate(args)) => annotate::run(args),
         Some(Command::Attach(args)) => attach::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
+        Some(Command::Runs(args)) => runs::run(args),
+        Some(Command::Stop(args)) => stop::run(args),
+        Some(Command::Supervise(args)) => supervise::run(args),
     }
 }
 
@@ -104,6 +117,8 @@ fn demo() -> Result<()> {
         return train::run_headless(&cfg, crate::run::launch::Resume::Auto, rx);
     }
     let live = crate::run::demo::start(&dir)?;
+    // `polaris-tui stop` on the demo ends its run as leaving the TUI does
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, live.interrupt.clone())?;
     let shown = crate::tui::run_live(&live.dir, live.controls.clone(), None);
     // leaving the TUI ends the demo run between steps, with a final checkpoint
     live.interrupt.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -10,9 +10,10 @@ use tokio::sync::broadcast;
 use crate::run::{Event, EventKind};
 use crate::train::step::StepStats;
 
-/// Prints the run's events until it finishes (or its log closes).
-pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize) {
-    let bar = ProgressBar::new(steps as u64);
+/// Prints the run's events until it finishes (or its log closes); with a progress bar below
+/// them when `bar` (a detached run's log gets the lines alone).
+pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize, bar: bool) {
+    let bar = if bar { ProgressBar::new(steps as u64) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} step {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",

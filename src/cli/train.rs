@@ -1,5 +1,6 @@
 //! `polaris-tui train`: a headless GRPO + HRI run, one line per step.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
@@ -8,8 +9,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::progress;
+use crate::run::daemon;
 use crate::run::driver::Ending;
-use crate::run::launch::{launch, run_dir, Resume};
+use crate::run::launch::{check_fresh, launch, run_dir, Resume};
 use crate::run::Control;
 use crate::train::config::TrainConfig;
 
@@ -48,6 +50,14 @@ pub struct TrainArgs {
     /// Override any config key: --set step.loss.clip_high=0.3 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Run in the background, in a session of its own that outlives this terminal and the
+    /// ssh connection (output in RUN_DIR/daemon.log); prints how to attach to it and stop it.
+    #[arg(long)]
+    pub detach: bool,
+    /// The detached trainer itself (started by --detach): no progress bar, and SIGTERM is an
+    /// ordinary stop (exit 0, with a final checkpoint).
+    #[arg(long, hide = true)]
+    pub daemon: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -91,13 +101,44 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some("auto") => Resume::Auto,
         Some(path) => Resume::From(PathBuf::from(path)),
     };
+    if args.detach {
+        return detach(&cfg, &resume);
+    }
     let (_controls, rx) = mpsc::channel();
-    run_headless(&cfg, resume, rx)
+    run_headless_as(&cfg, resume, rx, args.daemon)
+}
+
+/// `train --detach`: the same command line, minus `--detach`, started in the background.
+fn detach(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
+    // what would fail at once is told here, not in a log
+    check_fresh(cfg, resume)?;
+    // argv is `polaris-tui train ARGS`: the daemon gets ARGS
+    let args: Vec<OsString> = std::env::args_os().skip(2).filter(|a| a != "--detach").collect();
+    let d = daemon::detach(&run_dir(cfg), &args)?;
+    let dir = d.dir.display();
+    let state = if d.logging { "training" } else { "starting (loading the model)" };
+    println!("{state} in the background, pid {}: {dir}", d.pid);
+    println!("  watch it:   polaris-tui attach {dir}");
+    println!("  its output: {}", daemon::log_path(&d.dir).display());
+    println!("  stop it:    polaris-tui stop {dir}   (checkpoints first)");
+    println!("  all runs:   polaris-tui runs");
+    Ok(())
 }
 
 /// Runs a configuration in this process with a progress bar and one line per step, until
 /// it ends or SIGINT / SIGTERM (which end it between steps, with a final checkpoint).
 pub fn run_headless(cfg: &TrainConfig, resume: Resume, controls: mpsc::Receiver<Control>) -> Result<()> {
+    run_headless_as(cfg, resume, controls, false)
+}
+
+/// `run_headless`, or as a detached trainer (`daemon`): lines without a bar, and SIGINT /
+/// SIGTERM a stop like any other.
+fn run_headless_as(
+    cfg: &TrainConfig,
+    resume: Resume,
+    controls: mpsc::Receiver<Control>,
+    daemon: bool,
+) -> Result<()> {
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, interrupt.clone())?;
@@ -106,13 +147,14 @@ pub fn run_headless(cfg: &TrainConfig, resume: Resume, controls: mpsc::Receiver<
     let steps = cfg.run.steps;
     let ending = launch(cfg, resume, controls, &interrupt, |dir, events| {
         eprintln!("training {} on {} -> {}", cfg.model.path, cfg.data.train, dir.display());
-        printer = Some(std::thread::spawn(move || progress::follow(events, steps)));
+        printer = Some(std::thread::spawn(move || progress::follow(events, steps, !daemon)));
     });
     if let Some(p) = printer {
         let _ = p.join();
     }
     match ending? {
         Ending::Finished | Ending::Stopped => Ok(()),
+        Ending::Interrupted if daemon => Ok(()),
         Ending::Interrupted => bail!(
             "interrupted; the run is saved: continue it with --resume auto --out {}",
             run_dir(cfg).display()

@@ -1,6 +1,6 @@
 //! Starting a run from a resolved configuration: the workers' replicas, the dataset, the
 //! reward stack, the run directory, an optional resume, the supervised warm start, then the
-//! GRPO driver. Shared by `polaris-tui train`, the demo run and (later) the daemon, so
+//! GRPO driver. Shared by `polaris-tui train` (foreground or detached) and the demo run, so
 //! every way of starting a run writes the same run directory.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,10 @@ use tokio::sync::broadcast;
 
 use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use super::event::{Control, Event, EventKind, Level};
+use super::exit::{self, Exit, ExitKind};
 use super::remote;
+use super::status::Summary;
+use super::{log, process, registry};
 use crate::device::parse_dtype;
 use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
@@ -40,8 +43,34 @@ pub enum Resume {
     From(PathBuf),
 }
 
+/// A new run (`Resume::No`) may not start over a directory that has checkpoints, and no run
+/// over one that another live trainer is writing.
+pub fn check_fresh(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
+    let out = run_dir(cfg);
+    if let Some(pid) = process::read_pid(&out)?.filter(|p| *p != std::process::id()) {
+        if process::check_ours(pid).is_ok() {
+            bail!(
+                "{dir} is being trained by process {pid}: watch it with `polaris-tui attach {dir}`, or stop \
+                 it first with `polaris-tui stop {dir}` (if that process is no trainer, delete {dir}/daemon.pid)",
+                dir = out.display()
+            );
+        }
+    }
+    if *resume == Resume::No && checkpoint::latest(&out).is_some() {
+        bail!(
+            "{} already has checkpoints: pass --resume auto to continue it, or choose another --out",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
 /// Opens everything and runs to the end. `watch` gets a live receiver of the run's events
 /// (and where the run directory is) before anything is logged.
+///
+/// Once the directory is claimed (this process in `daemon.pid`, a previous `exit.json`
+/// removed, the run registered) the run's ending is written to `exit.json` whatever it is:
+/// finished, stopped (a Stop control, SIGINT / SIGTERM) or failed with the error.
 pub fn launch(
     cfg: &TrainConfig,
     resume: Resume,
@@ -49,17 +78,48 @@ pub fn launch(
     interrupt: &AtomicBool,
     watch: impl FnOnce(&Path, broadcast::Receiver<Event>),
 ) -> Result<Ending> {
+    check_fresh(cfg, &resume)?;
+    let out = run_dir(cfg);
+    RunDir::create(&out)?;
+    let pid = std::process::id();
+    process::write_pid(&out, pid)?;
+    exit::clear(&out)?;
+    // a run that cannot be registered still runs: `runs` will not list it, and its log says so
+    let warnings: Vec<String> = registry::register(&out)
+        .err()
+        .map(|e| format!("this run is not registered, so `polaris-tui runs` will not list it: {e:#}"))
+        .into_iter()
+        .collect();
+    let ending = open_and_run(cfg, resume, controls, interrupt, watch, warnings);
+    let (kind, message) = match &ending {
+        Ok(Ending::Finished) => (ExitKind::Finished, String::new()),
+        Ok(Ending::Stopped) => (ExitKind::Stopped, "a stop control".to_string()),
+        Ok(Ending::Interrupted) => (ExitKind::Stopped, "interrupted (SIGINT or SIGTERM)".to_string()),
+        Err(e) => (ExitKind::Failed, format!("{e:#}")),
+    };
+    let last_step = log::read(&out.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
+    let written = exit::write(&out, &Exit::new(kind, pid, last_step, message));
+    match (ending, written) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e.context("the run ended, but its exit status could not be saved")),
+        (Ok(ending), Ok(())) => Ok(ending),
+    }
+}
+
+/// `launch` after the directory is claimed.
+fn open_and_run(
+    cfg: &TrainConfig,
+    resume: Resume,
+    controls: Receiver<Control>,
+    interrupt: &AtomicBool,
+    watch: impl FnOnce(&Path, broadcast::Receiver<Event>),
+    warnings: Vec<String>,
+) -> Result<Ending> {
     let out = run_dir(cfg);
     // a directory without a log is being made a run directory now: its mode may be tightened
     let new_run = !out.join("events.jsonl").exists();
     let devices = parse_devices(&cfg.run.devices).context("run.devices")?;
     let examples = data::load(Path::new(&cfg.data.train))?;
-    if resume == Resume::No && checkpoint::latest(&out).is_some() {
-        bail!(
-            "{} already has checkpoints: pass --resume auto to continue it, or choose another --out",
-            out.display()
-        );
-    }
     let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
     // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
     let opts = match cfg.model.lora.config() {
@@ -105,6 +165,9 @@ pub fn launch(
         }
     };
     watch(&out, driver.log.subscribe());
+    for text in warnings {
+        driver.log.append(EventKind::Message { level: Level::Warn, text })?;
+    }
 
     // the warm start belongs to a new run only: a resumed run's weights already have it
     if cfg.sft.epochs > 0 && resumed.is_none() {

@@ -1,12 +1,19 @@
 //! A run's shared language: the versioned Event and Control types, and the append-only
-//! event log (`events.jsonl`) with its live broadcast.
+//! event log (`events.jsonl`) with its live broadcast; how a run's process ended
+//! (`exit.json`), its status, and the registry of runs.
 
+pub mod daemon;
 pub mod demo;
 pub mod driver;
 pub mod event;
+pub mod exit;
 pub mod launch;
 pub mod log;
+pub mod process;
+pub mod registry;
 pub mod remote;
+pub mod status;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
 pub use log::EventLog;
+pub use registry::most_recent_live;

@@ -15,11 +15,18 @@ use super::state::{RunState, State, Tab, GPU_HISTORY, MESSAGES};
 use super::theme::Theme;
 use super::ui;
 use crate::gpu::Sample;
+use crate::run::status::{derive, describe, Phase, Process, Summary};
 use crate::run::{Control, Event, EventKind};
 
 pub struct App {
     pub state: State,
     link: Box<dyn Link>,
+    /// The run directory, for its process's liveness and exit status.
+    dir: std::path::PathBuf,
+    /// The events so far, folded as `run::status` reads them.
+    summary: Summary,
+    /// The last problem reading daemon.pid / exit.json (said once, not every poll).
+    process_problem: Option<String>,
     rollouts: RolloutIndex,
     pub journal: Journal,
     /// The playground's worker threads and opened models.
@@ -35,6 +42,9 @@ impl App {
         Self {
             state,
             link,
+            dir: dir.to_path_buf(),
+            summary: Summary::default(),
+            process_problem: None,
             rollouts: RolloutIndex::new(dir),
             journal: Journal::new(dir),
             playground: super::playground::Workers::new(dir),
@@ -272,8 +282,10 @@ impl App {
             self.state.dirty = true;
         }
         for ev in events {
+            self.summary.add(&ev);
             self.apply(ev);
         }
+        self.check_process();
         let (grew, problems) = self.rollouts.refresh();
         for p in problems {
             self.note(p);
@@ -291,6 +303,35 @@ impl App {
                 }
             }
             self.state.dirty = true;
+        }
+    }
+
+    /// Whether the trainer's process has died (or failed) without the log saying so: the
+    /// status bar then says how (`crashed (killed by signal 9) at step 12`). A directory
+    /// without daemon.pid is left to its log.
+    fn check_process(&mut self) {
+        let process = match Process::read(&self.dir) {
+            Ok(p) => {
+                self.process_problem = None;
+                p
+            }
+            Err(e) => {
+                let text = format!("{e:#}");
+                if self.process_problem.as_ref() != Some(&text) {
+                    self.process_problem = Some(text.clone());
+                    self.note(text);
+                }
+                return;
+            }
+        };
+        let phase = derive(&self.summary, &process);
+        if matches!(phase, Phase::Crashed | Phase::Failed) {
+            let exit = process.exit.as_ref().filter(|e| process.pid.is_none_or(|p| p == e.pid));
+            let what = describe(phase, exit, self.summary.last_step.unwrap_or(0));
+            if !matches!(&self.state.run, RunState::Died { what: w } if *w == what) {
+                self.state.run = RunState::Died { what };
+                self.state.dirty = true;
+            }
         }
     }
 

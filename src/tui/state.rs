@@ -55,6 +55,11 @@ pub enum RunState {
         step: usize,
         reason: String,
     },
+    /// The trainer's process is gone without a clean ending, or ended with an error
+    /// (`run::status`): `crashed (killed by signal 9) at step 12`.
+    Died {
+        what: String,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -91,6 +91,7 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
         RunState::Finished { step, reason } => {
             (format!(" ■ FINISHED step {step}: {reason} "), t.fg(t.dim).add_modifier(Modifier::BOLD))
         }
+        RunState::Died { what } => (format!(" ✖ {what} "), t.fg(t.bad).add_modifier(Modifier::BOLD)),
     };
     let mut spans = vec![Span::styled(badge, style.add_modifier(Modifier::REVERSED))];
     match &s.steering {

@@ -1,0 +1,167 @@
+//! Detached runs: `polaris-tui train --detach` starts a supervisor in a session of its own
+//! (no controlling terminal, SIGHUP ignored, stdin from /dev/null, stdout and stderr to
+//! `RUN_DIR/daemon.log`), so closing the terminal or the ssh connection does not end the
+//! run. The supervisor runs the trainer (`polaris-tui train ... --daemon`) as its child,
+//! records its pid in `daemon.pid`, waits for it, and completes `exit.json` however it
+//! ended: the exit code, or the signal that killed it (kill -9 included, which the trainer
+//! cannot report itself).
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::exit::{self, Exit, ExitKind};
+use super::status::Summary;
+use super::{log, process};
+
+/// The detached run's output, beside its events.
+pub fn log_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("daemon.log")
+}
+
+/// How long `detach` waits for the run's first event before it returns anyway (a large
+/// model can take longer to load; the run goes on regardless).
+pub const FIRST_EVENT_WAIT: Duration = Duration::from_secs(60);
+
+/// What `detach` saw.
+#[derive(Debug)]
+pub struct Detached {
+    /// The run directory, canonical.
+    pub dir: PathBuf,
+    /// The trainer's pid.
+    pub pid: u32,
+    /// Whether the run had logged an event by the time `detach` returned.
+    pub logging: bool,
+}
+
+/// Starts `polaris-tui train TRAIN_ARGS --daemon` under a supervisor in a new session,
+/// writing to `run_dir`, and returns once it has logged its first event (or after
+/// `FIRST_EVENT_WAIT` with it still starting). A trainer or supervisor that dies at once is
+/// an error carrying its exit status and the tail of `daemon.log`.
+pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
+    std::fs::create_dir_all(run_dir)
+        .with_context(|| format!("cannot create the run directory {}", run_dir.display()))?;
+    let dir = run_dir.canonicalize()?;
+    let log_file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(&dir))
+        .with_context(|| format!("cannot open {}", log_path(&dir).display()))?;
+    let (seen, stale_pid) = (last_seq(&dir), process::read_pid(&dir).ok().flatten());
+    let exe = std::env::current_exe().context("cannot find this program to start the run with")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("supervise").arg("--dir").arg(&dir).arg("--").arg("train").args(train_args).arg("--daemon");
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    // SAFETY: setsid and signal are async-signal-safe, as pre_exec requires
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // inherited through exec by the supervisor and its trainer
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut supervisor = cmd.spawn().context("cannot start the run's supervisor")?;
+    let deadline = Instant::now() + FIRST_EVENT_WAIT;
+    loop {
+        if let Some(status) = supervisor.try_wait()? {
+            bail!(
+                "the run ended at once ({}); {}:\n{}",
+                exit::read(&dir)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| format!("supervisor {status}"), |e| e.describe()),
+                log_path(&dir).display(),
+                tail(&log_path(&dir), 20)
+            );
+        }
+        // a resumed run's directory has the previous trainer's pid until the supervisor writes
+        let pid = process::read_pid(&dir).ok().flatten().filter(|p| Some(*p) != stale_pid);
+        if let Some(pid) = pid.filter(|_| last_seq(&dir) > seen) {
+            return Ok(Detached { dir, pid, logging: true });
+        }
+        if Instant::now() >= deadline {
+            if let Some(pid) = pid {
+                return Ok(Detached { dir, pid, logging: false });
+            }
+            bail!(
+                "the run's supervisor (pid {}) has not started its trainer after {} s; see {}",
+                supervisor.id(),
+                FIRST_EVENT_WAIT.as_secs(),
+                log_path(&dir).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The supervisor: runs `command` (this program's arguments) as its child, records the
+/// child's pid in `daemon.pid`, passes SIGTERM / SIGINT on to it, and when it ends makes
+/// sure `exit.json` says how. Returns the child's exit code (128 + signal when killed).
+pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
+    let exe = std::env::current_exe().context("cannot find this program to run the trainer with")?;
+    let mut child =
+        Command::new(exe).args(command).stdin(Stdio::null()).spawn().context("cannot start the trainer")?;
+    let pid = child.id();
+    process::write_pid(run_dir, pid)?;
+    eprintln!("supervisor {}: trainer started, pid {pid}", std::process::id());
+    let asked = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, asked.clone())?;
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if asked.swap(false, Ordering::Relaxed) {
+            let _ = process::signal(pid, libc::SIGTERM);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let ending = match exit::read(run_dir) {
+        // the trainer said how it ended: add what only its parent knows
+        Ok(Some(mut e)) if e.pid == pid => {
+            e.code = status.code();
+            e.signal = status.signal();
+            e
+        }
+        _ => {
+            let last_step =
+                log::read(&run_dir.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
+            // a signal says it all (`crashed (killed by signal 9)`)
+            let message = match status.signal() {
+                Some(_) => String::new(),
+                None => "the trainer ended without saying why; see daemon.log".to_string(),
+            };
+            Exit {
+                code: status.code(),
+                signal: status.signal(),
+                ..Exit::new(ExitKind::Crashed, pid, last_step, message)
+            }
+        }
+    };
+    exit::write(run_dir, &ending)?;
+    eprintln!("supervisor {}: the trainer (pid {pid}) ended: {}", std::process::id(), ending.describe());
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// The newest event's seq (0: none).
+fn last_seq(dir: &Path) -> u64 {
+    log::read(&dir.join("events.jsonl")).ok().and_then(|l| l.events.last().map(|e| e.seq)).unwrap_or(0)
+}
+
+/// The last `n` lines of a text file (empty when unreadable).
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
