@@ -23,6 +23,7 @@ fn trainer(out: &Path, cache: &Path, stderr: &Path) -> Child {
         .args(["--data", concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl")])
         .args(["--out", out.to_str().unwrap(), "--steps", "500"])
         .env("POLARIS_CACHE_DIR", cache)
+        .env("POLARIS_STATE_DIR", cache) // the run registry, kept out of the real home
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(stderr).unwrap())
