@@ -2,6 +2,7 @@
 //! the library.
 
 mod annotate;
+mod attach;
 mod bench;
 mod data;
 mod eval;
@@ -59,6 +60,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// The workbench TUI on a run directory (read only; a live run is followed).
     Open(open::OpenArgs),
+    /// The workbench TUI on a live run over its control socket; leaving it leaves the run going on.
+    Attach(attach::AttachArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
     /// Automatic evaluation of generations with a judge.
@@ -93,6 +96,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Open(args)) => open::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Annotate(args)) => annotate::run(args),
+        Some(Command::Attach(args)) => attach::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
         Some(Command::Runs(args)) => runs::run(args),
         Some(Command::Stop(args)) => stop::run(args),

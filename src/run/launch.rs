@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{self, Receiver, Sender};
 
 use anyhow::{bail, Context, Result};
 use tokio::sync::broadcast;
@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use super::event::{Control, Event, EventKind, Level};
 use super::exit::{self, Exit, ExitKind};
+use super::remote;
 use super::status::Summary;
 use super::{log, process, registry};
 use crate::device::parse_dtype;
@@ -115,6 +116,8 @@ fn open_and_run(
     warnings: Vec<String>,
 ) -> Result<Ending> {
     let out = run_dir(cfg);
+    // a directory without a log is being made a run directory now: its mode may be tightened
+    let new_run = !out.join("events.jsonl").exists();
     let devices = parse_devices(&cfg.run.devices).context("run.devices")?;
     let examples = data::load(Path::new(&cfg.data.train))?;
     let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
@@ -144,7 +147,13 @@ fn open_and_run(
         checkpoint_every: cfg.run.checkpoint_every,
     };
     let work = Work { workers: &workers, data: &examples, rewarder: &rewarder };
-    let mut driver = Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, opts, controls)?;
+    // the driver hears the caller's controls and those of the viewer holding the socket's lease
+    let (to_driver, driver_controls) = mpsc::channel();
+    forward(controls, to_driver.clone());
+    let mut driver =
+        Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, opts, driver_controls)?;
+    // served until this function returns; the socket file goes with it
+    let _serving = remote::serve(&out, driver.log.live(), to_driver, new_run)?;
     let resumed = match resume {
         Resume::No => None,
         Resume::Auto => driver.resume_latest()?,
@@ -178,4 +187,16 @@ fn open_and_run(
         workers.broadcast()?;
     }
     driver.run(serde_json::to_value(cfg)?, resumed, interrupt)
+}
+
+/// Passes the caller's controls on until the caller drops its sender or the driver is gone.
+/// The thread may outlive the run while the caller keeps an idle sender; it holds nothing.
+fn forward(from: Receiver<Control>, to: Sender<Control>) {
+    let _ = std::thread::Builder::new().name("controls".into()).spawn(move || {
+        while let Ok(c) = from.recv() {
+            if to.send(c).is_err() {
+                return;
+            }
+        }
+    });
 }

@@ -114,6 +114,11 @@ impl EventLog {
         self.live.subscribe()
     }
 
+    /// The live broadcast itself, for a server that subscribes each viewer as it connects.
+    pub fn live(&self) -> broadcast::Sender<Event> {
+        self.live.clone()
+    }
+
     /// Appends, fsyncs, then broadcasts. Returns the event as written.
     pub fn append(&mut self, kind: EventKind) -> Result<Event> {
         let time = std::time::SystemTime::now()

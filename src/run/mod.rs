@@ -11,6 +11,7 @@ pub mod launch;
 pub mod log;
 pub mod process;
 pub mod registry;
+pub mod remote;
 pub mod status;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};

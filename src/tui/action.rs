@@ -49,6 +49,11 @@ pub enum Action {
     /// Stop asks first.
     AskStop,
     ConfirmStop(bool),
+    /// Leave an attached run going on (the viewer goes, the trainer stays).
+    Detach,
+    /// Ask for the controller lease; taking it from someone asks first.
+    AskTakeControl,
+    ConfirmTakeControl(bool),
     /// The playground's keys and its workers' reports.
     Playground(super::playground::Msg),
     /// Annotate tab: open the chosen comparison's study, leave it, or a key for its screen.

@@ -9,7 +9,7 @@ use super::action::Action;
 use super::history::Window;
 use super::journal::Journal;
 use super::keys::action_for;
-use super::link::Link;
+use super::link::{Link, Steering};
 use super::rollouts::RolloutIndex;
 use super::state::{RunState, State, Tab, GPU_HISTORY, MESSAGES};
 use super::theme::Theme;
@@ -205,6 +205,29 @@ impl App {
                     screen.area = ui::regions(area)[1];
                 }
             }
+            Action::Detach => {
+                if self.link.detachable() {
+                    s.quit = true;
+                } else {
+                    self.note(
+                        "nothing to detach from: d leaves a run attached with `polaris-tui attach`; q quits"
+                            .into(),
+                    );
+                }
+            }
+            Action::AskTakeControl => match s.steering.clone() {
+                Steering::You => self.note("you control this run already".into()),
+                Steering::Other(holder) => s.confirm_takeover = Some(holder),
+                _ => self.take_control(false),
+            },
+            Action::ConfirmTakeControl(yes) => {
+                s.confirm_takeover = None;
+                if yes {
+                    self.take_control(true);
+                } else {
+                    s.note = Some("take-over cancelled".into());
+                }
+            }
             Action::ConfirmStop(yes) => {
                 s.confirm_stop = false;
                 if yes {
@@ -213,6 +236,13 @@ impl App {
                     s.note = Some("stop cancelled".into());
                 }
             }
+        }
+    }
+
+    fn take_control(&mut self, take_over: bool) {
+        match self.link.take_control(take_over) {
+            Ok(()) => self.note("asked for control of the run".into()),
+            Err(e) => self.note(format!("{e:#}")),
         }
     }
 
@@ -252,6 +282,12 @@ impl App {
         let (events, problems) = self.link.poll();
         for p in problems {
             self.note(p);
+        }
+        let steering = self.link.steering();
+        if steering != self.state.steering {
+            self.state.steering = steering;
+            self.state.can_control = self.link.can_control();
+            self.state.dirty = true;
         }
         if !events.is_empty() {
             self.state.dirty = true;

@@ -15,6 +15,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("p", "pause / resume training"),
             ("c", "checkpoint now"),
             ("s", "stop training (y / n)"),
+            ("d C", "detach / take control"),
             ("T", "next colour theme"),
             ("?", "this help; Esc closes"),
             ("q Ctrl-C", "quit (training goes on)"),
@@ -73,6 +74,9 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
     if state.confirm_stop {
         return Some(Action::ConfirmStop(matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'))));
     }
+    if state.confirm_takeover.is_some() {
+        return Some(Action::ConfirmTakeControl(matches!(key.code, KeyCode::Char('y') | KeyCode::Char('Y'))));
+    }
     if state.help {
         return matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q'))
             .then_some(Action::ToggleHelp);
@@ -96,6 +100,8 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p') => Action::PauseResume,
         KeyCode::Char('c') => Action::CheckpointNow,
         KeyCode::Char('s') => Action::AskStop,
+        KeyCode::Char('d') => Action::Detach,
+        KeyCode::Char('C') => Action::AskTakeControl,
         KeyCode::Char('+') | KeyCode::Char('=') if tab == Tab::Dashboard => Action::Zoom { zoom_in: true },
         KeyCode::Char('-') if tab == Tab::Dashboard => Action::Zoom { zoom_in: false },
         KeyCode::Char('f') => Action::Follow,

@@ -19,6 +19,34 @@ pub trait Link: Send {
     fn send(&mut self, control: Control) -> Result<()>;
     /// Whether `send` can reach a trainer (false: a run opened read only).
     fn can_control(&self) -> bool;
+    /// Who steers the run, when several viewers share it (a run attached over its socket).
+    fn steering(&self) -> Steering {
+        Steering::Local
+    }
+    /// Asks for the controller lease; `take_over` takes it from its holder.
+    fn take_control(&mut self, take_over: bool) -> Result<()> {
+        let _ = take_over;
+        bail!("only a run attached over its control socket (polaris-tui attach) has a controller lease")
+    }
+    /// Whether leaving the TUI leaves the run going on elsewhere (an attached viewer).
+    fn detachable(&self) -> bool {
+        false
+    }
+}
+
+/// Who may steer a run, as this viewer sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Steering {
+    /// No lease: the trainer is in this process, or the run is open read only (`can_control`).
+    Local,
+    /// This viewer holds the controller lease.
+    You,
+    /// Nobody holds it.
+    Nobody,
+    /// Another viewer holds it: who, since when.
+    Other(String),
+    /// The connection to the trainer has ended.
+    Gone,
 }
 
 /// Follows `events.jsonl` as it grows; controls go to an in-process driver when given one.

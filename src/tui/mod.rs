@@ -17,6 +17,7 @@ pub mod keys;
 pub mod link;
 pub mod playground;
 pub mod rollouts;
+pub mod socket_link;
 pub mod state;
 pub mod tail;
 pub mod terminal;
@@ -37,7 +38,8 @@ use ratatui::Terminal;
 
 pub use action::Action;
 pub use app::App;
-pub use link::{DirLink, Link};
+pub use link::{DirLink, Link, Steering};
+pub use socket_link::SocketLink;
 
 use crate::run::Control;
 

@@ -119,6 +119,10 @@ pub struct State {
     pub themes: Vec<Theme>,
     pub theme: usize,
     pub can_control: bool,
+    /// Who steers the run when viewers share it over its socket.
+    pub steering: super::link::Steering,
+    /// Taking control from this holder waits for a yes.
+    pub confirm_takeover: Option<String>,
     pub run: RunState,
     pub history: History,
     pub window: Window,
@@ -154,6 +158,8 @@ impl State {
             themes,
             theme,
             can_control,
+            steering: super::link::Steering::Local,
+            confirm_takeover: None,
             run: RunState::Waiting,
             history: History::default(),
             window: Window::default(),

@@ -8,6 +8,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::keys::HELP;
+use super::link::Steering;
 use super::state::{RunState, State, Tab};
 use super::widgets::{centred, pane};
 use super::{annotate, dashboard, eval, gpus, groups, inspector, playground};
@@ -34,6 +35,9 @@ pub fn draw(frame: &mut Frame, s: &State) {
     }
     if s.confirm_stop {
         draw_confirm(frame, area, s);
+    }
+    if let Some(holder) = &s.confirm_takeover {
+        draw_takeover(frame, area, s, holder);
     }
 }
 
@@ -91,8 +95,15 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
         RunState::Died { what } => (format!(" ✖ {what} "), t.fg(t.bad).add_modifier(Modifier::BOLD)),
     };
     let mut spans = vec![Span::styled(badge, style.add_modifier(Modifier::REVERSED))];
-    if !s.can_control {
-        spans.push(Span::styled(" read only ", t.dim()));
+    match &s.steering {
+        Steering::Local if !s.can_control => spans.push(Span::styled(" read only ", t.dim())),
+        Steering::Local => {}
+        Steering::You => spans.push(Span::styled(" you control ", t.fg(t.good))),
+        Steering::Nobody => spans.push(Span::styled(" read only · C takes control ", t.dim())),
+        Steering::Other(holder) => {
+            spans.push(Span::styled(format!(" read only · {holder} controls "), t.dim()))
+        }
+        Steering::Gone => spans.push(Span::styled(" disconnected · read only ", t.fg(t.warn))),
     }
     let said = s.note.clone().or_else(|| {
         s.messages.back().map(|(level, text)| match level {
@@ -168,4 +179,21 @@ fn draw_confirm(frame: &mut Frame, area: Rect, s: &State) {
         ]),
     ];
     frame.render_widget(Paragraph::new(text).block(pane(" Stop ", t)), r);
+}
+
+fn draw_takeover(frame: &mut Frame, area: Rect, s: &State, holder: &str) {
+    let t = s.theme();
+    let r = centred(area, 72, 6);
+    frame.render_widget(Clear, r);
+    let text = vec![
+        Line::styled(format!("{holder} controls this run."), t.base()),
+        Line::styled("Take control from them? They become read only.", t.base()),
+        Line::from(vec![
+            Span::styled("y", t.accent()),
+            Span::styled(" take control   ", t.base()),
+            Span::styled("any other key", t.accent()),
+            Span::styled(" cancel", t.base()),
+        ]),
+    ];
+    frame.render_widget(Paragraph::new(text).block(pane(" Take control ", t)), r);
 }

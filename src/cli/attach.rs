@@ -1,0 +1,51 @@
+//! `polaris-tui attach RUN_DIR`: the workbench on a live run over its control socket (from
+//! another terminal, or over `ssh -t`). Leaving (d or q) leaves the run going on. A run
+//! nobody serves is opened from its files, read only.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::run::remote::{is_live, ConnectError};
+use crate::tui::SocketLink;
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// The run directory of a live run (its trainer serves RUN_DIR/control.sock).
+    pub run_dir: PathBuf,
+    /// Colour theme: dark, light, high-contrast, or one of yours (NO_COLOR overrides).
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Who judges in the Annotate tab [default: $USER].
+    #[arg(long)]
+    pub annotator: Option<String>,
+}
+
+pub fn run(args: AttachArgs) -> Result<()> {
+    let dir = &args.run_dir;
+    let (theme, annotator) = (args.theme.as_deref(), args.annotator.as_deref());
+    let link = match SocketLink::connect(dir) {
+        Ok(link) => link,
+        Err(ConnectError::NotLive(why)) => {
+            eprintln!("{}: the run is not live ({why}); opening its history read only", dir.display());
+            return crate::tui::open(dir, theme, annotator);
+        }
+        Err(ConnectError::Refused(text)) => {
+            bail!("{}: the trainer refused this viewer: {text}", dir.display())
+        }
+        Err(ConnectError::Failed(e)) => return Err(e.context(format!("cannot attach to {}", dir.display()))),
+    };
+    let pid = link.trainer_pid();
+    crate::tui::run(dir, Box::new(link), theme, annotator)?;
+    if is_live(dir) {
+        eprintln!(
+            "detached from {}: the run goes on (trainer pid {pid}); attach again with `polaris-tui attach {}`",
+            dir.display(),
+            dir.display()
+        );
+    } else {
+        eprintln!("{}: the run has ended", dir.display());
+    }
+    Ok(())
+}
