@@ -156,7 +156,7 @@ pub fn run(args: JudgeArgs) -> Result<()> {
 }
 
 /// The [judge] table of a TOML file.
-fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
+pub(super) fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))?;

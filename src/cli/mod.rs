@@ -4,6 +4,7 @@
 mod annotate;
 mod bench;
 mod data;
+mod eval;
 mod generate;
 mod init_config;
 mod judge;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Evaluation reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Automatic evaluation: Story Quality and length per requested-length bucket.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -80,6 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Annotate(args)) => annotate::run(args),
         Some(Command::Report(cmd)) => report::run(cmd),
+        Some(Command::Eval(cmd)) => eval::run(cmd),
     }
 }
 
