@@ -16,7 +16,7 @@ pub mod settings;
 pub mod stories;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
@@ -104,12 +104,32 @@ pub fn file_stem(label: &str) -> String {
 pub fn run(eval: &LengthEval, client: Arc<JudgeClient>, progress: &dyn Progress) -> Result<Outcome> {
     let notes = Quiet::default();
     let both = Tee(progress, &notes);
-    std::fs::create_dir_all(&eval.out).with_context(|| format!("cannot create {}", eval.out.display()))?;
-    settings(eval, &client)?.check_or_write(&eval.out)?;
-    let (models, stories, outside, samples, generated) = match &eval.source {
-        Source::Models { models, prompts, generation } => generate(eval, models, prompts, generation, &both)?,
-        Source::Gens(files) => read_gens(eval, files, &both)?,
+    // everything given is checked before the settings are written, so a mistake fixed
+    // and run again is not refused as other settings
+    let settings = settings(eval, &client)?;
+    let keep = |settings: Settings| -> Result<()> {
+        std::fs::create_dir_all(&eval.out)
+            .with_context(|| format!("cannot create {}", eval.out.display()))?;
+        settings.check_or_write(&eval.out)
     };
+    let (models, mut stories, outside, samples, generated) = match &eval.source {
+        Source::Models { models, prompts, generation } => {
+            check_labels(models.iter().map(|m| m.label.as_str()))?;
+            if generation.samples == 0 {
+                bail!("--samples 0: generate at least one story per prompt");
+            }
+            let prompts = read_prompts(prompts)?;
+            keep(settings)?;
+            generate(eval, models, &prompts, generation, &both)?
+        }
+        Source::Gens(files) => {
+            let read = read_gens(eval, files, &both)?;
+            keep(settings)?;
+            read
+        }
+    };
+    // one order, so sums (and the report) do not depend on the order records were written in
+    stories.sort_by_key(StoryRecord::key);
     let (judgements, judged) =
         judging::complete(&eval.out.join(JUDGEMENTS), &stories, &client, eval.retry_failed, &both)?;
     // every story here is in a bucket, so it has a requested length
@@ -200,15 +220,10 @@ type Stories = (Vec<String>, Vec<StoryRecord>, Vec<(String, Option<usize>)>, usi
 fn generate(
     eval: &LengthEval,
     models: &[ModelSpec],
-    prompts: &Path,
+    prompts: &[EvalPrompt],
     generation: &GenerationSettings,
     progress: &dyn Progress,
 ) -> Result<Stories> {
-    check_labels(models.iter().map(|m| m.label.as_str()))?;
-    if generation.samples == 0 {
-        bail!("--samples 0: generate at least one story per prompt");
-    }
-    let prompts = read_prompts(prompts)?;
     let (inside, outside): (Vec<&EvalPrompt>, Vec<&EvalPrompt>) =
         prompts.iter().partition(|p| p.requested_words.and_then(|w| bucket_of(&eval.buckets, w)).is_some());
     let outside: Vec<(String, Option<usize>)> =
