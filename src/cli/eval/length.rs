@@ -281,3 +281,16 @@ impl Progress for Bars {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::default_label;
+
+    #[test]
+    fn labels_name_the_run_and_step_of_a_checkpoint() {
+        assert_eq!(default_label("tiny", None), "tiny");
+        assert_eq!(default_label("../models/Qwen3.5-0.8B/", None), "Qwen3.5-0.8B");
+        assert_eq!(default_label("base", Some("runs/lora/checkpoints/step-000040")), "lora/step-000040");
+        assert_eq!(default_label("base", Some("adapters/story-lora")), "story-lora");
+    }
+}
