@@ -314,6 +314,23 @@ fn gens_files_are_judged_as_they_are() {
     .unwrap();
     assert_eq!(run(&eval).unwrap().judged, 1);
 
+    // a failed judgement stays failed (counted in stories - judged) until asked to retry
+    let judgements = out.join(JUDGEMENTS);
+    // the last judgement is of the edited story as it now stands
+    let mut failed: JudgementRecord = serde_json::from_str(lines(&judgements).last().unwrap()).unwrap();
+    failed.sq = None;
+    failed.error = Some("judge unreachable".into());
+    failed.result.outcome = Err("judge unreachable".into());
+    let mut text = std::fs::read_to_string(&judgements).unwrap();
+    text += &(serde_json::to_string(&failed).unwrap() + "\n");
+    std::fs::write(&judgements, text).unwrap();
+    let kept = run(&eval).unwrap();
+    assert_eq!((kept.judged, kept.failed), (0, 1));
+    let row = kept.report.rows.iter().find(|r| r.model == failed.model && r.judged < r.stories).unwrap();
+    assert_eq!(row.stories - row.judged, 1);
+    let retried = run(&LengthEval { retry_failed: true, ..eval.clone() }).unwrap();
+    assert_eq!((retried.judged, retried.failed), (1, 0));
+
     // another file list is another evaluation
     let other = LengthEval { source: Source::Gens(vec![a]), ..eval };
     let e = run(&other).unwrap_err().to_string();
