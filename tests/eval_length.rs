@@ -167,7 +167,12 @@ fn model_eval(out: &Path, prompts: &Path, samples: usize, temperature: f32) -> L
     LengthEval {
         out: out.to_path_buf(),
         source: Source::Models {
-            models: vec![ModelSpec { label: "tiny/base".into(), model: "tiny".into(), adapter: None }],
+            models: vec![ModelSpec {
+                label: "tiny/base".into(),
+                model: "tiny".into(),
+                adapter: None,
+                checkpoint: None,
+            }],
             prompts: prompts.to_path_buf(),
             generation: generation(samples, temperature),
         },
@@ -259,6 +264,38 @@ fn a_rerun_only_fills_what_is_missing() {
     let e = run(&model_eval(&out, &prompts, 3, 0.5)).unwrap_err().to_string();
     assert!(e.contains("samples: 2 before, 3 now") && e.contains("sampling:"), "{e}");
     assert!(!e.contains("models:"), "{e}");
+}
+
+#[test]
+fn a_full_fine_tune_checkpoint_is_evaluated_over_its_runs_base() {
+    use polaris::train::config::TrainConfig;
+    let tmp = tempfile::tempdir().unwrap();
+    let prompts = write_prompts(tmp.path());
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let cfg = TrainConfig::default();
+    assert_eq!(cfg.model.path, "tiny");
+    std::fs::write(run_dir.join("config.toml"), cfg.to_toml().unwrap()).unwrap();
+    let opts = polaris::model::LoadOptions::new(candle_core::DType::F32, candle_core::Device::Cpu)
+        .trainable(polaris::model::params::all_trainable());
+    let lm = polaris::lm::LanguageModel::open("tiny", &opts).unwrap();
+    let mut trainer = polaris::train::step::Trainer::new(cfg.step.clone(), 0);
+    trainer.step = 7;
+    let ckpt = polaris::train::checkpoint::save(&run_dir, &lm.model, &trainer, 0).unwrap();
+
+    let spec = length_run::models::resolve("run/step-000007".into(), ckpt.to_str().unwrap(), None).unwrap();
+    assert_eq!((spec.model.as_str(), spec.adapter.as_ref()), ("tiny", None));
+    assert_eq!(spec.checkpoint.as_deref(), ckpt.to_str());
+    let e = length_run::models::resolve("x".into(), ckpt.to_str().unwrap(), Some("a".into())).unwrap_err();
+    assert!(e.to_string().contains("--adapter none"), "{e}");
+
+    let mut eval = model_eval(&tmp.path().join("eval"), &prompts, 1, 0.8);
+    if let Source::Models { models, .. } = &mut eval.source {
+        *models = vec![spec];
+    }
+    let done = run(&eval).unwrap();
+    assert_eq!((done.generated, done.judged), (3, 3));
+    assert_eq!(done.report.models, vec!["run/step-000007".to_string()]);
 }
 
 fn gens_line(system: &str, uid: &str, words: usize, requested: usize, story: &str) -> String {

@@ -13,17 +13,19 @@ use super::super::judge::settings_from_config;
 use super::super::{OnOff, SamplingArgs};
 use crate::eval::length::parse_buckets;
 use crate::eval::length_render;
+use crate::eval::length_run::models::resolve;
 use crate::eval::length_run::settings::ModelSpec;
 use crate::eval::length_run::stories::GenerationSettings;
 use crate::eval::length_run::{self, LengthEval, Progress, Source};
 use crate::eval::winrate::MIN_RESAMPLES;
 use crate::model::adapter;
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
-use crate::train::checkpoint::WEIGHTS;
 
 #[derive(Args, Debug)]
 pub struct LengthArgs {
-    /// A model to generate with: a Hugging Face model directory, or `tiny` (repeat for several).
+    /// A model to generate with: a Hugging Face model directory, `tiny`, or a training run's
+    /// checkpoints/step-N (LoRA or full fine-tune, over the base in the run's config.toml);
+    /// repeat for several.
     #[arg(long = "model", value_name = "DIR", required_unless_present = "gens", conflicts_with = "gens")]
     pub models: Vec<String>,
     /// A LoRA adapter per --model, in order: a PEFT adapter directory or a LoRA run's
@@ -193,7 +195,6 @@ fn model_specs(models: &[String], adapters: &[String], names: &[String]) -> Resu
     let mut specs = Vec::new();
     for (i, model) in models.iter().enumerate() {
         let adapter = adapters.get(i).filter(|a| a.as_str() != "none").cloned();
-        check_model(model)?;
         if let Some(a) = &adapter {
             if !adapter::is_adapter_dir(Path::new(a)) {
                 bail!(
@@ -204,30 +205,9 @@ fn model_specs(models: &[String], adapters: &[String], names: &[String]) -> Resu
             }
         }
         let label = names.get(i).cloned().unwrap_or_else(|| default_label(model, adapter.as_deref()));
-        specs.push(ModelSpec { label, model: model.clone(), adapter });
+        specs.push(resolve(label, model, adapter)?);
     }
     Ok(specs)
-}
-
-/// A run's checkpoint given as --model is refused with what to do instead.
-fn check_model(model: &str) -> Result<()> {
-    let dir = Path::new(model);
-    if model == "tiny" || dir.join("config.json").is_file() {
-        return Ok(());
-    }
-    if adapter::is_adapter_dir(dir) {
-        bail!("--model {model}: a LoRA adapter, not a model; give its base model with --model and this with --adapter");
-    }
-    if dir.join(WEIGHTS).is_file() {
-        bail!(
-            "--model {model}: a full fine-tune checkpoint holds only the trained tensors; merge it into its \
-             base first (`polaris-tui merge --base BASE --adapter {model} --out MERGED`) and pass --model MERGED"
-        );
-    }
-    if !dir.is_dir() {
-        bail!("--model {model}: no such model directory (give a Hugging Face model directory, or `tiny`)");
-    }
-    bail!("--model {model}: no config.json; give a Hugging Face model directory, or `tiny`")
 }
 
 /// `RUN/step-N` for a run's checkpoint folder, else the last path component.

@@ -10,6 +10,7 @@
 
 pub mod judging;
 pub mod log;
+pub mod models;
 pub mod prompts;
 pub mod records;
 pub mod settings;

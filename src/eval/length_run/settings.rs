@@ -21,6 +21,9 @@ pub struct ModelSpec {
     pub model: String,
     /// A PEFT adapter directory (a LoRA run's checkpoint is one).
     pub adapter: Option<String>,
+    /// A full fine-tune's checkpoint folder, its weights put over `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 /// Field names are what the mismatch error shows.

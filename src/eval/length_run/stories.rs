@@ -16,7 +16,6 @@ use super::records::StoryRecord;
 use super::settings::ModelSpec;
 use super::Progress;
 use crate::generate::{generate_streams, GenerationRecord, Request, SamplingParams};
-use crate::lm::LanguageModel;
 use crate::model::LoadOptions;
 
 /// How every model generates.
@@ -84,7 +83,11 @@ pub fn complete(
     if missing == 0 {
         return Ok((stories, 0));
     }
-    let lm = open(model, settings)?;
+    let opts = LoadOptions::new(
+        crate::device::parse_dtype(&settings.dtype)?,
+        crate::device::parse_device(&settings.device)?,
+    );
+    let lm = super::models::open(model, opts)?;
     progress.begin(&format!("generating {}", model.label), missing);
     let never = AtomicBool::new(false);
     for (prompt, samples) in todo {
@@ -123,15 +126,4 @@ pub fn complete(
     }
     progress.end();
     Ok((stories, missing))
-}
-
-fn open(model: &ModelSpec, settings: &GenerationSettings) -> Result<LanguageModel> {
-    let mut opts = LoadOptions::new(
-        crate::device::parse_dtype(&settings.dtype)?,
-        crate::device::parse_device(&settings.device)?,
-    );
-    if let Some(dir) = &model.adapter {
-        opts = opts.lora(crate::model::adapter::open(Path::new(dir))?);
-    }
-    LanguageModel::open(&model.model, &opts).with_context(|| format!("opening model {}", model.label))
 }
