@@ -1,5 +1,6 @@
-//! `polaris-tui attach RUN_DIR`: the workbench on a live run over its control socket (from
-//! another terminal, or over `ssh -t`). Leaving (d or q) leaves the run going on. A run
+//! `polaris-tui attach [RUN_DIR]`: the workbench on a live run over its control socket (from
+//! another terminal, or over `ssh -t`); without RUN_DIR, the most recent live run of the
+//! registry (`polaris-tui runs` lists them). Leaving (d or q) leaves the run going on. A run
 //! nobody serves is opened from its files, read only.
 
 use std::path::PathBuf;
@@ -12,8 +13,9 @@ use crate::tui::SocketLink;
 
 #[derive(Args, Debug)]
 pub struct AttachArgs {
-    /// The run directory of a live run (its trainer serves RUN_DIR/control.sock).
-    pub run_dir: PathBuf,
+    /// The run directory of a live run (its trainer serves RUN_DIR/control.sock)
+    /// [default: the most recently started run that is still running or paused].
+    pub run_dir: Option<PathBuf>,
     /// Colour theme: dark, light, high-contrast, or one of yours (NO_COLOR overrides).
     #[arg(long)]
     pub theme: Option<String>,
@@ -23,7 +25,20 @@ pub struct AttachArgs {
 }
 
 pub fn run(args: AttachArgs) -> Result<()> {
-    let dir = &args.run_dir;
+    let dir = &match args.run_dir {
+        Some(dir) => dir,
+        None => match crate::run::most_recent_live() {
+            Some(dir) => {
+                eprintln!("attaching to {}, the most recent live run", dir.display());
+                dir
+            }
+            None => bail!(
+                "no live run to attach to: `polaris-tui runs` lists every run (attach to a finished one \
+                 with `polaris-tui attach RUN_DIR` to read its history); start one with \
+                 `polaris-tui train --config FILE --detach`"
+            ),
+        },
+    };
     let (theme, annotator) = (args.theme.as_deref(), args.annotator.as_deref());
     let link = match SocketLink::connect(dir) {
         Ok(link) => link,

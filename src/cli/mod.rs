@@ -64,7 +64,7 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Blinded side-by-side human judging of two systems' stories, saved as you go.
     Annotate(annotate::AnnotateArgs),
-    /// Automatic evaluation of generations with a judge.
+    /// Automatic evaluation with a judge: Story Quality and length per requested-length bucket, pairwise Elo.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
     /// Evaluation reports.

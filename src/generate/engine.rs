@@ -93,8 +93,25 @@ pub fn generate(
     on_token: &mut dyn FnMut(TokenEvent),
     cancel: &AtomicBool,
 ) -> Result<Vec<Output>> {
+    let streams: Vec<u64> = (0..req.prompts.len() as u64).collect();
+    generate_streams(model, req, &streams, on_token, cancel)
+}
+
+/// `generate` with row i drawing from random stream `streams[i]` of the seed instead of
+/// stream i, so a subset of a group's rows (the samples a resumed evaluation still lacks)
+/// comes out as it would have in the whole group.
+pub fn generate_streams(
+    model: &Model,
+    req: &Request,
+    streams: &[u64],
+    on_token: &mut dyn FnMut(TokenEvent),
+    cancel: &AtomicBool,
+) -> Result<Vec<Output>> {
     req.params.validate()?;
     let b = req.prompts.len();
+    if streams.len() != b {
+        bail!("{} random streams for {b} rows", streams.len());
+    }
     if b == 0 {
         return Ok(vec![]);
     }
@@ -112,7 +129,7 @@ pub fn generate(
         .enumerate()
         .map(|(i, p)| {
             let mut rng = ChaCha8Rng::seed_from_u64(req.params.seed);
-            rng.set_stream(i as u64);
+            rng.set_stream(streams[i]);
             let mut context_seen = vec![false; vocab];
             for &t in p {
                 context_seen[t as usize] = true;

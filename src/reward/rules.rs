@@ -67,11 +67,16 @@ pub fn upper_tolerance(target: usize) -> f64 {
     (0.25 * target as f64).clamp(600.0, 1500.0)
 }
 
+/// The words inside which `length_penalty` is 0: [T − lower, T + upper], T the target.
+pub fn length_band(requested_words: usize) -> (f64, f64) {
+    let t = length_target(requested_words);
+    (t as f64 - lower_tolerance(t), t as f64 + upper_tolerance(t))
+}
+
 /// 0 inside [T − lower, T + upper]; below, 1 − wc / (T − lower) (at most 1); above,
 /// min(1, wc / (T + upper) − 1).
 pub fn length_penalty(words: usize, requested_words: usize) -> f64 {
-    let t = length_target(requested_words) as f64;
-    let (lo, hi) = (t - lower_tolerance(t as usize), t + upper_tolerance(t as usize));
+    let (lo, hi) = length_band(requested_words);
     let wc = words as f64;
     if wc < lo {
         (1.0 - wc / lo).min(1.0)

@@ -1,0 +1,276 @@
+//! `polaris-tui eval length`: Story Quality and length ratio per requested-length bucket,
+//! from models (generated here) or from existing generation files (`--gens`).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::super::judge::settings_from_config;
+use super::super::{OnOff, SamplingArgs};
+use crate::eval::length::parse_buckets;
+use crate::eval::length_render;
+use crate::eval::length_run::models::resolve;
+use crate::eval::length_run::settings::ModelSpec;
+use crate::eval::length_run::stories::GenerationSettings;
+use crate::eval::length_run::{self, LengthEval, Progress, Source};
+use crate::eval::winrate::MIN_RESAMPLES;
+use crate::model::adapter;
+use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+
+#[derive(Args, Debug)]
+pub struct LengthArgs {
+    /// A model to generate with: a Hugging Face model directory, `tiny`, or a training run's
+    /// checkpoints/step-N (LoRA or full fine-tune, over the base in the run's config.toml);
+    /// repeat for several.
+    #[arg(long = "model", value_name = "DIR", required_unless_present = "gens", conflicts_with = "gens")]
+    pub models: Vec<String>,
+    /// A LoRA adapter per --model, in order: a PEFT adapter directory or a LoRA run's
+    /// checkpoints/step-N folder, or `none` (give none, or one per --model).
+    #[arg(long = "adapter", value_name = "DIR")]
+    pub adapters: Vec<String>,
+    /// A label per model, in order [default: `RUN/step-N` for a run's checkpoint, else the
+    /// directory name].
+    #[arg(long = "name", value_name = "LABEL")]
+    pub names: Vec<String>,
+    /// Existing generation files to judge instead of generating (JSONL: prompt_uid, prompt,
+    /// system, story; `system` is the model label).
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub gens: Vec<PathBuf>,
+    /// The prompts: a dataset JSONL (uid, prompt, target_word_count; the held-out prompts) or a
+    /// generation file. The requested length is the prompt's `N words long`.
+    #[arg(long, required_unless_present = "gens", conflicts_with = "gens")]
+    pub prompts: Option<PathBuf>,
+    /// Requested-length buckets in words, LO-HI (LO inclusive, HI exclusive, the last bucket
+    /// includes its HI), in increasing order.
+    #[arg(long, default_value = "1000-4000,4000-8000,8000-12000")]
+    pub buckets: String,
+    /// Stories per prompt and model.
+    #[arg(long, default_value_t = 1, conflicts_with = "gens")]
+    pub samples: usize,
+    /// Let the model reason in a <think> block before the story (stripped before judging).
+    #[arg(long, value_enum, default_value = "on")]
+    pub thinking: OnOff,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Weight and compute precision: f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// cpu, or cuda:N (in a build with the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// offline, openai:MODEL or gemini:MODEL.
+    #[arg(long, default_value = "offline")]
+    pub judge: String,
+    /// `builtin` (rubrics/story_quality.toml) or a rubric TOML file.
+    #[arg(long, default_value = "builtin")]
+    pub rubric: String,
+    /// A TOML file with a [judge] table (settings, price table).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Judge requests in flight at most [default: 4]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Judge reply cache [default: OUT/judge-cache].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache judge replies.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Judge again the stories whose judgement failed (else they stay failed, counted apart).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Bootstrap resamples (at least 1000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(MIN_RESAMPLES as u64..))]
+    pub resamples: u64,
+    /// Bootstrap seed: the same seed gives the same intervals.
+    #[arg(long, default_value_t = 0)]
+    pub bootstrap_seed: u64,
+    /// The evaluation's directory (records, length.json, length.md); a re-run continues it.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: LengthArgs) -> Result<()> {
+    let buckets = parse_buckets(&args.buckets)?;
+    let source = if args.gens.is_empty() {
+        let Some(prompts) = args.prompts.clone() else { bail!("--prompts FILE is needed with --model") };
+        Source::Models {
+            models: model_specs(&args.models, &args.adapters, &args.names)?,
+            prompts,
+            generation: Box::new(GenerationSettings {
+                samples: args.samples,
+                thinking: args.thinking.is_on(),
+                dtype: args.dtype.clone(),
+                device: args.device.clone(),
+                sampling: args.sampling.params(None)?,
+                sampling_long: args.sampling.params(Some(8000))?,
+            }),
+        }
+    } else {
+        if !args.names.is_empty() || !args.adapters.is_empty() {
+            bail!(
+                "--name and --adapter go with --model; with --gens each file's `system` field is the label"
+            );
+        }
+        for f in &args.gens {
+            if !f.is_file() {
+                bail!("--gens {}: no such file", f.display());
+            }
+        }
+        Source::Gens(args.gens.clone())
+    };
+    let client = Arc::new(judge_client(&args)?);
+    let eval = LengthEval {
+        out: args.out.clone(),
+        source,
+        buckets,
+        resamples: args.resamples as usize,
+        bootstrap_seed: args.bootstrap_seed,
+        retry_failed: args.retry_failed,
+    };
+    let bars = Bars::default();
+    let outcome = length_run::run(&eval, client.clone(), &bars)?;
+    print!("{}", length_render::table(&outcome.report));
+    let t = client.totals();
+    eprintln!(
+        "\ngenerated {} stories, judged {} ({} stories without a judgement: failed, left out of SQ); \
+         judge tokens {} in / {} out, cost ${:.4}\nwrote {} and {}",
+        outcome.generated,
+        outcome.judged,
+        outcome.failed,
+        t.usage.prompt_tokens,
+        t.usage.completion_tokens,
+        t.usage.cost,
+        args.out.join(crate::eval::report::LENGTH_JSON).display(),
+        args.out.join(length_run::LENGTH_MD).display()
+    );
+    Ok(())
+}
+
+fn judge_client(args: &LengthArgs) -> Result<JudgeClient> {
+    let rubric = Rubric::load(&args.rubric)?;
+    let mut settings = match &args.config {
+        Some(path) => settings_from_config(path)?,
+        None => JudgeSettings::default(),
+    };
+    if let Some(c) = args.concurrency {
+        settings.concurrency = c;
+    }
+    if args.base_url.is_some() {
+        settings.base_url = args.base_url.clone();
+    }
+    if args.api_key_env.is_some() {
+        settings.api_key_env = args.api_key_env.clone();
+    }
+    settings.cache_dir = if args.no_cache {
+        None
+    } else {
+        Some(args.cache_dir.clone().unwrap_or(args.out.join("judge-cache")))
+    };
+    JudgeClient::new(JudgeSpec::parse(&args.judge)?, rubric, settings)
+}
+
+/// The models with their adapters and labels, checked.
+fn model_specs(models: &[String], adapters: &[String], names: &[String]) -> Result<Vec<ModelSpec>> {
+    if !adapters.is_empty() && adapters.len() != models.len() {
+        bail!(
+            "{} --adapter for {} --model: give one per --model, in order (`none` for a model without one)",
+            adapters.len(),
+            models.len()
+        );
+    }
+    if !names.is_empty() && names.len() != models.len() {
+        bail!("{} --name for {} --model: give one per --model, in order", names.len(), models.len());
+    }
+    let mut specs = Vec::new();
+    for (i, model) in models.iter().enumerate() {
+        let adapter = adapters.get(i).filter(|a| a.as_str() != "none").cloned();
+        if let Some(a) = &adapter {
+            if !adapter::is_adapter_dir(Path::new(a)) {
+                bail!(
+                    "--adapter {a}: not a LoRA adapter (no {}); give a PEFT adapter directory or a LoRA \
+                     run's checkpoints/step-N folder",
+                    adapter::CONFIG_FILE
+                );
+            }
+        }
+        let label = names.get(i).cloned().unwrap_or_else(|| default_label(model, adapter.as_deref()));
+        specs.push(resolve(label, model, adapter)?);
+    }
+    Ok(specs)
+}
+
+/// `RUN/step-N` for a run's checkpoint folder, else the last path component.
+pub fn default_label(model: &str, adapter: Option<&str>) -> String {
+    let path = Path::new(adapter.unwrap_or(model));
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+    let leaf = name(path).unwrap_or_else(|| path.display().to_string());
+    match path.parent().filter(|p| name(p).as_deref() == Some("checkpoints")).and_then(|p| p.parent()) {
+        Some(run) => match name(run) {
+            Some(run) => format!("{run}/{leaf}"),
+            None => leaf,
+        },
+        None => leaf,
+    }
+}
+
+/// Progress bars on the terminal, notes printed above them.
+#[derive(Default)]
+struct Bars {
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn note(&self, text: &str) {
+        match &*self.bar.borrow() {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn begin(&self, what: &str, total: usize) {
+        let bar = ProgressBar::new(total as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}  {elapsed_precise} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(what.to_string());
+        *self.bar.borrow_mut() = Some(bar);
+    }
+
+    fn advance(&self) {
+        if let Some(bar) = &*self.bar.borrow() {
+            bar.inc(1);
+        }
+    }
+
+    fn end(&self) {
+        if let Some(bar) = self.bar.borrow_mut().take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_label;
+
+    #[test]
+    fn labels_name_the_run_and_step_of_a_checkpoint() {
+        assert_eq!(default_label("tiny", None), "tiny");
+        assert_eq!(default_label("../models/Qwen3.5-0.8B/", None), "Qwen3.5-0.8B");
+        assert_eq!(default_label("base", Some("runs/lora/checkpoints/step-000040")), "lora/step-000040");
+        assert_eq!(default_label("base", Some("adapters/story-lora")), "story-lora");
+    }
+}
