@@ -157,8 +157,9 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
     tmux.expect("v1", "the run goes on");
     tmux.expect("v1", "EXIT=0");
 
-    // viewer 2 (its leaving released the lease) takes control and is killed with SIGKILL
-    tmux.start("v2", &attach);
+    // viewer 2 (its leaving released the lease), attached with no RUN_DIR (the registry's most
+    // recent live run), takes control and is killed with SIGKILL
+    tmux.start("v2", &format!("POLARIS_STATE_DIR={} {BIN} attach", cache.path().display()));
     tmux.expect("v2", "read only · C takes control");
     tmux.keys("v2", "C");
     tmux.expect("v2", "you control");
@@ -215,4 +216,13 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
     let o = Command::new(BIN).args(["attach", out.to_str().unwrap()]).stdin(Stdio::null()).output().unwrap();
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("the run is not live") && said.contains("read only"), "{said}");
+    // and with no RUN_DIR there is no live run left to choose
+    let o = Command::new(BIN)
+        .arg("attach")
+        .env("POLARIS_STATE_DIR", cache.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && said.contains("no live run to attach to"), "{said}");
 }
