@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod chat;
 pub mod cli;
 pub mod device;
+pub mod durable;
 pub mod eval;
 pub mod generate;
 pub mod gpu;

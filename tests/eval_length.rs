@@ -418,3 +418,28 @@ fn bad_input_is_a_clear_error() {
     assert!(!ok && err.contains("none.jsonl: no such file"), "{err}");
     assert!(!out.join(LENGTH_JSON).exists(), "nothing was summarised");
 }
+
+#[test]
+fn the_command_writes_its_reports_and_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.jsonl");
+    let b = tmp.path().join("b.jsonl");
+    std::fs::write(&a, gens_line("A", "u1", 140, 150, "") + &gens_line("A", "u2", 260, 300, "")).unwrap();
+    std::fs::write(&b, gens_line("B", "u1", 90, 150, "") + &gens_line("B", "u2", 330, 300, "")).unwrap();
+    let out = tmp.path().join("eval");
+    let (a, b, o) = (a.to_str().unwrap(), b.to_str().unwrap(), out.to_str().unwrap());
+    let (ok, err) = cli(&["--gens", a, b, "--buckets", "100-200,200-400", "--judge", "offline", "--out", o]);
+    assert!(ok, "{err}");
+    for file in [
+        "length.json",
+        "length.md",
+        "quality_by_length.png",
+        "quality_by_length.svg",
+        "length_ratio.png",
+        "length_ratio.svg",
+    ] {
+        let len = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 200, "{file}: {len} bytes\n{err}");
+    }
+    assert!(err.contains("quality_by_length.png"), "the plots are named: {err}");
+}

@@ -125,12 +125,16 @@ fn demo() -> Result<()> {
     // `polaris-tui stop` on the demo ends its run as leaving the TUI does
     signal_hook::flag::register(signal_hook::consts::SIGTERM, live.interrupt.clone())?;
     let shown = crate::tui::run_live(&live.dir, live.controls.clone(), None);
-    // leaving the TUI ends the demo run between steps, with a final checkpoint
+    // leaving the TUI ends the demo run between steps, with a final checkpoint; `d` then
+    // continues it from that checkpoint in a detached process of its own
     live.interrupt.store(true, std::sync::atomic::Ordering::Relaxed);
     eprintln!("stopping the demo run in {} (it checkpoints first) ...", live.dir.display());
     let ended = live.thread.join().map_err(|_| anyhow::anyhow!("the demo run panicked"))?;
-    shown?;
+    let leave = shown?;
     ended?;
+    if leave == crate::tui::Leave::Detach {
+        return train::continue_detached(&live.dir);
+    }
     eprintln!(
         "continue it with `polaris-tui train --config {0}/config.toml --resume auto`",
         live.dir.display()

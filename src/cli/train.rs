@@ -115,6 +115,12 @@ fn detach(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
     // argv is `polaris-tui train ARGS`: the daemon gets ARGS
     let args: Vec<OsString> = std::env::args_os().skip(2).filter(|a| a != "--detach").collect();
     let d = daemon::detach(&run_dir(cfg), &args)?;
+    print_detached(&d);
+    Ok(())
+}
+
+/// Where a detached run is and what to do with it.
+fn print_detached(d: &daemon::Detached) {
     let dir = d.dir.display();
     let state = if d.logging { "training" } else { "starting (loading the model)" };
     println!("{state} in the background, pid {}: {dir}", d.pid);
@@ -122,6 +128,15 @@ fn detach(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
     println!("  its output: {}", daemon::log_path(&d.dir).display());
     println!("  stop it:    polaris-tui stop {dir}   (checkpoints first)");
     println!("  all runs:   polaris-tui runs");
+}
+
+/// Continues a run directory's configuration from its latest checkpoint as a detached run
+/// (the demo's `d`: the run moves from the TUI's process to a daemon of its own).
+pub fn continue_detached(dir: &std::path::Path) -> Result<()> {
+    let config = dir.join("config.toml");
+    let args: Vec<OsString> = vec!["--config".into(), config.into(), "--resume".into(), "auto".into()];
+    let d = daemon::detach(dir, &args)?;
+    print_detached(&d);
     Ok(())
 }
 

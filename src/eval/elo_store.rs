@@ -205,27 +205,3 @@ impl Existing {
         self.records.get(&key(b, a)).map(|(n, r)| (*n, r.flipped()))
     }
 }
-
-/// Writes `bytes` to `path` whole: a temporary file beside it, fsynced, then renamed, so a
-/// reader never sees half a summary.
-pub fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = (|| -> Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot write {}", path.display())));
-    }
-    // the rename is durable once the directory is synced (best effort)
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}

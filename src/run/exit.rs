@@ -3,7 +3,6 @@
 //! so a viewer who comes later sees why the run ended. Written to a temporary file, fsynced,
 //! then renamed into place: a reader sees the old file or the new one, never half of one.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -85,7 +84,7 @@ pub fn path(run_dir: &Path) -> PathBuf {
 /// Writes `exit.json` in `run_dir` (write, fsync, rename).
 pub fn write(run_dir: &Path, exit: &Exit) -> Result<()> {
     let text = serde_json::to_string_pretty(exit)? + "\n";
-    write_atomic(&path(run_dir), text.as_bytes())
+    crate::durable::write_atomic(&path(run_dir), text.as_bytes())
 }
 
 /// The run's `exit.json`, if it has one. A damaged file is an error naming it.
@@ -112,26 +111,6 @@ pub fn clear(run_dir: &Path) -> Result<()> {
         }
         _ => Ok(()),
     }
-}
-
-/// `bytes` into `path` all at once: a temporary file beside it, fsynced, renamed over it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
-    // the rename itself is durable once the directory is synced
-    if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(d).ok()) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
 }
 
 /// Unix time now, seconds.

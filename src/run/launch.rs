@@ -48,7 +48,10 @@ pub enum Resume {
 pub fn check_fresh(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
     let out = run_dir(cfg);
     if let Some(pid) = process::read_pid(&out)?.filter(|p| *p != std::process::id()) {
-        if process::check_ours(pid).is_ok() {
+        // a process whose exit.json is written has let the run go (the demo hands its run on
+        // to a daemon this way), though the process itself may live on
+        let let_go = exit::read(&out).ok().flatten().is_some_and(|e| e.pid == pid);
+        if !let_go && process::check_ours(pid).is_ok() {
             bail!(
                 "{dir} is being trained by process {pid}: watch it with `polaris-tui attach {dir}`, or stop \
                  it first with `polaris-tui stop {dir}` (if that process is no trainer, delete {dir}/daemon.pid)",

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use super::exit::write_atomic;
+use crate::durable::write_atomic;
 
 pub fn pid_path(run_dir: &Path) -> PathBuf {
     run_dir.join("daemon.pid")

@@ -9,8 +9,9 @@ use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::exit::{now, write_atomic};
+use super::exit::now;
 use super::status::{status, RunStatus};
+use crate::durable::write_atomic;
 
 /// One registered run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

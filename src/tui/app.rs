@@ -207,6 +207,7 @@ impl App {
             }
             Action::Detach => {
                 if self.link.detachable() {
+                    s.detached = true;
                     s.quit = true;
                 } else {
                     self.note(

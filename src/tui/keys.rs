@@ -10,15 +10,16 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     (
         "Everywhere",
         &[
-            ("1-7", "the seven tabs, in order"),
-            ("Tab S-Tab", "next / previous tab"),
+            // one line for both ways of choosing a tab, so the help fits 22 rows at 80x24
+            ("1-7  Tab", "tab n / next (S-Tab back)"),
             ("p", "pause / resume training"),
             ("c", "checkpoint now"),
             ("s", "stop training (y / n)"),
             ("d C", "detach / take control"),
             ("T", "next colour theme"),
             ("?", "this help; Esc closes"),
-            ("q Ctrl-C", "quit (training goes on)"),
+            // an attached viewer's run goes on; the demo's in-process run stops (d hands it on)
+            ("q Ctrl-C", "quit"),
             ("mouse", "click tabs; wheel scrolls"),
         ],
     ),

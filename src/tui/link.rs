@@ -97,4 +97,10 @@ impl Link for DirLink {
     fn can_control(&self) -> bool {
         self.controls.is_some()
     }
+
+    /// A trainer in this process (the demo) can be handed on: its caller stops it with a
+    /// checkpoint and continues it as a detached daemon when the user leaves with `d`.
+    fn detachable(&self) -> bool {
+        self.controls.is_some()
+    }
 }

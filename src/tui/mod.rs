@@ -58,17 +58,25 @@ pub fn open(dir: &Path, theme: Option<&str>, annotator: Option<&str>) -> Result<
             dir.display()
         );
     }
-    run(dir, Box::new(DirLink::new(dir, None)), theme, annotator)
+    run(dir, Box::new(DirLink::new(dir, None)), theme, annotator).map(|_| ())
 }
 
 /// Follows a run whose trainer shares this process: events from its files, controls to
 /// its driver (`Driver::run`'s receiver).
-pub fn run_live(dir: &Path, controls: Sender<Control>, theme: Option<&str>) -> Result<()> {
+pub fn run_live(dir: &Path, controls: Sender<Control>, theme: Option<&str>) -> Result<Leave> {
     run(dir, Box::new(DirLink::new(dir, Some(controls))), theme, None)
 }
 
+/// How the user left the TUI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    Quit,
+    /// With `d`, on a run that goes on without this viewer.
+    Detach,
+}
+
 /// The TUI on the terminal until the user quits.
-pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Option<&str>) -> Result<()> {
+pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Option<&str>) -> Result<Leave> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!("the TUI needs a terminal (stdin and stdout are not both one); use `polaris-tui train` for a headless run");
     }
@@ -91,7 +99,8 @@ pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Opti
     stop.store(true, Ordering::Relaxed);
     let _ = input.join();
     let _ = poller.join();
-    result
+    result?;
+    Ok(if app.state.detached { Leave::Detach } else { Leave::Quit })
 }
 
 /// The app for a run directory, with the theme asked for (or the first) and any theme

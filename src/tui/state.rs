@@ -144,6 +144,8 @@ pub struct State {
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
+    /// The user left with `d`: the run goes on without this viewer.
+    pub detached: bool,
 }
 
 pub const MESSAGES: usize = 50;
@@ -176,6 +178,7 @@ impl State {
             eval: Default::default(),
             dirty: true,
             quit: false,
+            detached: false,
         }
     }
 

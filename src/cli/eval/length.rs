@@ -141,10 +141,15 @@ pub fn run(args: LengthArgs) -> Result<()> {
     let bars = Bars::default();
     let outcome = length_run::run(&eval, client.clone(), &bars)?;
     print!("{}", length_render::table(&outcome.report));
+    // a report without a single judged story has nothing to draw; that is said, not fatal
+    let plots = match crate::eval::plot::write_length_plots(&outcome.report, &args.out) {
+        Ok(paths) => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        Err(e) => format!("no plots ({e:#})"),
+    };
     let t = client.totals();
     eprintln!(
         "\ngenerated {} stories, judged {} ({} stories without a judgement: failed, left out of SQ); \
-         judge tokens {} in / {} out, cost ${:.4}\nwrote {} and {}",
+         judge tokens {} in / {} out, cost ${:.4}\nwrote {}, {} and {}",
         outcome.generated,
         outcome.judged,
         outcome.failed,
@@ -152,7 +157,8 @@ pub fn run(args: LengthArgs) -> Result<()> {
         t.usage.completion_tokens,
         t.usage.cost,
         args.out.join(crate::eval::report::LENGTH_JSON).display(),
-        args.out.join(length_run::LENGTH_MD).display()
+        args.out.join(length_run::LENGTH_MD).display(),
+        plots
     );
     Ok(())
 }

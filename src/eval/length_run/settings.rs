@@ -53,7 +53,7 @@ impl Settings {
     pub fn check_or_write(&self, dir: &Path) -> Result<()> {
         let path = dir.join(SETTINGS_JSON);
         if !path.exists() {
-            return write_atomic(&path, &serde_json::to_string_pretty(self)?);
+            return crate::durable::write_atomic(&path, serde_json::to_string_pretty(self)?.as_bytes());
         }
         let text =
             std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -90,27 +90,4 @@ fn short(v: &Value) -> String {
     } else {
         s
     }
-}
-
-/// Writes `text` to a temporary file beside `path`, synced, then renamed into place.
-pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let written = (|| -> Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot write {}", path.display())));
-    }
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }

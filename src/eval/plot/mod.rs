@@ -84,19 +84,8 @@ fn write_chart(plot: &impl Plot, dir: &Path, stem: &str) -> Result<Vec<PathBuf>>
         root.present().map_err(|e| failed(e.to_string()))?;
     }
     let svg = dir.join(format!("{stem}.svg"));
-    write_then_rename(&svg, svg_text.as_bytes())?;
+    crate::durable::write_atomic(&svg, svg_text.as_bytes())?;
     Ok(vec![png, svg])
-}
-
-fn write_then_rename(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-    let mut f = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", tmp.display()))
 }
 
 fn register_font() -> Result<()> {
