@@ -176,6 +176,47 @@ fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() 
 }
 
 #[test]
+fn d_hands_the_demo_run_to_a_detached_daemon_that_goes_on_without_the_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_polaris-tui");
+    let tmux = Tmux { socket: format!("polaris-demo-d-{}", std::process::id()) };
+    let shell_cmd = format!(
+        "cd {0} && POLARIS_CACHE_DIR={1} POLARIS_STATE_DIR={1} {2}; echo EXIT=$?; sleep 600",
+        quote(work.path()),
+        quote(cache.path()),
+        quote(Path::new(bin))
+    );
+    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+    if let Err(s) = tmux.wait_for_secs("warm start", 120) {
+        panic!("the demo never showed its warm start:\n{s}");
+    }
+    tmux.keys("d");
+    if let Err(s) = tmux.wait_for_secs("EXIT=0", 180) {
+        panic!("the demo did not hand its run on:\n{s}");
+    }
+    let screen = tmux.expect("in the background");
+    assert!(screen.contains("polaris-tui attach"), "{screen}");
+    let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
+    let run = runs[0].path();
+    // the TUI's process is gone; the daemon in daemon.pid trains on, in a session of its own
+    let pid: u32 = std::fs::read_to_string(run.join("daemon.pid")).unwrap().trim().parse().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the daemon {pid} is not running");
+    let stop = Command::new(bin)
+        .args(["stop", run.to_str().unwrap()])
+        .env("POLARIS_STATE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&stop.stdout).to_string() + &String::from_utf8_lossy(&stop.stderr);
+    assert!(stop.status.success(), "{said}");
+    assert!(said.contains("stopped"), "{said}");
+    // the daemon's own ending is the directory's: stopped by the stop above, not the demo's
+    let exit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("exit.json")).unwrap()).unwrap();
+    assert_eq!((exit["status"].as_str(), exit["pid"].as_u64()), (Some("stopped"), Some(pid as u64)));
+}
+
+#[test]
 fn opening_a_directory_that_is_no_run_fails_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_polaris-tui")).arg("open").arg(tmp.path()).output().unwrap();
