@@ -31,30 +31,14 @@ pub struct JudgeArgs {
     /// Where the scored records go (written whole, then renamed into place).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Requests in flight at most [default: 4]
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
-    #[arg(long)]
-    pub api_key_env: Option<String>,
-    /// A TOML file with a [judge] table (settings, price table).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Judge reply cache (default: judge-cache/ beside --out).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not cache replies.
-    #[arg(long)]
-    pub no_cache: bool,
     /// Composite weights: training (1.0, 1.5, 0.8, 1.0) or validation (1.0, 0.8, 0.2, 1.0).
     #[arg(long, default_value = "training", value_parser = ["training", "validation"])]
     pub weights: String,
     /// Print the exact request for the first story (key masked) and send nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub access: JudgeAccessArgs,
 }
 
 struct Record {
@@ -68,26 +52,9 @@ pub fn run(args: JudgeArgs) -> Result<()> {
         (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p, s)?,
         _ => Rubric::load(&args.rubric)?,
     };
-    let mut settings = match &args.config {
-        Some(path) => settings_from_config(path)?,
-        None => JudgeSettings::default(),
-    };
-    if let Some(c) = args.concurrency {
-        settings.concurrency = c;
-    }
-    if args.base_url.is_some() {
-        settings.base_url = args.base_url.clone();
-    }
-    if args.api_key_env.is_some() {
-        settings.api_key_env = args.api_key_env.clone();
-    }
-    settings.cache_dir = if args.no_cache {
-        None
-    } else {
-        args.cache_dir
-            .clone()
-            .or_else(|| args.out.as_ref().map(|o| o.parent().unwrap_or(Path::new(".")).join("judge-cache")))
-    };
+    // replies cached beside the scored records unless told otherwise
+    let beside_out = args.out.as_ref().map(|o| o.parent().unwrap_or(Path::new(".")).join("judge-cache"));
+    let settings = args.access.settings(beside_out)?;
     let records = read_records(&args.input)?;
     if records.is_empty() {
         bail!("{}: no records", args.input.display());
@@ -155,8 +122,53 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     Ok(())
 }
 
+/// How to reach the judge: the flags `judge`, `eval length` and `eval elo` share.
+#[derive(Args, Debug, Clone)]
+pub struct JudgeAccessArgs {
+    /// Requests in flight at most [default: 4]
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// A TOML file with a [judge] table (settings, price table).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Judge reply cache [default: judge-cache/ beside the output].
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache judge replies.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl JudgeAccessArgs {
+    /// The config file's [judge] table (or the defaults) with these flags over it; replies
+    /// are cached in --cache-dir, else in `default_cache` (None: not cached).
+    pub fn settings(&self, default_cache: Option<PathBuf>) -> Result<JudgeSettings> {
+        let mut settings = match &self.config {
+            Some(path) => settings_from_config(path)?,
+            None => JudgeSettings::default(),
+        };
+        if let Some(c) = self.concurrency {
+            settings.concurrency = c;
+        }
+        if self.base_url.is_some() {
+            settings.base_url = self.base_url.clone();
+        }
+        if self.api_key_env.is_some() {
+            settings.api_key_env = self.api_key_env.clone();
+        }
+        settings.cache_dir = if self.no_cache { None } else { self.cache_dir.clone().or(default_cache) };
+        Ok(settings)
+    }
+}
+
 /// The [judge] table of a TOML file.
-pub(crate) fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
+fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use clap::Args;
 
+use crate::cli::judge::JudgeAccessArgs;
 use crate::durable::write_atomic;
 use crate::eval::bradley_terry::FitOptions;
 use crate::eval::elo::{elo_report, EloSettings};
@@ -16,7 +17,7 @@ use crate::eval::elo_store::{pairwise_prompt_id, JudgementFile};
 use crate::eval::report::ELO_JSON;
 use crate::eval::winrate::MIN_RESAMPLES;
 use crate::reward::pairwise::PairwisePrompt;
-use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
 pub struct EloArgs {
@@ -48,24 +49,8 @@ pub struct EloArgs {
     /// elo.json and elo.md.
     #[arg(long)]
     pub out: PathBuf,
-    /// Requests in flight at most [default: 4]
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
-    #[arg(long)]
-    pub api_key_env: Option<String>,
-    /// A TOML file with a [judge] table (settings, price table).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Judge reply cache [default: OUT/judge-cache].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not cache replies.
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub access: JudgeAccessArgs,
 }
 
 pub fn run(args: EloArgs) -> Result<()> {
@@ -90,26 +75,12 @@ pub fn run(args: EloArgs) -> Result<()> {
         None => PairwisePrompt::builtin()?,
     };
     let prompt_id = pairwise_prompt_id(&prompt);
-    let mut settings = match &args.config {
-        Some(path) => crate::cli::judge::settings_from_config(path)?,
-        None => JudgeSettings::default(),
-    };
-    if let Some(c) = args.concurrency {
-        settings.concurrency = c;
-    }
-    if args.base_url.is_some() {
-        settings.base_url = args.base_url.clone();
-    }
-    if args.api_key_env.is_some() {
-        settings.api_key_env = args.api_key_env.clone();
-    }
     let spec = JudgeSpec::parse(&args.judge)?;
     // the offline judge measures locally: nothing worth caching
-    settings.cache_dir = if args.no_cache || spec == JudgeSpec::Offline {
-        None
-    } else {
-        Some(args.cache_dir.clone().unwrap_or(args.out.join("judge-cache")))
-    };
+    let mut settings = args.access.settings(Some(args.out.join("judge-cache")))?;
+    if spec == JudgeSpec::Offline {
+        settings.cache_dir = None;
+    }
     let judge = spec.label();
     // the offline pairwise judge compares the stories' offline overall under this rubric
     let client = Arc::new(JudgeClient::new(spec, Rubric::builtin()?, settings)?);

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::super::judge::settings_from_config;
+use super::super::judge::JudgeAccessArgs;
 use super::super::{OnOff, SamplingArgs};
 use crate::eval::length::parse_buckets;
 use crate::eval::length_render;
@@ -19,7 +19,7 @@ use crate::eval::length_run::stories::GenerationSettings;
 use crate::eval::length_run::{self, LengthEval, Progress, Source};
 use crate::eval::winrate::MIN_RESAMPLES;
 use crate::model::adapter;
-use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
 pub struct LengthArgs {
@@ -68,24 +68,6 @@ pub struct LengthArgs {
     /// `builtin` (rubrics/story_quality.toml) or a rubric TOML file.
     #[arg(long, default_value = "builtin")]
     pub rubric: String,
-    /// A TOML file with a [judge] table (settings, price table).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Judge requests in flight at most [default: 4]
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
-    #[arg(long)]
-    pub api_key_env: Option<String>,
-    /// Judge reply cache [default: OUT/judge-cache].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not cache judge replies.
-    #[arg(long)]
-    pub no_cache: bool,
     /// Judge again the stories whose judgement failed (else they stay failed, counted apart).
     #[arg(long)]
     pub retry_failed: bool,
@@ -98,6 +80,8 @@ pub struct LengthArgs {
     /// The evaluation's directory (records, length.json, length.md); a re-run continues it.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub access: JudgeAccessArgs,
 }
 
 pub fn run(args: LengthArgs) -> Result<()> {
@@ -165,24 +149,7 @@ pub fn run(args: LengthArgs) -> Result<()> {
 
 fn judge_client(args: &LengthArgs) -> Result<JudgeClient> {
     let rubric = Rubric::load(&args.rubric)?;
-    let mut settings = match &args.config {
-        Some(path) => settings_from_config(path)?,
-        None => JudgeSettings::default(),
-    };
-    if let Some(c) = args.concurrency {
-        settings.concurrency = c;
-    }
-    if args.base_url.is_some() {
-        settings.base_url = args.base_url.clone();
-    }
-    if args.api_key_env.is_some() {
-        settings.api_key_env = args.api_key_env.clone();
-    }
-    settings.cache_dir = if args.no_cache {
-        None
-    } else {
-        Some(args.cache_dir.clone().unwrap_or(args.out.join("judge-cache")))
-    };
+    let settings = args.access.settings(Some(args.out.join("judge-cache")))?;
     JudgeClient::new(JudgeSpec::parse(&args.judge)?, rubric, settings)
 }
 
