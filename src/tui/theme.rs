@@ -1,6 +1,9 @@
 //! Colours, from `themes/*.toml` (built in) and `<config dir>/polaris-tui/themes/*.toml`
 //! (the user's, which may replace a built-in one by name). NO_COLOR (any non-empty value)
 //! gives the monochrome theme: every distinction is also made by a modifier or a marker.
+//! Themes are written in 24-bit colour; unless the terminal says it has it (COLORTERM
+//! `truecolor` / `24bit`, which ssh does not pass on by default), each colour is drawn as its
+//! nearest in the xterm 256-colour palette, which every terminal and tmux understand.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -130,6 +133,42 @@ impl Theme {
         })
     }
 
+    /// The same theme with every 24-bit colour replaced by its nearest 256-palette colour.
+    pub fn to_256(&self) -> Self {
+        let f = |c: Color| match c {
+            Color::Rgb(r, g, b) => Color::Indexed(nearest_256(r, g, b)),
+            other => other,
+        };
+        Self {
+            name: self.name.clone(),
+            fg: f(self.fg),
+            bg: f(self.bg),
+            dim: f(self.dim),
+            border: f(self.border),
+            title: f(self.title),
+            accent: f(self.accent),
+            selection_bg: f(self.selection_bg),
+            good: f(self.good),
+            warn: f(self.warn),
+            bad: f(self.bad),
+            evidence_bg: f(self.evidence_bg),
+            policy: f(self.policy),
+            band: f(self.band),
+            reference: f(self.reference),
+            best: f(self.best),
+            length: f(self.length),
+            loss: f(self.loss),
+            kl: f(self.kl),
+            grad: f(self.grad),
+            lr: f(self.lr),
+            hri: f(self.hri),
+            generate: f(self.generate),
+            judge: f(self.judge),
+            train: f(self.train),
+            mono: self.mono,
+        }
+    }
+
     /// NO_COLOR: the terminal's own colours.
     pub fn mono() -> Self {
         let r = Color::Reset;
@@ -207,9 +246,39 @@ impl Theme {
 
 /// Every theme on offer: NO_COLOR's monochrome one alone when it is set; else the built-in
 /// themes, then the user's (a user theme named like a built-in one replaces it). A user theme
-/// that does not parse is skipped and reported.
+/// that does not parse is skipped and reported. Colours fit the terminal (`truecolor`).
 pub fn available(user_dir: Option<&Path>) -> (Vec<Theme>, Vec<String>) {
-    available_with(std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()), user_dir)
+    let (themes, problems) =
+        available_with(std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()), user_dir);
+    let fitted = if truecolor() { themes } else { themes.iter().map(Theme::to_256).collect() };
+    (fitted, problems)
+}
+
+/// Whether the terminal says it draws 24-bit colour.
+pub fn truecolor() -> bool {
+    std::env::var("COLORTERM").is_ok_and(|v| v == "truecolor" || v == "24bit")
+}
+
+/// The nearest xterm 256-colour palette index to an RGB colour: the 6x6x6 cube (16..=231,
+/// levels 0, 95, 135, ..., 255) or the grey ramp (232..=255, 8, 18, ..., 238), whichever is
+/// closer in RGB distance. The first 16 are left out: terminals redefine them.
+pub fn nearest_256(r: u8, g: u8, b: u8) -> u8 {
+    const LEVELS: [i32; 6] = [0, 95, 135, 175, 215, 255];
+    let level = |v: u8| (0..6).min_by_key(|&i| (LEVELS[i] - v as i32).abs()).expect("six levels") as u8;
+    let (ri, gi, bi) = (level(r), level(g), level(b));
+    let cube = [LEVELS[ri as usize], LEVELS[gi as usize], LEVELS[bi as usize]];
+    let mean = (r as i32 + g as i32 + b as i32) / 3;
+    let grey_index = ((mean - 8 + 5) / 10).clamp(0, 23);
+    let grey = 8 + 10 * grey_index;
+    let dist = |c: [i32; 3]| {
+        let d = [c[0] - r as i32, c[1] - g as i32, c[2] - b as i32];
+        d.iter().map(|x| x * x).sum::<i32>()
+    };
+    if dist([grey; 3]) < dist(cube) {
+        232 + grey_index as u8
+    } else {
+        16 + 36 * ri + 6 * gi + bi
+    }
 }
 
 /// `available`, with NO_COLOR's answer given.
@@ -258,6 +327,31 @@ pub fn find(themes: &[Theme], name: &str) -> Result<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rgb_colours_map_to_their_nearest_256_palette_entries() {
+        use super::nearest_256;
+        // exact palette colours map to themselves: cube corners, a cube inner point, greys
+        assert_eq!(nearest_256(0, 0, 0), 16);
+        assert_eq!(nearest_256(255, 255, 255), 231);
+        assert_eq!(nearest_256(255, 0, 0), 196);
+        assert_eq!(nearest_256(95, 135, 175), 16 + 36 + 2 * 6 + 3);
+        assert_eq!(nearest_256(128, 128, 128), 232 + 12);
+        assert_eq!(nearest_256(8, 8, 8), 232);
+        // near a grey, off the cube: the grey ramp wins (cube level 95 is 67 away from 28)
+        assert_eq!(nearest_256(30, 28, 27), 232 + 2);
+        // a colour between cube levels goes to the nearer level per channel
+        assert_eq!(nearest_256(250, 120, 10), 16 + 36 * 5 + 6 * 2);
+    }
+
+    #[test]
+    fn a_theme_in_256_colours_has_no_rgb_left() {
+        use ratatui::style::Color;
+        let t = super::Theme::built_in("dark").unwrap().to_256();
+        let all = [t.fg, t.bg, t.accent, t.policy, t.reference, t.evidence_bg, t.train];
+        assert!(all.iter().all(|c| !matches!(c, Color::Rgb(..))), "{all:?}");
+        assert_eq!(t.name, "dark");
+    }
+
     use super::*;
 
     #[test]
