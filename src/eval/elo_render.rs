@@ -103,7 +103,7 @@ pub fn markdown(r: &EloReport) -> String {
 }
 
 /// `row`'s W-L-T against `col`, or `-` when they never met.
-fn cell(pairs: &[HeadToHead], row: &str, col: &str) -> String {
+pub fn cell(pairs: &[HeadToHead], row: &str, col: &str) -> String {
     for h in pairs {
         if h.a == row && h.b == col {
             return format!("{}-{}-{}", h.a_wins, h.b_wins, h.ties);

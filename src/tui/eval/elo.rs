@@ -10,6 +10,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::eval::cells::{elo_rows, position_lines, ELO_HEADER};
+use crate::eval::elo_render::cell;
 use crate::eval::plot::percent;
 use crate::eval::report::EloReport;
 use crate::tui::theme::Theme;
@@ -71,7 +72,32 @@ pub fn draw(frame: &mut Frame, area: Rect, r: &EloReport, t: &Theme) {
     lines.push(Line::default());
     lines.push(Line::styled(format!("Position: {rate}"), t.base()));
     lines.push(Line::styled(counts, t.dim()));
+    lines.push(Line::default());
+    lines.extend(head_to_head(r, t));
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+}
+
+/// The head-to-head matrix as in elo.md: each cell is the row system's wins-losses-ties
+/// against the column system; columns are named by rank so the matrix stays narrow.
+fn head_to_head(r: &EloReport, t: &Theme) -> Vec<Line<'static>> {
+    let systems: Vec<&str> = r.ratings.iter().map(|e| e.system.as_str()).collect();
+    let cells: Vec<Vec<String>> = systems
+        .iter()
+        .map(|row| {
+            systems.iter().map(|col| if row == col { "—".into() } else { cell(&r.pairs, row, col) }).collect()
+        })
+        .collect();
+    let name_w = systems.iter().map(|s| s.chars().count()).max().unwrap_or(0) + 4;
+    let col_w = cells.iter().flatten().map(|c| c.chars().count()).max().unwrap_or(1).max(3);
+    let mut lines = vec![Line::styled("Head to head (row's W-L-T against the column's rank)", t.title())];
+    let header: String = (1..=systems.len()).map(|i| format!(" {:>col_w$}", format!("#{i}"))).collect();
+    lines.push(Line::styled(format!("{:name_w$}{header}", ""), t.dim()));
+    for (i, (system, row)) in systems.iter().zip(&cells).enumerate() {
+        let body: String = row.iter().map(|c| format!(" {c:>col_w$}")).collect();
+        let name = format!("{:>2}  {system}", i + 1);
+        lines.push(Line::styled(format!("{name:name_w$}{body}"), t.base()));
+    }
+    lines
 }
 
 /// Ratings to track columns: one scale for every rung, so they can be compared by eye.

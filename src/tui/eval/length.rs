@@ -1,6 +1,7 @@
 //! A length summary: the report's table (per model and bucket: SQ and its interval, length
-//! ratio and its interval, under / over shares) and a chart of Story Quality by bucket, one
-//! line per model with its intervals as vertical strokes.
+//! ratio and its interval, under / over shares) and charts of Story Quality and of the length
+//! ratio by bucket, one line per model with its intervals as vertical strokes (the ratio's
+//! chart with a dotted rule at 1.0, the exact length), as the report's two plots.
 
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::Color;
@@ -11,7 +12,8 @@ use ratatui::Frame;
 
 use crate::eval::cells::{length_rows, LENGTH_HEADER};
 use crate::eval::plot::percent;
-use crate::eval::report::LengthReport;
+use crate::eval::report::{LengthReport, LengthRow};
+use crate::eval::winrate::Interval;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::pane;
 
@@ -19,6 +21,8 @@ use crate::tui::widgets::pane;
 const SIDE_BY_SIDE: u16 = 140;
 /// The fewest rows worth drawing a chart in.
 const CHART_ROWS: u16 = 6;
+/// The fewest rows for each of the two charts when both are drawn; below that, SQ alone.
+const SHARED_CHART_ROWS: u16 = 9;
 
 pub fn draw(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
     let title = format!(
@@ -51,9 +55,42 @@ pub fn draw(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
         frame.render_widget(Paragraph::new(Span::styled(note, t.fg(t.warn))), note_area);
     }
     if let Some(c) = chart_area {
-        draw_chart(frame, c, r, t);
+        // both charts when each gets enough rows, else Story Quality alone
+        if c.height >= 2 * SHARED_CHART_ROWS {
+            let [a, b] = Layout::vertical([Constraint::Fill(1), Constraint::Fill(1)]).areas(c);
+            draw_chart(frame, a, r, &QUALITY, t);
+            draw_chart(frame, b, r, &RATIO, t);
+        } else {
+            draw_chart(frame, c, r, &QUALITY, t);
+        }
     }
 }
+
+/// What a chart plots per (model, bucket).
+struct Metric {
+    title: &'static str,
+    mean: fn(&LengthRow) -> Option<f64>,
+    ci: fn(&LengthRow) -> Option<Interval>,
+    /// A value drawn as a dotted rule across the chart.
+    rule: Option<f64>,
+    empty: &'static str,
+}
+
+const QUALITY: Metric = Metric {
+    title: " Story Quality by requested length ",
+    mean: |r| r.sq_mean,
+    ci: |r| r.sq_ci,
+    rule: None,
+    empty: "No Story Quality yet: nothing was judged.",
+};
+
+const RATIO: Metric = Metric {
+    title: " Length ratio (generated / requested words) by requested length ",
+    mean: |r| r.length_ratio_mean,
+    ci: |r| r.length_ratio_ci,
+    rule: Some(1.0),
+    empty: "No length ratio yet: no stories.",
+};
 
 fn column_widths(rows: &[[String; 9]]) -> [u16; 9] {
     let mut w = LENGTH_HEADER.map(|h| h.chars().count() as u16);
@@ -99,7 +136,7 @@ fn short(lo: usize, hi: usize) -> String {
     format!("{}-{}", k(lo), k(hi))
 }
 
-fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
+fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, metric: &Metric, t: &Theme) {
     let n = r.buckets.len();
     let m = r.models.len().max(1);
     // per model: runs of neighbouring buckets with a mean (a missing bucket breaks the line),
@@ -113,7 +150,8 @@ fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
         let mut last: Option<usize> = None;
         for (bi, b) in r.buckets.iter().enumerate() {
             let row = r.rows.iter().find(|x| x.model == *model && x.bucket == b.label);
-            let Some((row, mean)) = row.and_then(|x| x.sq_mean.filter(|v| v.is_finite()).map(|v| (x, v)))
+            let Some((row, mean)) =
+                row.and_then(|x| (metric.mean)(x).filter(|v| v.is_finite()).map(|v| (x, v)))
             else {
                 continue;
             };
@@ -124,7 +162,7 @@ fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
             let x = bi as f64 + dx;
             run.push((x, mean));
             (lo, hi) = (lo.min(mean), hi.max(mean));
-            if let Some(ci) = row.sq_ci.filter(|c| c.low.is_finite() && c.high.is_finite()) {
+            if let Some(ci) = (metric.ci)(row).filter(|c| c.low.is_finite() && c.high.is_finite()) {
                 strokes.push((mi, [(x, ci.low), (x, ci.high)]));
                 (lo, hi) = (lo.min(ci.low), hi.max(ci.high));
             }
@@ -133,11 +171,14 @@ fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
             lines.push((mi, run));
         }
     }
-    let block = pane(" Story Quality by requested length ", t);
+    let block = pane(metric.title, t);
     if !lo.is_finite() {
-        let p = Paragraph::new("No Story Quality yet: nothing was judged.").style(t.dim()).block(block);
+        let p = Paragraph::new(metric.empty).style(t.dim()).block(block);
         frame.render_widget(p, area);
         return;
+    }
+    if let Some(v) = metric.rule {
+        (lo, hi) = (lo.min(v), hi.max(v));
     }
     let pad = if hi > lo { 0.1 * (hi - lo) } else { 0.05 };
     let (lo, hi) = (lo - pad, hi + pad);
@@ -154,6 +195,10 @@ fn draw_chart(frame: &mut Frame, area: Rect, r: &LengthReport, t: &Theme) {
             d = d.name(r.models[*mi].clone());
         }
         datasets.push(d);
+    }
+    let rule: Vec<(f64, f64)> = metric.rule.map_or(vec![], |v| vec![(-0.5, v), (n as f64 - 0.5, v)]);
+    if !rule.is_empty() {
+        datasets.push(Dataset::default().data(&rule).graph_type(GraphType::Line).style(t.dim()));
     }
     for (mi, points) in &strokes {
         let style = t.fg(series_colour(t, *mi));

@@ -62,9 +62,9 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     match (&e.length, &e.elo) {
         (Some(l), Some(o)) => {
             // the ladder takes what it needs: borders, header, a row a system, a gap and the
-            // two position lines
+            // two position lines; then a gap, the head-to-head's title and header, a row a system
             let want = match o {
-                Ok(r) => r.ratings.len() as u16 + 6,
+                Ok(r) => 2 * r.ratings.len() as u16 + 9,
                 Err(_) => 6,
             };
             let [top, bottom] =
