@@ -46,7 +46,7 @@ pub struct EloArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output directory: judgements.jsonl (one record per judged pair, kept across re-runs),
-    /// elo.json and elo.md.
+    /// elo.json, elo.md and the ladder plot elo.png / elo.svg.
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]

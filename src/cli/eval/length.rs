@@ -77,7 +77,7 @@ pub struct LengthArgs {
     /// Bootstrap seed: the same seed gives the same intervals.
     #[arg(long, default_value_t = 0)]
     pub bootstrap_seed: u64,
-    /// The evaluation's directory (records, length.json, length.md); a re-run continues it.
+    /// The evaluation's directory (records, length.json, length.md, quality_by_length and length_ratio .png / .svg); a re-run continues it.
     #[arg(long)]
     pub out: PathBuf,
     #[command(flatten)]
