@@ -37,7 +37,9 @@ pub fn run(args: StopArgs) -> Result<()> {
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let st = status(dir)?;
-        if !st.status.is_live() {
+        // the log's `finished` event comes before the trainer writes exit.json and exits:
+        // wait for the process too, so what is printed (and left on disk) is its last word
+        if !st.status.is_live() && !process::alive(pid) {
             println!("{}: {}", dir.display(), st.describe());
             return match st.status {
                 Phase::Stopped | Phase::Finished => Ok(()),
@@ -49,7 +51,7 @@ pub fn run(args: StopArgs) -> Result<()> {
                 "{}: still {} after {} s; it stops after its current step. Check again with \
                  `polaris-tui runs`, or end it now with `kill -9 {pid}` (losing the step in flight)",
                 dir.display(),
-                st.status.name(),
+                if st.status.is_live() { st.status.name() } else { "ending (its process has not exited)" },
                 args.timeout
             );
         }
