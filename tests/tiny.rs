@@ -35,9 +35,18 @@ fn built_twice_byte_for_byte_the_same() {
 fn cached_under_the_cache_dir_and_usable() {
     let cache = tempfile::tempdir().unwrap();
     std::env::set_var("POLARIS_CACHE_DIR", cache.path());
-    let dir = tiny::ensure().unwrap();
+    // tests of one binary ask for it at once: each gets the whole directory (they once
+    // shared one temporary directory, and one thread's rename tore another's build)
+    let built: Vec<_> = std::thread::scope(|s| {
+        let askers: Vec<_> = (0..3).map(|_| s.spawn(tiny::ensure)).collect();
+        askers.into_iter().map(|t| t.join().unwrap().unwrap()).collect()
+    });
+    let dir = built[0].clone();
+    assert!(built.iter().all(|d| *d == dir), "{built:?}");
     assert!(dir.starts_with(cache.path()));
-    assert_eq!(tiny::ensure().unwrap(), dir, "second call reuses the directory");
+    let left: Vec<_> = std::fs::read_dir(cache.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 1, "only the model directory is left in the cache: {left:?}");
+    assert_eq!(tiny::ensure().unwrap(), dir, "a later call reuses the directory");
 
     let lm = LanguageModel::from_dir(&dir, &cpu(DType::F32)).unwrap();
     let n = lm.model.parameter_count();

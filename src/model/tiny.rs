@@ -45,18 +45,30 @@ pub fn cache_root() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no cache directory on this system: set POLARIS_CACHE_DIR"))
 }
 
-/// The tiny model's directory, created on first use.
+/// The tiny model's directory, created on first use. It is built in a temporary directory
+/// of its own and renamed into place, so a reader sees all of it or none. Threads of one
+/// process wait for one build (they once shared, and tore, one temporary directory); other
+/// processes may build theirs, identical, side by side.
 pub fn ensure() -> Result<PathBuf> {
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let dir = cache_root()?.join(format!("tiny-{:016x}", fingerprint()));
     if dir.join("model.safetensors").exists() {
         return Ok(dir);
     }
+    let _one_build = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if dir.join("model.safetensors").exists() {
+        return Ok(dir); // another thread built it while this one waited
+    }
     let parent = dir.parent().expect("cache dir has a parent");
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    // one build per process at a time (the lock above), so the pid makes the name unique
     let tmp = parent.join(format!(".tmp-{}-{}", FORMAT, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    write(&tmp)?;
+    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    if let Err(e) = write(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("building the tiny model in {}", tmp.display())));
+    }
     match std::fs::rename(&tmp, &dir) {
         Ok(()) => Ok(dir),
         // another process finished first: theirs is identical
@@ -64,7 +76,10 @@ pub fn ensure() -> Result<PathBuf> {
             let _ = std::fs::remove_dir_all(&tmp);
             Ok(dir)
         }
-        Err(e) => Err(anyhow!("cannot move {} to {}: {e}", tmp.display(), dir.display())),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(anyhow!("cannot move {} to {}: {e}", tmp.display(), dir.display()))
+        }
     }
 }
 
