@@ -13,8 +13,11 @@ use anyhow::{anyhow, Result};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| anyhow!("{}: not a file path", path.display()))?;
-    // the pid keeps two processes writing the same file from sharing a temporary
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    // the pid and a per-process count keep two writers of the same file (processes or
+    // threads) from sharing a temporary: one's rename would take the other's half-written one
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
     let written = (|| -> Result<()> {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -31,4 +34,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_atomic;
+
+    #[test]
+    fn writers_of_one_file_at_once_each_succeed_and_leave_one_whole_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("status.json");
+        // 8 threads x 50 writes of distinct 64 KiB contents: with a shared temporary name one
+        // writer's rename takes another's file, whose own rename then fails
+        let versions: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 64 * 1024]).collect();
+        std::thread::scope(|s| {
+            for v in &versions {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(path, v).unwrap();
+                    }
+                });
+            }
+        });
+        let last = std::fs::read(&path).unwrap();
+        assert!(versions.contains(&last), "the file is one writer's whole content");
+        let names: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("status.json")], "no temporary left behind");
+    }
 }
