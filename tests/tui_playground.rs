@@ -31,6 +31,11 @@ struct Fixture {
 /// A run directory whose config.toml names a tiny model written into the temp dir, the app
 /// on its Playground tab, and the channel its workers report on.
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+/// `fixture`, with the run's config changed by `edit` before the app opens it.
+fn fixture_with(edit: impl FnOnce(&mut polaris::train::config::TrainConfig)) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::run_fixture::write_run(tmp.path());
     let model = tmp.path().join("tiny-model");
@@ -38,6 +43,7 @@ fn fixture() -> Fixture {
     polaris::model::tiny::write(&model).unwrap();
     let mut cfg = polaris::train::config::TrainConfig::default();
     cfg.model.path = model.display().to_string();
+    edit(&mut cfg);
     std::fs::write(dir.join("config.toml"), cfg.to_toml().unwrap()).unwrap();
     let themes = vec![Theme::built_in("dark").unwrap()];
     let mut app = App::new(&dir, Box::new(DirLink::new(&dir, None)), themes, 0);
@@ -140,6 +146,17 @@ fn typing_goes_to_the_editor_not_the_global_keys() {
     // outside the editor the global keys work again
     key(&mut f.app, KeyCode::Char('1'));
     assert_eq!(f.app.state.tab, Tab::Dashboard);
+}
+
+#[test]
+fn thinking_starts_as_the_run_trains() {
+    // the default run thinks (the model card's default), so the Playground starts with it on
+    assert!(fixture().app.state.playground.thinking);
+    // a run that trains without thinking (the demo) samples without it in the Playground too
+    let f = fixture_with(|cfg| cfg.step.thinking = false);
+    assert!(!f.app.state.playground.thinking);
+    let screen = text(&f.app, 200, 50);
+    assert!(screen.contains(&format!("{:<13}{:>9}", "thinking", "off")), "{screen}");
 }
 
 #[test]

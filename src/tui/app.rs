@@ -41,6 +41,12 @@ impl App {
         let mut state = State::new(name, themes, theme, link.can_control());
         state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
         state.eval = super::eval::EvalTab::new(dir.to_path_buf());
+        let playground = super::playground::Workers::new(dir);
+        // the Playground samples as the run trains: with thinking on or off as its step does
+        // (a config that does not read is said when the Playground generates, not here)
+        if let Ok(cfg) = playground.config() {
+            state.playground.thinking = cfg.step.thinking;
+        }
         Self {
             state,
             link,
@@ -50,7 +56,7 @@ impl App {
             rollouts: RolloutIndex::new(dir),
             evals: super::eval::load::EvalIndex::new(dir),
             journal: Journal::new(dir),
-            playground: super::playground::Workers::new(dir),
+            playground,
         }
     }
 
