@@ -337,6 +337,33 @@ fn a_growing_run_is_followed() {
     assert_eq!((*step, groups.len()), (41, 2), "live follow moved to the new step");
 }
 
+/// How a run ended is the status badge's first word: one stopped early does not read as
+/// finished.
+#[test]
+fn the_status_badge_says_whether_a_run_finished_or_was_stopped() {
+    use std::io::Write;
+    for (reason, badge) in [
+        ("finished", "■ FINISHED step 40 "),
+        ("stopped", "■ STOPPED step 40 "),
+        ("interrupted", "■ STOPPED step 40: interrupted "),
+    ] {
+        let mut f = fixture(dark(), false);
+        let ev = polaris::run::Event {
+            v: polaris::run::PROTOCOL_VERSION,
+            seq: 1000,
+            time: 0.0,
+            kind: polaris::run::EventKind::Finished { step: 40, reason: reason.into() },
+        };
+        let dir = f._tmp.path().join("run-fixture");
+        let mut events = std::fs::OpenOptions::new().append(true).open(dir.join("events.jsonl")).unwrap();
+        writeln!(events, "{}", serde_json::to_string(&ev).unwrap()).unwrap();
+        f.app.update(Action::Tick);
+        let screen = text(&draw(&f.app, 80, 24));
+        let status = screen.lines().last().unwrap();
+        assert!(status.starts_with(&format!(" {badge}")), "{reason}: {status}");
+    }
+}
+
 /// The Annotate tab opens the run's own samples as a blinded study in RUN_DIR/annotate/: no
 /// system name on screen, a verdict is appended to the annotator's file, the global Tab still
 /// switches tabs, and `q` leaves the study instead of quitting.

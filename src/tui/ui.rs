@@ -89,8 +89,15 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
         RunState::Waiting => (" WAITING ".to_string(), t.dim()),
         RunState::Running => (format!(" ● RUNNING{step} "), t.fg(t.good).add_modifier(Modifier::BOLD)),
         RunState::Paused => (format!(" ❚❚ PAUSED{step} "), t.fg(t.warn).add_modifier(Modifier::BOLD)),
+        // the log's reasons: finished (all steps), stopped (a Stop control), interrupted
+        // (SIGINT / SIGTERM, as `polaris-tui stop` sends); the last two stopped early
         RunState::Finished { step, reason } => {
-            (format!(" ■ FINISHED step {step}: {reason} "), t.fg(t.dim).add_modifier(Modifier::BOLD))
+            let badge = match reason.as_str() {
+                "finished" => format!(" ■ FINISHED step {step} "),
+                "stopped" => format!(" ■ STOPPED step {step} "),
+                other => format!(" ■ STOPPED step {step}: {other} "),
+            };
+            (badge, t.fg(t.dim).add_modifier(Modifier::BOLD))
         }
         RunState::Died { what } => (format!(" ✖ {what} "), t.fg(t.bad).add_modifier(Modifier::BOLD)),
     };
