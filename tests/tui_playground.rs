@@ -160,6 +160,29 @@ fn thinking_starts_as_the_run_trains() {
 }
 
 #[test]
+fn the_mouse_wheel_scrolls_the_focused_pane_by_three_lines_and_pages_by_ten() {
+    use crossterm::event::{MouseEvent, MouseEventKind};
+    let mut f = fixture();
+    let wheel = |app: &mut App, kind| {
+        let m = MouseEvent { kind, column: 40, row: 12, modifiers: KeyModifiers::NONE };
+        app.update(Action::Input(TermEvent::Mouse(m)));
+    };
+    wheel(&mut f.app, MouseEventKind::ScrollDown);
+    wheel(&mut f.app, MouseEventKind::ScrollDown);
+    assert_eq!(f.app.state.playground.panes[0].scroll, 6);
+    wheel(&mut f.app, MouseEventKind::ScrollUp);
+    assert_eq!(f.app.state.playground.panes[0].scroll, 3);
+    key(&mut f.app, KeyCode::PageDown);
+    assert_eq!(f.app.state.playground.panes[0].scroll, 13);
+    // the settings selection is not what the wheel moves here
+    assert_eq!(f.app.state.playground.field, 0);
+    for _ in 0..10 {
+        wheel(&mut f.app, MouseEventKind::ScrollUp);
+    }
+    assert_eq!(f.app.state.playground.panes[0].scroll, 0, "scrolling up stops at the top");
+}
+
+#[test]
 fn settings_change_from_the_model_card_defaults() {
     let mut f = fixture();
     let p = &f.app.state.playground;

@@ -275,6 +275,10 @@ impl App {
                     let down = m.kind == MouseEventKind::ScrollDown;
                     Some(match self.state.tab {
                         Tab::Dashboard => Action::Zoom { zoom_in: !down },
+                        // the wheel scrolls the focused pane's story, as PgUp / PgDn do
+                        Tab::Playground => {
+                            Action::Playground(super::playground::Msg::Scroll { down, lines: 3 })
+                        }
                         _ => Action::Move { down, by: if self.state.tab == Tab::Inspector { 3 } else { 1 } },
                     })
                 }

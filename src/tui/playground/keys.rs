@@ -43,8 +43,8 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Msg> {
         KeyCode::Down => Msg::Field { down: true },
         KeyCode::Char('+') | KeyCode::Char('=') => Msg::Adjust { up: true },
         KeyCode::Char('-') => Msg::Adjust { up: false },
-        KeyCode::PageUp => Msg::Scroll { down: false },
-        KeyCode::PageDown => Msg::Scroll { down: true },
+        KeyCode::PageUp => Msg::Scroll { down: false, lines: 10 },
+        KeyCode::PageDown => Msg::Scroll { down: true, lines: 10 },
         _ => return None,
     })
 }

@@ -59,8 +59,10 @@ pub enum Msg {
     TogglePanes,
     SwitchPane,
     CycleModel,
+    /// Scroll the focused pane's story by `lines` (PgUp/PgDn: a page of 10; the wheel: 3).
     Scroll {
         down: bool,
+        lines: u16,
     },
     Generate,
     Stop,

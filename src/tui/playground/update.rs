@@ -32,9 +32,9 @@ pub fn update(s: &mut PlaygroundState, w: &Workers, msg: Msg) -> Option<String> 
             let at = current.and_then(|c| s.choices.iter().position(|x| *x == c)).unwrap_or(0);
             s.panes[s.focus].choice = (at + 1) % s.choices.len();
         }
-        Msg::Scroll { down } => {
+        Msg::Scroll { down, lines } => {
             let p = &mut s.panes[s.focus];
-            p.scroll = if down { p.scroll.saturating_add(10) } else { p.scroll.saturating_sub(10) };
+            p.scroll = if down { p.scroll.saturating_add(lines) } else { p.scroll.saturating_sub(lines) };
         }
         Msg::Generate => return generate(s, w),
         Msg::Stop => {
