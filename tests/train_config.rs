@@ -63,6 +63,11 @@ fn bad_values_name_their_key() {
     assert!(e.contains("run.toml") && e.contains("group_size"), "{e}");
     let e = err("[step]\ngroup_sise = 4\n", &[]);
     assert!(e.contains("group_sise"), "{e}");
+    assert!(!e.contains("is a key at"), "a key that is nowhere gets no pointer: {e}");
+    // a key in the wrong table is pointed to where it is
+    let e = err("", &["step.max_new_tokens=64"]);
+    assert!(e.contains("unknown field `max_new_tokens`"), "{e}");
+    assert!(e.contains("`max_new_tokens` is a key at step.sampling.max_new_tokens"), "{e}");
     let e = err("", &["step.group_size=1"]);
     assert!(e.contains("step.group_size must be at least 2"), "{e}");
     let e = err("", &["reward.judge=claude"]);
