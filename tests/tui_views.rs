@@ -304,6 +304,15 @@ fn tabs_cycle_and_clicks_select_them() {
     assert!(f.app.state.quit);
 }
 
+/// Appends one event to the fixture run's log, as the trainer would.
+fn append_event(f: &Fixture, kind: polaris::run::EventKind) {
+    use std::io::Write;
+    let ev = polaris::run::Event { v: polaris::run::PROTOCOL_VERSION, seq: 1000, time: 0.0, kind };
+    let dir = f._tmp.path().join("run-fixture");
+    let mut events = std::fs::OpenOptions::new().append(true).open(dir.join("events.jsonl")).unwrap();
+    writeln!(events, "{}", serde_json::to_string(&ev).unwrap()).unwrap();
+}
+
 /// A run directory that grows is followed: new steps and rollouts appear on the next tick.
 #[test]
 fn a_growing_run_is_followed() {
@@ -341,22 +350,13 @@ fn a_growing_run_is_followed() {
 /// finished.
 #[test]
 fn the_status_badge_says_whether_a_run_finished_or_was_stopped() {
-    use std::io::Write;
     for (reason, badge) in [
         ("finished", "■ FINISHED step 40 "),
         ("stopped", "■ STOPPED step 40 "),
         ("interrupted", "■ STOPPED step 40: interrupted "),
     ] {
         let mut f = fixture(dark(), false);
-        let ev = polaris::run::Event {
-            v: polaris::run::PROTOCOL_VERSION,
-            seq: 1000,
-            time: 0.0,
-            kind: polaris::run::EventKind::Finished { step: 40, reason: reason.into() },
-        };
-        let dir = f._tmp.path().join("run-fixture");
-        let mut events = std::fs::OpenOptions::new().append(true).open(dir.join("events.jsonl")).unwrap();
-        writeln!(events, "{}", serde_json::to_string(&ev).unwrap()).unwrap();
+        append_event(&f, polaris::run::EventKind::Finished { step: 40, reason: reason.into() });
         f.app.update(Action::Tick);
         let screen = text(&draw(&f.app, 80, 24));
         let status = screen.lines().last().unwrap();

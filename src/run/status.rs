@@ -125,6 +125,16 @@ impl Process {
     }
 }
 
+/// What a logged `finished` event's reason means: all steps done (`finished`), or stopped
+/// early (`stopped` by a Stop control, `interrupted` by SIGINT / SIGTERM).
+pub fn ended(reason: &str) -> Phase {
+    if reason == "finished" {
+        Phase::Finished
+    } else {
+        Phase::Stopped
+    }
+}
+
 /// The one rule. An `exit.json` of the process in `daemon.pid` says how it ended; else a live
 /// process is running or paused (as its log says); else a logged ending stands; else the run
 /// crashed.
@@ -139,7 +149,7 @@ pub fn derive(summary: &Summary, process: &Process) -> Phase {
         };
     }
     if let Logged::Ended { reason } = &summary.logged {
-        return if reason == "finished" { Phase::Finished } else { Phase::Stopped };
+        return ended(reason);
     }
     match (process.pid, process.alive) {
         (Some(_), true) if summary.logged == Logged::Paused => Phase::Paused,

@@ -168,14 +168,13 @@ impl TrainConfig {
             .as_table()
             .cloned()
             .ok_or_else(|| anyhow!("defaults are not a table"))?;
-        let defaults = table.clone();
         merge(&mut table, user);
         for o in overrides {
             set(&mut table, o)?;
         }
         let cfg: TrainConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
             let e = e.to_string();
-            anyhow!("{origin}: {}{}", e.trim_end(), where_else(&defaults, &e))
+            anyhow!("{origin}: {}{}", e.trim_end(), where_else(&e))
         })?;
         cfg.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
         Ok(cfg)
@@ -238,11 +237,9 @@ fn is_tagged(t: &toml::Table) -> bool {
     t.contains_key("kind")
 }
 
-/// `a.b.c=value`: value read as a TOML literal (number, boolean, string in quotes, array),
-/// else taken as a plain string.
 /// For serde's "unknown field `x`": where a key `x` is in the configuration, if anywhere
 /// (`step.max_new_tokens` is `step.sampling.max_new_tokens`).
-fn where_else(defaults: &toml::Table, error: &str) -> String {
+fn where_else(error: &str) -> String {
     fn find(table: &toml::Table, prefix: &str, name: &str, out: &mut Vec<String>) {
         for (k, v) in table {
             let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
@@ -257,14 +254,20 @@ fn where_else(defaults: &toml::Table, error: &str) -> String {
     let Some(name) = error.split_once("unknown field `").and_then(|(_, rest)| rest.split_once('`')) else {
         return String::new();
     };
+    // the defaults hold every key (an error path: built again only here)
+    let Ok(toml::Value::Table(defaults)) = toml::Value::try_from(TrainConfig::default()) else {
+        return String::new();
+    };
     let mut found = Vec::new();
-    find(defaults, "", name.0, &mut found);
+    find(&defaults, "", name.0, &mut found);
     if found.is_empty() {
         return String::new();
     }
     format!("\n`{}` is a key at {}", name.0, found.join(", "))
 }
 
+/// `a.b.c=value`: value read as a TOML literal (number, boolean, string in quotes, array),
+/// else taken as a plain string.
 fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let Some((key, raw)) = assignment.split_once('=') else {
         bail!("--set {assignment:?}: expected KEY=VALUE, e.g. step.group_size=8");

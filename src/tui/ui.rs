@@ -89,14 +89,11 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
         RunState::Waiting => (" WAITING ".to_string(), t.dim()),
         RunState::Running => (format!(" ● RUNNING{step} "), t.fg(t.good).add_modifier(Modifier::BOLD)),
         RunState::Paused => (format!(" ❚❚ PAUSED{step} "), t.fg(t.warn).add_modifier(Modifier::BOLD)),
-        // the log's reasons: finished (all steps), stopped (a Stop control), interrupted
-        // (SIGINT / SIGTERM, as `polaris-tui stop` sends); the last two stopped early
+        // as `runs` says it: finished, or stopped early (with the reason when it adds one)
         RunState::Finished { step, reason } => {
-            let badge = match reason.as_str() {
-                "finished" => format!(" ■ FINISHED step {step} "),
-                "stopped" => format!(" ■ STOPPED step {step} "),
-                other => format!(" ■ STOPPED step {step}: {other} "),
-            };
+            let phase = crate::run::status::ended(reason);
+            let why = if reason != phase.name() { format!(": {reason}") } else { String::new() };
+            let badge = format!(" ■ {} step {step}{why} ", phase.name().to_uppercase());
             (badge, t.fg(t.dim).add_modifier(Modifier::BOLD))
         }
         RunState::Died { what } => (format!(" ✖ {what} "), t.fg(t.bad).add_modifier(Modifier::BOLD)),
