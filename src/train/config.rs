@@ -379,7 +379,8 @@ thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
 ppo_epochs = 1                # updates per step on the same rollouts (old log-probs stored)
-micro_batch_rows = 0          # rows per forward/backward, gradients accumulated; 0 = all at once
+micro_batch_rows = 0          # rows per forward/backward at most; 0 = no row limit
+micro_batch_tokens = 16384    # tokens per packed forward/backward (rows concatenated, never padded)
 checkpoint_layers = false     # activation checkpointing: recompute each layer in backward
 
 [step.hri_schedule]           # reference row weight: 0 -> peak over warmup_steps

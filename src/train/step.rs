@@ -68,9 +68,13 @@ pub struct StepConfig {
     /// Optimizer updates per step on the same rollouts (PPO epochs); later epochs use the
     /// stored log-probs of the sampling policy as the old ones.
     pub ppo_epochs: usize,
-    /// Rows per forward/backward pass; gradients accumulate over a step's micro-batches
-    /// (0: all of a worker's rows in one pass).
+    /// Rows per forward/backward pass at most; gradients accumulate over a step's
+    /// micro-batches (0: no limit on rows, only `micro_batch_tokens`).
     pub micro_batch_rows: usize,
+    /// Prompt + response tokens per forward/backward pass: a worker's rows are packed into
+    /// micro-batches filled up to this budget, concatenated without padding (a row longer
+    /// than the budget is a micro-batch of its own). 0: no token limit.
+    pub micro_batch_tokens: usize,
     /// Per-layer activation checkpointing: recompute each layer in backward so long
     /// sequences fit (about a third more compute).
     pub checkpoint_layers: bool,
@@ -92,6 +96,7 @@ impl Default for StepConfig {
             logprob_chunk: DEFAULT_CHUNK,
             ppo_epochs: 1,
             micro_batch_rows: 0,
+            micro_batch_tokens: 16384,
             checkpoint_layers: false,
         }
     }
