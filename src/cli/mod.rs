@@ -11,6 +11,7 @@ mod init_config;
 mod judge;
 mod merge;
 mod open;
+mod plan;
 mod progress;
 mod report;
 mod runs;
@@ -52,6 +53,8 @@ pub enum Command {
     Data(data::DataCommand),
     /// Train with GRPO + human-reference injection, headless, one line per step.
     Train(train::TrainArgs),
+    /// The memory plan of a run (same flags as train): predicted peak per device, item by item, against what is available, and what to change when it does not fit.
+    Plan(plan::PlanArgs),
     /// Supervised fine-tuning on a dataset's stories; writes a model directory.
     Sft(sft::SftArgs),
     /// Write a commented run configuration with the recipe's defaults.
@@ -91,6 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::InitConfig(args)) => init_config::run(args),
         Some(Command::Train(args)) => train::run(args),
         Some(Command::Sft(args)) => sft::run(args),
+        Some(Command::Plan(args)) => plan::run(args),
         Some(Command::Merge(args)) => merge::run(args),
         Some(Command::Data(cmd)) => data::run(cmd),
         Some(Command::Open(args)) => open::run(args),

@@ -54,6 +54,9 @@ pub struct TrainArgs {
     /// ssh connection (output in RUN_DIR/daemon.log); prints how to attach to it and stop it.
     #[arg(long)]
     pub detach: bool,
+    /// Start even when the memory plan predicts the run will not fit (see `polaris-tui plan`).
+    #[arg(long)]
+    pub ignore_plan: bool,
     /// The detached trainer itself (started by --detach): no progress bar, and SIGTERM is an
     /// ordinary stop (exit 0, with a final checkpoint).
     #[arg(long, hide = true)]
@@ -61,6 +64,47 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    let mut cfg = resolve(&args)?;
+    // before any model is loaded or any directory claimed: a run that cannot fit says so now
+    check_plan(&mut cfg, args.ignore_plan)?;
+    let resume = match args.resume.as_deref() {
+        None => Resume::No,
+        Some("auto") => Resume::Auto,
+        Some(path) => Resume::From(PathBuf::from(path)),
+    };
+    if args.detach {
+        return detach(&cfg, &resume);
+    }
+    let (_controls, rx) = mpsc::channel();
+    run_headless_as(&cfg, resume, rx, args.daemon)
+}
+
+/// The memory plan of a run: decides checkpoint_layers = "auto" (the decision is what the
+/// run's config.toml records), and refuses a run that cannot fit unless `ignore`, saying
+/// what to change.
+pub fn check_plan(cfg: &mut TrainConfig, ignore: bool) -> Result<crate::plan::Plan> {
+    use crate::plan::{advice, available, model_config, Place, Plan};
+    let model = model_config(&cfg.model.path)?;
+    let real = |p: &Place| match p {
+        Place::Host => available::host(),
+        Place::Cuda(i) => available::cuda(*i),
+    };
+    let plan = Plan::compute(cfg, &model, &real)?;
+    if cfg.step.checkpoint_layers.fixed().is_none() {
+        cfg.step.checkpoint_layers = plan.checkpoint_layers.into();
+    }
+    if !plan.fits() {
+        if !ignore {
+            bail!("{}", advice::refusal(&plan, &advice::advise(cfg, &model, &real)));
+        }
+        eprintln!("warning: {} (--ignore-plan: starting anyway)", plan.summary());
+    }
+    Ok(plan)
+}
+
+/// The run configuration the flags describe: --config (or the defaults), the shorthand flags,
+/// then every --set in order.
+pub fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let (text, origin) = match &args.config {
         Some(p) => (
             std::fs::read_to_string(p).with_context(|| format!("cannot read --config {}", p.display()))?,
@@ -95,17 +139,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         sets.push(format!("run.out={}", quote(v)));
     }
     sets.extend(args.set.iter().cloned());
-    let cfg = TrainConfig::parse(&text, &origin, &sets)?;
-    let resume = match args.resume.as_deref() {
-        None => Resume::No,
-        Some("auto") => Resume::Auto,
-        Some(path) => Resume::From(PathBuf::from(path)),
-    };
-    if args.detach {
-        return detach(&cfg, &resume);
-    }
-    let (_controls, rx) = mpsc::channel();
-    run_headless_as(&cfg, resume, rx, args.daemon)
+    TrainConfig::parse(&text, &origin, &sets)
 }
 
 /// `train --detach`: the same command line, minus `--detach`, started in the background.

@@ -114,6 +114,7 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
     let pid = child.id();
     process::write_pid(run_dir, pid)?;
     eprintln!("supervisor {}: trainer started, pid {pid}", std::process::id());
+    let oom_kills = crate::plan::available::oom_kills();
     let asked = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, asked.clone())?;
@@ -137,21 +138,46 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
         _ => {
             let last_step =
                 log::read(&run_dir.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
-            // a signal says it all (`crashed (killed by signal 9)`)
-            let message = match status.signal() {
-                Some(_) => String::new(),
-                None => "the trainer ended without saying why; see daemon.log".to_string(),
+            // out of memory, when the work record and the signal say so; else a signal says
+            // it all (`crashed (killed by signal 9)`)
+            let (kind, message) = match (status.signal(), out_of_memory(run_dir, pid, status.signal(), oom_kills)) {
+                (_, Some(message)) => (ExitKind::Failed, message),
+                (Some(_), None) => (ExitKind::Crashed, String::new()),
+                (None, None) => {
+                    (ExitKind::Crashed, "the trainer ended without saying why; see daemon.log".to_string())
+                }
             };
-            Exit {
-                code: status.code(),
-                signal: status.signal(),
-                ..Exit::new(ExitKind::Crashed, pid, last_step, message)
+            if kind == ExitKind::Failed {
+                // the event log says it too (the trainer could not)
+                if let Ok(mut events) = log::EventLog::open(&run_dir.join("events.jsonl")) {
+                    let _ = events.append(super::event::EventKind::Message {
+                        level: super::event::Level::Error,
+                        text: message.clone(),
+                    });
+                }
             }
+            Exit { code: status.code(), signal: status.signal(), ..Exit::new(kind, pid, last_step, message) }
         }
     };
     exit::write(run_dir, &ending)?;
     eprintln!("supervisor {}: the trainer (pid {pid}) ended: {}", std::process::id(), ending.describe());
     Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Why a trainer that died by `signal` without writing exit.json ran out of memory, from its
+/// work record: SIGABRT is how Rust ends on a failed allocation (when the trainer's own
+/// failure record could not be written); SIGKILL is the OOM killer's only when the cgroup's
+/// count of OOM kills grew (a plain kill -9 stays a crash).
+fn out_of_memory(run_dir: &Path, pid: u32, signal: Option<i32>, oom_kills_before: Option<u64>) -> Option<String> {
+    let record = super::work::read(run_dir).filter(|r| r.pid == pid)?;
+    let cause = match signal? {
+        libc::SIGABRT => "the trainer aborted (SIGABRT: a failed allocation, see daemon.log)",
+        libc::SIGKILL if crate::plan::available::oom_kills() > oom_kills_before && oom_kills_before.is_some() => {
+            "the kernel's OOM killer ended the trainer (SIGKILL)"
+        }
+        _ => return None,
+    };
+    Some(record.message(cause))
 }
 
 /// The newest event's seq (0: none).

@@ -93,7 +93,14 @@ pub fn launch(
         .map(|e| format!("this run is not registered, so `polaris-tui runs` will not list it: {e:#}"))
         .into_iter()
         .collect();
+    let (plan, advice) = memory_notes(cfg);
+    let resume_hint = format!(
+        "Then continue from the last checkpoint: polaris-tui train --config {}/config.toml --resume auto (with those --set flags).",
+        out.display()
+    );
+    super::work::begin(&out, plan, advice, resume_hint);
     let ending = open_and_run(cfg, resume, controls, interrupt, watch, warnings);
+    super::work::end();
     let (kind, message) = match &ending {
         Ok(Ending::Finished) => (ExitKind::Finished, String::new()),
         Ok(Ending::Stopped) => (ExitKind::Stopped, "a stop control".to_string()),
@@ -107,6 +114,31 @@ pub fn launch(
         (Ok(_), Err(e)) => Err(e.context("the run ended, but its exit status could not be saved")),
         (Ok(ending), Ok(())) => Ok(ending),
     }
+}
+
+/// The memory plan's line and what would lower the peak by a quarter (or bring it under what
+/// is available), for a failure record: the plan said the run fits, so if memory runs out
+/// anyway, less is needed than it predicted.
+fn memory_notes(cfg: &TrainConfig) -> (String, String) {
+    use crate::plan::{advice, available, model_config, Place, Plan};
+    let Ok(model) = model_config(&cfg.model.path) else {
+        return ("unavailable (the model's config.json cannot be read)".into(), String::new());
+    };
+    let real = |p: &Place| match p {
+        Place::Host => available::host(),
+        Place::Cuda(i) => available::cuda(*i),
+    };
+    let Ok(plan) = Plan::compute(cfg, &model, &real) else {
+        return ("unavailable".into(), String::new());
+    };
+    let peak = plan.tightest().peak();
+    let target = plan.tightest().available.map_or(peak, |a| a.min(peak)) / 4 * 3;
+    let changes = advice::advise(cfg, &model, &|_: &Place| Some(target));
+    let text = match changes.iter().take(3).map(|c| c.flags()).collect::<Vec<_>>() {
+        v if v.is_empty() => "Use a smaller model, shorter rows (step.sampling.max_new_tokens) or a device with more memory.".to_string(),
+        v => format!("To use less memory: {}.", v.join(", or ")),
+    };
+    (plan.summary(), text)
 }
 
 /// `launch` after the directory is claimed.

@@ -9,10 +9,12 @@ pub mod event;
 pub mod exit;
 pub mod launch;
 pub mod log;
+pub mod oom;
 pub mod process;
 pub mod registry;
 pub mod remote;
 pub mod status;
+pub mod work;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
 pub use log::EventLog;

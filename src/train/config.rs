@@ -381,7 +381,7 @@ logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vo
 ppo_epochs = 1                # updates per step on the same rollouts (old log-probs stored)
 micro_batch_rows = 0          # rows per forward/backward at most; 0 = no row limit
 micro_batch_tokens = 16384    # tokens per packed forward/backward (rows concatenated, never padded)
-checkpoint_layers = false     # activation checkpointing: recompute each layer in backward
+checkpoint_layers = "auto"    # activation checkpointing (recompute each layer in backward): true, false, or auto = on when the memory plan says activations would be large
 
 [step.hri_schedule]           # reference row weight: 0 -> peak over warmup_steps
 peak = 0.4

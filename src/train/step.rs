@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::advantage::group_advantages;
 use super::batch::{pack, response_rows, spread, Packed};
 use super::group::{build_group, GroupSpec, Rollout};
+pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
@@ -76,8 +77,9 @@ pub struct StepConfig {
     /// than the budget is a micro-batch of its own). 0: no token limit.
     pub micro_batch_tokens: usize,
     /// Per-layer activation checkpointing: recompute each layer in backward so long
-    /// sequences fit (about a third more compute).
-    pub checkpoint_layers: bool,
+    /// sequences fit (about a third more compute). true, false or "auto" (the memory plan
+    /// decides: see layer_checkpointing.rs).
+    pub checkpoint_layers: LayerCheckpointing,
 }
 
 impl Default for StepConfig {
@@ -97,7 +99,7 @@ impl Default for StepConfig {
             ppo_epochs: 1,
             micro_batch_rows: 0,
             micro_batch_tokens: 16384,
-            checkpoint_layers: false,
+            checkpoint_layers: LayerCheckpointing::Auto,
         }
     }
 }
@@ -214,6 +216,7 @@ impl Trainer {
             bail!("step.loss.kl_coef is {} but no frozen reference policy was loaded", self.cfg.loss.kl_coef);
         }
         let step = self.step + 1;
+        crate::run::work::generating(step);
         let hri_weight = if self.cfg.hri { self.cfg.hri_schedule.weight(step) } else { 0.0 };
 
         // 1. each worker samples its groups (with the human reference row) and scores them;
@@ -459,6 +462,8 @@ impl PassContext<'_> {
                     (self.rows[i].rollout.prompt_ids.as_slice(), self.rows[i].rollout.response_ids.as_slice())
                 })
                 .collect();
+            let lengths: Vec<usize> = seqs.iter().map(|(p, r)| p.len() + r.len()).collect();
+            crate::run::work::training(w, &lengths);
             let Packed { inputs, targets, spans } = pack(&seqs, &device)?;
             let want_ref = self.cfg.loss.kl_coef != 0.0;
             // the frozen reference's log-probs, once (first pass)
@@ -480,7 +485,9 @@ impl PassContext<'_> {
             let opts = BackwardOptions {
                 chunk: self.cfg.logprob_chunk,
                 entropy: self.old.is_none(),
-                checkpoint_layers: self.cfg.checkpoint_layers,
+                checkpoint_layers: self.cfg.checkpoint_layers.fixed().unwrap_or_else(|| {
+                    crate::plan::wants_checkpointing(model.config(), model.dtype(), inputs.elem_count() as u64)
+                }),
             };
             let pass = backward(model, &inputs, &targets, opts, |lp| {
                 current_rows = response_rows(lp, &spans)?;

@@ -91,7 +91,7 @@ pub fn run(args: TrainBench) -> Result<()> {
         )?;
         let mut cfg = StepConfig { group_size: args.group, thinking: false, ..StepConfig::default() };
         cfg.sampling.max_new_tokens = args.max_new_tokens;
-        cfg.checkpoint_layers = args.checkpoint_layers;
+        cfg.checkpoint_layers = args.checkpoint_layers.into();
         let mut trainer = Trainer::new(cfg, 1);
         let cancel = AtomicBool::new(false);
         trainer.step(&workers, &batch, &rewarder, &cancel)?; // warm-up
