@@ -32,6 +32,7 @@ fn changed(cfg: &TrainConfig, sets: &[String]) -> Option<TrainConfig> {
         match key {
             "step.checkpoint_layers" => c.step.checkpoint_layers = LayerCheckpointing::On,
             "step.micro_batch_tokens" => c.step.micro_batch_tokens = value.parse().ok()?,
+            "step.micro_batch_rows" => c.step.micro_batch_rows = value.parse().ok()?,
             "step.sampling.max_new_tokens" => c.step.sampling.max_new_tokens = value.parse().ok()?,
             "model.dtype" => c.model.dtype = value.trim_matches('"').to_string(),
             "model.lora.enabled" => c.model.lora.enabled = value == "true",
@@ -81,7 +82,7 @@ fn largest_fitting(
 
 /// Changes that make `cfg` fit, the least disruptive first: checkpointing, a smaller
 /// micro-batch, bf16, LoRA, fewer CPU workers; when no single one does, a combination;
-/// shorter responses last (that changes the recipe).
+/// one row per micro-batch; shorter responses last (that changes the recipe).
 pub fn advise(cfg: &TrainConfig, model: &ModelConfig, available: Available) -> Vec<Change> {
     let Ok(plan) = Plan::compute(cfg, model, available) else { return Vec::new() };
     let mut out: Vec<Change> = Vec::new();
@@ -129,6 +130,9 @@ pub fn advise(cfg: &TrainConfig, model: &ModelConfig, available: Available) -> V
                 &mut out,
             );
         }
+        // one row per micro-batch, then shorter rows
+        all.push("step.micro_batch_rows=1".into());
+        push(try_change(cfg, model, available, all.clone()), &mut out);
         if out.is_empty() {
             let max = cfg.step.sampling.max_new_tokens as u64;
             push(largest_fitting(cfg, model, available, &all, "step.sampling.max_new_tokens", (64.min(max), max)), &mut out);
