@@ -121,8 +121,10 @@ fn cpu_workers_share_the_host_and_the_first_holds_the_optimizer() {
     assert!(places("tpu:0").unwrap_err().to_string().contains("run.devices"));
     let one = Plan::compute(&config(&["step.checkpoint_layers=false"]), &tiny(), &|_| None).unwrap();
     let four =
-        Plan::compute(&config(&["step.checkpoint_layers=false", "run.devices=\"cpu:4\""]), &tiny(), &|_| None)
-            .unwrap();
+        Plan::compute(&config(&["step.checkpoint_layers=false", "run.devices=\"cpu:4\""]), &tiny(), &|_| {
+            None
+        })
+        .unwrap();
     let (p1, p4) = (&one.pools[0], &four.pools[0]);
     assert_eq!(p4.resident, 4 * one.worker.weights + one.worker.optimizer);
     assert_eq!(p1.resident, one.worker.weights + one.worker.optimizer);
@@ -141,7 +143,8 @@ fn auto_checkpointing_turns_on_when_activations_would_be_large() {
     let tight = Plan::compute(&cfg, &tiny(), &|_| Some(tight_bytes)).unwrap();
     assert!(tight.checkpoint_layers && tight.checkpoint_auto);
     // given explicitly, the plan keeps it
-    let off = Plan::compute(&config(&["step.checkpoint_layers=false"]), &tiny(), &|_| Some(tight_bytes)).unwrap();
+    let off =
+        Plan::compute(&config(&["step.checkpoint_layers=false"]), &tiny(), &|_| Some(tight_bytes)).unwrap();
     assert!(!off.checkpoint_layers && !off.checkpoint_auto);
 }
 
@@ -175,12 +178,17 @@ fn a_run_that_does_not_fit_is_told_which_settings_to_change_each_with_its_peak()
     assert!(flags.iter().any(|f| f.contains("--set step.checkpoint_layers=true")), "{flags:?}");
     assert!(flags.iter().any(|f| f.contains("--set step.micro_batch_tokens=")), "{flags:?}");
     // the micro-batch it names fits, and it is the largest that does (to within rounding)
-    let mbt = changes.iter().flat_map(|c| &c.sets).find_map(|s| s.strip_prefix("step.micro_batch_tokens=")).unwrap();
+    let mbt = changes
+        .iter()
+        .flat_map(|c| &c.sets)
+        .find_map(|s| s.strip_prefix("step.micro_batch_tokens="))
+        .unwrap();
     let n: u64 = mbt.parse().unwrap();
     let bigger = config(&["step.checkpoint_layers=false", &format!("step.micro_batch_tokens={}", n + 512)]);
     assert!(!Plan::compute(&bigger, &tiny(), &avail).unwrap().fits());
     let text = advice::refusal(&plan, &changes);
-    for needle in ["would not fit", "saved activations", "--set step.checkpoint_layers=true", "--ignore-plan"] {
+    for needle in ["would not fit", "saved activations", "--set step.checkpoint_layers=true", "--ignore-plan"]
+    {
         assert!(text.contains(needle), "{needle}: {text}");
     }
 }
@@ -201,7 +209,9 @@ fn a_9b_plan_needs_only_its_config_json() {
     let mut cfg = config_for(dir.path(), &["model.dtype=\"bf16\""]);
     // set directly: a build without CUDA does not validate cuda devices
     cfg.run.devices = "cuda:0,cuda:1,cuda:2,cuda:3".into();
-    let plan = Plan::compute(&cfg, &polaris::plan::model_config(&cfg.model.path).unwrap(), &|_| Some(80 << 30)).unwrap();
+    let plan =
+        Plan::compute(&cfg, &polaris::plan::model_config(&cfg.model.path).unwrap(), &|_| Some(80 << 30))
+            .unwrap();
     assert!(started.elapsed().as_millis() < 500, "instant");
     assert!(plan.parameters > 8_000_000_000 && plan.parameters < 10_000_000_000, "{}", plan.parameters);
     assert_eq!(plan.pools.len(), 4);
@@ -223,7 +233,17 @@ fn plan_prints_the_figures_and_says_what_to_change_when_it_does_not_fit() {
     let o = polaris().args(["plan", "--model", "tiny", "--memory", "64GiB"]).output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
-    for needle in ["weights", "gradients", "optimizer state", "saved activations", "log-prob chunk", "generation", "peak", "available", "fits"] {
+    for needle in [
+        "weights",
+        "gradients",
+        "optimizer state",
+        "saved activations",
+        "log-prob chunk",
+        "generation",
+        "peak",
+        "available",
+        "fits",
+    ] {
         assert!(out.contains(needle), "{needle}: {out}");
     }
     let o = polaris()

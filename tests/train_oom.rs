@@ -80,13 +80,22 @@ fn an_allocation_failure_in_a_foreground_run_fails_it_with_where_and_what_to_cha
         .env_remove(TEST_ALLOCATION_ENV)
         .args(["train", "--config"])
         .arg(run.join("config.toml"))
-        .args(["--resume", "auto", "--set", "step.micro_batch_tokens=4096", "--set", "step.checkpoint_layers=true"])
+        .args([
+            "--resume",
+            "auto",
+            "--set",
+            "step.micro_batch_tokens=4096",
+            "--set",
+            "step.checkpoint_layers=true",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let events = polaris::run::log::read(&run.join("events.jsonl")).unwrap().events;
     let resumed = events.iter().rev().find_map(|e| match &e.kind {
-        polaris::run::EventKind::Started { resumed_from_step, config } => Some((*resumed_from_step, config.clone())),
+        polaris::run::EventKind::Started { resumed_from_step, config } => {
+            Some((*resumed_from_step, config.clone()))
+        }
         _ => None,
     });
     let (from, config) = resumed.unwrap();
@@ -126,5 +135,9 @@ fn an_allocation_failure_in_a_detached_run_fails_it_in_exit_json_events_and_daem
     assert!(log.contains("ended: failed (killed by signal 6): out of memory at step 2"), "{log}");
     assert_reported(&log);
     let status = polaris::run::status::status(&run).unwrap();
-    assert!(status.describe().starts_with("failed (killed by signal 6): out of memory"), "{}", status.describe());
+    assert!(
+        status.describe().starts_with("failed (killed by signal 6): out of memory"),
+        "{}",
+        status.describe()
+    );
 }

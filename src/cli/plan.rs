@@ -40,7 +40,9 @@ pub fn parse_bytes(text: &str) -> Result<u64> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| anyhow::anyhow!("--memory {text:?}: expected a size such as 8GiB or 512MiB"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--memory {text:?}: expected a size such as 8GiB or 512MiB"))?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" | "kb" => 1024.0,

@@ -43,7 +43,12 @@ fn changed(cfg: &TrainConfig, sets: &[String]) -> Option<TrainConfig> {
     Some(c)
 }
 
-fn try_change(cfg: &TrainConfig, model: &ModelConfig, available: Available, sets: Vec<String>) -> Option<Change> {
+fn try_change(
+    cfg: &TrainConfig,
+    model: &ModelConfig,
+    available: Available,
+    sets: Vec<String>,
+) -> Option<Change> {
     let plan = Plan::compute(&changed(cfg, &sets)?, model, available).ok()?;
     Some(Change { peak: plan.tightest().peak(), fits: plan.fits(), sets })
 }
@@ -126,7 +131,14 @@ pub fn advise(cfg: &TrainConfig, model: &ModelConfig, available: Available) -> V
         push(try_change(cfg, model, available, all.clone()), &mut out);
         if out.is_empty() && plan.micro_batch_tokens > row {
             push(
-                largest_fitting(cfg, model, available, &all, "step.micro_batch_tokens", (row, plan.micro_batch_tokens - 1)),
+                largest_fitting(
+                    cfg,
+                    model,
+                    available,
+                    &all,
+                    "step.micro_batch_tokens",
+                    (row, plan.micro_batch_tokens - 1),
+                ),
                 &mut out,
             );
         }
@@ -135,7 +147,17 @@ pub fn advise(cfg: &TrainConfig, model: &ModelConfig, available: Available) -> V
         push(try_change(cfg, model, available, all.clone()), &mut out);
         if out.is_empty() {
             let max = cfg.step.sampling.max_new_tokens as u64;
-            push(largest_fitting(cfg, model, available, &all, "step.sampling.max_new_tokens", (64.min(max), max)), &mut out);
+            push(
+                largest_fitting(
+                    cfg,
+                    model,
+                    available,
+                    &all,
+                    "step.sampling.max_new_tokens",
+                    (64.min(max), max),
+                ),
+                &mut out,
+            );
         }
     }
     out
@@ -162,7 +184,9 @@ pub fn refusal(plan: &Plan, changes: &[Change]) -> String {
         gib(f.generation),
     );
     text.push_str(&advice_text(changes));
-    text.push_str("\nSee the figures with `polaris-tui plan` (same flags); pass --ignore-plan to start anyway.");
+    text.push_str(
+        "\nSee the figures with `polaris-tui plan` (same flags); pass --ignore-plan to start anyway.",
+    );
     text
 }
 

@@ -21,7 +21,10 @@ fn cgroup_room() -> Option<u64> {
     let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|t| t.trim().parse::<u64>().ok());
     let (limit, used) = match read("/sys/fs/cgroup/memory.max") {
         Some(l) => (l, read("/sys/fs/cgroup/memory.current")),
-        None => (read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?, read("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
+        None => (
+            read("/sys/fs/cgroup/memory/memory.limit_in_bytes")?,
+            read("/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+        ),
     };
     // v1 says "no limit" with a huge number
     if limit >= 1 << 60 {
@@ -39,7 +42,7 @@ fn address_space_room() -> Option<u64> {
     }
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let vm = meminfo_field(&status, "VmSize").unwrap_or(0);
-    Some((lim.rlim_cur as u64).saturating_sub(vm))
+    Some(lim.rlim_cur.saturating_sub(vm))
 }
 
 /// Total memory of CUDA device `index` (NVML), when NVML answers.

@@ -43,7 +43,8 @@ pub fn table(plan: &Plan) -> String {
     lines.push(("  training: log-prob chunk".into(), per(f.logprob_chunk)));
     lines.push(("  generation: a group's cache".into(), per(f.generation)));
     lines.push(("  optimizer update".into(), plan.pools.iter().map(|p| gib(p.update)).collect()));
-    lines.push(("peak (resident + largest phase)".into(), plan.pools.iter().map(|p| gib(p.peak())).collect()));
+    lines
+        .push(("peak (resident + largest phase)".into(), plan.pools.iter().map(|p| gib(p.peak())).collect()));
     lines.push((
         "available".into(),
         plan.pools.iter().map(|p| p.available.map_or("unknown".into(), gib)).collect(),
@@ -54,13 +55,22 @@ pub fn table(plan: &Plan) -> String {
             .iter()
             .map(|p| match p.available {
                 None => "unknown".to_string(),
-                Some(a) => format!("{} ({:.0}%)", if p.fits() { "yes" } else { "NO" }, 100.0 * p.peak() as f64 / a.max(1) as f64),
+                Some(a) => format!(
+                    "{} ({:.0}%)",
+                    if p.fits() { "yes" } else { "NO" },
+                    100.0 * p.peak() as f64 / a.max(1) as f64
+                ),
             })
             .collect(),
     ));
     let label_w = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
     let names: Vec<String> = plan.pools.iter().map(|p| p.place.name()).collect();
-    let col_w = lines.iter().flat_map(|(_, v)| v.iter().map(String::len)).chain(names.iter().map(String::len)).max().unwrap_or(0);
+    let col_w = lines
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(String::len))
+        .chain(names.iter().map(String::len))
+        .max()
+        .unwrap_or(0);
     out.push_str(&format!("{:label_w$}", ""));
     for n in &names {
         out.push_str(&format!("  {n:>col_w$}"));

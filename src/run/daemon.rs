@@ -140,13 +140,15 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
                 log::read(&run_dir.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
             // out of memory, when the work record and the signal say so; else a signal says
             // it all (`crashed (killed by signal 9)`)
-            let (kind, message) = match (status.signal(), out_of_memory(run_dir, pid, status.signal(), oom_kills)) {
-                (_, Some(message)) => (ExitKind::Failed, message),
-                (Some(_), None) => (ExitKind::Crashed, String::new()),
-                (None, None) => {
-                    (ExitKind::Crashed, "the trainer ended without saying why; see daemon.log".to_string())
-                }
-            };
+            let (kind, message) =
+                match (status.signal(), out_of_memory(run_dir, pid, status.signal(), oom_kills)) {
+                    (_, Some(message)) => (ExitKind::Failed, message),
+                    (Some(_), None) => (ExitKind::Crashed, String::new()),
+                    (None, None) => (
+                        ExitKind::Crashed,
+                        "the trainer ended without saying why; see daemon.log".to_string(),
+                    ),
+                };
             if kind == ExitKind::Failed {
                 // the event log says it too (the trainer could not)
                 if let Ok(mut events) = log::EventLog::open(&run_dir.join("events.jsonl")) {
@@ -168,11 +170,18 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
 /// work record: SIGABRT is how Rust ends on a failed allocation (when the trainer's own
 /// failure record could not be written); SIGKILL is the OOM killer's only when the cgroup's
 /// count of OOM kills grew (a plain kill -9 stays a crash).
-fn out_of_memory(run_dir: &Path, pid: u32, signal: Option<i32>, oom_kills_before: Option<u64>) -> Option<String> {
+fn out_of_memory(
+    run_dir: &Path,
+    pid: u32,
+    signal: Option<i32>,
+    oom_kills_before: Option<u64>,
+) -> Option<String> {
     let record = super::work::read(run_dir).filter(|r| r.pid == pid)?;
     let cause = match signal? {
         libc::SIGABRT => "the trainer aborted (SIGABRT: a failed allocation, see daemon.log)",
-        libc::SIGKILL if crate::plan::available::oom_kills() > oom_kills_before && oom_kills_before.is_some() => {
+        libc::SIGKILL
+            if crate::plan::available::oom_kills() > oom_kills_before && oom_kills_before.is_some() =>
+        {
             "the kernel's OOM killer ended the trainer (SIGKILL)"
         }
         _ => return None,

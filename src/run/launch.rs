@@ -135,7 +135,10 @@ fn memory_notes(cfg: &TrainConfig) -> (String, String) {
     let target = plan.tightest().available.map_or(peak, |a| a.min(peak)) / 4 * 3;
     let changes = advice::advise(cfg, &model, &|_: &Place| Some(target));
     let text = match changes.iter().take(3).map(|c| c.flags()).collect::<Vec<_>>() {
-        v if v.is_empty() => "Use a smaller model, shorter rows (step.sampling.max_new_tokens) or a device with more memory.".to_string(),
+        v if v.is_empty() => {
+            "Use a smaller model, shorter rows (step.sampling.max_new_tokens) or a device with more memory."
+                .to_string()
+        }
         v => format!("To use less memory: {}.", v.join(", or ")),
     };
     (plan.summary(), text)

@@ -148,7 +148,8 @@ fn arm(dir: &Path, record: &Record) {
     let message = record.message(&format!("an allocation of {mark} bytes failed"));
     let exit = Exit::new(ExitKind::Failed, record.pid, record.step.checked_sub(1), message.clone());
     // serde writes the mark as \u0001: put the raw byte back so the writer finds it
-    let raw = |s: String| s.replace("\\u0001", &mark).replace("\\u0002", &char::from(oom::SEQ_MARK).to_string());
+    let raw =
+        |s: String| s.replace("\\u0001", &mark).replace("\\u0002", &char::from(oom::SEQ_MARK).to_string());
     let Ok(exit_json) = serde_json::to_string_pretty(&exit) else { return };
     let event = Event {
         v: PROTOCOL_VERSION,

@@ -486,7 +486,11 @@ impl PassContext<'_> {
                 chunk: self.cfg.logprob_chunk,
                 entropy: self.old.is_none(),
                 checkpoint_layers: self.cfg.checkpoint_layers.fixed().unwrap_or_else(|| {
-                    crate::plan::wants_checkpointing(model.config(), model.dtype(), inputs.elem_count() as u64)
+                    crate::plan::wants_checkpointing(
+                        model.config(),
+                        model.dtype(),
+                        inputs.elem_count() as u64,
+                    )
                 }),
             };
             let pass = backward(model, &inputs, &targets, opts, |lp| {

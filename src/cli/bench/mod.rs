@@ -2,6 +2,7 @@
 //! each cell is the fastest of several interleaved runs.
 
 mod generate;
+mod plan;
 mod qwen35;
 mod train;
 mod tui;
@@ -15,6 +16,8 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama.
     Generate(generate::GenerateBench),
+    /// The memory plan against measured peak RSS: one training pass per length, each in a fresh process.
+    Plan(plan::PlanBench),
     /// Qwen3.5 (~50M random weights, real layer pattern): prefill chunked vs recurrent, decode 1 and 6.
     Qwen35(qwen35::Qwen35Bench),
     /// GRPO step time split (generate / judge / train), and training tokens/s against PyTorch.
@@ -26,6 +29,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Generate(args) => generate::run(args),
+        BenchCommand::Plan(args) => plan::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),
         BenchCommand::Train(args) => train::run(args),
         BenchCommand::Tui(args) => tui::run(args),

@@ -1,0 +1,131 @@
+//! `polaris-tui bench plan`: the memory plan against measurement. For each length T a child
+//! process loads the model, takes one training pass (forward, chunked log-probs, backward)
+//! over a micro-batch of one T-token row and one AdamW update, and reports its peak RSS
+//! (VmHWM) and peak heap bytes; beside the growth of its RSS over the loaded model, what the
+//! plan predicts for that pass (the larger of training and the optimizer's state + update).
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use clap::Args;
+use rand::{Rng, SeedableRng};
+
+use crate::model::logprobs::{backward, BackwardOptions};
+use crate::model::{all_trainable, LoadOptions};
+use crate::plan::{available, gib, model_config, Plan};
+use crate::train::batch::spread;
+use crate::train::config::TrainConfig;
+use crate::train::optim::{AdamW, AdamWConfig};
+
+#[derive(Args, Debug)]
+pub struct PlanBench {
+    /// A model directory, or `tiny`.
+    #[arg(long, default_value = "tiny")]
+    pub model: String,
+    /// Micro-batch lengths in tokens.
+    #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
+    pub lengths: Vec<usize>,
+    /// Per-layer activation checkpointing in the measured pass.
+    #[arg(long)]
+    pub checkpoint_layers: bool,
+    /// f32, bf16 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// (internal) measure one pass of this many tokens in this process and print JSON.
+    #[arg(long, hide = true)]
+    pub child: Option<usize>,
+}
+
+pub fn run(args: PlanBench) -> Result<()> {
+    if let Some(t) = args.child {
+        return child(&args, t);
+    }
+    let model = model_config(&args.model)?;
+    println!("| T | checkpoint | peak RSS | heap peak | RSS after loading | pass: measured (peak - loaded) | pass: plan | plan / measured |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    for &t in &args.lengths {
+        let exe = std::env::current_exe()?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "bench",
+            "plan",
+            "--model",
+            &args.model,
+            "--dtype",
+            &args.dtype,
+            "--child",
+            &t.to_string(),
+        ]);
+        if args.checkpoint_layers {
+            cmd.arg("--checkpoint-layers");
+        }
+        let out = cmd.output().context("cannot start the measuring child")?;
+        if !out.status.success() {
+            bail!("T = {t}: the child failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let field = |k: &str| m[k].as_u64().unwrap_or(0);
+        let (rss, heap, loaded) = (field("rss"), field("heap"), field("loaded"));
+        let measured = rss.saturating_sub(loaded);
+        let predicted = predict(&args, &model, t)?;
+        println!(
+            "| {t} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            if args.checkpoint_layers { "on" } else { "off" },
+            gib(rss),
+            gib(heap),
+            gib(loaded),
+            gib(measured),
+            gib(predicted),
+            predicted as f64 / measured.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// What the plan adds to the loaded model for one worker training a micro-batch of exactly
+/// `t` tokens and taking the update (no generation: the child generates nothing): the larger
+/// of the training phase and the optimizer state with the update.
+fn predict(args: &PlanBench, model: &crate::model::ModelConfig, t: usize) -> Result<u64> {
+    let prompt = crate::plan::PROMPT_TOKENS as usize;
+    let sets = vec![
+        format!("model.path={:?}", args.model),
+        format!("model.dtype={:?}", args.dtype),
+        format!("step.checkpoint_layers={}", args.checkpoint_layers),
+        "run.prompts_per_step=1".into(),
+        "step.group_size=2".into(),
+        format!("step.micro_batch_tokens={t}"),
+        // a row of t tokens: the plan's prompt + response budget + the end token
+        format!("step.sampling.max_new_tokens={}", t.saturating_sub(prompt + 1).max(1)),
+    ];
+    let cfg = TrainConfig::parse("", "bench plan", &sets)?;
+    let plan = Plan::compute(&cfg, model, &|_| available::host())?;
+    let p = &plan.pools[0];
+    Ok(p.training.max(plan.worker.optimizer + p.update))
+}
+
+fn child(args: &PlanBench, t: usize) -> Result<()> {
+    let dtype = crate::device::parse_dtype(&args.dtype)?;
+    let opts = LoadOptions::new(dtype, Device::Cpu).trainable(all_trainable());
+    let lm = crate::lm::LanguageModel::open(&args.model, &opts)?;
+    let model = &lm.model;
+    let loaded =
+        available::meminfo_field(&std::fs::read_to_string("/proc/self/status")?, "VmRSS").unwrap_or(0);
+    let vocab = model.config().vocab_size as u32;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let ids: Vec<u32> = (0..=t).map(|_| rng.random_range(0..vocab)).collect();
+    let inputs = Tensor::from_vec(ids[..t].to_vec(), (1, t), &Device::Cpu)?;
+    let targets = Tensor::from_vec(ids[1..].to_vec(), (1, t), &Device::Cpu)?;
+    let coeffs = vec![vec![-1.0 / t as f64; t]];
+    let spans = vec![(0, t)];
+    let opts = BackwardOptions { checkpoint_layers: args.checkpoint_layers, ..BackwardOptions::default() };
+    let pass = backward(model, &inputs, &targets, opts, |_| spread(&coeffs, &spans, t, &Device::Cpu))?;
+    let mut opt = AdamW::new(AdamWConfig::default());
+    opt.apply(model.trainable(), &pass.grads, 1e-6)?;
+    drop(pass);
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let rss = available::meminfo_field(&status, "VmHWM").unwrap_or(0);
+    let heap = crate::run::oom::heap().1;
+    println!("{}", serde_json::json!({ "rss": rss, "heap": heap, "loaded": loaded }));
+    Ok(())
+}
