@@ -14,7 +14,7 @@ use candle_core::{DType, Tensor, D};
 pub const CHUNK: usize = 64;
 
 /// Batched matmul over any number of leading dims (candle's CPU kernel takes at most two).
-fn mm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+fn mm(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
     let (ad, bd) = (a.dims(), b.dims());
     let r = ad.len();
     let batch: usize = ad[..r - 2].iter().product();
@@ -106,16 +106,9 @@ pub fn chunked(
     let diff = g.unsqueeze(4)?.broadcast_sub(&g.unsqueeze(3)?)?.broadcast_mul(&lower)?;
     let decay = diff.exp()?.broadcast_mul(&lower)?; // [B, H, N, C, C]
 
-    // A = -(k_beta kᵀ ⊙ decay), strictly lower; T = (I - A)⁻¹ by forward substitution,
-    // row i: T_i = A_i + A_i[:i] T[:i]
+    // A = -(k_beta kᵀ ⊙ decay), strictly lower; T = (I - A)⁻¹
     let a = mm(&k_beta, &k.transpose(3, 4)?)?.mul(&decay)?.broadcast_mul(&strict)?.neg()?;
-    let mut rows: Vec<Tensor> = vec![a.narrow(3, 0, 1)?];
-    for i in 1..c {
-        let row = a.narrow(3, i, 1)?; // [B, H, N, 1, C]
-        let solved = Tensor::cat(&rows, 3)?; // [B, H, N, i, C]
-        rows.push((&row + mm(&row.narrow(4, 0, i)?, &solved)?)?);
-    }
-    let t_inv = Tensor::cat(&rows, 3)?.broadcast_add(&Tensor::eye(c, dtype, device)?)?;
+    let t_inv = unit_lower_inverse(&a)?;
     let value = mm(&t_inv, &v_beta)?; // [B, H, N, C, dv]
     let k_cumdecay = mm(&t_inv, &k_beta.broadcast_mul(&g.exp()?.unsqueeze(4)?)?)?; // [B, H, N, C, dk]
 
@@ -138,6 +131,116 @@ pub fn chunked(
     Ok((out, s))
 }
 
+/// (I - A)⁻¹ for strictly lower-triangular A: [..., C, C], differentiable. On the CPU one
+/// op that keeps only its result for backward (C² numbers a chunk, where composed forward
+/// substitution keeps ~C³/2); elsewhere forward substitution in composed ops.
+pub fn unit_lower_inverse(a: &Tensor) -> Result<Tensor> {
+    if a.device().is_cpu() && matches!(a.dtype(), DType::F32 | DType::F64) {
+        return Ok(a.contiguous()?.apply_op1(UnitLowerInverse)?);
+    }
+    composed_inverse(a)
+}
+
+/// `unit_lower_inverse` in composed ops (any device).
+fn composed_inverse(a: &Tensor) -> Result<Tensor> {
+    // row i of X = (I - A)⁻¹ - I: X_i = A_i + A_i[:i] X[:i]
+    let c = a.dim(D::Minus1)?;
+    let r = a.rank();
+    let mut rows: Vec<Tensor> = vec![a.narrow(r - 2, 0, 1)?];
+    for i in 1..c {
+        let row = a.narrow(r - 2, i, 1)?; // [..., 1, C]
+        let solved = Tensor::cat(&rows, r - 2)?; // [..., i, C]
+        rows.push((&row + mm(&row.narrow(r - 1, 0, i)?, &solved)?)?);
+    }
+    Ok(Tensor::cat(&rows, r - 2)?.broadcast_add(&Tensor::eye(c, a.dtype(), a.device())?)?)
+}
+
+/// The CPU op behind `unit_lower_inverse`. With X = (I - A)⁻¹, dX = X dA X, so
+/// dL/dA = Xᵀ (dL/dX) Xᵀ.
+struct UnitLowerInverse;
+
+impl UnitLowerInverse {
+    /// X = I + A X row by row, for each C x C matrix of `a` (row-major, contiguous).
+    fn solve<T>(a: &[T], c: usize) -> Vec<T>
+    where
+        T: Copy + Send + Sync + num_like::Float,
+    {
+        use rayon::prelude::*;
+        let mut x = vec![T::zero(); a.len()];
+        x.par_chunks_mut(c * c).zip(a.par_chunks(c * c)).for_each(|(x, a)| {
+            for i in 0..c {
+                x[i * c + i] = T::one();
+                for j in 0..i {
+                    let aij = a[i * c + j];
+                    if aij == T::zero() {
+                        continue;
+                    }
+                    // X_i += A_ij X_j, X_j nonzero only up to column j
+                    let (done, rest) = x.split_at_mut(i * c);
+                    let xj = &done[j * c..j * c + j + 1];
+                    for (o, &v) in rest[..j + 1].iter_mut().zip(xj) {
+                        *o = *o + aij * v;
+                    }
+                }
+            }
+        });
+        x
+    }
+}
+
+impl candle_core::CustomOp1 for UnitLowerInverse {
+    fn name(&self) -> &'static str {
+        "unit-lower-inverse"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use candle_core::CpuStorage;
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("unit-lower-inverse needs a contiguous input")
+        };
+        let c = layout.dims()[layout.dims().len() - 1];
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(Self::solve(&v[start..end], c)),
+            CpuStorage::F64(v) => CpuStorage::F64(Self::solve(&v[start..end], c)),
+            _ => candle_core::bail!("unit-lower-inverse runs in f32 or f64"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, _a: &Tensor, x: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let xt = x.t()?;
+        Ok(Some(mm(&mm(&xt, grad)?, &xt)?))
+    }
+}
+
+/// The two element types the CPU solve runs in.
+mod num_like {
+    pub trait Float: Copy + PartialEq + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> {
+        fn zero() -> Self;
+        fn one() -> Self;
+    }
+    impl Float for f32 {
+        fn zero() -> Self {
+            0.0
+        }
+        fn one() -> Self {
+            1.0
+        }
+    }
+    impl Float for f64 {
+        fn zero() -> Self {
+            0.0
+        }
+        fn one() -> Self {
+            1.0
+        }
+    }
+}
+
 /// x / sqrt(Σx² + 1e-6) over the last dim.
 pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     let norm = (x.sqr()?.sum_keepdim(D::Minus1)? + 1e-6)?.sqrt()?;
@@ -155,5 +258,80 @@ pub fn compute_dtype(dtype: DType) -> DType {
         DType::F64
     } else {
         DType::F32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// A strictly lower [2, C, C] of values in (-1, 1), as the chunked form's A is.
+    fn strictly_lower(c: usize) -> Tensor {
+        let v: Vec<f64> = (0..2 * c * c)
+            .map(|i| {
+                let (r, col) = ((i / c) % c, i % c);
+                if col < r {
+                    ((i * 37 % 101) as f64 / 50.0 - 1.0) * 0.9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Tensor::from_vec(v, (2, c, c), &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn the_cpu_inverse_equals_forward_substitution_and_inverts() {
+        let a = strictly_lower(CHUNK);
+        let fast = unit_lower_inverse(&a).unwrap();
+        let slow = composed_inverse(&a).unwrap();
+        // f64, the same products summed in another order: ~1e-15 relative to entries of up to ~1e3
+        let d = (&fast - &slow)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(d < 1e-9, "differs by {d}");
+        // (I - A) X = I
+        let eye = Tensor::eye(CHUNK, DType::F64, &Device::Cpu).unwrap();
+        let prod = mm(&eye.broadcast_sub(&a).unwrap(), &fast).unwrap().broadcast_sub(&eye).unwrap();
+        let d = prod.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+        assert!(d < 1e-9, "(I - A) X - I reaches {d}");
+    }
+
+    #[test]
+    fn the_cpu_inverse_gradient_matches_composed_ops() {
+        let c = 9;
+        let a = Var::from_tensor(&strictly_lower(c)).unwrap();
+        let seed: Vec<f64> = (0..2 * c * c).map(|i| ((i * 13 % 17) as f64 - 8.0) / 5.0).collect();
+        let seed = Tensor::from_vec(seed, (2, c, c), &Device::Cpu).unwrap();
+        let grad = |x: Tensor| -> Tensor {
+            let g = (x * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+            g.get(a.as_tensor()).unwrap().clone()
+        };
+        let fast = grad(unit_lower_inverse(a.as_tensor()).unwrap());
+        let slow = grad(composed_inverse(a.as_tensor()).unwrap());
+        // compare on the strictly lower part (A's only free entries); f64, ~1e-14 relative
+        let lower = Tensor::tril2(c, DType::F64, &Device::Cpu)
+            .unwrap()
+            .sub(&Tensor::eye(c, DType::F64, &Device::Cpu).unwrap())
+            .unwrap();
+        let d = (fast.broadcast_mul(&lower).unwrap() - slow.broadcast_mul(&lower).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(d < 1e-10, "gradients differ by {d}");
     }
 }

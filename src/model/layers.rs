@@ -254,19 +254,6 @@ pub fn gated_rms_norm(x: &Tensor, gate: &Tensor, w: &Tensor, eps: f64, kernels: 
     Ok((normed * gate.to_dtype(inner)?.silu()?)?.to_dtype(dtype)?)
 }
 
-/// Positions 0..T for every row and the causal mask (None for a single position): the
-/// full-sequence forward of every architecture.
-pub fn causal_positions(
-    b: usize,
-    t: usize,
-    dtype: DType,
-    device: &Device,
-) -> Result<(Vec<Vec<u32>>, Option<Tensor>)> {
-    let positions = vec![(0..t as u32).collect::<Vec<_>>(); b];
-    let mask = if t > 1 { Some(attention_mask(&vec![0; b], 0, t, dtype, device)?) } else { None };
-    Ok((positions, mask))
-}
-
 /// Rotary positions of `t` new tokens after `start` cached ones, per left-padded row.
 pub fn cached_positions(pad: &[usize], start: usize, t: usize) -> Vec<Vec<u32>> {
     pad.iter().map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect()).collect()
@@ -283,18 +270,61 @@ pub fn select_kv_rows(cache: &mut candle_nn::kv_cache::KvCache, rows: &Tensor, l
     Ok(())
 }
 
-/// What every layer of a full-sequence training forward shares: RoPE tables for positions
-/// 0..T and the causal mask (None when T = 1).
+/// Row boundaries of a packed stream: row r occupies positions cu_seqlens[r]..cu_seqlens[r+1]
+/// (flash-attention's varlen convention). Checks that they start at 0 and never go back.
+pub fn check_segments(cu_seqlens: &[usize], n: usize) -> Result<()> {
+    if cu_seqlens.first() != Some(&0) || cu_seqlens.last() != Some(&n) {
+        anyhow::bail!("row boundaries {cu_seqlens:?} do not span the packed stream of {n} positions");
+    }
+    if cu_seqlens.windows(2).any(|w| w[1] <= w[0]) {
+        anyhow::bail!("row boundaries {cu_seqlens:?} hold an empty row");
+    }
+    Ok(())
+}
+
+/// What every layer of a packed training forward shares: the row boundaries and the RoPE
+/// tables of each position (positions restart at 0 in every row).
 pub struct TrainContext {
+    /// Row boundaries, [R + 1].
+    pub cu_seqlens: Vec<usize>,
+    /// [N, 1, rotary_dim]: cos and sin of each position's angles, halves repeated, ready to
+    /// broadcast over heads of a [N, H, rotary_dim] tensor.
     pub cos: Tensor,
     pub sin: Tensor,
-    pub mask: Option<Tensor>,
 }
 
 impl TrainContext {
-    pub fn causal(b: usize, t: usize, inv_freq: &[f32], dtype: DType, device: &Device) -> Result<Self> {
-        let (positions, mask) = causal_positions(b, t, dtype, device)?;
-        let (cos, sin) = rope_tables(&positions, inv_freq, dtype, device)?;
-        Ok(Self { cos, sin, mask })
+    pub fn packed(cu_seqlens: &[usize], inv_freq: &[f32], dtype: DType, device: &Device) -> Result<Self> {
+        let n = *cu_seqlens.last().unwrap_or(&0);
+        check_segments(cu_seqlens, n)?;
+        let positions: Vec<u32> = cu_seqlens.windows(2).flat_map(|w| 0..(w[1] - w[0]) as u32).collect();
+        let (cos, sin) = rope_tables(&[positions], inv_freq, dtype, device)?; // [1, N, half]
+        let full = |t: Tensor| -> Result<Tensor> {
+            Ok(Tensor::cat(&[&t, &t], D::Minus1)?.squeeze(0)?.unsqueeze(1)?.contiguous()?)
+        };
+        Ok(Self { cu_seqlens: cu_seqlens.to_vec(), cos: full(cos)?, sin: full(sin)? })
     }
+
+    /// Positions in the stream.
+    pub fn len(&self) -> usize {
+        *self.cu_seqlens.last().unwrap_or(&0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rotate-half RoPE of packed heads x: [N, H, rotary_dim], differentiable.
+    pub fn rope(&self, x: &Tensor) -> Result<Tensor> {
+        let half = x.dim(D::Minus1)? / 2;
+        let x1 = x.narrow(D::Minus1, 0, half)?;
+        let x2 = x.narrow(D::Minus1, half, half)?;
+        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+        Ok((x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?)?)
+    }
+}
+
+/// The boundaries of `b` rows of `t` positions each, laid one after another.
+pub fn uniform_segments(b: usize, t: usize) -> Vec<usize> {
+    (0..=b).map(|r| r * t).collect()
 }

@@ -10,9 +10,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::kv_cache::KvCache;
 
 use super::config::ModelConfig;
+use super::flash_attention::varlen_attention;
 use super::layers::{
-    apply_rope, attention, attention_mask, cached_positions, causal_positions, linear, rms_norm,
-    rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
+    apply_rope, attention, attention_mask, cached_positions, linear, rms_norm, rope_inv_freq, rope_tables,
+    select_kv_rows, uniform_segments, Kernels, Mask, SwiGlu, TrainContext,
 };
 use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
@@ -93,6 +94,27 @@ impl Attention {
         let out = attention(&q, &k, &v, *mask, kernels)?;
         self.o_proj.forward(&out, kernels)
     }
+
+    /// The training form over a packed stream x: [1, N, D] -> [1, N, D]: blockwise attention
+    /// that never crosses a row boundary, differentiable.
+    fn forward_packed(&self, x: &Tensor, ctx: &TrainContext) -> Result<Tensor> {
+        let n = x.dim(1)?;
+        let kernels = Kernels::Differentiable;
+        let heads = |proj: &Linear, h: usize| -> Result<Tensor> {
+            Ok(proj.forward(x, kernels)?.reshape((n, h, self.head_dim))?) // [N, h, Dh]
+        };
+        let mut q = heads(&self.q_proj, self.n_heads)?;
+        let mut k = heads(&self.k_proj, self.n_kv_heads)?;
+        let v = heads(&self.v_proj, self.n_kv_heads)?;
+        if let (Some(qn), Some(kn)) = (&self.q_norm, &self.k_norm) {
+            q = rms_norm(&q, qn, self.eps, kernels)?;
+            k = rms_norm(&k, kn, self.eps, kernels)?;
+        }
+        let (q, k) = (ctx.rope(&q)?, ctx.rope(&k)?);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let out = varlen_attention(&q, &k, &v.contiguous()?, &ctx.cu_seqlens, scale)?; // [N, H, Dh]
+        self.o_proj.forward(&out.reshape((1, n, self.n_heads * self.head_dim))?, kernels)
+    }
 }
 
 struct DecoderLayer {
@@ -123,16 +145,15 @@ impl DecoderLayer {
         })
     }
 
+    /// x + attend(norm(x)), then the MLP block; `attend` is the cached or the packed form.
     fn forward(
         &self,
         x: &Tensor,
-        rope: (&Tensor, &Tensor),
-        mask: &Mask,
-        cache: Option<&mut KvCache>,
         kernels: Kernels,
+        attend: impl FnOnce(&Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let h = rms_norm(x, &self.input_layernorm, self.eps, kernels)?;
-        let x = (x + self.self_attn.forward(&h, rope, mask, cache, kernels)?)?;
+        let x = (x + attend(&h)?)?;
         let h = rms_norm(&x, &self.post_attention_layernorm, self.eps, kernels)?;
         Ok((&x + self.mlp.forward(&h, kernels)?)?)
     }
@@ -206,30 +227,34 @@ impl Llama {
         &self.lm_head
     }
 
-    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D].
-    /// Rows shorter than T are right-padded: causal attention keeps padding out of the
-    /// real positions.
+    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D]
+    /// (each row causal on its own; right padding stays out of the real positions).
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (positions, mask) = causal_positions(b, t, self.dtype, &self.device)?;
-        let mask = mask.as_ref().map_or(Mask::None, Mask::Additive);
-        self.run(ids, &positions, &mask, None, Kernels::Differentiable)
+        let ctx = self.train_context(&uniform_segments(b, t))?;
+        let mut x = self.embed(&ids.flatten_all()?)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(&ctx, i, &x)?;
+        }
+        Ok(self.final_norm(&x)?.reshape((b, t, self.cfg.hidden_size))?)
     }
 
-    /// The training forward one piece at a time (activation checkpointing): the embedded
-    /// ids [B, T, D], the causal context, each layer, the final norm.
+    /// The training forward one piece at a time (activation checkpointing) over a packed
+    /// stream: the embedded ids [N] -> [1, N, D], the rows' context, each layer, the final norm.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+        let ids = ids.flatten_all()?;
+        let n = ids.dim(0)?;
+        Ok(self.embed_tokens.index_select(&ids, 0)?.reshape((1, n, self.cfg.hidden_size))?)
     }
 
-    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
-        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
+        TrainContext::packed(cu_seqlens, &self.inv_freq, self.dtype, &self.device)
     }
 
+    /// Layer i over a packed stream x: [1, N, D].
     pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
-        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
-        self.layers[i].forward(x, (&ctx.cos, &ctx.sin), &mask, None, Kernels::Differentiable)
+        let layer = &self.layers[i];
+        layer.forward(x, Kernels::Differentiable, |h| layer.self_attn.forward_packed(h, ctx))
     }
 
     pub fn num_layers(&self) -> usize {
@@ -276,10 +301,13 @@ impl Llama {
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
-        let mut x = self.embed(ids)?;
+        let (b, t) = ids.dims2()?;
+        let mut x =
+            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            x = layer.forward(&x, (&cos, &sin), mask, cache, kernels)?;
+            x = layer
+                .forward(&x, kernels, |h| layer.self_attn.forward(h, (&cos, &sin), mask, cache, kernels))?;
         }
         rms_norm(&x, &self.norm, self.cfg.rms_norm_eps, kernels)
     }

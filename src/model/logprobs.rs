@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor, TensorId, Var, D};
 
+use super::layers::uniform_segments;
 use super::Model;
 
 /// Positions per chunk: chunk x vocab logits exist at a time (256 x 248k x 4 B = 254 MB).
@@ -46,9 +47,9 @@ fn chunk_distribution(
 
 /// What a training pass returns.
 pub struct Backward {
-    /// [B, T] log-probs of the targets (values, no graph).
+    /// Log-probs of the targets ([B, T], or [N] for a packed stream; values, no graph).
     pub logprobs: Tensor,
-    /// [B, T] entropy of each position's distribution, when asked for.
+    /// Entropy of each position's distribution, shaped as `logprobs`, when asked for.
     pub entropy: Option<Tensor>,
     /// The gradient of every trainable parameter, by name.
     pub grads: Gradients,
@@ -81,22 +82,35 @@ enum Body {
     Checkpointed { ctx: super::layers::TrainContext, embedded: Tensor, inputs: Vec<Tensor>, last: Var },
 }
 
-/// Log-probs of `targets` [B, T] given inputs `ids` [B, T] (target t follows input t):
-/// returns [B, T] (f32, or f64 for an f64 model), no gradient kept.
+/// Log-probs of `targets` [B, T] given inputs `ids` [B, T] (target t follows input t; each
+/// row on its own): returns [B, T] (f32, or f64 for an f64 model), no gradient kept.
 pub fn logprobs(model: &Model, ids: &Tensor, targets: &Tensor, chunk: usize) -> Result<Tensor> {
     let (b, t) = ids.dims2()?;
-    let hidden = model.hidden_states(ids)?.detach();
-    let d = hidden.dim(2)?;
-    let flat = hidden.reshape((b * t, d))?;
-    let tgt = targets.flatten_all()?;
+    let lp =
+        logprobs_packed(model, &ids.flatten_all()?, &targets.flatten_all()?, &uniform_segments(b, t), chunk)?;
+    Ok(lp.reshape((b, t))?)
+}
+
+/// Log-probs of `targets` [N] given a packed stream `ids` [N] whose rows end at `cu_seqlens`:
+/// [N], no gradient kept.
+pub fn logprobs_packed(
+    model: &Model,
+    ids: &Tensor,
+    targets: &Tensor,
+    cu_seqlens: &[usize],
+    chunk: usize,
+) -> Result<Tensor> {
+    let hidden = model.hidden_states_packed(ids, cu_seqlens)?.detach();
+    let (_, n, d) = hidden.dims3()?;
+    let flat = hidden.reshape((n, d))?;
     let mut parts = Vec::new();
-    for (start, len) in chunks(b * t, chunk) {
+    for (start, len) in chunks(n, chunk) {
         parts.push(
-            chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &tgt.narrow(0, start, len)?)?
+            chunk_logprobs(&flat.narrow(0, start, len)?, model.lm_head(), &targets.narrow(0, start, len)?)?
                 .detach(),
         );
     }
-    Ok(Tensor::cat(&parts, 0)?.reshape((b, t))?)
+    Ok(Tensor::cat(&parts, 0)?)
 }
 
 /// One forward and backward pass for a per-token loss.
@@ -115,7 +129,8 @@ pub fn logprobs_backward(
     Ok((out.logprobs, out.grads))
 }
 
-/// `logprobs_backward` with options.
+/// `logprobs_backward` with options, over rows ids, targets: [B, T] of equal length (each
+/// row on its own); log-probs and entropies come back as [B, T].
 pub fn backward(
     model: &Model,
     ids: &Tensor,
@@ -123,13 +138,40 @@ pub fn backward(
     opts: BackwardOptions,
     coefficients: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Backward> {
+    let (b, t) = ids.dims2()?;
+    let out = backward_packed(
+        model,
+        &ids.flatten_all()?,
+        &targets.flatten_all()?,
+        &uniform_segments(b, t),
+        opts,
+        |lp| Ok(coefficients(&lp.reshape((b, t))?)?.flatten_all()?),
+    )?;
+    Ok(Backward {
+        logprobs: out.logprobs.reshape((b, t))?,
+        entropy: out.entropy.map(|e| e.reshape((b, t))).transpose()?,
+        grads: out.grads,
+    })
+}
+
+/// The training pass over a packed stream: ids, targets [N], rows ending at `cu_seqlens`
+/// (positions restart and attention stops at every boundary). `coefficients` receives the
+/// log-probs [N] and returns dL/dlogp [N]; log-probs and entropies come back as [N].
+pub fn backward_packed(
+    model: &Model,
+    ids: &Tensor,
+    targets: &Tensor,
+    cu_seqlens: &[usize],
+    opts: BackwardOptions,
+    coefficients: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Backward> {
     let chunk = opts.chunk;
     if model.trainable().is_empty() {
         bail!("no parameter of this model is trainable");
     }
-    let (b, t) = ids.dims2()?;
+    let n = ids.dim(0)?;
     let (hidden, body) = if opts.checkpoint_layers {
-        let ctx = model.train_context(b, t)?;
+        let ctx = model.train_context(cu_seqlens)?;
         let embedded = model.embed(ids)?;
         let mut inputs = Vec::with_capacity(model.num_layers());
         let mut x = embedded.detach();
@@ -140,12 +182,12 @@ pub fn backward(
         let last = Var::from_tensor(&x)?;
         (model.final_norm(last.as_tensor())?, Body::Checkpointed { ctx, embedded, inputs, last })
     } else {
-        (model.hidden_states(ids)?, Body::Graph) // graph kept for the body's backward
+        (model.hidden_states_packed(ids, cu_seqlens)?, Body::Graph) // graph kept for the body's backward
     };
     let d = hidden.dim(2)?;
-    let flat = hidden.detach().reshape((b * t, d))?;
+    let flat = hidden.detach().reshape((n, d))?;
     let tgt = targets.flatten_all()?;
-    let spans = chunks(b * t, chunk);
+    let spans = chunks(n, chunk);
 
     // pass 1: values only
     let mut parts = Vec::with_capacity(spans.len());
@@ -160,8 +202,8 @@ pub fn backward(
         parts.push(lp.detach());
         entropies.extend(ent);
     }
-    let logp = Tensor::cat(&parts, 0)?.reshape((b, t))?;
-    let entropy = if opts.entropy { Some(Tensor::cat(&entropies, 0)?.reshape((b, t))?) } else { None };
+    let logp = Tensor::cat(&parts, 0)?;
+    let entropy = if opts.entropy { Some(Tensor::cat(&entropies, 0)?) } else { None };
     let coeff = coefficients(&logp)?.to_dtype(logp.dtype())?.flatten_all()?;
 
     // pass 2: head gradients per chunk, and dL/dH
@@ -179,7 +221,7 @@ pub fn backward(
         });
         accumulate(&mut acc, model, &grads)?;
     }
-    let dh = Tensor::cat(&dh_parts, 0)?.reshape((b, t, d))?.to_dtype(hidden.dtype())?;
+    let dh = Tensor::cat(&dh_parts, 0)?.reshape((1, n, d))?.to_dtype(hidden.dtype())?;
 
     // body: backward of Σ H ⊙ dL/dH
     let grads = (hidden * dh)?.sum_all()?.backward()?;

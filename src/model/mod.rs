@@ -6,6 +6,7 @@ pub mod config;
 pub mod decode_attention;
 pub mod deltanet;
 pub mod export;
+pub mod flash_attention;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;
@@ -166,8 +167,20 @@ impl Model {
         }
     }
 
-    /// The pieces of `hidden_states`, for a backward that recomputes one layer at a time:
-    /// embed, then each layer under one shared context, then the final norm.
+    /// Final-normed hidden states [1, N, D] of a packed stream ids [N] whose rows end at
+    /// `cu_seqlens`: each row as if it ran alone, differentiable.
+    pub fn hidden_states_packed(&self, ids: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+        let ctx = self.train_context(cu_seqlens)?;
+        let mut x = self.embed(ids)?;
+        for i in 0..self.num_layers() {
+            x = self.layer(&ctx, i, &x)?;
+        }
+        self.final_norm(&x)
+    }
+
+    /// The pieces of `hidden_states_packed`, for a backward that recomputes one layer at a
+    /// time: embed ids [N] -> [1, N, D], then each layer under one shared context, then the
+    /// final norm.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
         match &self.arch {
             Arch::Llama(m) => m.embed(ids),
@@ -175,13 +188,15 @@ impl Model {
         }
     }
 
-    pub fn train_context(&self, b: usize, t: usize) -> Result<layers::TrainContext> {
+    /// The context of a packed stream whose rows end at `cu_seqlens` ([0, l0, l0+l1, ..., N]).
+    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<layers::TrainContext> {
         match &self.arch {
-            Arch::Llama(m) => m.train_context(b, t),
-            Arch::Qwen35(m) => m.train_context(b, t),
+            Arch::Llama(m) => m.train_context(cu_seqlens),
+            Arch::Qwen35(m) => m.train_context(cu_seqlens),
         }
     }
 
+    /// Layer i over a packed stream x: [1, N, D].
     pub fn layer(&self, ctx: &layers::TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
         match &self.arch {
             Arch::Llama(m) => m.layer(ctx, i, x),

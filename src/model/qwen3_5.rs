@@ -12,9 +12,10 @@ use candle_nn::kv_cache::KvCache;
 
 use super::config::{LayerType, LinearAttention, ModelConfig};
 use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
+use super::flash_attention::varlen_attention;
 use super::layers::{
-    apply_rope, attention, attention_mask, cached_positions, causal_positions, gated_rms_norm, linear,
-    rms_norm_one_plus, rope_inv_freq, rope_tables, select_kv_rows, Kernels, Mask, SwiGlu, TrainContext,
+    apply_rope, attention, attention_mask, cached_positions, gated_rms_norm, linear, rms_norm_one_plus,
+    rope_inv_freq, rope_tables, select_kv_rows, uniform_segments, Kernels, Mask, SwiGlu, TrainContext,
 };
 use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
@@ -93,6 +94,33 @@ impl GatedAttention {
         let out = (out * candle_nn::ops::sigmoid(&gate)?)?;
         self.o_proj.forward(&out, kernels)
     }
+
+    /// The training form over a packed stream x: [1, N, D] -> [1, N, D]: blockwise attention
+    /// that never crosses a row boundary, differentiable.
+    fn forward_packed(&self, x: &Tensor, ctx: &TrainContext) -> Result<Tensor> {
+        let n = x.dim(1)?;
+        let kernels = Kernels::Differentiable;
+        let (h, hkv, dh) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let qg = self.q_proj.forward(x, kernels)?.reshape((n, h, 2 * dh))?;
+        let q = rms_norm_one_plus(&qg.narrow(2, 0, dh)?, &self.q_norm, self.eps, kernels)?; // [N, H, Dh]
+        let gate = qg.narrow(2, dh, dh)?.reshape((1, n, h * dh))?;
+        let k = self.k_proj.forward(x, kernels)?.reshape((n, hkv, dh))?;
+        let k = rms_norm_one_plus(&k, &self.k_norm, self.eps, kernels)?;
+        let v = self.v_proj.forward(x, kernels)?.reshape((n, hkv, dh))?;
+        let rope = |x: &Tensor| -> Result<Tensor> {
+            if self.rotary_dim == dh {
+                return ctx.rope(x);
+            }
+            let rot = ctx.rope(&x.narrow(D::Minus1, 0, self.rotary_dim)?)?;
+            let pass = x.narrow(D::Minus1, self.rotary_dim, dh - self.rotary_dim)?;
+            Ok(Tensor::cat(&[&rot, &pass], D::Minus1)?)
+        };
+        let (q, k) = (rope(&q)?, rope(&k)?);
+        let scale = 1.0 / (dh as f64).sqrt();
+        let out = varlen_attention(&q, &k, &v.contiguous()?, &ctx.cu_seqlens, scale)?; // [N, H, Dh]
+        let out = (out.reshape((1, n, h * dh))? * candle_nn::ops::sigmoid(&gate)?)?;
+        self.o_proj.forward(&out, kernels)
+    }
 }
 
 /// Generation state of one DeltaNet layer.
@@ -163,17 +191,12 @@ impl GatedDeltaNet {
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        let l = &self.sizes;
-        let (nk, nv, dk, dv, kernel) =
-            (l.num_key_heads, l.num_value_heads, l.key_head_dim, l.value_head_dim, l.conv_kernel);
+        let kernel = self.sizes.conv_kernel;
         let x = match keep {
             Some(m) => x.broadcast_mul(m)?,
             None => x.clone(),
         };
-        let qkv = self.in_proj_qkv.forward(&x, kernels)?; // [B, T, C]
-        let z = self.in_proj_z.forward(&x, kernels)?.reshape((b, t, nv, dv))?;
-        let beta = candle_nn::ops::sigmoid(&self.in_proj_b.forward(&x, kernels)?)?; // [B, T, Hv]
-        let a = self.in_proj_a.forward(&x, kernels)?;
+        let (qkv, z, beta, a) = self.project(&x, kernels)?;
 
         // depthwise causal conv over time, then SiLU: out_t = Σ_j w[:, j] · x_{t+j-(K-1)}
         let prev = match state.as_deref().and_then(|s| s.as_ref()) {
@@ -181,14 +204,106 @@ impl GatedDeltaNet {
             None => Tensor::zeros((b, kernel - 1, qkv.dim(2)?), qkv.dtype(), qkv.device())?,
         };
         let ext = Tensor::cat(&[&prev, &qkv], 1)?; // [B, T+K-1, C]
-        let mut conv = ext.narrow(1, 0, t)?.broadcast_mul(&self.conv1d.narrow(1, 0, 1)?.squeeze(1)?)?;
-        for j in 1..kernel {
-            conv = (conv + ext.narrow(1, j, t)?.broadcast_mul(&self.conv1d.narrow(1, j, 1)?.squeeze(1)?)?)?;
-        }
-        let conv = conv.silu()?;
+        let conv = self.conv(&ext, t, |_| Ok(None))?;
         let new_conv = ext.narrow(1, t, kernel - 1)?;
 
-        let cd = compute_dtype(x.dtype());
+        let (q, k, v, g, beta) = self.rule_inputs(&conv, &beta, &a)?;
+        let initial = state.as_deref().and_then(|s| s.as_ref()).map(|s| s.recurrent.clone());
+        let (out, last) = match (form, t) {
+            (_, 1) | (DeltaForm::Recurrent, _) => {
+                deltanet::recurrent(&q, &k, &v, &g, &beta, initial.as_ref())?
+            }
+            (DeltaForm::Chunked, _) => deltanet::chunked(&q, &k, &v, &g, &beta, initial.as_ref())?,
+        };
+        if let Some(slot) = state {
+            *slot = Some(DeltaState { conv: new_conv, recurrent: last });
+        }
+        self.output(&out, &z, x.dtype(), kernels)
+    }
+
+    /// The training form over a packed stream x: [1, N, D] -> [1, N, D]: the conv window and
+    /// the recurrent state restart at every row boundary, as if each row ran alone.
+    fn forward_packed(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+        let kernels = Kernels::Differentiable;
+        let (_, n, _) = x.dims3()?;
+        let kernel = self.sizes.conv_kernel;
+        let (qkv, z, beta, a) = self.project(x, kernels)?;
+        let ext = Tensor::cat(
+            &[&Tensor::zeros((1, kernel - 1, qkv.dim(2)?), qkv.dtype(), qkv.device())?, &qkv],
+            1,
+        )?;
+        // tap j reads position t + j - (K-1): zero it where that lies before t's row
+        let conv = self.conv(&ext, n, |j| {
+            let back = kernel - 1 - j;
+            if back == 0 {
+                return Ok(None);
+            }
+            let mut keep = vec![0f32; n];
+            for w in cu_seqlens.windows(2) {
+                for (t, slot) in keep.iter_mut().enumerate().take(w[1]).skip(w[0]) {
+                    *slot = if t >= w[0] + back { 1.0 } else { 0.0 };
+                }
+            }
+            Ok(Some(Tensor::from_vec(keep, (1, n, 1), x.device())?.to_dtype(x.dtype())?))
+        })?;
+        let (q, k, v, g, beta) = self.rule_inputs(&conv, &beta, &a)?;
+        let mut outs = Vec::with_capacity(cu_seqlens.len() - 1);
+        for w in cu_seqlens.windows(2) {
+            let row = |x: &Tensor| x.narrow(2, w[0], w[1] - w[0]);
+            let (out, _) = deltanet::chunked(&row(&q)?, &row(&k)?, &row(&v)?, &row(&g)?, &row(&beta)?, None)?;
+            outs.push(out);
+        }
+        let out = Tensor::cat(&outs, 2)?; // [1, Hv, N, dv]
+        self.output(&out, &z, x.dtype(), kernels)
+    }
+
+    /// The input projections of x: [B, T, D]: (qkv [B, T, C], z [B, T, Hv, dv],
+    /// beta [B, T, Hv], a [B, T, Hv]).
+    fn project(&self, x: &Tensor, kernels: Kernels) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+        let (b, t, _) = x.dims3()?;
+        let l = &self.sizes;
+        let qkv = self.in_proj_qkv.forward(x, kernels)?;
+        let z = self.in_proj_z.forward(x, kernels)?.reshape((b, t, l.num_value_heads, l.value_head_dim))?;
+        let beta = candle_nn::ops::sigmoid(&self.in_proj_b.forward(x, kernels)?)?;
+        let a = self.in_proj_a.forward(x, kernels)?;
+        Ok((qkv, z, beta, a))
+    }
+
+    /// Depthwise causal conv then SiLU over ext: [B, T+K-1, C] (K-1 positions of history
+    /// first) -> [B, T, C]. `tap_keep(j)` may give a [B, T, 1] 0/1 mask for tap j.
+    fn conv(
+        &self,
+        ext: &Tensor,
+        t: usize,
+        tap_keep: impl Fn(usize) -> Result<Option<Tensor>>,
+    ) -> Result<Tensor> {
+        let mut conv: Option<Tensor> = None;
+        for j in 0..self.sizes.conv_kernel {
+            let mut term = ext.narrow(1, j, t)?.broadcast_mul(&self.conv1d.narrow(1, j, 1)?.squeeze(1)?)?;
+            if let Some(keep) = tap_keep(j)? {
+                term = term.broadcast_mul(&keep)?;
+            }
+            conv = Some(match conv {
+                Some(c) => (c + term)?,
+                None => term,
+            });
+        }
+        Ok(conv.expect("a conv kernel has at least one tap").silu()?)
+    }
+
+    /// The delta rule's inputs from the conv output [B, T, C]: q, k [B, Hv, T, dk]
+    /// (L2-normalised, key heads repeated), v [B, Hv, T, dv], g, beta [B, Hv, T].
+    #[allow(clippy::type_complexity)]
+    fn rule_inputs(
+        &self,
+        conv: &Tensor,
+        beta: &Tensor,
+        a: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor, Tensor, Tensor)> {
+        let (b, t, _) = conv.dims3()?;
+        let l = &self.sizes;
+        let (nk, nv, dk, dv) = (l.num_key_heads, l.num_value_heads, l.key_head_dim, l.value_head_dim);
+        let cd = compute_dtype(conv.dtype());
         let heads = |start: usize, n: usize, dim: usize| -> Result<Tensor> {
             Ok(conv.narrow(2, start, n * dim)?.reshape((b, t, n, dim))?.to_dtype(cd)?)
         };
@@ -212,19 +327,14 @@ impl GatedDeltaNet {
             .broadcast_mul(&self.a_log.to_dtype(cd)?.exp()?.neg()?)?
             .transpose(1, 2)?
             .contiguous()?; // [B, Hv, T]
+        Ok((q, k, v, g, beta))
+    }
 
-        let initial = state.as_deref().and_then(|s| s.as_ref()).map(|s| s.recurrent.clone());
-        let (out, last) = match (form, t) {
-            (_, 1) | (DeltaForm::Recurrent, _) => {
-                deltanet::recurrent(&q, &k, &v, &g, &beta, initial.as_ref())?
-            }
-            (DeltaForm::Chunked, _) => deltanet::chunked(&q, &k, &v, &g, &beta, initial.as_ref())?,
-        };
-        if let Some(slot) = state {
-            *slot = Some(DeltaState { conv: new_conv, recurrent: last });
-        }
-        let out = out.transpose(1, 2)?.to_dtype(x.dtype())?; // [B, T, Hv, dv]
-        let out = gated_rms_norm(&out, &z, &self.norm, self.eps, kernels)?.reshape((b, t, nv * dv))?;
+    /// The rule's output [B, Hv, T, dv] -> gated norm per value head -> out_proj: [B, T, D].
+    fn output(&self, out: &Tensor, z: &Tensor, dtype: DType, kernels: Kernels) -> Result<Tensor> {
+        let (b, nv, t, dv) = out.dims4()?;
+        let out = out.transpose(1, 2)?.to_dtype(dtype)?; // [B, T, Hv, dv]
+        let out = gated_rms_norm(&out, z, &self.norm, self.eps, kernels)?.reshape((b, t, nv * dv))?;
         self.out_proj.forward(&out, kernels)
     }
 }
@@ -344,12 +454,16 @@ impl Qwen35 {
         &self.lm_head
     }
 
-    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D].
+    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D]
+    /// (each row on its own; right padding stays out of the real positions).
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
-        let (positions, additive) = causal_positions(b, t, self.dtype, &self.device)?;
-        let mask = additive.as_ref().map_or(Mask::None, Mask::Additive);
-        self.run(ids, &positions, mask, None, None, Kernels::Differentiable)
+        let ctx = self.train_context(&uniform_segments(b, t))?;
+        let mut x = self.embed(&ids.flatten_all()?)?;
+        for i in 0..self.layers.len() {
+            x = self.layer(&ctx, i, &x)?;
+        }
+        Ok(self.final_norm(&x)?.reshape((b, t, self.cfg.hidden_size))?)
     }
 
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
@@ -406,55 +520,61 @@ impl Qwen35 {
     ) -> Result<Tensor> {
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
         let eps = self.cfg.rms_norm_eps;
-        let mut x = self.embed(ids)?;
+        let (b, t) = ids.dims2()?;
+        let mut x =
+            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let form = self.prefill_form;
         for i in 0..self.layers.len() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
-            x = self.decoder_layer(i, &x, (&cos, &sin), mask, keep, cache, kernels)?;
+            x = self.decoder_layer(i, &x, kernels, |mixer, h| match (mixer, cache) {
+                (Mixer::Attention(a), Some(LayerCache::Kv(c))) => {
+                    a.forward(h, (&cos, &sin), mask, Some(c), kernels)
+                }
+                (Mixer::Attention(a), _) => a.forward(h, (&cos, &sin), mask, None, kernels),
+                (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
+                    n.forward(h, keep, Some(s), form, kernels)
+                }
+                (Mixer::DeltaNet(n), _) => n.forward(h, keep, None, form, kernels),
+            })?;
         }
         rms_norm_one_plus(&x, &self.norm, eps, kernels)
     }
 
-    /// Decoder layer i: x [B, T, D] -> [B, T, D].
-    #[allow(clippy::too_many_arguments)]
+    /// Decoder layer i: x [B, T, D] -> [B, T, D]; `mix` is the token mixer (attention or
+    /// DeltaNet) in its cached or packed form.
     fn decoder_layer(
         &self,
         i: usize,
         x: &Tensor,
-        rope: (&Tensor, &Tensor),
-        mask: Mask,
-        keep: Option<&Tensor>,
-        cache: Option<&mut LayerCache>,
         kernels: Kernels,
+        mix: impl FnOnce(&Mixer, &Tensor) -> Result<Tensor>,
     ) -> Result<Tensor> {
         let layer = &self.layers[i];
         let eps = self.cfg.rms_norm_eps;
         let h = rms_norm_one_plus(x, &layer.input_layernorm, eps, kernels)?;
-        let mixed = match (&layer.mixer, cache) {
-            (Mixer::Attention(a), Some(LayerCache::Kv(c))) => a.forward(&h, rope, mask, Some(c), kernels)?,
-            (Mixer::Attention(a), _) => a.forward(&h, rope, mask, None, kernels)?,
-            (Mixer::DeltaNet(n), Some(LayerCache::Delta(s))) => {
-                n.forward(&h, keep, Some(s), self.prefill_form, kernels)?
-            }
-            (Mixer::DeltaNet(n), _) => n.forward(&h, keep, None, self.prefill_form, kernels)?,
-        };
-        let x = (x + mixed)?;
+        let x = (x + mix(&layer.mixer, &h)?)?;
         let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
         Ok((&x + layer.mlp.forward(&h, kernels)?)?)
     }
 
-    /// The training forward one piece at a time (activation checkpointing).
+    /// The training forward one piece at a time (activation checkpointing) over a packed
+    /// stream: the embedded ids [N] -> [1, N, D], the rows' context, each layer, the final norm.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        Ok(self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?)
+        let ids = ids.flatten_all()?;
+        let n = ids.dim(0)?;
+        Ok(self.embed_tokens.index_select(&ids, 0)?.reshape((1, n, self.cfg.hidden_size))?)
     }
 
-    pub fn train_context(&self, b: usize, t: usize) -> Result<TrainContext> {
-        TrainContext::causal(b, t, &self.inv_freq, self.dtype, &self.device)
+    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
+        TrainContext::packed(cu_seqlens, &self.inv_freq, self.dtype, &self.device)
     }
 
+    /// Layer i over a packed stream x: [1, N, D].
     pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
-        let mask = ctx.mask.as_ref().map_or(Mask::None, Mask::Additive);
-        self.decoder_layer(i, x, (&ctx.cos, &ctx.sin), mask, None, None, Kernels::Differentiable)
+        self.decoder_layer(i, x, Kernels::Differentiable, |mixer, h| match mixer {
+            Mixer::Attention(a) => a.forward_packed(h, ctx),
+            Mixer::DeltaNet(n) => n.forward_packed(h, &ctx.cu_seqlens),
+        })
     }
 
     pub fn num_layers(&self) -> usize {

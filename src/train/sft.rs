@@ -16,7 +16,7 @@ use super::batch::{pack, response_rows, spread, Packed};
 use super::data::Example;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::lm::LanguageModel;
-use crate::model::logprobs::{backward, BackwardOptions, DEFAULT_CHUNK};
+use crate::model::logprobs::{backward_packed, BackwardOptions, DEFAULT_CHUNK};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -105,22 +105,22 @@ pub fn sft(
             let started = Instant::now();
             let seqs: Vec<(&[u32], &[u32])> =
                 chunk.iter().map(|&i| (rows[i].0.as_slice(), rows[i].1.as_slice())).collect();
-            let Packed { inputs, targets, spans } = pack(&seqs, &device)?;
+            let Packed { inputs, targets, cu_seqlens, spans } = pack(&seqs, &device)?;
             let tokens: usize = spans.iter().map(|s| s.1).sum();
-            let t = inputs.dim(1)?;
+            let n = inputs.dim(0)?;
             let mut nll = 0f64;
             let opts = BackwardOptions {
                 chunk: DEFAULT_CHUNK,
                 checkpoint_layers: cfg.checkpoint_layers,
                 entropy: false,
             };
-            let pass = backward(&lm.model, &inputs, &targets, opts, |lp| {
+            let pass = backward_packed(&lm.model, &inputs, &targets, &cu_seqlens, opts, |lp| {
                 let rows = response_rows(lp, &spans)?;
                 nll = -rows.iter().flatten().sum::<f64>() / tokens.max(1) as f64;
                 // d(mean NLL)/dlogp = −1/N on every response token
                 let coeffs: Vec<Vec<f64>> =
                     rows.iter().map(|r| vec![-1.0 / tokens.max(1) as f64; r.len()]).collect();
-                spread(&coeffs, &spans, t, &device)
+                spread(&coeffs, &spans, n, &device)
             })?;
             let mut grads = pass.grads;
             let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;

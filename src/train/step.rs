@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::advantage::group_advantages;
-use super::batch::{pack, response_rows, spread, Packed};
+use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
 use super::group::{build_group, GroupSpec, Rollout};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
@@ -19,7 +19,7 @@ use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
 use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
-use crate::model::logprobs::{backward, logprobs, BackwardOptions, DEFAULT_CHUNK};
+use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{score_batch, Breakdown, Candidate, Weights};
 use crate::reward::JudgeClient;
 
@@ -451,11 +451,17 @@ impl PassContext<'_> {
     /// Gradients of worker `w`'s rows, micro-batch by micro-batch.
     fn run(&self, replica: &Replica, w: usize) -> Result<WorkerPass> {
         let mine: Vec<usize> = self.trained.iter().copied().filter(|&i| self.rows[i].worker == w).collect();
-        let per = if self.cfg.micro_batch_rows == 0 { mine.len().max(1) } else { self.cfg.micro_batch_rows };
+        let lengths: Vec<usize> = mine
+            .iter()
+            .map(|&i| {
+                row_tokens(self.rows[i].rollout.prompt_ids.len(), self.rows[i].rollout.response_ids.len())
+            })
+            .collect();
         let mut out = WorkerPass::default();
         let model = &replica.lm.model;
         let device = model.device().clone();
-        for micro in mine.chunks(per) {
+        for members in micro_batches(&lengths, self.cfg.micro_batch_tokens, self.cfg.micro_batch_rows) {
+            let micro: Vec<usize> = members.iter().map(|&m| mine[m]).collect();
             let seqs: Vec<(&[u32], &[u32])> = micro
                 .iter()
                 .map(|&i| {
@@ -464,7 +470,7 @@ impl PassContext<'_> {
                 .collect();
             let lengths: Vec<usize> = seqs.iter().map(|(p, r)| p.len() + r.len()).collect();
             crate::run::work::training(w, &lengths);
-            let Packed { inputs, targets, spans } = pack(&seqs, &device)?;
+            let Packed { inputs, targets, cu_seqlens, spans } = pack(&seqs, &device)?;
             let want_ref = self.cfg.loss.kl_coef != 0.0;
             // the frozen reference's log-probs, once (first pass)
             let mut ref_rows: Vec<Vec<f64>> = Vec::new();
@@ -474,14 +480,15 @@ impl PassContext<'_> {
                     ref_rows = stored;
                 } else {
                     let reference = replica.reference.as_ref().expect("checked in step");
-                    let lp = logprobs(reference, &inputs, &targets, self.cfg.logprob_chunk)?;
+                    let lp =
+                        logprobs_packed(reference, &inputs, &targets, &cu_seqlens, self.cfg.logprob_chunk)?;
                     ref_rows = response_rows(&lp, &spans)?;
                     out.reference.extend(micro.iter().copied().zip(ref_rows.iter().cloned()));
                 }
             }
             let mut current_rows: Vec<Vec<f64>> = Vec::new();
             let mut loss = LossOutput::default();
-            let t = inputs.dim(1)?;
+            let n = inputs.dim(0)?;
             let opts = BackwardOptions {
                 chunk: self.cfg.logprob_chunk,
                 entropy: self.old.is_none(),
@@ -493,7 +500,7 @@ impl PassContext<'_> {
                     )
                 }),
             };
-            let pass = backward(model, &inputs, &targets, opts, |lp| {
+            let pass = backward_packed(model, &inputs, &targets, &cu_seqlens, opts, |lp| {
                 current_rows = response_rows(lp, &spans)?;
                 let terms: Vec<RowTerms> = micro
                     .iter()
@@ -510,7 +517,7 @@ impl PassContext<'_> {
                     })
                     .collect();
                 loss = grpo_loss_part(&self.cfg.loss, &terms, &current_rows, self.totals);
-                let coeffs = spread(&loss.coefficients, &spans, t, &device)?;
+                let coeffs = spread(&loss.coefficients, &spans, n, &device)?;
                 loss.coefficients = Vec::new();
                 Ok(coeffs)
             })?;

@@ -2,6 +2,7 @@
 //! each cell is the fastest of several interleaved runs.
 
 mod generate;
+mod lengths;
 mod plan;
 mod qwen35;
 mod train;
@@ -22,6 +23,9 @@ pub enum BenchCommand {
     Qwen35(qwen35::Qwen35Bench),
     /// GRPO step time split (generate / judge / train), and training tokens/s against PyTorch.
     Train(train::TrainBench),
+    /// One measured training update in this process (a `train --lengths` cell; hidden).
+    #[command(hide = true)]
+    TrainPass(lengths::PassArgs),
     /// TUI: dashboard draw with 100k steps of history, groups with 64 groups, idle CPU.
     Tui(tui::TuiBench),
 }
@@ -32,6 +36,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Plan(args) => plan::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),
         BenchCommand::Train(args) => train::run(args),
+        BenchCommand::TrainPass(args) => lengths::run_pass(args),
         BenchCommand::Tui(args) => tui::run(args),
     }
 }

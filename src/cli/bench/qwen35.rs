@@ -26,14 +26,19 @@ pub struct Qwen35Bench {
 
 /// hidden 512, 8 layers (6 DeltaNet + 2 attention), MLP 2048, vocab 32000, tied.
 pub fn config() -> Result<ModelConfig> {
-    ModelConfig::from_json(&serde_json::json!({
+    ModelConfig::from_json(&config_json())
+}
+
+/// `config()` as config.json holds it.
+pub fn config_json() -> serde_json::Value {
+    serde_json::json!({
         "model_type": "qwen3_5_text", "vocab_size": 32000, "hidden_size": 512, "intermediate_size": 2048,
         "num_hidden_layers": 8, "full_attention_interval": 4,
         "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64, "partial_rotary_factor": 0.25,
         "linear_num_key_heads": 4, "linear_num_value_heads": 8, "linear_key_head_dim": 64, "linear_value_head_dim": 64,
         "linear_conv_kernel_dim": 4, "rms_norm_eps": 1e-6, "rope_parameters": {"rope_theta": 10000000.0},
         "tie_word_embeddings": true, "max_position_embeddings": 8192
-    }))
+    })
 }
 
 pub fn run(args: Qwen35Bench) -> Result<()> {

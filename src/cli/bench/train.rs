@@ -47,6 +47,16 @@ pub struct TrainBench {
     /// Per-layer activation checkpointing in the measured passes.
     #[arg(long)]
     pub checkpoint_layers: bool,
+    /// Instead of the tables above: peak memory and seconds of a training update at each of
+    /// these row lengths (tokens), ours beside PyTorch's and the memory plan's.
+    #[arg(long, value_delimiter = ',')]
+    pub lengths: Vec<usize>,
+    /// With --lengths: rows of T tokens per update.
+    #[arg(long, default_value_t = 1)]
+    pub rows_per_length: usize,
+    /// With --lengths: tokens per packed micro-batch.
+    #[arg(long, default_value_t = 16384)]
+    pub micro_batch_tokens: usize,
 }
 
 struct StepRow {
@@ -66,6 +76,18 @@ struct PassRow {
 
 pub fn run(args: TrainBench) -> Result<()> {
     let tmp = super::tempdir()?;
+    if !args.lengths.is_empty() {
+        let bench = super::lengths::LengthsBench {
+            lengths: &args.lengths,
+            rows: args.rows_per_length,
+            micro_batch_tokens: args.micro_batch_tokens,
+            python: &args.python,
+            repeats: args.repeats,
+        };
+        let out = super::lengths::run(bench, &tmp);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return out;
+    }
     let big = tmp.join("qwen3-15m");
     write_qwen3_15m(&big)?;
     let models = [("tiny (qwen3)".to_string(), tiny::ensure()?), ("qwen3-15M (random)".to_string(), big)];
@@ -167,13 +189,15 @@ fn measure_ours(model: &Model, ids: &[Vec<u32>], repeats: usize, checkpoint_laye
     };
     let inputs = Tensor::from_vec(flat(&|row| &row[..t]), (r, t), &Device::Cpu)?;
     let targets = Tensor::from_vec(flat(&|row| &row[1..]), (r, t), &Device::Cpu)?;
-    let spans: Vec<(usize, usize)> = vec![(0, t); r];
+    let spans: Vec<(usize, usize)> = (0..r).map(|k| (k * t, t)).collect();
     let coeffs = vec![vec![-1.0 / (r * t) as f64; t]; r];
     let mut best = f64::INFINITY;
     for _ in 0..repeats.max(1) {
         let started = Instant::now();
         let opts = BackwardOptions { checkpoint_layers, ..BackwardOptions::default() };
-        backward(model, &inputs, &targets, opts, |_| spread(&coeffs, &spans, t, &Device::Cpu))?;
+        backward(model, &inputs, &targets, opts, |_| {
+            Ok(spread(&coeffs, &spans, r * t, &Device::Cpu)?.reshape((r, t))?)
+        })?;
         best = best.min(started.elapsed().as_secs_f64());
     }
     Ok((r * t) as f64 / best)
