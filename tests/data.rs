@@ -555,3 +555,44 @@ fn cli_build_says_how_many_it_kept_trimmed_and_skipped_and_why() {
     );
     assert_eq!(data::load(&out).unwrap().len(), 3);
 }
+
+#[test]
+fn cli_check_with_a_model_warns_about_references_over_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "The fox ran over the hill to the red barn. ".repeat(30);
+    let records = [
+        serde_json::json!({"uid": "short", "prompt": "Write a story. The story should be 100 words long.", "target_word_count": 100, "story": "The fox ran."}),
+        serde_json::json!({"uid": "none", "prompt": "Write a story. The story should be 100 words long.", "target_word_count": 100}),
+        serde_json::json!({"uid": "long", "prompt": "Write a story. The story should be 300 words long.", "target_word_count": 300, "story": long.trim()}),
+    ];
+    let text: String = records.iter().map(|r| format!("{r}\n\n")).collect(); // line 5 is the long one
+    let path = write(dir.path(), "set.jsonl", &text);
+    let f = path.display().to_string();
+    let report = stdout(&polaris(&["data", "check", &f, "--model", "tiny", "--max-new-tokens", "64"]));
+    let warnings: Vec<&str> = report.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(warnings[0].starts_with(&format!("warning: {f}:5: the reference of long is ")), "{report}");
+    assert!(warnings[0].contains("over the response budget of 64; training cuts"), "{report}");
+    assert!(report.contains("response budget 64 tokens (tiny's tokenizer, thinking on): 1 of 2 references are over it; the longest is "), "{report}");
+    assert!(report.contains(&format!("({f}:5, long)")), "{report}");
+    assert!(report.contains("training cuts each of them to 64 tokens with no end token"), "{report}");
+
+    // the budget and thinking mode of a run config; by default 8192 tokens, which all fit
+    let cfg = write(
+        dir.path(),
+        "run.toml",
+        "[model]\npath = \"tiny\"\n[step]\nthinking = false\n[step.sampling]\nmax_new_tokens = 64\n",
+    );
+    let from_config = stdout(&polaris(&["data", "check", &f, "--config", cfg.to_str().unwrap()]));
+    assert!(
+        from_config.contains("response budget 64 tokens (tiny's tokenizer, thinking off): 1 of 2"),
+        "{from_config}"
+    );
+    let fits = stdout(&polaris(&["data", "check", &f, "--model", "tiny"]));
+    assert!(fits.contains("response budget 8192 tokens (tiny's tokenizer, thinking on): 0 of 2"), "{fits}");
+    assert!(!fits.contains("warning:"), "{fits}");
+
+    let no_model = polaris(&["data", "check", &f, "--model", dir.path().join("nowhere").to_str().unwrap()]);
+    assert!(!no_model.status.success());
+    assert!(String::from_utf8_lossy(&no_model.stderr).contains("no such model directory"));
+}

@@ -49,6 +49,17 @@ pub struct BuildArgs {
 pub struct CheckArgs {
     /// A dataset: one {"uid", "prompt", "target_word_count"[, "story", "reasoning"]} per line.
     pub file: PathBuf,
+    /// Also tokenise every reference as the trainer does with this model (`tiny` or a Hugging
+    /// Face directory; only its tokenizer and chat template are read) and warn about those
+    /// longer than the response budget: training cuts them.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The response budget in tokens [default: step.sampling.max_new_tokens of --config, else 8192]
+    #[arg(long)]
+    pub max_new_tokens: Option<usize>,
+    /// A run config (run.toml): its model, response budget and thinking mode.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -130,7 +141,22 @@ fn listed(items: &[&str]) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<()> {
-    let examples = data::load(&args.file)?;
+    let numbered = data::load_numbered(&args.file)?;
+    let budget = (args.model.is_some() || args.config.is_some())
+        .then(|| {
+            super::data_budget::Budget::resolve(
+                args.model.clone(),
+                args.max_new_tokens,
+                args.config.as_deref(),
+            )
+        })
+        .transpose()?;
+    if budget.is_none() && args.max_new_tokens.is_some() {
+        bail!(
+            "--max-new-tokens needs --model DIR (or --config run.toml): the budget is in that model's tokens"
+        );
+    }
+    let examples: Vec<Example> = numbered.iter().map(|(_, e)| e.clone()).collect();
     let with_story = examples.iter().filter(|e| e.story.is_some()).count();
     let with_reasoning = examples.iter().filter(|e| e.reasoning.is_some()).count();
     println!(
@@ -152,6 +178,9 @@ fn check(args: CheckArgs) -> Result<()> {
     println!("{:<12}{:>8}{:>12}", "words", "records", "with story");
     for b in LengthBucket::ALL {
         println!("{:<12}{:>8}{:>12}", b.label(), all[&b], with[&b]);
+    }
+    if let Some(budget) = budget {
+        super::data_budget::check(&args.file, &numbered, &budget)?;
     }
     Ok(())
 }

@@ -205,6 +205,11 @@ pub(crate) fn jsonl_lines(path: &Path) -> Result<Vec<JsonlLine>> {
 
 /// Reads and validates a dataset. Every bad record is reported, in one error.
 pub fn load(path: &Path) -> Result<Vec<Example>> {
+    Ok(load_numbered(path)?.into_iter().map(|(_, e)| e).collect())
+}
+
+/// `load`, each example with its 1-based line number in the file (for `FILE:LINE` messages).
+pub fn load_numbered(path: &Path) -> Result<Vec<(usize, Example)>> {
     let lines = jsonl_lines(path)?;
     let records = lines.len();
     if records == 0 {
@@ -270,7 +275,7 @@ pub fn load(path: &Path) -> Result<Vec<Example>> {
         let good = bad.is_empty();
         problems.record(&location, bad);
         if let (true, Some(uid), Some(prompt), Some(target_word_count)) = (good, uid, prompt, target) {
-            examples.push(Example { uid, prompt, target_word_count, story, reasoning });
+            examples.push((n, Example { uid, prompt, target_word_count, story, reasoning }));
         }
     }
     problems.check(path, records)?;
