@@ -489,11 +489,11 @@ fn long_stories_are_trimmed_and_short_ones_skipped_each_for_its_reason() {
     assert_eq!(story("whole").target_word_count, 100);
     // whole paragraphs while they fit: 2 of 50 words
     let p = story("paragraphs");
-    assert_eq!(p.story.as_deref().unwrap(), vec![vec![sentence; 5].join(" "); 2].join("\n\n"));
+    assert_eq!(p.story.as_deref().unwrap(), [[sentence; 5].join(" "), [sentence; 5].join(" ")].join("\n\n"));
     assert_eq!((p.target_word_count, requested_words(&p.prompt)), (100, Some(100)));
     // one paragraph of 200 words: cut after its 12th sentence
     let s = story("one_paragraph");
-    assert_eq!(s.story.as_deref().unwrap(), vec![sentence; 12].join(" "));
+    assert_eq!(s.story.as_deref().unwrap(), [sentence; 12].join(" "));
     assert_eq!((s.target_word_count, requested_words(&s.prompt)), (100, Some(100)));
     let trims: Vec<(&str, usize, usize, data::Cut)> =
         built.trimmed.iter().map(|t| (t.uid.as_str(), t.words, t.kept_words, t.cut)).collect();
