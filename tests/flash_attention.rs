@@ -2,7 +2,7 @@
 //! (a causal block-diagonal masked softmax, built here at small shapes), against finite
 //! differences, and its two implementations (CPU kernel, device-generic path) against each
 //! other. Outputs and the gradients of q, k and v, with GQA, rows of very different lengths
-//! crossing the kernels' block edges (64 and 128 positions), and an odd head dim.
+//! crossing the kernels' block edges (128 and 256 positions), and an odd head dim.
 
 use candle_core::{DType, Device, Tensor, Var, D};
 use polaris::model::flash_attention::{varlen_attention, varlen_attention_generic};
@@ -105,7 +105,7 @@ fn assert_close(what: &str, got: &[Vec<f64>; 4], want: &[Vec<f64>; 4], tol: f64)
 
 /// (rows' lengths, H, Hkv, Dh) of the comparisons against the dense reference.
 const CASES: [(&[usize], usize, usize, usize); 4] = [
-    // rows of 1 and 3 tokens beside rows crossing the 64- and 128-position block edges
+    // rows of 1 and 3 tokens beside rows crossing the 128- and 256-position block edges
     (&[1, 3, 70, 130], 4, 2, 64),
     (&[130, 1, 70, 3], 4, 1, 24),
     (&[1, 3, 70, 130, 260], 4, 4, 24),
@@ -153,8 +153,8 @@ fn generic_path_matches_the_dense_reference_in_f32() {
 
 #[test]
 fn generic_path_equals_the_cpu_kernel() {
-    // longer rows than the dense cases can afford: 520 crosses the generic path's 128-position
-    // blocks four times and the kernel's 64 eight times
+    // longer rows than the dense cases can afford: 520 crosses the 128-position blocks four
+    // times and the forward's 256-position key blocks twice
     let cu = cu(&[1, 3, 70, 130, 520, 64]);
     let t = *cu.last().unwrap();
     for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 2e-5)] {
