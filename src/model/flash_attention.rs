@@ -581,7 +581,8 @@ mod cpu {
             (0..blocks.len()).flat_map(|b| (0..h).map(move |hi| (b, hi))).collect();
         items.sort_by_key(|&(b, _)| std::cmp::Reverse(blocks[b].end - blocks[b].row_start));
         let results: Vec<(Vec<F>, Vec<F>)> =
-            items.par_iter().map(|&(b, hi)| forward_block(&x, blocks[b], hi)).collect();
+            // the score block's buffer is kept per rayon split rather than allocated per task
+            items.par_iter().map_init(Vec::new, |s, &(b, hi)| forward_block(&x, blocks[b], hi, s)).collect();
         let mut o = vec![F::ZERO; t * h * dh];
         let mut lse = vec![F::ZERO; t * h];
         for (&(b, hi), (ob, lb)) in items.iter().zip(&results) {
@@ -596,16 +597,17 @@ mod cpu {
     }
 
     /// One query block of one head: (O [bq, Dh], lse [bq]).
-    fn forward_block<F: Real>(x: &Inputs<F>, blk: Block, hi: usize) -> (Vec<F>, Vec<F>) {
+    /// `s` is scratch for the scores, resized here.
+    fn forward_block<F: Real>(x: &Inputs<F>, blk: Block, hi: usize, s: &mut Vec<F>) -> (Vec<F>, Vec<F>) {
         let (bq, dh, g) = (blk.len(), x.dh, x.group(hi));
         let mut m = vec![F::NEG_INF; bq]; // running max of each query's scores
         let mut l = vec![F::ZERO; bq]; // running sum of exp(score - m)
         let mut acc = vec![F::ZERO; bq * dh]; // running sum of exp(score - m) v
-        let mut s = vec![F::ZERO; bq * FWD_BLOCK_K];
+        s.resize(bq * FWD_BLOCK_K, F::ZERO);
         for k0 in (blk.row_start..blk.end).step_by(FWD_BLOCK_K) {
             let bk = FWD_BLOCK_K.min(blk.end - k0);
             // S = scale Q Kᵀ: [bq, bk], row stride bk
-            matmul((bq, bk, dh), &mut s, bk, false, x.q_at(blk.start, hi), x.k_at(k0, g).t(), x.scale);
+            matmul((bq, bk, dh), s, bk, false, x.q_at(blk.start, hi), x.k_at(k0, g).t(), x.scale);
             for i in 0..bq {
                 let row = &mut s[i * bk..(i + 1) * bk];
                 let vis = visible(blk.start + i, k0, bk);
@@ -621,7 +623,7 @@ mod cpu {
                 }
             }
             // acc += P V: [bq, Dh]
-            matmul((bq, dh, bk), &mut acc, dh, true, Mat::rows(&s, 0, bk), x.v_at(k0, g), F::ONE);
+            matmul((bq, dh, bk), &mut acc, dh, true, Mat::rows(s, 0, bk), x.v_at(k0, g), F::ONE);
         }
         for i in 0..bq {
             let inv = F::ONE / l[i];
