@@ -36,7 +36,7 @@ impl LanguageModel {
             );
         }
         let model = Model::load_dir(dir, opts)?;
-        let tokenizer = Tokenizer::from_dir(dir)?;
+        let (tokenizer, chat) = text_codec(dir)?;
         let model_vocab = model.config().vocab_size;
         if tokenizer.vocab_size() > model_vocab {
             bail!(
@@ -45,7 +45,6 @@ impl LanguageModel {
                 tokenizer.vocab_size()
             );
         }
-        let chat = ChatTemplate::from_dir(dir, tokenizer.config.as_ref())?;
         let mut stop_ids = model.config().eos_token_ids.clone();
         let gen_cfg = dir.join("generation_config.json");
         if gen_cfg.exists() {
@@ -101,10 +100,7 @@ impl LanguageModel {
 
     /// The text that ends a response: `<|im_end|>` for ChatML templates, else the eos token.
     pub fn end_text(&self) -> String {
-        if self.chat.mentions("<|im_end|>") && self.tokenizer.token_id("<|im_end|>").is_some() {
-            return "<|im_end|>".to_string();
-        }
-        self.tokenizer.config_token("eos_token").unwrap_or_default()
+        end_text(&self.tokenizer, &self.chat)
     }
 
     /// Ids of a teacher-forced response after `prompt` (as rendered): with thinking,
@@ -117,15 +113,43 @@ impl LanguageModel {
         reasoning: Option<&str>,
         story: &str,
     ) -> Result<Vec<u32>> {
-        let end = self.end_text();
-        let reasoning = reasoning.unwrap_or("").trim();
-        let text = if crate::chat::opens_thinking(prompt) {
-            format!("{reasoning}\n</think>\n{story}{end}")
-        } else if thinking {
-            format!("<think>\n{reasoning}\n</think>\n{story}{end}")
-        } else {
-            format!("{story}{end}")
-        };
-        self.tokenizer.encode(&text, false)
+        response_ids(&self.tokenizer, &self.chat, prompt, thinking, reasoning, story)
     }
+}
+
+/// The tokenizer and chat template of a model directory, without its weights: what
+/// tokenising a dataset needs (`data check --model`).
+pub fn text_codec(dir: &Path) -> Result<(Tokenizer, ChatTemplate)> {
+    let tokenizer = Tokenizer::from_dir(dir)?;
+    let chat = ChatTemplate::from_dir(dir, tokenizer.config.as_ref())?;
+    Ok((tokenizer, chat))
+}
+
+/// `LanguageModel::end_text` from the tokenizer and template alone.
+pub fn end_text(tokenizer: &Tokenizer, chat: &ChatTemplate) -> String {
+    if chat.mentions("<|im_end|>") && tokenizer.token_id("<|im_end|>").is_some() {
+        return "<|im_end|>".to_string();
+    }
+    tokenizer.config_token("eos_token").unwrap_or_default()
+}
+
+/// `LanguageModel::response_ids` from the tokenizer and template alone.
+pub fn response_ids(
+    tokenizer: &Tokenizer,
+    chat: &ChatTemplate,
+    prompt: &str,
+    thinking: bool,
+    reasoning: Option<&str>,
+    story: &str,
+) -> Result<Vec<u32>> {
+    let end = end_text(tokenizer, chat);
+    let reasoning = reasoning.unwrap_or("").trim();
+    let text = if crate::chat::opens_thinking(prompt) {
+        format!("{reasoning}\n</think>\n{story}{end}")
+    } else if thinking {
+        format!("<think>\n{reasoning}\n</think>\n{story}{end}")
+    } else {
+        format!("{story}{end}")
+    };
+    tokenizer.encode(&text, false)
 }

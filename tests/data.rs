@@ -178,6 +178,8 @@ fn building_the_demo_stories_reproduces_the_demo_prompts() {
     assert_eq!(train, expected);
 }
 
+/// Stories up to `--max-words` (4000 by default) are kept whole; longer ones are trimmed at a
+/// paragraph end, and every prompt asks for the length kept.
 #[test]
 fn the_shared_collection_builds_every_story_with_its_own_length() {
     let originals: BTreeMap<String, String> = std::fs::read_to_string(pd_stories())
@@ -199,11 +201,27 @@ fn the_shared_collection_builds_every_story_with_its_own_length() {
     assert!(built.skipped.iter().all(|s| s.reason == SkipReason::TooShort));
     let all: Vec<&Example> = built.train.iter().chain(&built.val).collect();
     assert_eq!(all.len(), 349 - short.len());
+    let over: HashSet<&str> = originals
+        .iter()
+        .filter(|(_, t)| count_words(t) > data::MAX_STORY_WORDS)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(built.trimmed.iter().map(|t| t.uid.as_str()).collect::<HashSet<_>>(), over);
+    assert!(over.len() > 200, "{}", over.len());
     for e in all {
         let original = &originals[&e.uid];
         let story = e.story.as_deref().unwrap();
-        let words = count_words(original);
-        assert_eq!(count_words(story), words, "{}: words changed by normalising", e.uid);
+        let words = count_words(story);
+        assert!((data::MIN_STORY_WORDS..=data::MAX_STORY_WORDS).contains(&words), "{}: {words} words", e.uid);
+        if over.contains(e.uid.as_str()) {
+            // cut at a paragraph end: the normalised original goes on with a new paragraph
+            let whole = data::normalise_text(original);
+            let rest = whole.strip_prefix(story).unwrap_or_else(|| panic!("{}: not a prefix", e.uid));
+            assert!(rest.starts_with("\n\n"), "{}: not cut at a paragraph end", e.uid);
+            assert!(words > data::MAX_STORY_WORDS / 2, "{}: only {words} words kept", e.uid);
+        } else {
+            assert_eq!(words, count_words(original), "{}: words changed by normalising", e.uid);
+        }
         assert_eq!(requested_words(&e.prompt), Some(e.target_word_count), "{}", e.prompt);
         assert_eq!(e.target_word_count, data::target_words(words));
         assert!(e.target_word_count.abs_diff(words) <= 25, "{}", e.uid);
@@ -379,8 +397,16 @@ fn cli_builds_and_checks_a_dataset() {
         "--out",
         out.to_str().unwrap(),
     ]));
-    for want in ["349 stories, 349 used, 0 skipped", "4000-7999", ">=8000", "total"] {
-        assert!(report.contains(want), "missing {want:?} in:\n{report}");
+    let trimmed = data::build_detailed(&stories, 0.05, 0).unwrap().trimmed.len();
+    let whole = 349 - trimmed;
+    for want in [
+        format!("349 stories: {whole} kept whole, {trimmed} trimmed to at most 4000 words, 0 skipped"),
+        format!("trimmed {trimmed} (over 4000 words, cut at a paragraph end)"),
+        "4000-7999".into(),
+        ">=8000".into(),
+        "total".into(),
+    ] {
+        assert!(report.contains(&want), "missing {want:?} in:\n{report}");
     }
     let val = dir.path().join("val.jsonl");
     let (train, held_out) = (data::load(&out).unwrap(), data::load(&val).unwrap());
@@ -397,7 +423,10 @@ fn cli_builds_and_checks_a_dataset() {
         let help = stdout(&polaris(&["data", sub, "--help"]));
         assert!(help.contains("Usage: polaris-tui data"), "{help}");
     }
-    assert!(stdout(&polaris(&["data", "build", "--help"])).contains("--val-fraction"));
+    let help = stdout(&polaris(&["data", "build", "--help"]));
+    for flag in ["--val-fraction", "--max-words", "--min-words"] {
+        assert!(help.contains(flag), "{help}");
+    }
 }
 
 #[test]
@@ -421,4 +450,149 @@ fn cli_check_of_a_bad_file_fails_with_file_line_field() {
     let stderr = String::from_utf8_lossy(&build.stderr);
     assert!(stderr.contains(&format!("{f}:1: field title is missing")), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A collection with one story for each thing `data build` does with a story, under
+/// `--min-words 40 --max-words 120`: (id, text, premise).
+fn limits_collection(dir: &Path) -> PathBuf {
+    let sentence = "The fox ran over the hill to the red barn."; // 10 words
+    let sentences = |n: usize| vec![sentence; n].join(" ");
+    let no_stop = "and the fox ran on ".repeat(40); // 200 words, no sentence end
+    let stories: Vec<(&str, String, &str)> = vec![
+        ("whole", format!("{}\n\n{}", sentences(4), sentences(4)), "A fox."),
+        ("paragraphs", vec![sentences(5); 4].join("\n\n"), "A fox."),
+        ("one_paragraph", sentences(20), "A fox."),
+        ("short", sentences(3), "A fox."),
+        ("short_once_trimmed", format!("{}\n\n{}", sentences(3), no_stop.trim()), "A fox."),
+        ("no_cut", no_stop.trim().to_string(), "A fox."),
+        ("asks_a_length", sentences(6), "A tale 500 words long."),
+    ];
+    let text: String = stories
+        .iter()
+        .map(|(id, text, premise)| {
+            format!("{}\n", serde_json::json!({"id": id, "title": "Fox", "premise": premise, "text": text}))
+        })
+        .collect();
+    write(dir, "limits.jsonl", &text)
+}
+
+#[test]
+fn long_stories_are_trimmed_and_short_ones_skipped_each_for_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = limits_collection(dir.path());
+    let opts = data::BuildOptions { val_fraction: 0.0, seed: 0, min_words: 40, max_words: 120 };
+    let built = data::build_with(&path, &opts).unwrap();
+    let uids: Vec<&str> = built.train.iter().map(|e| e.uid.as_str()).collect();
+    assert_eq!(uids, ["whole", "paragraphs", "one_paragraph"]);
+    let story = |uid: &str| built.train.iter().find(|e| e.uid == uid).unwrap();
+    let sentence = "The fox ran over the hill to the red barn.";
+    assert_eq!(story("whole").target_word_count, 100);
+    // whole paragraphs while they fit: 2 of 50 words
+    let p = story("paragraphs");
+    assert_eq!(p.story.as_deref().unwrap(), [[sentence; 5].join(" "), [sentence; 5].join(" ")].join("\n\n"));
+    assert_eq!((p.target_word_count, requested_words(&p.prompt)), (100, Some(100)));
+    // one paragraph of 200 words: cut after its 12th sentence
+    let s = story("one_paragraph");
+    assert_eq!(s.story.as_deref().unwrap(), [sentence; 12].join(" "));
+    assert_eq!((s.target_word_count, requested_words(&s.prompt)), (100, Some(100)));
+    let trims: Vec<(&str, usize, usize, data::Cut)> =
+        built.trimmed.iter().map(|t| (t.uid.as_str(), t.words, t.kept_words, t.cut)).collect();
+    assert_eq!(
+        trims,
+        [("paragraphs", 200, 100, data::Cut::Paragraph), ("one_paragraph", 200, 120, data::Cut::Sentence)]
+    );
+    let skips: Vec<(&str, SkipReason)> = built.skipped.iter().map(|s| (s.uid.as_str(), s.reason)).collect();
+    assert_eq!(
+        skips,
+        [
+            ("short", SkipReason::TooShort),
+            ("short_once_trimmed", SkipReason::TooShortTrimmed),
+            ("no_cut", SkipReason::NoCutWithin),
+            ("asks_a_length", SkipReason::LengthInInstruction),
+        ]
+    );
+    for e in &built.train {
+        let words = count_words(e.story.as_deref().unwrap());
+        assert!((40..=120).contains(&words), "{}: {words}", e.uid);
+    }
+    let flipped = data::BuildOptions { min_words: 200, max_words: 100, ..opts };
+    assert!(err_text(data::build_with(&path, &flipped)).contains("--min-words 200 is over --max-words 100"));
+}
+
+#[test]
+fn cli_build_says_how_many_it_kept_trimmed_and_skipped_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = limits_collection(dir.path());
+    let out = dir.path().join("train.jsonl");
+    let report = stdout(&polaris(&[
+        "data",
+        "build",
+        "--stories",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--val-fraction",
+        "0",
+        "--min-words",
+        "40",
+        "--max-words",
+        "120",
+    ]));
+    for want in [
+        "7 stories: 1 kept whole, 2 trimmed to at most 120 words, 4 skipped",
+        "trimmed 1 (over 120 words, cut at a paragraph end)",
+        "trimmed 1 (over 120 words, cut at a sentence end inside a long paragraph)",
+        "skipped 1 (under 40 words, --min-words): ",
+        "skipped 1 (over 120 words, and under 40 once trimmed at a paragraph or sentence end): ",
+        "skipped 1 (over 120 words with no paragraph or sentence end within 120): ",
+        "skipped 1 (title or premise says \"N words long\"",
+    ] {
+        assert!(report.contains(want), "missing {want:?} in:\n{report}");
+    }
+    assert!(
+        report.contains(&format!("{}:4", path.display())),
+        "the short story's line is not named:\n{report}"
+    );
+    assert_eq!(data::load(&out).unwrap().len(), 3);
+}
+
+#[test]
+fn cli_check_with_a_model_warns_about_references_over_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "The fox ran over the hill to the red barn. ".repeat(30);
+    let records = [
+        serde_json::json!({"uid": "short", "prompt": "Write a story. The story should be 100 words long.", "target_word_count": 100, "story": "The fox ran."}),
+        serde_json::json!({"uid": "none", "prompt": "Write a story. The story should be 100 words long.", "target_word_count": 100}),
+        serde_json::json!({"uid": "long", "prompt": "Write a story. The story should be 300 words long.", "target_word_count": 300, "story": long.trim()}),
+    ];
+    let text: String = records.iter().map(|r| format!("{r}\n\n")).collect(); // line 5 is the long one
+    let path = write(dir.path(), "set.jsonl", &text);
+    let f = path.display().to_string();
+    let report = stdout(&polaris(&["data", "check", &f, "--model", "tiny", "--max-new-tokens", "64"]));
+    let warnings: Vec<&str> = report.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(warnings[0].starts_with(&format!("warning: {f}:5: the reference of long is ")), "{report}");
+    assert!(warnings[0].contains("over the response budget of 64; training cuts"), "{report}");
+    assert!(report.contains("response budget 64 tokens (tiny's tokenizer, thinking on): 1 of 2 references are over it; the longest is "), "{report}");
+    assert!(report.contains(&format!("({f}:5, long)")), "{report}");
+    assert!(report.contains("training cuts each of them to 64 tokens with no end token"), "{report}");
+
+    // the budget and thinking mode of a run config; by default 8192 tokens, which all fit
+    let cfg = write(
+        dir.path(),
+        "run.toml",
+        "[model]\npath = \"tiny\"\n[step]\nthinking = false\n[step.sampling]\nmax_new_tokens = 64\n",
+    );
+    let from_config = stdout(&polaris(&["data", "check", &f, "--config", cfg.to_str().unwrap()]));
+    assert!(
+        from_config.contains("response budget 64 tokens (tiny's tokenizer, thinking off): 1 of 2"),
+        "{from_config}"
+    );
+    let fits = stdout(&polaris(&["data", "check", &f, "--model", "tiny"]));
+    assert!(fits.contains("response budget 8192 tokens (tiny's tokenizer, thinking on): 0 of 2"), "{fits}");
+    assert!(!fits.contains("warning:"), "{fits}");
+
+    let no_model = polaris(&["data", "check", &f, "--model", dir.path().join("nowhere").to_str().unwrap()]);
+    assert!(!no_model.status.success());
+    assert!(String::from_utf8_lossy(&no_model.stderr).contains("no such model directory"));
 }

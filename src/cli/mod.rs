@@ -5,6 +5,7 @@ mod annotate;
 mod attach;
 mod bench;
 mod data;
+mod data_budget;
 mod eval;
 mod generate;
 mod init_config;

@@ -66,6 +66,14 @@ pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize, bar: bool) {
     }
 }
 
+/// " (N cut, T tokens)" when references were cut to the response budget this step.
+fn references_cut(s: &StepStats) -> String {
+    match s.reference_rows_cut {
+        0 => String::new(),
+        n => format!(" ({n} cut, {} tokens)", s.reference_tokens_cut),
+    }
+}
+
 /// One step as a line.
 pub fn step_line(s: &StepStats) -> String {
     format!(
@@ -73,7 +81,7 @@ pub fn step_line(s: &StepStats) -> String {
         s.step,
         s.policy_reward_mean,
         s.policy_reward_std,
-        s.reference_reward_mean.map_or("-".into(), |r| format!("{r:+.3}")),
+        s.reference_reward_mean.map_or("-".into(), |r| format!("{r:+.3}{}", references_cut(s))),
         s.loss,
         s.kl,
         s.grad_norm,
@@ -82,4 +90,17 @@ pub fn step_line(s: &StepStats) -> String {
         s.seconds_judge,
         s.seconds_train
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_line_counts_cut_references() {
+        let s = StepStats { reference_reward_mean: Some(0.5), ..Default::default() };
+        assert!(step_line(&s).contains("ref +0.500  loss"), "{}", step_line(&s));
+        let cut = StepStats { reference_rows_cut: 2, reference_tokens_cut: 900, ..s };
+        assert!(step_line(&cut).contains("ref +0.500 (2 cut, 900 tokens)  loss"), "{}", step_line(&cut));
+    }
 }

@@ -6,6 +6,7 @@
 //! train / validation split; `write_jsonl` writes a dataset atomically.
 
 mod stories;
+mod trim;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::generate::length::{count_words, requested_words, story_prompt};
 pub use stories::{normalise_text, premise_from_opening, read_stories, title_from_file_stem, Story};
+pub use trim::{trim_story, Cut};
 
 /// One training prompt. Unknown extra fields in a file are read and ignored.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -36,9 +38,16 @@ pub struct Example {
     pub reasoning: Option<String>,
 }
 
-/// Stories shorter than this are not used: a reference that short would itself get the
-/// reward's blank penalty (under 150 words).
+/// `data build --min-words` by default: a story shorter is not used, because a reference
+/// that short would itself get the reward's blank penalty (under 150 words, RECIPE.md). Not
+/// higher: the collection's shortest stories (a few hundred words) are still whole stories,
+/// and the length buckets start under 1000 words.
 pub const MIN_STORY_WORDS: usize = 150;
+
+/// `data build --max-words` by default: the paper's longest reference (4k words). Longer
+/// stories are trimmed (`trim_story`); at about 1.3 tokens a word 4000 words stay well
+/// inside the 8192-token response budget, so the reference row is rarely cut in training.
+pub const MAX_STORY_WORDS: usize = 4000;
 
 /// At most this many problems are listed in one error; the rest are counted.
 const MAX_LISTED: usize = 20;
@@ -196,6 +205,11 @@ pub(crate) fn jsonl_lines(path: &Path) -> Result<Vec<JsonlLine>> {
 
 /// Reads and validates a dataset. Every bad record is reported, in one error.
 pub fn load(path: &Path) -> Result<Vec<Example>> {
+    Ok(load_numbered(path)?.into_iter().map(|(_, e)| e).collect())
+}
+
+/// `load`, each example with its 1-based line number in the file (for `FILE:LINE` messages).
+pub fn load_numbered(path: &Path) -> Result<Vec<(usize, Example)>> {
     let lines = jsonl_lines(path)?;
     let records = lines.len();
     if records == 0 {
@@ -261,7 +275,7 @@ pub fn load(path: &Path) -> Result<Vec<Example>> {
         let good = bad.is_empty();
         problems.record(&location, bad);
         if let (true, Some(uid), Some(prompt), Some(target_word_count)) = (good, uid, prompt, target) {
-            examples.push(Example { uid, prompt, target_word_count, story, reasoning });
+            examples.push((n, Example { uid, prompt, target_word_count, story, reasoning }));
         }
     }
     problems.check(path, records)?;
@@ -333,6 +347,37 @@ pub fn write_jsonl(path: &Path, examples: &[Example]) -> Result<()> {
     Ok(())
 }
 
+/// How `build_with` makes a dataset from a story collection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildOptions {
+    /// Share of each length bucket held out for validation (0 to under 1).
+    pub val_fraction: f64,
+    /// Seed of the split.
+    pub seed: u64,
+    /// Stories under this many words (before or after trimming) are skipped.
+    pub min_words: usize,
+    /// Stories over this many words are trimmed to at most this many.
+    pub max_words: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self { val_fraction: 0.05, seed: 0, min_words: MIN_STORY_WORDS, max_words: MAX_STORY_WORDS }
+    }
+}
+
+/// A story that `build` trimmed to `--max-words`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trimmed {
+    pub uid: String,
+    /// `FILE:LINE` of a JSONL record, or the `.txt` file.
+    pub source: String,
+    /// Words before and after trimming.
+    pub words: usize,
+    pub kept_words: usize,
+    pub cut: Cut,
+}
+
 /// A story that `build` left out, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -345,57 +390,105 @@ pub struct Skipped {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SkipReason {
-    /// Under `MIN_STORY_WORDS`.
+    /// Under `BuildOptions::min_words`.
     TooShort,
+    /// Over `max_words`, and trimming left it under `min_words`.
+    TooShortTrimmed,
+    /// Over `max_words`, with no paragraph or sentence end within them to cut at.
+    NoCutWithin,
     /// The title or premise already says "N words long", which would be read as the target.
     LengthInInstruction,
 }
 
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl SkipReason {
+    /// Why, in words, under `opts`' limits.
+    pub fn describe(self, opts: &BuildOptions) -> String {
+        let (min, max) = (opts.min_words, opts.max_words);
         match self {
-            Self::TooShort => write!(f, "under {MIN_STORY_WORDS} words"),
+            Self::TooShort => format!("under {min} words, --min-words"),
+            Self::TooShortTrimmed => {
+                format!("over {max} words, and under {min} once trimmed at a paragraph or sentence end")
+            }
+            Self::NoCutWithin => format!("over {max} words with no paragraph or sentence end within {max}"),
             Self::LengthInInstruction => {
-                f.write_str("title or premise says \"N words long\", which would be read as the target")
+                "title or premise says \"N words long\", which would be read as the target".into()
             }
         }
     }
 }
 
-/// What `build_detailed` made: the split and the stories it left out.
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(&BuildOptions::default()))
+    }
+}
+
+/// What `build_detailed` made: the split, the stories it trimmed (they are in the split
+/// too) and the stories it left out.
 #[derive(Debug, Clone)]
 pub struct Built {
     pub train: Vec<Example>,
     pub val: Vec<Example>,
+    pub trimmed: Vec<Trimmed>,
     pub skipped: Vec<Skipped>,
 }
 
-/// A story collection as (train, validation) examples; see `build_detailed`.
+/// A story collection as (train, validation) examples, with the default word limits; see
+/// `build_with`.
 pub fn build(stories: &Path, val_fraction: f64, seed: u64) -> Result<(Vec<Example>, Vec<Example>)> {
     let built = build_detailed(stories, val_fraction, seed)?;
     Ok((built.train, built.val))
 }
 
-/// Reads a story collection (see `read_stories`), makes one prompt per story asking for
-/// its own length (rounded to 50 words), and splits the prompts into train and
-/// validation sets, stratified by length bucket (see `split`). Both sets keep the
-/// collection's order.
+/// `build_with` the default word limits (`MIN_STORY_WORDS`, `MAX_STORY_WORDS`).
 pub fn build_detailed(stories: &Path, val_fraction: f64, seed: u64) -> Result<Built> {
+    build_with(stories, &BuildOptions { val_fraction, seed, ..BuildOptions::default() })
+}
+
+/// Reads a story collection (see `read_stories`), trims stories over `max_words` at a
+/// paragraph or sentence end (`trim_story`), skips those under `min_words`, makes one
+/// prompt per story asking for its own (kept) length rounded to 50 words, and splits the
+/// prompts into train and validation sets, stratified by length bucket (see `split`). Both
+/// sets keep the collection's order.
+pub fn build_with(stories: &Path, opts: &BuildOptions) -> Result<Built> {
+    let BuildOptions { val_fraction, seed, min_words, max_words } = *opts;
     check_fraction(val_fraction)?;
+    if min_words > max_words {
+        bail!(
+            "--min-words {min_words} is over --max-words {max_words}: no story could be kept; lower --min-words or raise --max-words"
+        );
+    }
     let collection = read_stories(stories)?;
     let read = collection.len();
     let mut examples = Vec::with_capacity(read);
     let mut skipped = Vec::new();
+    let mut trimmed = Vec::new();
     for story in collection {
         let words = count_words(&story.text);
         let mut skip = |reason| {
             skipped.push(Skipped { uid: story.uid.clone(), source: story.source.clone(), words, reason })
         };
-        if words < MIN_STORY_WORDS {
+        if words < min_words {
             skip(SkipReason::TooShort);
             continue;
         }
-        let target = target_words(words);
+        // a trimmed story's kept text, words, and the record of the trim
+        let (mut kept_text, mut kept_words, mut trim) = (None, words, None);
+        if words > max_words {
+            let Some((text, cut)) = trim_story(&story.text, max_words) else {
+                skip(SkipReason::NoCutWithin);
+                continue;
+            };
+            kept_words = count_words(&text);
+            if kept_words < min_words {
+                skip(SkipReason::TooShortTrimmed);
+                continue;
+            }
+            let (uid, source) = (story.uid.clone(), story.source.clone());
+            trim = Some(Trimmed { uid, source, words, kept_words, cut });
+            kept_text = Some(text);
+        }
+        let target = target_words(kept_words);
         let premise = story.premise.clone().unwrap_or_else(|| premise_from_opening(&story.text));
         let instruction =
             format!("Write a story titled \"{}\". Premise: {}", story.title, end_with_full_stop(&premise));
@@ -404,22 +497,23 @@ pub fn build_detailed(stories: &Path, val_fraction: f64, seed: u64) -> Result<Bu
             skip(SkipReason::LengthInInstruction);
             continue;
         }
+        trimmed.extend(trim);
         examples.push(Example {
             uid: story.uid,
             prompt,
             target_word_count: target,
-            story: Some(story.text),
+            story: Some(kept_text.unwrap_or(story.text)),
             reasoning: story.reasoning,
         });
     }
     if examples.is_empty() {
         bail!(
-            "{}: all {read} stories were skipped (each is under {MIN_STORY_WORDS} words, or its title says \"N words long\"); nothing to train on",
+            "{}: all {read} stories were skipped (each is under {min_words} words, over {max_words} with no place to cut, or its title says \"N words long\"); nothing to train on; see --min-words and --max-words",
             stories.display()
         );
     }
     let (train, val) = split(examples, val_fraction, seed)?;
-    Ok(Built { train, val, skipped })
+    Ok(Built { train, val, trimmed, skipped })
 }
 
 /// `text` ending in `.`, `!` or `?` (closing quotes allowed after it), so the length

@@ -24,6 +24,10 @@ pub struct Rollout {
     pub story: String,
     /// Whether an end token closed the response (false: cut off at max_new_tokens).
     pub ended: bool,
+    /// Reference rows only: response tokens dropped to fit the budget (`max_new_tokens`),
+    /// the end token included; 0 when the whole reference fitted. Absent in older logs.
+    #[serde(default)]
+    pub cut_tokens: usize,
 }
 
 impl Rollout {
@@ -73,19 +77,125 @@ pub fn build_group(
             thinking: split.thinking,
             story: split.story,
             ended,
+            cut_tokens: 0,
         });
     }
     if let Some((story, reasoning)) = spec.reference {
-        let response_ids = lm.response_ids(&rendered, spec.thinking, reasoning, story)?;
-        rows.push(Rollout {
-            group: spec.index,
+        let reference = Reference { story, reasoning, thinking: spec.thinking };
+        rows.push(reference_row(lm, spec.index, &rendered, prompt_ids, &reference, params.max_new_tokens)?);
+    }
+    Ok(rows)
+}
+
+/// A human reference to teacher-force.
+pub struct Reference<'a> {
+    pub story: &'a str,
+    pub reasoning: Option<&'a str>,
+    /// The chat template's thinking mode (the response opens with a think block).
+    pub thinking: bool,
+}
+
+/// The reference row after `prompt` (as rendered), its response cut to `budget` tokens as a
+/// rollout would be (RECIPE.md: "truncated ... to the response budget like any rollout"): a
+/// response that fits is kept whole with its end token (`ended`); a longer one keeps its
+/// first `budget` ids, with no end token, and reads as truncated (`ended` false,
+/// `cut_tokens` the ids dropped).
+///
+/// What the reward stack judges for a cut reference: the kept tokens decoded and split as a
+/// policy row's are (thinking stripped), as the release judges the truncated response, so
+/// the judge, the length and repetition rules see exactly the text that is trained on. A
+/// cut inside the think block leaves no story (the blank penalty then applies). The
+/// reference still gets no overlong penalty (`Rollout::candidate`): its length is the data's,
+/// not a choice the policy made.
+pub fn reference_row(
+    lm: &LanguageModel,
+    group: usize,
+    rendered: &str,
+    prompt_ids: Vec<u32>,
+    reference: &Reference,
+    budget: usize,
+) -> Result<Rollout> {
+    let Reference { story, reasoning, thinking } = *reference;
+    let mut response_ids = lm.response_ids(rendered, thinking, reasoning, story)?;
+    if response_ids.len() <= budget {
+        return Ok(Rollout {
+            group,
             is_reference: true,
             prompt_ids,
             response_ids,
-            thinking: spec.thinking.then(|| reasoning.unwrap_or("").to_string()),
+            thinking: thinking.then(|| reasoning.unwrap_or("").to_string()),
             story: story.to_string(),
             ended: true,
+            cut_tokens: 0,
         });
     }
-    Ok(rows)
+    let cut_tokens = response_ids.len() - budget;
+    response_ids.truncate(budget);
+    let text = lm.tokenizer.decode(&response_ids, true)?;
+    let split = split_thinking(&text, opens_thinking(rendered));
+    Ok(Rollout {
+        group,
+        is_reference: true,
+        prompt_ids,
+        response_ids,
+        thinking: split.thinking,
+        story: split.story,
+        ended: false,
+        cut_tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device};
+
+    use super::*;
+    use crate::model::LoadOptions;
+
+    fn tiny() -> LanguageModel {
+        LanguageModel::open("tiny", &LoadOptions::new(DType::F32, Device::Cpu)).unwrap()
+    }
+
+    /// The reference row of `story` with thinking on, under `budget` response tokens.
+    fn row(lm: &LanguageModel, story: &str, budget: usize) -> Rollout {
+        let (rendered, prompt_ids) =
+            lm.prompt("Write a story. The story should be 200 words long.", false, true).unwrap();
+        let reference = Reference { story, reasoning: Some("Plan: a lamp."), thinking: true };
+        reference_row(lm, 0, &rendered, prompt_ids, &reference, budget).unwrap()
+    }
+
+    #[test]
+    fn a_reference_within_the_budget_is_whole_with_its_end_token() {
+        let lm = tiny();
+        let story = "The lamp went out at dusk. Mara lit it again.";
+        let full = row(&lm, story, usize::MAX);
+        let n = full.response_ids.len();
+        let fits = row(&lm, story, n);
+        assert_eq!(fits.response_ids, full.response_ids);
+        assert!(lm.stop_ids.contains(fits.response_ids.last().unwrap()), "no end token");
+        assert!(fits.ended && fits.cut_tokens == 0);
+        assert_eq!((fits.story.as_str(), fits.thinking.as_deref()), (story, Some("Plan: a lamp.")));
+    }
+
+    #[test]
+    fn a_reference_over_the_budget_is_cut_to_exactly_the_budget_without_an_end_token() {
+        let lm = tiny();
+        let story = "The lamp went out at dusk. Mara climbed the stairs and lit it again. ".repeat(20);
+        let full = row(&lm, &story, usize::MAX);
+        let n = full.response_ids.len();
+        for budget in [n - 1, n / 2] {
+            let cut = row(&lm, &story, budget);
+            assert_eq!(cut.response_ids.len(), budget);
+            assert_eq!(cut.response_ids[..], full.response_ids[..budget], "not a prefix on token boundaries");
+            assert!(!cut.response_ids.iter().any(|id| lm.stop_ids.contains(id)), "an end token was kept");
+            assert!(!cut.ended);
+            assert_eq!(cut.cut_tokens, n - budget);
+            // the story judged is what the kept tokens decode to, thinking stripped
+            assert_eq!(cut.thinking.as_deref(), Some("Plan: a lamp."));
+            assert!(story.trim().starts_with(&cut.story) && !cut.story.is_empty(), "{:?}", cut.story);
+        }
+        assert!(row(&lm, &story, n / 2).story.len() < story.trim().len());
+        // only the end token dropped: the whole story, but it reads as truncated
+        assert_eq!(row(&lm, &story, n - 1).story, story.trim());
+    }
 }

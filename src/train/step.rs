@@ -155,6 +155,12 @@ pub struct StepStats {
     pub judge_cost: f64,
     /// Response tokens trained on (all rows).
     pub tokens: usize,
+    /// Reference rows cut to the response budget (`sampling.max_new_tokens`) this step, and
+    /// the response tokens they lost (end tokens included). Absent in older logs: 0.
+    #[serde(default)]
+    pub reference_rows_cut: usize,
+    #[serde(default)]
+    pub reference_tokens_cut: usize,
     /// Policy response tokens sampled per second of generation.
     pub generate_tokens_per_second: f64,
     /// Prompt + response tokens through forward and backward per second of training.
@@ -361,6 +367,9 @@ impl Trainer {
         stats.judge_failures = rows.iter().filter(|r| r.breakdown.judge_failure.is_some()).count();
         stats.judge_cost = rows.iter().map(|r| r.breakdown.judge_usage.cost).sum();
         stats.tokens = totals.tokens;
+        let cut = rows.iter().filter(|r| r.rollout.is_reference && r.rollout.cut_tokens > 0);
+        (stats.reference_rows_cut, stats.reference_tokens_cut) =
+            cut.fold((0, 0), |(n, t), r| (n + 1, t + r.rollout.cut_tokens));
         let sampled: usize = policy.iter().map(|&i| rows[i].rollout.response_ids.len()).sum();
         let forwarded: usize = trained
             .iter()

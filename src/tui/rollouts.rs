@@ -31,6 +31,10 @@ impl Group {
     pub fn reference_rank(&self) -> Option<usize> {
         self.rows.iter().position(|r| r.rollout.is_reference).map(|i| i + 1)
     }
+    /// Tokens cut from the human reference to fit the response budget, when it was cut.
+    pub fn reference_cut(&self) -> Option<usize> {
+        self.rows.iter().find(|r| r.rollout.is_reference).map(|r| r.rollout.cut_tokens).filter(|&n| n > 0)
+    }
     pub fn best_policy_reward(&self) -> Option<f64> {
         self.rows.iter().find(|r| !r.rollout.is_reference).map(|r| r.reward)
     }

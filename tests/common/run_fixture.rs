@@ -1,7 +1,7 @@
 //! A small run directory written with the trainer's own types: 40 steps of smooth curves, a
 //! checkpoint, a warning, a pause, and the rollouts of steps 39 and 40 (3 groups of 3 policy
-//! rows + the human reference, judged with quoted evidence). Fixed numbers, so views of it
-//! snapshot the same every time.
+//! rows + the human reference, judged with quoted evidence; step 40's first reference was cut
+//! to the response budget). Fixed numbers, so views of it snapshot the same every time.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -70,6 +70,8 @@ pub fn step_stats(step: usize) -> StepStats {
         judge_failures: usize::from(step == 30),
         judge_cost: 0.0125,
         tokens: 1000 + step,
+        reference_rows_cut: usize::from(step == STEPS),
+        reference_tokens_cut: if step == STEPS { 1234 } else { 0 },
         seconds_generate: 3.0,
         seconds_judge: 1.0,
         seconds_train: 2.0,
@@ -126,6 +128,7 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
         let mut rows = Vec::new();
         for (row, story) in STORIES.iter().enumerate() {
             let is_reference = row == 3;
+            let cut_tokens = if is_reference && step == STEPS && group == 0 { 1234 } else { 0 };
             let story = story.to_string();
             let candidate = Candidate {
                 prompt: prompt.clone(),
@@ -145,7 +148,8 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
                 response_ids: vec![4; 40],
                 thinking: Some(format!("Plan for group {group}: a lamp, a stair, a wick.")),
                 story,
-                ended: true,
+                ended: cut_tokens == 0,
+                cut_tokens,
             });
         }
         apply_batch_mean(&mut batch);

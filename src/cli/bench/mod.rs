@@ -1,6 +1,7 @@
 //! `polaris-tui bench ...`: measurements printed as tables. Shared machines are noisy, so
 //! each cell is the fastest of several interleaved runs.
 
+mod attention;
 mod generate;
 mod lengths;
 mod plan;
@@ -15,6 +16,8 @@ use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
+    /// Blockwise varlen attention: forward and forward+backward seconds, extra memory, at T = 512..8192.
+    Attention(attention::AttentionBench),
     /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama.
     Generate(generate::GenerateBench),
     /// The memory plan against measured peak RSS: one training pass per length, each in a fresh process.
@@ -32,6 +35,7 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Attention(args) => attention::run(args),
         BenchCommand::Generate(args) => generate::run(args),
         BenchCommand::Plan(args) => plan::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),

@@ -177,6 +177,7 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
                 thinking: None,
                 story,
                 ended: true,
+                cut_tokens: 0,
             };
             let r = ScoredRollout {
                 step,

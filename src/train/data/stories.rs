@@ -307,7 +307,7 @@ const ABBREVIATIONS: [&str; 24] = [
 ];
 
 /// Whether a whitespace-separated token ends a sentence, given the token after it.
-fn ends_sentence(token: &str, next: Option<&str>) -> bool {
+pub(super) fn ends_sentence(token: &str, next: Option<&str>) -> bool {
     let core = token.trim_end_matches(is_closing_mark);
     let Some(stem) = core.strip_suffix(['.', '!', '?']) else { return false };
     if core.ends_with('.') {

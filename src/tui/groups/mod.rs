@@ -1,6 +1,7 @@
 //! Groups: one step's groups (the latest, live, unless a step is chosen), each group's rows
 //! ranked by reward with the human reference highlighted and marked `HUMAN`, so it is
-//! unmistakable without colour too.
+//! unmistakable without colour too. A reference cut to the response budget is marked `cut`,
+//! with the tokens it lost.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -22,7 +23,13 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         return;
     };
     let follow = if g.pinned.is_none() { "live" } else { "chosen" };
-    let title = format!(" Step {step} ({follow}; {} steps with rollouts) ", g.steps_with_rollouts);
+    let (cut_rows, cut_tokens) =
+        groups.iter().filter_map(Group::reference_cut).fold((0, 0), |(n, t), c| (n + 1, t + c));
+    let cut = match cut_rows {
+        0 => String::new(),
+        n => format!("; {n} reference{} cut, {cut_tokens} tokens", if n == 1 { "" } else { "s" }),
+    };
+    let title = format!(" Step {step} ({follow}; {} steps with rollouts{cut}) ", g.steps_with_rollouts);
     // side by side where there is room, else the list above the group
     let (list_area, group_area) = if area.width >= 110 {
         let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area);
@@ -45,6 +52,7 @@ fn draw_list(frame: &mut Frame, area: Rect, s: &State, groups: &[Group], title: 
         .iter()
         .map(|g| {
             let rank = g.reference_rank().map_or("–".into(), |r| format!("{r}/{}", g.rows.len()));
+            let rank = if g.reference_cut().is_some() { format!("{rank} cut") } else { rank };
             Row::new([
                 Cell::from(format!("{:>5}", g.index)),
                 Cell::from(format!("{rank:>8}")),
@@ -87,7 +95,7 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
         .map(|(i, r)| {
             let b = &r.breakdown;
             let who = if r.rollout.is_reference {
-                "HUMAN".to_string()
+                if r.rollout.cut_tokens > 0 { "HUMAN cut" } else { "HUMAN" }.to_string()
             } else {
                 policy_n += 1;
                 format!("p{policy_n}")
@@ -110,7 +118,7 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
         .collect();
     let widths = [
         Constraint::Length(4),
-        Constraint::Length(5),
+        Constraint::Length(9),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
@@ -119,7 +127,11 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
         Constraint::Length(6),
         Constraint::Length(7),
     ];
-    let refs = group.reference_rank().map_or(String::new(), |r| format!(" · human reference ranked {r}"));
+    let refs = match (group.reference_rank(), group.reference_cut()) {
+        (Some(r), None) => format!(" · human reference ranked {r}"),
+        (Some(r), Some(n)) => format!(" · human ref. ranked {r}, cut {n} tokens"),
+        (None, _) => String::new(),
+    };
     let title = Line::from(vec![Span::raw(format!(" Ranked by reward{refs} · Enter inspects "))]);
     let table = Table::new(rows, widths)
         .header(header)

@@ -30,8 +30,11 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         return;
     };
     let Some(row) = group.rows.get(g.row) else { return };
-    let who =
-        if row.rollout.is_reference { "HUMAN REFERENCE".to_string() } else { "policy rollout".to_string() };
+    let who = match (row.rollout.is_reference, row.rollout.cut_tokens) {
+        (true, 0) => "HUMAN REFERENCE".to_string(),
+        (true, _) => "HUMAN REFERENCE (cut)".to_string(),
+        (false, _) => "policy rollout".to_string(),
+    };
     let header = Line::from(vec![
         Span::styled(
             format!(" step {step} · group {} · rank {} of {} · ", group.index, g.row + 1, group.rows.len()),
@@ -69,7 +72,13 @@ fn draw_story(frame: &mut Frame, area: Rect, s: &State, row: &ScoredRollout) {
     let found = b.judgement.as_ref().map(quotes).unwrap_or_default();
     text.lines.extend(highlight(&row.rollout.story, &found, t.base(), t.evidence()));
     let asked = b.requested_words.map_or(String::new(), |w| format!(" of {w} asked"));
-    let title = format!(" Story · {} words{asked} · ↑↓ scroll ", b.words);
+    // a reference cut to the response budget: the story shown (and judged) is what the kept
+    // tokens decode to, with no end token
+    let cut = match row.rollout.cut_tokens {
+        0 => String::new(),
+        n => format!(" · cut, {n} tokens dropped"),
+    };
+    let title = format!(" Story · {} words{asked}{cut} · ↑↓ scroll ", b.words);
     let p =
         Paragraph::new(text).block(pane(title, t)).wrap(Wrap { trim: false }).scroll((s.inspector.scroll, 0));
     frame.render_widget(p, area);
