@@ -19,14 +19,17 @@ const ROPE_COPIES_X2: u64 = 9; // 4.5 copies, counted in halves
 /// Copies of chunk x V the log-prob head makes at once: logits, max-shifted, exp, log-softmax
 /// (pass 1, and again in pass 2 under autograd), and their gradients in pass 2.
 const LOGPROB_COPIES: u64 = 8;
-/// Live f32 copies of one parameter while AdamW updates it (g, m·β₁, (1-β₁)g, m, g², v,
-/// p, √v, m / denom, the new p).
-const ADAMW_TEMPS: u64 = 6;
+/// Live f32 copies of one parameter while AdamW updates it: the new m and v beside the old
+/// ones, and one expression's temporary (measured ~2 on a 50M Qwen3.5; 3 kept for a margin).
+const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
-/// `polaris-tui bench plan` on the tiny model, T = 1k..8k: the heap grows by 2.1 graphs
-/// over the saved activations without checkpointing, 1.5 over the recomputed graph with it).
+/// `polaris-tui bench plan`, T = 512..8k: without checkpointing the heap grows by 2.1 graphs
+/// over the saved activations (tiny qwen3 and a 50M Qwen3.5 alike); with it, over the
+/// recomputed graph, 1.5 for an attention layer (tiny) and 0.6 for a DeltaNet layer, whose
+/// graph is mostly f32 chunk tensors freed as the backward passes them (50M Qwen3.5)).
 const GRADS_IN_FLIGHT_TENTHS: u64 = 21;
 const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 15;
+const GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS: u64 = 6;
 /// Peak RSS over peak heap during training (glibc keeps freed blocks of many threads'
 /// arenas): measured 1.04-1.10 on the tiny model; in percent.
 const ALLOCATOR_SLACK_PERCENT: u64 = 105;
@@ -83,7 +86,8 @@ pub struct Figures {
 impl Figures {
     /// What training holds on top of the resident weights.
     pub fn training(&self) -> u64 {
-        (self.gradients + self.activations + self.layer_working_set.max(self.logprob_chunk)) * ALLOCATOR_SLACK_PERCENT
+        (self.gradients + self.activations + self.layer_working_set.max(self.logprob_chunk))
+            * ALLOCATOR_SLACK_PERCENT
             / 100
     }
 }
@@ -232,10 +236,10 @@ pub fn layer_working_set(s: &Shape) -> u64 {
     let worst = (0..layers)
         .map(|i| {
             let graph = layer_bytes_per_token(s, i);
-            let tenths = if s.checkpoint_layers {
-                10 + GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS
-            } else {
-                GRADS_IN_FLIGHT_TENTHS
+            let tenths = match (s.checkpoint_layers, s.model.layer_types[i]) {
+                (false, _) => GRADS_IN_FLIGHT_TENTHS,
+                (true, LayerType::FullAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS,
+                (true, LayerType::LinearAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS,
             };
             tenths * graph / 10 + 4 * attention_backward(&s.model, i)
         })

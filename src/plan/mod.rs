@@ -175,8 +175,10 @@ impl Plan {
             .enumerate()
             .map(|(i, (place, n))| {
                 let primary = i == 0;
-                // the update: every worker's summed gradients, their sum, AdamW's copies
-                let update = if primary { (workers + 1) * trainable * w + f.optimizer_update } else { 0 };
+                // the update: every worker's gradients, their sum when there are several,
+                // AdamW's copies
+                let sets = if workers > 1 { workers + 1 } else { 1 };
+                let update = if primary { sets * trainable * w + f.optimizer_update } else { 0 };
                 Pool {
                     place: place.clone(),
                     workers: *n,

@@ -226,7 +226,7 @@ fn planned_peak(
 
 /// The ~50M Qwen3.5 of `bench qwen35` as a model directory (random weights, the tiny
 /// model's tokenizer), so that both sides load the same weights.
-fn write_qwen35_50m(dir: &Path) -> Result<()> {
+pub(super) fn write_qwen35_50m(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     crate::model::merge::copy_model_files(&tiny::ensure()?, dir)?;
     let cfg = super::qwen35::config()?;

@@ -20,7 +20,8 @@ use crate::train::optim::{AdamW, AdamWConfig};
 
 #[derive(Args, Debug)]
 pub struct PlanBench {
-    /// A model directory, or `tiny`.
+    /// A model directory, `tiny`, or `qwen35-50m` (bench qwen35's random Qwen3.5, written to
+    /// a temporary directory).
     #[arg(long, default_value = "tiny")]
     pub model: String,
     /// Micro-batch lengths in tokens.
@@ -40,6 +41,13 @@ pub struct PlanBench {
 pub fn run(args: PlanBench) -> Result<()> {
     if let Some(t) = args.child {
         return child(&args, t);
+    }
+    let mut args = args;
+    let tmp = super::tempdir()?;
+    if args.model == "qwen35-50m" {
+        let dir = tmp.join("qwen35-50m");
+        super::lengths::write_qwen35_50m(&dir)?;
+        args.model = dir.display().to_string();
     }
     let model = model_config(&args.model)?;
     println!("| T | checkpoint | peak RSS | heap peak | RSS after loading | pass: measured (peak - loaded) | pass: plan | plan / measured |");
@@ -80,6 +88,7 @@ pub fn run(args: PlanBench) -> Result<()> {
             predicted as f64 / measured.max(1) as f64
         );
     }
+    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 
