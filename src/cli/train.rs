@@ -81,10 +81,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// The memory plan of a run: decides checkpoint_layers = "auto" (the decision is what the
 /// run's config.toml records), and refuses a run that cannot fit unless `ignore`, saying
-/// what to change.
-pub fn check_plan(cfg: &mut TrainConfig, ignore: bool) -> Result<crate::plan::Plan> {
+/// what to change. A model whose config.json cannot be read is left to the loading, which
+/// says why in the run's own record (exit.json), as it always has: no plan then.
+pub fn check_plan(cfg: &mut TrainConfig, ignore: bool) -> Result<Option<crate::plan::Plan>> {
     use crate::plan::{advice, available, model_config, Place, Plan};
-    let model = model_config(&cfg.model.path)?;
+    let Ok(model) = model_config(&cfg.model.path) else { return Ok(None) };
     let real = |p: &Place| match p {
         Place::Host => available::host(),
         Place::Cuda(i) => available::cuda(*i),
@@ -99,7 +100,7 @@ pub fn check_plan(cfg: &mut TrainConfig, ignore: bool) -> Result<crate::plan::Pl
         }
         eprintln!("warning: {} (--ignore-plan: starting anyway)", plan.summary());
     }
-    Ok(plan)
+    Ok(Some(plan))
 }
 
 /// The run configuration the flags describe: --config (or the defaults), the shorthand flags,
