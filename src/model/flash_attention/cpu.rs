@@ -182,12 +182,9 @@ mod simd {
             p = _mm256_fmadd_ps(p, r, c(0.166_666_65));
             p = _mm256_fmadd_ps(p, r, c(0.5));
             let er = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, c(1.0)));
-            let n_int =
-                _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(ROUND.to_bits() as i32));
-            let pow2 = _mm256_castsi256_ps(_mm256_slli_epi32(
-                _mm256_add_epi32(n_int, _mm256_set1_epi32(127)),
-                23,
-            ));
+            let n_int = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(ROUND.to_bits() as i32));
+            let pow2 =
+                _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)), 23));
             let below = _mm256_cmp_ps(x, c(-87.0), _CMP_LT_OQ);
             _mm256_andnot_ps(below, _mm256_mul_ps(er, pow2))
         }
@@ -438,8 +435,7 @@ fn backward_typed<F: Real>(
     let (t, h, dh) = q.dims3()?;
     let hkv = k.dim(1)?;
     let guards = [q, k, v, o, d_o, lse].map(|x| x.storage_and_layout());
-    let [qs, ks, vs, os, dos, lses] =
-        [0, 1, 2, 3, 4, 5].map(|i| cpu_slice::<F>(&guards[i].0, guards[i].1));
+    let [qs, ks, vs, os, dos, lses] = [0, 1, 2, 3, 4, 5].map(|i| cpu_slice::<F>(&guards[i].0, guards[i].1));
     let (x, d_o, lse) =
         (Inputs { q: qs?, k: ks?, v: vs?, h, hkv, dh, scale: F::from_f64(scale) }, dos?, lses?);
     // D [T, H] = rowsum(dO ∘ O)
