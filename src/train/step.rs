@@ -15,7 +15,7 @@ use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packe
 use super::group::{build_group, GroupSpec, Rollout};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
-use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
+use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
 use super::schedule::{HriSchedule, LrSchedule};
 use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
@@ -193,7 +193,9 @@ struct Row {
 /// What one worker's share of a pass over the rows gave.
 #[derive(Default)]
 struct WorkerPass {
-    grads: Vec<Grads>,
+    /// Summed as each micro-batch ends: one gradient set per worker at a time, not one per
+    /// micro-batch (the memory plan counts one running sum).
+    grads: GradSum,
     loss: Vec<LossOutput>,
     /// (row, response log-probs) under the weights of this pass
     logprobs: Vec<(usize, Vec<f64>)>,
@@ -311,11 +313,7 @@ impl Trainer {
             let mut parts = Vec::new();
             for pass in passes {
                 let pass = pass?;
-                let mut sum = GradSum::default();
-                for g in pass.grads {
-                    sum.add(g)?;
-                }
-                per_worker.push(sum.take());
+                per_worker.push(pass.grads.take());
                 parts.extend(pass.loss);
                 if epoch == 0 {
                     for (i, lp) in pass.logprobs {
@@ -541,7 +539,7 @@ impl PassContext<'_> {
             if self.old.is_none() {
                 out.logprobs.extend(micro.iter().copied().zip(current_rows));
             }
-            out.grads.push(pass.grads);
+            out.grads.add(pass.grads)?;
             out.loss.push(loss);
         }
         Ok(out)
