@@ -213,15 +213,27 @@ fn child_result(mut cmd: Command, who: &str) -> Result<Option<PassResult>> {
     }
 }
 
-/// The memory plan's predicted peak for this shape (None until a plan exists).
-fn planned_peak(
-    _dir: &Path,
-    _len: usize,
-    _rows: usize,
-    _budget: usize,
-    _checkpoint: bool,
-) -> Result<Option<u64>> {
-    Ok(None)
+/// The memory plan's predicted peak for this shape: runtime + weights + optimizer state +
+/// the larger of the training pass and the update (the child generates nothing, so the
+/// generation phase is left out).
+fn planned_peak(dir: &Path, len: usize, rows: usize, budget: usize, checkpoint: bool) -> Result<Option<u64>> {
+    let model = crate::plan::model_config(&dir.display().to_string())?;
+    let prompt = crate::plan::PROMPT_TOKENS as usize;
+    let sets = vec![
+        format!("model.path={:?}", dir.display().to_string()),
+        format!("step.checkpoint_layers={checkpoint}"),
+        "run.prompts_per_step=1".into(),
+        format!("step.group_size={}", rows.max(2)),
+        format!("step.micro_batch_tokens={budget}"),
+        // the group is at least 2 rows; with one measured row, one row per micro-batch
+        format!("step.micro_batch_rows={}", if rows == 1 { 1 } else { 0 }),
+        // a row of len tokens: the plan's prompt + response budget + the end token
+        format!("step.sampling.max_new_tokens={}", len.saturating_sub(prompt + 1).max(1)),
+    ];
+    let cfg = crate::train::config::TrainConfig::parse("", "bench train --lengths", &sets)?;
+    let plan = crate::plan::Plan::compute(&cfg, &model, &|_| None)?;
+    let p = &plan.pools[0];
+    Ok(Some(p.runtime + p.resident + p.training.max(p.update)))
 }
 
 /// The ~50M Qwen3.5 of `bench qwen35` as a model directory (random weights, the tiny
