@@ -83,7 +83,12 @@ fn thirty_steps_raise_the_policy_reward_with_and_without_hri() {
         assert!(stats.iter().any(|s| s.grad_norm > 0.0));
         if hri {
             assert!((s.hri_weight - 0.4).abs() < 1e-12);
-            assert!(s.reference_reward_mean.unwrap() > 0.99); // 40 words: the full reward
+            // the 40-word openings run past the 24-token budget, so each is cut like a rollout
+            // and keeps only the words of its first 24 tokens: less than the full reward
+            assert_eq!((s.reference_rows_cut, s.reference_tokens_cut > 0), (2, true));
+            let reference = s.reference_reward_mean.unwrap();
+            eprintln!("reference reward {reference}");
+            assert!(reference > 0.2 && reference < 1.0, "reference reward {reference}");
         } else {
             assert_eq!(s.reference_reward_mean, None);
         }
