@@ -266,6 +266,11 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    /// Largest |x| of a tensor.
+    fn max_abs(x: &Tensor) -> f64 {
+        x.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    }
+
     /// A strictly lower [2, C, C] of values in (-1, 1), as the chunked form's A is.
     fn strictly_lower(c: usize) -> Tensor {
         let v: Vec<f64> = (0..2 * c * c)
@@ -301,7 +306,7 @@ mod tests {
         // (I - A) X = I
         let eye = Tensor::eye(CHUNK, DType::F64, &Device::Cpu).unwrap();
         let prod = mm(&eye.broadcast_sub(&a).unwrap(), &fast).unwrap().broadcast_sub(&eye).unwrap();
-        let d = prod.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
+        let d = max_abs(&prod);
         assert!(d < 1e-9, "(I - A) X - I reaches {d}");
     }
 
@@ -322,16 +327,8 @@ mod tests {
             .unwrap()
             .sub(&Tensor::eye(c, DType::F64, &Device::Cpu).unwrap())
             .unwrap();
-        let d = (fast.broadcast_mul(&lower).unwrap() - slow.broadcast_mul(&lower).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let d =
+            max_abs(&(fast.broadcast_mul(&lower).unwrap() - slow.broadcast_mul(&lower).unwrap()).unwrap());
         assert!(d < 1e-10, "gradients differ by {d}");
     }
 }
