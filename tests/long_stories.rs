@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use polaris::train::step::{ScoredRollout, StepStats};
+use polaris::train::step::ScoredRollout;
 
 fn polaris(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
@@ -18,18 +18,6 @@ fn polaris(args: &[&str], cache: &Path) -> Output {
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap()
-}
-
-fn step_stats(run: &Path) -> Vec<StepStats> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            polaris::run::EventKind::Step(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
 }
 
 fn rollouts(run: &Path) -> Vec<ScoredRollout> {
@@ -83,7 +71,7 @@ fn the_tiny_model_trains_on_stories_from_the_shared_collection() {
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "train: {err}");
-    let stats = step_stats(&run);
+    let stats = common::logged_steps(&run);
     assert_eq!(stats.iter().map(|s| s.step).collect::<Vec<_>>(), [1, 2], "{err}");
 
     let rows = rollouts(&run);

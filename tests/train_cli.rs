@@ -28,15 +28,7 @@ fn train(args: &[&str], cache: &std::path::Path) -> Output {
 }
 
 fn steps(run: &std::path::Path) -> Vec<u64> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            polaris::run::EventKind::Step(s) => Some(s.step as u64),
-            _ => None,
-        })
-        .collect()
+    common::logged_steps(run).iter().map(|s| s.step as u64).collect()
 }
 
 #[test]
@@ -73,18 +65,6 @@ fn configuration_errors_name_the_key() {
     assert!(!err.contains("panicked"));
 }
 
-fn step_stats(run: &std::path::Path) -> Vec<polaris::train::step::StepStats> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            polaris::run::EventKind::Step(s) => Some(*s),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn a_kill_9_loses_at_most_the_step_in_flight_and_the_resumed_run_matches() {
     let cache = tempfile::tempdir().unwrap();
@@ -94,7 +74,7 @@ fn a_kill_9_loses_at_most_the_step_in_flight_and_the_resumed_run_matches() {
     let straight = run.path().join("straight");
     let o = train(&[&["--out", straight.to_str().unwrap()][..], &common].concat(), cache.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let want = step_stats(&straight);
+    let want = common::logged_steps(&straight);
     assert_eq!(want.len(), 5);
 
     // the same run, killed with SIGKILL once step 2 is logged
@@ -140,7 +120,7 @@ fn a_kill_9_loses_at_most_the_step_in_flight_and_the_resumed_run_matches() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains(&format!("resumed at step {saved_step}")), "{err}");
-    let got = step_stats(&killed);
+    let got = common::logged_steps(&killed);
     for s in saved_step + 1..=5 {
         // the latest record of step s (steps after the checkpoint were redone)
         let g = got.iter().rev().find(|x| x.step == s).unwrap();

@@ -5,12 +5,12 @@
 //! allocator below, seeing an allocation return null, writes it with plain system calls
 //! (open, write, fsync, rename): `exit.json` (failed, with the message), an error event
 //! appended to `events.jsonl`, and the message on stderr (daemon.log for detached runs),
-//! then lets Rust abort as it would have. It also counts the heap's live and peak bytes,
-//! which calibrate the memory plan.
+//! then lets Rust abort as it would have. A successful allocation costs nothing extra: the
+//! wrapper only looks at failures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `System`, with a failure record and byte counts.
 pub struct Guarded;
@@ -18,23 +18,13 @@ pub struct Guarded;
 #[global_allocator]
 static GLOBAL: Guarded = Guarded;
 
-static LIVE: AtomicU64 = AtomicU64::new(0);
-static PEAK: AtomicU64 = AtomicU64::new(0);
-
-fn grew(by: usize) {
-    let now = LIVE.fetch_add(by as u64, Ordering::Relaxed) + by as u64;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to System with the caller's layout; the bookkeeping neither
+// SAFETY: every method forwards to System with the caller's layout; the failure path neither
 // allocates nor touches the memory.
 unsafe impl GlobalAlloc for Guarded {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = System.alloc(layout);
         if p.is_null() {
             failed(layout.size());
-        } else {
-            grew(layout.size());
         }
         p
     }
@@ -42,34 +32,19 @@ unsafe impl GlobalAlloc for Guarded {
         let p = System.alloc_zeroed(layout);
         if p.is_null() {
             failed(layout.size());
-        } else {
-            grew(layout.size());
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = System.realloc(ptr, layout, new_size);
         if p.is_null() {
             failed(new_size);
-        } else {
-            LIVE.fetch_sub(layout.size() as u64, Ordering::Relaxed);
-            grew(new_size);
         }
         p
     }
-}
-
-/// Heap bytes allocated now, and at most since the process began (or `reset_peak`).
-pub fn heap() -> (u64, u64) {
-    (LIVE.load(Ordering::Relaxed), PEAK.load(Ordering::Relaxed))
-}
-
-pub fn reset_peak() {
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
 }
 
 /// Bytes of the pre-rendered record: paths and texts.

@@ -9,6 +9,19 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use polaris::model::{LoadOptions, Model, ModelConfig, Source};
 
+/// The step records of a run's event log, in order.
+pub fn logged_steps(run: &Path) -> Vec<polaris::train::step::StepStats> {
+    polaris::run::log::read(&run.join("events.jsonl"))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            polaris::run::EventKind::Step(s) => Some(*s),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `../shared` beside the checkout (read-only reference data).
 pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")

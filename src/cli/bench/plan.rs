@@ -1,7 +1,7 @@
 //! `polaris-tui bench plan`: the memory plan against measurement. For each length T a child
 //! process loads the model, takes one training pass (forward, chunked log-probs, backward)
 //! over a micro-batch of one T-token row and one AdamW update, and reports its peak RSS
-//! (VmHWM) and peak heap bytes; beside the growth of its RSS over the loaded model, what the
+//! (VmHWM); beside the growth of its RSS over the loaded model, what the
 //! plan predicts for that pass (the larger of training and the optimizer's state + update).
 
 use std::process::Command;
@@ -50,7 +50,7 @@ pub fn run(args: PlanBench) -> Result<()> {
         args.model = dir.display().to_string();
     }
     let model = model_config(&args.model)?;
-    println!("| T | checkpoint | peak RSS | heap peak | RSS after loading | pass: measured (peak - loaded) | pass: plan | plan / measured |");
+    println!("| T | checkpoint | peak RSS | RSS after loading | pass: measured (peak - loaded) | pass: plan | plan / measured |");
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for &t in &args.lengths {
         let exe = std::env::current_exe()?;
@@ -74,14 +74,13 @@ pub fn run(args: PlanBench) -> Result<()> {
         }
         let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let field = |k: &str| m[k].as_u64().unwrap_or(0);
-        let (rss, heap, loaded) = (field("rss"), field("heap"), field("loaded"));
+        let (rss, loaded) = (field("rss"), field("loaded"));
         let measured = rss.saturating_sub(loaded);
         let predicted = predict(&args, &model, t)?;
         println!(
-            "| {t} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {t} | {} | {} | {} | {} | {} | {:.2} |",
             if args.checkpoint_layers { "on" } else { "off" },
             gib(rss),
-            gib(heap),
             gib(loaded),
             gib(measured),
             gib(predicted),
@@ -134,7 +133,6 @@ fn child(args: &PlanBench, t: usize) -> Result<()> {
     drop(pass);
     let status = std::fs::read_to_string("/proc/self/status")?;
     let rss = available::meminfo_field(&status, "VmHWM").unwrap_or(0);
-    let heap = crate::run::oom::heap().1;
-    println!("{}", serde_json::json!({ "rss": rss, "heap": heap, "loaded": loaded }));
+    println!("{}", serde_json::json!({ "rss": rss, "loaded": loaded }));
     Ok(())
 }
