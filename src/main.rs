@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    polaris::run::heap::keep_freed_memory();
     let cli = polaris::cli::Cli::parse();
     match polaris::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,7 +48,7 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Te
         Kernels::Fused if x.dtype() != DType::F64 => {
             candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?
         }
-        _ => candle_nn::ops::rms_norm_slow(x, w, eps as f32)?,
+        _ => super::fused::rms_norm(x, w, eps)?,
     })
 }
 
@@ -230,9 +230,9 @@ impl SwiGlu {
     }
 
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(x, kernels)?.silu()?;
+        let gate = self.gate_proj.forward(x, kernels)?;
         let up = self.up_proj.forward(x, kernels)?;
-        self.down_proj.forward(&(gate * up)?, kernels)
+        self.down_proj.forward(&super::fused::swiglu(&gate, &up)?, kernels)
     }
 }
 
@@ -316,11 +316,7 @@ impl TrainContext {
 
     /// Rotate-half RoPE of packed heads x: [N, H, rotary_dim], differentiable.
     pub fn rope(&self, x: &Tensor) -> Result<Tensor> {
-        let half = x.dim(D::Minus1)? / 2;
-        let x1 = x.narrow(D::Minus1, 0, half)?;
-        let x2 = x.narrow(D::Minus1, half, half)?;
-        let rotated = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-        Ok((x.broadcast_mul(&self.cos)? + rotated.broadcast_mul(&self.sin)?)?)
+        super::fused::rope(x, &self.cos, &self.sin)
     }
 }
 

@@ -40,9 +40,12 @@ fn chunk_distribution(
         DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
         _ => logits,
     };
+    if !entropy {
+        return Ok((super::fused::target_logprobs(&logits, targets)?, None));
+    }
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let ent = if entropy { Some((logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.detach()) } else { None };
-    Ok((logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?, ent))
+    let ent = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.detach();
+    Ok((logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?, Some(ent)))
 }
 
 /// What a training pass returns.

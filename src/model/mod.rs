@@ -7,6 +7,7 @@ pub mod decode_attention;
 pub mod deltanet;
 pub mod export;
 pub mod flash_attention;
+pub mod fused;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod driver;
 pub mod event;
 pub mod exit;
+pub mod heap;
 pub mod launch;
 pub mod log;
 pub mod oom;

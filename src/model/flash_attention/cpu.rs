@@ -3,7 +3,7 @@
 use super::*;
 
 /// Element type of the kernel: f32 or f64.
-pub(super) trait Real: WithDType {
+pub(crate) trait Real: WithDType {
     const ZERO: Self;
     const ONE: Self;
     const NEG_INF: Self;

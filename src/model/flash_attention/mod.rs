@@ -246,7 +246,7 @@ fn blocks(cu_seqlens: &[usize], size: usize) -> Vec<Block> {
     out
 }
 
-mod cpu;
+pub(crate) mod cpu;
 mod generic;
 
 #[cfg(test)]

@@ -1,0 +1,180 @@
+//! The fused CPU kernels (model::fused) against the composed candle ops they replace, forward
+//! and gradient, and their gradients against central finite differences.
+//!
+//! Tolerances: in f64 the fused and composed forms differ only by summation order and
+//! reciprocal-versus-division rounding, ~1e-15 relative, held to 1e-12. Finite differences
+//! with step 1e-5 in f64 have truncation error ~h² |f'''| ~ 1e-10 and rounding ~1e-16 / h
+//! ~ 1e-11, held to 1e-7. In f32 the two forms agree to a few ulp of values O(1): 1e-5.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use polaris::model::fused;
+use rand::{Rng, SeedableRng};
+
+fn random(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+/// Forward values and the gradients of Σ f(inputs) ⊙ probe for each input, for two forms of
+/// one function.
+fn compare(
+    inputs: &[Tensor],
+    fused_form: impl Fn(&[Tensor]) -> Tensor,
+    composed_form: impl Fn(&[Tensor]) -> Tensor,
+    tol: f64,
+) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let (yf, yc) = (fused_form(&ts), composed_form(&ts));
+    let diff = max_abs_diff(&yf, &yc);
+    assert!(diff < tol, "forward differs by {diff:e}");
+    let probe = random(yf.dims(), 99, yf.dtype());
+    let gf = (&yf * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let gc = (&yc * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    for (i, t) in ts.iter().enumerate() {
+        let (a, b) = (gf.get(t).expect("fused gradient"), gc.get(t).expect("composed gradient"));
+        let diff = max_abs_diff(a, b);
+        assert!(diff < tol, "gradient of input {i} differs by {diff:e}");
+    }
+}
+
+/// The fused form's gradient of Σ f ⊙ probe against central differences at a few elements
+/// of input `which` (f64).
+fn finite_differences(inputs: &[Tensor], which: usize, f: impl Fn(&[Tensor]) -> Tensor) {
+    let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = f(&ts);
+    let probe = random(y.dims(), 99, DType::F64);
+    let loss = |ts: &[Tensor]| (f(ts) * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let grad = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = grad.get(&ts[which]).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let base = inputs[which].flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let h = 1e-5;
+    for idx in [0, base.len() / 3, base.len() / 2 + 1, base.len() - 1] {
+        let at = |delta: f64| {
+            let mut v = base.clone();
+            v[idx] += delta;
+            let mut moved = inputs.to_vec();
+            moved[which] = Tensor::from_vec(v, inputs[which].dims(), &Device::Cpu).unwrap();
+            loss(&moved)
+        };
+        let numeric = (at(h) - at(-h)) / (2.0 * h);
+        let err = (numeric - grad[idx]).abs() / numeric.abs().max(1.0);
+        assert!(err < 1e-7, "input {which} element {idx}: analytic {} numeric {numeric}", grad[idx]);
+    }
+}
+
+#[test]
+fn rms_norm_matches_composed_ops_and_finite_differences() {
+    let f = |t: &[Tensor]| fused::rms_norm(&t[0], &t[1], 1e-6).unwrap();
+    let c = |t: &[Tensor]| candle_nn::ops::rms_norm_slow(&t[0], &t[1], 1e-6).unwrap();
+    // 150 rows: more than one task of rows, the last one partial
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let inputs = [random(&[3, 50, 24], 1, dtype), random(&[24], 2, dtype)];
+        compare(&inputs, f, c, tol);
+    }
+    let inputs = [random(&[70, 16], 3, DType::F64), random(&[16], 4, DType::F64)];
+    finite_differences(&inputs, 0, f);
+    finite_differences(&inputs, 1, f);
+}
+
+#[test]
+fn rms_norm_of_a_strided_view_equals_its_copy() {
+    let x = random(&[40, 3, 32], 5, DType::F64);
+    let w = random(&[16], 6, DType::F64);
+    let view = x.narrow(D::Minus1, 8, 16).unwrap();
+    let a = fused::rms_norm(&view, &w, 1e-6).unwrap();
+    let b = fused::rms_norm(&view.contiguous().unwrap(), &w, 1e-6).unwrap();
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+}
+
+/// cos and sin tables [N, 1, R] with repeating halves, as TrainContext builds them.
+fn tables(n: usize, r: usize, dtype: DType) -> (Tensor, Tensor) {
+    let half = r / 2;
+    let mut cos = Vec::new();
+    let mut sin = Vec::new();
+    for p in 0..n {
+        for _half in 0..2 {
+            for i in 0..half {
+                let angle = p as f64 / 10000f64.powf(2.0 * i as f64 / r as f64);
+                cos.push(angle.cos());
+                sin.push(angle.sin());
+            }
+        }
+    }
+    let t = |v: Vec<f64>| Tensor::from_vec(v, (n, 1, r), &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+    (t(cos), t(sin))
+}
+
+#[test]
+fn rope_matches_composed_ops_and_finite_differences() {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let (cos, sin) = tables(130, 8, dtype);
+        let f = |t: &[Tensor]| fused::rope(&t[0], &cos, &sin).unwrap();
+        let c = |t: &[Tensor]| fused::rope::composed(&t[0], &cos, &sin).unwrap();
+        compare(&[random(&[130, 3, 8], 7, dtype)], f, c, tol);
+    }
+    let (cos, sin) = tables(70, 8, DType::F64);
+    finite_differences(&[random(&[70, 2, 8], 8, DType::F64)], 0, |t| fused::rope(&t[0], &cos, &sin).unwrap());
+}
+
+#[test]
+fn rope_refuses_tables_of_another_shape() {
+    let (cos, sin) = tables(10, 8, DType::F32);
+    let err = fused::rope(&random(&[11, 2, 8], 9, DType::F32), &cos, &sin).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
+}
+
+#[test]
+fn swiglu_matches_composed_ops_and_finite_differences() {
+    let f = |t: &[Tensor]| fused::swiglu(&t[0], &t[1]).unwrap();
+    let c = |t: &[Tensor]| (t[0].silu().unwrap() * &t[1]).unwrap();
+    // 40k elements: more than two tasks, the last partial
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        compare(&[random(&[200, 201], 10, dtype), random(&[200, 201], 11, dtype)], f, c, tol);
+    }
+    let inputs = [random(&[9, 13], 12, DType::F64), random(&[9, 13], 13, DType::F64)];
+    finite_differences(&inputs, 0, f);
+    finite_differences(&inputs, 1, f);
+}
+
+#[test]
+fn target_logprobs_match_log_softmax_gather_and_finite_differences() {
+    let targets = |n: usize, v: usize| {
+        let t: Vec<u32> = (0..n).map(|i| ((i * 7919) % v) as u32).collect();
+        Tensor::new(t, &Device::Cpu).unwrap()
+    };
+    let (n, v) = (37, 301);
+    let tg = targets(n, v);
+    let f = |t: &[Tensor]| fused::target_logprobs(&t[0], &tg).unwrap();
+    let c = |t: &[Tensor]| {
+        let logp = candle_nn::ops::log_softmax(&t[0], D::Minus1).unwrap();
+        logp.gather(&tg.unsqueeze(1).unwrap(), 1).unwrap().squeeze(1).unwrap()
+    };
+    // logits spread over ±8 so the softmax is far from uniform
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let logits = (random(&[n, v], 14, dtype) * 4.0).unwrap();
+        compare(&[logits], f, c, tol);
+    }
+    let (n, v) = (5, 23);
+    let tg = targets(n, v);
+    finite_differences(&[random(&[n, v], 15, DType::F64)], 0, |t| {
+        fused::target_logprobs(&t[0], &tg).unwrap()
+    });
+}
+
+#[test]
+fn target_logprobs_name_a_target_outside_the_vocabulary() {
+    let logits = random(&[2, 10], 16, DType::F32);
+    let err = fused::target_logprobs(&logits, &Tensor::new(&[3u32, 10], &Device::Cpu).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("target 10 of row 1"), "{err}");
+}
