@@ -46,18 +46,18 @@ fn the_figures_of_a_small_llama_are_the_hand_counted_ones() {
     assert_eq!(f.optimizer, 2 * 5968 * 4, "two f32 moments per parameter");
     // AdamW's 3 working f32 copies of the largest tensor (the 64 x 16 embedding / head)
     assert_eq!(f.optimizer_update, 3 * 1024 * 4);
-    // per token per layer (elements): two norms 3·16 each, two residuals, o_proj 16 -> 144;
-    // MLP gate, silu, up, product (4·24) + down 16 -> 112; q, k, v 16 + 8 + 8; RoPE 4.5·(16 + 8)
-    // = 108; the attention's output 16 -> 412 elements = 1648 B, plus one f32 log-sum-exp
-    // per head: 16 B -> 1664 B (blockwise: no score is kept)
-    assert_eq!(figures::layer_bytes_per_token(&shape(false), 0), 1664);
-    // head: embedding out, final norm (3), dL/dH cat, cast, product: 7·16·4 + one f32 row 64 = 512
-    assert_eq!(f.activations, (2 * 1664 + 512) * 100);
-    // one layer's gradients in flight (2.1 x its graph, measured: 3494 B) + the attention's
+    // per token per layer (elements), with the fused kernels: two norms' outputs 16 each, two
+    // residuals, o_proj 16 -> 80; MLP gate, up, silu(gate)·up (3·24) + down 16 -> 88; q, k, v
+    // 16 + 8 + 8; RoPE's output 16 + 8; the attention's output 16 -> 240 elements = 960 B,
+    // plus one f32 log-sum-exp per head: 16 B -> 976 B (blockwise: no score is kept)
+    assert_eq!(figures::layer_bytes_per_token(&shape(false), 0), 976);
+    // head: embedding out, final norm (1), dL/dH cat, cast, product: 5·16·4 + one f32 row 64 = 384
+    assert_eq!(f.activations, (2 * 976 + 384) * 100);
+    // one layer's gradients in flight (1.2 x its graph, measured: 1171 B) + the attention's
     // f32 dq, dk, dv (16 + 8 + 8 elements = 128 B)
-    assert_eq!(f.layer_working_set, (3494 + 128) * 100);
-    // 8 copies of chunk x V in f32
-    assert_eq!(f.logprob_chunk, 8 * 32 * 64 * 4);
+    assert_eq!(f.layer_working_set, (1171 + 128) * 100);
+    // 3 copies of chunk x V in f32
+    assert_eq!(f.logprob_chunk, 3 * 32 * 64 * 4);
     // generation: 5 rows, capacity 600 -> 1024 (grows by 512): K and V [5, 2, 1024, 4] f32 =
     // 327680 B per layer, 2 layers + one layer's growth copy (K or V: 163840); prefill
     // scores 3·5·4·10·10·4 = 24000; logits 4·5·64·4 = 5120
@@ -67,10 +67,10 @@ fn the_figures_of_a_small_llama_are_the_hand_counted_ones() {
 #[test]
 fn checkpointing_keeps_only_each_layers_input_and_recomputes_one_layer() {
     let f = figures::figures(&shape(true));
-    // inputs [T, D] of both layers (2·16·4 = 128 B per token) + the head's 512
-    assert_eq!(f.activations, (128 + 512) * 100);
-    // the recomputed layer's graph and its gradients (1 + 1.5 graphs: 4160 B) + dq, dk, dv
-    assert_eq!(f.layer_working_set, (4160 + 128) * 100);
+    // inputs [T, D] of both layers (2·16·4 = 128 B per token) + the head's 384
+    assert_eq!(f.activations, (128 + 384) * 100);
+    // the recomputed layer's graph and its gradients (1 + 1.2 graphs: 2147 B) + dq, dk, dv
+    assert_eq!(f.layer_working_set, (2147 + 128) * 100);
     assert!(f.training() < figures::figures(&shape(false)).training());
 }
 

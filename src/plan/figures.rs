@@ -12,23 +12,25 @@
 use crate::model::config::LayerType;
 use crate::model::{LoraConfig, ModelConfig};
 
-/// Copies of a [T, D] row an RMSNorm keeps: x², x / rms, times w (rms_norm_slow).
-const NORM_COPIES: u64 = 3;
-/// Copies of a rotated head RoPE keeps: -x₂ (half), cat, x·cos, rot·sin, sum (apply_rope).
-const ROPE_COPIES_X2: u64 = 9; // 4.5 copies, counted in halves
-/// Copies of chunk x V the log-prob head makes at once: logits, max-shifted, exp, log-softmax
-/// (pass 1, and again in pass 2 under autograd), and their gradients in pass 2.
-const LOGPROB_COPIES: u64 = 8;
+/// Copies of a [T, D] row an RMSNorm keeps: its output (the fused kernel, model::fused; the
+/// input is the previous op's output, counted there).
+const NORM_COPIES: u64 = 1;
+/// Copies of chunk x V the log-prob head holds at once: the logits under autograd, their
+/// gradient, and the matmul's operand of the head's backward (the fused target log-prob
+/// kernel keeps no log-softmax).
+const LOGPROB_COPIES: u64 = 3;
 /// Live f32 copies of one parameter while AdamW updates it: the new m and v beside the old
 /// ones, and one expression's temporary (measured ~2 on a 50M Qwen3.5; 3 kept for a margin).
 const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
-/// `polaris-tui bench plan`, T = 512..8k: without checkpointing the heap grows by 2.1 graphs
-/// over the saved activations (tiny qwen3 and a 50M Qwen3.5 alike); with it, over the
-/// recomputed graph, 1.5 for an attention layer (tiny) and 0.6 for a DeltaNet layer, whose
-/// graph is mostly f32 chunk tensors freed as the backward passes them (50M Qwen3.5)).
-const GRADS_IN_FLIGHT_TENTHS: u64 = 21;
-const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 15;
+/// `polaris-tui bench plan`, T = 512..8k: without checkpointing the heap grows over the
+/// saved activations by 1.2 graphs of an attention layer (tiny qwen3, fused norm, RoPE and
+/// SwiGLU kernels) and 2.1 of a DeltaNet layer (50M Qwen3.5); with it, over the recomputed
+/// graph, 1.2 for an attention layer and 0.6 for a DeltaNet layer, whose graph is mostly f32
+/// chunk tensors freed as the backward passes them).
+const GRADS_IN_FLIGHT_TENTHS: u64 = 12;
+const GRADS_IN_FLIGHT_DELTANET_TENTHS: u64 = 21;
+const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 12;
 const GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS: u64 = 6;
 /// Peak RSS over peak heap during training (glibc keeps freed blocks of many threads'
 /// arenas): measured 1.04-1.10 on the tiny model; in percent.
@@ -152,8 +154,8 @@ fn layer_activations(m: &ModelConfig, layer: usize, lora: Option<&LoraConfig>) -
     let kv = (m.num_key_value_heads * m.head_dim) as u64;
     // two norms, two residual sums, the mixer's output projection
     let mut model = 2 * NORM_COPIES * d + 2 * d + d;
-    // MLP: gate, silu(gate), up, product, down
-    model += 4 * f + d;
+    // MLP: gate, up, silu(gate) ⊙ up (one fused kernel), down
+    model += 3 * f + d;
     let mut f32s = 0;
     match (m.layer_types[layer], &m.linear) {
         (LayerType::LinearAttention, Some(l)) => {
@@ -180,13 +182,16 @@ fn layer_activations(m: &ModelConfig, layer: usize, lora: Option<&LoraConfig>) -
             let qk_norm = m.architecture != crate::model::Architecture::Llama;
             let gated = m.architecture == crate::model::Architecture::Qwen35;
             // packed [T, heads, Dh] layout (no transposes): projections (q doubled by the
-            // gate in qwen3_5), the per-head q/k norms, RoPE on the rotary part
+            // gate in qwen3_5, whose q half is copied out for its norm), the per-head q/k
+            // norms, RoPE's output (the fused kernel; a partial rotary also copies the rotary
+            // part out and concatenates the result with the rest)
             let rot = m.partial_rotary_factor;
-            model += if gated { 2 * q } else { q } + 2 * kv;
+            model += if gated { 3 * q } else { q } + 2 * kv;
             if qk_norm {
                 model += NORM_COPIES * (q + kv);
             }
-            model += ((ROPE_COPIES_X2 as f64 / 2.0) * rot * (q + kv) as f64) as u64;
+            let rope_copies = if rot >= 1.0 { 1.0 } else { 1.0 + 2.0 * rot };
+            model += (rope_copies * (q + kv) as f64) as u64;
             // blockwise attention keeps its output [T, H, Dh] and one f32 log-sum-exp per
             // (position, head), never a score
             model += q;
@@ -237,7 +242,8 @@ pub fn layer_working_set(s: &Shape) -> u64 {
         .map(|i| {
             let graph = layer_bytes_per_token(s, i);
             let tenths = match (s.checkpoint_layers, s.model.layer_types[i]) {
-                (false, _) => GRADS_IN_FLIGHT_TENTHS,
+                (false, LayerType::FullAttention) => GRADS_IN_FLIGHT_TENTHS,
+                (false, LayerType::LinearAttention) => GRADS_IN_FLIGHT_DELTANET_TENTHS,
                 (true, LayerType::FullAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS,
                 (true, LayerType::LinearAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS,
             };
