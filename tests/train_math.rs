@@ -75,12 +75,7 @@ fn the_clipped_surrogate_by_hand() {
     let adv = [1.0, -1.0, 1.0, -1.0];
     let rows = |w4: f64| -> Vec<RowTerms> {
         (0..4)
-            .map(|i| RowTerms {
-                old_logprobs: &old[i],
-                ref_logprobs: None,
-                advantage: adv[i],
-                weight: if i == 3 { w4 } else { 1.0 },
-            })
+            .map(|i| RowTerms { weight: if i == 3 { w4 } else { 1.0 }, ..RowTerms::policy(&old[i], adv[i]) })
             .collect()
     };
     let cfg = LossConfig::default();
@@ -103,8 +98,8 @@ fn aggregations_and_kl_by_hand() {
     let old = [vec![-1.0, -2.0], vec![-0.5]];
     let new = vec![vec![-1.0, -2.0], vec![-0.5]];
     let rows: Vec<RowTerms> = vec![
-        RowTerms { old_logprobs: &old[0], ref_logprobs: None, advantage: 1.0, weight: 1.0 },
-        RowTerms { old_logprobs: &old[1], ref_logprobs: None, advantage: 2.0, weight: 1.0 },
+        RowTerms::policy(&old[0], 1.0),
+        RowTerms::policy(&old[1], 2.0),
     ];
     let token = grpo_loss(&LossConfig::default(), &rows, &new);
     assert!(close(token.loss, -(1.0 + 1.0 + 2.0) / 3.0, 1e-12));
@@ -143,12 +138,7 @@ fn the_loss_gradient_through_the_model_matches_finite_differences() {
     let adv = [1.3, -0.7];
     let cfg = LossConfig { kl_coef: 0.05, ..Default::default() };
     let terms: Vec<RowTerms> = (0..2)
-        .map(|i| RowTerms {
-            old_logprobs: &old[i],
-            ref_logprobs: Some(&refs[i]),
-            advantage: adv[i],
-            weight: [1.0, 0.4][i],
-        })
+        .map(|i| RowTerms { ref_logprobs: Some(&refs[i]), weight: [1.0, 0.4][i], ..RowTerms::policy(&old[i], adv[i]) })
         .collect();
     let loss_at = |m: &polaris::model::Model| -> f64 {
         let lp: Vec<Vec<f64>> = logprobs(m, &inputs, &targets, 4).unwrap().to_vec2().unwrap();

@@ -9,7 +9,10 @@ use super::sft::SftConfig;
 use super::step::StepConfig;
 use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
-use crate::reward::JudgeSettings;
+use crate::reward::disqualify::DisqualifyGates;
+use crate::reward::rows::RowRules;
+use crate::reward::score::{ScoreMode, Scoring, ThinkTerms};
+use crate::reward::{JudgeSettings, Rubric};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -129,17 +132,48 @@ pub struct RewardSection {
     pub rubric_prompt: Option<String>,
     pub rubric_schema: Option<String>,
     pub weights: Weights,
+    /// What GRPO ranks rows by: composite (the clipped composite) or release (the released
+    /// trainer's last-token value of its per-token reward); see reward/score.rs.
+    pub score: ScoreMode,
+    /// release score: thinking tokens past this many each get −think_penalty.
+    pub think_cap_tokens: usize,
+    pub think_penalty: f64,
+    /// The reference is not judged; its reward is +weights.clip (the fork's gt_override_best).
+    pub reference_best: bool,
+    pub disqualify: DisqualifyGates,
 }
 
 impl Default for RewardSection {
     fn default() -> Self {
+        let scoring = Scoring::default();
         Self {
             judge: "offline".into(),
             rubric: "builtin".into(),
             rubric_prompt: None,
             rubric_schema: None,
             weights: Weights::training(),
+            score: scoring.mode,
+            think_cap_tokens: scoring.think.cap_tokens,
+            think_penalty: scoring.think.penalty,
+            reference_best: false,
+            disqualify: DisqualifyGates::default(),
         }
+    }
+}
+
+impl RewardSection {
+    /// The rules a run scores its rows with; the disqualification gates are checked against
+    /// the rubric the judge uses.
+    pub fn row_rules(&self, rubric: &Rubric) -> Result<RowRules> {
+        Ok(RowRules {
+            weights: self.weights,
+            scoring: Scoring {
+                mode: self.score,
+                think: ThinkTerms { cap_tokens: self.think_cap_tokens, penalty: self.think_penalty },
+            },
+            reference_best: self.reference_best,
+            gates: self.disqualify.resolve(rubric)?,
+        })
     }
 }
 
@@ -203,6 +237,26 @@ impl TrainConfig {
         }
         if s.loss.kl_coef < 0.0 {
             bail!("step.loss.kl_coef must be >= 0 (0 turns the KL term off)");
+        }
+        if s.loss.reference_clip_low.is_some_and(|v| !(0.0..1.0).contains(&v)) {
+            bail!("step.loss.reference_clip_low must be in [0, 1) (unset: step.loss.clip_low)");
+        }
+        if s.loss.reference_clip_high.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+            bail!("step.loss.reference_clip_high must be positive (unset: step.loss.clip_high)");
+        }
+        if !(s.score_clip >= 0.0 && s.score_clip.is_finite()) {
+            bail!("step.score_clip must be >= 0 (0 turns it off)");
+        }
+        if s.bc.enabled && !(s.bc.peak >= 0.0 && s.bc.peak.is_finite()) {
+            bail!("step.bc.peak must be >= 0");
+        }
+        let r = &self.reward;
+        if !(r.think_penalty.is_finite() && r.think_penalty >= 0.0) {
+            bail!("reward.think_penalty must be >= 0 (0 turns it off)");
+        }
+        let d = &r.disqualify;
+        if !(d.words_under_fraction >= 0.0 && d.words_under_fraction.is_finite()) {
+            bail!("reward.disqualify.words_under_fraction must be >= 0 (0 turns the word gate off)");
         }
         crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;

@@ -2,6 +2,7 @@
 
 pub mod advantage;
 pub mod batch;
+pub mod bc;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use polaris::reward::breakdown::{apply_batch_mean, Candidate};
+use polaris::reward::breakdown::{apply_batch_mean, Candidate, Response};
 use polaris::reward::rubric::Sign;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
@@ -130,11 +130,8 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
             let is_reference = row == 3;
             let cut_tokens = if is_reference && step == STEPS && group == 0 { 1234 } else { 0 };
             let story = story.to_string();
-            let candidate = Candidate {
-                prompt: prompt.clone(),
-                story: story.clone(),
-                response: (!is_reference).then_some((40, true)),
-            };
+            let response = Response { tokens: 40, thinking_tokens: 12, ended: true, is_reference };
+            let candidate = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
             let mut b = Breakdown::rules(&candidate, Weights::training());
             let j = judgement(4 + 3 * row as i64 + (group + step) as i64 % 3);
             b.story_quality = j.story_quality;
@@ -150,6 +147,7 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
                 story,
                 ended: cut_tokens == 0,
                 cut_tokens,
+                thinking_tokens: 12,
             });
         }
         apply_batch_mean(&mut batch);
