@@ -24,11 +24,19 @@ pub enum ScoreMode {
 }
 
 impl ScoreMode {
-    /// How the mode reads, for titles: `composite` or `release (last token)`.
+    /// The mode's name as the configuration writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Composite => "composite",
+            Self::Release => "release",
+        }
+    }
+
+    /// What the score is, for a line of text.
     pub fn label(self) -> &'static str {
         match self {
             Self::Composite => "composite",
-            Self::Release => "release (last token)",
+            Self::Release => "release: last token",
         }
     }
 }

@@ -389,6 +389,10 @@ train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, s
 [reward]
 judge = "offline"             # offline, openai:MODEL or gemini:MODEL
 rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
+score = "composite"           # what GRPO ranks rows by; "release": the released trainer's last-token score
+think_cap_tokens = 3072       # release score: each thinking token past this gets -think_penalty
+think_penalty = 0.05
+reference_best = false        # true: the reference is not judged; its reward is +clip (the fork's gt_override_best)
 
 [reward.weights]              # composite = clip(sq·SQ - rep·self_rep - len·length - blank·blank + overlong, ±clip)
 story_quality = 1.0
@@ -399,6 +403,15 @@ overlong = 1.0
 clip = 2.0
 max_response_tokens = 8192    # DAPO overlong penalty over the last overlong_window tokens
 overlong_window = 512
+
+[reward.disqualify]           # the fork's DQ gates (off in the released run): Story Quality floored to the rubric's minimum
+enabled = false
+coherence_dimension = ""      # "" = the rubric's own (POLARIS's N2 coherence, the built-in's broken logic)
+coherence_at_least = 7.0
+nonsense_dimension = ""       # "" = the rubric's own (N10 overwrought / nonsensical language)
+nonsense_at_least = 8.0
+words_under_fraction = 0.4    # whitespace-separated words under this share of the requested words; 0 = off
+exempt_reference = true
 
 [judge]
 temperature = 0.2
@@ -429,6 +442,7 @@ checkpoint_layers = false
 group_size = 6                # 5 policy rollouts + 1 human reference
 hri = true                    # human-reference injection
 scale_by_std = true           # false: Dr. GRPO advantages
+score_clip = 0.0              # scores clipped to ±this before the group statistics (the fork's grpo_score_clip); 0 = off
 thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
@@ -442,11 +456,19 @@ peak = 0.4
 warmup_steps = 15
 decay = { kind = "none" }     # or { kind = "linear" | "cosine", steps = 100, final_value = 0.1 }
 
+[step.bc]                     # behaviour cloning on the human reference (the fork's bc_*; off in the released run)
+enabled = false
+peak = 0.1                    # coefficient of the references' mean negative log-likelihood per token
+warmup_steps = 0
+decay = { kind = "none" }     # or { kind = "linear" | "cosine", steps = 100, final_value = 0.0 }
+
 [step.loss]
 clip_low = 0.2
 clip_high = 0.28              # clip-higher
 aggregation = { kind = "token_mean" }   # or sequence_mean, or { kind = "constant", tokens = 8192 } (Dr. GRPO)
 kl_coef = 0.0
+# reference_clip_low = 0.2    # the reference row's own clip pair (the fork's gt_clip_ratio_low / high);
+# reference_clip_high = 0.2   # unset: clip_low / clip_high
 
 [step.sampling]               # rollouts
 temperature = 1.0
@@ -456,7 +478,7 @@ min_p = 0.0
 repetition_penalty = 1.1
 presence_penalty = 0.0
 max_new_tokens = 8192
-thinking_budget = 3072
+thinking_budget = 3072        # past it </think> is forced; 0 = none (the release only penalises, see reward.score)
 seed = 0
 
 [step.lr]

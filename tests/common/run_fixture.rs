@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use polaris::reward::breakdown::{apply_batch_mean, Candidate, Response};
 use polaris::reward::rubric::Sign;
+use polaris::reward::score::ScoreMode;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
@@ -19,12 +20,18 @@ pub const GROUPS: usize = 3;
 
 /// Writes the fixture as `<parent>/run-fixture` (a fixed name: the title shows it).
 pub fn write_run(parent: &Path) -> PathBuf {
+    write_run_scored(parent, ScoreMode::Composite)
+}
+
+/// The fixture as a run scored in `mode`: every step and row says so, and in release mode
+/// each row's score is its reward less 0.01 (a value a composite view would not show).
+pub fn write_run_scored(parent: &Path, mode: ScoreMode) -> PathBuf {
     let dir = parent.join("run-fixture");
     std::fs::create_dir_all(&dir).unwrap();
     let mut events = Vec::new();
     events.push(EventKind::Started { config: serde_json::json!({}), resumed_from_step: None });
     for step in 1..=STEPS {
-        events.push(EventKind::Step(Box::new(step_stats(step))));
+        events.push(EventKind::Step(Box::new(StepStats { score_mode: mode, ..step_stats(step) })));
         if step == 20 {
             events.push(EventKind::Checkpoint { step, path: "checkpoints/step-000020".into() });
         }
@@ -40,7 +47,12 @@ pub fn write_run(parent: &Path) -> PathBuf {
     }
     let mut f = std::fs::File::create(dir.join("rollouts.jsonl")).unwrap();
     for step in [STEPS - 1, STEPS] {
-        for row in rollouts(step, GROUPS) {
+        for mut row in rollouts(step, GROUPS) {
+            if mode == ScoreMode::Release {
+                row.breakdown.score_mode = mode;
+                row.breakdown.score = Some(row.breakdown.reward - 0.01);
+                row.reward = row.breakdown.reward - 0.01;
+            }
             writeln!(f, "{}", serde_json::to_string(&row).unwrap()).unwrap();
         }
     }
