@@ -136,9 +136,21 @@ fn the_loss_gradient_through_the_model_matches_finite_differences() {
         current.iter().map(|r| r.iter().zip(offsets).map(|(l, o)| l + o).collect()).collect();
     let refs: Vec<Vec<f64>> = current.iter().map(|r| r.iter().map(|l| l - 0.05).collect()).collect();
     let adv = [1.3, -0.7];
-    let cfg = LossConfig { kl_coef: 0.05, ..Default::default() };
+    // row 1 is the human reference: HRI weight, its own clip pair, behaviour cloning
+    let cfg = LossConfig {
+        kl_coef: 0.05,
+        reference_clip_low: Some(0.1),
+        reference_clip_high: Some(0.15),
+        ..Default::default()
+    };
     let terms: Vec<RowTerms> = (0..2)
-        .map(|i| RowTerms { ref_logprobs: Some(&refs[i]), weight: [1.0, 0.4][i], ..RowTerms::policy(&old[i], adv[i]) })
+        .map(|i| RowTerms {
+            ref_logprobs: Some(&refs[i]),
+            weight: [1.0, 0.4][i],
+            reference: i == 1,
+            bc_coef: [0.0, 0.3][i],
+            ..RowTerms::policy(&old[i], adv[i])
+        })
         .collect();
     let loss_at = |m: &polaris::model::Model| -> f64 {
         let lp: Vec<Vec<f64>> = logprobs(m, &inputs, &targets, 4).unwrap().to_vec2().unwrap();
