@@ -57,7 +57,8 @@ fn behaviour_cloning_adds_the_references_mean_nll_times_its_coefficient() {
     let merged = LossOutput::merge(&parts);
     assert!(close(merged.loss, -0.42) && merged.bc_nll == Some(1.0));
     // BC alone (no HRI: weight 0, advantage 0): only −0.1/3 per reference token
-    let bc_only = [RowTerms { weight: 0.0, reference: true, bc_coef: 0.1, ..RowTerms::policy(&reference, 0.0) }];
+    let bc_only =
+        [RowTerms { weight: 0.0, reference: true, bc_coef: 0.1, ..RowTerms::policy(&reference, 0.0) }];
     let out = grpo_loss(&LossConfig::default(), &bc_only, &new[1..]);
     assert!(close(out.loss, 0.1) && out.coefficients[0].iter().all(|&c| close(c, -0.1 / 3.0)));
 }
@@ -71,7 +72,8 @@ fn the_reference_row_has_its_own_clip_pair() {
         let rows = [RowTerms::policy(&old, a), RowTerms { reference: true, ..RowTerms::policy(&old, a) }];
         grpo_loss(cfg, &rows, &new)
     };
-    let own = LossConfig { reference_clip_low: Some(0.1), reference_clip_high: Some(0.2), ..Default::default() };
+    let own =
+        LossConfig { reference_clip_low: Some(0.1), reference_clip_high: Some(0.2), ..Default::default() };
     // ratio 1.25, A = +1: inside the policy's [0.8, 1.28], above the reference's 1.2
     let out = case(1.25, 1.0, &own);
     assert!(close(out.coefficients[0][0], -1.25 / 2.0) && out.coefficients[1][0] == 0.0);
@@ -119,43 +121,65 @@ const PROMPT: &str = "Write a story about a fox. The story should be 300 words l
 
 #[test]
 fn the_score_clip_bounds_scores_before_the_group_statistics() {
-    let cfg = StepConfig { group_size: 5, score_clip: 1.0, sampling: common::plain_sampling(8), ..Default::default() };
+    let cfg = StepConfig {
+        group_size: 5,
+        score_clip: 1.0,
+        sampling: common::plain_sampling(8),
+        ..Default::default()
+    };
     let batch = [TrainPrompt { prompt: PROMPT, story: Some("The fox ran home."), reasoning: None }];
-    let (_, rows) = Trainer::new(cfg, 5).step(&tiny(), &batch, &FixedRewards, &AtomicBool::new(false)).unwrap();
+    let (_, rows) =
+        Trainer::new(cfg, 5).step(&tiny(), &batch, &FixedRewards, &AtomicBool::new(false)).unwrap();
     // clipped: 1.0, 0.2, −0.4, −1.0 and the reference 1.0; mean −0.05; sample variance
     // (1.05² + 0.25² + 0.35² + 0.95²) / 3 = 2.19 / 3
     let std = (2.19f64 / 3.0).sqrt();
     let want = [1.0, 0.2, -0.4, -1.0, 1.0].map(|s| (s + 0.05) / (std + 1e-6));
     let got: Vec<(f64, f64)> = rows.iter().map(|r| (r.reward, r.advantage)).collect();
-    for ((score, adv), (want_score, want_adv)) in got.iter().zip([1.0, 0.2, -0.4, -1.0, 1.0].iter().zip(want)) {
+    for ((score, adv), (want_score, want_adv)) in got.iter().zip([1.0, 0.2, -0.4, -1.0, 1.0].iter().zip(want))
+    {
         assert!(close(*score, *want_score) && close(*adv, want_adv), "{got:?}");
     }
-    assert!(rows[4].rollout.is_reference && rows[4].breakdown.reward == 1.9, "the reward is kept; the score is clipped");
+    assert!(
+        rows[4].rollout.is_reference && rows[4].breakdown.reward == 1.9,
+        "the reward is kept; the score is clipped"
+    );
     // off (the default): the scores are the rewards
     let cfg = StepConfig { group_size: 5, sampling: common::plain_sampling(8), ..Default::default() };
-    let (_, rows) = Trainer::new(cfg, 5).step(&tiny(), &batch, &FixedRewards, &AtomicBool::new(false)).unwrap();
+    let (_, rows) =
+        Trainer::new(cfg, 5).step(&tiny(), &batch, &FixedRewards, &AtomicBool::new(false)).unwrap();
     assert_eq!(rows.iter().map(|r| r.reward).collect::<Vec<_>>(), [1.8, 0.2, -0.4, -1.5, 1.9]);
 }
 
 #[test]
 fn behaviour_cloning_alone_builds_reference_rows_that_take_no_part_in_grpo() {
     let bc = BcConfig { enabled: true, peak: 0.2, ..BcConfig::default() };
-    let cfg = StepConfig { group_size: 3, hri: false, bc, sampling: common::plain_sampling(8), ..Default::default() };
+    let cfg = StepConfig {
+        group_size: 3,
+        hri: false,
+        bc,
+        sampling: common::plain_sampling(8),
+        ..Default::default()
+    };
     let batch = [TrainPrompt { prompt: PROMPT, story: Some("The fox ran home."), reasoning: None }; 2];
-    let (stats, rows) = Trainer::new(cfg, 5).step(&tiny(), &batch, &WordsReward(8.0), &AtomicBool::new(false)).unwrap();
+    let (stats, rows) =
+        Trainer::new(cfg, 5).step(&tiny(), &batch, &WordsReward(8.0), &AtomicBool::new(false)).unwrap();
     let refs: Vec<_> = rows.iter().filter(|r| r.rollout.is_reference).collect();
     assert_eq!((rows.len(), refs.len()), (6, 2), "2 policy rows + the reference per group");
     assert!(refs.iter().all(|r| r.advantage == 0.0));
     assert_eq!((stats.hri_weight, stats.bc_coef), (0.0, 0.2));
     assert!(stats.bc_nll.is_some_and(|n| n > 0.0), "{:?}", stats.bc_nll);
     // neither HRI nor BC: no reference rows, no BC statistics
-    let cfg = StepConfig { group_size: 3, hri: false, sampling: common::plain_sampling(8), ..Default::default() };
-    let (stats, rows) = Trainer::new(cfg, 5).step(&tiny(), &batch, &WordsReward(8.0), &AtomicBool::new(false)).unwrap();
+    let cfg =
+        StepConfig { group_size: 3, hri: false, sampling: common::plain_sampling(8), ..Default::default() };
+    let (stats, rows) =
+        Trainer::new(cfg, 5).step(&tiny(), &batch, &WordsReward(8.0), &AtomicBool::new(false)).unwrap();
     assert!(rows.iter().all(|r| !r.rollout.is_reference) && stats.bc_nll.is_none());
 }
 
 fn offline_client() -> Arc<JudgeClient> {
-    Arc::new(JudgeClient::new(JudgeSpec::Offline, Rubric::builtin().unwrap(), JudgeSettings::default()).unwrap())
+    Arc::new(
+        JudgeClient::new(JudgeSpec::Offline, Rubric::builtin().unwrap(), JudgeSettings::default()).unwrap(),
+    )
 }
 
 fn candidate(story: &str, is_reference: bool) -> Candidate {
@@ -191,8 +215,11 @@ const NONSENSE: &str = "negative_overwrought_nonsensical_language";
 
 fn polaris_rubric() -> Rubric {
     let dir = common::shared().join("data/polaris");
-    Rubric::from_prompt_and_schema(&dir.join("story_quality_seq.txt"), &dir.join("story_quality_seq.schema.json"))
-        .unwrap()
+    Rubric::from_prompt_and_schema(
+        &dir.join("story_quality_seq.txt"),
+        &dir.join("story_quality_seq.schema.json"),
+    )
+    .unwrap()
 }
 
 /// A judged row: coherence and nonsense scores as given, overall 40 (SQ 0.4).

@@ -51,7 +51,10 @@ fn release(b: &mut Breakdown, c: &Candidate) -> f64 {
 #[test]
 fn a_story_that_ended_scores_its_story_scalar_in_both_modes() {
     let (mut b, c) = row(&story(), 500, 120, true, 0.42);
-    assert_eq!((b.self_repetition, b.length_penalty, b.blank_penalty, b.overlong_penalty), (0.0, 0.0, 0.0, 0.0));
+    assert_eq!(
+        (b.self_repetition, b.length_penalty, b.blank_penalty, b.overlong_penalty),
+        (0.0, 0.0, 0.0, 0.0)
+    );
     assert!((b.reward - 0.42).abs() < 1e-12);
     assert!((release(&mut b, &c) - 0.42).abs() < 1e-12);
     // every token, thinking and story, carries the story scalar
@@ -118,12 +121,16 @@ fn the_release_score_is_the_last_per_token_value() {
 /// Rows of one group through the reward stack (offline judge) in release mode.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn score_rows_sets_each_rows_release_score() {
-    let client = Arc::new(JudgeClient::new(JudgeSpec::Offline, Rubric::builtin().unwrap(), JudgeSettings::default()).unwrap());
+    let client = Arc::new(
+        JudgeClient::new(JudgeSpec::Offline, Rubric::builtin().unwrap(), JudgeSettings::default()).unwrap(),
+    );
     let rules = RowRules {
         scoring: Scoring { mode: ScoreMode::Release, think: THINK },
         ..RowRules::composite(Weights::training())
     };
-    let response = |tokens, thinking_tokens, ended| Some(Response { tokens, thinking_tokens, ended, is_reference: false });
+    let response = |tokens, thinking_tokens, ended| {
+        Some(Response { tokens, thinking_tokens, ended, is_reference: false })
+    };
     let cands = [
         Candidate { prompt: PROMPT.into(), story: story(), response: response(600, 100, true) },
         Candidate { prompt: PROMPT.into(), story: story(), response: response(8100, 100, false) },
@@ -145,7 +152,8 @@ async fn score_rows_sets_each_rows_release_score() {
 fn a_release_scored_step_ranks_rows_by_their_scores() {
     let workers = Workers::open("tiny", &[Device::Cpu], DType::F32, all_trainable(), false).unwrap();
     let rubric = Rubric::builtin().unwrap();
-    let mut reward = polaris::train::config::RewardSection { score: ScoreMode::Release, ..Default::default() };
+    let mut reward =
+        polaris::train::config::RewardSection { score: ScoreMode::Release, ..Default::default() };
     // a small budget with a window, so cut rows get an overlong penalty
     reward.weights.max_response_tokens = 40;
     reward.weights.overlong_window = 16;
@@ -154,7 +162,8 @@ fn a_release_scored_step_ranks_rows_by_their_scores() {
     let client = JudgeClient::new(JudgeSpec::Offline, rubric, JudgeSettings::default()).unwrap();
     let rewarder = StackRewarder::with_rules(client, rules).unwrap();
     // thinking closed after 6 tokens, so policy rows write stories too
-    let sampling = polaris::generate::SamplingParams { thinking_budget: Some(6), ..common::plain_sampling(40) };
+    let sampling =
+        polaris::generate::SamplingParams { thinking_budget: Some(6), ..common::plain_sampling(40) };
     let cfg = StepConfig { group_size: 4, sampling, ..StepConfig::default() };
     let story = "The lamp went out at dusk. Mara climbed the stairs and lit it again.";
     let batch = [TrainPrompt { prompt: PROMPT, story: Some(story), reasoning: Some("A lamp.") }];

@@ -97,10 +97,7 @@ fn aggregations_and_kl_by_hand() {
     // two rows of 2 and 1 tokens, ratio 1 (first epoch), A = 1 and 2
     let old = [vec![-1.0, -2.0], vec![-0.5]];
     let new = vec![vec![-1.0, -2.0], vec![-0.5]];
-    let rows: Vec<RowTerms> = vec![
-        RowTerms::policy(&old[0], 1.0),
-        RowTerms::policy(&old[1], 2.0),
-    ];
+    let rows: Vec<RowTerms> = vec![RowTerms::policy(&old[0], 1.0), RowTerms::policy(&old[1], 2.0)];
     let token = grpo_loss(&LossConfig::default(), &rows, &new);
     assert!(close(token.loss, -(1.0 + 1.0 + 2.0) / 3.0, 1e-12));
     let seq =

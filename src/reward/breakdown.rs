@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answer::Judgement;
+use super::disqualify::Disqualified;
 use super::judge::http::Usage;
 use super::judge::JudgeClient;
-use super::disqualify::Disqualified;
 use super::rules::{
     blank_penalty, length_penalty, length_reward, overlong_penalty, self_repetition, Repetition,
 };

@@ -12,9 +12,12 @@ use super::rubric::Rubric;
 use crate::generate::length::requested_words;
 
 /// Each gate's dimension by rubric: POLARIS's prompt + schema pair, then the built-in rubric.
-const COHERENCE: [&str; 2] =
-    ["negative_coherence_continuity_internal_consistency_pov_confusion", "negative_broken_logic_and_continuity"];
-const NONSENSE: [&str; 2] = ["negative_overwrought_nonsensical_language", "negative_purple_or_senseless_prose"];
+const COHERENCE: [&str; 2] = [
+    "negative_coherence_continuity_internal_consistency_pov_confusion",
+    "negative_broken_logic_and_continuity",
+];
+const NONSENSE: [&str; 2] =
+    ["negative_overwrought_nonsensical_language", "negative_purple_or_senseless_prose"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -91,8 +94,12 @@ impl DisqualifyGates {
             } else if let Some(k) = known.iter().find(|k| has(k)) {
                 return Ok(k.to_string());
             }
-            let negatives: Vec<&str> =
-                rubric.dimensions.iter().filter(|d| d.key.starts_with("negative")).map(|d| d.key.as_str()).collect();
+            let negatives: Vec<&str> = rubric
+                .dimensions
+                .iter()
+                .filter(|d| d.key.starts_with("negative"))
+                .map(|d| d.key.as_str())
+                .collect();
             let shown = if key.is_empty() { "(the rubric's own)".to_string() } else { format!("{key:?}") };
             bail!(
                 "reward.disqualify.{set} = {shown} is not a dimension of rubric {:?}; set it to one of: {}",

@@ -7,8 +7,8 @@ pub mod disqualify;
 pub mod judge;
 pub mod offline;
 pub mod pairwise;
-pub mod rubric;
 pub mod rows;
+pub mod rubric;
 pub mod rules;
 pub mod score;
 

@@ -29,7 +29,11 @@ impl RowRules {
 
 /// Judges the rows that need a judge (concurrently, under the client's limit), applies the
 /// gates, then the batch-mean fallback over the judged rows, and sets every row's score.
-pub async fn score_rows(client: &Arc<JudgeClient>, candidates: &[Candidate], rules: &RowRules) -> Vec<Breakdown> {
+pub async fn score_rows(
+    client: &Arc<JudgeClient>,
+    candidates: &[Candidate],
+    rules: &RowRules,
+) -> Vec<Breakdown> {
     let best = |c: &Candidate| rules.reference_best && c.response.is_some_and(|r| r.is_reference);
     let judged: Vec<Candidate> = candidates.iter().filter(|c| !best(c)).cloned().collect();
     let mut scored = judge_batch(client, &judged, rules.weights).await;

@@ -59,7 +59,12 @@ pub struct ThinkTerms {
 /// - a response cut off without an end token inside the overlong window: its overlong
 ///   penalty (w_overlong × DAPO's, ≤ 0) spread evenly over its story tokens;
 /// - each value clipped to ±weights.clip.
-pub fn release_token_rewards(story_scalar: f64, response: &Response, weights: &Weights, think: ThinkTerms) -> Vec<f64> {
+pub fn release_token_rewards(
+    story_scalar: f64,
+    response: &Response,
+    weights: &Weights,
+    think: ThinkTerms,
+) -> Vec<f64> {
     let (n, thinking) = (response.tokens, response.thinking_tokens.min(response.tokens));
     let story = n - thinking;
     let think_value = if story > 0 { story_scalar } else { 0.0 };

@@ -10,6 +10,7 @@ pub mod group;
 pub mod layer_checkpointing;
 pub mod loss;
 pub mod optim;
+pub mod preset;
 pub mod schedule;
 pub mod sft;
 pub mod step;

@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::advantage::{clip_score, group_advantages};
-use super::bc::BcConfig;
 use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
+use super::bc::BcConfig;
 use super::group::{build_group, GroupSpec, Rollout};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
@@ -283,7 +283,8 @@ impl Trainer {
         let seconds_judge = (started.elapsed().as_secs_f64() - seconds_generate).max(0.0);
 
         // 2. advantages, group by group, from each row's score
-        let scores: Vec<f64> = rows.iter().map(|r| clip_score(r.breakdown.score(), self.cfg.score_clip)).collect();
+        let scores: Vec<f64> =
+            rows.iter().map(|r| clip_score(r.breakdown.score(), self.cfg.score_clip)).collect();
         let mut advantages = vec![0.0; rows.len()];
         let score_mode = rows.first().map_or(ScoreMode::Composite, |r| r.breakdown.score_mode);
         let mut stats = StepStats { step, hri_weight, bc_coef, score_mode, ..Default::default() };

@@ -143,7 +143,8 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
             let cut_tokens = if is_reference && step == STEPS && group == 0 { 1234 } else { 0 };
             let story = story.to_string();
             let response = Response { tokens: 40, thinking_tokens: 12, ended: true, is_reference };
-            let candidate = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
+            let candidate =
+                Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
             let mut b = Breakdown::rules(&candidate, Weights::training());
             let j = judgement(4 + 3 * row as i64 + (group + step) as i64 % 3);
             b.story_quality = j.story_quality;

@@ -144,10 +144,8 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
     };
     // "Composite score" / "Release score": the rows are ranked by it
     let (first, rest) = mode.name().split_at(1);
-    let title = Line::from(vec![Span::raw(format!(
-        " {}{rest} score{refs} · Enter inspects ",
-        first.to_uppercase()
-    ))]);
+    let title =
+        Line::from(vec![Span::raw(format!(" {}{rest} score{refs} · Enter inspects ", first.to_uppercase()))]);
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)

@@ -130,7 +130,11 @@ fn score_line(b: &Breakdown) -> String {
     }
     if let Some(d) = &b.disqualified {
         let gates: Vec<String> = d.gates.iter().map(|g| format!("{g:?}").to_lowercase()).collect();
-        line.push_str(&format!(" · disqualified ({}): overall {} → floor", gates.join(", "), d.overall_before));
+        line.push_str(&format!(
+            " · disqualified ({}): overall {} → floor",
+            gates.join(", "),
+            d.overall_before
+        ));
     }
     line
 }
