@@ -343,10 +343,17 @@ pub const POLARIS_MAIN_NO_COUNTERPART: &[(&str, &str)] = &[
     ("custom_reward_function.name", "the reward stack is built in"),
 ];
 
+/// One key of the written file: its name in its section, its value, and where it comes from.
+struct Line {
+    name: &'static str,
+    value: &'static str,
+    notes: Vec<&'static str>,
+}
+
 /// The preset's TOML: a header naming where it comes from, then each section's keys, each
 /// with the yaml keys it reproduces.
 pub fn polaris_main_toml() -> String {
-    let mut sections: Vec<(&str, Vec<(&str, &str, Vec<&str>)>)> = Vec::new();
+    let mut sections: Vec<(&str, Vec<Line>)> = Vec::new();
     let mut add = |key: &'static str, value: &'static str, note: &'static str| {
         let (section, name) = key.rsplit_once('.').expect("keys have a section");
         let at = match sections.iter().position(|(s, _)| *s == section) {
@@ -357,9 +364,9 @@ pub fn polaris_main_toml() -> String {
             }
         };
         let lines = &mut sections[at].1;
-        match lines.iter_mut().find(|(n, _, _)| *n == name) {
-            Some((_, _, notes)) => notes.push(note),
-            None => lines.push((name, value, vec![note])),
+        match lines.iter_mut().find(|l| l.name == name) {
+            Some(line) => line.notes.push(note),
+            None => lines.push(Line { name, value, notes: vec![note] }),
         }
     };
     for s in POLARIS_MAIN {
@@ -379,9 +386,9 @@ pub fn polaris_main_toml() -> String {
     );
     for (section, lines) in &sections {
         let _ = writeln!(out, "\n[{section}]");
-        for (name, value, notes) in lines {
-            let line = format!("{name} = {value}");
-            let _ = writeln!(out, "{line:<40} # {}", notes.join(", "));
+        for l in lines {
+            let line = format!("{} = {}", l.name, l.value);
+            let _ = writeln!(out, "{line:<40} # {}", l.notes.join(", "));
         }
     }
     out
