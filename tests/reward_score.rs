@@ -176,6 +176,10 @@ fn a_release_scored_step_ranks_rows_by_their_scores() {
         let response = r.rollout.candidate(PROMPT).response.unwrap();
         assert_eq!(response.tokens, r.rollout.response_ids.len());
         assert!(response.thinking_tokens > 0, "thinking is on: every row opens with a think block");
+        // the thinking tokens end at `</think>` (or run to the end, never closed)
+        let close = workers.primary().think.unwrap().close;
+        let t = response.thinking_tokens;
+        assert!(t == response.tokens || r.rollout.response_ids[t - 1] == close, "{t} of {}", response.tokens);
         let want = release_score(r.breakdown.story_scalar(), &response, &r.breakdown.weights, think);
         assert_eq!((r.breakdown.score, r.reward), (Some(want), want));
     }

@@ -216,6 +216,10 @@ mod tests {
         assert!(lm.stop_ids.contains(fits.response_ids.last().unwrap()), "no end token");
         assert!(fits.ended && fits.cut_tokens == 0);
         assert_eq!((fits.story.as_str(), fits.thinking.as_deref()), (story, Some("Plan: a lamp.")));
+        // the thinking tokens end with `</think>`; the story tokens follow
+        let close = lm.think.expect("the tiny model has think tokens").close;
+        assert_eq!(fits.response_ids[fits.thinking_tokens - 1], close);
+        assert!(!fits.response_ids[fits.thinking_tokens..].contains(&close));
     }
 
     #[test]
@@ -231,6 +235,7 @@ mod tests {
             assert!(!cut.response_ids.iter().any(|id| lm.stop_ids.contains(id)), "an end token was kept");
             assert!(!cut.ended);
             assert_eq!(cut.cut_tokens, n - budget);
+            assert_eq!(cut.thinking_tokens, full.thinking_tokens, "cut in the story: the same think block");
             // the story judged is what the kept tokens decode to, thinking stripped
             assert_eq!(cut.thinking.as_deref(), Some("Plan: a lamp."));
             assert!(story.trim().starts_with(&cut.story) && !cut.story.is_empty(), "{:?}", cut.story);
