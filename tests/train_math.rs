@@ -75,12 +75,7 @@ fn the_clipped_surrogate_by_hand() {
     let adv = [1.0, -1.0, 1.0, -1.0];
     let rows = |w4: f64| -> Vec<RowTerms> {
         (0..4)
-            .map(|i| RowTerms {
-                old_logprobs: &old[i],
-                ref_logprobs: None,
-                advantage: adv[i],
-                weight: if i == 3 { w4 } else { 1.0 },
-            })
+            .map(|i| RowTerms { weight: if i == 3 { w4 } else { 1.0 }, ..RowTerms::policy(&old[i], adv[i]) })
             .collect()
     };
     let cfg = LossConfig::default();
@@ -102,10 +97,7 @@ fn aggregations_and_kl_by_hand() {
     // two rows of 2 and 1 tokens, ratio 1 (first epoch), A = 1 and 2
     let old = [vec![-1.0, -2.0], vec![-0.5]];
     let new = vec![vec![-1.0, -2.0], vec![-0.5]];
-    let rows: Vec<RowTerms> = vec![
-        RowTerms { old_logprobs: &old[0], ref_logprobs: None, advantage: 1.0, weight: 1.0 },
-        RowTerms { old_logprobs: &old[1], ref_logprobs: None, advantage: 2.0, weight: 1.0 },
-    ];
+    let rows: Vec<RowTerms> = vec![RowTerms::policy(&old[0], 1.0), RowTerms::policy(&old[1], 2.0)];
     let token = grpo_loss(&LossConfig::default(), &rows, &new);
     assert!(close(token.loss, -(1.0 + 1.0 + 2.0) / 3.0, 1e-12));
     let seq =
@@ -141,13 +133,20 @@ fn the_loss_gradient_through_the_model_matches_finite_differences() {
         current.iter().map(|r| r.iter().zip(offsets).map(|(l, o)| l + o).collect()).collect();
     let refs: Vec<Vec<f64>> = current.iter().map(|r| r.iter().map(|l| l - 0.05).collect()).collect();
     let adv = [1.3, -0.7];
-    let cfg = LossConfig { kl_coef: 0.05, ..Default::default() };
+    // row 1 is the human reference: HRI weight, its own clip pair, behaviour cloning
+    let cfg = LossConfig {
+        kl_coef: 0.05,
+        reference_clip_low: Some(0.1),
+        reference_clip_high: Some(0.15),
+        ..Default::default()
+    };
     let terms: Vec<RowTerms> = (0..2)
         .map(|i| RowTerms {
-            old_logprobs: &old[i],
             ref_logprobs: Some(&refs[i]),
-            advantage: adv[i],
             weight: [1.0, 0.4][i],
+            reference: i == 1,
+            bc_coef: [0.0, 0.3][i],
+            ..RowTerms::policy(&old[i], adv[i])
         })
         .collect();
     let loss_at = |m: &polaris::model::Model| -> f64 {

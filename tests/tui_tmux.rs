@@ -71,7 +71,7 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
     tmux.expect("1 Dashboard");
     tmux.expect("Reward · steps 1–40");
     let tabs = [
-        ("2", "Ranked by reward"),
+        ("2", "Composite score"),
         ("3", "HUMAN REFERENCE"),
         ("5", "Settings ↑↓ +-"),
         ("6", "polaris-tui annotate"),
@@ -90,13 +90,13 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
         }
     }
     tmux.keys("Tab");
-    tmux.expect("Ranked by reward");
+    tmux.expect("Composite score");
     tmux.keys("?");
     tmux.expect("Keys (Esc closes)");
     tmux.keys("Escape");
     // small and back: the views redraw at the new size
     tmux.cmd(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
-    let small = tmux.expect("Ranked by reward");
+    let small = tmux.expect("Composite score");
     assert!(small.lines().all(|l| l.chars().count() <= 80), "{small}");
     tmux.cmd(&["resize-window", "-t", "e2e", "-x", "160", "-y", "45"]);
     tmux.keys("1");

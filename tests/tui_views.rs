@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use polaris::gpu::{DeviceStats, HostStats, Sample};
+use polaris::reward::score::ScoreMode;
 use polaris::run::Control;
 use polaris::tui::state::Tab;
 use polaris::tui::theme::Theme;
@@ -102,6 +103,27 @@ fn groups_follow_the_latest_step_and_navigate() {
     key(&mut f.app, KeyCode::Char(']'));
     key(&mut f.app, KeyCode::Down);
     snap("groups_step39_group1_row2", &f.app);
+}
+
+/// Which score the run ranks by (`reward.score`) is named on the dashboard and in Groups; a
+/// release-scored run's Groups show the composite beside the score.
+#[test]
+fn the_score_mode_is_named_on_the_dashboard_and_in_groups() {
+    for (mode, dashboard, groups) in [
+        (ScoreMode::Composite, "(all, live) · composite", "Composite score"),
+        (ScoreMode::Release, "(all, live) · release", "Release score"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = common::run_fixture::write_run_scored(tmp.path(), mode);
+        let mut app = App::new(&dir, Box::new(DirLink::new(&dir, None)), dark(), 0);
+        app.update(Action::Tick);
+        let screen = text(&draw(&app, 120, 40));
+        assert!(screen.contains(dashboard), "{mode:?}: {screen}");
+        key(&mut app, KeyCode::Char('2'));
+        let screen = text(&draw(&app, 120, 40));
+        assert!(screen.contains(groups), "{mode:?}: {screen}");
+        assert_eq!(screen.contains("compos."), mode == ScoreMode::Release, "{screen}");
+    }
 }
 
 /// The human reference's row: the theme's reference colour, bold, and marked `HUMAN`.

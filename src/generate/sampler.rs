@@ -24,7 +24,9 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// Generated tokens at most, thinking included.
     pub max_new_tokens: usize,
-    /// Thinking tokens at most; past it `</think>` is forced (None = no budget).
+    /// Thinking tokens at most; past it `</think>` is forced (None = no budget). Written as 0
+    /// when None, so a configuration can say "no budget" (an absent key is the default's).
+    #[serde(with = "zero_is_none")]
     pub thinking_budget: Option<usize>,
     pub seed: u64,
 }
@@ -80,6 +82,19 @@ impl SamplingParams {
             bail!("max_new_tokens must be at least 1");
         }
         Ok(())
+    }
+}
+
+/// `thinking_budget`: None is written 0; 0 and null read as None.
+mod zero_is_none {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.unwrap_or(0) as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        Ok(Option::<usize>::deserialize(d)?.filter(|&n| n > 0))
     }
 }
 

@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::answer::Judgement;
+use super::disqualify::Disqualified;
 use super::judge::http::Usage;
 use super::judge::JudgeClient;
 use super::rules::{
     blank_penalty, length_penalty, length_reward, overlong_penalty, self_repetition, Repetition,
 };
+use super::score::ScoreMode;
 use crate::generate::length::{count_words, length_ratio, requested_words};
 
 /// Weights of the composite (RECIPE.md).
@@ -64,9 +66,24 @@ impl Weights {
 pub struct Candidate {
     pub prompt: String,
     pub story: String,
-    /// Response tokens generated (thinking included) and whether an end token closed them;
-    /// None for text that was not generated (a human reference): no overlong penalty.
-    pub response: Option<(usize, bool)>,
+    /// The response tokens that held the story, when it is a row of a group (sampled, or the
+    /// teacher-forced human reference); None for text scored on its own.
+    pub response: Option<Response>,
+}
+
+/// A group row's response, as tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Response {
+    /// Response tokens, thinking and end token included.
+    pub tokens: usize,
+    /// The leading tokens up to and including `</think>` (all of them when the thinking never
+    /// closed); the rest are story tokens.
+    pub thinking_tokens: usize,
+    /// Whether an end token closed the response (false: cut off at the budget).
+    pub ended: bool,
+    /// The human reference: its length is the data's, not a choice the policy made, so the
+    /// composite gives it no overlong penalty.
+    pub is_reference: bool,
 }
 
 /// Where a story's Story Quality came from.
@@ -79,6 +96,8 @@ pub enum SqSource {
     BatchMean,
     /// no judgement in the batch succeeded: 0
     None,
+    /// not judged: `reward.reference_best` gives the reference +clip
+    NotJudged,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +128,18 @@ pub struct Breakdown {
     /// The reward: the composite clipped.
     pub reward: f64,
     pub weights: Weights,
+    /// What GRPO ranks the row by (`reward.score`, see score.rs): the reward (composite), or
+    /// the release's last-token value. Absent in older logs and outside training: the reward.
+    #[serde(default)]
+    pub score: Option<f64>,
+    #[serde(default)]
+    pub score_mode: ScoreMode,
+    /// `reward.reference_best`: this reference was not judged; its reward is +clip.
+    #[serde(default)]
+    pub reference_best: bool,
+    /// The disqualification gates that floored Story Quality (`reward.disqualify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disqualified: Option<Disqualified>,
 }
 
 impl Breakdown {
@@ -134,23 +165,42 @@ impl Breakdown {
             length_penalty: requested.map_or(0.0, |r| length_penalty(words, r)),
             length_reward: requested.map_or(1.0, |r| length_reward(words, r)),
             blank_penalty: blank_penalty(&c.story),
-            overlong_penalty: c.response.map_or(0.0, |(n, ended)| {
-                overlong_penalty(n, ended, weights.max_response_tokens, weights.overlong_window)
+            overlong_penalty: c.response.filter(|r| !r.is_reference).map_or(0.0, |r| {
+                overlong_penalty(r.tokens, r.ended, weights.max_response_tokens, weights.overlong_window)
             }),
             composite: 0.0,
             reward: 0.0,
             weights,
+            score: None,
+            score_mode: ScoreMode::Composite,
+            reference_best: false,
+            disqualified: None,
         }
     }
 
-    fn compose(&mut self) {
+    /// w_sq·SQ − w_rep·rep − w_len·len − w_blank·blank: the composite without the overlong
+    /// penalty, unclipped (the release's per-token value).
+    pub fn story_scalar(&self) -> f64 {
         let w = self.weights;
-        self.composite = w.story_quality * self.story_quality
+        w.story_quality * self.story_quality
             - w.repetition * self.self_repetition
             - w.length * self.length_penalty
             - w.blank * self.blank_penalty
-            + w.overlong * self.overlong_penalty;
+    }
+
+    /// Sets the composite and the reward from the components (Story Quality included).
+    pub fn compose(&mut self) {
+        let w = self.weights;
+        self.composite = self.story_scalar() + w.overlong * self.overlong_penalty;
         self.reward = self.composite.clamp(-w.clip, w.clip);
+        if self.reference_best {
+            (self.composite, self.reward) = (w.clip, w.clip);
+        }
+    }
+
+    /// The score GRPO uses: `score` when set, else the reward.
+    pub fn score(&self) -> f64 {
+        self.score.unwrap_or(self.reward)
     }
 }
 

@@ -3,11 +3,14 @@
 
 pub mod answer;
 pub mod breakdown;
+pub mod disqualify;
 pub mod judge;
 pub mod offline;
 pub mod pairwise;
+pub mod rows;
 pub mod rubric;
 pub mod rules;
+pub mod score;
 
 pub use answer::{DimensionScore, Judgement};
 pub use breakdown::{score_batch, Breakdown, Weights};

@@ -175,8 +175,9 @@ fn open_and_run(
     if judge.cache_dir.is_none() {
         judge.cache_dir = Some(out.join("judge-cache"));
     }
+    let rules = cfg.reward.row_rules(&rubric)?;
     let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
-    let rewarder = StackRewarder::new(client, cfg.reward.weights)?;
+    let rewarder = StackRewarder::with_rules(client, rules)?;
 
     let trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);
     let opts = RunOptions {

@@ -43,3 +43,13 @@ pub fn group_advantages(
         zero_variance: n > 1 && std == 0.0,
     }
 }
+
+/// A row's score clipped to ±clip before the group statistics (the fork's grpo_score_clip);
+/// clip 0 leaves it as it is.
+pub fn clip_score(score: f64, clip: f64) -> f64 {
+    if clip > 0.0 {
+        score.clamp(-clip, clip)
+    } else {
+        score
+    }
+}

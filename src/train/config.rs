@@ -9,7 +9,10 @@ use super::sft::SftConfig;
 use super::step::StepConfig;
 use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
-use crate::reward::JudgeSettings;
+use crate::reward::disqualify::DisqualifyGates;
+use crate::reward::rows::RowRules;
+use crate::reward::score::{ScoreMode, Scoring, ThinkTerms};
+use crate::reward::{JudgeSettings, Rubric};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -129,17 +132,48 @@ pub struct RewardSection {
     pub rubric_prompt: Option<String>,
     pub rubric_schema: Option<String>,
     pub weights: Weights,
+    /// What GRPO ranks rows by: composite (the clipped composite) or release (the released
+    /// trainer's last-token value of its per-token reward); see reward/score.rs.
+    pub score: ScoreMode,
+    /// release score: thinking tokens past this many each get −think_penalty.
+    pub think_cap_tokens: usize,
+    pub think_penalty: f64,
+    /// The reference is not judged; its reward is +weights.clip (the fork's gt_override_best).
+    pub reference_best: bool,
+    pub disqualify: DisqualifyGates,
 }
 
 impl Default for RewardSection {
     fn default() -> Self {
+        let scoring = Scoring::default();
         Self {
             judge: "offline".into(),
             rubric: "builtin".into(),
             rubric_prompt: None,
             rubric_schema: None,
             weights: Weights::training(),
+            score: scoring.mode,
+            think_cap_tokens: scoring.think.cap_tokens,
+            think_penalty: scoring.think.penalty,
+            reference_best: false,
+            disqualify: DisqualifyGates::default(),
         }
+    }
+}
+
+impl RewardSection {
+    /// The rules a run scores its rows with; the disqualification gates are checked against
+    /// the rubric the judge uses.
+    pub fn row_rules(&self, rubric: &Rubric) -> Result<RowRules> {
+        Ok(RowRules {
+            weights: self.weights,
+            scoring: Scoring {
+                mode: self.score,
+                think: ThinkTerms { cap_tokens: self.think_cap_tokens, penalty: self.think_penalty },
+            },
+            reference_best: self.reference_best,
+            gates: self.disqualify.resolve(rubric)?,
+        })
     }
 }
 
@@ -203,6 +237,26 @@ impl TrainConfig {
         }
         if s.loss.kl_coef < 0.0 {
             bail!("step.loss.kl_coef must be >= 0 (0 turns the KL term off)");
+        }
+        if s.loss.reference_clip_low.is_some_and(|v| !(0.0..1.0).contains(&v)) {
+            bail!("step.loss.reference_clip_low must be in [0, 1) (unset: step.loss.clip_low)");
+        }
+        if s.loss.reference_clip_high.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
+            bail!("step.loss.reference_clip_high must be positive (unset: step.loss.clip_high)");
+        }
+        if !(s.score_clip >= 0.0 && s.score_clip.is_finite()) {
+            bail!("step.score_clip must be >= 0 (0 turns it off)");
+        }
+        if s.bc.enabled && !(s.bc.peak >= 0.0 && s.bc.peak.is_finite()) {
+            bail!("step.bc.peak must be >= 0");
+        }
+        let r = &self.reward;
+        if !(r.think_penalty.is_finite() && r.think_penalty >= 0.0) {
+            bail!("reward.think_penalty must be >= 0 (0 turns it off)");
+        }
+        let d = &r.disqualify;
+        if !(d.words_under_fraction >= 0.0 && d.words_under_fraction.is_finite()) {
+            bail!("reward.disqualify.words_under_fraction must be >= 0 (0 turns the word gate off)");
         }
         crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
@@ -335,6 +389,10 @@ train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, s
 [reward]
 judge = "offline"             # offline, openai:MODEL or gemini:MODEL
 rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
+score = "composite"           # what GRPO ranks rows by; "release": the released trainer's last-token score
+think_cap_tokens = 3072       # release score: each thinking token past this gets -think_penalty
+think_penalty = 0.05
+reference_best = false        # true: the reference is not judged; its reward is +clip (the fork's gt_override_best)
 
 [reward.weights]              # composite = clip(sq·SQ - rep·self_rep - len·length - blank·blank + overlong, ±clip)
 story_quality = 1.0
@@ -345,6 +403,15 @@ overlong = 1.0
 clip = 2.0
 max_response_tokens = 8192    # DAPO overlong penalty over the last overlong_window tokens
 overlong_window = 512
+
+[reward.disqualify]           # the fork's DQ gates (off in the released run): Story Quality floored to the rubric's minimum
+enabled = false
+coherence_dimension = ""      # "" = the rubric's own (POLARIS's N2 coherence, the built-in's broken logic)
+coherence_at_least = 7.0
+nonsense_dimension = ""       # "" = the rubric's own (N10 overwrought / nonsensical language)
+nonsense_at_least = 8.0
+words_under_fraction = 0.4    # whitespace-separated words under this share of the requested words; 0 = off
+exempt_reference = true
 
 [judge]
 temperature = 0.2
@@ -375,6 +442,7 @@ checkpoint_layers = false
 group_size = 6                # 5 policy rollouts + 1 human reference
 hri = true                    # human-reference injection
 scale_by_std = true           # false: Dr. GRPO advantages
+score_clip = 0.0              # scores clipped to ±this before the group statistics (the fork's grpo_score_clip); 0 = off
 thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)
@@ -388,11 +456,19 @@ peak = 0.4
 warmup_steps = 15
 decay = { kind = "none" }     # or { kind = "linear" | "cosine", steps = 100, final_value = 0.1 }
 
+[step.bc]                     # behaviour cloning on the human reference (the fork's bc_*; off in the released run)
+enabled = false
+peak = 0.1                    # coefficient of the references' mean negative log-likelihood per token
+warmup_steps = 0
+decay = { kind = "none" }     # or { kind = "linear" | "cosine", steps = 100, final_value = 0.0 }
+
 [step.loss]
 clip_low = 0.2
 clip_high = 0.28              # clip-higher
 aggregation = { kind = "token_mean" }   # or sequence_mean, or { kind = "constant", tokens = 8192 } (Dr. GRPO)
 kl_coef = 0.0
+# reference_clip_low = 0.2    # the reference row's own clip pair (the fork's gt_clip_ratio_low / high);
+# reference_clip_high = 0.2   # unset: clip_low / clip_high
 
 [step.sampling]               # rollouts
 temperature = 1.0
@@ -402,7 +478,7 @@ min_p = 0.0
 repetition_penalty = 1.1
 presence_penalty = 0.0
 max_new_tokens = 8192
-thinking_budget = 3072
+thinking_budget = 3072        # past it </think> is forced; 0 = none (the release only penalises, see reward.score)
 seed = 0
 
 [step.lr]

@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::chat::{opens_thinking, split_thinking};
+use crate::chat::{opens_thinking, split_thinking, Split, THINK_CLOSE};
 use crate::generate::{Finish, SamplingParams};
 use crate::lm::LanguageModel;
-use crate::reward::breakdown::Candidate;
+use crate::reward::breakdown::{Candidate, Response};
 
 /// One row of a group.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +28,11 @@ pub struct Rollout {
     /// the end token included; 0 when the whole reference fitted. Absent in older logs.
     #[serde(default)]
     pub cut_tokens: usize,
+    /// The leading response tokens up to and including `</think>` (all of them when the
+    /// thinking never closed; 0 without thinking); the rest are story tokens. Absent in
+    /// older logs: 0.
+    #[serde(default)]
+    pub thinking_tokens: usize,
 }
 
 impl Rollout {
@@ -35,9 +40,40 @@ impl Rollout {
         Candidate {
             prompt: prompt.to_string(),
             story: self.story.clone(),
-            response: if self.is_reference { None } else { Some((self.response_ids.len(), self.ended)) },
+            response: Some(Response {
+                tokens: self.response_ids.len(),
+                thinking_tokens: self.thinking_tokens,
+                ended: self.ended,
+                is_reference: self.is_reference,
+            }),
         }
     }
+}
+
+/// The leading tokens of `ids` up to and including `</think>`, given how the decoded text
+/// split: all of them when the thinking never closed, 0 when there was none.
+fn thinking_tokens(lm: &LanguageModel, ids: &[u32], split: &Split) -> Result<usize> {
+    if split.thinking.is_none() {
+        return Ok(0);
+    }
+    if !split.thinking_closed {
+        return Ok(ids.len());
+    }
+    if let Some(at) = lm.think.and_then(|t| ids.iter().position(|&id| id == t.close)) {
+        return Ok(at + 1);
+    }
+    // `</think>` spelt by several tokens: the shortest prefix whose text holds it (the text
+    // of a longer prefix still holds it, so bisect)
+    let (mut lo, mut hi) = (0, ids.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if lm.tokenizer.decode(&ids[..mid], false)?.contains(THINK_CLOSE) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
 }
 
 /// What a group is made from.
@@ -73,6 +109,7 @@ pub fn build_group(
             group: spec.index,
             is_reference: false,
             prompt_ids: prompt_ids.clone(),
+            thinking_tokens: thinking_tokens(lm, &response_ids, &split)?,
             response_ids,
             thinking: split.thinking,
             story: split.story,
@@ -118,12 +155,15 @@ pub fn reference_row(
     let Reference { story, reasoning, thinking } = *reference;
     let mut response_ids = lm.response_ids(rendered, thinking, reasoning, story)?;
     if response_ids.len() <= budget {
+        let thinking = thinking.then(|| reasoning.unwrap_or("").to_string());
+        let split = Split { thinking: thinking.clone(), story: story.to_string(), thinking_closed: true };
         return Ok(Rollout {
             group,
             is_reference: true,
             prompt_ids,
+            thinking_tokens: thinking_tokens(lm, &response_ids, &split)?,
             response_ids,
-            thinking: thinking.then(|| reasoning.unwrap_or("").to_string()),
+            thinking,
             story: story.to_string(),
             ended: true,
             cut_tokens: 0,
@@ -137,6 +177,7 @@ pub fn reference_row(
         group,
         is_reference: true,
         prompt_ids,
+        thinking_tokens: thinking_tokens(lm, &response_ids, &split)?,
         response_ids,
         thinking: split.thinking,
         story: split.story,
@@ -175,6 +216,10 @@ mod tests {
         assert!(lm.stop_ids.contains(fits.response_ids.last().unwrap()), "no end token");
         assert!(fits.ended && fits.cut_tokens == 0);
         assert_eq!((fits.story.as_str(), fits.thinking.as_deref()), (story, Some("Plan: a lamp.")));
+        // the thinking tokens end with `</think>`; the story tokens follow
+        let close = lm.think.expect("the tiny model has think tokens").close;
+        assert_eq!(fits.response_ids[fits.thinking_tokens - 1], close);
+        assert!(!fits.response_ids[fits.thinking_tokens..].contains(&close));
     }
 
     #[test]
@@ -190,6 +235,7 @@ mod tests {
             assert!(!cut.response_ids.iter().any(|id| lm.stop_ids.contains(id)), "an end token was kept");
             assert!(!cut.ended);
             assert_eq!(cut.cut_tokens, n - budget);
+            assert_eq!(cut.thinking_tokens, full.thinking_tokens, "cut in the story: the same think block");
             // the story judged is what the kept tokens decode to, thinking stripped
             assert_eq!(cut.thinking.as_deref(), Some("Plan: a lamp."));
             assert!(story.trim().starts_with(&cut.story) && !cut.story.is_empty(), "{:?}", cut.story);

@@ -1,6 +1,8 @@
 //! The GRPO loss: a per-token clipped surrogate with separate low and high clip
-//! ("clip-higher"), an optional KL term to a frozen reference policy (k3 estimator), each
-//! row weighted (policy rows 1, the human reference the HRI weight), aggregated over tokens.
+//! ("clip-higher"; the human reference may have its own pair), an optional KL term to a
+//! frozen reference policy (k3 estimator), each row weighted (policy rows 1, the human
+//! reference the HRI weight), aggregated over tokens; plus an optional behaviour-cloning
+//! term on the human reference (train::bc).
 //!
 //! The loss is a sum over tokens of a function of each token's log-prob, so it is given to
 //! the chunked backward as per-token coefficients c_t = dL/dlogp_t (model::logprobs).
@@ -27,11 +29,36 @@ pub struct LossConfig {
     pub aggregation: Aggregation,
     /// Coefficient of the k3 KL estimate to the frozen reference policy (0 = off).
     pub kl_coef: f64,
+    /// The human reference row's clip pair (the fork's gt_clip_ratio_low / high); unset: the
+    /// policy rows' `clip_low` / `clip_high`.
+    pub reference_clip_low: Option<f64>,
+    pub reference_clip_high: Option<f64>,
 }
 
 impl Default for LossConfig {
     fn default() -> Self {
-        Self { clip_low: 0.2, clip_high: 0.28, aggregation: Aggregation::TokenMean, kl_coef: 0.0 }
+        Self {
+            clip_low: 0.2,
+            clip_high: 0.28,
+            aggregation: Aggregation::TokenMean,
+            kl_coef: 0.0,
+            reference_clip_low: None,
+            reference_clip_high: None,
+        }
+    }
+}
+
+impl LossConfig {
+    /// (low, high) of a row's clip range [1 − low, 1 + high].
+    pub fn clip(&self, reference: bool) -> (f64, f64) {
+        if reference {
+            (
+                self.reference_clip_low.unwrap_or(self.clip_low),
+                self.reference_clip_high.unwrap_or(self.clip_high),
+            )
+        } else {
+            (self.clip_low, self.clip_high)
+        }
     }
 }
 
@@ -44,6 +71,18 @@ pub struct RowTerms<'a> {
     pub ref_logprobs: Option<&'a [f64]>,
     pub advantage: f64,
     pub weight: f64,
+    /// The human reference row (its own clip pair, when set).
+    pub reference: bool,
+    /// Behaviour-cloning coefficient: this row's tokens add bc_coef · (−logp) / (reference
+    /// tokens in the batch) to the loss; 0 for policy rows and when BC is off.
+    pub bc_coef: f64,
+}
+
+impl<'a> RowTerms<'a> {
+    /// A policy row: weight 1, no behaviour cloning.
+    pub fn policy(old_logprobs: &'a [f64], advantage: f64) -> Self {
+        Self { old_logprobs, ref_logprobs: None, advantage, weight: 1.0, reference: false, bc_coef: 0.0 }
+    }
 }
 
 /// The loss value, per-token coefficients dL/dlogp, and statistics.
@@ -63,6 +102,11 @@ pub struct LossOutput {
     pub clipped_low: usize,
     pub clipped_high: usize,
     pub kl_sum: f64,
+    /// Σ −logp over the tokens of rows with behaviour cloning, and their count.
+    pub bc_nll_sum: f64,
+    pub bc_tokens: usize,
+    /// bc_nll_sum / bc_tokens: the references' mean NLL per token; None without BC.
+    pub bc_nll: Option<f64>,
 }
 
 impl LossOutput {
@@ -76,6 +120,8 @@ impl LossOutput {
             out.clipped_low += p.clipped_low;
             out.clipped_high += p.clipped_high;
             out.kl_sum += p.kl_sum;
+            out.bc_nll_sum += p.bc_nll_sum;
+            out.bc_tokens += p.bc_tokens;
         }
         out.set_shares();
         out
@@ -86,6 +132,7 @@ impl LossOutput {
         self.clip_frac_low = self.clipped_low as f64 / tok;
         self.clip_frac_high = self.clipped_high as f64 / tok;
         self.kl = self.kl_sum / tok;
+        self.bc_nll = (self.bc_tokens > 0).then(|| self.bc_nll_sum / self.bc_tokens as f64);
     }
 }
 
@@ -96,11 +143,17 @@ impl LossOutput {
 pub struct BatchTotals {
     pub rows: usize,
     pub tokens: usize,
+    /// Response tokens of the human reference rows (behaviour cloning's mean is over these).
+    pub reference_tokens: usize,
 }
 
 impl BatchTotals {
     pub fn of(rows: &[RowTerms]) -> Self {
-        Self { rows: rows.len(), tokens: rows.iter().map(|r| r.old_logprobs.len()).sum() }
+        Self {
+            rows: rows.len(),
+            tokens: rows.iter().map(|r| r.old_logprobs.len()).sum(),
+            reference_tokens: rows.iter().filter(|r| r.reference).map(|r| r.old_logprobs.len()).sum(),
+        }
     }
 }
 
@@ -123,6 +176,7 @@ pub fn grpo_loss_part(
     let mut out =
         LossOutput { tokens: rows.iter().map(|r| r.old_logprobs.len()).sum(), ..Default::default() };
     let (mut low, mut high, mut kl_sum) = (0usize, 0usize, 0.0f64);
+    let (mut bc_nll_sum, mut bc_tokens) = (0.0f64, 0usize);
     for (row, new) in rows.iter().zip(new_logprobs) {
         assert_eq!(row.old_logprobs.len(), new.len(), "old and new log-probs cover the same tokens");
         let n = new.len();
@@ -133,11 +187,14 @@ pub fn grpo_loss_part(
             Aggregation::Constant { tokens } => 1.0 / (b * tokens),
         } * row.weight;
         let a = row.advantage;
+        let (clip_low, clip_high) = cfg.clip(row.reference);
+        // behaviour cloning: each token's share of the references' mean NLL
+        let bc = if row.bc_coef != 0.0 { row.bc_coef / totals.reference_tokens.max(1) as f64 } else { 0.0 };
         let mut coeffs = Vec::with_capacity(n);
         for t in 0..n {
             let ratio = (new[t] - row.old_logprobs[t]).exp();
             let unclipped = ratio * a;
-            let clamped = ratio.clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high);
+            let clamped = ratio.clamp(1.0 - clip_low, 1.0 + clip_high);
             let clipped = clamped * a;
             // loss = −min(r·A, clip(r)·A); d/dlogp of r is r, of a clamped r is 0
             let (token_loss, dloss) = if unclipped <= clipped {
@@ -147,7 +204,7 @@ pub fn grpo_loss_part(
                 (-clipped, if inside { -a * ratio } else { 0.0 })
             };
             if unclipped > clipped {
-                if ratio < 1.0 - cfg.clip_low {
+                if ratio < 1.0 - clip_low {
                     low += 1;
                 } else {
                     high += 1;
@@ -163,13 +220,23 @@ pub fn grpo_loss_part(
                 d += cfg.kl_coef * (1.0 - diff.exp());
             }
             out.loss += scale * l;
-            coeffs.push(scale * d);
+            let mut c = scale * d;
+            if bc != 0.0 {
+                // + bc · (−logp): its gradient in logp is −bc
+                out.loss -= bc * new[t];
+                c -= bc;
+                bc_nll_sum -= new[t];
+                bc_tokens += 1;
+            }
+            coeffs.push(c);
         }
         out.coefficients.push(coeffs);
     }
     out.clipped_low = low;
     out.clipped_high = high;
     out.kl_sum = kl_sum;
+    out.bc_nll_sum = bc_nll_sum;
+    out.bc_tokens = bc_tokens;
     out.set_shares();
     out
 }

@@ -2,6 +2,7 @@
 
 pub mod advantage;
 pub mod batch;
+pub mod bc;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -9,6 +10,7 @@ pub mod group;
 pub mod layer_checkpointing;
 pub mod loss;
 pub mod optim;
+pub mod preset;
 pub mod schedule;
 pub mod sft;
 pub mod step;

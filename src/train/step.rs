@@ -10,8 +10,9 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::advantage::group_advantages;
+use super::advantage::{clip_score, group_advantages};
 use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
+use super::bc::BcConfig;
 use super::group::{build_group, GroupSpec, Rollout};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
@@ -20,7 +21,9 @@ use super::schedule::{HriSchedule, LrSchedule};
 use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
-use crate::reward::breakdown::{score_batch, Breakdown, Candidate, Weights};
+use crate::reward::breakdown::{Breakdown, Candidate, Weights};
+use crate::reward::rows::{score_rows, RowRules};
+use crate::reward::score::ScoreMode;
 use crate::reward::JudgeClient;
 
 /// Scores a batch of candidate stories. Shared by every worker of a step (one judge client,
@@ -29,23 +32,29 @@ pub trait Rewarder: Sync {
     fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>>;
 }
 
-/// The reward stack: a judge client (offline or remote) and the composite weights.
+/// The reward stack: a judge client (offline or remote) and the run's reward rules (weights,
+/// score mode, reference and disqualification options).
 pub struct StackRewarder {
     pub client: Arc<JudgeClient>,
-    pub weights: Weights,
+    pub rules: RowRules,
     runtime: tokio::runtime::Runtime,
 }
 
 impl StackRewarder {
+    /// The composite with `weights` and no options.
     pub fn new(client: JudgeClient, weights: Weights) -> Result<Self> {
+        Self::with_rules(client, RowRules::composite(weights))
+    }
+
+    pub fn with_rules(client: JudgeClient, rules: RowRules) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        Ok(Self { client: Arc::new(client), weights, runtime })
+        Ok(Self { client: Arc::new(client), rules, runtime })
     }
 }
 
 impl Rewarder for StackRewarder {
     fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
-        Ok(self.runtime.block_on(score_batch(&self.client, candidates, self.weights)))
+        Ok(self.runtime.block_on(score_rows(&self.client, candidates, &self.rules)))
     }
 }
 
@@ -59,6 +68,11 @@ pub struct StepConfig {
     pub hri_schedule: HriSchedule,
     /// false: Dr. GRPO's advantages without std scaling.
     pub scale_by_std: bool,
+    /// Each row's score is clipped to ±this before the group statistics (the fork's
+    /// grpo_score_clip); 0: off.
+    pub score_clip: f64,
+    /// Behaviour cloning on the human reference (off by default).
+    pub bc: BcConfig,
     pub loss: LossConfig,
     pub sampling: SamplingParams,
     pub thinking: bool,
@@ -89,6 +103,8 @@ impl Default for StepConfig {
             hri: true,
             hri_schedule: HriSchedule::default(),
             scale_by_std: true,
+            score_clip: 0.0,
+            bc: BcConfig::default(),
             loss: LossConfig::default(),
             sampling: SamplingParams::training(),
             thinking: true,
@@ -118,6 +134,9 @@ pub struct ScoredRollout {
     pub step: usize,
     pub prompt: String,
     pub rollout: Rollout,
+    /// The row's score as GRPO used it (`breakdown.score`, then `step.score_clip`): its
+    /// advantage comes from this. With the defaults it is the reward, the clipped composite
+    /// (`breakdown.reward`).
     pub reward: f64,
     pub advantage: f64,
     pub breakdown: Breakdown,
@@ -150,6 +169,16 @@ pub struct StepStats {
     pub grad_norm: f64,
     pub lr: f64,
     pub hri_weight: f64,
+    /// How rows were scored (`reward.score`): the reward statistics above are of the scores.
+    /// Absent in older logs: composite.
+    #[serde(default)]
+    pub score_mode: ScoreMode,
+    /// The behaviour-cloning coefficient this step, and the reference rows' mean negative
+    /// log-likelihood per token (nats) when it is on.
+    #[serde(default)]
+    pub bc_coef: f64,
+    #[serde(default)]
+    pub bc_nll: Option<f64>,
     pub zero_variance_groups: usize,
     pub judge_failures: usize,
     pub judge_cost: f64,
@@ -226,6 +255,7 @@ impl Trainer {
         let step = self.step + 1;
         crate::run::work::generating(step);
         let hri_weight = if self.cfg.hri { self.cfg.hri_schedule.weight(step) } else { 0.0 };
+        let bc_coef = self.cfg.bc.coef(step);
 
         // 1. each worker samples its groups (with the human reference row) and scores them;
         // one worker's judging overlaps another's sampling
@@ -233,7 +263,9 @@ impl Trainer {
         let this: &Trainer = self;
         let shares = std::thread::scope(|s| {
             let handles: Vec<_> = (0..workers.len())
-                .map(|w| s.spawn(move || this.sample_and_score(workers, w, step, batch, rewarder, cancel)))
+                .map(|w| {
+                    s.spawn(move || this.sample_and_score(workers, w, step, bc_coef, batch, rewarder, cancel))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -250,18 +282,20 @@ impl Trainer {
         rows.sort_by_key(|r| r.group); // stable: a group's rows stay in order
         let seconds_judge = (started.elapsed().as_secs_f64() - seconds_generate).max(0.0);
 
-        // 2. advantages, group by group
+        // 2. advantages, group by group, from each row's score
+        let scores: Vec<f64> =
+            rows.iter().map(|r| clip_score(r.breakdown.score(), self.cfg.score_clip)).collect();
         let mut advantages = vec![0.0; rows.len()];
-        let mut stats = StepStats { step, hri_weight, ..Default::default() };
+        let score_mode = rows.first().map_or(ScoreMode::Composite, |r| r.breakdown.score_mode);
+        let mut stats = StepStats { step, hri_weight, bc_coef, score_mode, ..Default::default() };
         let (mut ref_rewards, mut ref_ranks, mut ref_wins, mut best) =
             (Vec::new(), Vec::new(), 0usize, Vec::new());
         for g in 0..batch.len() {
             let idx: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].group == g).collect();
             let policy: Vec<usize> = idx.iter().copied().filter(|&i| !rows[i].rollout.is_reference).collect();
             let reference = idx.iter().copied().find(|&i| rows[i].rollout.is_reference);
-            let pr: Vec<f64> = policy.iter().map(|&i| rows[i].breakdown.reward).collect();
-            let adv =
-                group_advantages(&pr, reference.map(|i| rows[i].breakdown.reward), self.cfg.scale_by_std);
+            let pr: Vec<f64> = policy.iter().map(|&i| scores[i]).collect();
+            let adv = group_advantages(&pr, reference.map(|i| scores[i]), self.cfg.scale_by_std);
             stats.zero_variance_groups += adv.zero_variance as usize;
             for (&i, a) in policy.iter().zip(&adv.policy) {
                 advantages[i] = *a;
@@ -269,8 +303,9 @@ impl Trainer {
             let top = pr.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             best.push(top);
             if let (Some(i), Some(a)) = (reference, adv.reference) {
-                advantages[i] = a;
-                let r = rows[i].breakdown.reward;
+                // a reference there only for behaviour cloning takes no part in GRPO
+                advantages[i] = if self.cfg.hri { a } else { 0.0 };
+                let r = scores[i];
                 ref_rewards.push(r);
                 ref_ranks.push(1.0 + pr.iter().filter(|&&x| x > r).count() as f64);
                 ref_wins += (r > top) as usize;
@@ -285,6 +320,11 @@ impl Trainer {
         let totals = BatchTotals {
             rows: trained.len(),
             tokens: trained.iter().map(|&i| rows[i].rollout.response_ids.len()).sum(),
+            reference_tokens: trained
+                .iter()
+                .filter(|&&i| rows[i].rollout.is_reference)
+                .map(|&i| rows[i].rollout.response_ids.len())
+                .sum(),
         };
         let mut old: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
         let mut refs: Vec<Option<Vec<f64>>> = vec![None; rows.len()];
@@ -297,6 +337,7 @@ impl Trainer {
                 trained: &trained,
                 advantages: &advantages,
                 hri_weight,
+                bc_coef,
                 totals,
                 old: (epoch > 0).then_some(&old),
                 refs: &refs,
@@ -337,7 +378,7 @@ impl Trainer {
 
         // 4. statistics and records
         let policy: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].rollout.is_reference).collect();
-        let pr: Vec<f64> = policy.iter().map(|&i| rows[i].breakdown.reward).collect();
+        let pr: Vec<f64> = policy.iter().map(|&i| scores[i]).collect();
         let mean = |v: &[f64]| if v.is_empty() { None } else { Some(v.iter().sum::<f64>() / v.len() as f64) };
         let pm = mean(&pr).unwrap_or(0.0);
         let ratios: Vec<f64> = policy.iter().filter_map(|&i| rows[i].breakdown.length_ratio).collect();
@@ -359,6 +400,8 @@ impl Trainer {
         stats.clip_frac_high =
             mean(&losses.iter().map(|l| l.clip_frac_high).collect::<Vec<_>>()).unwrap_or(0.0);
         stats.kl = mean(&losses.iter().map(|l| l.kl).collect::<Vec<_>>()).unwrap_or(0.0);
+        // the first epoch's: the log-likelihood of the references under the sampling weights
+        stats.bc_nll = losses.first().and_then(|l| l.bc_nll);
         stats.grad_norm = mean(&grad_norms).unwrap_or(0.0);
         stats.entropy = entropy.0 / entropy.1.max(1) as f64;
         stats.lr = lr;
@@ -383,10 +426,11 @@ impl Trainer {
         let scored = rows
             .into_iter()
             .zip(advantages)
-            .map(|(row, advantage)| ScoredRollout {
+            .zip(scores)
+            .map(|((row, advantage), score)| ScoredRollout {
                 step,
                 prompt: batch[row.group].prompt.to_string(),
-                reward: row.breakdown.reward,
+                reward: score,
                 rollout: row.rollout,
                 advantage,
                 breakdown: row.breakdown,
@@ -396,12 +440,15 @@ impl Trainer {
     }
 
     /// Worker `w`'s groups of the step, sampled and scored; returns its rows and its seconds
-    /// of sampling.
+    /// of sampling. A group gets its reference row for HRI, or for behaviour cloning alone
+    /// (`bc_coef` > 0).
+    #[allow(clippy::too_many_arguments)]
     fn sample_and_score(
         &self,
         workers: &Workers,
         w: usize,
         step: usize,
+        bc_coef: f64,
         batch: &[TrainPrompt],
         rewarder: &dyn Rewarder,
         cancel: &AtomicBool,
@@ -415,7 +462,8 @@ impl Trainer {
                 seed: self.seed ^ ((step as u64) << 20) ^ g as u64,
                 ..self.cfg.sampling.clone()
             };
-            let reference = if self.cfg.hri { p.story.map(|s| (s, p.reasoning)) } else { None };
+            let with_reference = self.cfg.hri || bc_coef > 0.0;
+            let reference = if with_reference { p.story.map(|s| (s, p.reasoning)) } else { None };
             let spec = GroupSpec {
                 index: g,
                 prompt: p.prompt,
@@ -448,6 +496,7 @@ struct PassContext<'a> {
     trained: &'a [usize],
     advantages: &'a [f64],
     hri_weight: f64,
+    bc_coef: f64,
     totals: BatchTotals,
     /// None on the first pass (old log-probs = these weights' log-probs)
     old: Option<&'a Vec<Option<Vec<f64>>>>,
@@ -521,6 +570,8 @@ impl PassContext<'_> {
                         ref_logprobs: want_ref.then(|| ref_rows[k].as_slice()),
                         advantage: self.advantages[i],
                         weight: if self.rows[i].rollout.is_reference { self.hri_weight } else { 1.0 },
+                        reference: self.rows[i].rollout.is_reference,
+                        bc_coef: if self.rows[i].rollout.is_reference { self.bc_coef } else { 0.0 },
                     })
                     .collect();
                 loss = grpo_loss_part(&self.cfg.loss, &terms, &current_rows, self.totals);

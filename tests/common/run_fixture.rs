@@ -6,8 +6,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use polaris::reward::breakdown::{apply_batch_mean, Candidate};
+use polaris::reward::breakdown::{apply_batch_mean, Candidate, Response};
 use polaris::reward::rubric::Sign;
+use polaris::reward::score::ScoreMode;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
@@ -19,12 +20,18 @@ pub const GROUPS: usize = 3;
 
 /// Writes the fixture as `<parent>/run-fixture` (a fixed name: the title shows it).
 pub fn write_run(parent: &Path) -> PathBuf {
+    write_run_scored(parent, ScoreMode::Composite)
+}
+
+/// The fixture as a run scored in `mode`: every step and row says so, and in release mode
+/// each row's score is its reward less 0.01 (a value a composite view would not show).
+pub fn write_run_scored(parent: &Path, mode: ScoreMode) -> PathBuf {
     let dir = parent.join("run-fixture");
     std::fs::create_dir_all(&dir).unwrap();
     let mut events = Vec::new();
     events.push(EventKind::Started { config: serde_json::json!({}), resumed_from_step: None });
     for step in 1..=STEPS {
-        events.push(EventKind::Step(Box::new(step_stats(step))));
+        events.push(EventKind::Step(Box::new(StepStats { score_mode: mode, ..step_stats(step) })));
         if step == 20 {
             events.push(EventKind::Checkpoint { step, path: "checkpoints/step-000020".into() });
         }
@@ -40,7 +47,12 @@ pub fn write_run(parent: &Path) -> PathBuf {
     }
     let mut f = std::fs::File::create(dir.join("rollouts.jsonl")).unwrap();
     for step in [STEPS - 1, STEPS] {
-        for row in rollouts(step, GROUPS) {
+        for mut row in rollouts(step, GROUPS) {
+            if mode == ScoreMode::Release {
+                row.breakdown.score_mode = mode;
+                row.breakdown.score = Some(row.breakdown.reward - 0.01);
+                row.reward = row.breakdown.reward - 0.01;
+            }
             writeln!(f, "{}", serde_json::to_string(&row).unwrap()).unwrap();
         }
     }
@@ -130,11 +142,9 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
             let is_reference = row == 3;
             let cut_tokens = if is_reference && step == STEPS && group == 0 { 1234 } else { 0 };
             let story = story.to_string();
-            let candidate = Candidate {
-                prompt: prompt.clone(),
-                story: story.clone(),
-                response: (!is_reference).then_some((40, true)),
-            };
+            let response = Response { tokens: 40, thinking_tokens: 12, ended: true, is_reference };
+            let candidate =
+                Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
             let mut b = Breakdown::rules(&candidate, Weights::training());
             let j = judgement(4 + 3 * row as i64 + (group + step) as i64 % 3);
             b.story_quality = j.story_quality;
@@ -150,6 +160,7 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
                 story,
                 ended: cut_tokens == 0,
                 cut_tokens,
+                thinking_tokens: 12,
             });
         }
         apply_batch_mean(&mut batch);

@@ -159,7 +159,7 @@ fn time_frames(app: &App, w: u16, h: u16, frames: usize) -> Result<(f64, f64)> {
 
 /// One step's rollouts: `groups` groups of 5 policy rows and a reference.
 fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<()> {
-    use crate::reward::breakdown::{Breakdown, Candidate, Weights};
+    use crate::reward::breakdown::{Breakdown, Candidate, Response, Weights};
     use crate::train::group::Rollout;
     use crate::train::step::ScoredRollout;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("rollouts.jsonl"))?);
@@ -167,7 +167,8 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
         let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");
         for row in 0..6 {
             let story = "The lamp went out at dusk and Mara climbed the stairs. ".repeat(20 + row);
-            let c = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some((400, true)) };
+            let response = Response { tokens: 400, thinking_tokens: 0, ended: true, is_reference: row == 5 };
+            let c = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
             let breakdown = Breakdown::rules(&c, Weights::training());
             let rollout = Rollout {
                 group,
@@ -178,6 +179,7 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
                 story,
                 ended: true,
                 cut_tokens: 0,
+                thinking_tokens: 0,
             };
             let r = ScoredRollout {
                 step,

@@ -34,7 +34,9 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
 
     let live = if s.window.end.is_none() { ", live" } else { "" };
     let zoom = if s.window.span.is_none() { "all" } else { "zoomed" };
-    let title = format!(" Reward · steps {x0}–{x1} ({zoom}{live}) ");
+    // the curves are of the rows' scores: say which (reward.score)
+    let mode = rows.last().map_or(Default::default(), |r| r.score_mode).name();
+    let title = format!(" Reward · steps {x0}–{x1} ({zoom}{live}) · {mode} ");
     let reward_series = [
         (Series::PolicyUpper, "", t.band, Marker::Dot),
         (Series::PolicyLower, "", t.band, Marker::Dot),

@@ -1,7 +1,8 @@
 //! Groups: one step's groups (the latest, live, unless a step is chosen), each group's rows
-//! ranked by reward with the human reference highlighted and marked `HUMAN`, so it is
-//! unmistakable without colour too. A reference cut to the response budget is marked `cut`,
-//! with the tokens it lost.
+//! ranked by score (what GRPO used; the title names the run's `reward.score` mode, and the
+//! release mode adds the composite beside it) with the human reference highlighted and
+//! marked `HUMAN`, so it is unmistakable without colour too. A reference cut to the response
+//! budget is marked `cut`, with the tokens it lost.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -11,6 +12,7 @@ use ratatui::Frame;
 use super::rollouts::Group;
 use super::state::State;
 use super::widgets::{num, opt_num, pane};
+use crate::reward::score::ScoreMode;
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
@@ -85,8 +87,14 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
             .block(pane(format!(" Group {} prompt ", group.index), t)),
         prompt,
     );
-    let header =
-        Row::new(["rank", "who", "reward", "SQ", "rep", "len pen", "words", "ratio", "adv"]).style(t.dim());
+    let mode = group.rows.first().map_or(ScoreMode::Composite, |r| r.breakdown.score_mode);
+    let release = mode == ScoreMode::Release;
+    let mut names = vec!["rank", "who", "score"];
+    if release {
+        names.push("compos.");
+    }
+    names.extend(["SQ", "rep", "len pen", "words", "ratio", "adv"]);
+    let header = Row::new(names).style(t.dim());
     let mut policy_n = 0;
     let rows: Vec<Row> = group
         .rows
@@ -102,37 +110,42 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
             };
             let style = if r.rollout.is_reference { t.reference_row() } else { t.base() };
             let marker = if r.rollout.is_reference { "▶" } else { " " };
-            Row::new([
-                format!("{marker}{:>3}", i + 1),
-                who,
-                format!("{:>7}", num(r.reward)),
+            let mut cells = vec![format!("{marker}{:>3}", i + 1), who, format!("{:>7}", num(r.reward))];
+            if release {
+                cells.push(format!("{:>7}", num(b.reward)));
+            }
+            cells.extend([
                 format!("{:>6}", num(b.story_quality)),
                 format!("{:>6}", num(b.self_repetition)),
                 format!("{:>7}", num(b.length_penalty)),
                 format!("{:>6}", b.words),
                 format!("{:>6}", opt_num(b.length_ratio)),
                 format!("{:>7}", num(r.advantage)),
-            ])
-            .style(style)
+            ]);
+            Row::new(cells).style(style)
         })
         .collect();
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Length(9),
-        Constraint::Length(7),
+    let mut widths = vec![Constraint::Length(4), Constraint::Length(9), Constraint::Length(7)];
+    if release {
+        widths.push(Constraint::Length(7));
+    }
+    widths.extend([
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(7),
         Constraint::Length(6),
         Constraint::Length(6),
         Constraint::Length(7),
-    ];
+    ]);
     let refs = match (group.reference_rank(), group.reference_cut()) {
         (Some(r), None) => format!(" · human reference ranked {r}"),
         (Some(r), Some(n)) => format!(" · human ref. ranked {r}, cut {n} tokens"),
         (None, _) => String::new(),
     };
-    let title = Line::from(vec![Span::raw(format!(" Ranked by reward{refs} · Enter inspects "))]);
+    // "Composite score" / "Release score": the rows are ranked by it
+    let (first, rest) = mode.name().split_at(1);
+    let title =
+        Line::from(vec![Span::raw(format!(" {}{rest} score{refs} · Enter inspects ", first.to_uppercase()))]);
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)

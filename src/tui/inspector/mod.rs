@@ -122,6 +122,23 @@ fn draw_judgement(frame: &mut Frame, area: Rect, s: &State, b: &Breakdown) {
     frame.render_widget(p, area);
 }
 
+/// The score GRPO used, its mode, and why it differs from the reward when it does.
+fn score_line(b: &Breakdown) -> String {
+    let mut line = format!("score ({}) {}", b.score_mode.label(), num(b.score()));
+    if b.reference_best {
+        line.push_str(" · reference not judged: +clip (reference_best)");
+    }
+    if let Some(d) = &b.disqualified {
+        let gates: Vec<String> = d.gates.iter().map(|g| format!("{g:?}").to_lowercase()).collect();
+        line.push_str(&format!(
+            " · disqualified ({}): overall {} → floor",
+            gates.join(", "),
+            d.overall_before
+        ));
+    }
+    line
+}
+
 /// reward = clip(w_sq·SQ − w_rep·rep − w_len·len − w_blank·blank + overlong), term by term.
 fn breakdown_lines<'a>(b: &Breakdown, t: &Theme) -> Vec<Line<'a>> {
     let w = &b.weights;
@@ -143,6 +160,7 @@ fn breakdown_lines<'a>(b: &Breakdown, t: &Theme) -> Vec<Line<'a>> {
             format!("composite {}  clipped to ±{} → reward {}", num(b.composite), num(w.clip), num(b.reward)),
             t.accent(),
         ),
+        Line::styled(score_line(b), t.accent()),
         Line::styled(
             format!(
                 "words {} · length ratio {} · judge tokens {}+{}",

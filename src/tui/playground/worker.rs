@@ -19,7 +19,7 @@ use crate::lm::LanguageModel;
 use crate::model::adapter;
 use crate::model::params::all_trainable;
 use crate::model::LoadOptions;
-use crate::reward::breakdown::{score_batch, Candidate};
+use crate::reward::breakdown::{score_batch, Candidate, Response};
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 use crate::tokenize::TokenStream;
 use crate::train::checkpoint;
@@ -239,7 +239,13 @@ fn judge(
     let candidate = Candidate {
         prompt: user_text,
         story: record.story.clone(),
-        response: Some((record.token_ids.len(), record.finish == crate::generate::Finish::Stop)),
+        // scored by the composite, which reads only the length and the end
+        response: Some(Response {
+            tokens: record.token_ids.len(),
+            thinking_tokens: record.thinking_tokens,
+            ended: record.finish == crate::generate::Finish::Stop,
+            is_reference: false,
+        }),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut out = runtime.block_on(score_batch(&client, &[candidate], cfg.reward.weights));
