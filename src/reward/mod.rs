@@ -8,6 +8,7 @@ pub mod offline;
 pub mod pairwise;
 pub mod rubric;
 pub mod rules;
+pub mod totals;
 
 pub use answer::{DimensionScore, Judgement};
 pub use breakdown::{score_batch, Breakdown, Weights};

@@ -355,6 +355,7 @@ retries = 3
 backoff_secs = 5.0
 max_backoff_secs = 60.0
 timeout_secs = 180.0
+totals = "parts"              # overall from the validated dimension scores; "reported": the judge's own totals, as the POLARIS release reads them
 # base_url = "http://localhost:8000/v1"     # else OPENAI_BASE_URL / the provider's URL
 # api_key_env = "OPENAI_API_KEY"
 # [judge.prices."gemini-3-flash"]

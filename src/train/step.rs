@@ -426,7 +426,8 @@ impl Trainer {
             rows.extend(build_group(lm, &spec, &params, cancel)?.into_iter().map(|r| (g, r)));
         }
         let generate = started.elapsed().as_secs_f64();
-        let candidates: Vec<Candidate> = rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt)).collect();
+        let candidates: Vec<Candidate> =
+            rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt, batch[*g].story)).collect();
         let breakdowns = if candidates.is_empty() { Vec::new() } else { rewarder.score(&candidates)? };
         if breakdowns.len() != rows.len() {
             bail!("the rewarder returned {} scores for {} rows", breakdowns.len(), rows.len());

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use polaris::reward::breakdown::{apply_batch_mean, Candidate};
 use polaris::reward::rubric::Sign;
+use polaris::reward::totals::TotalsReading;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
@@ -115,6 +116,8 @@ fn judgement(score: i64) -> Judgement {
         overall: score - 1,
         reported_overall: Some(score - 1),
         story_quality: (score - 1) as f64 / 20.0,
+        totals: TotalsReading::Parts,
+        reported: None,
     }
 }
 
@@ -134,6 +137,7 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
                 prompt: prompt.clone(),
                 story: story.clone(),
                 response: (!is_reference).then_some((40, true)),
+                reference: None,
             };
             let mut b = Breakdown::rules(&candidate, Weights::training());
             let j = judgement(4 + 3 * row as i64 + (group + step) as i64 % 3);

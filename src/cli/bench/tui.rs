@@ -167,7 +167,12 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
         let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");
         for row in 0..6 {
             let story = "The lamp went out at dusk and Mara climbed the stairs. ".repeat(20 + row);
-            let c = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some((400, true)) };
+            let c = Candidate {
+                prompt: prompt.clone(),
+                story: story.clone(),
+                response: Some((400, true)),
+                reference: None,
+            };
             let breakdown = Breakdown::rules(&c, Weights::training());
             let rollout = Rollout {
                 group,

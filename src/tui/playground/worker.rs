@@ -240,6 +240,7 @@ fn judge(
         prompt: user_text,
         story: record.story.clone(),
         response: Some((record.token_ids.len(), record.finish == crate::generate::Finish::Stop)),
+        reference: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut out = runtime.block_on(score_batch(&client, &[candidate], cfg.reward.weights));
