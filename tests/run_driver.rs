@@ -69,7 +69,7 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
         Driver::new(
             RunDir::create(dir).unwrap(),
             config,
-            Work { workers: &lm, data: &data, rewarder: &reward },
+            Work { workers: &lm, data: &data, rewarder: &reward, validation: None },
             trainer(),
             opts,
             rx,

@@ -51,9 +51,9 @@ impl Weights {
             overlong_window: 512,
         }
     }
-    /// Validation: w_sq 1.0, w_rep 0.8, w_len 0.2, w_blank 1.0.
+    /// Validation: w_sq 1.0, w_rep 0.8, w_len 0.2, w_blank 1.0, and no overlong penalty.
     pub fn validation() -> Self {
-        Self { repetition: 0.8, length: 0.2, ..Self::training() }
+        Self { repetition: 0.8, length: 0.2, overlong: 0.0, ..Self::training() }
     }
 }
 

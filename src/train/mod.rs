@@ -12,4 +12,5 @@ pub mod optim;
 pub mod schedule;
 pub mod sft;
 pub mod step;
+pub mod validation;
 pub mod workers;

@@ -17,6 +17,7 @@ pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
 use super::schedule::{HriSchedule, LrSchedule};
+pub use super::validation::RolloutKind;
 use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
@@ -116,6 +117,9 @@ pub struct TrainPrompt<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoredRollout {
     pub step: usize,
+    /// A training row or a validation sample (absent in older logs: train).
+    #[serde(default)]
+    pub kind: RolloutKind,
     pub prompt: String,
     pub rollout: Rollout,
     pub reward: f64,
@@ -385,6 +389,7 @@ impl Trainer {
             .zip(advantages)
             .map(|(row, advantage)| ScoredRollout {
                 step,
+                kind: RolloutKind::Train,
                 prompt: batch[row.group].prompt.to_string(),
                 reward: row.breakdown.reward,
                 rollout: row.rollout,

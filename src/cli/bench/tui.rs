@@ -186,6 +186,7 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
             };
             let r = ScoredRollout {
                 step,
+                kind: Default::default(),
                 prompt: prompt.clone(),
                 rollout,
                 reward: 0.1 * row as f64,
