@@ -19,8 +19,7 @@ use polaris::run::log::read;
 use polaris::run::EventKind;
 use polaris::train::config::TrainConfig;
 use polaris::train::data::Example;
-use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{RolloutKind, ScoredRollout, StepConfig, Trainer};
+use polaris::train::step::{RolloutKind, ScoredRollout};
 use polaris::train::validation::{ValStats, ValidationConfig};
 use polaris::train::workers::Workers;
 
@@ -39,29 +38,6 @@ impl polaris::train::step::Rewarder for ValReward {
             })
             .collect())
     }
-}
-
-fn trainer() -> Trainer {
-    let cfg = StepConfig {
-        group_size: 3,
-        sampling: common::plain_sampling(8),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 1e-3 },
-        ..StepConfig::default()
-    };
-    Trainer::new(cfg, 5)
-}
-
-fn examples(what: &str, n: usize) -> Vec<Example> {
-    (0..n)
-        .map(|i| Example {
-            uid: format!("{what}{i}"),
-            prompt: format!("Write a story about {what} {i}. The story should be 100 words long."),
-            target_word_count: 100,
-            story: Some(format!("The {what} {i} burned all night by the sea.")),
-            reasoning: None,
-        })
-        .collect()
 }
 
 fn kinds(dir: &Path) -> Vec<String> {
@@ -112,7 +88,12 @@ struct Setup {
 fn setup() -> Setup {
     let model = tempfile::tempdir().unwrap();
     tiny::write(model.path()).unwrap();
-    Setup { model, train: examples("lamp", 3), val: examples("fox", 2), cfg: ValidationConfig::default() }
+    Setup {
+        model,
+        train: common::story_examples("lamp", 3),
+        val: common::story_examples("fox", 2),
+        cfg: ValidationConfig::default(),
+    }
 }
 
 /// Runs `steps` steps (2 prompts each, a checkpoint every 2) in `dir` with the model as
@@ -131,7 +112,8 @@ fn run(s: &Setup, dir: &Path, steps: usize, every: Option<usize>) -> Ending {
     let work = Work { workers: &workers, data: &s.train, rewarder: &reward, validation };
     let opts = RunOptions { steps, prompts_per_step: 2, checkpoint_every: 2 };
     let (_tx, rx) = mpsc::channel();
-    let mut d = Driver::new(RunDir::create(dir).unwrap(), "", work, trainer(), opts, rx).unwrap();
+    let mut d =
+        Driver::new(RunDir::create(dir).unwrap(), "", work, common::driver_trainer(), opts, rx).unwrap();
     let resumed = d.resume_latest().unwrap();
     d.run(serde_json::json!({}), resumed, &AtomicBool::new(false)).unwrap()
 }
