@@ -15,6 +15,7 @@ pub mod model;
 pub mod plan;
 pub mod reward;
 pub mod run;
+pub mod text;
 pub mod tokenize;
 pub mod train;
 pub mod tui;

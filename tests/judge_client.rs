@@ -373,7 +373,7 @@ async fn score_batch_gives_a_failed_judgement_the_batch_mean() {
     let mut s = settings(&base, "POLARIS_TEST_KEY_BATCH");
     s.retries = 1;
     let c = Arc::new(client(s));
-    let cand = |story: String| Candidate { prompt: "p".into(), story, response: None };
+    let cand = |story: String| Candidate { prompt: "p".into(), story, response: None, reference: None };
     let out =
         score_batch(&c, &[cand(story()), cand(format!("{} doomed", story()))], Weights::training()).await;
     assert_eq!(out[0].story_quality_source, SqSource::Judge);

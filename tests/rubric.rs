@@ -5,7 +5,10 @@ mod common;
 
 use common::*;
 use polaris::reward::answer::{extract_json, judge_from_json, parse_answer, AnswerError};
-use polaris::reward::rubric::{Delivery, Rubric, Sign};
+use polaris::reward::rubric::{LengthSentenceRule, Rubric, Sign};
+use polaris::reward::totals::{read_answer, TotalsReading};
+use polaris::reward::{JudgeClient, JudgeSettings, JudgeSpec};
+use polaris::train::config::TrainConfig;
 use serde_json::{json, Value};
 
 fn polaris_rubric() -> Rubric {
@@ -61,12 +64,131 @@ fn the_polaris_pair_loads_with_maxima_from_its_schema() {
     assert_eq!((r.positive_max(), r.negative_max()), (100, 151));
     assert_eq!((r.bonus.as_ref().unwrap().max, r.penalty.as_ref().unwrap().max), (8, 8));
     assert_eq!(r.schema_name, "story_quality_seq");
-    // the prompt has {prompt} and {story_text}: it is filled and sent as is
-    assert!(matches!(r.delivery, Delivery::Template { .. }));
-    let (system, user) = r.messages("A lighthouse keeper.", "The lamp went out.");
-    assert!(system.is_none());
-    assert!(user.contains("STORY PROMPT:\nA lighthouse keeper.\nSTORY:\nThe lamp went out."));
-    assert!(!user.contains("{story_text}"));
+    assert_eq!(r.delivery.length_sentence, LengthSentenceRule::Release);
+}
+
+#[test]
+fn the_polaris_pair_is_sent_as_the_release_sends_it() {
+    let file = std::fs::read_to_string(shared().join("data/polaris/story_quality_seq.txt")).unwrap();
+    let client = JudgeClient::new(JudgeSpec::Offline, polaris_rubric(), JudgeSettings::default()).unwrap();
+    let req = client.request(
+        "Write about a keeper. Premise: she said \u{201c}Go.\u{201d} The story should be 900 words long.",
+        "The lamp went out.",
+    );
+    // system: the prompt file as it is (trimmed), its placeholders left literal
+    let system = req.system.unwrap();
+    assert_eq!(system, file.trim());
+    assert!(system.contains("{prompt}") && system.contains("{story_text}"));
+    // user: the release's template; the prompt cut at the mark before its length request
+    // (the release's rule drops the closing quotation mark with it)
+    assert_eq!(
+        req.user,
+        "STORY PROMPT:\nWrite about a keeper. Premise: she said \u{201c}Go.\n\nSTORY:\nThe lamp went out.\n"
+    );
+    assert_eq!(req.schema_name, "story_quality_seq");
+}
+
+#[test]
+fn the_projects_rubric_strips_the_whole_length_sentence() {
+    // why not the release's rule here: a premise ending in a quotation keeps its closing
+    // mark, and a length sentence that opens the prompt is removed rather than sent
+    let r = Rubric::builtin().unwrap();
+    assert_eq!(r.delivery.length_sentence, LengthSentenceRule::Sentence);
+    let quoted = "Premise: she said \u{201c}Go.\u{201d} The story should be 900 words long.";
+    assert_eq!(r.judge_prompt(quoted), "Premise: she said \u{201c}Go.\u{201d}");
+    assert_eq!(r.judge_prompt("Make it 500 Words Long. Set it at sea."), "Set it at sea.");
+    assert_eq!(
+        polaris_rubric().judge_prompt("Make it 500 Words Long. Set it at sea."),
+        "Make it 500 Words Long. Set it at sea."
+    );
+}
+
+/// `polaris_answer` whose reported totals are set apart from its parts.
+fn reported(r: &Rubric, pos: f64, neg: f64, bonus: Value, penalty: Value) -> Value {
+    let mut a = polaris_answer(r, &[10, 15, 10, 10, 15, 10], &[2, 3, 1, 0, 2, 4, 1, 1, 0, 2], 4, 5);
+    a["positive_total"] = json!(pos);
+    a["negative_total"] = json!(neg);
+    a["bonus_total"] = bonus;
+    a["penalty_total"] = penalty;
+    a["overall_score"] = json!(99);
+    a
+}
+
+#[test]
+fn reported_totals_are_read_as_the_release_reads_them() {
+    let r = polaris_rubric();
+    // parts 70 / 16 (overall 55); reported 72 / 10, bonus 4 (10 <= 36), penalty 5 capped to 3
+    // (72 > 15): 72 - 10 + 4 - 3 = 63
+    let a = reported(&r, 72.0, 10.0, json!(4), json!(5));
+    assert_eq!(read_answer(&r, &a, TotalsReading::Parts).unwrap().overall, 55);
+    let j = read_answer(&r, &a, TotalsReading::Reported).unwrap();
+    assert_eq!((j.overall, j.totals), (63, TotalsReading::Reported));
+    assert!((j.story_quality - 0.63).abs() < 1e-12, "{}", j.story_quality);
+    let t = j.reported.as_ref().unwrap();
+    assert_eq!((t.bonus_applied, t.penalty_applied, t.unclamped), (4.0, 3.0, 63.0));
+    // the bonus floor: 50 > 70 / 2, so the bonus counts 0; no cap (70 < 75): 70 - 50 - 5 = 15
+    assert_eq!(
+        read_answer(&r, &reported(&r, 70.0, 50.0, json!(4), json!(5)), TotalsReading::Reported)
+            .unwrap()
+            .overall,
+        15
+    );
+    // clamped to [-159, 108]
+    let high =
+        read_answer(&r, &reported(&r, 200.0, 0.0, json!(8), json!(0)), TotalsReading::Reported).unwrap();
+    assert_eq!((high.overall, high.reported.unwrap().unclamped), (108, 208.0));
+    assert!((high.story_quality - 1.08).abs() < 1e-12);
+    let low =
+        read_answer(&r, &reported(&r, 0.0, 300.0, json!(0), json!(8)), TotalsReading::Reported).unwrap();
+    assert_eq!(low.overall, -159);
+    // fractions are kept in Story Quality: 70.5 - 10 + 4 - 3 = 61.5
+    let j = read_answer(&r, &reported(&r, 70.5, 10.0, json!(4), json!(5)), TotalsReading::Reported).unwrap();
+    assert!((j.story_quality - 0.615).abs() < 1e-12);
+    // bonus_total / penalty_total as Python reads them: a numeric string, null as 0, and
+    // bonus_score / penalty_score when the totals are absent
+    let j = read_answer(&r, &reported(&r, 72.0, 10.0, json!(" 4 "), Value::Null), TotalsReading::Reported)
+        .unwrap();
+    assert_eq!(j.overall, 66);
+    let mut a = reported(&r, 72.0, 10.0, json!(0), json!(0));
+    a.as_object_mut().unwrap().remove("bonus_total");
+    a.as_object_mut().unwrap().remove("penalty_total");
+    assert_eq!(read_answer(&r, &a, TotalsReading::Reported).unwrap().overall, 72 - 10 + 4 - 3);
+    // no schema validation: an out-of-range score and an unknown label still read
+    let mut a = reported(&r, 72.0, 10.0, json!(4), json!(5));
+    a["positive_narrative_arc_pacing_score"] = json!(21);
+    a["overall_label"] = json!("superb");
+    assert!(read_answer(&r, &a, TotalsReading::Parts).is_err());
+    assert_eq!(read_answer(&r, &a, TotalsReading::Reported).unwrap().overall, 63);
+    // a nested global_evaluation is where the release looks first
+    let nested = json!({"global_evaluation": {"positive_total": 50, "negative_total": 5, "bonus_score": 2, "penalty_score": 0}});
+    assert_eq!(read_answer(&r, &nested, TotalsReading::Reported).unwrap().overall, 47);
+    // without a reported total there is nothing to read: a failure (the batch mean stands in)
+    let mut a = reported(&r, 72.0, 10.0, json!(4), json!(5));
+    a.as_object_mut().unwrap().remove("negative_total");
+    let e = read_answer(&r, &a, TotalsReading::Reported).unwrap_err();
+    assert!(matches!(&e, AnswerError::Missing(f) if f.starts_with("negative_total")), "{e}");
+    let e = read_answer(&r, &reported(&r, 72.0, 10.0, json!("many"), json!(0)), TotalsReading::Reported)
+        .unwrap_err();
+    assert!(e.to_string().contains("bonus_total"), "{e}");
+}
+
+#[tokio::test]
+async fn every_judgement_records_its_totals_reading() {
+    let story = "The keeper climbed the stairs at dusk and found the letter under the lamp. ".repeat(30);
+    for reading in [TotalsReading::Parts, TotalsReading::Reported] {
+        let settings = JudgeSettings { totals: reading, ..JudgeSettings::default() };
+        let client = JudgeClient::new(JudgeSpec::Offline, polaris_rubric(), settings).unwrap();
+        let j = client.judge("A keeper. The story should be 500 words long.", &story).await.outcome.unwrap();
+        assert_eq!(j.totals, reading);
+        let recorded = serde_json::to_value(&j).unwrap();
+        let name = if reading == TotalsReading::Parts { "parts" } else { "reported" };
+        assert_eq!(recorded["totals"], json!(name));
+    }
+    // the setting is `judge.totals` in a run's configuration
+    let cfg = TrainConfig::parse("", "t.toml", &["judge.totals=\"reported\"".into()]).unwrap();
+    assert_eq!(cfg.judge.totals, TotalsReading::Reported);
+    let e = TrainConfig::parse("[judge]\ntotals = \"both\"\n", "t.toml", &[]).unwrap_err().to_string();
+    assert!(e.contains("t.toml") && e.contains("both") && e.contains("reported"), "{e}");
 }
 
 #[test]

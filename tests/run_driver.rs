@@ -13,33 +13,7 @@ use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use polaris::run::log::read;
 use polaris::run::{Control, EventKind};
-use polaris::train::data::Example;
-use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{StepConfig, Trainer};
 use polaris::train::workers::Workers;
-
-fn trainer() -> Trainer {
-    let cfg = StepConfig {
-        group_size: 3,
-        sampling: common::plain_sampling(8),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 1e-3 },
-        ..StepConfig::default()
-    };
-    Trainer::new(cfg, 5)
-}
-
-fn data() -> Vec<Example> {
-    (0..3)
-        .map(|i| Example {
-            uid: format!("p{i}"),
-            prompt: format!("Write a story about lamp {i}. The story should be 100 words long."),
-            target_word_count: 100,
-            story: Some(format!("The lamp {i} burned all night by the sea.")),
-            reasoning: None,
-        })
-        .collect()
-}
 
 fn kinds(path: &std::path::Path) -> Vec<String> {
     read(path)
@@ -61,7 +35,7 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
         )
         .unwrap(),
     );
-    let data = data();
+    let data = common::story_examples("lamp", 3);
     let reward = WordsReward(16.0);
     let run = tempfile::tempdir().unwrap();
     let opts = RunOptions { steps: 3, prompts_per_step: 2, checkpoint_every: 2 };
@@ -69,8 +43,8 @@ fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
         Driver::new(
             RunDir::create(dir).unwrap(),
             config,
-            Work { workers: &lm, data: &data, rewarder: &reward },
-            trainer(),
+            Work { workers: &lm, data: &data, rewarder: &reward, validation: None },
+            common::driver_trainer(),
             opts,
             rx,
         )

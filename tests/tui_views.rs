@@ -13,6 +13,7 @@ use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use polaris::gpu::{DeviceStats, HostStats, Sample};
 use polaris::reward::score::ScoreMode;
 use polaris::run::Control;
+use polaris::tui::rollouts::StepKey;
 use polaris::tui::state::Tab;
 use polaris::tui::theme::Theme;
 use polaris::tui::{ui, Action, App, DirLink};
@@ -277,9 +278,13 @@ fn inspecting_pins_the_step_until_follow() {
         writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
     }
     f.app.update(Action::Tick);
-    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 40, "still the inspected step");
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, StepKey::train(40), "still the inspected step");
     key(&mut f.app, KeyCode::Char('f'));
-    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 41, "f follows the latest again");
+    assert_eq!(
+        f.app.state.groups.loaded.as_ref().unwrap().0,
+        StepKey::train(41),
+        "f follows the latest again"
+    );
 }
 
 #[test]
@@ -341,7 +346,7 @@ fn a_growing_run_is_followed() {
     use std::io::Write;
     let mut f = fixture(dark(), false);
     key(&mut f.app, KeyCode::Char('2'));
-    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, 40);
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, StepKey::train(40));
     let dir = f._tmp.path().join("run-fixture");
     let stats = common::run_fixture::step_stats(41);
     let ev = polaris::run::Event {
@@ -365,7 +370,7 @@ fn a_growing_run_is_followed() {
     f.app.update(Action::Tick);
     assert_eq!(f.app.state.history.latest().unwrap().step, 41);
     let (step, groups) = f.app.state.groups.loaded.as_ref().unwrap();
-    assert_eq!((*step, groups.len()), (41, 2), "live follow moved to the new step");
+    assert_eq!((*step, groups.len()), (StepKey::train(41), 2), "live follow moved to the new step");
 }
 
 /// How a run ended is the status badge's first word: one stopped early does not read as
@@ -568,4 +573,86 @@ fn the_eval_tab_draws_summaries_with_nothing_in_them() {
     }
     let screen = text(&draw(&f.app, 200, 50));
     assert!(screen.contains("No Story Quality yet") && screen.contains("Position:"), "{screen}");
+}
+
+fn validated_fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::run_fixture::write_run_validated(tmp.path());
+    let link = DirLink::new(&dir, None);
+    let mut app = App::new(&dir, Box::new(link), dark(), 0);
+    app.update(Action::Tick);
+    Fixture { _tmp: tmp, app, controls: None }
+}
+
+/// The validation reward is a curve of its own beside the training rewards (passes at steps
+/// 0, 20 and 40, the first before training), and the latest pass is summed up below.
+#[test]
+fn the_dashboard_draws_the_validation_curve() {
+    let f = validated_fixture();
+    snap("dashboard_validated", &f.app);
+    let screen = text(&draw(&f.app, 200, 50));
+    assert!(screen.contains("validation"), "a legend entry:\n{screen}");
+    assert!(screen.contains("steps 0–40"), "the pass before training widens the x range:\n{screen}");
+    // -0.3 + 0.015 * 40 = 0.3 over the 3 prompts
+    assert!(screen.contains("validation at step 40: reward 0.300"), "{screen}");
+    // the curve's points: a run without validation draws none of them
+    let plain = text(&draw(&fixture(dark(), false).app, 200, 50));
+    assert!(!plain.contains("validation"));
+}
+
+/// A validation pass is a step of its own kind in Groups (after the training step of the
+/// same number) and in the Inspector: one sample per prompt, no advantage.
+#[test]
+fn validation_passes_are_browsed_as_their_own_steps() {
+    let mut f = validated_fixture();
+    key(&mut f.app, KeyCode::Char('2'));
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, StepKey::val(40), "live: the latest pass");
+    snap("groups_validation", &f.app);
+    let screen = text(&draw(&f.app, 200, 50));
+    assert!(screen.contains("Validation at step 40 (live;"), "{screen}");
+    assert!(screen.contains("scored, not trained on"), "{screen}");
+    // back: the training step 40, then 39; forward twice: the pass again, followed live
+    key(&mut f.app, KeyCode::Left);
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, StepKey::train(40));
+    key(&mut f.app, KeyCode::Left);
+    key(&mut f.app, KeyCode::Right);
+    key(&mut f.app, KeyCode::Right);
+    assert_eq!(f.app.state.groups.loaded.as_ref().unwrap().0, StepKey::val(40));
+    assert_eq!(f.app.state.groups.pinned, None);
+    key(&mut f.app, KeyCode::Char(']'));
+    key(&mut f.app, KeyCode::Enter);
+    assert_eq!(f.app.state.tab, Tab::Inspector);
+    snap("inspector_validation", &f.app);
+    let screen = text(&draw(&f.app, 200, 50));
+    assert!(screen.contains("validation at step 40 · prompt 1 · validation sample"), "{screen}");
+    assert!(!screen.contains("advantage"), "{screen}");
+}
+
+/// Rows logged again after a resume replace the first attempt's: the step's groups hold the
+/// new rows only, the validation pass's too.
+#[test]
+fn rows_logged_again_after_a_resume_replace_the_first_attempts() {
+    use std::io::Write;
+    let mut f = validated_fixture();
+    let dir = f._tmp.path().join("run-fixture");
+    let mut rollouts = std::fs::OpenOptions::new().append(true).open(dir.join("rollouts.jsonl")).unwrap();
+    // resumed from step 38: step 39 again (one group of it), then the pass at 40 redone at once
+    for row in common::run_fixture::rollouts(39, 1) {
+        writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+    }
+    for row in
+        common::run_fixture::val_rollouts(40, 2).into_iter().chain(common::run_fixture::val_rollouts(40, 2))
+    {
+        writeln!(rollouts, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+    }
+    f.app.update(Action::Tick);
+    key(&mut f.app, KeyCode::Char('2'));
+    let g = &f.app.state.groups;
+    assert_eq!(g.steps_with_rollouts, 2, "step 40 of the first attempt is gone: 39 and the pass at 40");
+    let (key_, groups) = g.loaded.as_ref().unwrap();
+    assert_eq!((*key_, groups.len()), (StepKey::val(40), 2), "the second attempt's two samples, once");
+    assert!(groups.iter().all(|g| g.rows.len() == 1));
+    key(&mut f.app, KeyCode::Left);
+    let (key_, groups) = f.app.state.groups.loaded.as_ref().unwrap();
+    assert_eq!((*key_, groups.len()), (StepKey::train(39), 1));
 }

@@ -86,7 +86,10 @@ fn build(args: BuildArgs) -> Result<()> {
         "no validation set (none held out), nothing written for it".to_string()
     } else {
         data::write_jsonl(&val_out, &built.val)?;
-        format!("validation -> {}", val_out.display())
+        format!(
+            "validation -> {} (validated on during training with `train --val {0}` or data.val)",
+            val_out.display()
+        )
     };
 
     let used = built.train.len() + built.val.len();

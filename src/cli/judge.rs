@@ -25,7 +25,8 @@ pub struct JudgeArgs {
     /// offline, openai:MODEL or gemini:MODEL.
     #[arg(long, default_value = "offline")]
     pub judge: String,
-    /// JSONL: one {"uid", "prompt", "story"[, "thinking"]} per line.
+    /// JSONL: one {"uid", "prompt", "story"[, "thinking", "reference"]} per line; `reference`
+    /// (a human story) sets the length target when the prompt asks for no length.
     #[arg(long)]
     pub input: PathBuf,
     /// Where the scored records go (written whole, then renamed into place).
@@ -45,6 +46,7 @@ struct Record {
     value: Value,
     prompt: String,
     story: String,
+    reference: Option<String>,
 }
 
 pub fn run(args: JudgeArgs) -> Result<()> {
@@ -69,7 +71,12 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     let weights = if args.weights == "validation" { Weights::validation() } else { Weights::training() };
     let candidates: Vec<Candidate> = records
         .iter()
-        .map(|r| Candidate { prompt: r.prompt.clone(), story: r.story.clone(), response: None })
+        .map(|r| Candidate {
+            prompt: r.prompt.clone(),
+            story: r.story.clone(),
+            response: None,
+            reference: r.reference.clone(),
+        })
         .collect();
 
     let bar = indicatif::ProgressBar::new(candidates.len() as u64);
@@ -199,7 +206,14 @@ fn read_records(path: &Path) -> Result<Vec<Record>> {
             }
         };
         field("uid")?;
-        out.push(Record { prompt: field("prompt")?, story: field("story")?, value });
+        let reference = match value.get("reference") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                bail!("{}:{n}: field reference must be a string (a human story) or null", path.display())
+            }
+        };
+        out.push(Record { prompt: field("prompt")?, story: field("story")?, reference, value });
     }
     Ok(out)
 }

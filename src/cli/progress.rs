@@ -9,6 +9,7 @@ use tokio::sync::broadcast;
 
 use crate::run::{Event, EventKind};
 use crate::train::step::StepStats;
+use crate::train::validation::ValStats;
 
 /// Prints the run's events until it finishes (or its log closes); with a progress bar below
 /// them when `bar` (a detached run's log gets the lines alone).
@@ -50,6 +51,7 @@ pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize, bar: bool) {
                 bar.set_message(format!("reward {:+.3}", s.policy_reward_mean));
                 bar.suspend(|| eprintln!("{}", step_line(&s)));
             }
+            EventKind::Val(v) => bar.suspend(|| eprintln!("{}", val_line(&v))),
             EventKind::Checkpoint { step, path } => {
                 bar.suspend(|| eprintln!("checkpoint at step {step}: {path}"))
             }
@@ -89,6 +91,28 @@ pub fn step_line(s: &StepStats) -> String {
         s.seconds_generate,
         s.seconds_judge,
         s.seconds_train
+    )
+}
+
+/// One validation pass as a line.
+pub fn val_line(v: &ValStats) -> String {
+    let failures = match v.judge_failures {
+        0 => String::new(),
+        n => format!("  judge failures {n}"),
+    };
+    format!(
+        "val  {:>4}  reward {:+.3} ± {:.3}  SQ {:+.3}  rep {:.3}  len {:.3}  ratio {}  words {:.0}  ({} prompts, gen {:.1}s judge {:.1}s){failures}",
+        v.step,
+        v.reward_mean,
+        v.reward_std,
+        v.story_quality_mean,
+        v.self_repetition_mean,
+        v.length_penalty_mean,
+        v.length_ratio_mean.map_or("-".into(), |r| format!("{r:.2}")),
+        v.words_mean,
+        v.prompts,
+        v.seconds_generate,
+        v.seconds_judge,
     )
 }
 

@@ -26,6 +26,10 @@ pub struct TrainArgs {
     /// data.train: the dataset JSONL.
     #[arg(long)]
     pub data: Option<String>,
+    /// data.val: held-out prompts (`data build` writes val.jsonl), validated on before the
+    /// first step and every run.val_every steps.
+    #[arg(long)]
+    pub val: Option<String>,
     /// reward.judge: offline, openai:MODEL or gemini:MODEL.
     #[arg(long)]
     pub judge: Option<String>,
@@ -120,6 +124,9 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = &args.data {
         sets.push(format!("data.train={}", quote(v)));
+    }
+    if let Some(v) = &args.val {
+        sets.push(format!("data.val={}", quote(v)));
     }
     if let Some(v) = &args.judge {
         sets.push(format!("reward.judge={}", quote(v)));

@@ -54,6 +54,12 @@ impl SamplingParams {
         Self { temperature: 1.0, repetition_penalty: 1.10, ..Self::default() }
     }
 
+    /// The settings POLARIS validates with: temperature 0.8, top_p 0.95, no top_k,
+    /// repetition penalty 1.10, the training budgets.
+    pub fn validation() -> Self {
+        Self { temperature: 0.8, top_k: 0, ..Self::training() }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.temperature.is_nan() || self.temperature < 0.0 || !self.temperature.is_finite() {
             bail!("temperature must be 0 (greedy) or positive, got {}", self.temperature);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::rubric::{Rubric, Sign};
+use super::totals::{ReportedTotals, TotalsReading};
 
 /// Why an answer was not usable; the text goes back to the judge in the repair request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -48,6 +49,13 @@ pub struct Judgement {
     pub reported_overall: Option<i64>,
     /// overall / divisor
     pub story_quality: f64,
+    /// Which totals the overall came from (`judge.totals`); absent in older logs: parts.
+    #[serde(default)]
+    pub totals: TotalsReading,
+    /// With `reported`: the judge's totals as read, fractions kept (the fields above are
+    /// rounded to whole points; story_quality is exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported: Option<ReportedTotals>,
 }
 
 /// The first complete JSON object in `text`: the whole text, a ```json fence, or the first
@@ -181,5 +189,7 @@ pub fn judge_from_json(rubric: &Rubric, answer: &Value) -> Result<Judgement, Ans
         overall,
         reported_overall: answer.get("overall_score").and_then(Value::as_i64),
         story_quality: overall as f64 / c.divisor,
+        totals: TotalsReading::Parts,
+        reported: None,
     })
 }

@@ -12,11 +12,9 @@ use super::answer::Judgement;
 use super::disqualify::Disqualified;
 use super::judge::http::Usage;
 use super::judge::JudgeClient;
-use super::rules::{
-    blank_penalty, length_penalty, length_reward, overlong_penalty, self_repetition, Repetition,
-};
+use super::rules::{blank_penalty, overlong_penalty, self_repetition, story_words, LengthTarget, Repetition};
 use super::score::ScoreMode;
-use crate::generate::length::{count_words, length_ratio, requested_words};
+use crate::generate::length::{length_ratio, requested_words};
 
 /// Weights of the composite (RECIPE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,9 +53,9 @@ impl Weights {
             overlong_window: 512,
         }
     }
-    /// Validation: w_sq 1.0, w_rep 0.8, w_len 0.2, w_blank 1.0.
+    /// Validation: w_sq 1.0, w_rep 0.8, w_len 0.2, w_blank 1.0, and no overlong penalty.
     pub fn validation() -> Self {
-        Self { repetition: 0.8, length: 0.2, ..Self::training() }
+        Self { repetition: 0.8, length: 0.2, overlong: 0.0, ..Self::training() }
     }
 }
 
@@ -69,6 +67,9 @@ pub struct Candidate {
     /// The response tokens that held the story, when it is a row of a group (sampled, or the
     /// teacher-forced human reference); None for text scored on its own.
     pub response: Option<Response>,
+    /// The row's human reference story: its words are the length target of a prompt that
+    /// asks for no length (RECIPE.md, the release's rule).
+    pub reference: Option<String>,
 }
 
 /// A group row's response, as tokens.
@@ -102,8 +103,13 @@ pub enum SqSource {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Breakdown {
+    /// Words of the story as the length and blank rules count them (after HTML unescaping).
     pub words: usize,
     pub requested_words: Option<usize>,
+    /// What the length penalty aims at: the request, else the reference's words; at least 150.
+    /// Absent in older logs.
+    #[serde(default)]
+    pub length_target: Option<LengthTarget>,
     pub length_ratio: Option<f64>,
     /// Normalised Story Quality (overall / divisor).
     pub story_quality: f64,
@@ -120,6 +126,8 @@ pub struct Breakdown {
     pub self_repetition: f64,
     pub repetition: Repetition,
     pub length_penalty: f64,
+    /// The release's logged length reward (1 at the target, 0 at the band's edges and beyond);
+    /// not part of the composite.
     pub length_reward: f64,
     pub blank_penalty: f64,
     pub overlong_penalty: f64,
@@ -145,12 +153,15 @@ pub struct Breakdown {
 impl Breakdown {
     /// The rule components of a story; Story Quality is filled in by `finish`.
     pub fn rules(c: &Candidate, weights: Weights) -> Self {
-        let words = count_words(&c.story);
+        let words = story_words(&c.story);
         let requested = requested_words(&c.prompt);
+        let target = LengthTarget::of(&c.prompt, c.reference.as_deref());
         let repetition = self_repetition(&c.story);
+        let blank = blank_penalty(&c.story);
         Self {
             words,
             requested_words: requested,
+            length_target: Some(target),
             length_ratio: requested.and_then(|r| length_ratio(words, r)),
             story_quality: 0.0,
             story_quality_source: SqSource::None,
@@ -162,9 +173,9 @@ impl Breakdown {
             judge_attempts: 0,
             self_repetition: repetition.penalty,
             repetition,
-            length_penalty: requested.map_or(0.0, |r| length_penalty(words, r)),
-            length_reward: requested.map_or(1.0, |r| length_reward(words, r)),
-            blank_penalty: blank_penalty(&c.story),
+            length_penalty: target.penalty(words),
+            length_reward: target.reward(words, blank > 0.0),
+            blank_penalty: blank,
             overlong_penalty: c.response.filter(|r| !r.is_reference).map_or(0.0, |r| {
                 overlong_penalty(r.tokens, r.ended, weights.max_response_tokens, weights.overlong_window)
             }),

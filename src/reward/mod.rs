@@ -11,6 +11,7 @@ pub mod rows;
 pub mod rubric;
 pub mod rules;
 pub mod score;
+pub mod totals;
 
 pub use answer::{DimensionScore, Judgement};
 pub use breakdown::{score_batch, Breakdown, Weights};

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::generate::length::{cut_before_length_sentence, strip_length_sentence};
+use crate::text::python::strip;
+
 pub const BUILTIN: &str = include_str!("../../rubrics/story_quality.toml");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,13 +93,30 @@ impl Default for Composite {
     }
 }
 
-/// How the prompt and story reach the judge.
+/// How the prompt and story reach the judge: a system message with the instructions, and a
+/// user message from a template with {prompt} and {story} filled.
 #[derive(Debug, Clone, Serialize)]
-pub enum Delivery {
-    /// system = instructions; user = template with {prompt} and {story} filled
-    SystemAndUser { system: String, user_template: String },
-    /// one user message: the template itself with its placeholders filled
-    Template { template: String, prompt_key: String, story_key: String },
+pub struct Delivery {
+    pub system: String,
+    pub user_template: String,
+    /// How the prompt's length request is kept from the judge.
+    pub length_sentence: LengthSentenceRule,
+}
+
+/// The user message of the POLARIS release (its `story_quality_user_template`).
+pub const RELEASE_USER_TEMPLATE: &str = "STORY PROMPT:\n{prompt}\n\nSTORY:\n{story}\n";
+
+/// How the length request is removed from the prompt the judge reads, so quality is judged
+/// apart from length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LengthSentenceRule {
+    /// The project's: every sentence asking for `N words long` goes, wherever it stands, and a
+    /// quotation ending the sentence before keeps its closing mark (`strip_length_sentence`).
+    Sentence,
+    /// The release's: the prompt is cut at the mark before its last `words long`
+    /// (`cut_before_length_sentence`); used with an external prompt + schema pair.
+    Release,
 }
 
 #[derive(Debug, Clone)]
@@ -191,7 +211,11 @@ impl Rubric {
         let mut rubric = Rubric {
             name: t.name.clone(),
             id: String::new(),
-            delivery: Delivery::SystemAndUser { system, user_template: t.user_template.clone() },
+            delivery: Delivery {
+                system,
+                user_template: t.user_template.clone(),
+                length_sentence: LengthSentenceRule::Sentence,
+            },
             schema_name: t.name.clone(),
             schema: Value::Null,
             dimensions: t.dimensions,
@@ -214,9 +238,12 @@ impl Rubric {
         Ok(rubric)
     }
 
-    /// An external judge prompt and answer schema, used as given. Dimensions are the
-    /// schema's `positive_*_score` / `negative_*_score` integer fields (maxima from the
-    /// schema), the catch-alls `bonus_score` / `penalty_score`; composite rules as RECIPE.md.
+    /// An external judge prompt and answer schema, used as the release uses them: the prompt
+    /// file is the system message as it is (trimmed; any `{prompt}` / `{story_text}` left
+    /// literal), the user message is the release's template, and the length request is cut
+    /// off by the release's rule. Dimensions are the schema's `positive_*_score` /
+    /// `negative_*_score` integer fields (maxima from the schema), the catch-alls
+    /// `bonus_score` / `penalty_score`; composite rules as RECIPE.md.
     pub fn from_prompt_and_schema(prompt_path: &Path, schema_path: &Path) -> Result<Self> {
         let prompt = std::fs::read_to_string(prompt_path)
             .with_context(|| format!("cannot read judge prompt {}", prompt_path.display()))?;
@@ -263,16 +290,10 @@ impl Rubric {
                 None
             })
         };
-        let prompt_key = ["{prompt}"].into_iter().find(|k| prompt.contains(k));
-        let story_key = ["{story_text}", "{story}"].into_iter().find(|k| prompt.contains(k));
-        let delivery = match (prompt_key, story_key) {
-            (Some(p), Some(s)) => {
-                Delivery::Template { template: prompt.clone(), prompt_key: p.into(), story_key: s.into() }
-            }
-            _ => Delivery::SystemAndUser {
-                system: prompt.clone(),
-                user_template: "STORY PROMPT:\n{prompt}\nSTORY:\n{story}".into(),
-            },
+        let delivery = Delivery {
+            system: strip(&prompt).to_string(),
+            user_template: RELEASE_USER_TEMPLATE.into(),
+            length_sentence: LengthSentenceRule::Release,
         };
         let mut rubric = Rubric {
             name: name.clone(),
@@ -289,16 +310,18 @@ impl Rubric {
         Ok(rubric)
     }
 
-    /// (system message, user message) for one story.
-    pub fn messages(&self, prompt: &str, story: &str) -> (Option<String>, String) {
-        match &self.delivery {
-            Delivery::SystemAndUser { system, user_template } => {
-                (Some(system.clone()), fill(user_template, &[("{prompt}", prompt), ("{story}", story)]))
-            }
-            Delivery::Template { template, prompt_key, story_key } => {
-                (None, fill(template, &[(prompt_key.as_str(), prompt), (story_key.as_str(), story)]))
-            }
+    /// The prompt as the judge reads it: without its length request.
+    pub fn judge_prompt(&self, prompt: &str) -> String {
+        match self.delivery.length_sentence {
+            LengthSentenceRule::Sentence => strip_length_sentence(prompt),
+            LengthSentenceRule::Release => cut_before_length_sentence(prompt),
         }
+    }
+
+    /// (system message, user message) for one story; `prompt` as `judge_prompt` gives it.
+    pub fn messages(&self, prompt: &str, story: &str) -> (Option<String>, String) {
+        let d = &self.delivery;
+        (Some(d.system.clone()), fill(&d.user_template, &[("{prompt}", prompt), ("{story}", story)]))
     }
 
     pub fn positive_max(&self) -> i64 {

@@ -1,4 +1,7 @@
-//! The rule components of the reward, exactly as RECIPE.md defines them.
+//! The rule components of the reward, equal to the POLARIS release's on any text (RECIPE.md,
+//! "What the release's code does"): Python's character classes and line breaks (crate::text),
+//! HTML unescaping before words and visible characters are counted, the local window's reach,
+//! tolerances truncated to whole words, and the target of a prompt without a length sentence.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -6,19 +9,26 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::generate::length::count_words;
+use crate::generate::length::{count_words, requested_count};
+use crate::text::html::unescape;
+use crate::text::python::{is_space, splitlines, strip, NOT_SPACE, WORD};
 
-/// Word tokens for repetition: runs of word characters, or single punctuation marks.
-static TOKEN: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+|[^\w\s]").expect("valid regex"));
+/// Tokens for repetition: runs of word characters, or any single other visible character.
+static TOKEN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("{WORD}+|{NOT_SPACE}")).expect("valid regex"));
 
-/// Positions looked back for local repetition.
+/// A 4-gram is a local repeat when it started at most this many positions earlier, minus one:
+/// the release drops the entry `LOCAL_WINDOW` back before it looks (reach 1..=63).
 pub const LOCAL_WINDOW: usize = 64;
+
+/// Fewer words than this is blank, and the length target is never below it.
+pub const MIN_WORDS: usize = 150;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Repetition {
     /// Occurrences of a 4-gram after its first, over all 4-grams.
     pub ngram_ratio: f64,
-    /// 4-grams that already occurred within the previous 64 positions, over all 4-grams.
+    /// 4-grams that also started 1..=63 positions earlier, over all 4-grams.
     pub local_ratio: f64,
     /// Repeats of an earlier non-empty line, over non-empty lines.
     pub line_ratio: f64,
@@ -34,7 +44,7 @@ pub fn self_repetition(story: &str) -> Repetition {
     for (i, g) in grams.iter().enumerate() {
         if let Some(&j) = last_seen.get(g) {
             repeated += 1;
-            if i - j <= LOCAL_WINDOW {
+            if i - j < LOCAL_WINDOW {
                 local += 1;
             }
         }
@@ -43,7 +53,7 @@ pub fn self_repetition(story: &str) -> Repetition {
     let n = grams.len().max(1) as f64;
     let (ngram_ratio, local_ratio) =
         if grams.is_empty() { (0.0, 0.0) } else { (repeated as f64 / n, local as f64 / n) };
-    let lines: Vec<&str> = story.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = splitlines(story).into_iter().map(strip).filter(|l| !l.is_empty()).collect();
     let mut seen = std::collections::HashSet::new();
     let dup = lines.iter().filter(|l| !seen.insert(**l)).count();
     let line_ratio = if lines.is_empty() { 0.0 } else { dup as f64 / lines.len() as f64 };
@@ -52,51 +62,94 @@ pub fn self_repetition(story: &str) -> Repetition {
     Repetition { ngram_ratio, local_ratio, line_ratio, penalty }
 }
 
-/// The target the length rules use: the prompt's `N words long`, at least 150.
-pub fn length_target(requested_words: usize) -> usize {
-    requested_words.max(150)
+/// Words as the length and blank rules count them: runs of `\w` after HTML unescaping
+/// (`&quot;` is a quotation mark, not the word "quot").
+pub fn story_words(text: &str) -> usize {
+    count_words(&unescape(text))
 }
 
-/// Words short of the target still counted as on length: clamp(0.15 T, 350, 1000).
-pub fn lower_tolerance(target: usize) -> f64 {
-    (0.15 * target as f64).clamp(350.0, 1000.0)
-}
+/// The number of words the length rules aim at (at least 150). Python integers: exact up to
+/// 2^53, the nearest f64 beyond, infinite past f64's range (the release overflows there).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LengthTarget(f64);
 
-/// Words over the target still counted as on length: clamp(0.25 T, 600, 1500).
-pub fn upper_tolerance(target: usize) -> f64 {
-    (0.25 * target as f64).clamp(600.0, 1500.0)
-}
+impl LengthTarget {
+    pub fn new(words: f64) -> Self {
+        Self(if words > MIN_WORDS as f64 { words } else { MIN_WORDS as f64 })
+    }
 
-/// The words inside which `length_penalty` is 0: [T − lower, T + upper], T the target.
-pub fn length_band(requested_words: usize) -> (f64, f64) {
-    let t = length_target(requested_words);
-    (t as f64 - lower_tolerance(t), t as f64 + upper_tolerance(t))
-}
+    /// The prompt's first `N words long` when N > 0; else (no length sentence, a zero, or a
+    /// number Python's int() refuses) the words of the row's reference story, 0 without one.
+    pub fn of(prompt: &str, reference: Option<&str>) -> Self {
+        match requested_count(prompt).filter(|&n| n > 0.0) {
+            Some(n) => Self::new(n),
+            None => Self::new(reference.map_or(0, story_words) as f64),
+        }
+    }
 
-/// 0 inside [T − lower, T + upper]; below, 1 − wc / (T − lower) (at most 1); above,
-/// min(1, wc / (T + upper) − 1).
-pub fn length_penalty(words: usize, requested_words: usize) -> f64 {
-    let (lo, hi) = length_band(requested_words);
-    let wc = words as f64;
-    if wc < lo {
-        (1.0 - wc / lo).min(1.0)
-    } else if wc > hi {
-        (wc / hi - 1.0).min(1.0)
-    } else {
-        0.0
+    pub fn words(self) -> f64 {
+        self.0
+    }
+
+    /// Words short of the target still on length: int(clamp(0.15 T, 350, 1000)).
+    pub fn lower_tolerance(self) -> f64 {
+        (0.15 * self.0).clamp(350.0, 1000.0).trunc()
+    }
+
+    /// Words over the target still on length: int(clamp(0.25 T, 600, 1500)).
+    pub fn upper_tolerance(self) -> f64 {
+        (0.25 * self.0).clamp(600.0, 1500.0).trunc()
+    }
+
+    /// The words inside which the length penalty is 0: [T − lower, T + upper].
+    pub fn band(self) -> (f64, f64) {
+        (self.0 - self.lower_tolerance(), self.0 + self.upper_tolerance())
+    }
+
+    /// 0 inside the band; below it 1 − wc / (T − lower), above it min(1, wc / (T + upper) − 1).
+    pub fn penalty(self, words: usize) -> f64 {
+        let (lo, hi) = self.band();
+        let wc = words as f64;
+        if wc >= lo && wc <= hi {
+            0.0
+        } else if wc < lo {
+            (1.0 - wc / lo.max(1.0)).min(1.0)
+        } else {
+            (wc / hi.max(1.0) - 1.0).min(1.0)
+        }
+    }
+
+    /// The release's logged length reward: 1 at the target, falling linearly to 0 at the band's
+    /// edges; 0 outside the band and for a blank story. Not part of the composite.
+    pub fn reward(self, words: usize, blank: bool) -> f64 {
+        let (lo, hi) = self.band();
+        let wc = words as f64;
+        if blank || wc < lo || wc > hi {
+            return 0.0;
+        }
+        let off = if wc <= self.0 {
+            (self.0 - wc) / self.lower_tolerance().max(1.0)
+        } else {
+            (wc - self.0) / self.upper_tolerance().max(1.0)
+        };
+        (1.0 - off).max(0.0)
     }
 }
 
-/// 1 − length_penalty: a reward in [0, 1] for hitting the requested length.
-pub fn length_reward(words: usize, requested_words: usize) -> f64 {
-    1.0 - length_penalty(words, requested_words)
+/// The band of a request for `requested_words` words (the target raised to 150).
+pub fn length_band(requested_words: usize) -> (f64, f64) {
+    LengthTarget::new(requested_words as f64).band()
 }
 
-/// 1 when the story is under 150 words or under 10% visible (non-space) characters.
+/// 1 when the story is under 150 words or under 10% visible characters, both counted after
+/// HTML unescaping; visible = not Python whitespace, over all characters (at least 1).
 pub fn blank_penalty(story: &str) -> f64 {
-    let chars = story.chars().count();
-    let visible = story.chars().filter(|c| !c.is_whitespace()).count();
-    if count_words(story) < 150 || chars == 0 || (visible as f64) < 0.1 * chars as f64 {
+    let text = unescape(story);
+    let chars = text.chars().count();
+    let visible = text.chars().filter(|c| !is_space(*c)).count();
+    let ratio = visible as f64 / chars.max(1) as f64;
+    if ratio < 0.10 || count_words(&text) < MIN_WORDS {
         1.0
     } else {
         0.0

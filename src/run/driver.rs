@@ -17,7 +17,8 @@ use super::event::{Control, EventKind};
 use super::log::EventLog;
 use crate::train::checkpoint;
 use crate::train::data::Example;
-use crate::train::step::{Rewarder, TrainPrompt, Trainer};
+use crate::train::step::{Rewarder, ScoredRollout, TrainPrompt, Trainer};
+use crate::train::validation::{due, ValidationConfig};
 use crate::train::workers::Workers;
 
 /// The files of a run directory (ARCHITECTURE.md).
@@ -68,6 +69,19 @@ pub struct Work<'a> {
     pub workers: &'a Workers,
     pub data: &'a [Example],
     pub rewarder: &'a dyn Rewarder,
+    /// Held-out prompts validated on during the run, if any.
+    pub validation: Option<Validation<'a>>,
+}
+
+/// Validation during the run: the held-out prompts, how they are sampled and scored (the
+/// validation weights are the rewarder's), and how often.
+#[derive(Clone, Copy)]
+pub struct Validation<'a> {
+    pub data: &'a [Example],
+    pub rewarder: &'a dyn Rewarder,
+    pub cfg: &'a ValidationConfig,
+    /// `run.val_every`: every this many steps and after the last; 0: never after training starts.
+    pub every: usize,
 }
 
 pub struct Driver<'a> {
@@ -78,6 +92,7 @@ pub struct Driver<'a> {
     workers: &'a Workers,
     data: &'a [Example],
     rewarder: &'a dyn Rewarder,
+    validation: Option<Validation<'a>>,
     opts: RunOptions,
     /// Prompts consumed so far (the data cursor saved in checkpoints).
     pub cursor: usize,
@@ -97,7 +112,10 @@ impl<'a> Driver<'a> {
         opts: RunOptions,
         controls: Receiver<Control>,
     ) -> Result<Self> {
-        let Work { workers, data, rewarder } = work;
+        let Work { workers, data, rewarder, validation } = work;
+        if validation.is_some_and(|v| v.data.is_empty()) {
+            anyhow::bail!("the validation set has no prompts");
+        }
         if data.is_empty() {
             anyhow::bail!("the dataset has no prompts");
         }
@@ -112,6 +130,7 @@ impl<'a> Driver<'a> {
             workers,
             data,
             rewarder,
+            validation,
             opts,
             cursor: 0,
             controls,
@@ -156,7 +175,45 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Runs until `steps`, a Stop control, or `interrupt`. Writes a final checkpoint.
+    /// Writes a step's (or a validation pass's) rows, fsynced: its event always has its rows
+    /// on disk.
+    fn write_rollouts(&mut self, rows: &[ScoredRollout]) -> Result<()> {
+        let mut text = String::new();
+        for r in rows {
+            text.push_str(&serde_json::to_string(r)?);
+            text.push('\n');
+        }
+        self.rollouts.write_all(text.as_bytes())?;
+        self.rollouts.sync_data()?;
+        Ok(())
+    }
+
+    /// Whether a validation pass is due now (after `trainer.step` steps).
+    fn validation_due(&self) -> bool {
+        self.validation
+            .is_some_and(|v| due(self.trainer.step, self.opts.steps, v.every, v.cfg.before_training))
+    }
+
+    /// One validation pass: its rows, then its `val` event. False when `interrupt` cut it
+    /// short (nothing is logged then).
+    fn validate(&mut self, interrupt: &AtomicBool) -> Result<bool> {
+        let Some(v) = self.validation else { return Ok(true) };
+        crate::run::work::validating(self.trainer.step);
+        let prompts: Vec<TrainPrompt> = v.data.iter().map(TrainPrompt::from).collect();
+        let Some((stats, rows)) =
+            self.trainer.validate(self.workers, &prompts, v.cfg, v.rewarder, interrupt)?
+        else {
+            return Ok(false);
+        };
+        self.write_rollouts(&rows)?;
+        self.log.append(EventKind::Val(Box::new(stats)))?;
+        Ok(true)
+    }
+
+    /// Runs until `steps`, a Stop control, or `interrupt`. Validates when due (before the
+    /// first step, every `run.val_every` steps and after the last; a resumed run validates
+    /// at its step only if that pass was not logged), always before the step's checkpoint,
+    /// so a checkpoint's step has its validation. Writes a final checkpoint.
     pub fn run(
         &mut self,
         config: serde_json::Value,
@@ -164,7 +221,11 @@ impl<'a> Driver<'a> {
         interrupt: &AtomicBool,
     ) -> Result<Ending> {
         self.log.append(EventKind::Started { config, resumed_from_step })?;
+        let mut pending = self.validation_due() && !validated(&self.log, self.trainer.step)?;
         let ending = loop {
+            if std::mem::take(&mut pending) && !self.validate(interrupt)? {
+                break Ending::Interrupted;
+            }
             // controls are acted on between steps
             let mut stop = false;
             loop {
@@ -209,14 +270,11 @@ impl<'a> Driver<'a> {
             let (stats, rows) = self.trainer.step(self.workers, &batch, self.rewarder, interrupt)?;
             self.cursor += batch.len();
             // rollouts first: a step event always has its rows on disk
-            let mut text = String::new();
-            for r in &rows {
-                text.push_str(&serde_json::to_string(r)?);
-                text.push('\n');
-            }
-            self.rollouts.write_all(text.as_bytes())?;
-            self.rollouts.sync_data()?;
+            self.write_rollouts(&rows)?;
             self.log.append(EventKind::Step(Box::new(stats)))?;
+            if self.validation_due() && !self.validate(interrupt)? {
+                break Ending::Interrupted;
+            }
             if self.opts.checkpoint_every > 0 && self.trainer.step.is_multiple_of(self.opts.checkpoint_every)
             {
                 self.save_checkpoint()?;
@@ -231,6 +289,22 @@ impl<'a> Driver<'a> {
         self.log.append(EventKind::Finished { step: self.trainer.step, reason: reason.into() })?;
         Ok(ending)
     }
+}
+
+/// Whether the run log holds a validation pass at `step` that still stands (a resume from
+/// an earlier step supersedes the passes after it, as it does steps).
+fn validated(log: &EventLog, step: usize) -> Result<bool> {
+    let mut at = std::collections::BTreeSet::new();
+    for ev in super::log::read(log.path())?.events {
+        match ev.kind {
+            EventKind::Started { resumed_from_step, .. } => {
+                drop(at.split_off(&resumed_from_step.map_or(0, |k| k + 1)))
+            }
+            EventKind::Val(v) => drop(at.insert(v.step)),
+            _ => {}
+        }
+    }
+    Ok(at.contains(&step))
 }
 
 /// Sort key of a prompt in an epoch's order: stable across machines.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::train::sft::SftStep;
 use crate::train::step::StepStats;
+use crate::train::validation::ValStats;
 
 /// Bumped on any change a reader of an older version would misread.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -36,6 +37,10 @@ pub enum EventKind {
     Step(Box<StepStats>),
     /// One step of a supervised warm start (before GRPO) finished.
     Sft(Box<SftStep>),
+    /// A validation pass on the held-out prompts finished (its rows are in rollouts.jsonl,
+    /// kind `val`). On a resume from step k, Val events after k logged earlier are
+    /// superseded like Step events.
+    Val(Box<ValStats>),
     /// A checkpoint was written (renamed into place).
     Checkpoint {
         step: usize,

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use anyhow::{bail, Context, Result};
 use tokio::sync::broadcast;
 
-use super::driver::{Driver, Ending, RunDir, RunOptions, Work};
+use super::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
 use super::event::{Control, Event, EventKind, Level};
 use super::exit::{self, Exit, ExitKind};
 use super::remote;
@@ -18,7 +18,7 @@ use super::status::Summary;
 use super::{log, process, registry};
 use crate::device::parse_dtype;
 use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
-use crate::reward::{JudgeClient, JudgeSpec, Rubric};
+use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
 use crate::train::data;
@@ -158,6 +158,10 @@ fn open_and_run(
     let new_run = !out.join("events.jsonl").exists();
     let devices = parse_devices(&cfg.run.devices).context("run.devices")?;
     let examples = data::load(Path::new(&cfg.data.train))?;
+    let val_examples = match &cfg.data.val {
+        Some(path) => Some(data::load(Path::new(path)).context("data.val")?),
+        None => None,
+    };
     let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
     // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
     let opts = match cfg.model.lora.config() {
@@ -176,6 +180,15 @@ fn open_and_run(
         judge.cache_dir = Some(out.join("judge-cache"));
     }
     let rules = cfg.reward.row_rules(&rubric)?;
+    // validation judges with its own concurrency (one pass at a time, between steps)
+    let val_judge = JudgeSettings { concurrency: cfg.validation.judge_concurrency, ..judge.clone() };
+    let val_rewarder = match &val_examples {
+        Some(_) => Some(StackRewarder::new(
+            JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric.clone(), val_judge)?,
+            cfg.validation.weights,
+        )?),
+        None => None,
+    };
     let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
     let rewarder = StackRewarder::with_rules(client, rules)?;
 
@@ -185,7 +198,13 @@ fn open_and_run(
         prompts_per_step: cfg.run.prompts_per_step,
         checkpoint_every: cfg.run.checkpoint_every,
     };
-    let work = Work { workers: &workers, data: &examples, rewarder: &rewarder };
+    let validation = match (&val_examples, &val_rewarder) {
+        (Some(data), Some(rewarder)) => {
+            Some(Validation { data, rewarder, cfg: &cfg.validation, every: cfg.run.val_every })
+        }
+        _ => None,
+    };
+    let work = Work { workers: &workers, data: &examples, rewarder: &rewarder, validation };
     // the driver hears the caller's controls and those of the viewer holding the socket's lease
     let (to_driver, driver_controls) = mpsc::channel();
     forward(controls, to_driver.clone());

@@ -104,7 +104,10 @@ impl Summary {
                 self.last_step = Some(*step);
                 self.logged = Logged::Ended { reason: reason.clone() };
             }
-            EventKind::Sft(_) | EventKind::Checkpoint { .. } | EventKind::Message { .. } => {}
+            EventKind::Sft(_)
+            | EventKind::Val(_)
+            | EventKind::Checkpoint { .. }
+            | EventKind::Message { .. } => {}
         }
     }
 }

@@ -113,6 +113,15 @@ pub fn generating(step: usize) {
     });
 }
 
+/// Validation samples are being drawn after `step` steps (nothing is trained).
+pub fn validating(step: usize) {
+    update(|s| {
+        s.record.step = step;
+        s.record.phase = "validating".into();
+        s.workers.clear();
+    });
+}
+
 /// Worker `worker` starts a forward and backward over rows of these token lengths.
 pub fn training(worker: usize, rows: &[usize]) {
     let step = update(|s| {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::sft::SftConfig;
 use super::step::StepConfig;
+use super::validation::ValidationConfig;
 use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
 use crate::reward::disqualify::DisqualifyGates;
@@ -28,6 +29,9 @@ pub struct RunSection {
     pub seed: u64,
     /// cpu, cpu:N, or cuda:0,cuda:1,...
     pub devices: String,
+    /// Validate on `data.val` every this many steps and after the last (0: never after
+    /// training starts); `[validation]` says how. Nothing is validated without `data.val`.
+    pub val_every: usize,
 }
 
 impl Default for RunSection {
@@ -40,6 +44,7 @@ impl Default for RunSection {
             checkpoint_every: 20,
             seed: 0,
             devices: "cpu".into(),
+            val_every: 20,
         }
     }
 }
@@ -113,11 +118,14 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ve
 pub struct DataSection {
     /// Dataset JSONL (uid, prompt, target_word_count, story, reasoning).
     pub train: String,
+    /// Held-out prompts in the same format (`data build` writes val.jsonl), validated on
+    /// during training; none: no validation.
+    pub val: Option<String>,
 }
 
 impl Default for DataSection {
     fn default() -> Self {
-        Self { train: "assets/demo/prompts.jsonl".into() }
+        Self { train: "assets/demo/prompts.jsonl".into(), val: None }
     }
 }
 
@@ -188,6 +196,8 @@ pub struct TrainConfig {
     /// Supervised warm start on the dataset's stories before GRPO (epochs = 0: none).
     pub sft: SftConfig,
     pub step: StepConfig,
+    /// How `data.val` is sampled and scored during training.
+    pub validation: ValidationConfig,
 }
 
 impl TrainConfig {
@@ -260,6 +270,7 @@ impl TrainConfig {
         }
         crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
+        self.validation.validate(&s.sampling)?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
         if let Some(lora) = self.model.lora.config() {
@@ -371,6 +382,7 @@ prompts_per_step = 8          # GRPO groups per step
 checkpoint_every = 20         # also on stop and at the end
 seed = 0
 devices = "cpu"               # cpu, cpu:N, or cuda:0,cuda:1,... (cuda feature)
+val_every = 20                # validate on data.val every this many steps and after the last (0: never)
 
 [model]
 path = "tiny"                 # a Hugging Face model directory, or the built-in tiny model
@@ -385,6 +397,7 @@ target_modules = ["all-linear"]   # or names: ["q_proj", "k_proj", "v_proj", "o_
 
 [data]
 train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, story, reasoning
+# val = "data/val.jsonl"              # held-out prompts (data build writes val.jsonl): validated during training
 
 [reward]
 judge = "offline"             # offline, openai:MODEL or gemini:MODEL
@@ -422,6 +435,7 @@ retries = 3
 backoff_secs = 5.0
 max_backoff_secs = 60.0
 timeout_secs = 180.0
+totals = "parts"              # overall from the validated dimension scores; "reported": the judge's own totals, as the POLARIS release reads them
 # base_url = "http://localhost:8000/v1"     # else OPENAI_BASE_URL / the provider's URL
 # api_key_env = "OPENAI_API_KEY"
 # [judge.prices."gemini-3-flash"]
@@ -490,4 +504,26 @@ beta1 = 0.9
 beta2 = 0.999
 eps = 1e-8
 weight_decay = 0.01
+
+[validation]                  # with data.val: one sample per prompt, before training and every run.val_every steps
+before_training = true
+judge_concurrency = 8
+
+[validation.sampling]         # the release's validation sampling (top_k 0: none); budgets are step.sampling's
+temperature = 0.8
+top_p = 0.95
+top_k = 0
+min_p = 0.0
+repetition_penalty = 1.1
+presence_penalty = 0.0
+
+[validation.weights]          # the validation composite: no overlong penalty
+story_quality = 1.0
+repetition = 0.8
+length = 0.2
+blank = 1.0
+overlong = 0.0
+clip = 2.0
+max_response_tokens = 8192
+overlong_window = 512
 "#;

@@ -36,7 +36,9 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub fn candidate(&self, prompt: &str) -> Candidate {
+    /// What the reward scores; `reference` is the prompt's human story, when the data has one
+    /// (HRI on or off: it sets the length target of a prompt that asks for no length).
+    pub fn candidate(&self, prompt: &str, reference: Option<&str>) -> Candidate {
         Candidate {
             prompt: prompt.to_string(),
             story: self.story.clone(),
@@ -46,6 +48,7 @@ impl Rollout {
                 ended: self.ended,
                 is_reference: self.is_reference,
             }),
+            reference: reference.map(str::to_string),
         }
     }
 }

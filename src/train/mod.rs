@@ -14,4 +14,5 @@ pub mod preset;
 pub mod schedule;
 pub mod sft;
 pub mod step;
+pub mod validation;
 pub mod workers;

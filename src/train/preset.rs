@@ -17,6 +17,8 @@ pub enum Reads {
     SwitchIsNonZero,
     /// The yaml value, as text, names the project value: (yaml, project) pairs.
     Renamed(&'static [(&'static str, &'static str)]),
+    /// vLLM's −1 (off) is the project's 0 (off); other numbers read the same.
+    MinusOneIsZero,
     /// The project value is this prefix and the yaml value.
     Prefixed(&'static str),
     /// The same file name (the folder is the user's).
@@ -177,6 +179,82 @@ pub const POLARIS_MAIN: &[Setting] = &[
     set("reward_model.reward_kwargs.story_quality_max_output_tokens", "judge.max_tokens", "65536", Same),
     set("reward_model.reward_kwargs.story_quality_temperature", "judge.temperature", "0.2", Same),
     set("reward_model.reward_kwargs.story_quality_top_p", "judge.top_p", "0.9", Same),
+    set(
+        "reward_model.reward_kwargs.story_quality_overall_override_enable",
+        "judge.totals",
+        "\"reported\"",
+        Renamed(&[("true", "reported")]),
+    ),
+    // validation (RECIPE.md: before training and every 20 steps, one sample per prompt)
+    set("data.val_files", "data.val", "\"data/val.jsonl\"", Placeholder),
+    set("trainer.test_freq", "run.val_every", "20", Same),
+    set("trainer.val_before_train", "validation.before_training", "true", Same),
+    set(
+        "actor_rollout_ref.rollout.val_kwargs.do_sample",
+        "validation.sampling.temperature",
+        "0.8",
+        SwitchIsNonZero,
+    ),
+    set("actor_rollout_ref.rollout.val_kwargs.temperature", "validation.sampling.temperature", "0.8", Same),
+    set("actor_rollout_ref.rollout.val_kwargs.top_p", "validation.sampling.top_p", "0.95", Same),
+    set("actor_rollout_ref.rollout.val_kwargs.top_k", "validation.sampling.top_k", "0", MinusOneIsZero),
+    set("actor_rollout_ref.rollout.val_kwargs.min_p", "validation.sampling.min_p", "0.0", Same),
+    set(
+        "actor_rollout_ref.rollout.val_kwargs.presence_penalty",
+        "validation.sampling.presence_penalty",
+        "0.0",
+        Same,
+    ),
+    set(
+        "actor_rollout_ref.rollout.val_kwargs.repetition_penalty",
+        "validation.sampling.repetition_penalty",
+        "1.1",
+        Same,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.reward_components.enable_story_quality",
+        "validation.weights.story_quality",
+        "1.0",
+        SwitchIsNonZero,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.reward_components.enable_self_rep",
+        "validation.weights.repetition",
+        "0.8",
+        SwitchIsNonZero,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.reward_components.enable_blank_len",
+        "validation.weights.blank",
+        "1.0",
+        SwitchIsNonZero,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.reward_weights.story_quality",
+        "validation.weights.story_quality",
+        "1.0",
+        Same,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.reward_weights.self_rep",
+        "validation.weights.repetition",
+        "0.8",
+        Same,
+    ),
+    set("reward_model.val_reward_kwargs.reward_weights.length_pen", "validation.weights.length", "0.2", Same),
+    set("reward_model.val_reward_kwargs.reward_weights.blank_pen", "validation.weights.blank", "1.0", Same),
+    set(
+        "reward_model.val_reward_kwargs.story_quality_concurrency",
+        "validation.judge_concurrency",
+        "8",
+        Same,
+    ),
+    set(
+        "reward_model.val_reward_kwargs.overlong_buffer_enable",
+        "validation.weights.overlong",
+        "0.0",
+        SwitchIsNonZero,
+    ),
     // the fork's disqualification gates, off in this run
     set("reward_model.reward_kwargs.story_quality_dq_enable", "reward.disqualify.enabled", "false", Same),
     set(
@@ -339,6 +417,23 @@ pub const POLARIS_MAIN_NO_COUNTERPART: &[(&str, &str)] = &[
     ("reward_model.reward_kwargs.story_quality_bonus_floor_enable", "the rubric's composite rules (on)"),
     ("reward_model.reward_kwargs.story_quality_penalty_cap_enable", "the rubric's composite rules (on)"),
     ("reward_model.reward_kwargs.story_quality_penalty_cap_value", "the rubric's composite rules (3)"),
+    (
+        "reward_model.reward_kwargs.story_quality_user_template",
+        "the release's user message is the one a prompt + schema pair is always sent with",
+    ),
+    ("trainer.validation_data_dir", "validation rollouts go to the run's rollouts.jsonl (kind val)"),
+    ("trainer.log_val_generations", "every validation rollout is kept"),
+    ("actor_rollout_ref.rollout.val_kwargs.n", "one sample per validation prompt, always"),
+    (
+        "actor_rollout_ref.rollout.val_kwargs.frequency_penalty",
+        "no frequency penalty in the sampler (0 here)",
+    ),
+    ("actor_rollout_ref.rollout.val_kwargs.min_tokens", "no minimum length in the sampler (1 here)"),
+    ("reward_model.val_reward_kwargs.story_quality_service_tier", "the Gemini client has no service tiers"),
+    (
+        "reward_model.val_reward_kwargs.story_quality_use_positive_total",
+        "overall always counts the negatives (false here)",
+    ),
     ("custom_reward_function.path", "the reward stack is built in"),
     ("custom_reward_function.name", "the reward stack is built in"),
 ];

@@ -18,6 +18,7 @@ pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
 use super::schedule::{HriSchedule, LrSchedule};
+pub use super::validation::RolloutKind;
 use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
@@ -132,6 +133,9 @@ pub struct TrainPrompt<'a> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoredRollout {
     pub step: usize,
+    /// A training row or a validation sample (absent in older logs: train).
+    #[serde(default)]
+    pub kind: RolloutKind,
     pub prompt: String,
     pub rollout: Rollout,
     /// The row's score as GRPO used it (`breakdown.score`, then `step.score_clip`): its
@@ -429,6 +433,7 @@ impl Trainer {
             .zip(scores)
             .map(|((row, advantage), score)| ScoredRollout {
                 step,
+                kind: RolloutKind::Train,
                 prompt: batch[row.group].prompt.to_string(),
                 reward: score,
                 rollout: row.rollout,
@@ -474,7 +479,8 @@ impl Trainer {
             rows.extend(build_group(lm, &spec, &params, cancel)?.into_iter().map(|r| (g, r)));
         }
         let generate = started.elapsed().as_secs_f64();
-        let candidates: Vec<Candidate> = rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt)).collect();
+        let candidates: Vec<Candidate> =
+            rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt, batch[*g].story)).collect();
         let breakdowns = if candidates.is_empty() { Vec::new() } else { rewarder.score(&candidates)? };
         if breakdowns.len() != rows.len() {
             bail!("the rewarder returned {} scores for {} rows", breakdowns.len(), rows.len());

@@ -10,7 +10,7 @@ use super::history::Window;
 use super::journal::Journal;
 use super::keys::action_for;
 use super::link::{Link, Steering};
-use super::rollouts::RolloutIndex;
+use super::rollouts::{RolloutIndex, StepKey};
 use super::state::{RunState, State, Tab, GPU_HISTORY, MESSAGES};
 use super::theme::Theme;
 use super::ui;
@@ -369,7 +369,7 @@ impl App {
         }
     }
 
-    fn load_groups(&mut self, step: usize) {
+    fn load_groups(&mut self, step: StepKey) {
         match self.rollouts.load(step) {
             Ok(groups) => {
                 let g = &mut self.state.groups;
@@ -407,6 +407,11 @@ impl App {
                 s.judge_failures += stats.judge_failures;
                 s.judge_cost += stats.judge_cost;
                 s.history.push(*stats);
+            }
+            EventKind::Val(v) => {
+                s.judge_failures += v.judge_failures;
+                s.judge_cost += v.judge_cost;
+                s.history.push_val(*v);
             }
             EventKind::Checkpoint { step, path } => s.checkpoints.push((step, path)),
             EventKind::Paused { .. } => s.run = RunState::Paused,

@@ -3,6 +3,7 @@
 //! its minimum and maximum (spikes survive; a 100k-step history draws in a few passes).
 
 use crate::train::step::StepStats;
+use crate::train::validation::ValStats;
 
 /// One curve of the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,11 @@ pub struct History {
     columns: [Vec<f64>; Series::ALL.len()],
     /// The step of each row, as the charts' x.
     xs: Vec<f64>,
+    /// Validation passes (`val` events) in step order, and their steps and mean rewards as
+    /// the validation curve's points.
+    pub val: Vec<ValStats>,
+    val_xs: Vec<f64>,
+    val_ys: Vec<f64>,
 }
 
 impl History {
@@ -92,12 +98,41 @@ impl History {
         self.steps.push(s);
     }
 
-    /// Drops steps after `step` (a run resumed from that checkpoint takes them again).
+    /// A validation pass; one at a step already held replaces it and those after it (a
+    /// resumed run validates those steps again).
+    pub fn push_val(&mut self, v: ValStats) {
+        self.truncate_val(self.val.partition_point(|x| x.step < v.step));
+        self.val_xs.push(v.step as f64);
+        self.val_ys.push(if v.reward_mean.is_finite() { v.reward_mean } else { f64::NAN });
+        self.val.push(v);
+    }
+
+    fn truncate_val(&mut self, cut: usize) {
+        self.val.truncate(cut);
+        self.val_xs.truncate(cut);
+        self.val_ys.truncate(cut);
+    }
+
+    /// Drops steps after `step` (a run resumed from that checkpoint takes them again), and
+    /// the validation passes after it.
     pub fn truncate_after(&mut self, step: usize) {
         let cut = self.steps.partition_point(|x| x.step <= step);
         self.steps.truncate(cut);
         self.columns.iter_mut().for_each(|c| c.truncate(cut));
         self.xs.truncate(cut);
+        self.truncate_val(self.val.partition_point(|x| x.step <= step));
+    }
+
+    /// The validation curve over the window: (steps, mean validation rewards).
+    pub fn val_series(&self, w: Window) -> (&[f64], &[f64]) {
+        let Some((a, b)) = self.range(w) else { return (&[], &[]) };
+        let lo = self.val.partition_point(|v| v.step < a);
+        let hi = self.val.partition_point(|v| v.step <= b);
+        (&self.val_xs[lo..hi], &self.val_ys[lo..hi])
+    }
+
+    pub fn latest_val(&self) -> Option<&ValStats> {
+        self.val.last()
     }
 
     /// One series over the window: (steps, values), NaN where a step has no value.
@@ -116,8 +151,16 @@ impl History {
         self.steps.last()
     }
 
+    /// The first and last step with anything to draw: a training step or a validation pass
+    /// (the one before training is at step 0).
     fn first_last(&self) -> Option<(usize, usize)> {
-        Some((self.steps.first()?.step, self.steps.last()?.step))
+        let ends = |first: Option<usize>, last: Option<usize>| Some((first?, last?));
+        let train = ends(self.steps.first().map(|s| s.step), self.steps.last().map(|s| s.step));
+        let val = ends(self.val.first().map(|v| v.step), self.val.last().map(|v| v.step));
+        match (train, val) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (one, other) => one.or(other),
+        }
     }
 
     /// The window's step range, inclusive.
@@ -239,5 +282,28 @@ mod tests {
         assert_eq!(w.end, None, "reaching the end follows live again");
         let w = h.zoom(h.zoom(w, false), false);
         assert_eq!(w, Window::default(), "zooming out past everything shows everything");
+    }
+
+    #[test]
+    fn validation_passes_widen_the_range_and_a_resume_replaces_them() {
+        let mut h = history(40);
+        for step in [0, 20, 40] {
+            h.push_val(ValStats { step, reward_mean: step as f64 / 100.0, ..Default::default() });
+        }
+        // the pass before training is drawn at step 0
+        assert_eq!(h.range(Window::default()), Some((0, 40)));
+        assert_eq!(h.val_series(Window::default()), (&[0.0, 20.0, 40.0][..], &[0.0, 0.2, 0.4][..]));
+        let w = Window { span: Some(21), end: None };
+        assert_eq!(h.val_series(w).0, &[20.0, 40.0]);
+        // resumed from step 20: the pass at 40 goes, and one logged again at 20 replaces it
+        h.truncate_after(20);
+        assert_eq!(h.val.len(), 2);
+        h.push_val(ValStats { step: 20, reward_mean: -1.0, ..Default::default() });
+        assert_eq!(h.val_series(Window::default()).1, &[0.0, -1.0]);
+        assert_eq!(h.latest_val().map(|v| v.step), Some(20));
+        // only a validation pass so far (before the first step): there is a range to draw
+        let mut only = History::default();
+        only.push_val(ValStats::default());
+        assert_eq!(only.range(Window::default()), Some((0, 0)));
     }
 }

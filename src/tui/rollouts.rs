@@ -1,5 +1,7 @@
 //! rollouts.jsonl, indexed by step: a long run's rollouts do not fit in memory, so the index
 //! keeps each row's byte range and a step's rows are read when the Groups view asks for it.
+//! A validation pass is a step of its own kind (after the training step of the same number).
+//! Rows logged again after a resume replace the first attempt's, as the run log's events do.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -10,12 +12,49 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::tail::Tail;
-use crate::train::step::ScoredRollout;
+use crate::train::step::{RolloutKind, ScoredRollout};
+
+/// A step with rollouts: a training step, or a validation pass (after the training step of
+/// the same number; at 0 before training).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StepKey {
+    pub step: usize,
+    pub kind: RolloutKind,
+}
+
+impl StepKey {
+    pub fn train(step: usize) -> Self {
+        Self { step, kind: RolloutKind::Train }
+    }
+    pub fn val(step: usize) -> Self {
+        Self { step, kind: RolloutKind::Val }
+    }
+    pub fn is_val(&self) -> bool {
+        self.kind == RolloutKind::Val
+    }
+    /// `step 12`, or `validation at step 20`.
+    pub fn label(&self) -> String {
+        match self.kind {
+            RolloutKind::Train => format!("step {}", self.step),
+            RolloutKind::Val => format!("validation at step {}", self.step),
+        }
+    }
+    /// `Step 12`, or `Validation at step 20`.
+    pub fn title(&self) -> String {
+        match self.kind {
+            RolloutKind::Train => format!("Step {}", self.step),
+            RolloutKind::Val => format!("Validation at step {}", self.step),
+        }
+    }
+}
 
 pub struct RolloutIndex {
     tail: Tail,
     /// step -> (byte offset, byte length) of its rows, in file order.
-    by_step: BTreeMap<usize, Vec<(u64, usize)>>,
+    by_step: BTreeMap<StepKey, Vec<(u64, usize)>>,
+    /// The step and group of the last row indexed: rows of one attempt at a step come in
+    /// group order, so a lower group, or an earlier step, starts a new attempt.
+    last: Option<(StepKey, usize)>,
 }
 
 /// One group of a step: its rows ranked by reward, best first.
@@ -43,11 +82,31 @@ impl Group {
 #[derive(Deserialize)]
 struct StepOnly {
     step: usize,
+    #[serde(default)]
+    kind: RolloutKind,
+    rollout: GroupOnly,
+}
+
+#[derive(Deserialize)]
+struct GroupOnly {
+    group: usize,
 }
 
 impl RolloutIndex {
     pub fn new(dir: &Path) -> Self {
-        Self { tail: Tail::new(dir.join("rollouts.jsonl")), by_step: BTreeMap::new() }
+        Self { tail: Tail::new(dir.join("rollouts.jsonl")), by_step: BTreeMap::new(), last: None }
+    }
+
+    /// Files a row; a row that starts another attempt at a step (after a resume) drops the
+    /// rows of the earlier attempt from that step on.
+    fn add(&mut self, key: StepKey, group: usize, range: (u64, usize)) {
+        match self.last {
+            Some((last, _)) if key < last => drop(self.by_step.split_off(&key)),
+            Some((last, g)) if key == last && group < g => drop(self.by_step.remove(&key)),
+            _ => {}
+        }
+        self.last = Some((key, group));
+        self.by_step.entry(key).or_default().push(range);
     }
 
     /// Indexes rows appended since the last call; returns whether any were, and problems met.
@@ -60,7 +119,11 @@ impl RolloutIndex {
         let grew = !lines.is_empty();
         for line in lines {
             match serde_json::from_str::<StepOnly>(&line.text) {
-                Ok(s) => self.by_step.entry(s.step).or_default().push((line.offset, line.text.len())),
+                Ok(s) => self.add(
+                    StepKey { step: s.step, kind: s.kind },
+                    s.rollout.group,
+                    (line.offset, line.text.len()),
+                ),
                 Err(e) => problems.push(format!(
                     "{}:{}: not a rollout ({e}); the line is skipped",
                     self.tail.path().display(),
@@ -71,26 +134,27 @@ impl RolloutIndex {
         (grew, problems)
     }
 
-    /// Steps with rollouts, ascending.
-    pub fn steps(&self) -> impl DoubleEndedIterator<Item = usize> + '_ {
+    /// Steps with rollouts, ascending (a validation pass after the training step it follows).
+    pub fn steps(&self) -> impl DoubleEndedIterator<Item = StepKey> + '_ {
         self.by_step.keys().copied()
     }
 
-    pub fn latest(&self) -> Option<usize> {
+    pub fn latest(&self) -> Option<StepKey> {
         self.by_step.keys().next_back().copied()
     }
 
     /// The step before or after `step` that has rollouts.
-    pub fn neighbour(&self, step: usize, forward: bool) -> Option<usize> {
+    pub fn neighbour(&self, step: StepKey, forward: bool) -> Option<StepKey> {
+        use std::ops::Bound::{Excluded, Unbounded};
         if forward {
-            self.by_step.range(step + 1..).next().map(|(s, _)| *s)
+            self.by_step.range((Excluded(step), Unbounded)).next().map(|(s, _)| *s)
         } else {
             self.by_step.range(..step).next_back().map(|(s, _)| *s)
         }
     }
 
     /// A step's groups, each ranked by reward (best first), in group order.
-    pub fn load(&self, step: usize) -> Result<Vec<Group>> {
+    pub fn load(&self, step: StepKey) -> Result<Vec<Group>> {
         let Some(ranges) = self.by_step.get(&step) else { return Ok(vec![]) };
         let path = self.tail.path();
         let mut f = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::history::{History, Window};
-use super::rollouts::Group;
+use super::rollouts::{Group, StepKey};
 use super::theme::Theme;
 use crate::gpu::Sample;
 use crate::run::event::Level;
@@ -67,12 +67,12 @@ pub enum RunState {
 #[derive(Debug, Default)]
 pub struct GroupsState {
     /// The step chosen by hand; None follows the latest step with rollouts.
-    pub pinned: Option<usize>,
-    /// The step shown and its groups, ranked.
-    pub loaded: Option<(usize, Vec<Group>)>,
-    /// Steps with rollouts: how many, and the latest.
+    pub pinned: Option<StepKey>,
+    /// The step shown (a training step or a validation pass) and its groups, ranked.
+    pub loaded: Option<(StepKey, Vec<Group>)>,
+    /// Steps with rollouts (validation passes included): how many, and the latest.
     pub steps_with_rollouts: usize,
-    pub latest: Option<usize>,
+    pub latest: Option<StepKey>,
     pub group: usize,
     /// Row within the group, by rank.
     pub row: usize,

@@ -38,6 +38,8 @@ pub struct Theme {
     pub band: Color,
     pub reference: Color,
     pub best: Color,
+    /// The validation curve.
+    pub validation: Color,
     pub length: Color,
     pub loss: Color,
     pub kl: Color,
@@ -76,6 +78,9 @@ struct Colors {
     band: String,
     reference: String,
     best: String,
+    /// Optional, so themes written before the validation curve still load: `title` then.
+    #[serde(default)]
+    validation: Option<String>,
     length: String,
     loss: String,
     kl: String,
@@ -114,6 +119,7 @@ impl Theme {
             band: c("band", &k.band)?,
             reference: c("reference", &k.reference)?,
             best: c("best", &k.best)?,
+            validation: c("validation", k.validation.as_ref().unwrap_or(&k.title))?,
             length: c("length", &k.length)?,
             loss: c("loss", &k.loss)?,
             kl: c("kl", &k.kl)?,
@@ -156,6 +162,7 @@ impl Theme {
             band: f(self.band),
             reference: f(self.reference),
             best: f(self.best),
+            validation: f(self.validation),
             length: f(self.length),
             loss: f(self.loss),
             kl: f(self.kl),
@@ -189,6 +196,7 @@ impl Theme {
             band: r,
             reference: r,
             best: r,
+            validation: r,
             length: r,
             loss: r,
             kl: r,

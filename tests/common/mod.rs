@@ -115,6 +115,32 @@ pub fn tensor_max_diff(a: &Tensor, b: &Tensor) -> f64 {
         .unwrap()
 }
 
+/// The driver tests' trainer: groups of 3 (2 policy rows + the reference), 8 new tokens of
+/// plain sampling, no thinking, lr 1e-3, seed 5.
+pub fn driver_trainer() -> polaris::train::step::Trainer {
+    let cfg = polaris::train::step::StepConfig {
+        group_size: 3,
+        sampling: plain_sampling(8),
+        thinking: false,
+        lr: polaris::train::schedule::LrSchedule::Constant { lr: 1e-3 },
+        ..Default::default()
+    };
+    polaris::train::step::Trainer::new(cfg, 5)
+}
+
+/// `n` prompts about `what` asking for 100 words, each with a one-line reference story.
+pub fn story_examples(what: &str, n: usize) -> Vec<polaris::train::data::Example> {
+    (0..n)
+        .map(|i| polaris::train::data::Example {
+            uid: format!("{what}{i}"),
+            prompt: format!("Write a story about {what} {i}. The story should be 100 words long."),
+            target_word_count: 100,
+            story: Some(format!("The {what} {i} burned all night by the sea.")),
+            reasoning: None,
+        })
+        .collect()
+}
+
 /// A rule reward for training tests: words written over `target` (capped at 1), counted by
 /// the reward stack's word counter. A random-weight model climbs it by favouring tokens
 /// that start words.

@@ -2,36 +2,55 @@
 //! checkpoint, a warning, a pause, and the rollouts of steps 39 and 40 (3 groups of 3 policy
 //! rows + the human reference, judged with quoted evidence; step 40's first reference was cut
 //! to the response budget). Fixed numbers, so views of it snapshot the same every time.
+//! `write_run_validated` adds validation passes at steps 0, 20 and 40, with the samples of
+//! the one at step 40.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use polaris::reward::breakdown::{apply_batch_mean, Candidate, Response};
+use polaris::reward::breakdown::{apply_batch_mean, Candidate, Response, SqSource};
 use polaris::reward::rubric::Sign;
 use polaris::reward::score::ScoreMode;
+use polaris::reward::totals::TotalsReading;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
 use polaris::train::group::Rollout;
-use polaris::train::step::{ScoredRollout, StepStats};
+use polaris::train::step::{RolloutKind, ScoredRollout, StepStats};
+use polaris::train::validation::ValStats;
 
 pub const STEPS: usize = 40;
 pub const GROUPS: usize = 3;
 
 /// Writes the fixture as `<parent>/run-fixture` (a fixed name: the title shows it).
 pub fn write_run(parent: &Path) -> PathBuf {
-    write_run_scored(parent, ScoreMode::Composite)
+    write(parent, false, ScoreMode::Composite)
 }
 
 /// The fixture as a run scored in `mode`: every step and row says so, and in release mode
 /// each row's score is its reward less 0.01 (a value a composite view would not show).
 pub fn write_run_scored(parent: &Path, mode: ScoreMode) -> PathBuf {
+    write(parent, false, mode)
+}
+
+/// The fixture with validation passes before training and every 20 steps.
+pub fn write_run_validated(parent: &Path) -> PathBuf {
+    write(parent, true, ScoreMode::Composite)
+}
+
+fn write(parent: &Path, validated: bool, mode: ScoreMode) -> PathBuf {
     let dir = parent.join("run-fixture");
     std::fs::create_dir_all(&dir).unwrap();
     let mut events = Vec::new();
     events.push(EventKind::Started { config: serde_json::json!({}), resumed_from_step: None });
+    if validated {
+        events.push(EventKind::Val(Box::new(val_stats(0))));
+    }
     for step in 1..=STEPS {
         events.push(EventKind::Step(Box::new(StepStats { score_mode: mode, ..step_stats(step) })));
+        if validated && step % 20 == 0 {
+            events.push(EventKind::Val(Box::new(val_stats(step))));
+        }
         if step == 20 {
             events.push(EventKind::Checkpoint { step, path: "checkpoints/step-000020".into() });
         }
@@ -56,7 +75,68 @@ pub fn write_run_scored(parent: &Path, mode: ScoreMode) -> PathBuf {
             writeln!(f, "{}", serde_json::to_string(&row).unwrap()).unwrap();
         }
     }
+    if validated {
+        for row in val_rollouts(STEPS, GROUPS) {
+            writeln!(f, "{}", serde_json::to_string(&row).unwrap()).unwrap();
+        }
+    }
     dir
+}
+
+pub fn val_stats(step: usize) -> ValStats {
+    let x = step as f64;
+    ValStats {
+        step,
+        prompts: GROUPS,
+        reward_mean: -0.3 + 0.015 * x,
+        reward_std: 0.1,
+        story_quality_mean: 0.2 + 0.01 * x,
+        length_ratio_mean: Some(0.5 + x / 100.0),
+        words_mean: 120.0,
+        ..ValStats::default()
+    }
+}
+
+/// A validation pass's rows: one sample per prompt (stories 0..3), no reference, no advantage.
+pub fn val_rollouts(step: usize, prompts: usize) -> Vec<ScoredRollout> {
+    (0..prompts)
+        .map(|group| {
+            let prompt =
+                format!("Write a story titled \"Held out {group}\". The story should be 30 words long.");
+            let story = STORIES[group % 3].to_string();
+            let candidate = Candidate {
+                prompt: prompt.clone(),
+                story: story.clone(),
+                response: Some((40, true)),
+                reference: None,
+            };
+            let mut b = Breakdown::rules(&candidate, Weights::validation());
+            let j = judgement(6 + group as i64);
+            b.story_quality = j.story_quality;
+            b.overall = Some(j.overall);
+            b.judgement = Some(j);
+            b.story_quality_source = SqSource::Judge;
+            apply_batch_mean(std::slice::from_mut(&mut b));
+            ScoredRollout {
+                step,
+                kind: RolloutKind::Val,
+                prompt,
+                rollout: Rollout {
+                    group,
+                    is_reference: false,
+                    prompt_ids: vec![1, 2, 3],
+                    response_ids: vec![4; 40],
+                    thinking: None,
+                    story,
+                    ended: true,
+                    cut_tokens: 0,
+                },
+                reward: b.reward,
+                advantage: 0.0,
+                breakdown: b,
+            }
+        })
+        .collect()
 }
 
 pub fn step_stats(step: usize) -> StepStats {
@@ -127,6 +207,8 @@ fn judgement(score: i64) -> Judgement {
         overall: score - 1,
         reported_overall: Some(score - 1),
         story_quality: (score - 1) as f64 / 20.0,
+        totals: TotalsReading::Parts,
+        reported: None,
     }
 }
 
@@ -143,8 +225,12 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
             let cut_tokens = if is_reference && step == STEPS && group == 0 { 1234 } else { 0 };
             let story = story.to_string();
             let response = Response { tokens: 40, thinking_tokens: 12, ended: true, is_reference };
-            let candidate =
-                Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
+            let candidate = Candidate {
+                prompt: prompt.clone(),
+                story: story.clone(),
+                response: Some(response),
+                reference: None,
+            };
             let mut b = Breakdown::rules(&candidate, Weights::training());
             let j = judgement(4 + 3 * row as i64 + (group + step) as i64 % 3);
             b.story_quality = j.story_quality;
@@ -168,6 +254,7 @@ pub fn rollouts(step: usize, groups: usize) -> Vec<ScoredRollout> {
         for (rollout, breakdown) in rows.into_iter().zip(batch) {
             out.push(ScoredRollout {
                 step,
+                kind: RolloutKind::Train,
                 prompt: prompt.clone(),
                 rollout,
                 reward: breakdown.reward,

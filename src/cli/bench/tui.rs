@@ -168,7 +168,12 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
         for row in 0..6 {
             let story = "The lamp went out at dusk and Mara climbed the stairs. ".repeat(20 + row);
             let response = Response { tokens: 400, thinking_tokens: 0, ended: true, is_reference: row == 5 };
-            let c = Candidate { prompt: prompt.clone(), story: story.clone(), response: Some(response) };
+            let c = Candidate {
+                prompt: prompt.clone(),
+                story: story.clone(),
+                response: Some(response),
+                reference: None,
+            };
             let breakdown = Breakdown::rules(&c, Weights::training());
             let rollout = Rollout {
                 group,
@@ -183,6 +188,7 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
             };
             let r = ScoredRollout {
                 step,
+                kind: Default::default(),
                 prompt: prompt.clone(),
                 rollout,
                 reward: 0.1 * row as f64,

@@ -17,10 +17,10 @@ use tokio::sync::Semaphore;
 
 use self::cache::{Entry, JudgeCache};
 use self::http::{Provider, Request, Usage};
-use super::answer::{judge_from_json, parse_answer, Judgement};
+use super::answer::Judgement;
 use super::offline;
 use super::rubric::Rubric;
-use crate::generate::length::strip_length_sentence;
+use super::totals::{parse_reply, read_answer, TotalsReading};
 
 /// Which judge, as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct JudgeSettings {
     pub prices: BTreeMap<String, Price>,
     /// Disk cache of replies; None disables it.
     pub cache_dir: Option<PathBuf>,
+    /// Which totals the overall score is read from: `parts` (recomputed from the validated
+    /// dimension scores) or `reported` (the release's reading of the judge's own totals).
+    pub totals: TotalsReading,
 }
 
 impl Default for JudgeSettings {
@@ -100,6 +103,7 @@ impl Default for JudgeSettings {
             thinking_budget: None,
             prices: BTreeMap::new(),
             cache_dir: None,
+            totals: TotalsReading::Parts,
         }
     }
 }
@@ -225,7 +229,7 @@ impl JudgeClient {
 
     /// The request for one story, as it would be sent (the prompt's length sentence removed).
     pub fn request(&self, prompt: &str, story: &str) -> Request {
-        let (system, user) = self.rubric.messages(&strip_length_sentence(prompt), story);
+        let (system, user) = self.rubric.messages(&self.rubric.judge_prompt(prompt), story);
         Request {
             system,
             user,
@@ -260,9 +264,9 @@ impl JudgeClient {
     pub async fn judge(&self, prompt: &str, story: &str) -> JudgeResult {
         let result = match &self.remote {
             None => {
-                let answer = offline::answer(&self.rubric, &strip_length_sentence(prompt), story);
-                let outcome =
-                    judge_from_json(&self.rubric, &answer).map_err(|e| format!("offline judge: {e}"));
+                let answer = offline::answer(&self.rubric, &self.rubric.judge_prompt(prompt), story);
+                let outcome = read_answer(&self.rubric, &answer, self.settings.totals)
+                    .map_err(|e| format!("offline judge: {e}"));
                 JudgeResult {
                     outcome,
                     answer: Some(answer),
@@ -274,9 +278,11 @@ impl JudgeClient {
             }
             Some(remote) => {
                 let req = self.request(prompt, story);
-                let rubric = self.rubric.clone();
+                let (rubric, reading) = (self.rubric.clone(), self.settings.totals);
                 let (outcome, answer, usage, cached, attempts, repaired) = self
-                    .ask(remote, req, move |reply| parse_answer(&rubric, reply).map_err(|e| e.to_string()))
+                    .ask(remote, req, move |reply| {
+                        parse_reply(&rubric, reply, reading).map_err(|e| e.to_string())
+                    })
                     .await;
                 JudgeResult { outcome, answer, usage, cached, attempts, repaired }
             }

@@ -1,6 +1,7 @@
-//! Dashboard: the run's curves over a zoomable step window (rewards, length ratio, loss, KL,
-//! grad norm, lr, HRI weight), each thinned to two points per chart column, and the latest
-//! step's time split, judge failures and cost.
+//! Dashboard: the run's curves over a zoomable step window (rewards with the validation
+//! reward beside them, length ratio, loss, KL, grad norm, lr, HRI weight), each thinned to
+//! two points per chart column, and the latest step's time split, judge failures and cost,
+//! and the latest validation pass.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -44,15 +45,21 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         (Series::BestOfGroup, "best of group", t.best, Marker::Braille),
         (Series::Reference, "reference", t.reference, Marker::Braille),
     ];
-    chart(frame, reward, &title, &reward_series, s, (x0, x1), t);
+    let mut rewards = curves(&reward_series, s, (x0, x1), reward.width);
+    if !s.history.val.is_empty() {
+        // validation: one point per pass; a block marker where there is no colour to tell it
+        let (xs, ys) = s.history.val_series(s.window);
+        let points = thin(xs, ys, x0 as f64, x1 as f64, columns(reward.width));
+        rewards.push(Curve { points, name: "validation", colour: t.validation, marker: Marker::Block });
+    }
+    chart(frame, reward, &title, &rewards, (x0, x1), t);
     let latest = rows.last();
     let ratio = latest.and_then(|r| r.length_ratio_mean);
     chart(
         frame,
         length,
         &format!(" Length ratio {} ", opt_num(ratio)),
-        &[(Series::LengthRatio, "", t.length, Marker::Braille)],
-        s,
+        &curves(&[(Series::LengthRatio, "", t.length, Marker::Braille)], s, (x0, x1), length.width),
         (x0, x1),
         t,
     );
@@ -71,8 +78,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
             frame,
             *cell,
             &format!(" {name} {} ", opt_num(now)),
-            &[(series, "", colour, Marker::Braille)],
-            s,
+            &curves(&[(series, "", colour, Marker::Braille)], s, (x0, x1), cell.width),
             (x0, x1),
             t,
         );
@@ -81,31 +87,43 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let [split, judge] = Layout::horizontal([Constraint::Percentage(50), Constraint::Min(0)]).areas(bottom);
     if let Some(last) = s.history.latest() {
         draw_split(frame, split, last, t);
-        draw_judge(frame, judge, last, s);
     }
+    draw_judge(frame, judge, s.history.latest(), s);
 }
 
-/// One chart; each series thinned to two points per braille column (two per cell).
-fn chart(
-    frame: &mut Frame,
-    area: Rect,
-    title: &str,
-    series: &[(Series, &str, Color, Marker)],
+/// One curve of a chart, thinned.
+struct Curve<'a> {
+    points: Vec<(f64, f64)>,
+    name: &'a str,
+    colour: Color,
+    marker: Marker,
+}
+
+/// Braille columns of a chart `width` cells wide (two per cell, inside the border).
+fn columns(width: u16) -> usize {
+    2 * width.saturating_sub(2).max(1) as usize
+}
+
+/// The history's series over the window, each thinned to two points per braille column.
+fn curves<'a>(
+    series: &[(Series, &'a str, Color, Marker)],
     s: &State,
     (x0, x1): (usize, usize),
-    t: &Theme,
-) {
-    let columns = 2 * area.width.saturating_sub(2).max(1) as usize;
-    let (x0, x1) = (x0 as f64, x1 as f64);
-    let data: Vec<Vec<(f64, f64)>> = series
+    width: u16,
+) -> Vec<Curve<'a>> {
+    series
         .iter()
-        .map(|(series, ..)| {
-            let (xs, ys) = s.history.series(*series, s.window);
-            thin(xs, ys, x0, x1, columns)
+        .map(|&(series, name, colour, marker)| {
+            let (xs, ys) = s.history.series(series, s.window);
+            Curve { points: thin(xs, ys, x0 as f64, x1 as f64, columns(width)), name, colour, marker }
         })
-        .collect();
+        .collect()
+}
+
+fn chart(frame: &mut Frame, area: Rect, title: &str, curves: &[Curve], (x0, x1): (usize, usize), t: &Theme) {
+    let (x0, x1) = (x0 as f64, x1 as f64);
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for p in data.iter().flatten() {
+    for p in curves.iter().flat_map(|c| &c.points) {
         lo = lo.min(p.1);
         hi = hi.max(p.1);
     }
@@ -115,17 +133,16 @@ fn chart(
     let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.1 * lo.abs().max(1e-9) };
     let (lo, hi) = (lo - pad, hi + pad);
     let (xa, xb) = if x1 > x0 { (x0, x1) } else { (x0 - 0.5, x1 + 0.5) };
-    let datasets: Vec<Dataset> = series
+    let datasets: Vec<Dataset> = curves
         .iter()
-        .zip(&data)
-        .map(|((_, name, colour, marker), points)| {
-            let marker = if t.mono { *marker } else { Marker::Braille };
+        .map(|c| {
+            let marker = if t.mono { c.marker } else { Marker::Braille };
             let d = Dataset::default()
                 .marker(marker)
                 .graph_type(GraphType::Line)
-                .style(Style::default().fg(*colour));
-            let d = if name.is_empty() { d } else { d.name(name.to_string()) };
-            d.data(points)
+                .style(Style::default().fg(c.colour));
+            let d = if c.name.is_empty() { d } else { d.name(c.name.to_string()) };
+            d.data(&c.points)
         })
         .collect();
     // axis labels only where there is room for them beside the plot
@@ -186,28 +203,50 @@ fn draw_split(frame: &mut Frame, area: Rect, last: &StepStats, t: &Theme) {
     frame.render_widget(Paragraph::new(lines).block(pane(" Step time ", t)), area);
 }
 
-fn draw_judge(frame: &mut Frame, area: Rect, last: &StepStats, s: &State) {
+fn draw_judge(frame: &mut Frame, area: Rect, last: Option<&StepStats>, s: &State) {
     let t = s.theme();
     let failures = if s.judge_failures > 0 { t.fg(t.bad) } else { t.base() };
-    let mut lines = vec![
-        Line::from(vec![Span::styled(
-            format!("judge failures {} in the run, {} this step", s.judge_failures, last.judge_failures),
-            failures,
-        )]),
-        Line::styled(
-            format!("judge cost ${:.4} in the run, ${:.4} this step", s.judge_cost, last.judge_cost),
-            t.base(),
-        ),
-        Line::styled(
-            format!(
-                "reference rank {} · beats all {} · zero-variance groups {}",
-                opt_num(last.reference_rank_mean),
-                last.reference_beats_all.map_or("–".into(), |v| format!("{:.0}%", 100.0 * v)),
-                last.zero_variance_groups
+    let mut lines = Vec::new();
+    if let Some(last) = last {
+        lines.extend([
+            Line::from(vec![Span::styled(
+                format!("judge failures {} in the run, {} this step", s.judge_failures, last.judge_failures),
+                failures,
+            )]),
+            Line::styled(
+                format!("judge cost ${:.4} in the run, ${:.4} this step", s.judge_cost, last.judge_cost),
+                t.base(),
             ),
-            t.base(),
-        ),
-    ];
+            Line::styled(
+                format!(
+                    "reference rank {} · beats all {} · zero-variance groups {}",
+                    opt_num(last.reference_rank_mean),
+                    last.reference_beats_all.map_or("–".into(), |v| format!("{:.0}%", 100.0 * v)),
+                    last.zero_variance_groups
+                ),
+                t.base(),
+            ),
+        ]);
+    }
+    if let Some(v) = s.history.latest_val() {
+        let failed = if v.judge_failures > 0 {
+            format!(", {} judge failures", v.judge_failures)
+        } else {
+            String::new()
+        };
+        lines.push(Line::styled(
+            format!(
+                "validation at step {}: reward {} ± {} · SQ {} · ratio {} ({} prompts{failed})",
+                v.step,
+                num(v.reward_mean),
+                num(v.reward_std),
+                num(v.story_quality_mean),
+                opt_num(v.length_ratio_mean),
+                v.prompts
+            ),
+            t.fg(t.validation),
+        ));
+    }
     if let Some((step, _)) = s.checkpoints.last() {
         lines.push(Line::styled(
             format!("{} checkpoints, the latest at step {step}", s.checkpoints.len()),

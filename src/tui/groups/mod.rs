@@ -2,7 +2,8 @@
 //! ranked by score (what GRPO used; the title names the run's `reward.score` mode, and the
 //! release mode adds the composite beside it) with the human reference highlighted and
 //! marked `HUMAN`, so it is unmistakable without colour too. A reference cut to the response
-//! budget is marked `cut`, with the tokens it lost.
+//! budget is marked `cut`, with the tokens it lost. A validation pass is a step of its own
+//! kind: one sample (`val`) per held-out prompt, with no advantage (nothing is trained on it).
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -31,7 +32,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         0 => String::new(),
         n => format!("; {n} reference{} cut, {cut_tokens} tokens", if n == 1 { "" } else { "s" }),
     };
-    let title = format!(" Step {step} ({follow}; {} steps with rollouts{cut}) ", g.steps_with_rollouts);
+    let title = format!(" {} ({follow}; {} steps with rollouts{cut}) ", step.title(), g.steps_with_rollouts);
     // side by side where there is room, else the list above the group
     let (list_area, group_area) = if area.width >= 110 {
         let [a, b] = Layout::horizontal([Constraint::Length(44), Constraint::Min(0)]).areas(area);
@@ -43,7 +44,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     };
     draw_list(frame, list_area, s, groups, &title);
     if let Some(group) = groups.get(g.group) {
-        draw_group(frame, group_area, s, group);
+        draw_group(frame, group_area, s, group, step.is_val());
     }
 }
 
@@ -75,7 +76,7 @@ fn draw_list(frame: &mut Frame, area: Rect, s: &State, groups: &[Group], title: 
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
+fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group, val: bool) {
     let t = s.theme();
     let prompt_h = 4.min(area.height / 3).max(3);
     let [prompt, rows_area] =
@@ -104,10 +105,13 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
             let b = &r.breakdown;
             let who = if r.rollout.is_reference {
                 if r.rollout.cut_tokens > 0 { "HUMAN cut" } else { "HUMAN" }.to_string()
+            } else if val {
+                "val".to_string()
             } else {
                 policy_n += 1;
                 format!("p{policy_n}")
             };
+            let advantage = if val { "–".to_string() } else { num(r.advantage) };
             let style = if r.rollout.is_reference { t.reference_row() } else { t.base() };
             let marker = if r.rollout.is_reference { "▶" } else { " " };
             let mut cells = vec![format!("{marker}{:>3}", i + 1), who, format!("{:>7}", num(r.reward))];
@@ -120,7 +124,7 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
                 format!("{:>7}", num(b.length_penalty)),
                 format!("{:>6}", b.words),
                 format!("{:>6}", opt_num(b.length_ratio)),
-                format!("{:>7}", num(r.advantage)),
+                format!("{advantage:>7}"),
             ]);
             Row::new(cells).style(style)
         })
@@ -144,8 +148,12 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group) {
     };
     // "Composite score" / "Release score": the rows are ranked by it
     let (first, rest) = mode.name().split_at(1);
-    let title =
-        Line::from(vec![Span::raw(format!(" {}{rest} score{refs} · Enter inspects ", first.to_uppercase()))]);
+    let title = if val {
+        " Validation sample: scored, not trained on · Enter inspects ".to_string()
+    } else {
+        format!(" {}{rest} score{refs} · Enter inspects ", first.to_uppercase())
+    };
+    let title = Line::from(vec![Span::raw(title)]);
     let table = Table::new(rows, widths)
         .header(header)
         .column_spacing(1)

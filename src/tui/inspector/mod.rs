@@ -33,15 +33,30 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let who = match (row.rollout.is_reference, row.rollout.cut_tokens) {
         (true, 0) => "HUMAN REFERENCE".to_string(),
         (true, _) => "HUMAN REFERENCE (cut)".to_string(),
+        (false, _) if step.is_val() => "validation sample".to_string(),
         (false, _) => "policy rollout".to_string(),
     };
+    let (place, scores) = if step.is_val() {
+        (
+            format!(" {} · prompt {} · ", step.label(), group.index),
+            format!(" · reward {} (not trained on)", num(row.reward)),
+        )
+    } else {
+        (
+            format!(
+                " {} · group {} · rank {} of {} · ",
+                step.label(),
+                group.index,
+                g.row + 1,
+                group.rows.len()
+            ),
+            format!(" · reward {} · advantage {}", num(row.reward), num(row.advantage)),
+        )
+    };
     let header = Line::from(vec![
-        Span::styled(
-            format!(" step {step} · group {} · rank {} of {} · ", group.index, g.row + 1, group.rows.len()),
-            t.base(),
-        ),
+        Span::styled(place, t.base()),
         Span::styled(who, if row.rollout.is_reference { t.reference_row() } else { t.accent() }),
-        Span::styled(format!(" · reward {} · advantage {}", num(row.reward), num(row.advantage)), t.base()),
+        Span::styled(scores, t.base()),
     ]);
     let [head, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     frame.render_widget(Paragraph::new(header), head);

@@ -246,6 +246,7 @@ fn judge(
             ended: record.finish == crate::generate::Finish::Stop,
             is_reference: false,
         }),
+        reference: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut out = runtime.block_on(score_batch(&client, &[candidate], cfg.reward.weights));
