@@ -184,7 +184,7 @@ fn offline_client() -> Arc<JudgeClient> {
 
 fn candidate(story: &str, is_reference: bool) -> Candidate {
     let response = Response { tokens: 400, thinking_tokens: 50, ended: true, is_reference };
-    Candidate { prompt: PROMPT.into(), story: story.into(), response: Some(response) }
+    Candidate { prompt: PROMPT.into(), story: story.into(), response: Some(response), reference: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,6 +247,8 @@ fn judged(words: usize, coherence: i64, nonsense: i64, is_reference: bool) -> (B
         overall: 40,
         reported_overall: Some(40),
         story_quality: 0.4,
+        totals: polaris::reward::totals::TotalsReading::Parts,
+        reported: None,
     };
     b.story_quality = j.story_quality;
     b.overall = Some(j.overall);

@@ -33,6 +33,7 @@ fn row(story: &str, tokens: usize, thinking_tokens: usize, ended: bool, sq: f64)
         prompt: PROMPT.into(),
         story: story.into(),
         response: Some(Response { tokens, thinking_tokens, ended, is_reference: false }),
+        reference: None,
     };
     let mut b = Breakdown::rules(&c, Weights::training());
     b.story_quality = sq;
@@ -101,7 +102,7 @@ fn a_story_less_row_scores_zero_or_the_thinking_penalty_never_the_blank_penalty(
 
 #[test]
 fn text_without_tokens_scores_its_reward_in_release_mode_too() {
-    let c = Candidate { prompt: PROMPT.into(), story: story(), response: None };
+    let c = Candidate { prompt: PROMPT.into(), story: story(), response: None, reference: None };
     let mut b = Breakdown::rules(&c, Weights::training());
     b.story_quality = 0.3;
     b.compose();
@@ -132,9 +133,24 @@ async fn score_rows_sets_each_rows_release_score() {
         Some(Response { tokens, thinking_tokens, ended, is_reference: false })
     };
     let cands = [
-        Candidate { prompt: PROMPT.into(), story: story(), response: response(600, 100, true) },
-        Candidate { prompt: PROMPT.into(), story: story(), response: response(8100, 100, false) },
-        Candidate { prompt: PROMPT.into(), story: String::new(), response: response(8192, 8192, false) },
+        Candidate {
+            prompt: PROMPT.into(),
+            story: story(),
+            response: response(600, 100, true),
+            reference: None,
+        },
+        Candidate {
+            prompt: PROMPT.into(),
+            story: story(),
+            response: response(8100, 100, false),
+            reference: None,
+        },
+        Candidate {
+            prompt: PROMPT.into(),
+            story: String::new(),
+            response: response(8192, 8192, false),
+            reference: None,
+        },
     ];
     let out = score_rows(&client, &cands, &rules).await;
     for (b, c) in out.iter().zip(&cands) {
@@ -173,7 +189,7 @@ fn a_release_scored_step_ranks_rows_by_their_scores() {
     assert_eq!(rows.len(), 4);
     let think = ThinkTerms { cap_tokens: 4, penalty: 0.05 };
     for r in &rows {
-        let response = r.rollout.candidate(PROMPT).response.unwrap();
+        let response = r.rollout.candidate(PROMPT, None).response.unwrap();
         assert_eq!(response.tokens, r.rollout.response_ids.len());
         assert!(response.thinking_tokens > 0, "thinking is on: every row opens with a think block");
         // the thinking tokens end at `</think>` (or run to the end, never closed)

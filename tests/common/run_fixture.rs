@@ -107,7 +107,7 @@ pub fn val_rollouts(step: usize, prompts: usize) -> Vec<ScoredRollout> {
             let candidate = Candidate {
                 prompt: prompt.clone(),
                 story: story.clone(),
-                response: Some((40, true)),
+                response: Some(Response { tokens: 40, thinking_tokens: 0, ended: true, is_reference: false }),
                 reference: None,
             };
             let mut b = Breakdown::rules(&candidate, Weights::validation());
@@ -127,6 +127,7 @@ pub fn val_rollouts(step: usize, prompts: usize) -> Vec<ScoredRollout> {
                     prompt_ids: vec![1, 2, 3],
                     response_ids: vec![4; 40],
                     thinking: None,
+                    thinking_tokens: 0,
                     story,
                     ended: true,
                     cut_tokens: 0,
