@@ -3,6 +3,7 @@
 
 pub mod answer;
 pub mod breakdown;
+pub mod extract;
 pub mod judge;
 pub mod offline;
 pub mod pairwise;

@@ -207,6 +207,7 @@ impl TrainConfig {
         crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
+        self.judge.validate()?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
         if let Some(lora) = self.model.lora.config() {
             lora.validate().map_err(|e| anyhow!("model.lora: {e}"))?;
@@ -355,6 +356,7 @@ retries = 3
 backoff_secs = 5.0
 max_backoff_secs = 60.0
 timeout_secs = 180.0
+max_failure_rate = 0.25       # a step with more failed judgements than this share of its rows stops the run (1: never)
 # base_url = "http://localhost:8000/v1"     # else OPENAI_BASE_URL / the provider's URL
 # api_key_env = "OPENAI_API_KEY"
 # [judge.prices."gemini-3-flash"]
