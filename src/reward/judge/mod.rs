@@ -335,11 +335,9 @@ impl JudgeClient {
         }
         let mut usage = Usage::default();
         let mut attempts = 0;
-        let send = |req: Request| {
+        let send = |req: Request| async move {
             let r = remote;
-            async move {
-                http::send(&r.http, &r.provider, &r.key, &req, &self.settings, &self.limit, &r.formats).await
-            }
+            http::send(&r.http, &r.provider, &r.key, &req, &self.settings, &self.limit, &r.formats).await
         };
         let first = match send(req.clone()).await {
             Ok((c, n)) => {
