@@ -54,6 +54,30 @@ async fn json_object_with_the_schema_is_negotiated_once_and_said_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_ask_in_a_refused_mode_at_most_concurrency_times() {
+    let r = Rubric::builtin().unwrap();
+    let lcpp = llama_cpp_python(valid_answer(&r));
+    let (base, server) = serve(move |n, body| Reply { delay_ms: 20, ..lcpp(n, body) }).await;
+    let mut s = settings(&base, "POLARIS_TEST_KEY_LCPP_MANY");
+    s.concurrency = 3;
+    let c = std::sync::Arc::new(client(s));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.judge("p", &format!("{} {i}", story())).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap().outcome.is_ok());
+    }
+    let refused = (0..server.hits()).filter(|&i| format_type(&server.body(i)) == Some("json_schema")).count();
+    // the requests in flight when the endpoint was unknown; everyone after asks in json_object
+    assert!((1..=3).contains(&refused), "{refused} json_schema requests");
+    assert_eq!(server.hits(), 12 + refused);
+    assert_eq!(c.take_notices().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_taking_no_response_format_gets_the_prompt_alone_and_validation() {
     let r = Rubric::builtin().unwrap();
     let answer = valid_answer(&r);

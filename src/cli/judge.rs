@@ -214,7 +214,7 @@ fn common_reasons(failures: &[&str]) -> String {
             None => counts.push((f, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let top: Vec<String> = counts.iter().take(3).map(|(r, n)| format!("{n} x {r}")).collect();
     format!("the judge said: {}", top.join("; "))
 }

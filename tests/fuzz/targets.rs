@@ -111,7 +111,7 @@ fn answer_seeds() -> Vec<Vec<u8>> {
         let a = polaris::reward::offline::answer(r, "A keeper finds a letter.", &story).to_string();
         seeds.push(a.clone().into_bytes());
         seeds.push(format!("Here is my evaluation:\n```json\n{a}\n```\nThanks.").into_bytes());
-        seeds.push(a[..a.len() / 2].as_bytes().to_vec()); // cut at max_tokens
+        seeds.push(a.as_bytes()[..a.len() / 2].to_vec()); // cut at max_tokens
     }
     seeds.push(b"{\"a\": {\"b\": [1, 2.0, -0]}} trailing {".to_vec());
     seeds

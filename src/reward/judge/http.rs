@@ -236,8 +236,9 @@ pub async fn send(
                 outcome
             }
             Provider::Gemini { .. } => {
+                let _permit = ex.permit().await;
                 sent += 1;
-                ex.once(&ex.body).await
+                ex.post(&ex.body).await
             }
         };
         match outcome {
@@ -260,15 +261,19 @@ impl Exchange<'_> {
     /// server refusing every mode is failing for another reason: its answer to `json_schema`
     /// is the outcome, and the flag says so.
     async fn negotiated(&self, sent: &mut u32, probe: bool) -> (Attempt, bool) {
+        // one permit for the whole ladder, so the requests queued behind this one find the
+        // mode settled (at most `concurrency` requests ever ask in a refused mode)
+        let _permit = self.permit().await;
+        // read after the wait: another request may have settled the mode meanwhile
         let settled = self.formats.settled().or((!probe).then_some(OutputMode::JsonSchema));
         if let Some(mode) = settled {
             *sent += 1;
-            return (self.once(&mode.apply(&self.body)).await, false);
+            return (self.post(&mode.apply(&self.body)).await, false);
         }
         let mut first_refusal: Option<Attempt> = None;
         for mode in OutputMode::LADDER {
             *sent += 1;
-            let outcome = self.once(&mode.apply(&self.body)).await;
+            let outcome = self.post(&mode.apply(&self.body)).await;
             if let Attempt::Done(_) = outcome {
                 let refused = first_refusal.as_ref().and_then(Attempt::refused_format);
                 self.formats.settle(mode, &self.url, refused);
@@ -282,8 +287,13 @@ impl Exchange<'_> {
         (first_refusal.expect("the ladder is not empty"), true)
     }
 
-    async fn once(&self, body: &Value) -> Attempt {
-        let _permit = self.limit.acquire().await.expect("semaphore never closed");
+    /// A place among the requests in flight.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.limit.acquire().await.expect("semaphore never closed")
+    }
+
+    /// One HTTP request; the caller holds a permit.
+    async fn post(&self, body: &Value) -> Attempt {
         let timeout = Duration::try_from_secs_f64(self.s.timeout_secs).unwrap_or(Duration::from_secs(180));
         let mut rb = self.http.post(&self.url).timeout(timeout).json(body);
         for (k, v) in &self.headers {

@@ -17,7 +17,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
     if let Ok(secs) = v.parse::<f64>() {
         // NaN and negatives are no wait at all: ignored rather than read as "now"
-        if !(secs >= 0.0) {
+        if secs.is_nan() || secs < 0.0 {
             return None;
         }
         return Some(if secs >= MAX_RETRY_AFTER.as_secs_f64() {
