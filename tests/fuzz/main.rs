@@ -165,3 +165,25 @@ fn kept_crash_inputs_stay_fixed() {
     assert!(failing.is_empty(), "{} kept inputs fail:\n{}", failing.len(), failing.join("\n"));
     eprintln!("{replayed} kept crash inputs replayed");
 }
+
+/// The harness itself: a panic and a broken invariant are findings, a clean run is not.
+#[test]
+fn a_panic_or_a_broken_invariant_is_a_finding() {
+    let t = Target {
+        name: "self_test",
+        seeds: Vec::new,
+        run: |input, _| match input {
+            b"boom" => panic!("boom"),
+            b"bent" => Err("bent".into()),
+            _ => Ok(true),
+        },
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = |input: &[u8]| {
+        let (out, took) = execute(&t, input, dir.path());
+        finding(out, took)
+    };
+    assert_eq!(verdict(b"boom").as_deref(), Some("panicked: boom"));
+    assert_eq!(verdict(b"bent").as_deref(), Some("invariant broken: bent"));
+    assert_eq!(verdict(b"fine"), None);
+}
