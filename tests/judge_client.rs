@@ -1,104 +1,17 @@
 //! The judge client against a real HTTP server on loopback: success, Retry-After, give-up,
 //! timeout, repair, range errors, the concurrency limit, the cache, missing keys, Gemini.
 
-mod common;
+#[path = "common/judge_server.rs"]
+mod judge_server;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use judge_server::*;
 use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec, Price};
 use polaris::reward::Rubric;
 use serde_json::{json, Value};
-
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay_ms: u64,
-}
-
-impl Reply {
-    fn ok(body: String) -> Self {
-        Self { status: 200, headers: vec![], body, delay_ms: 0 }
-    }
-}
-
-type Respond = dyn Fn(usize, &Value) -> Reply + Send + Sync;
-
-struct Server {
-    hits: AtomicUsize,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    requests: Mutex<Vec<(HeaderMap, Value)>>,
-    respond: Box<Respond>,
-}
-
-async fn handle(State(s): State<Arc<Server>>, headers: HeaderMap, body: Bytes) -> Response {
-    let n = s.hits.fetch_add(1, Ordering::SeqCst);
-    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    s.requests.lock().unwrap().push((headers, v.clone()));
-    let r = (s.respond)(n, &v);
-    tokio::time::sleep(Duration::from_millis(r.delay_ms)).await;
-    s.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let mut resp = (StatusCode::from_u16(r.status).unwrap(), r.body).into_response();
-    for (k, v) in r.headers {
-        resp.headers_mut().insert(k, v.parse().unwrap());
-    }
-    resp
-}
-
-async fn serve(respond: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> (String, Arc<Server>) {
-    let server = Arc::new(Server {
-        hits: AtomicUsize::new(0),
-        in_flight: AtomicUsize::new(0),
-        max_in_flight: AtomicUsize::new(0),
-        requests: Mutex::new(vec![]),
-        respond: Box::new(respond),
-    });
-    let app = axum::Router::new().fallback(handle).with_state(server.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/v1"), server)
-}
-
-const KEY: &str = "sk-test-0123456789abcdef";
-
-fn settings(base: &str, key_env: &str) -> JudgeSettings {
-    std::env::set_var(key_env, KEY);
-    JudgeSettings {
-        base_url: Some(base.to_string()),
-        api_key_env: Some(key_env.to_string()),
-        backoff_secs: 0.01,
-        max_backoff_secs: 5.0,
-        timeout_secs: 5.0,
-        ..JudgeSettings::default()
-    }
-}
-
-/// A valid answer for the builtin rubric (the offline judge's, which follows the schema).
-fn valid_answer(r: &Rubric) -> String {
-    polaris::reward::offline::answer(r, "A lighthouse keeper finds a letter.", &story()).to_string()
-}
-
-fn story() -> String {
-    "The keeper climbed the stairs at dusk and found the letter under the lamp. ".repeat(30)
-}
-
-fn openai_body(content: &str) -> String {
-    json!({"choices": [{"message": {"role": "assistant", "content": content}}], "usage": {"prompt_tokens": 1000, "completion_tokens": 200}}).to_string()
-}
-
-fn client(s: JudgeSettings) -> JudgeClient {
-    JudgeClient::new(JudgeSpec::OpenAi("judge-model".into()), Rubric::builtin().unwrap(), s).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_counts_tokens_and_cost() {

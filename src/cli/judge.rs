@@ -1,6 +1,5 @@
 //! `polaris-tui judge`: score a JSONL file of stories with the reward stack.
 
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+use crate::train::data::jsonl_lines;
 
 #[derive(Args, Debug)]
 pub struct JudgeArgs {
@@ -64,10 +64,12 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     let spec = JudgeSpec::parse(&args.judge)?;
     let client = Arc::new(JudgeClient::new(spec, rubric, settings)?);
     if args.dry_run {
-        println!("{}", serde_json::to_string_pretty(&client.dry_run(&records[0].prompt, &records[0].story))?);
-        return Ok(());
+        let request = client.dry_run(&records[0].prompt, &records[0].story);
+        return super::stdout::print(&format!("{}\n", serde_json::to_string_pretty(&request)?));
     }
     let Some(out_path) = args.out.clone() else { bail!("--out is required (or use --dry-run)") };
+    // before any judge is paid: the output must be a file that can be written
+    check_out(&out_path)?;
     let weights = if args.weights == "validation" { Weights::validation() } else { Weights::training() };
     let candidates: Vec<Candidate> = records
         .iter()
@@ -91,30 +93,35 @@ pub fn run(args: JudgeArgs) -> Result<()> {
     for chunk in candidates.chunks(slice) {
         breakdowns.extend(runtime.block_on(judge_batch(&client, chunk, weights)));
         bar.inc(chunk.len() as u64);
+        for notice in client.take_notices() {
+            bar.suspend(|| eprintln!("note: {notice}"));
+        }
     }
     bar.finish_and_clear();
+    let failed = breakdowns.iter().filter(|b| b.judge_failure.is_some()).count();
+    if failed == breakdowns.len() {
+        let failures: Vec<&str> = breakdowns.iter().filter_map(|b| b.judge_failure.as_deref()).collect();
+        bail!(
+            "every judgement failed ({failed} of {failed}), so nothing was written to {}; {}",
+            out_path.display(),
+            common_reasons(&failures)
+        );
+    }
     // the batch-mean fallback and the composite, once over the whole file
     apply_batch_mean(&mut breakdowns);
 
-    let tmp = out_path.with_extension("jsonl.tmp");
-    {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?,
-        );
-        for (r, b) in records.iter().zip(&breakdowns) {
-            let mut v = r.value.clone();
-            v["overall"] = json!(b.overall);
-            v["story_quality"] = json!(b.story_quality);
-            v["reward"] = json!(b.reward);
-            v["breakdown"] = serde_json::to_value(b)?;
-            writeln!(f, "{}", serde_json::to_string(&v)?)?;
-        }
-        f.flush()?;
-        f.get_ref().sync_all()?;
+    let mut text = String::new();
+    for (r, b) in records.iter().zip(&breakdowns) {
+        let mut v = r.value.clone();
+        v["overall"] = json!(b.overall);
+        v["story_quality"] = json!(b.story_quality);
+        v["reward"] = json!(b.reward);
+        v["breakdown"] = serde_json::to_value(b)?;
+        text.push_str(&serde_json::to_string(&v)?);
+        text.push('\n');
     }
-    std::fs::rename(&tmp, &out_path)?;
+    crate::durable::write_atomic(&out_path, text.as_bytes())?;
     let t = client.totals();
-    let failed = breakdowns.iter().filter(|b| b.judge_failure.is_some()).count();
     let mean = breakdowns.iter().map(|b| b.reward).sum::<f64>() / breakdowns.len() as f64;
     eprintln!(
         "{} stories -> {}; mean reward {mean:.3}; judge failures {failed}{}; cache hits {}; tokens {} in / {} out; cost ${:.4}",
@@ -174,30 +181,60 @@ impl JudgeAccessArgs {
     }
 }
 
-/// The [judge] table of a TOML file.
+/// The [judge] table of a TOML file, its ranges checked.
 fn settings_from_config(path: &Path) -> Result<JudgeSettings> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let v: toml::Table =
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))?;
-    match v.get("judge") {
-        Some(t) => t.clone().try_into().map_err(|e| anyhow::anyhow!("{}: [judge]: {e}", path.display())),
-        None => Ok(JudgeSettings::default()),
+    let settings: JudgeSettings = match v.get("judge") {
+        Some(t) => t.clone().try_into().map_err(|e| anyhow::anyhow!("{}: [judge]: {e}", path.display()))?,
+        None => JudgeSettings::default(),
+    };
+    settings.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(settings)
+}
+
+/// `--out` must name a file whose folder exists (or can be made); a folder is refused here,
+/// before any judgement, not by the rename at the end.
+fn check_out(out: &Path) -> Result<()> {
+    if out.is_dir() {
+        bail!(
+            "--out {} is a directory; give the file to write, e.g. --out {}",
+            out.display(),
+            out.join("judged.jsonl").display()
+        );
     }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!("--out {}: cannot create its folder {}", out.display(), dir.display())
+        })?;
+    }
+    Ok(())
+}
+
+/// The most common failure reasons, with their counts (at most three).
+fn common_reasons(failures: &[&str]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for f in failures {
+        match counts.iter_mut().find(|(r, _)| r == f) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((f, 1)),
+        }
+    }
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    let top: Vec<String> = counts.iter().take(3).map(|(r, n)| format!("{n} x {r}")).collect();
+    format!("the judge said: {}", top.join("; "))
 }
 
 fn read_records(path: &Path) -> Result<Vec<Record>> {
-    let f = std::fs::File::open(path).with_context(|| format!("cannot read --input {}", path.display()))?;
+    if path.is_dir() {
+        bail!("--input {} is a directory; give a JSONL file of stories", path.display());
+    }
     let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let n = i + 1;
-        let line = line.with_context(|| format!("{}:{n}: not UTF-8 text", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{n}: not a JSON object", path.display()))?;
+    for (n, line) in jsonl_lines(path).with_context(|| format!("--input {}", path.display()))? {
+        let obj = line.map_err(|e| anyhow::anyhow!("{}:{n}: {e}", path.display()))?;
         let field = |k: &str| -> Result<String> {
-            match value.get(k) {
+            match obj.get(k) {
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(_) => bail!("{}:{n}: field {k} must be a string", path.display()),
                 None => {
@@ -206,14 +243,15 @@ fn read_records(path: &Path) -> Result<Vec<Record>> {
             }
         };
         field("uid")?;
-        let reference = match value.get("reference") {
+        let reference = match obj.get("reference") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 bail!("{}:{n}: field reference must be a string (a human story) or null", path.display())
             }
         };
-        out.push(Record { prompt: field("prompt")?, story: field("story")?, reference, value });
+        let (prompt, story) = (field("prompt")?, field("story")?);
+        out.push(Record { prompt, story, reference, value: Value::Object(obj) });
     }
     Ok(out)
 }

@@ -18,6 +18,7 @@ mod report;
 mod runs;
 mod score;
 mod sft;
+mod stdout;
 mod stop;
 mod supervise;
 mod train;

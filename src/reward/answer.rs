@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::extract::extract_json;
 use super::rubric::{Rubric, Sign};
 use super::totals::{ReportedTotals, TotalsReading};
 
@@ -56,58 +57,6 @@ pub struct Judgement {
     /// rounded to whole points; story_quality is exact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported: Option<ReportedTotals>,
-}
-
-/// The first complete JSON object in `text`: the whole text, a ```json fence, or the first
-/// balanced {...} inside prose.
-pub fn extract_json(text: &str) -> Option<Value> {
-    let t = text.trim();
-    if let Ok(v @ Value::Object(_)) = serde_json::from_str(t) {
-        return Some(v);
-    }
-    if let Some(start) = t.find("```") {
-        let after = &t[start + 3..];
-        let body = after.trim_start_matches(|c: char| c.is_ascii_alphabetic());
-        if let Some(end) = body.find("```") {
-            if let Ok(v @ Value::Object(_)) = serde_json::from_str(body[..end].trim()) {
-                return Some(v);
-            }
-        }
-    }
-    // scan for a balanced object, skipping braces inside strings
-    let bytes = t.as_bytes();
-    let mut from = 0;
-    while let Some(off) = t[from..].find('{') {
-        let start = from + off;
-        let (mut depth, mut in_str, mut esc) = (0i32, false, false);
-        for (i, &b) in bytes.iter().enumerate().skip(start) {
-            if in_str {
-                match (esc, b) {
-                    (true, _) => esc = false,
-                    (false, b'\\') => esc = true,
-                    (false, b'"') => in_str = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_str = true,
-                b'{' => depth += 1,
-                b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        if let Ok(v @ Value::Object(_)) = serde_json::from_str(&t[start..=i]) {
-                            return Some(v);
-                        }
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        from = start + 1;
-    }
-    None
 }
 
 /// Validates a reply against the rubric and scores it.

@@ -4,6 +4,7 @@
 pub mod answer;
 pub mod breakdown;
 pub mod disqualify;
+pub mod extract;
 pub mod judge;
 pub mod offline;
 pub mod pairwise;

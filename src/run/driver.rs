@@ -267,7 +267,11 @@ impl<'a> Driver<'a> {
                 break Ending::Finished;
             }
             let batch: Vec<TrainPrompt> = self.next_batch().into_iter().map(TrainPrompt::from).collect();
-            let (stats, rows) = self.trainer.step(self.workers, &batch, self.rewarder, interrupt)?;
+            let stepped = self.trainer.step(self.workers, &batch, self.rewarder, interrupt);
+            for text in self.rewarder.notices() {
+                self.log.append(EventKind::Message { level: super::event::Level::Info, text })?;
+            }
+            let (stats, rows) = stepped?;
             self.cursor += batch.len();
             // rollouts first: a step event always has its rows on disk
             self.write_rollouts(&rows)?;

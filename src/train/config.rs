@@ -272,6 +272,7 @@ impl TrainConfig {
         s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
         self.validation.validate(&s.sampling)?;
         crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
+        self.judge.validate()?;
         crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
         if let Some(lora) = self.model.lora.config() {
             lora.validate().map_err(|e| anyhow!("model.lora: {e}"))?;
@@ -436,6 +437,7 @@ backoff_secs = 5.0
 max_backoff_secs = 60.0
 timeout_secs = 180.0
 totals = "parts"              # overall from the validated dimension scores; "reported": the judge's own totals, as the POLARIS release reads them
+max_failure_rate = 0.25       # a step with more failed judgements than this share of its rows stops the run (1: never)
 # base_url = "http://localhost:8000/v1"     # else OPENAI_BASE_URL / the provider's URL
 # api_key_env = "OPENAI_API_KEY"
 # [judge.prices."gemini-3-flash"]

@@ -23,6 +23,7 @@ use super::workers::{Replica, Workers};
 use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{Breakdown, Candidate, Weights};
+use crate::reward::judge::failure_gate;
 use crate::reward::rows::{score_rows, RowRules};
 use crate::reward::score::ScoreMode;
 use crate::reward::JudgeClient;
@@ -31,6 +32,14 @@ use crate::reward::JudgeClient;
 /// one concurrency limit).
 pub trait Rewarder: Sync {
     fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>>;
+    /// A step with a larger share of failed judgements fails (judge.max_failure_rate).
+    fn max_failure_rate(&self) -> f64 {
+        1.0
+    }
+    /// Things a person should hear about the reward source, each once (taken).
+    fn notices(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The reward stack: a judge client (offline or remote) and the run's reward rules (weights,
@@ -56,6 +65,12 @@ impl StackRewarder {
 impl Rewarder for StackRewarder {
     fn score(&self, candidates: &[Candidate]) -> Result<Vec<Breakdown>> {
         Ok(self.runtime.block_on(score_rows(&self.client, candidates, &self.rules)))
+    }
+    fn max_failure_rate(&self) -> f64 {
+        self.client.settings.max_failure_rate
+    }
+    fn notices(&self) -> Vec<String> {
+        self.client.take_notices()
     }
 }
 
@@ -285,6 +300,10 @@ impl Trainer {
         }
         rows.sort_by_key(|r| r.group); // stable: a group's rows stay in order
         let seconds_judge = (started.elapsed().as_secs_f64() - seconds_generate).max(0.0);
+        // rewards that are mostly the judge's fallback are not trained on: the run fails here
+        let failures: Vec<&str> = rows.iter().filter_map(|r| r.breakdown.judge_failure.as_deref()).collect();
+        failure_gate(&failures, rows.len(), rewarder.max_failure_rate())
+            .map_err(|e| anyhow!("step {step}: {e}"))?;
 
         // 2. advantages, group by group, from each row's score
         let scores: Vec<f64> =

@@ -136,6 +136,9 @@ pub fn run(args: EloArgs) -> Result<()> {
             existing.add(line, r);
         }
     }
+    for notice in client.take_notices() {
+        eprintln!("note: {notice}");
+    }
     let t = client.totals();
     eprintln!(
         "judged {} pairs now ({failed_now} with a failed order, judged again on a re-run); cache hits {}; tokens {} in / {} out; cost ${:.4}",

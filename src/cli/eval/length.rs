@@ -130,6 +130,9 @@ pub fn run(args: LengthArgs) -> Result<()> {
         Ok(paths) => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
         Err(e) => format!("no plots ({e:#})"),
     };
+    for notice in client.take_notices() {
+        eprintln!("note: {notice}");
+    }
     let t = client.totals();
     eprintln!(
         "\ngenerated {} stories, judged {} ({} stories without a judgement: failed, left out of SQ); \

@@ -1,13 +1,15 @@
 //! One structured-output request to a judge API, with retries: exponential backoff with
-//! jitter on 429, 5xx, timeouts and connection errors, honouring Retry-After. The API key
+//! jitter on 429, 5xx, timeouts and connection errors, honouring Retry-After (retry.rs), and
+//! the response format negotiated with OpenAI-compatible servers (format.rs). The API key
 //! travels in a header and never appears in errors or logs.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::format::{may_refuse_format, Negotiation, OutputMode};
+use super::retry::{backoff, parse_retry_after};
 use super::{JudgeSettings, Secret};
 
 /// A chat request for a JSON answer.
@@ -40,6 +42,16 @@ impl Usage {
 pub struct Completion {
     pub text: String,
     pub usage: Usage,
+    /// The reply stopped at the token limit (finish_reason `length`, Gemini's `MAX_TOKENS`).
+    pub truncated: bool,
+}
+
+/// What a successful response body holds.
+struct Answered {
+    text: String,
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,14 +126,20 @@ impl Provider {
         }
     }
 
-    /// The answer text and token counts of a successful response body.
-    fn parse(&self, body: &Value) -> Option<(String, u64, u64)> {
+    /// The answer text, token counts and whether it was cut, from a successful response body.
+    fn parse(&self, body: &Value) -> Option<Answered> {
         match self {
             Provider::OpenAi { .. } => {
                 let text = body.pointer("/choices/0/message/content")?.as_str()?.to_string();
                 let p = body.pointer("/usage/prompt_tokens").and_then(Value::as_u64).unwrap_or(0);
                 let c = body.pointer("/usage/completion_tokens").and_then(Value::as_u64).unwrap_or(0);
-                Some((text, p, c))
+                let finish = body.pointer("/choices/0/finish_reason").and_then(Value::as_str);
+                Some(Answered {
+                    text,
+                    prompt_tokens: p,
+                    completion_tokens: c,
+                    truncated: finish == Some("length"),
+                })
             }
             Provider::Gemini { .. } => {
                 let parts = body.pointer("/candidates/0/content/parts")?.as_array()?;
@@ -133,11 +151,13 @@ impl Provider {
                     .collect();
                 let u = body.get("usageMetadata");
                 let field = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-                Some((
+                let finish = body.pointer("/candidates/0/finishReason").and_then(Value::as_str);
+                Some(Answered {
                     text,
-                    field("promptTokenCount"),
-                    field("candidatesTokenCount") + field("thoughtsTokenCount"),
-                ))
+                    prompt_tokens: field("promptTokenCount"),
+                    completion_tokens: field("candidatesTokenCount") + field("thoughtsTokenCount"),
+                    truncated: finish == Some("MAX_TOKENS"),
+                })
             }
         }
     }
@@ -156,15 +176,42 @@ pub enum CallError {
     Permanent(String),
 }
 
-/// What one attempt came to.
+/// What one attempt came to; `status` is the HTTP status when the server answered.
 enum Attempt {
     Done(Completion),
-    Retry { reason: String, after: Option<Duration> },
-    Fail(String),
+    Retry { reason: String, after: Option<Duration>, status: Option<u16> },
+    Fail { reason: String, status: Option<u16> },
 }
 
-/// Sends `req`, retrying transient failures. `permit` is awaited for every attempt, so the
-/// number of requests in flight never exceeds the semaphore's size; backoff sleeps hold none.
+impl Attempt {
+    /// The server may have refused the response format (format.rs).
+    fn refused_format(&self) -> Option<&str> {
+        match self {
+            Attempt::Retry { reason, status: Some(s), .. } | Attempt::Fail { reason, status: Some(s) }
+                if may_refuse_format(*s) =>
+            {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One endpoint's request, ready to send in any output mode.
+struct Exchange<'a> {
+    http: &'a reqwest::Client,
+    provider: &'a Provider,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+    s: &'a JudgeSettings,
+    limit: &'a tokio::sync::Semaphore,
+    formats: &'a Negotiation,
+}
+
+/// Sends `req`, retrying transient failures; returns the completion and the HTTP requests
+/// made. The semaphore is awaited for every request, so the number in flight never exceeds
+/// its size; backoff sleeps hold none.
 pub async fn send(
     http: &reqwest::Client,
     provider: &Provider,
@@ -172,21 +219,34 @@ pub async fn send(
     req: &Request,
     s: &JudgeSettings,
     limit: &tokio::sync::Semaphore,
+    formats: &Negotiation,
 ) -> Result<(Completion, u32), CallError> {
     let (url, headers, body) = provider.build(req, s, key);
-    let mut attempt = 0u32;
+    let ex = Exchange { http, provider, url, headers, body, s, limit, formats };
+    let (mut attempt, mut sent) = (0u32, 0u32);
+    // a server that refused every mode once is failing for another reason: its retries are
+    // sent once each, not down the ladder again
+    let mut probe = true;
     loop {
         attempt += 1;
-        let outcome = {
-            let _permit = limit.acquire().await.expect("semaphore never closed");
-            once(http, provider, &url, &headers, &body, s).await
+        let outcome = match provider {
+            Provider::OpenAi { .. } => {
+                let (outcome, refused_every_mode) = ex.negotiated(&mut sent, probe).await;
+                probe &= !refused_every_mode;
+                outcome
+            }
+            Provider::Gemini { .. } => {
+                let _permit = ex.permit().await;
+                sent += 1;
+                ex.post(&ex.body).await
+            }
         };
         match outcome {
-            Attempt::Done(c) => return Ok((c, attempt)),
-            Attempt::Fail(reason) => return Err(CallError::Permanent(reason)),
-            Attempt::Retry { reason, after } => {
+            Attempt::Done(c) => return Ok((c, sent)),
+            Attempt::Fail { reason, .. } => return Err(CallError::Permanent(reason)),
+            Attempt::Retry { reason, after, .. } => {
                 if attempt > s.retries {
-                    return Err(CallError::Exhausted { attempts: attempt, last: reason });
+                    return Err(CallError::Exhausted { attempts: sent, last: reason });
                 }
                 tokio::time::sleep(backoff(attempt, after, s)).await;
             }
@@ -194,86 +254,109 @@ pub async fn send(
     }
 }
 
-async fn once(
-    http: &reqwest::Client,
-    provider: &Provider,
-    url: &str,
-    headers: &[(String, String)],
-    body: &Value,
-    s: &JudgeSettings,
-) -> Attempt {
-    let mut rb = http.post(url).timeout(Duration::from_secs_f64(s.timeout_secs)).json(body);
-    for (k, v) in headers {
-        rb = rb.header(k, v);
-    }
-    let resp = match rb.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_connect() {
-                "connection failed"
-            } else {
-                "request failed"
-            };
-            // reqwest's error text names the URL, never headers: the key stays out
-            return Attempt::Retry { reason: format!("{kind}: {}", e.without_url()), after: None };
+impl Exchange<'_> {
+    /// One attempt in the endpoint's settled mode; until one is settled (and while `probe`),
+    /// down the ladder while the server refuses, settling on the first mode it answers. A
+    /// transient failure midway is this attempt's outcome (no verdict on the format); a
+    /// server refusing every mode is failing for another reason: its answer to `json_schema`
+    /// is the outcome, and the flag says so.
+    async fn negotiated(&self, sent: &mut u32, probe: bool) -> (Attempt, bool) {
+        // one permit for the whole ladder, so the requests queued behind this one find the
+        // mode settled (at most `concurrency` requests ever ask in a refused mode)
+        let _permit = self.permit().await;
+        // read after the wait: another request may have settled the mode meanwhile
+        let settled = self.formats.settled().or((!probe).then_some(OutputMode::JsonSchema));
+        if let Some(mode) = settled {
+            *sent += 1;
+            return (self.post(&mode.apply(&self.body)).await, false);
         }
-    };
-    let status = resp.status();
-    let after = retry_after(resp.headers());
-    let text = match resp.text().await {
-        Ok(t) => t,
-        Err(e) => {
-            return Attempt::Retry {
-                reason: format!("reading the response failed: {}", e.without_url()),
-                after: None,
+        let mut first_refusal: Option<Attempt> = None;
+        for mode in OutputMode::LADDER {
+            *sent += 1;
+            let outcome = self.post(&mode.apply(&self.body)).await;
+            if let Attempt::Done(_) = outcome {
+                let refused = first_refusal.as_ref().and_then(Attempt::refused_format);
+                self.formats.settle(mode, &self.url, refused);
+                return (outcome, false);
             }
+            if outcome.refused_format().is_none() {
+                return (outcome, false);
+            }
+            first_refusal.get_or_insert(outcome);
         }
-    };
-    if status.as_u16() == 429 || status.is_server_error() {
-        return Attempt::Retry { reason: format!("HTTP {status}: {}", snippet(&text)), after };
+        (first_refusal.expect("the ladder is not empty"), true)
     }
-    if !status.is_success() {
-        return Attempt::Fail(format!("HTTP {status}: {}", snippet(&text)));
+
+    /// A place among the requests in flight.
+    async fn permit(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.limit.acquire().await.expect("semaphore never closed")
     }
-    let Ok(json) = serde_json::from_str::<Value>(&text) else {
-        return Attempt::Retry {
-            reason: format!("the response body is not JSON: {}", snippet(&text)),
-            after: None,
+
+    /// One HTTP request; the caller holds a permit.
+    async fn post(&self, body: &Value) -> Attempt {
+        let timeout = Duration::try_from_secs_f64(self.s.timeout_secs).unwrap_or(Duration::from_secs(180));
+        let mut rb = self.http.post(&self.url).timeout(timeout).json(body);
+        for (k, v) in &self.headers {
+            rb = rb.header(k, v);
+        }
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                // reqwest's error text names the URL, never headers: the key stays out
+                let reason = format!("{kind}: {}", e.without_url());
+                return Attempt::Retry { reason, after: None, status: None };
+            }
         };
-    };
-    match provider.parse(&json) {
-        Some((text, p, c)) => {
-            let cost = s
-                .price(provider.model())
-                .map_or(0.0, |pr| (p as f64 * pr.input_per_million + c as f64 * pr.output_per_million) / 1e6);
-            Attempt::Done(Completion { text, usage: Usage { prompt_tokens: p, completion_tokens: c, cost } })
+        let status = resp.status();
+        let code = Some(status.as_u16());
+        let after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = format!("reading the response failed: {}", e.without_url());
+                return Attempt::Retry { reason, after: None, status: code };
+            }
+        };
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Attempt::Retry {
+                reason: format!("HTTP {status}: {}", snippet(&text)),
+                after,
+                status: code,
+            };
         }
-        None => Attempt::Fail(format!("unexpected response shape: {}", snippet(&text))),
+        if !status.is_success() {
+            return Attempt::Fail { reason: format!("HTTP {status}: {}", snippet(&text)), status: code };
+        }
+        let Ok(json) = serde_json::from_str::<Value>(&text) else {
+            let reason = format!("the response body is not JSON: {}", snippet(&text));
+            return Attempt::Retry { reason, after: None, status: None };
+        };
+        match self.provider.parse(&json) {
+            Some(a) => {
+                let (p, c) = (a.prompt_tokens, a.completion_tokens);
+                let cost = self.s.price(self.provider.model()).map_or(0.0, |pr| {
+                    (p as f64 * pr.input_per_million + c as f64 * pr.output_per_million) / 1e6
+                });
+                let usage = Usage { prompt_tokens: p, completion_tokens: c, cost };
+                Attempt::Done(Completion { text: a.text, usage, truncated: a.truncated })
+            }
+            None => Attempt::Fail {
+                reason: format!("unexpected response shape: {}", snippet(&text)),
+                status: None,
+            },
+        }
     }
-}
-
-/// Seconds or an HTTP date, as servers send it.
-fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().to_string();
-    if let Ok(secs) = v.parse::<f64>() {
-        return Some(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    let when = httpdate::parse_http_date(&v).ok()?;
-    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
-}
-
-/// base x 2^(attempt-1) plus up to one base of jitter, at most max; Retry-After wins when given.
-fn backoff(attempt: u32, after: Option<Duration>, s: &JudgeSettings) -> Duration {
-    let max = Duration::from_secs_f64(s.max_backoff_secs);
-    if let Some(a) = after {
-        return a.min(max);
-    }
-    let base = s.backoff_secs;
-    let exp = base * 2f64.powi(attempt.saturating_sub(1) as i32);
-    let jitter = rand::rng().random_range(0.0..=base.max(0.0));
-    Duration::from_secs_f64(exp + jitter).min(max)
 }
 
 fn snippet(text: &str) -> String {

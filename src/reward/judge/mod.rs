@@ -4,7 +4,13 @@
 //! answers, a disk cache, and token/cost accounting.
 
 pub mod cache;
+pub mod format;
 pub mod http;
+mod repair;
+pub mod retry;
+mod settings;
+
+pub use settings::{failure_gate, DEFAULT_MAX_FAILURE_RATE, MAX_SECONDS};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use self::cache::{Entry, JudgeCache};
+use self::format::Negotiation;
 use self::http::{Provider, Request, Usage};
 use super::answer::Judgement;
 use super::offline;
@@ -85,6 +92,9 @@ pub struct JudgeSettings {
     /// Which totals the overall score is read from: `parts` (recomputed from the validated
     /// dimension scores) or `reported` (the release's reading of the judge's own totals).
     pub totals: TotalsReading,
+    /// A training step stops the run (as failed, before training on it) when more than this
+    /// share of its rows have no judgement (0..=1; 1 never stops). See settings.rs.
+    pub max_failure_rate: f64,
 }
 
 impl Default for JudgeSettings {
@@ -104,6 +114,7 @@ impl Default for JudgeSettings {
             prices: BTreeMap::new(),
             cache_dir: None,
             totals: TotalsReading::Parts,
+            max_failure_rate: DEFAULT_MAX_FAILURE_RATE,
         }
     }
 }
@@ -163,6 +174,8 @@ pub(crate) struct Remote {
     provider: Provider,
     key: Secret,
     http: reqwest::Client,
+    /// The response format this endpoint accepts, once known.
+    formats: Negotiation,
 }
 
 pub struct JudgeClient {
@@ -178,9 +191,7 @@ pub struct JudgeClient {
 impl JudgeClient {
     /// Checks the key and endpoint before anything is sent.
     pub fn new(spec: JudgeSpec, rubric: Rubric, settings: JudgeSettings) -> Result<Self> {
-        if settings.concurrency == 0 {
-            bail!("judge concurrency must be at least 1");
-        }
+        settings.validate()?;
         let remote = match &spec {
             JudgeSpec::Offline => None,
             JudgeSpec::OpenAi(model) => {
@@ -203,7 +214,7 @@ impl JudgeClient {
                 _ => bail!("judge {}: no API key: set the environment variable {env} (or name another with api_key_env)", spec.label()),
             };
             let http = reqwest::Client::builder().build()?;
-            Ok(Remote { provider, key, http })
+            Ok(Remote { provider, key, http, formats: Negotiation::default() })
         })
         .transpose()?;
         let cache = match &settings.cache_dir {
@@ -225,6 +236,12 @@ impl JudgeClient {
 
     pub fn totals(&self) -> Totals {
         *self.totals.lock().expect("totals lock")
+    }
+
+    /// What a person should hear about the endpoint (the response format it settled on), each
+    /// said once: taken by the caller that shows them.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.remote.as_ref().map(|r| r.formats.take_notices()).unwrap_or_default()
     }
 
     /// The request for one story, as it would be sent (the prompt's length sentence removed).
@@ -324,41 +341,48 @@ impl JudgeClient {
         }
         let mut usage = Usage::default();
         let mut attempts = 0;
-        let first =
-            match http::send(&remote.http, &remote.provider, &remote.key, &req, &self.settings, &self.limit)
-                .await
-            {
-                Ok((c, n)) => {
-                    attempts += n;
-                    usage.add(&c.usage);
-                    c.text
-                }
-                Err(e) => return (Err(e.to_string()), None, usage, false, attempts.max(1), false),
-            };
-        let (reply, repaired, result) = match parse(&first) {
-            Ok(ok) => (first, false, Ok(ok)),
+        let send = |req: Request| async move {
+            let r = remote;
+            http::send(&r.http, &r.provider, &r.key, &req, &self.settings, &self.limit, &r.formats).await
+        };
+        let first = match send(req.clone()).await {
+            Ok((c, n)) => {
+                attempts += n;
+                usage.add(&c.usage);
+                c
+            }
+            Err(e) => return (Err(e.to_string()), None, usage, false, attempts.max(1), false),
+        };
+        let max_tokens = self.settings.max_tokens;
+        // a reply cut at the token limit says so, to the person and to the judge
+        let failure = |c: &http::Completion, e: String| {
+            if c.truncated {
+                repair::cut_at_limit(max_tokens, &e)
+            } else {
+                e
+            }
+        };
+        let (reply, repaired, result) = match parse(&first.text) {
+            Ok(ok) => (first.text, false, Ok(ok)),
             Err(error) => {
-                let repair = Request { repair: Some((first.clone(), error.clone())), ..req.clone() };
-                match http::send(
-                    &remote.http,
-                    &remote.provider,
-                    &remote.key,
-                    &repair,
-                    &self.settings,
-                    &self.limit,
-                )
-                .await
-                {
+                let told = if first.truncated { repair::cut_for_judge(&error) } else { error.clone() };
+                let error = failure(&first, error);
+                // the bad reply goes back as a bounded excerpt: whole, it can overflow the context
+                let repair = Request { repair: Some((repair::excerpt(&first.text), told)), ..req.clone() };
+                match send(repair).await {
                     Ok((c, n)) => {
                         attempts += n;
                         usage.add(&c.usage);
-                        let r = parse(&c.text)
-                            .map_err(|e2| format!("unusable answer ({error}); after the repair retry: {e2}"));
+                        let r = parse(&c.text).map_err(|e2| {
+                            format!("unusable answer ({error}); after the repair retry: {}", failure(&c, e2))
+                        });
                         (c.text, true, r)
                     }
-                    Err(e) => {
-                        (first, true, Err(format!("unusable answer ({error}); the repair retry failed: {e}")))
-                    }
+                    Err(e) => (
+                        first.text,
+                        true,
+                        Err(format!("unusable answer ({error}); the repair retry failed: {e}")),
+                    ),
                 }
             }
         };
