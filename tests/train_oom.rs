@@ -37,7 +37,7 @@ fn assert_reported(message: &str) {
         "worker 0's micro-batch: 2 rows of",
         "The memory plan: predicted peak",
         "available on cpu (host)",
-        "--set step.",
+        "To use less memory: --set ",
         "--resume auto",
     ] {
         assert!(message.contains(needle), "{needle:?} missing from: {message}");
