@@ -3,14 +3,14 @@
 //! surrogate (one update epoch: old log-probs are the current ones, ratio 1). The trainer
 //! knows nothing of who watches: it returns statistics and scored rollouts.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::advantage::group_advantages;
+use super::advantage::{group_advantages, ReferenceAdvantage, DEFAULT_REFERENCE_CAP};
 use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
 use super::group::{build_group, GroupSpec, Rollout};
 pub use super::layer_checkpointing::LayerCheckpointing;
@@ -22,6 +22,44 @@ use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{score_batch, Breakdown, Candidate, Weights};
 use crate::reward::JudgeClient;
+
+/// A step given up during sampling (the cancel flag: SIGINT / SIGTERM): its rows are cut
+/// short, so it is discarded whole: nothing scored, trained, logged or checkpointed, and the
+/// trainer is as it was before it. A resumed run takes the step again, from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepCancelled {
+    pub step: usize,
+}
+
+impl std::fmt::Display for StepCancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "step {} was stopped while sampling; it is discarded (nothing trained)", self.step)
+    }
+}
+
+impl std::error::Error for StepCancelled {}
+
+/// A step whose loss, gradient norm or updated weights are NaN or infinite: the run must
+/// end there, without checkpointing the damage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    pub step: usize,
+    /// What went non-finite, in words (`the loss is NaN`, `weight model.norm.weight ...`).
+    pub what: String,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step {}: {}; the run stops here and this step is not checkpointed. Lower step.lr.lr or \
+             step.max_grad_norm, or check the rewards, then continue from the last checkpoint",
+            self.step, self.what
+        )
+    }
+}
+
+impl std::error::Error for NonFinite {}
 
 /// Scores a batch of candidate stories. Shared by every worker of a step (one judge client,
 /// one concurrency limit).
@@ -59,6 +97,10 @@ pub struct StepConfig {
     pub hri_schedule: HriSchedule,
     /// false: Dr. GRPO's advantages without std scaling.
     pub scale_by_std: bool,
+    /// `capped` (default): the reference row's advantage bounded to ±reference_advantage_cap;
+    /// `release`: unbounded, as the release computes it (advantage.rs).
+    pub reference_advantage: ReferenceAdvantage,
+    pub reference_advantage_cap: f64,
     pub loss: LossConfig,
     pub sampling: SamplingParams,
     pub thinking: bool,
@@ -89,6 +131,8 @@ impl Default for StepConfig {
             hri: true,
             hri_schedule: HriSchedule::default(),
             scale_by_std: true,
+            reference_advantage: ReferenceAdvantage::Capped,
+            reference_advantage_cap: DEFAULT_REFERENCE_CAP,
             loss: LossConfig::default(),
             sampling: SamplingParams::training(),
             thinking: true,
@@ -151,6 +195,10 @@ pub struct StepStats {
     pub lr: f64,
     pub hri_weight: f64,
     pub zero_variance_groups: usize,
+    /// Groups whose reference row's |advantage| was above `step.reference_advantage_cap`
+    /// (bounded to it, unless `step.reference_advantage = "release"`). Absent in older logs: 0.
+    #[serde(default)]
+    pub reference_advantage_capped: usize,
     pub judge_failures: usize,
     pub judge_cost: f64,
     /// Response tokens trained on (all rows).
@@ -260,9 +308,11 @@ impl Trainer {
             let policy: Vec<usize> = idx.iter().copied().filter(|&i| !rows[i].rollout.is_reference).collect();
             let reference = idx.iter().copied().find(|&i| rows[i].rollout.is_reference);
             let pr: Vec<f64> = policy.iter().map(|&i| rows[i].breakdown.reward).collect();
-            let adv =
+            let mut adv =
                 group_advantages(&pr, reference.map(|i| rows[i].breakdown.reward), self.cfg.scale_by_std);
             stats.zero_variance_groups += adv.zero_variance as usize;
+            stats.reference_advantage_capped +=
+                adv.bound_reference(self.cfg.reference_advantage, self.cfg.reference_advantage_cap) as usize;
             for (&i, a) in policy.iter().zip(&adv.policy) {
                 advantages[i] = *a;
             }
@@ -327,10 +377,26 @@ impl Trainer {
                 }
             }
             let mut grads = workers.reduce(per_worker)?;
-            grad_norms.push(clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?);
-            self.opt.apply(workers.primary().model.trainable(), &grads, lr)?;
+            let loss = LossOutput::merge(&parts);
+            let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
+            let non_finite = |what: String| anyhow::Error::new(NonFinite { step, what });
+            if !loss.loss.is_finite() {
+                return Err(non_finite(format!("the loss is {}", loss.loss)));
+            }
+            if !norm.is_finite() {
+                return Err(non_finite(format!("the gradient norm is {norm}")));
+            }
+            let trainable = workers.primary().model.trainable();
+            self.opt.apply(trainable, &grads, lr)?;
+            let weights = trainable.iter().map(|(n, v)| (n.as_str(), v.as_tensor()));
+            if let Some(name) = crate::model::finite::first_non_finite(weights)? {
+                return Err(non_finite(format!(
+                    "weight {name} is NaN or infinite after the update (lr {lr})"
+                )));
+            }
             workers.broadcast()?;
-            losses.push(LossOutput::merge(&parts));
+            grad_norms.push(norm);
+            losses.push(loss);
         }
         self.step = step;
         let seconds_train = started.elapsed().as_secs_f64();
@@ -426,6 +492,10 @@ impl Trainer {
             rows.extend(build_group(lm, &spec, &params, cancel)?.into_iter().map(|r| (g, r)));
         }
         let generate = started.elapsed().as_secs_f64();
+        if cancel.load(Ordering::Relaxed) {
+            // sampling was cut short: no row of this step may be judged or trained on
+            return Err(StepCancelled { step }.into());
+        }
         let candidates: Vec<Candidate> = rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt)).collect();
         let breakdowns = if candidates.is_empty() { Vec::new() } else { rewarder.score(&candidates)? };
         if breakdowns.len() != rows.len() {
