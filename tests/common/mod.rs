@@ -3,6 +3,7 @@
 
 pub mod eval_fixture;
 pub mod run_fixture;
+pub mod tiny_cli;
 
 use std::path::{Path, PathBuf};
 
