@@ -74,10 +74,12 @@ fn two_simultaneous_starts_on_one_out_train_once_and_the_refused_one_writes_noth
     assert_eq!((st.status, st.pid), (Phase::Running, Some(winner)));
     assert_ne!(winner, loser_pid);
 
-    // and it ends as its own: stopped, by its own pid
-    let o = polaris(home.path()).args(["stop", run.to_str().unwrap()]).output().unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+    // and it ends as its own: stopped, by its own pid (the child reaped here as it ends, or
+    // `stop` would wait on a zombie)
+    let stop = polaris(home.path()).args(["stop", run.to_str().unwrap()]).spawn().unwrap();
     let ended = both.0.remove(0).wait().unwrap();
+    let o = stop.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
     assert_eq!(ended.code(), Some(0), "a stopped foreground run exits 0");
     let e = exit::read(&run).unwrap().unwrap();
     assert_eq!((e.status, e.pid), (ExitKind::Stopped, winner));
