@@ -155,3 +155,44 @@ fn a_signal_mid_generation_discards_the_step_and_the_resumed_run_equals_an_unsto
         assert!(same_weights(&checkpoint::step_dir(&run, 3), &checkpoint::step_dir(&straight, 3)));
     }
 }
+
+#[test]
+fn a_warm_start_cut_by_a_stop_is_not_kept_and_the_next_start_runs_it_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("warm");
+    let args = ["--steps", "1", "--out", run.to_str().unwrap(), "--set", "sft.epochs=1"];
+    let args = [&args[..], &["--set", "sft.max_response_tokens=32", "--set", "sft.thinking=false"]].concat();
+    let sft_steps = |run: &std::path::Path| -> Vec<(usize, usize)> {
+        polaris::run::log::read(&run.join("events.jsonl")).map_or(Vec::new(), |l| {
+            l.events
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    EventKind::Sft(s) => Some((s.step, s.steps)),
+                    _ => None,
+                })
+                .collect()
+        })
+    };
+    let mut child = train(home.path(), &args).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while sft_steps(&run).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no warm-start step logged");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before its warm start was stopped");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let cut = sft_steps(&run);
+    let (done, total) = *cut.last().unwrap();
+    assert!(done < total, "the stop landed inside the warm start ({done} of {total})");
+    assert_eq!(checkpoint::latest(&run), None, "a cut warm start is not checkpointed");
+    assert_eq!(exit::read(&run).unwrap().unwrap().status, ExitKind::Stopped);
+
+    // the next start has no checkpoint to resume, so it runs the warm start whole, then trains
+    let o = train(home.path(), &[&args[..], &["--resume", "auto"]].concat()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let all = sft_steps(&run);
+    assert_eq!(all[cut.len()..].iter().map(|s| s.0).collect::<Vec<_>>(), (1..=total).collect::<Vec<_>>());
+    assert_eq!(common::logged_steps(&run).len(), 1);
+}

@@ -139,7 +139,7 @@ impl EventLog {
         self.file
             .write_all(line.as_bytes())
             .with_context(|| format!("cannot append to {}", self.path.display()))?;
-        self.file.sync_data()?;
+        self.file.sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
         self.next_seq += 1;
         // nobody listening is fine: the file is the record
         let _ = self.live.send(event.clone());

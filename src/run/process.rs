@@ -43,6 +43,13 @@ impl Identity {
     }
 }
 
+/// Whether `pid` has ended but its parent has not reaped it yet (state Z in /proc): no
+/// trainer any more, though the kernel still knows its pid.
+fn zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next()) == Some("Z")
+}
+
 /// Records `pid` as the run's trainer (write, fsync, rename): its identity first, then
 /// `daemon.pid`, so a reader who sees the new pid finds its identity.
 pub fn write_pid(run_dir: &Path, pid: u32) -> Result<()> {
@@ -73,7 +80,7 @@ pub fn is_trainer(run_dir: &Path, pid: u32) -> bool {
 
 /// `is_trainer`, saying why not.
 fn same_process(run_dir: &Path, pid: u32) -> Result<(), String> {
-    if !alive(pid) {
+    if !alive(pid) || zombie(pid) {
         return Err(format!("process {pid} is gone"));
     }
     match (read_identity(run_dir, pid), Identity::of(pid)) {
