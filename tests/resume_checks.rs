@@ -11,15 +11,7 @@ use common::tiny_cli::{demo_data, text, train};
 use polaris::train::checkpoint::{self, step_dir};
 
 fn messages(run: &Path) -> Vec<String> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            polaris::run::EventKind::Message { text, .. } => Some(text),
-            _ => None,
-        })
-        .collect()
+    common::logged_messages(run).into_iter().map(|(_, text)| text).collect()
 }
 
 fn edit_state(dir: &Path, key: &str, value: serde_json::Value) {

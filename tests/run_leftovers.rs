@@ -17,15 +17,7 @@ fn dead_pid() -> u32 {
 }
 
 fn warnings(run: &Path) -> Vec<String> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|e| match e.kind {
-            polaris::run::EventKind::Message { text, .. } => Some(text),
-            _ => None,
-        })
-        .collect()
+    common::logged_messages(run).into_iter().map(|(_, text)| text).collect()
 }
 
 #[test]

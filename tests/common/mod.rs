@@ -23,6 +23,19 @@ pub fn logged_steps(run: &Path) -> Vec<polaris::train::step::StepStats> {
         .collect()
 }
 
+/// The messages of a run's event log, with their levels, in order.
+pub fn logged_messages(run: &Path) -> Vec<(polaris::run::event::Level, String)> {
+    polaris::run::log::read(&run.join("events.jsonl"))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            polaris::run::EventKind::Message { level, text } => Some((level, text)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// `../shared` beside the checkout (read-only reference data).
 pub fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
