@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::advantage::{group_advantages, ReferenceAdvantage, DEFAULT_REFERENCE_CAP};
 use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
 use super::group::{build_group, GroupSpec, Rollout};
+pub use super::halt::{NonFinite, StepCancelled};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
@@ -22,44 +23,6 @@ use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{score_batch, Breakdown, Candidate, Weights};
 use crate::reward::JudgeClient;
-
-/// A step given up during sampling (the cancel flag: SIGINT / SIGTERM): its rows are cut
-/// short, so it is discarded whole: nothing scored, trained, logged or checkpointed, and the
-/// trainer is as it was before it. A resumed run takes the step again, from the start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepCancelled {
-    pub step: usize,
-}
-
-impl std::fmt::Display for StepCancelled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "step {} was stopped while sampling; it is discarded (nothing trained)", self.step)
-    }
-}
-
-impl std::error::Error for StepCancelled {}
-
-/// A step whose loss, gradient norm or updated weights are NaN or infinite: the run must
-/// end there, without checkpointing the damage.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NonFinite {
-    pub step: usize,
-    /// What went non-finite, in words (`the loss is NaN`, `weight model.norm.weight ...`).
-    pub what: String,
-}
-
-impl std::fmt::Display for NonFinite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "step {}: {}; the run stops here and this step is not checkpointed. Lower step.lr.lr or \
-             step.max_grad_norm, or check the rewards, then continue from the last checkpoint",
-            self.step, self.what
-        )
-    }
-}
-
-impl std::error::Error for NonFinite {}
 
 /// Scores a batch of candidate stories. Shared by every worker of a step (one judge client,
 /// one concurrency limit).
