@@ -65,6 +65,21 @@ fn damaged_latest_checkpoints_are_set_aside_and_the_run_resumes_from_an_earlier_
         assert_eq!((g.loss, g.grad_norm), (want[s - 1].loss, want[s - 1].grad_norm), "step {s}");
     }
 
+    // a checkpoint of another model (LoRA asked for, full weights saved) is not damaged: an
+    // error at once, and nothing is set aside
+    let o = train(
+        home.path(),
+        &[
+            &["--steps", "4", "--out", run.to_str().unwrap(), "--resume", "auto"][..],
+            &["--set", "model.lora.enabled=true"],
+        ]
+        .concat(),
+    )
+    .output()
+    .unwrap();
+    assert!(!o.status.success() && text(&o).contains("another model or trainable set"), "{}", text(&o));
+    assert_eq!(checkpoint::all(&run).len(), 3, "every checkpoint is still in place");
+
     // a data cursor no run could reach is refused, naming the file
     edit_state(&step_dir(&run, 3), "data_cursor", serde_json::json!(u64::MAX));
     let model_dir = tempfile::tempdir().unwrap();

@@ -136,8 +136,9 @@ impl<'a> Driver<'a> {
     }
 
     /// Restores the newest checkpoint of the run directory that loads, if there is one. A
-    /// damaged one (truncated, non-finite, a state that disagrees with its folder) is moved
-    /// aside as `step-N.damaged` and the one before it is tried, saying so in the log.
+    /// damaged one (truncated, non-finite, a state that disagrees with its folder:
+    /// `checkpoint::Damaged`) is moved aside as `step-N.damaged` and the one before it is
+    /// tried, saying so in the log; any other refusal (another model) is an error at once.
     pub fn resume_latest(&mut self) -> Result<Option<usize>> {
         let candidates = checkpoint::all(&self.dir.path);
         if candidates.is_empty() {
@@ -152,6 +153,7 @@ impl<'a> Driver<'a> {
                     }
                     return Ok(Some(step));
                 }
+                Err(e) if e.downcast_ref::<checkpoint::Damaged>().is_none() => return Err(e),
                 Err(e) => {
                     let aside = dir.with_extension("damaged");
                     let moved = std::fs::rename(&dir, &aside).is_ok();

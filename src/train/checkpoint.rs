@@ -173,26 +173,45 @@ fn folder_step(dir: &Path) -> Option<usize> {
     dir.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
 }
 
+/// The error of a checkpoint whose own files are damaged: unreadable or truncated, holding
+/// NaN or an infinity, or a state file that disagrees with its folder. A checkpoint of
+/// another model (a missing tensor, another shape) is refused without it:
+/// `--resume auto` falls back past damaged checkpoints only, never past a wrong `--model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged(pub String);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
 /// Restores a checkpoint into the model's trainable parameters and the trainer; returns the
 /// saved state (for the data cursor). Everything is read and checked (shapes, finite values,
 /// a state that agrees with its folder) before anything is changed.
 pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<CheckpointState> {
+    let damaged = |e: anyhow::Error| anyhow::Error::new(Damaged(format!("{e:#}")));
     let state_file = dir.join(STATE);
     let text = std::fs::read_to_string(&state_file)
-        .with_context(|| format!("{}: not a checkpoint (no {STATE})", dir.display()))?;
+        .with_context(|| format!("{}: not a checkpoint (no {STATE})", dir.display()))
+        .map_err(damaged)?;
     let state: CheckpointState = serde_json::from_str(&text)
-        .with_context(|| format!("{}: {STATE} does not parse", state_file.display()))?;
+        .with_context(|| format!("{}: {STATE} does not parse", state_file.display()))
+        .map_err(damaged)?;
     if state.format != FORMAT {
         bail!("{}: checkpoint format {} (this build reads {FORMAT})", dir.display(), state.format);
     }
-    check_state(&state, dir)?;
+    check_state(&state, dir).map_err(damaged)?;
     let device = model.device().clone();
     let (weights, file) = if adapter::is_adapter_dir(dir) {
         (adapter_weights(dir, model)?, dir.join(adapter::WEIGHTS_FILE))
     } else {
         let file = dir.join(WEIGHTS);
         let w = candle_core::safetensors::load(&file, &device)
-            .with_context(|| format!("cannot read {} (truncated or damaged?)", file.display()))?;
+            .with_context(|| format!("cannot read {} (truncated?)", file.display()))
+            .map_err(damaged)?;
         (w, file)
     };
     let mut updates = Vec::with_capacity(model.trainable().len());
@@ -212,30 +231,33 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
             );
         }
         if !all_finite(t)? {
-            bail!(
+            return Err(damaged(anyhow!(
                 "{}: tensor {name} holds NaN or infinite values (the run diverged before this checkpoint \
                  was written?); resume from an earlier checkpoint",
                 file.display()
-            );
+            )));
         }
         updates.push((var, t.to_dtype(var.dtype())?));
     }
     let opt = dir.join(OPTIMIZER);
     let opt_state = if opt.exists() {
         candle_core::safetensors::load(&opt, &Device::Cpu)
-            .with_context(|| format!("cannot read {} (truncated or damaged?)", opt.display()))?
+            .with_context(|| format!("cannot read {} (truncated?)", opt.display()))
+            .map_err(damaged)?
     } else {
         HashMap::new()
     };
     if let Some(name) = first_non_finite(opt_state.iter().map(|(k, v)| (k.as_str(), v)))? {
-        bail!("{}: optimizer tensor {name} holds NaN or infinite values", opt.display());
+        let e = anyhow!("{}: optimizer tensor {name} holds NaN or infinite values", opt.display());
+        return Err(damaged(e));
     }
     let opt_state: HashMap<String, Tensor> =
         opt_state.into_iter().map(|(k, v)| Ok((k, v.to_device(&device)?))).collect::<Result<_>>()?;
     trainer
         .opt
         .load_state(state.step, &opt_state)
-        .with_context(|| format!("{}: not this checkpoint's optimizer state", opt.display()))?;
+        .with_context(|| format!("{}: not this checkpoint's optimizer state", opt.display()))
+        .map_err(damaged)?;
     for (var, t) in updates {
         var.set(&t)?;
     }
