@@ -61,11 +61,14 @@ fn two_simultaneous_starts_on_one_out_train_once_and_the_refused_one_writes_noth
     let loser = both.0.remove(refused.unwrap());
     let loser_pid = loser.id();
     let o = loser.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&o.stderr);
+    let said = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(!o.status.success(), "{said}");
-    assert!(said.contains("is being trained by process") || said.contains("is being claimed"), "{said}");
     let winner = both.0[0].id();
     assert!(both.0[0].try_wait().unwrap().is_none(), "the other start trains on");
+    // the refused start left no trace in the directory
+    assert_eq!(exit::read(&run).unwrap(), None, "the refused start wrote no exit.json: {said}");
+    assert_ne!(process::read_pid(&run).unwrap(), Some(loser_pid), "the refused start wrote no daemon.pid");
+    assert!(said.contains("is being trained by process") || said.contains("is being claimed"), "{said}");
 
     wait_for("a step of the run that won", || common::logged_steps(&run).len() >= 2);
     assert_eq!(process::read_pid(&run).unwrap(), Some(winner), "daemon.pid is the trainer's");
