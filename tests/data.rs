@@ -452,6 +452,42 @@ fn cli_check_of_a_bad_file_fails_with_file_line_field() {
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
+#[test]
+fn cli_check_of_an_endless_line_stops_at_the_line_cap_and_says_why() {
+    // /dev/zero: no line break ever; without a cap the reading never ends
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
+        .args(["data", "check", "/dev/zero"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("data check /dev/zero still reading after 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("/dev/zero:1: the line is longer than 16 MiB"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // a directory is named as one
+    let dir = tempfile::tempdir().unwrap();
+    let out = polaris(&["data", "check", dir.path().to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is a directory"), "{stderr}");
+    // a long line under the cap is a record like any other
+    let long = format!(
+        "{{\"uid\": \"a\", \"prompt\": \"It should be 300 words long.\", \"target_word_count\": 300, \"story\": \"{}\"}}\n",
+        "word ".repeat(400_000)
+    );
+    let path = write(dir.path(), "long.jsonl", &long);
+    assert!(stdout(&polaris(&["data", "check", path.to_str().unwrap()])).contains("1 records"));
+}
+
 /// A collection with one story for each thing `data build` does with a story, under
 /// `--min-words 40 --max-words 120`: (id, text, premise).
 fn limits_collection(dir: &Path) -> PathBuf {

@@ -41,7 +41,7 @@ impl Home {
     /// `polaris-tui train` with the tiny settings, then `args`.
     fn train(&self, args: &[&str]) -> Command {
         let mut c = self.polaris();
-        c.arg("train").args(TINY).args(args);
+        c.arg("train").args(tiny()).args(args);
         c
     }
 
@@ -52,18 +52,12 @@ impl Home {
     }
 }
 
-const TINY: &[&str] = &[
-    "--group-size",
-    "3",
-    "--set",
-    "run.prompts_per_step=1",
-    "--set",
-    "step.sampling.max_new_tokens=12",
-    "--set",
-    "step.thinking=false",
-    "--data",
-    concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl"),
-];
+/// The tiny settings and the demo data.
+fn tiny() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = common::tiny_cli::TINY.iter().map(Into::into).collect();
+    args.extend(["--data".into(), common::tiny_cli::demo_data().into()]);
+    args
+}
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
@@ -129,7 +123,7 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
         .args(["-c", "\"$@\"; exec sleep 600", "sh"])
         .arg(BIN)
         .arg("train")
-        .args(TINY)
+        .args(tiny())
         .args(["--steps", "200", "--out", run.to_str().unwrap(), "--detach"])
         .env("POLARIS_STATE_DIR", home.state.path())
         .env("POLARIS_CACHE_DIR", home.cache.path())

@@ -3,28 +3,10 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn train(args: &[&str], cache: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
-        .arg("train")
-        .args([
-            "--group-size",
-            "3",
-            "--set",
-            "run.prompts_per_step=1",
-            "--set",
-            "step.sampling.max_new_tokens=12",
-            "--set",
-            "step.thinking=false",
-        ])
-        .args(["--data", concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl")])
-        .args(args)
-        .env("POLARIS_CACHE_DIR", cache)
-        .env("POLARIS_STATE_DIR", cache) // the run registry, kept out of the real home
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
+    common::tiny_cli::train(cache, args).output().unwrap()
 }
 
 fn steps(run: &std::path::Path) -> Vec<u64> {
@@ -79,18 +61,11 @@ fn a_kill_9_loses_at_most_the_step_in_flight_and_the_resumed_run_matches() {
 
     // the same run, killed with SIGKILL once step 2 is logged
     let killed = run.path().join("killed");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
-        .arg("train")
-        .args(["--group-size", "3", "--set", "run.prompts_per_step=1", "--set"])
-        .args(["step.sampling.max_new_tokens=12", "--set", "step.thinking=false"])
-        .args(["--data", concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl")])
-        .args(["--out", killed.to_str().unwrap()])
-        .args(common)
-        .env("POLARIS_CACHE_DIR", cache.path())
-        .env("POLARIS_STATE_DIR", cache.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        common::tiny_cli::train(cache.path(), &[&["--out", killed.to_str().unwrap()][..], &common].concat())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     while step_stats_tolerant(&killed) < 2 {
         assert!(std::time::Instant::now() < deadline, "the run never logged step 2");

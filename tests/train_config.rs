@@ -59,8 +59,11 @@ fn bad_values_name_their_key() {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         format!("{:#}", TrainConfig::parse(text, "run.toml", &sets).unwrap_err())
     };
+    // a bad --set is reported as that --set, not as the file (or "the defaults")
     let e = err("", &["step.group_size=six"]);
-    assert!(e.contains("run.toml") && e.contains("group_size"), "{e}");
+    assert!(e.starts_with("--set step.group_size=six: ") && e.contains("group_size"), "{e}");
+    let e = err("[step]\ngroup_size = \"six\"\n", &["run.steps=3"]);
+    assert!(e.starts_with("run.toml: ") && e.contains("group_size"), "{e}");
     let e = err("[step]\ngroup_sise = 4\n", &[]);
     assert!(e.contains("group_sise"), "{e}");
     assert!(!e.contains("is a key at"), "a key that is nowhere gets no pointer: {e}");
@@ -69,7 +72,7 @@ fn bad_values_name_their_key() {
     assert!(e.contains("unknown field `max_new_tokens`"), "{e}");
     assert!(e.contains("`max_new_tokens` is a key at step.sampling.max_new_tokens"), "{e}");
     let e = err("", &["step.group_size=1"]);
-    assert!(e.contains("step.group_size must be at least 2"), "{e}");
+    assert!(e.contains("step.group_size = 1: must be at least 2"), "{e}");
     let e = err("", &["reward.judge=claude"]);
     assert!(e.contains("reward.judge"), "{e}");
     let e = err("", &["step.sampling.presence_penalty=0.5"]);
@@ -133,8 +136,97 @@ fn lora_section_defaults_overrides_and_errors() {
             "{:#}",
             TrainConfig::parse("", "run.toml", &["model.lora.enabled=true".into(), set.into()]).unwrap_err()
         );
-        assert!(e.contains("run.toml") && e.contains("model.lora") && e.contains(key), "{set}: {e}");
+        assert!(
+            e.contains(&format!("--set {set}")) && e.contains("model.lora") && e.contains(key),
+            "{set}: {e}"
+        );
     }
     let e = format!("{:#}", TrainConfig::parse("", "run.toml", &["model.lora.rank=8".into()]).unwrap_err());
     assert!(e.contains("rank"), "{e}");
+}
+
+#[test]
+fn every_numeric_setting_outside_its_range_is_refused_naming_key_and_range() {
+    let err = |text: &str, sets: &[&str]| -> String {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        format!("{:#}", TrainConfig::parse(text, "run.toml", &sets).unwrap_err())
+    };
+    // (setting, what the error must say): the key, and the range or what a value must be
+    let cases: &[(&str, &str)] = &[
+        ("step.lr.lr=nan", "step.lr.lr = NaN: must be a finite number"),
+        ("step.lr.lr=-1", "step.lr.lr = -1 is outside its allowed range [0, 1]"),
+        ("step.loss.kl_coef=nan", "step.loss.kl_coef = NaN"),
+        ("step.hri_schedule.peak=nan", "step.hri_schedule.peak = NaN"),
+        (
+            "step.hri_schedule.peak=-0.5",
+            "step.hri_schedule.peak = -0.5 is outside its allowed range [0, inf)",
+        ),
+        ("reward.weights.story_quality=nan", "reward.weights.story_quality = NaN"),
+        ("reward.weights.repetition=-1.5", "reward.weights.repetition = -1.5 is outside"),
+        ("reward.weights.clip=-1", "reward.weights.clip = -1 is outside its allowed range (0, inf)"),
+        ("reward.weights.clip=nan", "reward.weights.clip = NaN"),
+        (
+            "reward.weights.overlong_window=9000",
+            "reward.weights.overlong_window = 9000: must be from 0 to 8192",
+        ),
+        ("step.adamw.beta1=1", "step.adamw.beta1 = 1 is outside its allowed range [0, 1)"),
+        ("step.adamw.beta2=2", "step.adamw.beta2 = 2 is outside its allowed range [0, 1)"),
+        ("step.adamw.eps=0", "step.adamw.eps = 0 is outside its allowed range (0, inf)"),
+        ("step.loss.clip_high=nan", "step.loss.clip_high = NaN"),
+        ("step.loss.clip_low=1", "step.loss.clip_low = 1 is outside its allowed range [0, 1)"),
+        ("step.max_grad_norm=inf", "step.max_grad_norm = inf: must be a finite number"),
+        (
+            "step.reference_advantage_cap=0",
+            "step.reference_advantage_cap = 0 is outside its allowed range (0, inf)",
+        ),
+        ("sft.lr=nan", "sft.lr = NaN"),
+        ("run.prompts_per_step=0", "run.prompts_per_step = 0: must be from 1 to 1048576"),
+        ("run.devices=cpu:99999", "at most 64 CPU workers"),
+        ("judge.temperature=nan", "judge.temperature = NaN"),
+    ];
+    for (set, want) in cases {
+        let e = err("", &[set]);
+        assert!(e.starts_with(&format!("--set {set}: ")) && e.contains(want), "{set}: {e}");
+    }
+    // a tagged table set whole is named by the --set that wrote it
+    let e = err(
+        "",
+        &["step.lr={ kind = \"warmup_cosine\", lr = 1e-5, warmup_steps = 1, total_steps = 9, min_lr = 1.0 }"],
+    );
+    assert!(e.starts_with("--set step.lr=") && e.contains("step.lr.min_lr = 1 is outside"), "{e}");
+    let e = err(
+        "",
+        &[
+            "step.lr.kind=warmup_cosine",
+            "step.lr.lr=2",
+            "step.lr.warmup_steps=1",
+            "step.lr.total_steps=9",
+            "step.lr.min_lr=0",
+        ],
+    );
+    assert!(e.starts_with("--set step.lr.lr=2: ") && e.contains("[0, 1]"), "{e}");
+    // the same values in the file are the file's
+    let e = err("[step.adamw]\nbeta2 = 2.0\n", &["run.steps=3"]);
+    assert!(e.starts_with("run.toml: step.adamw.beta2 = 2 is outside"), "{e}");
+    let e = err("[step.lr]\nkind = \"constant\"\nlr = nan\n", &[]);
+    assert!(e.starts_with("run.toml: step.lr.lr = NaN"), "{e}");
+    // the edges of the ranges are allowed
+    let ok =
+        ["step.lr.lr=0", "step.adamw.beta1=0", "step.loss.clip_low=0", "reward.weights.overlong_window=8192"];
+    TrainConfig::parse("", "run.toml", &ok.map(String::from)).unwrap();
+}
+
+#[test]
+fn the_reference_advantage_is_capped_by_default_and_release_is_a_setting() {
+    use polaris::train::advantage::ReferenceAdvantage;
+    let cfg = TrainConfig::parse("", "x", &[]).unwrap();
+    assert_eq!(
+        (cfg.step.reference_advantage, cfg.step.reference_advantage_cap),
+        (ReferenceAdvantage::Capped, 5.0)
+    );
+    let release = TrainConfig::parse("", "x", &["step.reference_advantage=\"release\"".into()]).unwrap();
+    assert_eq!(release.step.reference_advantage, ReferenceAdvantage::Release);
+    // written as the preset writes it, in a file
+    let file = TrainConfig::parse("[step]\nreference_advantage = \"release\"\n", "x", &[]).unwrap();
+    assert_eq!(file.step.reference_advantage, ReferenceAdvantage::Release);
 }

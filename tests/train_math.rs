@@ -45,6 +45,32 @@ fn advantages_exclude_the_reference_from_the_statistics() {
 }
 
 #[test]
+fn the_reference_advantage_of_a_tie_group_is_capped_unless_release() {
+    use polaris::train::advantage::ReferenceAdvantage::{Capped, Release};
+    // every policy row scored 0.2 (a judge outage filling in the batch mean): std 0, so the
+    // reference's advantage is (0.9 - 0.2) / 1e-6 = 700,000 by the group formula
+    let tie = group_advantages(&[0.2; 5], Some(0.9), true);
+    assert!(close(tie.reference.unwrap(), 0.7 / 1e-6, 1e-3));
+    let mut capped = tie.clone();
+    assert!(capped.bound_reference(Capped, 5.0));
+    assert_eq!(capped.reference, Some(5.0));
+    assert_eq!(capped.policy, vec![0.0; 5], "the policy rows are left as they are");
+    let mut below = group_advantages(&[0.2; 5], Some(-0.9), true);
+    assert!(below.bound_reference(Capped, 5.0));
+    assert_eq!(below.reference, Some(-5.0));
+    let mut release = tie.clone();
+    assert!(release.bound_reference(Release, 5.0), "counted under release too");
+    assert_eq!(release.reference, tie.reference, "but left unbounded");
+    // a group with spread: the reference 1.9 policy stds above the mean is under the cap
+    let mut spread = group_advantages(&[1.0, 2.0, 3.0, 4.0, 5.0], Some(6.0), true);
+    let before = spread.reference;
+    assert!(!spread.bound_reference(Capped, 5.0));
+    assert_eq!(spread.reference, before);
+    // no reference: nothing to bound
+    assert!(!group_advantages(&[0.5, 0.5], None, true).bound_reference(Capped, 5.0));
+}
+
+#[test]
 fn hri_weight_and_learning_rate_schedules() {
     let h = HriSchedule::default();
     assert_eq!(h.weight(0), 0.0);

@@ -4,6 +4,8 @@
 //! the plan's figures, in exit.json, the event log and stderr / daemon.log, foreground and
 //! detached; `--resume auto` with a changed setting then continues from the last checkpoint.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -45,14 +47,9 @@ fn assert_reported(message: &str) {
 }
 
 fn error_events(run: &Path) -> Vec<String> {
-    polaris::run::log::read(&run.join("events.jsonl"))
-        .unwrap()
-        .events
+    common::logged_messages(run)
         .into_iter()
-        .filter_map(|e| match e.kind {
-            polaris::run::EventKind::Message { level: polaris::run::event::Level::Error, text } => Some(text),
-            _ => None,
-        })
+        .filter_map(|(level, text)| (level == polaris::run::event::Level::Error).then_some(text))
         .collect()
 }
 

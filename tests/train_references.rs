@@ -72,3 +72,62 @@ fn logs_written_before_the_cut_fields_still_read() {
     .unwrap();
     assert_eq!(row.cut_tokens, 0);
 }
+
+/// Every policy row 0, every reference 1: each group is a tie.
+struct Ties;
+
+impl polaris::train::step::Rewarder for Ties {
+    fn score(
+        &self,
+        candidates: &[polaris::reward::breakdown::Candidate],
+    ) -> anyhow::Result<Vec<polaris::reward::Breakdown>> {
+        let mut scored = WordsReward(12.0).score(candidates)?;
+        for (b, c) in scored.iter_mut().zip(candidates) {
+            b.reward = if c.response.is_none() { 1.0 } else { 0.0 };
+        }
+        Ok(scored)
+    }
+}
+
+#[test]
+fn tie_groups_give_the_reference_a_capped_advantage_and_are_counted() {
+    use polaris::train::advantage::ReferenceAdvantage;
+    let batch: Vec<TrainPrompt> = (0..2)
+        .map(|_| TrainPrompt {
+            prompt: "Write a story about a fox. The story should be 100 words long.",
+            story: Some("The fox ran home."),
+            reasoning: None,
+        })
+        .collect();
+    let step = |mode: ReferenceAdvantage| {
+        let cfg = StepConfig {
+            group_size: 3,
+            sampling: common::plain_sampling(BUDGET),
+            thinking: false,
+            lr: LrSchedule::Constant { lr: 1e-3 },
+            hri_schedule: polaris::train::schedule::HriSchedule { warmup_steps: 0, ..Default::default() },
+            reference_advantage: mode,
+            ..StepConfig::default()
+        };
+        let w = Workers::open("tiny", &[Device::Cpu], DType::F32, all_trainable(), false).unwrap();
+        Trainer::new(cfg, 3).step(&w, &batch, &Ties, &AtomicBool::new(false)).unwrap()
+    };
+    let (stats, rows) = step(ReferenceAdvantage::Capped);
+    let refs: Vec<f64> = rows.iter().filter(|r| r.rollout.is_reference).map(|r| r.advantage).collect();
+    assert_eq!(refs, vec![5.0, 5.0], "bounded to the default cap");
+    assert_eq!((stats.zero_variance_groups, stats.reference_advantage_capped), (2, 2));
+    // the loss is the reference rows' alone: -w·A per token (ratio 1) over all tokens, with
+    // w = 0.4 and A = 5 at most 2 in size
+    assert!(
+        stats.loss.abs() <= 2.0 + 1e-9 && stats.grad_norm.is_finite(),
+        "{} {}",
+        stats.loss,
+        stats.grad_norm
+    );
+
+    let (release, rows) = step(ReferenceAdvantage::Release);
+    let refs: Vec<f64> = rows.iter().filter(|r| r.rollout.is_reference).map(|r| r.advantage).collect();
+    assert!(refs.iter().all(|&a| (a - 1e6).abs() < 1.0), "the release's (1 - 0) / 1e-6: {refs:?}");
+    assert_eq!(release.reference_advantage_capped, 2, "counted, not bounded");
+    assert!(release.loss.abs() > 1e4, "the release's step: loss {}", release.loss);
+}

@@ -163,14 +163,22 @@ fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() 
         tmux.keys(key);
     }
     tmux.expect("1 Dashboard");
+    // past the warm start (a warm start cut by quitting is not kept: the run starts over)
+    let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
+    assert_eq!(runs.len(), 1, "one demo run directory");
+    let run = runs[0].path();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while !polaris::run::log::read(&run.join("events.jsonl"))
+        .is_ok_and(|l| l.events.iter().any(|e| matches!(e.kind, polaris::run::EventKind::Step(_))))
+    {
+        assert!(std::time::Instant::now() < deadline, "the demo never took a GRPO step");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     tmux.keys("q");
     // quitting ends the run between steps, with a checkpoint
     if let Err(s) = tmux.wait_for_secs("EXIT=0", 180) {
         panic!("the demo did not end cleanly:\n{s}");
     }
-    let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
-    assert_eq!(runs.len(), 1, "one demo run directory");
-    let run = runs[0].path();
     assert!(run.join("events.jsonl").exists() && run.join("config.toml").exists());
     assert!(polaris::train::checkpoint::latest(&run).is_some(), "the demo run was checkpointed on quit");
 }

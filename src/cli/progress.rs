@@ -68,11 +68,20 @@ pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize, bar: bool) {
     }
 }
 
-/// " (N cut, T tokens)" when references were cut to the response budget this step.
+/// " (N cut, T tokens)" when references were cut to the response budget this step, and
+/// "K capped" when K references' advantages were above the cap.
 fn references_cut(s: &StepStats) -> String {
-    match s.reference_rows_cut {
-        0 => String::new(),
-        n => format!(" ({n} cut, {} tokens)", s.reference_tokens_cut),
+    let mut notes = Vec::new();
+    if s.reference_rows_cut > 0 {
+        notes.push(format!("{} cut, {} tokens", s.reference_rows_cut, s.reference_tokens_cut));
+    }
+    if s.reference_advantage_capped > 0 {
+        notes.push(format!("{} capped", s.reference_advantage_capped));
+    }
+    if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join("; "))
     }
 }
 
@@ -126,5 +135,7 @@ mod tests {
         assert!(step_line(&s).contains("ref +0.500  loss"), "{}", step_line(&s));
         let cut = StepStats { reference_rows_cut: 2, reference_tokens_cut: 900, ..s };
         assert!(step_line(&cut).contains("ref +0.500 (2 cut, 900 tokens)  loss"), "{}", step_line(&cut));
+        let capped = StepStats { reference_advantage_capped: 3, ..cut };
+        assert!(step_line(&capped).contains("(2 cut, 900 tokens; 3 capped)  loss"), "{}", step_line(&capped));
     }
 }

@@ -29,7 +29,7 @@ pub fn run(args: StopArgs) -> Result<()> {
         bail!("{}: nothing to stop: the run is {}", dir.display(), st.describe());
     }
     let pid = st.pid.ok_or_else(|| anyhow!("{}: a live run without daemon.pid", dir.display()))?;
-    process::check_ours(pid)
+    process::check_trainer(dir, pid)
         .map_err(|why| anyhow!("{}: will not signal its trainer: {why}", dir.display()))?;
     process::signal(pid, libc::SIGTERM)?;
     eprintln!("asked the trainer (pid {pid}) to stop; it checkpoints first ...");
@@ -39,7 +39,7 @@ pub fn run(args: StopArgs) -> Result<()> {
         let st = status(dir)?;
         // the log's `finished` event comes before the trainer writes exit.json and exits:
         // wait for the process too, so what is printed (and left on disk) is its last word
-        if !st.status.is_live() && !process::alive(pid) {
+        if !st.status.is_live() && !process::is_trainer(dir, pid) {
             println!("{}: {}", dir.display(), st.describe());
             return match st.status {
                 Phase::Stopped | Phase::Finished => Ok(()),

@@ -197,9 +197,11 @@ fn run_headless_as(
     daemon: bool,
 ) -> Result<()> {
     let interrupt = Arc::new(AtomicBool::new(false));
+    let ctrl_c = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, interrupt.clone())?;
     }
+    signal_hook::flag::register(signal_hook::consts::SIGINT, ctrl_c.clone())?;
     let mut printer = None;
     let steps = cfg.run.steps;
     let ending = launch(cfg, resume, controls, &interrupt, |dir, events| {
@@ -209,12 +211,20 @@ fn run_headless_as(
     if let Some(p) = printer {
         let _ = p.join();
     }
+    // a stop (SIGTERM, `polaris-tui stop`, a Stop control) is a clean ending: exit 0. Ctrl-C
+    // (SIGINT) exits 130, as an interrupted command does in a shell, so `train && next` stops
     match ending? {
         Ending::Finished | Ending::Stopped => Ok(()),
         Ending::Interrupted if daemon => Ok(()),
-        Ending::Interrupted => bail!(
-            "interrupted; the run is saved: continue it with --resume auto --out {}",
-            run_dir(cfg).display()
-        ),
+        Ending::Interrupted => {
+            eprintln!(
+                "stopped; the run is saved: continue it with --resume auto --out {}",
+                run_dir(cfg).display()
+            );
+            if ctrl_c.load(std::sync::atomic::Ordering::Relaxed) {
+                std::process::exit(130);
+            }
+            Ok(())
+        }
     }
 }

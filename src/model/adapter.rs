@@ -242,6 +242,13 @@ impl AdapterWeights {
                 t.dims()
             );
         }
+        if !super::finite::all_finite(t)? {
+            bail!(
+                "{}: tensor {key} holds NaN or infinite values; the adapter is damaged (a run that \
+                 diverged?): use an earlier checkpoint",
+                self.file.display()
+            );
+        }
         Ok(t.to_dtype(dtype)?.to_device(device)?)
     }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod decode_attention;
 pub mod deltanet;
 pub mod export;
+pub mod finite;
 pub mod flash_attention;
 pub mod fused;
 pub mod layers;

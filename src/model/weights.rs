@@ -124,6 +124,13 @@ impl Checkpoint {
         }
         let tensor = candle_core::safetensors::Load::load(&view, device)
             .with_context(|| format!("{}: cannot read tensor {stored}", path.display()))?;
+        if !super::finite::all_finite(&tensor)? {
+            bail!(
+                "{}: tensor {stored} holds NaN or infinite values; the weights are damaged: re-download \
+                 or re-export them",
+                path.display()
+            );
+        }
         Ok(tensor.to_dtype(dtype)?)
     }
 }

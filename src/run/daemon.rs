@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::claim::Claim;
 use super::exit::{self, Exit, ExitKind};
 use super::status::Summary;
 use super::{log, process};
@@ -55,6 +56,7 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
         .open(log_path(&dir))
         .with_context(|| format!("cannot open {}", log_path(&dir).display()))?;
     let (seen, stale_pid) = (last_seq(&dir), process::read_pid(&dir).ok().flatten());
+    let stale_exit = exit::read(&dir).ok().flatten();
     let exe = std::env::current_exe().context("cannot find this program to start the run with")?;
     let mut cmd = Command::new(exe);
     cmd.arg("supervise").arg("--dir").arg(&dir).arg("--").arg("train").args(train_args).arg("--daemon");
@@ -76,9 +78,11 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
         if let Some(status) = supervisor.try_wait()? {
             bail!(
                 "the run ended at once ({}); {}:\n{}",
+                // an exit.json from before this start is another process's ending
                 exit::read(&dir)
                     .ok()
                     .flatten()
+                    .filter(|e| Some(e) != stale_exit.as_ref())
                     .map_or_else(|| format!("supervisor {status}"), |e| e.describe()),
                 log_path(&dir).display(),
                 tail(&log_path(&dir), 20)
@@ -108,9 +112,14 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
 /// child's pid in `daemon.pid`, passes SIGTERM / SIGINT on to it, and when it ends makes
 /// sure `exit.json` says how. Returns the child's exit code (128 + signal when killed).
 pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
+    // claimed before anything is written: a second start on this directory ends here, having
+    // touched neither daemon.pid nor exit.json; the trainer holds the same claim
+    let claim = Claim::acquire(run_dir)?;
     let exe = std::env::current_exe().context("cannot find this program to run the trainer with")?;
-    let mut child =
-        Command::new(exe).args(command).stdin(Stdio::null()).spawn().context("cannot start the trainer")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(command).stdin(Stdio::null());
+    claim.pass_to(&mut cmd);
+    let mut child = cmd.spawn().context("cannot start the trainer")?;
     let pid = child.id();
     process::write_pid(run_dir, pid)?;
     eprintln!("supervisor {}: trainer started, pid {pid}", std::process::id());

@@ -3,7 +3,7 @@
 //! checkpoints every K steps and at the end. It knows nothing of who watches: viewers read
 //! the event log or subscribe to its broadcast, and send controls on a channel.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +13,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::event::{Control, EventKind};
+use super::event::{Control, EventKind, Level};
 use super::log::EventLog;
 use crate::train::checkpoint;
 use crate::train::data::Example;
-use crate::train::step::{Rewarder, ScoredRollout, TrainPrompt, Trainer};
+use crate::train::step::{Rewarder, ScoredRollout, StepCancelled, TrainPrompt, Trainer};
 use crate::train::validation::{due, ValidationConfig};
 use crate::train::workers::Workers;
 
@@ -96,14 +96,18 @@ pub struct Driver<'a> {
     opts: RunOptions,
     /// Prompts consumed so far (the data cursor saved in checkpoints).
     pub cursor: usize,
+    /// The dataset file's SHA-256 (hex), recorded in checkpoints when known.
+    pub data_sha256: Option<String>,
     controls: Receiver<Control>,
     paused: bool,
     last_checkpoint: Option<usize>,
+    /// Warnings found while opening and resuming, logged once the run has started.
+    notes: Vec<String>,
 }
 
 impl<'a> Driver<'a> {
-    /// Opens the run directory's logs (continuing them on a resume) and writes the resolved
-    /// configuration.
+    /// Opens the run directory's logs (continuing them on a resume, a line torn by a kill cut
+    /// off) and writes the resolved configuration.
     pub fn new(
         dir: RunDir,
         config_toml: &str,
@@ -119,9 +123,18 @@ impl<'a> Driver<'a> {
         if data.is_empty() {
             anyhow::bail!("the dataset has no prompts");
         }
-        std::fs::write(dir.config(), config_toml)?;
+        crate::durable::write_atomic(&dir.config(), config_toml.as_bytes())?;
         let log = EventLog::open(&dir.events())?;
-        let rollouts = OpenOptions::new().create(true).append(true).open(dir.rollouts())?;
+        let (rollouts, torn) = crate::durable::open_append(&dir.rollouts())?;
+        let notes = torn
+            .map(|line| {
+                format!(
+                    "{}:{line}: a row cut off mid-write (the run was killed) was dropped; its step is taken again",
+                    dir.rollouts().display()
+                )
+            })
+            .into_iter()
+            .collect();
         Ok(Self {
             dir,
             log,
@@ -133,20 +146,71 @@ impl<'a> Driver<'a> {
             validation,
             opts,
             cursor: 0,
+            data_sha256: None,
             controls,
             paused: false,
             last_checkpoint: None,
+            notes,
         })
     }
 
-    /// Restores the newest checkpoint of the run directory, if there is one.
+    /// Restores the newest checkpoint of the run directory that loads, if there is one. A
+    /// damaged one (truncated, non-finite, a state that disagrees with its folder:
+    /// `checkpoint::Damaged`) is moved aside as `step-N.damaged` and the one before it is
+    /// tried, saying so in the log; any other refusal (another model) is an error at once.
     pub fn resume_latest(&mut self) -> Result<Option<usize>> {
-        let Some(dir) = checkpoint::latest(&self.dir.path) else { return Ok(None) };
-        let state = checkpoint::load(&dir, &self.workers.primary().model, &mut self.trainer)?;
+        let candidates = checkpoint::all(&self.dir.path);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let mut failures = Vec::new();
+        for dir in candidates {
+            match self.restore(&dir) {
+                Ok(step) => {
+                    if !failures.is_empty() {
+                        self.notes.push(format!("resumed from {} instead", dir.display()));
+                    }
+                    return Ok(Some(step));
+                }
+                Err(e) if e.downcast_ref::<checkpoint::Damaged>().is_none() => return Err(e),
+                Err(e) => {
+                    let aside = dir.with_extension("damaged");
+                    let moved = std::fs::rename(&dir, &aside).is_ok();
+                    let text = format!(
+                        "checkpoint {} cannot be resumed from ({e:#}){}",
+                        dir.display(),
+                        if moved { format!("; moved aside to {}", aside.display()) } else { String::new() }
+                    );
+                    self.notes.push(text.clone());
+                    failures.push(text);
+                }
+            }
+        }
+        anyhow::bail!(
+            "no checkpoint of {} can be resumed from:\n  {}",
+            self.dir.path.display(),
+            failures.join("\n  ")
+        )
+    }
+
+    /// Restores the checkpoint in `dir` (the weights of every replica, the trainer, the data
+    /// cursor); returns its step. A dataset other than the one it was trained on is noted.
+    pub fn restore(&mut self, dir: &Path) -> Result<usize> {
+        let state = checkpoint::load(dir, &self.workers.primary().model, &mut self.trainer)?;
         self.workers.broadcast()?;
         self.cursor = state.data_cursor;
         self.last_checkpoint = Some(state.step);
-        Ok(Some(state.step))
+        if let (Some(then), Some(now)) = (&state.data_sha256, &self.data_sha256) {
+            if then != now {
+                self.notes.push(format!(
+                    "the dataset changed since {}: it was trained on data with SHA-256 {then}, the data now \
+                     has {now}; its prompt order from step {} on is not the original run's",
+                    dir.display(),
+                    state.step + 1
+                ));
+            }
+        }
+        Ok(state.step)
     }
 
     /// The prompts of the next step: a seeded order over the data, reshuffled each epoch.
@@ -167,8 +231,8 @@ impl<'a> Driver<'a> {
         if self.last_checkpoint == Some(self.trainer.step) {
             return Ok(());
         }
-        let path =
-            checkpoint::save(&self.dir.path, &self.workers.primary().model, &self.trainer, self.cursor)?;
+        let data = checkpoint::DataPosition { cursor: self.cursor, sha256: self.data_sha256.clone() };
+        let path = checkpoint::save_at(&self.dir.path, &self.workers.primary().model, &self.trainer, &data)?;
         self.last_checkpoint = Some(self.trainer.step);
         self.log
             .append(EventKind::Checkpoint { step: self.trainer.step, path: path.display().to_string() })?;
@@ -183,9 +247,11 @@ impl<'a> Driver<'a> {
             text.push_str(&serde_json::to_string(r)?);
             text.push('\n');
         }
-        self.rollouts.write_all(text.as_bytes())?;
-        self.rollouts.sync_data()?;
-        Ok(())
+        let rollouts = self.dir.rollouts();
+        self.rollouts
+            .write_all(text.as_bytes())
+            .and_then(|()| self.rollouts.sync_data())
+            .with_context(|| format!("cannot append to {}", rollouts.display()))
     }
 
     /// Whether a validation pass is due now (after `trainer.step` steps).
@@ -221,6 +287,9 @@ impl<'a> Driver<'a> {
         interrupt: &AtomicBool,
     ) -> Result<Ending> {
         self.log.append(EventKind::Started { config, resumed_from_step })?;
+        for text in std::mem::take(&mut self.notes) {
+            self.log.append(EventKind::Message { level: Level::Warn, text })?;
+        }
         let mut pending = self.validation_due() && !validated(&self.log, self.trainer.step)?;
         let ending = loop {
             if std::mem::take(&mut pending) && !self.validate(interrupt)? {
@@ -269,9 +338,21 @@ impl<'a> Driver<'a> {
             let batch: Vec<TrainPrompt> = self.next_batch().into_iter().map(TrainPrompt::from).collect();
             let stepped = self.trainer.step(self.workers, &batch, self.rewarder, interrupt);
             for text in self.rewarder.notices() {
-                self.log.append(EventKind::Message { level: super::event::Level::Info, text })?;
+                self.log.append(EventKind::Message { level: Level::Info, text })?;
             }
-            let (stats, rows) = stepped?;
+            let (stats, rows) = match stepped {
+                Ok(done) => done,
+                Err(e) if e.downcast_ref::<StepCancelled>().is_some() => {
+                    self.log.append(EventKind::Message { level: Level::Info, text: format!("{e}") })?;
+                    break Ending::Interrupted;
+                }
+                Err(e) => {
+                    // said in the log too, so a viewer sees why the run ends (exit.json has it)
+                    let text = format!("{e:#}");
+                    let _ = self.log.append(EventKind::Message { level: Level::Error, text });
+                    return Err(e);
+                }
+            };
             self.cursor += batch.len();
             // rollouts first: a step event always has its rows on disk
             self.write_rollouts(&rows)?;

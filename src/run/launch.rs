@@ -4,12 +4,13 @@
 //! every way of starting a run writes the same run directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 
 use anyhow::{bail, Context, Result};
 use tokio::sync::broadcast;
 
+use super::claim::Claim;
 use super::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
 use super::event::{Control, Event, EventKind, Level};
 use super::exit::{self, Exit, ExitKind};
@@ -51,7 +52,7 @@ pub fn check_fresh(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
         // a process whose exit.json is written has let the run go (the demo hands its run on
         // to a daemon this way), though the process itself may live on
         let let_go = exit::read(&out).ok().flatten().is_some_and(|e| e.pid == pid);
-        if !let_go && process::check_ours(pid).is_ok() {
+        if !let_go && process::check_trainer(&out, pid).is_ok() {
             bail!(
                 "{dir} is being trained by process {pid}: watch it with `polaris-tui attach {dir}`, or stop \
                  it first with `polaris-tui stop {dir}` (if that process is no trainer, delete {dir}/daemon.pid)",
@@ -71,9 +72,11 @@ pub fn check_fresh(cfg: &TrainConfig, resume: &Resume) -> Result<()> {
 /// Opens everything and runs to the end. `watch` gets a live receiver of the run's events
 /// (and where the run directory is) before anything is logged.
 ///
-/// Once the directory is claimed (this process in `daemon.pid`, a previous `exit.json`
-/// removed, the run registered) the run's ending is written to `exit.json` whatever it is:
-/// finished, stopped (a Stop control, SIGINT / SIGTERM) or failed with the error.
+/// The directory is claimed first (`trainer.lock`, claim.rs): a second start on it is
+/// refused before it writes anything. Then (this process in `daemon.pid`, a previous
+/// `exit.json` removed, what a killed writer left removed, the run registered) the run's
+/// ending is written to `exit.json` whatever it is: finished, stopped (a Stop control,
+/// SIGINT / SIGTERM) or failed with the error.
 pub fn launch(
     cfg: &TrainConfig,
     resume: Resume,
@@ -81,18 +84,19 @@ pub fn launch(
     interrupt: &AtomicBool,
     watch: impl FnOnce(&Path, broadcast::Receiver<Event>),
 ) -> Result<Ending> {
-    check_fresh(cfg, &resume)?;
     let out = run_dir(cfg);
+    // held until the ending is written
+    let _claim = Claim::acquire(&out)?;
+    check_fresh(cfg, &resume)?;
     RunDir::create(&out)?;
     let pid = std::process::id();
     process::write_pid(&out, pid)?;
     exit::clear(&out)?;
+    let mut warnings = leftovers(&out)?;
     // a run that cannot be registered still runs: `runs` will not list it, and its log says so
-    let warnings: Vec<String> = registry::register(&out)
-        .err()
-        .map(|e| format!("this run is not registered, so `polaris-tui runs` will not list it: {e:#}"))
-        .into_iter()
-        .collect();
+    if let Err(e) = registry::register(&out) {
+        warnings.push(format!("this run is not registered, so `polaris-tui runs` will not list it: {e:#}"));
+    }
     let (plan, advice) = memory_notes(cfg);
     let resume_hint = format!(
         "Then continue from the last checkpoint: polaris-tui train --config {}/config.toml --resume auto (with those --set flags).",
@@ -114,6 +118,22 @@ pub fn launch(
         (Ok(_), Err(e)) => Err(e.context("the run ended, but its exit status could not be saved")),
         (Ok(ending), Ok(())) => Ok(ending),
     }
+}
+
+/// Removes what writers killed mid-write left in a claimed run directory (a checkpoint's
+/// temporary folder, a temporary of a file written whole); returns a note naming them.
+fn leftovers(out: &Path) -> Result<Vec<String>> {
+    let mut removed = checkpoint::clean_temporaries(out)?;
+    removed.extend(crate::durable::clean_temporaries(out)?);
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+    Ok(vec![format!(
+        "removed {} temporary file(s) left by a process killed while writing: {}",
+        names.len(),
+        names.join(", ")
+    )])
 }
 
 /// The memory plan's line and what would lower the peak by a quarter (or bring it under what
@@ -162,6 +182,7 @@ fn open_and_run(
         Some(path) => Some(data::load(Path::new(path)).context("data.val")?),
         None => None,
     };
+    let data_sha256 = data::file_sha256(Path::new(&cfg.data.train))?;
     let opts = LoadOptions::new(parse_dtype(&cfg.model.dtype).context("model.dtype")?, Device::Cpu);
     // with LoRA only the adapters train; they start as PEFT initialises them, seeded by the run
     let opts = match cfg.model.lora.config() {
@@ -210,17 +231,13 @@ fn open_and_run(
     forward(controls, to_driver.clone());
     let mut driver =
         Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, opts, driver_controls)?;
+    driver.data_sha256 = Some(data_sha256);
     // served until this function returns; the socket file goes with it
     let _serving = remote::serve(&out, driver.log.live(), to_driver, new_run)?;
     let resumed = match resume {
         Resume::No => None,
         Resume::Auto => driver.resume_latest()?,
-        Resume::From(path) => {
-            let state = checkpoint::load(&path, &workers.primary().model, &mut driver.trainer)?;
-            workers.broadcast()?;
-            driver.cursor = state.data_cursor;
-            Some(state.step)
-        }
+        Resume::From(path) => Some(driver.restore(&path)?),
     };
     watch(&out, driver.log.subscribe());
     for text in warnings {
@@ -238,10 +255,23 @@ fn open_and_run(
             ),
         })?;
         let log = &mut driver.log;
-        sft(workers.primary(), &examples, &cfg.sft, interrupt, |s| {
+        let steps = sft(workers.primary(), &examples, &cfg.sft, interrupt, |s| {
             log.append(EventKind::Sft(Box::new(s.clone())))?;
             Ok(())
         })?;
+        if interrupt.load(Ordering::Relaxed) {
+            // a warm start cut short is not kept: a checkpoint of it would be resumed as if it
+            // were whole (a resumed run skips the warm start), so the run starts over instead
+            driver.log.append(EventKind::Message {
+                level: Level::Warn,
+                text: format!(
+                    "the warm start was stopped after {} updates; nothing is saved, and `--resume auto` \
+                     starts the run over",
+                    steps.len()
+                ),
+            })?;
+            return Ok(Ending::Interrupted);
+        }
         workers.broadcast()?;
     }
     driver.run(serde_json::to_value(cfg)?, resumed, interrupt)

@@ -126,11 +126,20 @@ impl EventLog {
             .map_or(0.0, |d| d.as_secs_f64());
         let event = Event { v: PROTOCOL_VERSION, seq: self.next_seq, time, kind };
         let mut line = serde_json::to_string(&event)?;
+        // JSON has no NaN: serde writes a non-finite number as null, which `read` (and so
+        // `runs`, `stop` and `--resume`) would reject; such an event is refused instead
+        if let Err(e) = serde_json::from_str::<Event>(&line) {
+            let shown: String = line.chars().take(300).collect();
+            bail!(
+                "refusing to append to {} an event its reader rejects ({e}; a NaN or infinite value?): {shown}",
+                self.path.display()
+            );
+        }
         line.push('\n');
         self.file
             .write_all(line.as_bytes())
             .with_context(|| format!("cannot append to {}", self.path.display()))?;
-        self.file.sync_data()?;
+        self.file.sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
         self.next_seq += 1;
         // nobody listening is fine: the file is the record
         let _ = self.live.send(event.clone());

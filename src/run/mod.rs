@@ -2,6 +2,7 @@
 //! event log (`events.jsonl`) with its live broadcast; how a run's process ended
 //! (`exit.json`), its status, and the registry of runs.
 
+pub mod claim;
 pub mod daemon;
 pub mod demo;
 pub mod driver;

@@ -1,5 +1,6 @@
 //! A run's status, from its directory alone: what its event log says (started, paused,
-//! ended), whether the process in `daemon.pid` is alive, and how it ended (`exit.json`).
+//! ended), whether the process in `daemon.pid` is alive and still the one recorded there
+//! (`trainer.json`), and how it ended (`exit.json`).
 //! `derive` is the one rule, used by `runs`, `stop`, `attach` and the TUI's status bar.
 
 use std::path::{Path, PathBuf};
@@ -124,7 +125,9 @@ pub struct Process {
 impl Process {
     pub fn read(run_dir: &Path) -> Result<Self> {
         let pid = process::read_pid(run_dir)?;
-        Ok(Self { pid, alive: pid.is_some_and(process::alive), exit: exit::read(run_dir)? })
+        // alive only as the process that was recorded: a reused pid reads as gone
+        let alive = pid.is_some_and(|p| process::is_trainer(run_dir, p));
+        Ok(Self { pid, alive, exit: exit::read(run_dir)? })
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,16 @@ use super::oom;
 /// Test-only: an absurd allocation at the start of this step's training pass (to provoke a
 /// real allocation failure in a child process).
 pub const TEST_ALLOCATION_ENV: &str = "POLARIS_TEST_FAIL_ALLOCATION_AT_STEP";
+
+/// Test-only: `STEP` or `STEP:SIGNAL`: the trainer sends itself SIGTERM (or SIGNAL) after
+/// this step's sampling has produced `TEST_SIGNAL_TOKENS` tokens: a stop that lands in the
+/// middle of generation, every time.
+pub const TEST_SIGNAL_ENV: &str = "POLARIS_TEST_SIGNAL_DURING_STEP";
+const TEST_SIGNAL_TOKENS: usize = 4;
+
+/// Tokens left before the test's signal (0: none armed), and the signal.
+static SIGNAL_COUNTDOWN: AtomicUsize = AtomicUsize::new(0);
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
 
 /// One worker's micro-batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,11 +117,30 @@ pub fn end() {
 
 /// Step `step` begins: sampling and scoring its groups.
 pub fn generating(step: usize) {
-    update(|s| {
+    let running = update(|s| {
         s.record.step = step;
         s.record.phase = "generating rollouts".into();
         s.workers.clear();
     });
+    let Some(at) = running.and(std::env::var(TEST_SIGNAL_ENV).ok()) else { return };
+    let (at, signal) = at.split_once(':').unwrap_or((&at, "15"));
+    if let (Ok(at), Ok(signal)) = (at.parse::<usize>(), signal.parse::<usize>()) {
+        if at == step {
+            SIGNAL.store(signal, Ordering::Relaxed);
+            SIGNAL_COUNTDOWN.store(TEST_SIGNAL_TOKENS, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A rollout token was sampled (the test's signal counts them; one atomic load otherwise).
+pub fn token_sampled() {
+    if SIGNAL_COUNTDOWN.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    if SIGNAL_COUNTDOWN.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)) == Ok(1) {
+        // SAFETY: raise has no memory preconditions
+        unsafe { libc::raise(SIGNAL.load(Ordering::Relaxed) as i32) };
+    }
 }
 
 /// Validation samples are being drawn after `step` steps (nothing is trained).

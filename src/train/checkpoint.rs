@@ -5,6 +5,10 @@
 //! A LoRA run saves its adapter in HF PEFT's layout (`adapter_config.json`,
 //! `adapter_model.safetensors`) instead of `weights.safetensors`, so every checkpoint loads
 //! in PEFT and vLLM as it is.
+//!
+//! Loading refuses what cannot be a real checkpoint (non-finite values, a state file that
+//! disagrees with its folder) before it changes anything, so a caller may fall back to an
+//! earlier checkpoint (`--resume auto` does).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +17,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::config::MAX_PROMPTS_PER_STEP;
 use super::step::Trainer;
+use crate::model::finite::{all_finite, first_non_finite};
 use crate::model::{adapter, Model};
 
 pub const WEIGHTS: &str = "weights.safetensors";
@@ -32,6 +38,9 @@ pub struct CheckpointState {
     /// LoRA dropout's mask generator position (32-bit words drawn), for LoRA runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropout_rng: Option<u128>,
+    /// SHA-256 (hex) of the dataset file the run read (absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_sha256: Option<String>,
 }
 
 /// `checkpoints/step-NNNNNN` under a run directory.
@@ -39,84 +48,173 @@ pub fn step_dir(run_dir: &Path, step: usize) -> PathBuf {
     run_dir.join("checkpoints").join(format!("step-{step:06}"))
 }
 
+/// Where a run is in its data: the cursor, and the dataset file's SHA-256 (hex) when known,
+/// so a resume on another dataset is noticed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataPosition {
+    pub cursor: usize,
+    pub sha256: Option<String>,
+}
+
 /// Writes a checkpoint of the trainable parameters and the trainer; returns its folder.
 pub fn save(run_dir: &Path, model: &Model, trainer: &Trainer, data_cursor: usize) -> Result<PathBuf> {
+    save_at(run_dir, model, trainer, &DataPosition { cursor: data_cursor, sha256: None })
+}
+
+/// `save`, recording the dataset's hash too. A failure (a full disk) removes the temporary
+/// folder and names the file that could not be written; no partial checkpoint is left.
+pub fn save_at(run_dir: &Path, model: &Model, trainer: &Trainer, data: &DataPosition) -> Result<PathBuf> {
     let final_dir = step_dir(run_dir, trainer.step);
     let parent = final_dir.parent().expect("has a parent");
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(".tmp-step-{:06}-{}", trainer.step, std::process::id()));
+    let tmp = parent.join(format!("{TMP_PREFIX}{:06}-{}", trainer.step, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    match model.adapters() {
-        Some(a) => adapter::save(&tmp, a)?,
-        None => {
-            let weights: HashMap<String, Tensor> =
-                model.trainable().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
-            candle_core::safetensors::save(&weights, tmp.join(WEIGHTS))?;
+    let written = write_into(&tmp, model, trainer, data).and_then(|()| {
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir)
+                .with_context(|| format!("cannot replace {}", final_dir.display()))?;
         }
+        std::fs::rename(&tmp, &final_dir)
+            .with_context(|| format!("cannot move the checkpoint to {}", final_dir.display()))
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e.context(format!("checkpoint of step {} not saved", trainer.step)));
     }
-    let opt = trainer.opt.state();
-    if !opt.is_empty() {
-        candle_core::safetensors::save(&opt, tmp.join(OPTIMIZER))?;
-    }
-    let state = CheckpointState {
-        format: FORMAT,
-        step: trainer.step,
-        seed: trainer.seed,
-        data_cursor,
-        dropout_rng: model.adapters().map(|a| a.dropout.position()),
-    };
-    std::fs::write(tmp.join(STATE), serde_json::to_string_pretty(&state)?)?;
-    for f in [WEIGHTS, OPTIMIZER, STATE] {
-        if let Ok(file) = std::fs::File::open(tmp.join(f)) {
-            file.sync_all()?;
-        }
-    }
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir)?;
-    }
-    std::fs::rename(&tmp, &final_dir)
-        .with_context(|| format!("cannot move the checkpoint to {}", final_dir.display()))?;
     if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }
     Ok(final_dir)
 }
 
-/// The newest complete checkpoint of a run, if any (`--resume auto`).
-pub fn latest(run_dir: &Path) -> Option<PathBuf> {
-    let mut steps: Vec<(usize, PathBuf)> = std::fs::read_dir(run_dir.join("checkpoints"))
-        .ok()?
+/// The checkpoint's files in `tmp`, each fsynced; every error names its file.
+fn write_into(tmp: &Path, model: &Model, trainer: &Trainer, data: &DataPosition) -> Result<()> {
+    std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    match model.adapters() {
+        Some(a) => adapter::save(tmp, a)?,
+        None => {
+            let weights: HashMap<String, Tensor> =
+                model.trainable().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
+            let file = tmp.join(WEIGHTS);
+            candle_core::safetensors::save(&weights, &file)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+        }
+    }
+    let opt = trainer.opt.state();
+    if !opt.is_empty() {
+        let file = tmp.join(OPTIMIZER);
+        candle_core::safetensors::save(&opt, &file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    let state = CheckpointState {
+        format: FORMAT,
+        step: trainer.step,
+        seed: trainer.seed,
+        data_cursor: data.cursor,
+        dropout_rng: model.adapters().map(|a| a.dropout.position()),
+        data_sha256: data.sha256.clone(),
+    };
+    let file = tmp.join(STATE);
+    std::fs::write(&file, serde_json::to_string_pretty(&state)?)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    for entry in std::fs::read_dir(tmp).with_context(|| format!("cannot list {}", tmp.display()))? {
+        let path = entry?.path();
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A checkpoint being written: `checkpoints/.tmp-step-NNNNNN-PID`.
+const TMP_PREFIX: &str = ".tmp-step-";
+
+/// Removes what a writer killed mid-checkpoint left (`.tmp-step-*` of a process that is
+/// gone); returns the folders removed.
+pub fn clean_temporaries(run_dir: &Path) -> Result<Vec<PathBuf>> {
+    let dir = run_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(TMP_PREFIX) else { continue };
+        let pid = rest.rsplit_once('-').and_then(|(_, pid)| pid.parse::<u32>().ok());
+        if pid.is_some_and(|p| p == std::process::id() || crate::run::process::alive(p)) {
+            continue; // a live writer's
+        }
+        let path = entry.path();
+        std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// The run's complete checkpoints (those with a state file), newest first.
+pub fn all(run_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else { return Vec::new() };
+    let mut steps: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let step = name.strip_prefix("step-")?.parse().ok()?;
+            let step = folder_step(&e.path())?;
             e.path().join(STATE).exists().then_some((step, e.path()))
         })
         .collect();
     steps.sort();
-    steps.pop().map(|(_, p)| p)
+    steps.into_iter().rev().map(|(_, p)| p).collect()
 }
 
+/// The newest complete checkpoint of a run, if any (`--resume auto`).
+pub fn latest(run_dir: &Path) -> Option<PathBuf> {
+    all(run_dir).into_iter().next()
+}
+
+/// N of a folder named `step-N`.
+fn folder_step(dir: &Path) -> Option<usize> {
+    dir.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
+}
+
+/// The error of a checkpoint whose own files are damaged: unreadable or truncated, holding
+/// NaN or an infinity, or a state file that disagrees with its folder. A checkpoint of
+/// another model (a missing tensor, another shape) is refused without it:
+/// `--resume auto` falls back past damaged checkpoints only, never past a wrong `--model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged(pub String);
+
+impl std::fmt::Display for Damaged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
+
 /// Restores a checkpoint into the model's trainable parameters and the trainer; returns the
-/// saved state (for the data cursor).
+/// saved state (for the data cursor). Everything is read and checked (shapes, finite values,
+/// a state that agrees with its folder) before anything is changed.
 pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<CheckpointState> {
-    let text = std::fs::read_to_string(dir.join(STATE))
-        .with_context(|| format!("{}: not a checkpoint (no {STATE})", dir.display()))?;
+    let damaged = |e: anyhow::Error| anyhow::Error::new(Damaged(format!("{e:#}")));
+    let state_file = dir.join(STATE);
+    let text = std::fs::read_to_string(&state_file)
+        .with_context(|| format!("{}: not a checkpoint (no {STATE})", dir.display()))
+        .map_err(damaged)?;
     let state: CheckpointState = serde_json::from_str(&text)
-        .with_context(|| format!("{}: {STATE} does not parse", dir.join(STATE).display()))?;
+        .with_context(|| format!("{}: {STATE} does not parse", state_file.display()))
+        .map_err(damaged)?;
     if state.format != FORMAT {
         bail!("{}: checkpoint format {} (this build reads {FORMAT})", dir.display(), state.format);
     }
+    check_state(&state, dir).map_err(damaged)?;
     let device = model.device().clone();
     let (weights, file) = if adapter::is_adapter_dir(dir) {
         (adapter_weights(dir, model)?, dir.join(adapter::WEIGHTS_FILE))
     } else {
         let file = dir.join(WEIGHTS);
         let w = candle_core::safetensors::load(&file, &device)
-            .with_context(|| format!("cannot read {}", file.display()))?;
+            .with_context(|| format!("cannot read {} (truncated?)", file.display()))
+            .map_err(damaged)?;
         (w, file)
     };
+    let mut updates = Vec::with_capacity(model.trainable().len());
     for (name, var) in model.trainable() {
         let t = weights.get(name).ok_or_else(|| {
             anyhow!(
@@ -132,20 +230,68 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
                 var.dims()
             );
         }
-        var.set(&t.to_dtype(var.dtype())?)?;
+        if !all_finite(t)? {
+            return Err(damaged(anyhow!(
+                "{}: tensor {name} holds NaN or infinite values (the run diverged before this checkpoint \
+                 was written?); resume from an earlier checkpoint",
+                file.display()
+            )));
+        }
+        updates.push((var, t.to_dtype(var.dtype())?));
     }
     let opt = dir.join(OPTIMIZER);
-    let opt_state =
-        if opt.exists() { candle_core::safetensors::load(&opt, &Device::Cpu)? } else { HashMap::new() };
+    let opt_state = if opt.exists() {
+        candle_core::safetensors::load(&opt, &Device::Cpu)
+            .with_context(|| format!("cannot read {} (truncated?)", opt.display()))
+            .map_err(damaged)?
+    } else {
+        HashMap::new()
+    };
+    if let Some(name) = first_non_finite(opt_state.iter().map(|(k, v)| (k.as_str(), v)))? {
+        let e = anyhow!("{}: optimizer tensor {name} holds NaN or infinite values", opt.display());
+        return Err(damaged(e));
+    }
     let opt_state: HashMap<String, Tensor> =
         opt_state.into_iter().map(|(k, v)| Ok((k, v.to_device(&device)?))).collect::<Result<_>>()?;
-    trainer.opt.load_state(state.step, &opt_state)?;
+    trainer
+        .opt
+        .load_state(state.step, &opt_state)
+        .with_context(|| format!("{}: not this checkpoint's optimizer state", opt.display()))
+        .map_err(damaged)?;
+    for (var, t) in updates {
+        var.set(&t)?;
+    }
     trainer.step = state.step;
     trainer.seed = state.seed;
     if let (Some(a), Some(pos)) = (model.adapters(), state.dropout_rng) {
         a.dropout.set_position(pos);
     }
     Ok(state)
+}
+
+/// A state file that cannot be this folder's: another step than the folder's name says, or a
+/// data cursor past what its steps could have consumed.
+fn check_state(state: &CheckpointState, dir: &Path) -> Result<()> {
+    let file = dir.join(STATE);
+    if let Some(named) = folder_step(dir).filter(|n| *n != state.step) {
+        bail!(
+            "{}: says step {} but its folder is step {named}; the file was edited or copied from \
+             another checkpoint: restore it, or resume from another checkpoint",
+            file.display(),
+            state.step
+        );
+    }
+    let most = state.step.checked_mul(MAX_PROMPTS_PER_STEP);
+    if most.is_none_or(|m| state.data_cursor > m) {
+        bail!(
+            "{}: data_cursor {} is more prompts than {} steps can have used (at most {MAX_PROMPTS_PER_STEP} \
+             a step); the file is damaged: resume from another checkpoint",
+            file.display(),
+            state.data_cursor,
+            state.step
+        );
+    }
+    Ok(())
 }
 
 /// A PEFT adapter's A and B by the model's canonical parameter names.

@@ -5,6 +5,9 @@
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
+mod ranges;
+pub use ranges::{Invalid, MAX_PROMPTS_PER_STEP};
+
 use super::sft::SftConfig;
 use super::step::StepConfig;
 use super::validation::ValidationConfig;
@@ -205,7 +208,8 @@ impl TrainConfig {
     ///
     /// The file and the overrides are merged key by key over the full defaults, so a partial
     /// table (`[step.sampling]` with one key) keeps the recipe's other values rather than
-    /// the defaults of its own type.
+    /// the defaults of its own type. A bad value is reported where it was written: the
+    /// `--set` that gave it, else `origin` (the file).
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self> {
         let user: toml::Table = toml::from_str(text).map_err(|e| anyhow!("{origin} does not parse: {e}"))?;
         let mut table: toml::Table = toml::Value::try_from(TrainConfig::default())?
@@ -216,66 +220,81 @@ impl TrainConfig {
         for o in overrides {
             set(&mut table, o)?;
         }
+        let source = |key: &str| where_set(key, overrides).unwrap_or_else(|| origin.to_string());
+        ranges::non_finite(&table, "").map_err(|e| anyhow!("{}: {e}", source(&e.key)))?;
         let cfg: TrainConfig = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
             let e = e.to_string();
-            anyhow!("{origin}: {}{}", e.trim_end(), where_else(&e))
+            // serde's message ends with "in `step.group_size`" when it knows the key
+            let key = e.rsplit_once("in `").and_then(|(_, k)| k.split_once('`')).map(|(k, _)| k.to_string());
+            let unknown = e.split_once("unknown field `").and_then(|(_, rest)| rest.split_once('`'));
+            let key = match (key, unknown) {
+                (Some(k), Some((field, _))) => format!("{k}.{field}"),
+                (Some(k), None) => k,
+                (None, Some((field, _))) => field.to_string(),
+                (None, None) => String::new(),
+            };
+            anyhow!("{}: {}{}", source(&key), e.trim_end(), where_else(&e))
         })?;
-        cfg.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+        cfg.invalid().map_err(|e| anyhow!("{}: {e}", source(&e.key)))?;
         Ok(cfg)
     }
 
     /// Checks that serde cannot: ranges and relations between keys.
     pub fn validate(&self) -> Result<()> {
+        self.invalid().map_err(|e| anyhow!("{e}"))
+    }
+
+    /// `validate`, with the key at fault.
+    fn invalid(&self) -> std::result::Result<(), Invalid> {
+        let within = |key: &str, r: Result<()>| r.map_err(|e| Invalid::new(key, format!("{key}: {e:#}")));
+        // errors that name their key themselves
+        let named = |key: &str, r: Result<()>| r.map_err(|e| Invalid::new(key, format!("{e:#}")));
+        let check = |key: &str, ok: bool, why: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Invalid::new(key, format!("{key} {why}")))
+            }
+        };
+        ranges::check(self)?;
         let s = &self.step;
-        if self.run.steps == 0 {
-            bail!("run.steps must be at least 1");
-        }
-        if self.run.prompts_per_step == 0 {
-            bail!("run.prompts_per_step must be at least 1");
-        }
-        if s.group_size < 2 {
-            bail!("step.group_size must be at least 2 (a group needs rows to compare)");
-        }
-        if !(0.0..1.0).contains(&s.loss.clip_low) || s.loss.clip_high <= 0.0 {
-            bail!("step.loss.clip_low must be in [0, 1) and step.loss.clip_high positive");
-        }
-        if s.max_grad_norm <= 0.0 {
-            bail!("step.max_grad_norm must be positive");
-        }
-        if s.ppo_epochs == 0 {
-            bail!("step.ppo_epochs must be at least 1");
-        }
-        if s.loss.kl_coef < 0.0 {
-            bail!("step.loss.kl_coef must be >= 0 (0 turns the KL term off)");
-        }
-        if s.loss.reference_clip_low.is_some_and(|v| !(0.0..1.0).contains(&v)) {
-            bail!("step.loss.reference_clip_low must be in [0, 1) (unset: step.loss.clip_low)");
-        }
-        if s.loss.reference_clip_high.is_some_and(|v| !(v > 0.0 && v.is_finite())) {
-            bail!("step.loss.reference_clip_high must be positive (unset: step.loss.clip_high)");
-        }
-        if !(s.score_clip >= 0.0 && s.score_clip.is_finite()) {
-            bail!("step.score_clip must be >= 0 (0 turns it off)");
-        }
-        if s.bc.enabled && !(s.bc.peak >= 0.0 && s.bc.peak.is_finite()) {
-            bail!("step.bc.peak must be >= 0");
-        }
+        let l = &s.loss;
+        check(
+            "step.loss.reference_clip_low",
+            l.reference_clip_low.is_none_or(|v| (0.0..1.0).contains(&v)),
+            "must be in [0, 1) (unset: step.loss.clip_low)",
+        )?;
+        check(
+            "step.loss.reference_clip_high",
+            l.reference_clip_high.is_none_or(|v| v > 0.0 && v.is_finite()),
+            "must be positive (unset: step.loss.clip_high)",
+        )?;
+        check(
+            "step.score_clip",
+            s.score_clip >= 0.0 && s.score_clip.is_finite(),
+            "must be >= 0 (0 turns it off)",
+        )?;
+        check("step.bc.peak", !s.bc.enabled || (s.bc.peak >= 0.0 && s.bc.peak.is_finite()), "must be >= 0")?;
         let r = &self.reward;
-        if !(r.think_penalty.is_finite() && r.think_penalty >= 0.0) {
-            bail!("reward.think_penalty must be >= 0 (0 turns it off)");
-        }
+        check(
+            "reward.think_penalty",
+            r.think_penalty.is_finite() && r.think_penalty >= 0.0,
+            "must be >= 0 (0 turns it off)",
+        )?;
         let d = &r.disqualify;
-        if !(d.words_under_fraction >= 0.0 && d.words_under_fraction.is_finite()) {
-            bail!("reward.disqualify.words_under_fraction must be >= 0 (0 turns the word gate off)");
-        }
-        crate::train::workers::parse_devices(&self.run.devices).map_err(|e| anyhow!("run.devices: {e}"))?;
-        s.sampling.validate().map_err(|e| anyhow!("step.sampling: {e}"))?;
-        self.validation.validate(&s.sampling)?;
-        crate::reward::JudgeSpec::parse(&self.reward.judge).map_err(|e| anyhow!("reward.judge: {e}"))?;
-        self.judge.validate()?;
-        crate::device::parse_dtype(&self.model.dtype).map_err(|e| anyhow!("model.dtype: {e}"))?;
+        check(
+            "reward.disqualify.words_under_fraction",
+            d.words_under_fraction >= 0.0 && d.words_under_fraction.is_finite(),
+            "must be >= 0 (0 turns the word gate off)",
+        )?;
+        within("run.devices", crate::train::workers::parse_devices(&self.run.devices).map(|_| ()))?;
+        within("step.sampling", self.step.sampling.validate())?;
+        named("validation", self.validation.validate(&s.sampling))?;
+        within("reward.judge", crate::reward::JudgeSpec::parse(&self.reward.judge).map(|_| ()))?;
+        named("judge", self.judge.validate())?;
+        within("model.dtype", crate::device::parse_dtype(&self.model.dtype).map(|_| ()))?;
         if let Some(lora) = self.model.lora.config() {
-            lora.validate().map_err(|e| anyhow!("model.lora: {e}"))?;
+            within("model.lora", lora.validate())?;
         }
         Ok(())
     }
@@ -284,6 +303,23 @@ impl TrainConfig {
     pub fn to_toml(&self) -> Result<String> {
         Ok(toml::to_string_pretty(self)?)
     }
+}
+
+/// The last `--set` that wrote `key`, a table holding it, or a key inside it (`--set
+/// step.lr.lr=...` for an error at `step.lr`), as `--set KEY=VALUE`.
+fn where_set(key: &str, overrides: &[String]) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    let within = |outer: &str, inner: &str| {
+        inner == outer || inner.strip_prefix(outer).is_some_and(|rest| rest.starts_with('.'))
+    };
+    overrides.iter().rev().find_map(|o| {
+        let set = o.split_once('=').map_or(o.as_str(), |(k, _)| k).trim();
+        // `--set step.lr.kind=...` replaces the whole `step.lr` table
+        let set = set.strip_suffix(".kind").unwrap_or(set);
+        (within(set, key) || within(key, set)).then(|| format!("--set {}", o.trim()))
+    })
 }
 
 /// Deep merge: tables merge key by key, anything else replaces.
@@ -459,6 +495,8 @@ group_size = 6                # 5 policy rollouts + 1 human reference
 hri = true                    # human-reference injection
 scale_by_std = true           # false: Dr. GRPO advantages
 score_clip = 0.0              # scores clipped to ±this before the group statistics (the fork's grpo_score_clip); 0 = off
+reference_advantage = "capped"   # the reference row's advantage bounded to ±reference_advantage_cap; "release": unbounded, as the release (1e5 when the policy rows tie)
+reference_advantage_cap = 5.0
 thinking = true
 max_grad_norm = 1.0
 logprob_chunk = 256           # positions per log-prob chunk (memory: chunk x vocab)

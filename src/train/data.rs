@@ -5,6 +5,7 @@
 //! `build` turns a story collection into length-stratified prompts with a deterministic
 //! train / validation split; `write_jsonl` writes a dataset atomically.
 
+mod jsonl;
 mod stories;
 mod trim;
 
@@ -19,6 +20,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::generate::length::{count_words, requested_words, story_prompt};
+pub(crate) use jsonl::jsonl_lines;
+pub use jsonl::{file_sha256, MAX_LINE_BYTES};
 pub use stories::{normalise_text, premise_from_opening, read_stories, title_from_file_stem, Story};
 pub use trim::{trim_story, Cut};
 
@@ -166,41 +169,6 @@ pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<S
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(v) => Err(format!("field {key} must be a string, found {}", kind(v))),
     }
-}
-
-/// A non-blank line of a JSONL file: its 1-based number, and its object or what is
-/// wrong with it (not UTF-8, not JSON, not an object).
-pub(crate) type JsonlLine = (usize, Result<Map<String, Value>, String>);
-
-/// The non-blank lines of a JSONL file, in order.
-pub(crate) fn jsonl_lines(path: &Path) -> Result<Vec<JsonlLine>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let n = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let Ok(line) = std::str::from_utf8(raw) else {
-            out.push((n, Err("is not UTF-8 text; save the file as UTF-8".into())));
-            continue;
-        };
-        let line = if n == 1 { line.trim_start_matches('\u{feff}') } else { line };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed = match serde_json::from_str::<Value>(line) {
-            Ok(Value::Object(obj)) => Ok(obj),
-            Ok(v) => {
-                Err(format!("is {} where a JSON object was expected; write one {{...}} per line", kind(&v)))
-            }
-            Err(e) => {
-                let msg = e.to_string();
-                let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-                Err(format!("is not JSON ({msg} at column {}); write one JSON object per line", e.column()))
-            }
-        };
-        out.push((n, parsed));
-    }
-    Ok(out)
 }
 
 /// Reads and validates a dataset. Every bad record is reported, in one error.

@@ -99,7 +99,8 @@ pub fn build_group(
     let (rendered, prompt_ids) = lm.prompt(spec.prompt, false, spec.thinking)?;
     let opened = opens_thinking(&rendered);
     let n_policy = if spec.reference.is_some() { spec.size.saturating_sub(1).max(1) } else { spec.size };
-    let outputs = lm.generate(&prompt_ids, n_policy, params, &mut |_| {}, cancel)?;
+    let outputs =
+        lm.generate(&prompt_ids, n_policy, params, &mut |_| crate::run::work::token_sampled(), cancel)?;
     let mut rows = Vec::with_capacity(spec.size);
     for out in outputs {
         let text = lm.tokenizer.decode(&out.tokens, true)?;

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod group;
+pub mod halt;
 pub mod layer_checkpointing;
 pub mod loss;
 pub mod optim;

@@ -285,6 +285,11 @@ pub const POLARIS_MAIN: &[Setting] = &[
 
 /// Keys the preset sets that no yaml key names, and why.
 pub const POLARIS_MAIN_EXTRA: &[(&str, &str, &str)] = &[
+    (
+        "step.reference_advantage",
+        "\"release\"",
+        "the release's reference advantage (r − mean) / (std + 1e-6), unbounded when the policy rows tie",
+    ),
     ("run.steps", "160", "RECIPE.md: 160 steps, one epoch (the yaml says total_epochs: 1)"),
     (
         "step.sampling.thinking_budget",

@@ -3,17 +3,18 @@
 //! surrogate (one update epoch: old log-probs are the current ones, ratio 1). The trainer
 //! knows nothing of who watches: it returns statistics and scored rollouts.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
-use super::advantage::{clip_score, group_advantages};
+use super::advantage::{clip_score, group_advantages, ReferenceAdvantage, DEFAULT_REFERENCE_CAP};
 use super::batch::{micro_batches, pack, response_rows, row_tokens, spread, Packed};
 use super::bc::BcConfig;
 use super::group::{build_group, GroupSpec, Rollout};
+pub use super::halt::{NonFinite, StepCancelled};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
@@ -89,6 +90,10 @@ pub struct StepConfig {
     pub score_clip: f64,
     /// Behaviour cloning on the human reference (off by default).
     pub bc: BcConfig,
+    /// `capped` (default): the reference row's advantage bounded to ±reference_advantage_cap;
+    /// `release`: unbounded, as the release computes it (advantage.rs).
+    pub reference_advantage: ReferenceAdvantage,
+    pub reference_advantage_cap: f64,
     pub loss: LossConfig,
     pub sampling: SamplingParams,
     pub thinking: bool,
@@ -121,6 +126,8 @@ impl Default for StepConfig {
             scale_by_std: true,
             score_clip: 0.0,
             bc: BcConfig::default(),
+            reference_advantage: ReferenceAdvantage::Capped,
+            reference_advantage_cap: DEFAULT_REFERENCE_CAP,
             loss: LossConfig::default(),
             sampling: SamplingParams::training(),
             thinking: true,
@@ -199,6 +206,10 @@ pub struct StepStats {
     #[serde(default)]
     pub bc_nll: Option<f64>,
     pub zero_variance_groups: usize,
+    /// Groups whose reference row's |advantage| was above `step.reference_advantage_cap`
+    /// (bounded to it, unless `step.reference_advantage = "release"`). Absent in older logs: 0.
+    #[serde(default)]
+    pub reference_advantage_capped: usize,
     pub judge_failures: usize,
     pub judge_cost: f64,
     /// Response tokens trained on (all rows).
@@ -318,8 +329,10 @@ impl Trainer {
             let policy: Vec<usize> = idx.iter().copied().filter(|&i| !rows[i].rollout.is_reference).collect();
             let reference = idx.iter().copied().find(|&i| rows[i].rollout.is_reference);
             let pr: Vec<f64> = policy.iter().map(|&i| scores[i]).collect();
-            let adv = group_advantages(&pr, reference.map(|i| scores[i]), self.cfg.scale_by_std);
+            let mut adv = group_advantages(&pr, reference.map(|i| scores[i]), self.cfg.scale_by_std);
             stats.zero_variance_groups += adv.zero_variance as usize;
+            stats.reference_advantage_capped +=
+                adv.bound_reference(self.cfg.reference_advantage, self.cfg.reference_advantage_cap) as usize;
             for (&i, a) in policy.iter().zip(&adv.policy) {
                 advantages[i] = *a;
             }
@@ -391,10 +404,26 @@ impl Trainer {
                 }
             }
             let mut grads = workers.reduce(per_worker)?;
-            grad_norms.push(clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?);
-            self.opt.apply(workers.primary().model.trainable(), &grads, lr)?;
+            let loss = LossOutput::merge(&parts);
+            let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
+            let non_finite = |what: String| anyhow::Error::new(NonFinite { step, what });
+            if !loss.loss.is_finite() {
+                return Err(non_finite(format!("the loss is {}", loss.loss)));
+            }
+            if !norm.is_finite() {
+                return Err(non_finite(format!("the gradient norm is {norm}")));
+            }
+            let trainable = workers.primary().model.trainable();
+            self.opt.apply(trainable, &grads, lr)?;
+            let weights = trainable.iter().map(|(n, v)| (n.as_str(), v.as_tensor()));
+            if let Some(name) = crate::model::finite::first_non_finite(weights)? {
+                return Err(non_finite(format!(
+                    "weight {name} is NaN or infinite after the update (lr {lr})"
+                )));
+            }
             workers.broadcast()?;
-            losses.push(LossOutput::merge(&parts));
+            grad_norms.push(norm);
+            losses.push(loss);
         }
         self.step = step;
         let seconds_train = started.elapsed().as_secs_f64();
@@ -498,6 +527,10 @@ impl Trainer {
             rows.extend(build_group(lm, &spec, &params, cancel)?.into_iter().map(|r| (g, r)));
         }
         let generate = started.elapsed().as_secs_f64();
+        if cancel.load(Ordering::Relaxed) {
+            // sampling was cut short: no row of this step may be judged or trained on
+            return Err(StepCancelled { step }.into());
+        }
         let candidates: Vec<Candidate> =
             rows.iter().map(|(g, r)| r.candidate(batch[*g].prompt, batch[*g].story)).collect();
         let breakdowns = if candidates.is_empty() { Vec::new() } else { rewarder.score(&candidates)? };

@@ -26,13 +26,24 @@ pub struct Workers {
     pub replicas: Vec<Replica>,
 }
 
+/// CPU workers at most (`cpu:N`): each is a whole replica of the model, and more workers than
+/// cores only slow a step down, so a larger N is a typo, not a plan.
+pub const MAX_CPU_WORKERS: usize = 64;
+
 /// `cpu` (one worker), `cpu:N` (N CPU workers) or a comma list such as `cuda:0,cuda:1`.
 pub fn parse_devices(spec: &str) -> Result<Vec<Device>> {
     let spec = spec.trim();
     if let Some(n) = spec.strip_prefix("cpu:") {
         return match n.parse::<usize>() {
-            Ok(n) if n >= 1 => Ok(vec![Device::Cpu; n]),
-            _ => bail!("devices = {spec:?}: expected cpu:N with N a number of workers >= 1"),
+            Ok(n) if (1..=MAX_CPU_WORKERS).contains(&n) => Ok(vec![Device::Cpu; n]),
+            Ok(n) if n > MAX_CPU_WORKERS => bail!(
+                "devices = {spec:?}: at most {MAX_CPU_WORKERS} CPU workers (each holds a whole replica of \
+                 the model; this machine has {} cores)",
+                std::thread::available_parallelism().map_or(1, |c| c.get())
+            ),
+            _ => bail!(
+                "devices = {spec:?}: expected cpu:N with N a number of workers from 1 to {MAX_CPU_WORKERS}"
+            ),
         };
     }
     let devices: Vec<Device> = spec

@@ -3,6 +3,7 @@
 
 pub mod eval_fixture;
 pub mod run_fixture;
+pub mod tiny_cli;
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,19 @@ pub fn logged_steps(run: &Path) -> Vec<polaris::train::step::StepStats> {
         .into_iter()
         .filter_map(|e| match e.kind {
             polaris::run::EventKind::Step(s) => Some(*s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The messages of a run's event log, with their levels, in order.
+pub fn logged_messages(run: &Path) -> Vec<(polaris::run::event::Level, String)> {
+    polaris::run::log::read(&run.join("events.jsonl"))
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            polaris::run::EventKind::Message { level, text } => Some((level, text)),
             _ => None,
         })
         .collect()
