@@ -15,7 +15,7 @@ use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec};
 use polaris::reward::rows::{score_rows, RowRules};
 use polaris::reward::score::{release_score, release_token_rewards, ScoreMode, Scoring, ThinkTerms};
 use polaris::reward::Rubric;
-use polaris::train::advantage::group_advantages;
+use polaris::train::advantage::{group_advantages, ReferenceAdvantage, DEFAULT_REFERENCE_CAP};
 use polaris::train::step::{StackRewarder, StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
@@ -204,7 +204,9 @@ fn a_release_scored_step_ranks_rows_by_their_scores() {
     assert!(rows.iter().any(|r| !r.rollout.ended && r.reward > r.breakdown.reward + 0.5));
     let (policy, reference): (Vec<_>, Vec<_>) = rows.iter().partition(|r| !r.rollout.is_reference);
     let scores: Vec<f64> = policy.iter().map(|r| r.reward).collect();
-    let adv = group_advantages(&scores, Some(reference[0].reward), true);
+    let mut adv = group_advantages(&scores, Some(reference[0].reward), true);
+    // the step's default bound on the reference's advantage (issue 17's tie guard)
+    adv.bound_reference(ReferenceAdvantage::Capped, DEFAULT_REFERENCE_CAP);
     for (r, a) in policy.iter().zip(&adv.policy) {
         assert_eq!(r.advantage, *a);
     }

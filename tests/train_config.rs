@@ -230,3 +230,12 @@ fn the_reference_advantage_is_capped_by_default_and_release_is_a_setting() {
     let file = TrainConfig::parse("[step]\nreference_advantage = \"release\"\n", "x", &[]).unwrap();
     assert_eq!(file.step.reference_advantage, ReferenceAdvantage::Release);
 }
+
+#[test]
+fn a_set_key_nested_past_any_real_key_is_refused_not_a_stack_overflow() {
+    // the config fuzz target's finding: thousands of dotted parts nested tables deeper than
+    // deserialising them could hold on a test thread's stack
+    let key = vec!["a"; 5000].join(".");
+    let e = TrainConfig::parse("", "t.toml", &[format!("{key}=1")]).unwrap_err().to_string();
+    assert!(e.contains("5000 dotted parts"), "{e}");
+}

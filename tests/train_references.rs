@@ -83,7 +83,7 @@ impl polaris::train::step::Rewarder for Ties {
     ) -> anyhow::Result<Vec<polaris::reward::Breakdown>> {
         let mut scored = WordsReward(12.0).score(candidates)?;
         for (b, c) in scored.iter_mut().zip(candidates) {
-            b.reward = if c.response.is_none() { 1.0 } else { 0.0 };
+            b.reward = if c.response.is_some_and(|r| r.is_reference) { 1.0 } else { 0.0 };
         }
         Ok(scored)
     }

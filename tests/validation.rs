@@ -211,7 +211,7 @@ fn the_settings_exist_with_the_releases_defaults_and_bad_values_are_named() {
     assert_eq!((cfg.validation.sampling.temperature, cfg.validation.sampling.top_p), (0.6, 0.95));
     let e =
         TrainConfig::parse("", "t.toml", &["validation.sampling.top_p=0".into()]).unwrap_err().to_string();
-    assert!(e.contains("t.toml") && e.contains("validation.sampling") && e.contains("top_p"), "{e}");
+    assert!(e.contains("--set validation.sampling.top_p=0") && e.contains("top_p must be in (0, 1]"), "{e}");
     let e =
         TrainConfig::parse("", "t.toml", &["validation.judge_concurrency=0".into()]).unwrap_err().to_string();
     assert!(e.contains("validation.judge_concurrency"), "{e}");

@@ -40,12 +40,16 @@ fn chunk_distribution(
         DType::BF16 | DType::F16 => logits.to_dtype(DType::F32)?,
         _ => logits,
     };
-    if !entropy {
-        return Ok((super::fused::target_logprobs(&logits, targets)?, None));
-    }
-    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    let ent = (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.detach();
-    Ok((logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?, Some(ent)))
+    // one kernel for the log-probs on every path (scoring, training, a frozen reference), so
+    // equal weights give bit-equal log-probs; the entropy, when asked for, beside it
+    let lp = super::fused::target_logprobs(&logits, targets)?;
+    let ent = if entropy {
+        let logp = candle_nn::ops::log_softmax(&logits.detach(), D::Minus1)?;
+        Some((logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?)
+    } else {
+        None
+    };
+    Ok((lp, ent))
 }
 
 /// What a training pass returns.

@@ -368,6 +368,9 @@ fn where_else(error: &str) -> String {
     format!("\n`{}` is a key at {}", name.0, found.join(", "))
 }
 
+/// Dotted parts of a `--set` key at most: every real key has fewer.
+const MAX_KEY_PARTS: usize = 8;
+
 /// `a.b.c=value`: value read as a TOML literal (number, boolean, string in quotes, array),
 /// else taken as a plain string.
 fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
@@ -382,6 +385,14 @@ fn set(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         bail!("--set {assignment:?}: empty part in the key");
+    }
+    // the deepest key is 4 parts (step.hri_schedule.decay.final_value); a far deeper one
+    // would nest tables past what deserialising them can hold on a thread's stack
+    if parts.len() > MAX_KEY_PARTS {
+        bail!(
+            "--set {key}: {} dotted parts; no configuration key has more than {MAX_KEY_PARTS}",
+            parts.len()
+        );
     }
     let mut cur = table;
     // a tagged table (lr, decay, aggregation) is replaced whole when its kind changes

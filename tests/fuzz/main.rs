@@ -5,7 +5,7 @@
 //!
 //! `cargo test --release --test fuzz` runs POLARIS_FUZZ_EXECS executions per target
 //! (default 1,500) from POLARIS_FUZZ_SEED (default fixed, so the suite is deterministic);
-//! CI runs each target for POLARIS_FUZZ_SECS seconds from a fresh seed it prints (.ci/run).
+//! CI runs each target for POLARIS_FUZZ_SECS seconds from the seed .ci/run sets (fixed there).
 //! `-- --nocapture` shows the execution counts.
 
 mod mutate;

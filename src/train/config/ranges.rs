@@ -93,29 +93,27 @@ fn count(key: &str, value: usize, min: usize, max: usize, why: &str) -> Result<(
     Err(Invalid::new(key, format!("{key} = {value}: must be {range}{why}")))
 }
 
-/// The first float anywhere in `table` that is NaN or infinite.
+/// The first float anywhere in `table` that is NaN or infinite. Walked with a stack of its
+/// own, not by recursion: a hostile file may nest tables deeper than a thread's stack holds
+/// (the config fuzz target found one).
 pub fn non_finite(table: &toml::Table, prefix: &str) -> Result<(), Invalid> {
-    for (k, v) in table {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+    let join =
+        |prefix: &str, k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    // (key, value, inside an array)
+    let mut stack: Vec<(String, &toml::Value, bool)> =
+        table.iter().rev().map(|(k, v)| (join(prefix, k), v, false)).collect();
+    while let Some((key, v, in_array)) = stack.pop() {
         match v {
             toml::Value::Float(x) if !x.is_finite() => {
-                return Err(Invalid::new(&key, format!("{key} = {x}: must be a finite number")));
+                let message = if in_array {
+                    format!("{key} holds {x}: must be finite numbers")
+                } else {
+                    format!("{key} = {x}: must be a finite number")
+                };
+                return Err(Invalid::new(&key, message));
             }
-            toml::Value::Table(t) => non_finite(t, &key)?,
-            toml::Value::Array(items) => {
-                for item in items {
-                    if let toml::Value::Table(t) = item {
-                        non_finite(t, &key)?;
-                    } else if let toml::Value::Float(x) = item {
-                        if !x.is_finite() {
-                            return Err(Invalid::new(
-                                &key,
-                                format!("{key} holds {x}: must be finite numbers"),
-                            ));
-                        }
-                    }
-                }
-            }
+            toml::Value::Table(t) => stack.extend(t.iter().rev().map(|(k, v)| (join(&key, k), v, false))),
+            toml::Value::Array(items) => stack.extend(items.iter().rev().map(|v| (key.clone(), v, true))),
             _ => {}
         }
     }
