@@ -60,7 +60,7 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let tail = ca.remainder().iter().zip(cb.remainder()).fold(T::zero(), |s, (&x, &y)| s + x * y);
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            lanes[l] = lanes[l] + x[l] * y[l];
+            lanes[l] += x[l] * y[l];
         }
     }
     lanes.iter().fold(tail, |s, &v| s + v)
