@@ -136,23 +136,16 @@ fn polaris(args: &[&str], cache: &Path) -> Output {
 }
 
 fn train(out: &Path, extra: &[&str], cache: &Path) -> Output {
-    let mut args = vec![
-        "train",
-        "--group-size",
-        "3",
-        "--set",
-        "run.prompts_per_step=1",
-        "--set",
-        "step.sampling.max_new_tokens=12",
-        "--set",
-        "step.thinking=false",
+    let mut args = vec!["train"];
+    args.extend_from_slice(common::tiny_cli::TINY);
+    args.extend([
         "--set",
         "step.lr={ kind = \"constant\", lr = 1e-2 }",
         "--data",
         concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl"),
         "--out",
         out.to_str().unwrap(),
-    ];
+    ]);
     args.extend_from_slice(extra);
     polaris(&args, cache)
 }

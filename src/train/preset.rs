@@ -305,7 +305,10 @@ pub const POLARIS_MAIN_NO_COUNTERPART: &[(&str, &str)] = &[
     ("algorithm.adv_estimator", "the trainer is GRPO"),
     ("algorithm.use_kl_in_reward", "no KL term in the reward (false here)"),
     ("algorithm.gt_exclude_from_stats", "the reference is always left out of the group statistics"),
-    ("algorithm.gt_think_prefix", "not implemented (false here)"),
+    (
+        "algorithm.gt_think_prefix",
+        "the fork's think-prefix rollouts (the reference's reasoning teacher-forced, the story sampled) are not built; off in the run",
+    ),
     (
         "data.max_prompt_length",
         "prompts are not filtered by length; `data build` prompts are far under 256 tokens",
