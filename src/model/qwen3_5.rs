@@ -247,13 +247,20 @@ impl GatedDeltaNet {
             Ok(Some(Tensor::from_vec(keep, (1, n, 1), x.device())?.to_dtype(x.dtype())?))
         })?;
         let (q, k, v, g, beta) = self.rule_inputs(&conv, &beta, &a)?;
-        let mut outs = Vec::with_capacity(cu_seqlens.len() - 1);
-        for w in cu_seqlens.windows(2) {
-            let row = |x: &Tensor| x.narrow(2, w[0], w[1] - w[0]);
-            let (out, _) = deltanet::chunked(&row(&q)?, &row(&k)?, &row(&v)?, &row(&g)?, &row(&beta)?, None)?;
-            outs.push(out);
-        }
-        let out = Tensor::cat(&outs, 2)?; // [1, Hv, N, dv]
+        let out = if deltanet::fused::serves(&q) {
+            // one op over the whole stream, restarting at each row (empty rows start nowhere)
+            let starts: Vec<usize> = cu_seqlens.windows(2).filter(|w| w[1] > w[0]).map(|w| w[0]).collect();
+            deltanet::fused::gated_delta_rule(&q, &k, &v, &g, &beta, &starts)?
+        } else {
+            let mut outs = Vec::with_capacity(cu_seqlens.len() - 1);
+            for w in cu_seqlens.windows(2) {
+                let row = |x: &Tensor| x.narrow(2, w[0], w[1] - w[0]);
+                let (out, _) =
+                    deltanet::chunked(&row(&q)?, &row(&k)?, &row(&v)?, &row(&g)?, &row(&beta)?, None)?;
+                outs.push(out);
+            }
+            Tensor::cat(&outs, 2)?
+        }; // [1, Hv, N, dv]
         self.output(&out, &z, x.dtype(), kernels)
     }
 

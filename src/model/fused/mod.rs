@@ -36,14 +36,18 @@ impl Real for f32 {}
 impl Real for f64 {}
 
 /// Whether the fused kernel serves these tensors (CPU, f32 or f64, every one the same dtype).
-fn kernel_serves(tensors: &[&Tensor]) -> bool {
+pub(crate) fn kernel_serves(tensors: &[&Tensor]) -> bool {
     let Some(first) = tensors.first() else { return false };
     matches!(first.dtype(), DType::F32 | DType::F64)
         && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == first.dtype())
 }
 
 /// The contiguous elements a layout views, or an error naming the op.
-fn contiguous<'a, T: WithDType>(op: &str, s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [T]> {
+pub(crate) fn contiguous<'a, T: WithDType>(
+    op: &str,
+    s: &'a CpuStorage,
+    l: &Layout,
+) -> candle_core::Result<&'a [T]> {
     let data = s.as_slice::<T>()?;
     match l.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
@@ -54,7 +58,7 @@ fn contiguous<'a, T: WithDType>(op: &str, s: &'a CpuStorage, l: &Layout) -> cand
 /// Σ a_i b_i with eight independent accumulators, so the loop vectorises (a single running
 /// sum is a serial chain of adds the compiler may not reorder).
 #[inline(always)]
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     let mut lanes = [T::zero(); 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail = ca.remainder().iter().zip(cb.remainder()).fold(T::zero(), |s, (&x, &y)| s + x * y);

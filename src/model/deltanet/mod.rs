@@ -7,6 +7,8 @@
 //! Shapes: q, k: [B, H, T, dk] (L2-normalised); v: [B, H, T, dv]; g, beta: [B, H, T];
 //! state: [B, H, dk, dv]. All f32 (f64 for f64 models); q is scaled by dk^-1/2 here.
 
+pub mod fused;
+
 use anyhow::Result;
 use candle_core::{DType, Tensor, D};
 
