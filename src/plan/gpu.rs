@@ -19,7 +19,7 @@
 //! rank receives its shard of the summed gradient in f32, clips it with the global norm
 //! and updates its f32 master weights and moments, then all ranks all-gather the new bf16
 //! weights. An f32 running sum would cost 2 bytes more per parameter on every rank
-//! (GRAD_SUM_BYTES is where to change it if the trainer does that).
+//! (gradient_bytes is where to change it if the trainer does that).
 //!
 //! Activations, a layer's working set, the log-prob chunk and the generation caches are
 //! the host plan's arithmetic (figures.rs, measured against RSS on CPU) in the model dtype,
@@ -40,9 +40,6 @@ pub const RUNTIME_NCCL: u64 = 512 << 20;
 /// and go every layer. Not applied to the weights, master weights, moments and gradients,
 /// which are allocated once per step at the same sizes. A budget: 10%.
 pub const CUDA_ALLOCATOR_PERCENT: u64 = 110;
-/// Bytes per element of the gradients' running sum and of one micro-batch's gradients:
-/// None means the trained weights' own dtype (see the module's comment).
-pub const GRAD_SUM_BYTES: Option<u64> = None;
 
 /// Bytes per element of the trained parameters: the model dtype for a full fine-tune, f32
 /// for LoRA adapters (they are small, and bf16 would round away lr 1e-5 updates).
@@ -54,9 +51,10 @@ pub fn trainable_bytes(s: &Shape) -> u64 {
     }
 }
 
-/// Bytes per element of the gradients.
+/// Bytes per element of the gradients' running sum and of one micro-batch's gradients: the
+/// trained weights' own dtype (see the module's comment; an f32 sum would make this 4).
 pub fn gradient_bytes(s: &Shape) -> u64 {
-    GRAD_SUM_BYTES.unwrap_or_else(|| trainable_bytes(s))
+    trainable_bytes(s)
 }
 
 /// Elements of one rank's ZeRO-1 shard of `n` elements: ceil(n / ranks) (every tensor is

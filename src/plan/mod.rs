@@ -2,7 +2,8 @@
 //! model's config.json alone (instant for a 9B model: no weights are read), against what the
 //! device has available. `polaris-tui plan` prints it; `train` checks it before any work and
 //! refuses a run that cannot fit, saying what to change (advice.rs). The arithmetic is in
-//! figures.rs, what a device has in available.rs.
+//! figures.rs (measured on the host), on CUDA devices in gpu.rs (mixed precision, ZeRO-1),
+//! what a device has in available.rs, which training fits N GPUs in fit.rs.
 
 pub mod advice;
 pub mod available;
@@ -60,7 +61,7 @@ pub struct Pool {
     /// precision, this rank's shards).
     pub worker: Figures,
     pub runtime: u64,
-    /// Weights, reference model, optimizer moments: held all run long.
+    /// Weights, reference model, master weights, optimizer moments: held all run long.
     pub resident: u64,
     /// The three phases of a step: only the largest adds to the resident bytes.
     pub training: u64,

@@ -115,11 +115,12 @@ fn gpu_line(plan: &Plan) -> String {
         "AdamW moments (f32 weights are their own master)"
     };
     format!(
-        "on {n} GPU{s}: {dtype} weights and activations, {trained} {shard}, gradients full per GPU \
+        "on {n} GPU{s}: {dtype} weights and activations, {trained} {shard}, {grads} gradients full per GPU \
          (the running sum and one micro-batch's), log-probs and loss f32; margins: {runtime} per GPU (CUDA context, \
          cuBLAS{nccl}), {pct}% over each phase's transients\n",
         s = if n == 1 { "" } else { "s" },
         dtype = plan.dtype,
+        grads = if plan.trainable < plan.parameters { "f32" } else { plan.dtype.as_str() },
         shard = if n > 1 { format!("sharded 1/{n} per GPU (ZeRO-1)") } else { "unsharded".to_string() },
         runtime = gib(gpu::runtime(n)),
         nccl = if n > 1 { ", NCCL" } else { "" },
