@@ -43,7 +43,7 @@ pub(super) fn changed(cfg: &TrainConfig, sets: &[String]) -> Option<TrainConfig>
     Some(c)
 }
 
-pub(super) fn try_change(
+fn try_change(
     cfg: &TrainConfig,
     model: &ModelConfig,
     available: Available,
