@@ -22,10 +22,10 @@ impl Change {
     }
 }
 
-type Available<'a> = &'a dyn Fn(&Place) -> Option<u64>;
+pub(super) type Available<'a> = &'a dyn Fn(&Place) -> Option<u64>;
 
 /// A configuration changed by `--set`-style assignments (the ones this module makes).
-fn changed(cfg: &TrainConfig, sets: &[String]) -> Option<TrainConfig> {
+pub(super) fn changed(cfg: &TrainConfig, sets: &[String]) -> Option<TrainConfig> {
     let mut c = cfg.clone();
     for s in sets {
         let (key, value) = s.split_once('=')?;
@@ -55,7 +55,7 @@ fn try_change(
 
 /// The largest value in [lo, hi] of a setting for which the run fits (the peak grows with
 /// it), by bisection; None when even `lo` does not fit.
-fn largest_fitting(
+pub(super) fn largest_fitting(
     cfg: &TrainConfig,
     model: &ModelConfig,
     available: Available,
@@ -170,12 +170,13 @@ pub fn refusal(plan: &Plan, changes: &[Change]) -> String {
     let f = &plan.worker;
     let mut text = format!(
         "this run would not fit in memory: {} ({} sets the peak; per worker: weights {}, gradients {}, \
-         optimizer {}, saved activations {} over a {}-token micro-batch, largest layer's working set {}, \
+         master weights {}, optimizer {}, saved activations {} over a {}-token micro-batch, largest layer's working set {}, \
          log-prob chunk {}, generation cache {}).",
         plan.summary(),
         p.peak_phase(),
         gib(f.weights + f.reference),
         gib(f.gradients),
+        gib(f.master),
         gib(f.optimizer),
         gib(f.activations),
         plan.micro_batch_tokens,

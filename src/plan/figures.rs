@@ -21,7 +21,7 @@ const NORM_COPIES: u64 = 1;
 const LOGPROB_COPIES: u64 = 3;
 /// Live f32 copies of one parameter while AdamW updates it: the new m and v beside the old
 /// ones, and one expression's temporary (measured ~2 on a 50M Qwen3.5; 3 kept for a margin).
-const ADAMW_TEMPS: u64 = 3;
+pub const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
 /// `polaris-tui bench plan`, T = 512..8k: without checkpointing the heap grows over the
 /// saved activations by 1.2 graphs of an attention layer (tiny qwen3, fused norm, RoPE and
@@ -70,7 +70,11 @@ pub struct Figures {
     /// Trainable parameters' gradients: the micro-batches' running sum and the backward in
     /// flight.
     pub gradients: u64,
-    /// AdamW's two f32 moments per trainable parameter (the primary worker holds them).
+    /// f32 master weights the optimizer updates (CUDA, a full fine-tune in bf16 / f16: this
+    /// rank's ZeRO-1 shard; 0 on the host, where the weights are their own master).
+    pub master: u64,
+    /// AdamW's two f32 moments per trainable parameter (the primary worker holds them; on
+    /// CUDA, this rank's ZeRO-1 shard).
     pub optimizer: u64,
     /// AdamW's working copies of the largest trainable parameter during the update.
     pub optimizer_update: u64,
@@ -267,7 +271,7 @@ pub fn parameters(s: &Shape) -> (u64, u64) {
 }
 
 /// The largest trainable tensor, elements (AdamW's working copies are of one tensor).
-fn largest_trainable(s: &Shape) -> u64 {
+pub fn largest_trainable(s: &Shape) -> u64 {
     let m = &s.model;
     let embed = (m.vocab_size * m.hidden_size) as u64;
     let biggest_projection = projections(m).iter().map(|(_, i, o)| i * o).max().unwrap_or(0);
@@ -310,6 +314,7 @@ pub fn figures(s: &Shape) -> Figures {
         weights: params * s.w,
         reference,
         gradients: 2 * trainable * s.w,
+        master: 0,
         optimizer: 2 * trainable * 4,
         optimizer_update: ADAMW_TEMPS * largest_trainable(s) * 4,
         activations: activations(s),

@@ -2,11 +2,14 @@
 //! model's config.json alone (instant for a 9B model: no weights are read), against what the
 //! device has available. `polaris-tui plan` prints it; `train` checks it before any work and
 //! refuses a run that cannot fit, saying what to change (advice.rs). The arithmetic is in
-//! figures.rs, what a device has in available.rs.
+//! figures.rs (measured on the host), on CUDA devices in gpu.rs (mixed precision, ZeRO-1),
+//! what a device has in available.rs, which training fits N GPUs in fit.rs.
 
 pub mod advice;
 pub mod available;
 pub mod figures;
+pub mod fit;
+pub mod gpu;
 mod render;
 
 use std::path::Path;
@@ -25,8 +28,6 @@ pub const PROMPT_TOKENS: u64 = 256;
 /// thread stacks, allocator slack (measured: a tiny-model train run of 2 x 61-token rows
 /// peaks at 134 MiB RSS, of which the model, its gradients and AdamW's state are ~70 MiB).
 pub const RUNTIME_HOST: u64 = 64 << 20;
-/// A CUDA context and candle's kernels on each device.
-pub const RUNTIME_CUDA: u64 = 512 << 20;
 /// checkpoint_layers = "auto" turns checkpointing on when the saved activations without it
 /// would exceed this share of a device's available memory (or the run would not fit).
 pub const AUTO_ACTIVATION_SHARE: f64 = 0.25;
@@ -53,10 +54,14 @@ impl Place {
 pub struct Pool {
     pub place: Place,
     pub workers: u64,
-    /// Holds the optimizer state and takes the update (the first device).
+    /// Holds optimizer state and takes an update: on the host the first pool, which holds
+    /// all of it; on CUDA every rank, each its ZeRO-1 shard.
     pub primary: bool,
+    /// One worker's figures here (host: f32 or the model dtype throughout; CUDA: mixed
+    /// precision, this rank's shards).
+    pub worker: Figures,
     pub runtime: u64,
-    /// Weights, reference model, optimizer moments: held all run long.
+    /// Weights, reference model, master weights, optimizer moments: held all run long.
     pub resident: u64,
     /// The three phases of a step: only the largest adds to the resident bytes.
     pub training: u64,
@@ -96,8 +101,10 @@ pub struct Plan {
     /// Whether layers are checkpointed, and whether "auto" decided it.
     pub checkpoint_layers: bool,
     pub checkpoint_auto: bool,
-    /// One worker's figures.
+    /// One worker's figures on the first pool.
     pub worker: Figures,
+    /// CUDA workers: the ranks the optimizer state is sharded over (ZeRO-1); 0 without GPUs.
+    pub ranks: u64,
     pub parameters: u64,
     pub trainable: u64,
     pub pools: Vec<Pool>,
@@ -128,7 +135,7 @@ impl Plan {
             LayerCheckpointing::Auto => {
                 let without = Self::with(cfg, model, available, false, true)?;
                 let heavy = without.pools.iter().any(|p| {
-                    let act = p.workers * without.worker.activations;
+                    let act = p.workers * p.worker.activations;
                     !p.fits() || p.available.is_some_and(|a| act as f64 > AUTO_ACTIVATION_SHARE * a as f64)
                 });
                 if heavy {
@@ -170,35 +177,54 @@ impl Plan {
         };
         let f = figures::figures(&shape);
         let (parameters, trainable) = figures::parameters(&shape);
-        let pools = places
+        let ranks: u64 = places.iter().filter(|(p, _)| matches!(p, Place::Cuda(_))).map(|(_, n)| n).sum();
+        let rank = gpu::rank(&shape, ranks);
+        let pools: Vec<Pool> = places
             .iter()
             .enumerate()
-            .map(|(i, (place, n))| {
-                let primary = i == 0;
-                // the update: every worker's gradients, their sum when there are several,
-                // AdamW's copies
-                let sets = if workers > 1 { workers + 1 } else { 1 };
-                let update = if primary { sets * trainable * w + f.optimizer_update } else { 0 };
-                Pool {
+            .map(|(i, (place, n))| match place {
+                Place::Host => {
+                    let primary = i == 0;
+                    // the update: every worker's gradients, their sum when there are several,
+                    // AdamW's copies
+                    let sets = if workers > 1 { workers + 1 } else { 1 };
+                    let update = if primary { sets * trainable * w + f.optimizer_update } else { 0 };
+                    Pool {
+                        place: place.clone(),
+                        workers: *n,
+                        primary,
+                        worker: f,
+                        runtime: RUNTIME_HOST,
+                        resident: n * (f.weights + f.reference) + if primary { f.optimizer } else { 0 },
+                        training: n * f.training(),
+                        generation: n * f.generation,
+                        update,
+                        available: available(place),
+                    }
+                }
+                Place::Cuda(_) => Pool {
                     place: place.clone(),
                     workers: *n,
-                    primary,
-                    runtime: if *place == Place::Host { RUNTIME_HOST } else { RUNTIME_CUDA },
-                    resident: n * (f.weights + f.reference) + if primary { f.optimizer } else { 0 },
-                    training: n * f.training(),
-                    generation: n * f.generation,
-                    update,
+                    primary: true,
+                    worker: rank,
+                    runtime: gpu::runtime(ranks),
+                    resident: rank.weights + rank.reference + rank.master + rank.optimizer,
+                    training: gpu::training(&rank),
+                    generation: gpu::generation(&rank),
+                    update: gpu::update(&shape, &rank),
                     available: available(place),
-                }
+                },
             })
             .collect();
+        let worker = pools.first().map_or(f, |p| p.worker);
         Ok(Self {
             row_tokens,
             micro_batch_tokens,
             rows_per_worker,
             checkpoint_layers,
             checkpoint_auto,
-            worker: f,
+            worker,
+            ranks,
             parameters,
             trainable,
             pools,

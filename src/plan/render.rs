@@ -1,9 +1,9 @@
 //! The plan as a table: one column per memory pool, one line per figure.
 
-use super::{gib, Plan};
+use super::figures::Figures;
+use super::{gib, gpu, Plan};
 
 pub fn table(plan: &Plan) -> String {
-    let f = &plan.worker;
     let mut out = String::new();
     let ckpt = match (plan.checkpoint_layers, plan.checkpoint_auto) {
         (true, true) => "on (auto: activations would be large without it)",
@@ -19,29 +19,38 @@ pub fn table(plan: &Plan) -> String {
         count(plan.trainable)
     ));
     out.push_str(&format!(
-        "rows up to {} tokens ({} prompt + response budget); {} rows per worker; largest micro-batch {} tokens; checkpoint_layers {ckpt}\n\n",
+        "rows up to {} tokens ({} prompt + response budget); {} rows per worker; largest micro-batch {} tokens; checkpoint_layers {ckpt}\n",
         plan.row_tokens,
         super::PROMPT_TOKENS,
         plan.rows_per_worker,
         plan.micro_batch_tokens,
     ));
+    if plan.ranks > 0 {
+        out.push_str(&gpu_line(plan));
+    }
+    out.push('\n');
     let mut lines: Vec<(String, Vec<String>)> = Vec::new();
-    let per = |v: u64| plan.pools.iter().map(|p| gib(p.workers * v)).collect::<Vec<_>>();
+    let per =
+        |v: fn(&Figures) -> u64| plan.pools.iter().map(|p| gib(p.workers * v(&p.worker))).collect::<Vec<_>>();
+    let any = |v: fn(&Figures) -> u64| plan.pools.iter().any(|p| v(&p.worker) > 0);
     lines.push(("workers".into(), plan.pools.iter().map(|p| p.workers.to_string()).collect()));
     lines.push(("runtime".into(), plan.pools.iter().map(|p| gib(p.runtime)).collect()));
-    lines.push(("weights".into(), per(f.weights)));
-    if f.reference > 0 {
-        lines.push(("reference model (KL)".into(), per(f.reference)));
+    lines.push(("weights".into(), per(|f| f.weights)));
+    if any(|f| f.reference) {
+        lines.push(("reference model (KL)".into(), per(|f| f.reference)));
+    }
+    if any(|f| f.master) {
+        lines.push(("master weights (f32)".into(), per(|f| f.master)));
     }
     lines.push((
         "optimizer state (f32 moments)".into(),
-        plan.pools.iter().map(|p| gib(if p.primary { f.optimizer } else { 0 })).collect(),
+        plan.pools.iter().map(|p| gib(if p.primary { p.worker.optimizer } else { 0 })).collect(),
     ));
-    lines.push(("  training: gradients".into(), per(f.gradients)));
-    lines.push(("  training: saved activations".into(), per(f.activations)));
-    lines.push(("  training: largest layer's working set".into(), per(f.layer_working_set)));
-    lines.push(("  training: log-prob chunk".into(), per(f.logprob_chunk)));
-    lines.push(("  generation: a group's cache".into(), per(f.generation)));
+    lines.push(("  training: gradients".into(), per(|f| f.gradients)));
+    lines.push(("  training: saved activations".into(), per(|f| f.activations)));
+    lines.push(("  training: largest layer's working set".into(), per(|f| f.layer_working_set)));
+    lines.push(("  training: log-prob chunk".into(), per(|f| f.logprob_chunk)));
+    lines.push(("  generation: a group's cache".into(), per(|f| f.generation)));
     lines.push(("  optimizer update".into(), plan.pools.iter().map(|p| gib(p.update)).collect()));
     lines
         .push(("peak (resident + largest phase)".into(), plan.pools.iter().map(|p| gib(p.peak())).collect()));
@@ -93,4 +102,28 @@ fn count(n: u64) -> String {
         n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
         n => format!("{:.1}K", n as f64 / 1e3),
     }
+}
+
+/// What the CUDA columns assume: precisions, sharding and the margins.
+fn gpu_line(plan: &Plan) -> String {
+    let n = plan.ranks;
+    let trained = if plan.worker.master > 0 {
+        "f32 master weights and AdamW moments"
+    } else if plan.trainable < plan.parameters {
+        "f32 LoRA adapters, their AdamW moments"
+    } else {
+        "AdamW moments (f32 weights are their own master)"
+    };
+    format!(
+        "on {n} GPU{s}: {dtype} weights and activations, {trained} {shard}, {grads} gradients full per GPU \
+         (the running sum and one micro-batch's), log-probs and loss f32; margins: {runtime} per GPU (CUDA context, \
+         cuBLAS{nccl}), {pct}% over each phase's transients\n",
+        s = if n == 1 { "" } else { "s" },
+        dtype = plan.dtype,
+        grads = if plan.trainable < plan.parameters { "f32" } else { plan.dtype.as_str() },
+        shard = if n > 1 { format!("sharded 1/{n} per GPU (ZeRO-1)") } else { "unsharded".to_string() },
+        runtime = gib(gpu::runtime(n)),
+        nccl = if n > 1 { ", NCCL" } else { "" },
+        pct = gpu::CUDA_ALLOCATOR_PERCENT - 100,
+    )
 }
