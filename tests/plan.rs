@@ -27,6 +27,7 @@ fn shape(checkpoint_layers: bool) -> Shape {
         lora: None,
         reference: false,
         checkpoint_layers,
+        fused_delta_rule: true,
         logprob_chunk: 32,
         tokens: 100,
         generation_rows: 5,
@@ -56,8 +57,9 @@ fn the_figures_of_a_small_llama_are_the_hand_counted_ones() {
     // one layer's gradients in flight (1.2 x its graph, measured: 1171 B) + the attention's
     // f32 dq, dk, dv (16 + 8 + 8 elements = 128 B)
     assert_eq!(f.layer_working_set, (1171 + 128) * 100);
-    // 3 copies of chunk x V in f32
-    assert_eq!(f.logprob_chunk, 3 * 32 * 64 * 4);
+    // 3 copies of chunk x V in f32, and the whole micro-batch's f32 logits, which pass 1
+    // keeps for pass 2 (100 x 64 x 4 B is under model::logprobs::KEEP_LOGITS_BYTES)
+    assert_eq!(f.logprob_chunk, 3 * 32 * 64 * 4 + 100 * 64 * 4);
     // generation: 5 rows, capacity 600 -> 1024 (grows by 512): K and V [5, 2, 1024, 4] f32 =
     // 327680 B per layer, 2 layers + one layer's growth copy (K or V: 163840); prefill
     // scores 3·5·4·10·10·4 = 24000; logits 4·5·64·4 = 5120

@@ -46,6 +46,8 @@ fn shape() -> Shape {
         lora: None,
         reference: false,
         checkpoint_layers: true,
+        // the host's form; gpu::rank takes the chunked one whatever this says
+        fused_delta_rule: true,
         logprob_chunk: 32,
         tokens: 100,
         generation_rows: 5,
@@ -74,8 +76,9 @@ fn a_small_hybrids_figures_per_gpu_are_the_hand_counted_ones() {
     // embedding out, final norm, dL/dH cat, cast, product in bf16 (5·16·2 = 160) and one f32
     // row (64) = 224 B per token; 100 tokens
     assert_eq!(f.activations, (128 + 224) * 100);
-    // the log-prob head in f32: 3 copies of chunk 32 x V 64 x 4 B
-    assert_eq!(f.logprob_chunk, 3 * 32 * 64 * 4);
+    // the log-prob head in f32: 3 copies of chunk 32 x V 64 x 4 B; and the micro-batch's
+    // logits kept for pass 2, f32 beside the bf16 matmul output they came from (6 B each)
+    assert_eq!(f.logprob_chunk, 3 * 32 * 64 * 4 + 100 * 64 * 6);
     // generation, 5 rows, capacity 600 -> 1024 positions (the cache grows by 512):
     // the one attention layer's K and V [5, 1 kv head, 1024, 8] bf16 = 163840 B, plus the
     // growth copy of one of them 81920; each DeltaNet layer's f32 state, 2 value heads of
@@ -88,8 +91,11 @@ fn a_small_hybrids_figures_per_gpu_are_the_hand_counted_ones() {
     // weights 1024·(4 + 2) = 6144, AdamW's 3 f32 copies of this rank's 256: 3072
     assert_eq!(f.optimizer_update, 11_320 + 6_144 + 3_072);
     // a layer's working set is the host plan's (its graph recomputed, gradients in flight),
-    // counted and measured in tests/plan.rs; here in bf16
-    assert_eq!(f.layer_working_set, figures::layer_working_set(&s));
+    // counted and measured in tests/plan.rs; here in bf16, with the chunked delta rule a GPU
+    // runs (the fused op is the CPU's, and keeps far less)
+    let chunked = Shape { fused_delta_rule: false, ..s.clone() };
+    assert_eq!(f.layer_working_set, figures::layer_working_set(&chunked));
+    assert!(figures::layer_working_set(&s) < f.layer_working_set);
 }
 
 #[test]

@@ -251,7 +251,8 @@ pub fn gated_rms_norm(x: &Tensor, gate: &Tensor, w: &Tensor, eps: f64, kernels: 
     let dtype = x.dtype();
     let inner = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
     let normed = rms_norm(&x.to_dtype(inner)?, &w.to_dtype(inner)?, eps, kernels)?;
-    Ok((normed * gate.to_dtype(inner)?.silu()?)?.to_dtype(dtype)?)
+    // silu(gate) ⊙ normed is SwiGLU's product: one fused pass each way on the CPU
+    Ok(super::fused::swiglu(&gate.to_dtype(inner)?, &normed)?.to_dtype(dtype)?)
 }
 
 /// Rotary positions of `t` new tokens after `start` cached ones, per left-padded row.

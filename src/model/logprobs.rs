@@ -19,6 +19,25 @@ use super::Model;
 /// Positions per chunk: chunk x vocab logits exist at a time (256 x 248k x 4 B = 254 MB).
 pub const DEFAULT_CHUNK: usize = 256;
 
+/// Pass 1 of a training pass keeps every chunk's logits, with their graph to the head, for
+/// pass 2 when all of them together take at most this many bytes: the head's forward matmul
+/// then runs once instead of twice (a tenth of a 50M Qwen3.5's update at 4096 tokens, whose
+/// vocabulary of 32k makes the head a third of the work). Past it, pass 2 recomputes each
+/// chunk's logits and the head holds one chunk at a time. (PyTorch keeps the logits and
+/// their log-softmax whatever their size.)
+pub const KEEP_LOGITS_BYTES: u64 = 512 << 20;
+
+/// Bytes a kept logit takes for a model of `w` bytes per element: the f32 logits, and for a
+/// half-precision model the matmul's output they were cast from.
+pub fn kept_logit_bytes(w: u64) -> u64 {
+    w.max(4) + if w < 4 { w } else { 0 }
+}
+
+/// Whether a training pass over `n` positions keeps its logits between its two head passes.
+pub fn keeps_logits(n: u64, vocab: u64, w: u64) -> bool {
+    n * vocab * kept_logit_bytes(w) <= KEEP_LOGITS_BYTES
+}
+
 /// Gradients by canonical parameter name.
 pub type Gradients = Vec<(String, Tensor)>;
 
@@ -196,18 +215,26 @@ pub fn backward_packed(
     let tgt = targets.flatten_all()?;
     let spans = chunks(n, chunk);
 
-    // pass 1: values only
+    // pass 1: values, and each chunk's graph from its hidden rows when the logits are kept
+    let vocab = model.lm_head().dim(0)? as u64;
+    let keep = keeps_logits(n as u64, vocab, hidden.dtype().size_in_bytes() as u64);
     let mut parts = Vec::with_capacity(spans.len());
+    let mut kept: Vec<Option<(Var, Tensor)>> = Vec::with_capacity(if keep { spans.len() } else { 0 });
     let mut entropies = Vec::new();
     for &(start, len) in &spans {
+        let rows = flat.narrow(0, start, len)?;
+        let h = if keep { Some(Var::from_tensor(&rows.contiguous()?)?) } else { None };
         let (lp, ent) = chunk_distribution(
-            &flat.narrow(0, start, len)?,
+            h.as_ref().map_or(&rows, |h| h.as_tensor()),
             model.lm_head(),
             &tgt.narrow(0, start, len)?,
             opts.entropy,
         )?;
         parts.push(lp.detach());
         entropies.extend(ent);
+        if let Some(h) = h {
+            kept.push(Some((h, lp)));
+        }
     }
     let logp = Tensor::cat(&parts, 0)?;
     let entropy = if opts.entropy { Some(Tensor::cat(&entropies, 0)?) } else { None };
@@ -216,9 +243,16 @@ pub fn backward_packed(
     // pass 2: head gradients per chunk, and dL/dH
     let mut acc: HashMap<TensorId, Tensor> = HashMap::new();
     let mut dh_parts = Vec::with_capacity(spans.len());
-    for &(start, len) in &spans {
-        let h = Var::from_tensor(&flat.narrow(0, start, len)?.contiguous()?)?;
-        let lp = chunk_logprobs(h.as_tensor(), model.lm_head(), &tgt.narrow(0, start, len)?)?;
+    for (i, &(start, len)) in spans.iter().enumerate() {
+        // a kept chunk is taken (and freed after its backward); otherwise recomputed
+        let (h, lp) = match kept.get_mut(i).and_then(Option::take) {
+            Some(chunk) => chunk,
+            None => {
+                let h = Var::from_tensor(&flat.narrow(0, start, len)?.contiguous()?)?;
+                let lp = chunk_logprobs(h.as_tensor(), model.lm_head(), &tgt.narrow(0, start, len)?)?;
+                (h, lp)
+            }
+        };
         let seeded = (lp * coeff.narrow(0, start, len)?)?.sum_all()?;
         let grads = seeded.backward()?;
         // detached: dL/dH is a constant seed for the body, not a function of the head

@@ -13,6 +13,7 @@ use candle_nn::kv_cache::KvCache;
 use super::config::{LayerType, LinearAttention, ModelConfig};
 use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
 use super::flash_attention::varlen_attention;
+use super::fused;
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, gated_rms_norm, linear, rms_norm_one_plus,
     rope_inv_freq, rope_tables, select_kv_rows, uniform_segments, Kernels, Mask, SwiGlu, TrainContext,
@@ -204,7 +205,8 @@ impl GatedDeltaNet {
             None => Tensor::zeros((b, kernel - 1, qkv.dim(2)?), qkv.dtype(), qkv.device())?,
         };
         let ext = Tensor::cat(&[&prev, &qkv], 1)?; // [B, T+K-1, C]
-        let conv = self.conv(&ext, t, |_| Ok(None))?;
+                                                   // the first K-1 outputs read before the history: computed and dropped
+        let conv = fused::causal_conv_silu(&ext, &self.conv1d, &[0])?.narrow(1, kernel - 1, t)?;
         let new_conv = ext.narrow(1, t, kernel - 1)?;
 
         let (q, k, v, g, beta) = self.rule_inputs(&conv, &beta, &a)?;
@@ -225,31 +227,13 @@ impl GatedDeltaNet {
     /// the recurrent state restart at every row boundary, as if each row ran alone.
     fn forward_packed(&self, x: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
         let kernels = Kernels::Differentiable;
-        let (_, n, _) = x.dims3()?;
-        let kernel = self.sizes.conv_kernel;
         let (qkv, z, beta, a) = self.project(x, kernels)?;
-        let ext = Tensor::cat(
-            &[&Tensor::zeros((1, kernel - 1, qkv.dim(2)?), qkv.dtype(), qkv.device())?, &qkv],
-            1,
-        )?;
-        // tap j reads position t + j - (K-1): zero it where that lies before t's row
-        let conv = self.conv(&ext, n, |j| {
-            let back = kernel - 1 - j;
-            if back == 0 {
-                return Ok(None);
-            }
-            let mut keep = vec![0f32; n];
-            for w in cu_seqlens.windows(2) {
-                for (t, slot) in keep.iter_mut().enumerate().take(w[1]).skip(w[0]) {
-                    *slot = if t >= w[0] + back { 1.0 } else { 0.0 };
-                }
-            }
-            Ok(Some(Tensor::from_vec(keep, (1, n, 1), x.device())?.to_dtype(x.dtype())?))
-        })?;
+        // rows start where they are not empty
+        let starts: Vec<usize> = cu_seqlens.windows(2).filter(|w| w[1] > w[0]).map(|w| w[0]).collect();
+        let conv = fused::causal_conv_silu(&qkv, &self.conv1d, &starts)?;
         let (q, k, v, g, beta) = self.rule_inputs(&conv, &beta, &a)?;
         let out = if deltanet::fused::serves(&q) {
-            // one op over the whole stream, restarting at each row (empty rows start nowhere)
-            let starts: Vec<usize> = cu_seqlens.windows(2).filter(|w| w[1] > w[0]).map(|w| w[0]).collect();
+            // one op over the whole stream, restarting at each row
             deltanet::fused::gated_delta_rule(&q, &k, &v, &g, &beta, &starts)?
         } else {
             let mut outs = Vec::with_capacity(cu_seqlens.len() - 1);
@@ -274,28 +258,6 @@ impl GatedDeltaNet {
         let beta = candle_nn::ops::sigmoid(&self.in_proj_b.forward(x, kernels)?)?;
         let a = self.in_proj_a.forward(x, kernels)?;
         Ok((qkv, z, beta, a))
-    }
-
-    /// Depthwise causal conv then SiLU over ext: [B, T+K-1, C] (K-1 positions of history
-    /// first) -> [B, T, C]. `tap_keep(j)` may give a [B, T, 1] 0/1 mask for tap j.
-    fn conv(
-        &self,
-        ext: &Tensor,
-        t: usize,
-        tap_keep: impl Fn(usize) -> Result<Option<Tensor>>,
-    ) -> Result<Tensor> {
-        let mut conv: Option<Tensor> = None;
-        for j in 0..self.sizes.conv_kernel {
-            let mut term = ext.narrow(1, j, t)?.broadcast_mul(&self.conv1d.narrow(1, j, 1)?.squeeze(1)?)?;
-            if let Some(keep) = tap_keep(j)? {
-                term = term.broadcast_mul(&keep)?;
-            }
-            conv = Some(match conv {
-                Some(c) => (c + term)?,
-                None => term,
-            });
-        }
-        Ok(conv.expect("a conv kernel has at least one tap").silu()?)
     }
 
     /// The delta rule's inputs from the conv output [B, T, C]: q, k [B, Hv, T, dk]

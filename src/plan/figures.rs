@@ -48,6 +48,9 @@ pub struct Shape {
     /// A frozen reference model for the KL term (step.loss.kl_coef != 0).
     pub reference: bool,
     pub checkpoint_layers: bool,
+    /// DeltaNet layers run the CPU's fused delta-rule op (model::deltanet::fused), which
+    /// keeps no intermediate for backward; elsewhere (CUDA) the chunked form's graph.
+    pub fused_delta_rule: bool,
     /// Positions per log-prob chunk (step.logprob_chunk).
     pub logprob_chunk: u64,
     /// Tokens of the largest micro-batch a worker packs.
@@ -82,7 +85,7 @@ pub struct Figures {
     pub activations: u64,
     /// One layer's backward: its recomputed graph (checkpointing) and gradients in flight.
     pub layer_working_set: u64,
-    /// The log-prob head's chunk x V copies.
+    /// The log-prob head's chunk x V copies, and the logits pass 1 keeps for pass 2.
     pub logprob_chunk: u64,
     /// A group's generation caches (KV per attention layer, DeltaNet state) with the copy
     /// a growing cache makes, and the prompt's prefill scores.
@@ -151,7 +154,12 @@ fn adapter_activations(m: &ModelConfig, lora: Option<&LoraConfig>, layer: usize)
 
 /// Elements per token one layer's differentiable forward keeps, in the model dtype and in
 /// f32 (the attention's log-sum-exp, DeltaNet's recurrence, which run in f32).
-fn layer_activations(m: &ModelConfig, layer: usize, lora: Option<&LoraConfig>) -> (u64, u64) {
+fn layer_activations(
+    m: &ModelConfig,
+    layer: usize,
+    lora: Option<&LoraConfig>,
+    fused_delta_rule: bool,
+) -> (u64, u64) {
     let (d, f) = (m.hidden_size as u64, m.intermediate_size as u64);
     let h = m.num_attention_heads as u64;
     let q = h * m.head_dim as u64;
@@ -166,19 +174,26 @@ fn layer_activations(m: &ModelConfig, layer: usize, lora: Option<&LoraConfig>) -
             let (conv, kd, vd) = (l.conv_dim() as u64, l.key_dim() as u64, l.value_dim() as u64);
             let (nv, dk, dv) = (l.num_value_heads as u64, l.key_head_dim as u64, l.value_head_dim as u64);
             let rep = nv / l.num_key_heads as u64;
-            let c = crate::model::deltanet::CHUNK as u64;
             // projections qkv, z, b, a; the conv's cat and 2 per tap; silu
             model += conv + vd + 2 * nv + conv + 2 * l.conv_kernel as u64 * conv + conv;
             // q, k: f32 copy, l2-norm (x², x / norm), repeated to value heads, made contiguous
             f32s += 2 * (3 * kd + 2 * kd * rep);
             // v, beta, g (softplus: 5 ops), gated norm (f32 x, norm 3, silu(z), product)
             f32s += vd + 2 * vd + 8 * nv + vd * 6;
-            // chunked rule per value head: padded and scaled q/k/v, k·β, v·β, decay [C, C]
-            // (diff, masked, exp, masked), A, its solve (one op keeping only (I - A)⁻¹: C per
-            // position), T⁻¹ V, T⁻¹ K·decay,
-            // per chunk: q kᵀ masked (3 C), v_new, products (3 dv), state updates (5 dk dv / C)
-            f32s += nv * (3 * dk + 2 * dv + 2 * dk + 4 * c + 4 * c + c + 2 * c);
-            f32s += nv * (dv + 2 * dk + 3 * c + 4 * dv + 5 * dk * dv / c);
+            if fused_delta_rule {
+                // the fused op (model::deltanet::fused): its packed input (q, k, v, g, β)
+                // and its output, per value head; it keeps no state for backward
+                f32s += nv * (2 * dk + dv + 2) + nv * dv;
+            } else {
+                // chunked rule per value head: padded and scaled q/k/v, k·β, v·β, decay
+                // [C, C] (diff, masked, exp, masked), A, its solve (one op keeping only
+                // (I - A)⁻¹: C per position), T⁻¹ V, T⁻¹ K·decay,
+                // per chunk: q kᵀ masked (3 C), v_new, products (3 dv), state updates
+                // (5 dk dv / C)
+                let c = crate::model::deltanet::CHUNK as u64;
+                f32s += nv * (3 * dk + 2 * dv + 2 * dk + 4 * c + 4 * c + c + 2 * c);
+                f32s += nv * (dv + 2 * dk + 3 * c + 4 * dv + 5 * dk * dv / c);
+            }
             // the output back in the model dtype
             model += vd;
         }
@@ -219,7 +234,7 @@ fn attention_backward(m: &ModelConfig, layer: usize) -> u64 {
 
 /// Bytes per token the forward of layer `i` keeps.
 pub fn layer_bytes_per_token(s: &Shape, i: usize) -> u64 {
-    let (model, f32s) = layer_activations(&s.model, i, s.lora.as_ref());
+    let (model, f32s) = layer_activations(&s.model, i, s.lora.as_ref(), s.fused_delta_rule);
     model * s.w + f32s * 4
 }
 
@@ -306,6 +321,16 @@ pub fn generation(s: &Shape) -> u64 {
     attention_layers * kv_layer + linear_layers * delta_layer + grow_copy + prefill + logits
 }
 
+/// The log-prob head at its peak, bytes: LOGPROB_COPIES chunks x V, and the logits of the
+/// whole micro-batch when pass 1 keeps them for pass 2 (model::logprobs::keeps_logits).
+pub fn logprob_head(s: &Shape) -> u64 {
+    use crate::model::logprobs::{keeps_logits, kept_logit_bytes};
+    let v = s.model.vocab_size as u64;
+    let chunks = LOGPROB_COPIES * s.logprob_chunk.min(s.tokens.max(1)) * v * 4;
+    let kept = if keeps_logits(s.tokens, v, s.w) { s.tokens * v * kept_logit_bytes(s.w) } else { 0 };
+    chunks + kept
+}
+
 /// Every figure of one worker.
 pub fn figures(s: &Shape) -> Figures {
     let (params, trainable) = parameters(s);
@@ -319,7 +344,7 @@ pub fn figures(s: &Shape) -> Figures {
         optimizer_update: ADAMW_TEMPS * largest_trainable(s) * 4,
         activations: activations(s),
         layer_working_set: layer_working_set(s),
-        logprob_chunk: LOGPROB_COPIES * s.logprob_chunk.min(s.tokens.max(1)) * s.model.vocab_size as u64 * 4,
+        logprob_chunk: logprob_head(s),
         generation: generation(s),
     }
 }

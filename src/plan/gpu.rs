@@ -75,7 +75,8 @@ pub fn rank(s: &Shape, ranks: u64) -> Figures {
     };
     // master weights exist only where the trained weights are narrower than f32
     let master = if trainable_bytes(s) < 4 { own * 4 } else { 0 };
-    let host = figures::figures(s);
+    // a GPU runs the chunked delta rule (the fused op is the CPU's)
+    let host = figures::figures(&Shape { fused_delta_rule: false, ..s.clone() });
     Figures {
         weights,
         reference: host.reference,

@@ -169,6 +169,7 @@ impl Plan {
             lora: cfg.model.lora.config(),
             reference: s.loss.kl_coef != 0.0,
             checkpoint_layers,
+            fused_delta_rule: true, // the host's figures; gpu::rank takes the chunked form
             logprob_chunk: s.logprob_chunk.max(1) as u64,
             tokens: micro_batch_tokens,
             generation_rows: if s.hri { (s.group_size as u64 - 1).max(1) } else { s.group_size as u64 },
@@ -324,6 +325,7 @@ pub fn wants_checkpointing(model: &ModelConfig, dtype: candle_core::DType, token
         lora: None,
         reference: false,
         checkpoint_layers: false,
+        fused_delta_rule: true,
         logprob_chunk: 1,
         tokens,
         generation_rows: 0,

@@ -108,7 +108,7 @@ fn position<T: Real>(x: &[T], d: Dims, t: usize) -> Position<'_, T> {
 #[inline(always)]
 fn axpy<T: Real>(y: &mut [T], a: T, x: &[T]) {
     for (y, &x) in y.iter_mut().zip(x) {
-        *y = *y + a * x;
+        *y += a * x;
     }
 }
 
@@ -122,7 +122,7 @@ fn step<T: Real>(s: &mut [T], p: &Position<T>, scale: T, u: &mut [T], delta: &mu
     u.fill(T::zero());
     for (row, &ki) in s.chunks_exact_mut(dv).zip(p.k) {
         for x in row.iter_mut() {
-            *x = *x * a;
+            *x *= a;
         }
         axpy(u, ki, row);
     }
@@ -190,11 +190,11 @@ fn backward_task<T: Real>(x: &[T], dout: &[T], dx: &mut [T], d: Dims, start: &[b
     for blk in (0..blocks).rev() {
         let (t0, t1) = (blk * BLOCK, ((blk + 1) * BLOCK).min(d.t));
         s.copy_from_slice(&entering[blk * dk * dv..][..dk * dv]);
-        for t in t0..t1 {
-            if start[t] {
+        for (j, &restart) in start[t0..t1].iter().enumerate() {
+            let t = t0 + j;
+            if restart {
                 s.fill(T::zero());
             }
-            let j = t - t0;
             prev[j * dk * dv..][..dk * dv].copy_from_slice(&s);
             let (u_t, d_t) = (&mut us[j * dv..][..dv], &mut deltas[j * dv..][..dv]);
             step(&mut s, &position(x, d, t), scale, u_t, d_t, None);
@@ -236,10 +236,10 @@ fn backward_task<T: Real>(x: &[T], dout: &[T], dx: &mut [T], d: Dims, start: &[b
                     *x = a * sp; // S_a's row i
                 }
                 axpy(ds_row, p.k[i], &dkv);
-                dkey[i] = dkey[i] + dot(&st, &dkv);
-                dg = dg + dot(&st, ds_row);
+                dkey[i] += dot(&st, &dkv);
+                dg += dot(&st, ds_row);
                 for x in ds_row.iter_mut() {
-                    *x = *x * a;
+                    *x *= a;
                 }
             }
             rest[0] = dg;

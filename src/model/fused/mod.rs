@@ -13,6 +13,7 @@
 //! oversubscribe the cores; reductions over rows (RMSNorm's weight gradient) sum fixed
 //! chunks in a fixed order, so results do not depend on the thread count.
 
+pub mod causal_conv;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
@@ -21,6 +22,7 @@ pub mod swiglu;
 use candle_core::{CpuStorage, DType, Layout, Tensor, WithDType};
 use num_traits::Float;
 
+pub use causal_conv::causal_conv_silu;
 pub use log_softmax::target_logprobs;
 pub use rms_norm::rms_norm;
 pub use rope::rope;
