@@ -299,3 +299,97 @@ mod causal_conv {
         assert!(causal_conv_silu(&x, &w, &[0, 5]).unwrap_err().to_string().contains("ascend"));
     }
 }
+
+mod gate_up {
+    use candle_core::{DType, Device, Tensor, Var};
+    use polaris::model::fused::gate_up;
+
+    fn values(n: usize, seed: usize) -> Vec<f64> {
+        (0..n).map(|i| ((((i * 7919 + seed * 104_729) % 2003) as f64 / 1001.5) - 1.0) * 0.8).collect()
+    }
+
+    fn tensor(shape: &[usize], seed: usize) -> Tensor {
+        Tensor::from_vec(values(shape.iter().product(), seed), shape, &Device::Cpu).unwrap()
+    }
+
+    /// silu(x W_gᵀ) ⊙ (x W_uᵀ) in composed candle ops.
+    fn composed(x: &Tensor, wg: &Tensor, wu: &Tensor) -> Tensor {
+        let g = x.broadcast_matmul(&wg.t().unwrap()).unwrap();
+        let u = x.broadcast_matmul(&wu.t().unwrap()).unwrap();
+        (g.silu().unwrap() * u).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap()
+    }
+
+    #[test]
+    fn forward_and_gradients_equal_the_composed_ops() {
+        // x [1, 37, 24] (a packed stream), F = 40
+        let (x, wg, wu) = (tensor(&[1, 37, 24], 1), tensor(&[40, 24], 2), tensor(&[40, 24], 3));
+        let seed = tensor(&[1, 37, 40], 4);
+        let run = |fused: bool| -> (Tensor, Vec<Tensor>) {
+            let vars: Vec<Var> = [&x, &wg, &wu].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+            let (a, b, c) = (vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor());
+            let h = if fused { gate_up(a, b, c).unwrap() } else { composed(a, b, c) };
+            let g = (&h * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+            (h, vars.iter().map(|v| g.get(v.as_tensor()).unwrap().clone()).collect())
+        };
+        let ((hf, gf), (hc, gc)) = (run(true), run(false));
+        assert_eq!(hf.dims(), &[1, 37, 40]);
+        // f64, the same sums of 24-37 products in another order: ~1e-15 relative
+        assert!(max_diff(&hf, &hc) < 1e-12, "forward differs by {}", max_diff(&hf, &hc));
+        for (name, (f, c)) in ["x", "W_g", "W_u"].iter().zip(gf.iter().zip(&gc)) {
+            assert_eq!(f.dims(), c.dims());
+            let d = max_diff(f, c);
+            assert!(d < 1e-12, "d{name} differs by {d}");
+        }
+        // f32 through the same kernel: rounding of O(1) sums of 24-40 terms
+        let h32 = gate_up(
+            &x.to_dtype(DType::F32).unwrap(),
+            &wg.to_dtype(DType::F32).unwrap(),
+            &wu.to_dtype(DType::F32).unwrap(),
+        )
+        .unwrap();
+        let d = max_diff(&h32.to_dtype(DType::F64).unwrap(), &hc);
+        assert!(d < 1e-5, "f32 differs by {d}");
+    }
+
+    #[test]
+    fn gradients_match_central_finite_differences() {
+        let (x, wg, wu) = (tensor(&[3, 4], 5), tensor(&[5, 4], 6), tensor(&[5, 4], 7));
+        let seed = tensor(&[3, 5], 8);
+        let loss = |x: &Tensor, wg: &Tensor, wu: &Tensor| -> f64 {
+            (gate_up(x, wg, wu).unwrap() * &seed).unwrap().sum_all().unwrap().to_scalar().unwrap()
+        };
+        let vars: Vec<Var> = [&x, &wg, &wu].iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let h = gate_up(vars[0].as_tensor(), vars[1].as_tensor(), vars[2].as_tensor()).unwrap();
+        let g = (h * &seed).unwrap().sum_all().unwrap().backward().unwrap();
+        let inputs = [x.clone(), wg.clone(), wu.clone()];
+        let eps = 1e-6;
+        for (which, var) in vars.iter().enumerate() {
+            let analytic: Vec<f64> =
+                g.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let base: Vec<f64> = inputs[which].flatten_all().unwrap().to_vec1().unwrap();
+            for (i, &a) in analytic.iter().enumerate() {
+                let at = |delta: f64| {
+                    let mut v = base.clone();
+                    v[i] += delta;
+                    let mut xs = inputs.clone();
+                    xs[which] = Tensor::from_vec(v, inputs[which].shape(), &Device::Cpu).unwrap();
+                    loss(&xs[0], &xs[1], &xs[2])
+                };
+                let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+                // f64 central differences: O(eps²) truncation + ε|L|/eps rounding, ~1e-9
+                assert!((a - numeric).abs() < 1e-7, "input {which} entry {i}: {a} vs {numeric}");
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_weights_are_refused() {
+        let x = tensor(&[2, 4], 1);
+        assert!(gate_up(&x, &tensor(&[5, 3], 2), &tensor(&[5, 3], 3)).is_err());
+        assert!(gate_up(&x, &tensor(&[5, 4], 2), &tensor(&[6, 4], 3)).is_err());
+    }
+}

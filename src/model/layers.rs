@@ -230,6 +230,12 @@ impl SwiGlu {
     }
 
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let plain = |l: &Linear| l.lora.is_none() && l.bias.is_none();
+        if kernels == Kernels::Differentiable && plain(&self.gate_proj) && plain(&self.up_proj) {
+            // training: both projections and their product as one op (fused::gate_up)
+            let h = super::fused::gate_up(x, &self.gate_proj.weight, &self.up_proj.weight)?;
+            return self.down_proj.forward(&h, kernels);
+        }
         let gate = self.gate_proj.forward(x, kernels)?;
         let up = self.up_proj.forward(x, kernels)?;
         self.down_proj.forward(&super::fused::swiglu(&gate, &up)?, kernels)

@@ -1,6 +1,20 @@
 //! The CPU kernel: rayon over (block, head), gemm for the block matmuls.
 
 use super::*;
+use crate::model::fused::gemm::{matmul as gemm_matmul, Mat};
+
+/// One block's matmul, single-threaded: it runs inside rayon tasks.
+fn matmul<F: Real>(
+    shape: (usize, usize, usize),
+    dst: &mut [F],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<F>,
+    b: Mat<F>,
+    alpha: F,
+) {
+    gemm_matmul(shape, dst, dst_rs, accumulate, a, b, alpha, gemm::Parallelism::None)
+}
 
 /// Element type of the kernel: f32 or f64.
 pub(crate) trait Real: WithDType {
@@ -191,75 +205,6 @@ mod simd {
     }
     #[cfg(target_arch = "x86_64")]
     pub use avx2::{exp_shifted as exp_shifted_avx2, max as max_avx2};
-}
-
-/// A strided matrix inside a slice: element (i, j) at data[i * rs + j * cs].
-#[derive(Clone, Copy)]
-struct Mat<'a, F> {
-    data: &'a [F],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, F> Mat<'a, F> {
-    /// Rows of width `cols` starting at data[offset], `rs` apart.
-    fn rows(data: &'a [F], offset: usize, rs: usize) -> Self {
-        Self { data: &data[offset..], rs, cs: 1 }
-    }
-
-    fn t(self) -> Self {
-        Self { data: self.data, rs: self.cs, cs: self.rs }
-    }
-}
-
-/// dst[m, n] (row-major, row stride dst_rs) = (dst if accumulate) + alpha · a[m, k] · b[k, n].
-/// Single-threaded: it runs inside rayon tasks.
-#[allow(clippy::too_many_arguments)]
-fn matmul<F: Real>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [F],
-    dst_rs: usize,
-    accumulate: bool,
-    a: Mat<F>,
-    b: Mat<F>,
-    alpha: F,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let end = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(dst.len() >= end(m, n, dst_rs, 1));
-    if k == 0 {
-        if !accumulate {
-            (0..m).for_each(|i| dst[i * dst_rs..i * dst_rs + n].fill(F::ZERO));
-        }
-        return;
-    }
-    assert!(a.data.len() >= end(m, k, a.rs, a.cs) && b.data.len() >= end(k, n, b.rs, b.cs));
-    // SAFETY: every element the shapes and strides reach lies inside its slice (asserted).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            F::ONE,
-            alpha,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
-    }
 }
 
 /// The inputs as row-major [T, heads, Dh] slices.

@@ -14,6 +14,8 @@
 //! chunks in a fixed order, so results do not depend on the thread count.
 
 pub mod causal_conv;
+pub mod gate_up;
+pub mod gemm;
 pub mod log_softmax;
 pub mod rms_norm;
 pub mod rope;
@@ -23,6 +25,7 @@ use candle_core::{CpuStorage, DType, Layout, Tensor, WithDType};
 use num_traits::Float;
 
 pub use causal_conv::causal_conv_silu;
+pub use gate_up::gate_up;
 pub use log_softmax::target_logprobs;
 pub use rms_norm::rms_norm;
 pub use rope::rope;

@@ -1,0 +1,74 @@
+//! Strided matmuls on CPU slices through the gemm crate, for the kernels that run their own
+//! matmuls (blockwise attention, the MLP's gate and up projections).
+
+use candle_core::WithDType;
+
+/// A strided matrix inside a slice: element (i, j) at data[i * rs + j * cs].
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, F> {
+    pub data: &'a [F],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a, F> Mat<'a, F> {
+    /// Rows of width `cols` starting at data[offset], `rs` apart.
+    pub fn rows(data: &'a [F], offset: usize, rs: usize) -> Self {
+        Self { data: &data[offset..], rs, cs: 1 }
+    }
+
+    pub fn t(self) -> Self {
+        Self { data: self.data, rs: self.cs, cs: self.rs }
+    }
+}
+
+/// dst[m, n] (row-major, row stride dst_rs) = (dst if accumulate) + alpha · a[m, k] · b[k, n].
+/// `parallelism`: gemm's own (Rayon(n) over the global pool, or None inside rayon tasks).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul<F: WithDType>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [F],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<F>,
+    b: Mat<F>,
+    alpha: F,
+    parallelism: gemm::Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let end = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
+    assert!(dst.len() >= end(m, n, dst_rs, 1));
+    if k == 0 {
+        if !accumulate {
+            (0..m).for_each(|i| dst[i * dst_rs..i * dst_rs + n].fill(F::zero()));
+        }
+        return;
+    }
+    assert!(a.data.len() >= end(m, k, a.rs, a.cs) && b.data.len() >= end(k, n, b.rs, b.cs));
+    // SAFETY: every element the shapes and strides reach lies inside its slice (asserted).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            F::one(),
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
