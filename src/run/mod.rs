@@ -9,6 +9,7 @@ pub mod driver;
 pub mod event;
 pub mod exit;
 pub mod heap;
+pub mod threads;
 pub mod launch;
 pub mod log;
 pub mod oom;
