@@ -209,9 +209,16 @@ mod avx2 {
                 return;
             }
             let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
+            // the rows two passes ahead (see `avx512::block`); a line holds two steps of 8
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
             let mut acc = [[_mm256_setzero_ps(); M]; R];
             let mut c = 0;
             while c < body {
+                if c % 16 == 0 {
+                    for p in ahead {
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                    }
+                }
                 let wv: [__m256; R] = std::array::from_fn(|j| _mm256_loadu_ps(wr[j].add(c)));
                 for i in 0..M {
                     let xv = _mm256_loadu_ps(xp.add(i * k + c));
@@ -273,9 +280,16 @@ mod avx512 {
                 return;
             }
             let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
+            // the rows two passes ahead, one cache line per row per step: the weights stream
+            // from memory while this pass computes (the hardware prefetcher alone falls behind
+            // once a group keeps the core busy)
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
             let mut acc = [[_mm512_setzero_ps(); M]; R];
             let mut c = 0;
             while c < body {
+                for p in ahead {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                }
                 let wv: [__m512; R] = std::array::from_fn(|j| _mm512_loadu_ps(wr[j].add(c)));
                 for i in 0..M {
                     let xv = _mm512_loadu_ps(xp.add(i * k + c));
