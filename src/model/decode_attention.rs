@@ -14,10 +14,84 @@ struct DecodeAttention {
     pad: Vec<usize>,
 }
 
-/// Element offset of [b, h, s, 0] in a 4-d layout.
-fn offset(l: &Layout, b: usize, h: usize, s: usize) -> usize {
-    let st = l.stride();
-    l.start_offset() + b * st[0] + h * st[1] + s * st[2]
+/// A KV cache tensor [B, Hkv, S, Dh] read in place: element [b, h, s, e] lies at
+/// start + b * strides[0] + h * strides[1] + s * strides[2] + e.
+#[derive(Clone, Copy)]
+pub struct CacheView<'a> {
+    pub data: &'a [f32],
+    pub start: usize,
+    pub strides: [usize; 3],
+}
+
+impl<'a> CacheView<'a> {
+    /// The view of a 4-d tensor stored in `data` with layout `l` (last dim contiguous).
+    pub fn new(data: &'a [f32], l: &Layout) -> Self {
+        let st = l.stride();
+        Self { data, start: l.start_offset(), strides: [st[0], st[1], st[2]] }
+    }
+
+    /// Head dims of row b, kv head h, position s.
+    fn at(&self, b: usize, h: usize, s: usize, d: usize) -> &'a [f32] {
+        let o = self.start + b * self.strides[0] + h * self.strides[1] + s * self.strides[2];
+        &self.data[o..o + d]
+    }
+}
+
+/// The shape of one decode step's attention: B rows, H query heads sharing Hkv kv heads,
+/// S cached positions (the new one included), Dh dims per head.
+#[derive(Clone, Copy, Debug)]
+pub struct StepShape {
+    pub rows: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub positions: usize,
+    pub head_dim: usize,
+}
+
+/// out [B, H, Dh] = softmax(q kᵀ / sqrt(Dh)) v for every row and head, q: [B, H, Dh];
+/// row b sees positions pad[b]..S. `scores` is scratch, grown to S.
+#[allow(clippy::needless_range_loop)] // si indexes scores and the cache's positions alike
+pub fn attend(
+    q: &[f32],
+    k: CacheView,
+    v: CacheView,
+    shape: StepShape,
+    pad: &[usize],
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let StepShape { rows: b, heads: h, kv_heads: hkv, positions: s, head_dim: d } = shape;
+    assert!(q.len() == b * h * d && out.len() == b * h * d && pad.len() == b && s > 0);
+    let rep = h / hkv;
+    let scale = 1.0 / (d as f32).sqrt();
+    scores.resize(s, 0.0);
+    out.fill(0.0);
+    for bi in 0..b {
+        let first = pad[bi].min(s - 1);
+        for hi in 0..h {
+            let qv = &q[(bi * h + hi) * d..(bi * h + hi + 1) * d];
+            let mut max = f32::NEG_INFINITY;
+            for si in first..s {
+                let sc = dot(qv, k.at(bi, hi / rep, si, d)) * scale;
+                scores[si] = sc;
+                max = max.max(sc);
+            }
+            let mut total = 0f32;
+            for sc in &mut scores[first..s] {
+                *sc = (*sc - max).exp();
+                total += *sc;
+            }
+            let o = &mut out[(bi * h + hi) * d..(bi * h + hi + 1) * d];
+            for si in first..s {
+                let p = scores[si];
+                for (acc, &x) in o.iter_mut().zip(v.at(bi, hi / rep, si, d)) {
+                    *acc += p * x;
+                }
+            }
+            let inv = 1.0 / total;
+            o.iter_mut().for_each(|x| *x *= inv);
+        }
+    }
 }
 
 impl CustomOp3 for DecodeAttention {
@@ -45,6 +119,7 @@ impl CustomOp3 for DecodeAttention {
             || l2.stride()[3] != 1
             || l3.stride()[3] != 1
             || self.pad.len() != b
+            || !l1.is_contiguous()
         {
             candle_core::bail!(
                 "decode-attention: unexpected shapes q {:?} k {:?} v {:?}",
@@ -53,39 +128,11 @@ impl CustomOp3 for DecodeAttention {
                 l3.shape()
             );
         }
-        let rep = h / hkv;
-        let scale = 1.0 / (d as f32).sqrt();
-        let (ks, vs) = (l2.stride()[2], l3.stride()[2]);
+        let q = &q[l1.start_offset()..l1.start_offset() + b * h * d];
+        let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: s, head_dim: d };
         let mut out = vec![0f32; b * h * d];
-        let mut scores = vec![0f32; s];
-        for bi in 0..b {
-            let first = self.pad[bi].min(s - 1);
-            for hi in 0..h {
-                let qo = offset(l1, bi, hi, 0);
-                let qv = &q[qo..qo + d];
-                let (k0, v0) = (offset(l2, bi, hi / rep, 0), offset(l3, bi, hi / rep, 0));
-                let mut max = f32::NEG_INFINITY;
-                for si in first..s {
-                    let sc = dot(qv, &k[k0 + si * ks..k0 + si * ks + d]) * scale;
-                    scores[si] = sc;
-                    max = max.max(sc);
-                }
-                let mut total = 0f32;
-                for sc in &mut scores[first..s] {
-                    *sc = (*sc - max).exp();
-                    total += *sc;
-                }
-                let o = &mut out[(bi * h + hi) * d..(bi * h + hi + 1) * d];
-                for si in first..s {
-                    let p = scores[si];
-                    for (acc, &x) in o.iter_mut().zip(&v[v0 + si * vs..v0 + si * vs + d]) {
-                        *acc += p * x;
-                    }
-                }
-                let inv = 1.0 / total;
-                o.iter_mut().for_each(|x| *x *= inv);
-            }
-        }
+        let (k, v) = (CacheView::new(k, l2), CacheView::new(v, l3));
+        attend(q, k, v, shape, &self.pad, &mut Vec::new(), &mut out);
         Ok((CpuStorage::F32(out), Shape::from((b, h, 1, d))))
     }
 }

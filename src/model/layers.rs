@@ -229,6 +229,11 @@ impl SwiGlu {
         })
     }
 
+    /// gate, up and down projections (the decode step runs them on host rows).
+    pub fn projections(&self) -> [&Linear; 3] {
+        [&self.gate_proj, &self.up_proj, &self.down_proj]
+    }
+
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let plain = |l: &Linear| l.lora.is_none() && l.bias.is_none();
         if kernels == Kernels::Differentiable && plain(&self.gate_proj) && plain(&self.up_proj) {

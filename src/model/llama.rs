@@ -10,6 +10,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::kv_cache::KvCache;
 
 use super::config::ModelConfig;
+use super::decode_attention::StepShape;
+use super::decode_step::{
+    add_rows, attend_cached, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves, sized,
+    swiglu_rows, with_host, StepScratch,
+};
 use super::flash_attention::varlen_attention;
 use super::layers::{
     apply_rope, attention, attention_mask, cached_positions, linear, rms_norm, rope_inv_freq, rope_tables,
@@ -166,6 +171,8 @@ pub struct Cache {
     pad: Vec<usize>,
     /// Positions filled so far (padding included).
     len: usize,
+    /// Buffers of the host decode step, reused from step to step (boxed: 14 vectors).
+    scratch: Box<StepScratch>,
 }
 
 impl Cache {
@@ -267,7 +274,7 @@ impl Llama {
 
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
         let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
-        Cache { layers, pad, len: 0 }
+        Cache { layers, pad, len: 0, scratch: Box::default() }
     }
 
     /// Incremental forward: ids [B, T] follow what the cache holds; returns the
@@ -276,6 +283,9 @@ impl Llama {
         let (b, t) = ids.dims2()?;
         if b != cache.batch() {
             bail!("batch of {b} rows does not match the cache's {}", cache.batch());
+        }
+        if t == 1 && kernels == Kernels::Fused && ids.device().is_cpu() && self.step_serves() {
+            return self.decode_step(&ids.flatten_all()?.to_vec1::<u32>()?, cache);
         }
         let start = cache.len;
         let positions = cached_positions(&cache.pad, start, t);
@@ -290,6 +300,84 @@ impl Llama {
         cache.len += t;
         let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?; // [B, D]
         Ok(linear(&last, &self.lm_head, None, kernels)?.to_dtype(DType::F32)?)
+    }
+
+    /// Whether a decode step can run on host buffers: every weight f32 on the CPU, contiguous.
+    fn step_serves(&self) -> bool {
+        let mut all: Vec<&Tensor> = vec![&self.embed_tokens, &self.norm, &self.lm_head];
+        for layer in &self.layers {
+            let a = &layer.self_attn;
+            all.extend([&layer.input_layernorm, &layer.post_attention_layernorm]);
+            all.extend(a.q_norm.iter().chain(&a.k_norm));
+            for p in [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj].into_iter().chain(layer.mlp.projections()) {
+                all.extend(p.tensors());
+            }
+        }
+        serves(&all)
+    }
+
+    /// `forward_cached` of one new token per row (ids [B]) on host buffers, in one pass over
+    /// each weight for the whole batch: the same function as `run`, step by step, and the
+    /// same bits. Returns the logits [B, V].
+    fn decode_step(&self, ids: &[u32], cache: &mut Cache) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, d, dh, vocab) = (ids.len(), cfg.hidden_size, cfg.head_dim, cfg.vocab_size);
+        let (h, hkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
+        let eps = cfg.rms_norm_eps as f32;
+        if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        let Cache { layers: kv_caches, pad, len, scratch } = cache;
+        let StepScratch { x, xb, q, k, v, att, out, gate, up, lora_down, lora_up, cos, sin, scores } =
+            &mut **scratch;
+        let x = sized(x, b * d);
+        with_host(&self.embed_tokens, |table| {
+            for (row, &id) in x.chunks_exact_mut(d).zip(ids) {
+                row.copy_from_slice(&table[id as usize * d..(id as usize + 1) * d]);
+            }
+        })?;
+        rope_angles(pad.iter().map(|&p| len.saturating_sub(p) as u32), &self.inv_freq, cos, sin);
+        let (xb, out) = (sized(xb, b * d), sized(out, b * d));
+        for (layer, kv_cache) in self.layers.iter().zip(kv_caches.iter_mut()) {
+            // attention block: x += o_proj(attend(rope(q), cache + rope(k), cache + v))
+            let a = &layer.self_attn;
+            with_host(&layer.input_layernorm, |w| rms_norm_rows(x, w, eps, xb))?;
+            let (q, k, v) = (sized(q, b * h * dh), sized(k, b * hkv * dh), sized(v, b * hkv * dh));
+            a.q_proj.forward_rows(xb, q, lora_down, lora_up)?;
+            a.k_proj.forward_rows(xb, k, lora_down, lora_up)?;
+            a.v_proj.forward_rows(xb, v, lora_down, lora_up)?;
+            if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
+                with_host(qn, |w| rms_norm_in_place(q, w, eps))?;
+                with_host(kn, |w| rms_norm_in_place(k, w, eps))?;
+            }
+            rope_rows(q, dh, cos, sin);
+            rope_rows(k, dh, cos, sin);
+            let (k_all, v_all) = kv_cache.append(
+                &Tensor::from_slice(k, (b, hkv, 1, dh), &self.device)?,
+                &Tensor::from_slice(v, (b, hkv, 1, dh), &self.device)?,
+            )?; // [B, Hkv, S, Dh]
+            let shape =
+                StepShape { rows: b, heads: h, kv_heads: hkv, positions: k_all.dim(2)?, head_dim: dh };
+            let att = sized(att, b * h * dh);
+            attend_cached(q, &k_all, &v_all, shape, pad, scores, att)?;
+            a.o_proj.forward_rows(att, out, lora_down, lora_up)?;
+            add_rows(x, out);
+            // MLP block: x += down(silu(gate(xb)) * up(xb))
+            with_host(&layer.post_attention_layernorm, |w| rms_norm_rows(x, w, eps, xb))?;
+            let [gate_proj, up_proj, down_proj] = layer.mlp.projections();
+            let inter = gate_proj.weight.dim(0)?;
+            let (gate, up) = (sized(gate, b * inter), sized(up, b * inter));
+            gate_proj.forward_rows(xb, gate, lora_down, lora_up)?;
+            up_proj.forward_rows(xb, up, lora_down, lora_up)?;
+            swiglu_rows(gate, up);
+            down_proj.forward_rows(gate, out, lora_down, lora_up)?;
+            add_rows(x, out);
+        }
+        *len += 1;
+        with_host(&self.norm, |w| rms_norm_rows(x, w, eps, xb))?;
+        let mut logits = vec![0f32; b * vocab];
+        with_host(&self.lm_head, |w| super::small_matmul::matmul_rows(xb, w, d, &mut logits))?;
+        Ok(Tensor::from_vec(logits, (b, vocab), &self.device)?)
     }
 
     fn run(

@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod config;
 pub mod decode_attention;
+pub mod decode_step;
 pub mod deltanet;
 pub mod export;
 pub mod finite;

@@ -3,17 +3,63 @@
 //! gemm packs the whole weight matrix on every call when x has more than one row, which
 //! for a decode step costs more than the arithmetic; this reads each weight row once and
 //! dots it with every row of x. Forward only (generation needs no gradient); f32 on CPU.
+//!
+//! Each output is one 8-lane accumulator over K, its lanes summed in order, then the
+//! scalar tail: the same sum whatever M is, so a row decoded in a group gets the logits it
+//! gets alone.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Rows of x up to which the kernel is used; beyond, gemm's blocking wins.
+/// Rows of x up to which one pass over W serves them all; beyond, gemm's blocking wins
+/// (and `matmul_rows` takes x in passes of this many rows).
 pub const MAX_ROWS: usize = 8;
+
+/// Weights (N x K) below which the product stays on the calling thread: a hand-off to
+/// the pool costs more than streaming a matrix this small.
+const PARALLEL_WEIGHTS: usize = 1 << 16;
 
 /// x: [M, K] with M <= MAX_ROWS, w: [N, K], both f32 on CPU -> [M, N].
 pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &SmallBatchMatmul)
 }
+
+/// y[i, j] = <x_i, w_j>: x [M, K] row-major, w [N, K] row-major, y [M, N] row-major, any M
+/// (taken MAX_ROWS rows per pass over W). Large W is split across rayon's pool by rows.
+pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
+    let m = x.len() / k;
+    let n = w.len() / k;
+    assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "matmul_rows: shapes do not fit");
+    let mut done = 0;
+    while done < m {
+        let rows = (m - done).min(MAX_ROWS);
+        let xs = &x[done * k..(done + rows) * k];
+        let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
+        let threads = rayon::current_num_threads();
+        if n * k >= PARALLEL_WEIGHTS && threads > 1 {
+            let per_task = n.div_ceil(threads).max(64);
+            (0..n.div_ceil(per_task)).into_par_iter().for_each(|t| {
+                let (first, last) = (t * per_task, ((t + 1) * per_task).min(n));
+                // SAFETY: tasks write disjoint column ranges [first, last) of the rows.
+                unsafe { dot_block(xs, rows, &w[first * k..last * k], k, ys, first) }
+            });
+        } else {
+            // SAFETY: y holds rows x n outputs from `done` on (checked above).
+            unsafe { dot_block(xs, rows, w, k, ys, 0) }
+        }
+        done += rows;
+    }
+}
+
+/// Where outputs go: y[i * n + j] for x row i and weight row j.
+#[derive(Clone, Copy)]
+struct OutRows {
+    ptr: *mut f32,
+    n: usize,
+}
+// SAFETY: parallel tasks write disjoint columns (see `matmul_rows`).
+unsafe impl Send for OutRows {}
+unsafe impl Sync for OutRows {}
 
 struct SmallBatchMatmul;
 
@@ -39,56 +85,97 @@ impl CustomOp2 for SmallBatchMatmul {
         };
         let x = &x[l1.start_offset()..l1.start_offset() + m * k];
         let w = &w[l2.start_offset()..l2.start_offset() + n * k];
-        // out_t[j * m + i] = y[i, j]: each task owns a contiguous block of output rows of W.
-        // Matrices past 64K weights are split across the pool: the split pays for its hand-off
-        // in memory bandwidth, since a decode step streams every weight once.
-        let mut out_t = vec![0f32; n * m];
-        if n * k >= 1 << 16 && rayon::current_num_threads() > 1 {
-            let rows_per_task = n.div_ceil(rayon::current_num_threads()).max(64);
-            out_t.par_chunks_mut(rows_per_task * m).enumerate().for_each(|(t, out)| {
-                let start = t * rows_per_task;
-                let rows = out.len() / m;
-                dot_block(x, &w[start * k..(start + rows) * k], m, k, out);
-            });
-        } else {
-            dot_block(x, w, m, k, &mut out_t);
-        }
         let mut y = vec![0f32; m * n];
-        for j in 0..n {
-            for i in 0..m {
-                y[i * n + j] = out_t[j * m + i];
-            }
-        }
+        matmul_rows(x, w, k, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
     }
 }
 
-fn dot_block(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+/// The instruction sets a block can be computed with; `Isa::best` is the widest this CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Portable,
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA; slices are bounds-checked by the callers' shapes.
-        unsafe {
-            match m {
-                1 => avx2::block::<1>(x, w, k, out),
-                2 => avx2::block::<2>(x, w, k, out),
-                3 => avx2::block::<3>(x, w, k, out),
-                4 => avx2::block::<4>(x, w, k, out),
-                5 => avx2::block::<5>(x, w, k, out),
-                6 => avx2::block::<6>(x, w, k, out),
-                7 => avx2::block::<7>(x, w, k, out),
-                _ => avx2::block::<8>(x, w, k, out),
-            }
-        }
-        return;
-    }
-    portable(x, w, m, k, out)
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
 }
 
-/// out[r * m + i] = <w_r, x_i>, plain loops (CPUs without AVX2).
-fn portable(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
+impl Isa {
+    fn best() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+}
+
+/// y[i * n + col0 + r] = <w_r, x_i> for the `m` rows of x and every row r of w.
+///
+/// # Safety
+/// `y` must be valid for writes at every such index.
+unsafe fn dot_block(x: &[f32], m: usize, w: &[f32], k: usize, y: OutRows, col0: usize) {
+    dot_block_with(Isa::best(), x, m, w, k, y, col0)
+}
+
+/// `dot_block` with a given instruction set (tests hold each to the others).
+///
+/// # Safety
+/// As `dot_block`; and the CPU has `isa`.
+unsafe fn dot_block_with(isa: Isa, x: &[f32], m: usize, w: &[f32], k: usize, y: OutRows, col0: usize) {
+    // Weight rows per pass (the second parameter): enough accumulators (rows x m) to hide
+    // the FMA latency, few enough to stay in the vector registers (16 ymm, 32 zmm).
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => match m {
+            1 => avx512::block::<1, 8>(x, w, k, y, col0),
+            2 => avx512::block::<2, 6>(x, w, k, y, col0),
+            3 => avx512::block::<3, 6>(x, w, k, y, col0),
+            4 => avx512::block::<4, 4>(x, w, k, y, col0),
+            // from 5 rows on, 2 weight rows measured fastest (3 and 4 spill accumulators)
+            5 => avx512::block::<5, 2>(x, w, k, y, col0),
+            6 => avx512::block::<6, 2>(x, w, k, y, col0),
+            7 => avx512::block::<7, 2>(x, w, k, y, col0),
+            _ => avx512::block::<8, 2>(x, w, k, y, col0),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => match m {
+            1 => avx2::block::<1, 4>(x, w, k, y, col0),
+            2 => avx2::block::<2, 4>(x, w, k, y, col0),
+            3 => avx2::block::<3, 3>(x, w, k, y, col0),
+            4 => avx2::block::<4, 2>(x, w, k, y, col0),
+            5 => avx2::block::<5, 2>(x, w, k, y, col0),
+            6 => avx2::block::<6, 2>(x, w, k, y, col0),
+            7 => avx2::block::<7, 1>(x, w, k, y, col0),
+            _ => avx2::block::<8, 1>(x, w, k, y, col0),
+        },
+        Isa::Portable => portable(x, m, w, k, y, col0),
+    }
+}
+
+/// The same sums in plain loops (CPUs without AVX2): eight lanes over K, then the tail.
+unsafe fn portable(x: &[f32], m: usize, w: &[f32], k: usize, y: OutRows, col0: usize) {
+    let body = k / 8 * 8;
     for (r, w_row) in w.chunks_exact(k).enumerate() {
         for i in 0..m {
-            out[r * m + i] = w_row.iter().zip(&x[i * k..(i + 1) * k]).map(|(a, b)| a * b).sum();
+            let x_row = &x[i * k..(i + 1) * k];
+            let mut lanes = [0f32; 8];
+            for c in (0..body).step_by(8) {
+                for l in 0..8 {
+                    lanes[l] += w_row[c + l] * x_row[c + l];
+                }
+            }
+            let mut s: f32 = lanes.iter().sum();
+            for j in body..k {
+                s += w_row[j] * x_row[j];
+            }
+            *y.ptr.add(i * y.n + col0 + r) = s;
         }
     }
 }
@@ -97,52 +184,137 @@ fn portable(x: &[f32], w: &[f32], m: usize, k: usize, out: &mut [f32]) {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// out[r * M + i] = <w_r, x_i>. Two weight rows at a time against all M rows of x:
-    /// 2 + M loads feed 2M fused multiply-adds, and the 2M accumulators stay in registers.
+    use super::OutRows;
+
+    /// y[i * n + col0 + r] = <w_r, x_i>. R weight rows at a time against all M rows of x:
+    /// R + M loads feed R*M fused multiply-adds, and the R*M accumulators stay in registers.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn block<const M: usize>(x: &[f32], w: &[f32], k: usize, out: &mut [f32]) {
-        assert!(x.len() >= M * k && out.len() * k >= w.len() / k * k * M / M);
+    #[allow(clippy::needless_range_loop)] // i and j index registers of x rows and w rows
+    pub unsafe fn block<const M: usize, const R: usize>(
+        x: &[f32],
+        w: &[f32],
+        k: usize,
+        y: OutRows,
+        col0: usize,
+    ) {
+        assert!(x.len() >= M * k);
         let rows = w.len() / k;
         let body = k / 8 * 8;
         let xp = x.as_ptr();
         let mut r = 0;
         while r < rows {
-            let two = r + 1 < rows;
-            let w0 = w.as_ptr().add(r * k);
-            let w1 = if two { w.as_ptr().add((r + 1) * k) } else { w0 };
-            let mut a0 = [_mm256_setzero_ps(); M];
-            let mut a1 = [_mm256_setzero_ps(); M];
+            if rows - r < R {
+                // the last rows, one at a time
+                block::<M, 1>(x, &w[r * k..], k, y, col0 + r);
+                return;
+            }
+            let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
+            // the rows two passes ahead (see `avx512::block`); a line holds two steps of 8
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
+            let mut acc = [[_mm256_setzero_ps(); M]; R];
             let mut c = 0;
             while c < body {
-                let v0 = _mm256_loadu_ps(w0.add(c));
-                let v1 = _mm256_loadu_ps(w1.add(c));
+                if c % 16 == 0 {
+                    for p in ahead {
+                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                    }
+                }
+                let wv: [__m256; R] = std::array::from_fn(|j| _mm256_loadu_ps(wr[j].add(c)));
                 for i in 0..M {
                     let xv = _mm256_loadu_ps(xp.add(i * k + c));
-                    a0[i] = _mm256_fmadd_ps(v0, xv, a0[i]);
-                    a1[i] = _mm256_fmadd_ps(v1, xv, a1[i]);
+                    for j in 0..R {
+                        acc[j][i] = _mm256_fmadd_ps(wv[j], xv, acc[j][i]);
+                    }
                 }
                 c += 8;
             }
-            for i in 0..M {
-                let (mut s0, mut s1) = (hsum(a0[i]), hsum(a1[i]));
-                for j in body..k {
-                    s0 += *w0.add(j) * *xp.add(i * k + j);
-                    s1 += *w1.add(j) * *xp.add(i * k + j);
-                }
-                out[r * M + i] = s0;
-                if two {
-                    out[(r + 1) * M + i] = s1;
+            for j in 0..R {
+                for i in 0..M {
+                    let mut s = hsum(acc[j][i]);
+                    for t in body..k {
+                        s += *wr[j].add(t) * *xp.add(i * k + t);
+                    }
+                    *y.ptr.add(i * y.n + col0 + r + j) = s;
                 }
             }
-            r += if two { 2 } else { 1 };
+            r += R;
         }
     }
 
+    /// Lanes summed in order 0..8.
     #[inline(always)]
     unsafe fn hsum(v: __m256) -> f32 {
         let mut lanes = [0f32; 8];
         _mm256_storeu_ps(lanes.as_mut_ptr(), v);
         lanes.iter().sum()
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::OutRows;
+
+    /// `avx2::block` with 16 lanes; the tail of K (K mod 16) is one masked step, so every
+    /// output is one accumulator reduced once.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // i and j index registers of x rows and w rows
+    pub unsafe fn block<const M: usize, const R: usize>(
+        x: &[f32],
+        w: &[f32],
+        k: usize,
+        y: OutRows,
+        col0: usize,
+    ) {
+        assert!(x.len() >= M * k);
+        let rows = w.len() / k;
+        let body = k / 16 * 16;
+        let tail: __mmask16 = ((1u32 << (k - body)) - 1) as __mmask16;
+        let xp = x.as_ptr();
+        let mut r = 0;
+        while r < rows {
+            if rows - r < R {
+                // the last rows, one at a time
+                block::<M, 1>(x, &w[r * k..], k, y, col0 + r);
+                return;
+            }
+            let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
+            // the rows two passes ahead, one cache line per row per step: the weights stream
+            // from memory while this pass computes (the hardware prefetcher alone falls behind
+            // once a group keeps the core busy)
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
+            let mut acc = [[_mm512_setzero_ps(); M]; R];
+            let mut c = 0;
+            while c < body {
+                for p in ahead {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                }
+                let wv: [__m512; R] = std::array::from_fn(|j| _mm512_loadu_ps(wr[j].add(c)));
+                for i in 0..M {
+                    let xv = _mm512_loadu_ps(xp.add(i * k + c));
+                    for j in 0..R {
+                        acc[j][i] = _mm512_fmadd_ps(wv[j], xv, acc[j][i]);
+                    }
+                }
+                c += 16;
+            }
+            if tail != 0 {
+                let wv: [__m512; R] = std::array::from_fn(|j| _mm512_maskz_loadu_ps(tail, wr[j].add(c)));
+                for i in 0..M {
+                    let xv = _mm512_maskz_loadu_ps(tail, xp.add(i * k + c));
+                    for j in 0..R {
+                        acc[j][i] = _mm512_fmadd_ps(wv[j], xv, acc[j][i]);
+                    }
+                }
+            }
+            for j in 0..R {
+                for i in 0..M {
+                    *y.ptr.add(i * y.n + col0 + r + j) = _mm512_reduce_add_ps(acc[j][i]);
+                }
+            }
+            r += R;
+        }
     }
 }
 
@@ -154,7 +326,7 @@ mod tests {
 
     #[test]
     fn equals_matmul() {
-        for (m, n, k) in [(1, 5, 3), (6, 300, 288), (8, 2001, 77), (3, 70_001, 20), (7, 3, 9)] {
+        for (m, n, k) in [(1, 5, 3), (6, 300, 288), (8, 2001, 77), (3, 70_001, 20), (7, 3, 9), (2, 7, 16)] {
             let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             let want: Vec<Vec<f32>> = x.matmul(&w.t().unwrap()).unwrap().to_vec2().unwrap();
@@ -163,6 +335,62 @@ mod tests {
                 // f32 dot products of length k with different summation order: |a| ~ sqrt(k)
                 assert!((a - b).abs() < 1e-4 * (k as f32).sqrt(), "m={m} n={n} k={k}: {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_equals_matmul() {
+        let mut isas = vec![Isa::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                isas.push(Isa::Avx2);
+            }
+            if is_x86_feature_detected!("avx512f") {
+                isas.push(Isa::Avx512);
+            }
+        }
+        for isa in isas {
+            for m in 1..=MAX_ROWS {
+                // K with and without a tail, N not a multiple of any pass's rows
+                for (n, k) in [(23, 288), (17, 77), (9, 16), (5, 3)] {
+                    let x = Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap();
+                    let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+                    let want: Vec<f32> =
+                        x.matmul(&w.t().unwrap()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                    let (xv, wv): (Vec<f32>, Vec<f32>) = (
+                        x.flatten_all().unwrap().to_vec1().unwrap(),
+                        w.flatten_all().unwrap().to_vec1().unwrap(),
+                    );
+                    let mut got = vec![f32::NAN; m * n];
+                    // SAFETY: got holds m x n outputs; isa was detected above.
+                    unsafe { dot_block_with(isa, &xv, m, &wv, k, OutRows { ptr: got.as_mut_ptr(), n }, 0) };
+                    for (a, b) in want.iter().zip(&got) {
+                        // f32 dot products of length k in different summation orders
+                        assert!(
+                            (a - b).abs() < 1e-4 * (k as f32).sqrt(),
+                            "{isa:?} m={m} n={n} k={k}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_row_gets_the_same_bits_in_any_batch() {
+        // 19 rows: passes of 8, 8 and 3; W large enough to be split across the pool
+        let (m, n, k) = (19, 1001, 72);
+        let x: Vec<f32> =
+            Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let w: Vec<f32> =
+            Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let mut all = vec![0f32; m * n];
+        matmul_rows(&x, &w, k, &mut all);
+        for i in 0..m {
+            let mut alone = vec![0f32; n];
+            matmul_rows(&x[i * k..(i + 1) * k], &w, k, &mut alone);
+            assert_eq!(alone, all[i * n..(i + 1) * n], "row {i}");
         }
     }
 }

@@ -4,6 +4,7 @@
 mod attention;
 mod generate;
 mod lengths;
+mod llama2c;
 mod plan;
 mod qwen35;
 mod train;
@@ -18,7 +19,7 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// Blockwise varlen attention: forward and forward+backward seconds, extra memory, at T = 512..8192.
     Attention(attention::AttentionBench),
-    /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama.
+    /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama and run.c.
     Generate(generate::GenerateBench),
     /// The memory plan against measured peak RSS: one training pass per length, each in a fresh process.
     Plan(plan::PlanBench),

@@ -1,0 +1,204 @@
+//! The pieces of one decode step on host f32 buffers: B rows, each feeding one new token.
+//! Activations are [B, width] row-major slices; each piece is one call over all rows
+//! (a projection is one pass over its weights for the whole group), and the buffers live
+//! in `StepScratch`, kept in the cache, so a step allocates nothing but its outputs.
+//!
+//! The arithmetic mirrors the kernels of the general path (candle's fused RMSNorm and
+//! RoPE, `fused::swiglu`, `small_matmul`, `decode_attention`) operation for operation, so a
+//! step gives the same bits as that path: greedy decoding picks the same tokens.
+
+use anyhow::{bail, Result};
+use candle_core::{CpuStorage, Storage, Tensor};
+
+use super::decode_attention::{attend, CacheView, StepShape};
+use super::lora::Linear;
+use super::small_matmul::matmul_rows;
+
+/// Reusable activations of a step, each [B, width] (grown on first use, then reused).
+#[derive(Default)]
+pub struct StepScratch {
+    /// residual stream [B, D]
+    pub x: Vec<f32>,
+    /// normed input of a block [B, D]
+    pub xb: Vec<f32>,
+    /// [B, H * Dh], [B, Hkv * Dh], [B, Hkv * Dh]
+    pub q: Vec<f32>,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+    /// attention output [B, H * Dh]
+    pub att: Vec<f32>,
+    /// a block's output before the residual add [B, D]
+    pub out: Vec<f32>,
+    /// MLP gate and up [B, I]
+    pub gate: Vec<f32>,
+    pub up: Vec<f32>,
+    /// LoRA's [B, r] and [B, out] intermediates
+    pub lora_down: Vec<f32>,
+    pub lora_up: Vec<f32>,
+    /// RoPE angles per row [B, Dh / 2]
+    pub cos: Vec<f32>,
+    pub sin: Vec<f32>,
+    /// attention scores of one (row, head) [S]
+    pub scores: Vec<f32>,
+}
+
+/// `buf` sized to `len` (contents unspecified until written).
+pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len, 0.0);
+    &mut buf[..len]
+}
+
+/// Runs `f` on a contiguous f32 CPU tensor's elements.
+pub fn with_host<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+        bail!("decode step: a tensor that is not f32 on the CPU");
+    };
+    let Some((from, to)) = layout.contiguous_offsets() else {
+        bail!("decode step: a weight of shape {:?} that is not contiguous", t.dims());
+    };
+    Ok(f(&data[from..to]))
+}
+
+/// Whether every tensor is f32 on the CPU and contiguous (the step reads them in place).
+pub fn serves(tensors: &[&Tensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == candle_core::DType::F32 && t.device().is_cpu() && t.is_contiguous())
+}
+
+impl Linear {
+    /// The tensors a step reads: weight, bias, LoRA factors.
+    pub fn tensors(&self) -> Vec<&Tensor> {
+        let mut all = vec![&self.weight];
+        all.extend(&self.bias);
+        if let Some(l) = &self.lora {
+            all.extend([&l.a, &l.b]);
+        }
+        all
+    }
+
+    /// y [B, out] = x [B, in] Wᵀ (+ b) (+ scale · (x Aᵀ) Bᵀ), as `forward` computes it.
+    pub fn forward_rows(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        lora_down: &mut Vec<f32>,
+        lora_up: &mut Vec<f32>,
+    ) -> Result<()> {
+        let (out, inp) = self.weight.dims2()?;
+        let rows = x.len() / inp;
+        with_host(&self.weight, |w| matmul_rows(x, w, inp, y))?;
+        if let Some(b) = &self.bias {
+            with_host(b, |b| {
+                for row in y.chunks_exact_mut(out) {
+                    row.iter_mut().zip(b).for_each(|(y, b)| *y += b);
+                }
+            })?;
+        }
+        if let Some(l) = &self.lora {
+            let r = l.a.dim(0)?;
+            let down = sized(lora_down, rows * r);
+            with_host(&l.a, |a| matmul_rows(x, a, inp, down))?;
+            let up = sized(lora_up, rows * out);
+            with_host(&l.b, |b| matmul_rows(down, b, r, up))?;
+            // candle's affine: v * scale + 0, then the add
+            let scale = l.scale as f32;
+            y.iter_mut().zip(up.iter()).for_each(|(y, u)| *y += *u * scale + 0.0);
+        }
+        Ok(())
+    }
+}
+
+/// out = x / rms(x) * w over each row of width w.len(), as candle's fused RMSNorm computes it.
+pub fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    for (src, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        let sum2: f32 = src.iter().map(|&v| v * v).sum();
+        let m = (sum2 / n as f32 + eps).sqrt();
+        for ((d, &s), &a) in dst.iter_mut().zip(src).zip(w) {
+            *d = s / m * a;
+        }
+    }
+}
+
+/// RMSNorm in place over each row of width w.len() (qwen3's per-head q and k norms).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let n = w.len();
+    for row in x.chunks_exact_mut(n) {
+        let sum2: f32 = row.iter().map(|&v| v * v).sum();
+        let m = (sum2 / n as f32 + eps).sqrt();
+        for (d, &a) in row.iter_mut().zip(w) {
+            *d = *d / m * a;
+        }
+    }
+}
+
+/// Attention of q [B, H, Dh] over the cached keys and values k, v [B, Hkv, S, Dh] (the
+/// KV cache's views, read in place) into out [B, H, Dh].
+pub fn attend_cached(
+    q: &[f32],
+    k: &Tensor,
+    v: &Tensor,
+    shape: StepShape,
+    pad: &[usize],
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) -> Result<()> {
+    let ((ks, kl), (vs, vl)) = (k.storage_and_layout(), v.storage_and_layout());
+    let (Storage::Cpu(CpuStorage::F32(kd)), Storage::Cpu(CpuStorage::F32(vd))) = (&*ks, &*vs) else {
+        bail!("decode step: a KV cache that is not f32 on the CPU");
+    };
+    if kl.stride()[3] != 1 || vl.stride()[3] != 1 {
+        bail!("decode step: a KV cache whose head dim is strided");
+    }
+    attend(q, CacheView::new(kd, kl), CacheView::new(vd, vl), shape, pad, scores, out);
+    Ok(())
+}
+
+/// Rotate-half RoPE in place on x [B, heads, Dh] with cos, sin [B, Dh / 2] (row b's
+/// angles), as candle's fused rope computes it.
+pub fn rope_rows(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    let rows = cos.len() / half;
+    let per_row = x.len() / rows; // heads * Dh
+    for (row, xr) in x.chunks_exact_mut(per_row).enumerate() {
+        let (c, s) = (&cos[row * half..(row + 1) * half], &sin[row * half..(row + 1) * half]);
+        for head in xr.chunks_exact_mut(head_dim) {
+            let (x1, x2) = head.split_at_mut(half);
+            for i in 0..half {
+                let (a, b) = (x1[i], x2[i]);
+                x1[i] = a * c[i] - b * s[i];
+                x2[i] = a * s[i] + b * c[i];
+            }
+        }
+    }
+}
+
+/// cos and sin [B, Dh / 2] of each row's position, as `layers::rope_tables` computes them.
+pub fn rope_angles(
+    positions: impl Iterator<Item = u32>,
+    inv_freq: &[f32],
+    cos: &mut Vec<f32>,
+    sin: &mut Vec<f32>,
+) {
+    cos.clear();
+    sin.clear();
+    for p in positions {
+        for &f in inv_freq {
+            let angle = p as f32 * f;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+}
+
+/// silu(gate) ⊙ up into gate, as `fused::swiglu` computes it.
+pub fn swiglu_rows(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g * (1.0 + (-*g).exp()).recip() * u;
+    }
+}
+
+/// x += y, elementwise.
+pub fn add_rows(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
+}
