@@ -174,8 +174,10 @@ fn layer_activations(
             let (conv, kd, vd) = (l.conv_dim() as u64, l.key_dim() as u64, l.value_dim() as u64);
             let (nv, dk, dv) = (l.num_value_heads as u64, l.key_head_dim as u64, l.value_head_dim as u64);
             let rep = nv / l.num_key_heads as u64;
-            // projections qkv, z, b, a; the conv's cat and 2 per tap; silu
-            model += conv + vd + 2 * nv + conv + 2 * l.conv_kernel as u64 * conv + conv;
+            // projections qkv, z, b, a; the short conv: its fused op's output on the host;
+            // elsewhere the composed ops' cat, 2 per tap and silu
+            model += conv + vd + 2 * nv;
+            model += if fused_delta_rule { conv } else { conv + 2 * l.conv_kernel as u64 * conv + conv };
             // q, k: f32 copy, l2-norm (x², x / norm), repeated to value heads, made contiguous
             f32s += 2 * (3 * kd + 2 * kd * rep);
             // v, beta, g (softplus: 5 ops), gated norm (f32 x, norm 3, silu(z), product)
