@@ -28,6 +28,25 @@ fn cuda(_ordinal: usize, spec: &str) -> Result<Device> {
     bail!("--device {spec}: this build has no CUDA support; rebuild with `cargo build --release --features cuda`")
 }
 
+/// The device for work where the user named none (the Playground): the first GPU when this
+/// build has CUDA and a GPU really opens, else the CPU. candle's `Device::cuda_if_available`
+/// only checks that the feature was compiled, so a cuda build on a machine without a GPU
+/// failed there instead of falling back. Probed once per process.
+pub fn preferred_device() -> Device {
+    static PROBED: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    PROBED.get_or_init(|| first_gpu().unwrap_or(Device::Cpu)).clone()
+}
+
+#[cfg(feature = "cuda")]
+fn first_gpu() -> Option<Device> {
+    Device::new_cuda(0).ok()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn first_gpu() -> Option<Device> {
+    None
+}
+
 /// `f32`, `bf16` or `f16`.
 pub fn parse_dtype(spec: &str) -> Result<DType> {
     Ok(match spec.trim() {
