@@ -20,7 +20,14 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 
 #[cfg(feature = "cuda")]
 fn cuda(ordinal: usize, spec: &str) -> Result<Device> {
-    Device::new_cuda(ordinal).map_err(|e| anyhow::anyhow!("--device {spec}: cannot open the GPU: {e}"))
+    // candle attaches a backtrace when RUST_BACKTRACE is set: the cause alone is the message
+    Device::new_cuda(ordinal).map_err(|e| {
+        let cause = match e {
+            candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+            other => other.to_string(),
+        };
+        anyhow::anyhow!("--device {spec}: cannot open the GPU: {cause}")
+    })
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -192,7 +192,7 @@ impl Collective for CpuCollective {
         let world = self.shared.world_size;
         let sum = self.meet("reduce_scatter", Combine::Sum, x)?;
         let n = sum.elem_count();
-        if n % world != 0 {
+        if !n.is_multiple_of(world) {
             bail!("reduce_scatter of {n} elements over {world} ranks: pad to a multiple of the world size");
         }
         let s = n / world;

@@ -54,8 +54,8 @@ pub trait Collective: Send + Sync {
 pub enum CollectiveError {
     #[error(
         "collective timed out: rank {rank} of {world_size} waited {waited:?} in {op} (collective call \
-         #{call}) for rank(s) {missing:?}, which never arrived; the workers are out of step (a hung \
-         or failed device?)"
+         #{call}) for {}; the workers are out of step (a hung or failed device?)",
+        waited_for(missing)
     )]
     Timeout {
         rank: usize,
@@ -63,12 +63,21 @@ pub enum CollectiveError {
         op: &'static str,
         call: u64,
         waited: Duration,
+        /// The ranks that never arrived (empty where the transport cannot tell: NCCL).
         missing: Vec<usize>,
     },
     #[error("collective call #{call}: rank {rank} called {op} while rank {other} called {other_op}")]
     Mismatch { rank: usize, op: &'static str, call: u64, other: usize, other_op: &'static str },
     #[error("collective group ended: {reason}")]
     Aborted { reason: String },
+}
+
+fn waited_for(missing: &[usize]) -> String {
+    if missing.is_empty() {
+        "the other ranks (NCCL does not say which)".to_string()
+    } else {
+        format!("rank(s) {missing:?}, which never arrived")
+    }
 }
 
 /// One handle per worker for `devices` (as `--devices` parsed them), each bounded by

@@ -164,7 +164,7 @@ impl Collective for NcclCollective {
 
     fn reduce_scatter_sum(&self, x: &Tensor) -> Result<Tensor> {
         let n = x.elem_count();
-        if n % self.world_size != 0 {
+        if !n.is_multiple_of(self.world_size) {
             bail!(
                 "reduce_scatter of {n} elements over {} ranks: pad to a multiple of the world size",
                 self.world_size
