@@ -224,7 +224,7 @@ fn adamw_one_step_by_hand_and_state_round_trip() {
     assert!(close(got[0] as f64, 0.999 - 0.1, 1e-6) && close(got[1] as f64, -1.998 - 0.1, 1e-6), "{got:?}");
     // restoring the state continues identically
     let mut copy = AdamW::new(AdamWConfig::default());
-    copy.load_state(opt.step, &opt.state()).unwrap();
+    copy.load_state(opt.step, &opt.state().unwrap()).unwrap();
     let q = Var::from_tensor(p.as_tensor()).unwrap();
     opt.apply(&params, &grads, 0.1).unwrap();
     copy.apply(&[("w".to_string(), q.clone())], &grads, 0.1).unwrap();

@@ -79,6 +79,72 @@ fn resuming_continues_exactly() {
 }
 
 #[test]
+fn sharded_workers_resume_exactly() {
+    // two workers: the optimizer state lives in ZeRO-1 shards; the checkpoint gathers it by
+    // name and the resumed run re-shards it. f32 master weights of f32 parameters are the
+    // weights themselves, so the resumed step is the uninterrupted one bit for bit.
+    let model_dir = tempfile::tempdir().unwrap();
+    tiny::write(model_dir.path()).unwrap();
+    let prompts =
+        ["Write a story about a fox. The story should be 100 words long.", "Write a story about a lamp."];
+    let batch: Vec<TrainPrompt> = prompts
+        .iter()
+        .map(|p| TrainPrompt {
+            prompt: p,
+            story: Some("The fox ran home over the hill and slept."),
+            reasoning: None,
+        })
+        .collect();
+    let cancel = AtomicBool::new(false);
+    let two = || {
+        Workers::open(
+            model_dir.path().to_str().unwrap(),
+            &[Device::Cpu, Device::Cpu],
+            DType::F32,
+            all_trainable(),
+            false,
+        )
+        .unwrap()
+    };
+    let straight_workers = two();
+    let mut a = Trainer::new(config(), 5);
+    let mut straight = Vec::new();
+    for _ in 0..3 {
+        straight.push(a.step(&straight_workers, &batch, &WordsReward(16.0), &cancel).unwrap().0);
+    }
+
+    let run_dir = tempfile::tempdir().unwrap();
+    let first = two();
+    let mut b = Trainer::new(config(), 5);
+    for _ in 0..2 {
+        b.step(&first, &batch, &WordsReward(16.0), &cancel).unwrap();
+    }
+    let saved = checkpoint::save(run_dir.path(), &first.primary().model, &b, 2).unwrap();
+    drop(first);
+    let resumed = two();
+    let mut c = Trainer::new(config(), 0);
+    checkpoint::load(&saved, &resumed.primary().model, &mut c).unwrap();
+    resumed.broadcast().unwrap(); // as the run driver does after a load
+    let third = c.step(&resumed, &batch, &WordsReward(16.0), &cancel).unwrap().0;
+    assert_eq!((third.loss, third.grad_norm), (straight[2].loss, straight[2].grad_norm));
+    for w in 0..2 {
+        let pairs = straight_workers.replicas[w]
+            .lm
+            .model
+            .trainable()
+            .iter()
+            .zip(resumed.replicas[w].lm.model.trainable());
+        for ((n, va), (_, vc)) in pairs {
+            assert_eq!(
+                common::tensor_max_diff(va.as_tensor(), vc.as_tensor()),
+                0.0,
+                "worker {w}: {n} differs after resume"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_checkpoint_of_another_model_is_refused() {
     let model_dir = tempfile::tempdir().unwrap();
     tiny::write(model_dir.path()).unwrap();

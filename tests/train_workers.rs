@@ -5,15 +5,20 @@
 //! (or one pass and several micro-batches) are the order of floating-point sums and the
 //! padded length of each pass, about 1e-15 relative in f64. AdamW's first update,
 //! lr·g/(|g| + eps), moves a weight by at most (lr / eps)·|Δg| = 1e5·|Δg|, so weights agree
-//! to well under 1e-8.
+//! to well under 1e-8. Several workers take the update ZeRO-1-sharded (train::zero; its own
+//! tests are tests/zero.rs): one worker's unsharded AdamW is the reference.
 
 mod common;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 use candle_core::{DType, Device};
 use common::WordsReward;
 use polaris::model::{all_trainable, tiny};
+use polaris::train::collective::cpu::CpuCollective;
+use polaris::train::collective::Collective;
 use polaris::train::loss::LossConfig;
 use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{ScoredRollout, StepConfig, StepStats, TrainPrompt, Trainer};
@@ -80,6 +85,19 @@ fn device_lists_parse_and_bad_ones_are_named() {
 }
 
 #[test]
+fn work_without_a_named_device_runs_where_a_tensor_really_can() {
+    // the Playground's device: a GPU only when one opens, else the CPU (a cuda build on a
+    // machine without a GPU falls back instead of failing)
+    let d = polaris::device::preferred_device();
+    let t = candle_core::Tensor::new(&[1f32, 2., 3.], &d).unwrap();
+    assert_eq!(t.sum_all().unwrap().to_scalar::<f32>().unwrap(), 6.0);
+    #[cfg(not(feature = "cuda"))]
+    assert!(d.is_cpu());
+    #[cfg(feature = "cuda")]
+    assert_eq!(d.is_cuda(), Device::new_cuda(0).is_ok());
+}
+
+#[test]
 fn one_worker_and_two_workers_take_the_same_update() {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
@@ -105,6 +123,62 @@ fn one_worker_and_two_workers_take_the_same_update() {
     assert!(d < 1e-8, "one worker vs two differ by {d}");
     // every replica holds the identical weights
     assert_eq!(max_diff(&w2a, &w2b), 0.0);
+}
+
+#[test]
+fn three_sharded_workers_follow_one_unsharded_worker_over_two_steps() {
+    // the second step reads the moments kept in the shards; the bound is the first step's
+    // (above) for each of two steps. Rows are compared too: weights 1e-9 apart sample the
+    // same tokens here.
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path()).unwrap();
+    let one = workers(dir.path(), 1, DType::F64, false);
+    let three = workers(dir.path(), 3, DType::F64, false);
+    assert_eq!(three.collectives.len(), 3);
+    let (mut t1, mut t3) = (Trainer::new(config(), 3), Trainer::new(config(), 3));
+    let cancel = AtomicBool::new(false);
+    for step in 1..=2 {
+        let (s1, rows1) = t1.step(&one, &batch(), &WordsReward(12.0), &cancel).unwrap();
+        let (s3, rows3) = t3.step(&three, &batch(), &WordsReward(12.0), &cancel).unwrap();
+        assert_eq!(s3.workers, 3);
+        for (a, b) in rows1.iter().zip(&rows3) {
+            assert_eq!(a.rollout.response_ids, b.rollout.response_ids, "step {step}");
+        }
+        assert!((s1.grad_norm - s3.grad_norm).abs() < 1e-10 * s1.grad_norm.max(1.0), "step {step}");
+        let d = max_diff(&weights(&one, 0), &weights(&three, 0));
+        assert!(d < 2e-8, "step {step}: one worker vs three differ by {d}");
+        for r in 1..3 {
+            assert_eq!(max_diff(&weights(&three, 0), &weights(&three, r)), 0.0, "replica {r}");
+        }
+    }
+    assert_eq!((t1.opt.step, t3.opt.step), (2, 2));
+    // the checkpointed optimizer state, gathered from the shards, is the unsharded one
+    let (s1, s3) = (t1.opt.state().unwrap(), t3.opt.state().unwrap());
+    assert_eq!(s1.len(), s3.len());
+    for (name, m) in &s1 {
+        let other = &s3[name];
+        assert_eq!(m.dims(), other.dims(), "{name}");
+        let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        // moments are sums of (1−β)·g over two steps: the gradients' 1e-15 relative
+        let d = common::max_abs_diff(&flat(m), &flat(other));
+        assert!(d < 1e-10, "{name}: {d}");
+    }
+}
+
+#[test]
+fn a_worker_that_never_reaches_the_update_fails_the_step_naming_it() {
+    // two replicas on three ranks of a group: rank 2 never arrives, as a hung device would
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write(dir.path()).unwrap();
+    let mut w = workers(dir.path(), 2, DType::F32, false);
+    let group = CpuCollective::group(3, Duration::from_millis(300)).unwrap();
+    w.collectives = group.into_iter().take(2).map(|c| Arc::new(c) as Arc<dyn Collective>).collect();
+    let mut t = Trainer::new(config(), 3);
+    let e = t.step(&w, &batch(), &WordsReward(12.0), &AtomicBool::new(false)).unwrap_err();
+    // this message is what the run's exit.json and status show as `failed` (run::launch)
+    let text = format!("{e:#}");
+    assert!(text.contains("collective timed out") && text.contains("rank(s) [2]"), "{text}");
+    assert_eq!(t.opt.step, 0, "no update was counted");
 }
 
 #[test]

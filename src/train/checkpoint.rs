@@ -100,7 +100,7 @@ fn write_into(tmp: &Path, model: &Model, trainer: &Trainer, data: &DataPosition)
                 .with_context(|| format!("cannot write {}", file.display()))?;
         }
     }
-    let opt = trainer.opt.state();
+    let opt = trainer.opt.state()?;
     if !opt.is_empty() {
         let file = tmp.join(OPTIMIZER);
         candle_core::safetensors::save(&opt, &file)

@@ -1,6 +1,7 @@
 //! AdamW (decoupled weight decay, as torch.optim.AdamW), global gradient-norm clipping, and
 //! gradient accumulation over micro-batches. State is kept by parameter name so it can be
-//! checkpointed and restored.
+//! checkpointed and restored. With several workers the state is sharded across them
+//! (ZeRO-1, `train::zero`); `state` gathers it back by name.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,17 +27,31 @@ impl Default for AdamWConfig {
     }
 }
 
-/// First and second moments in f32 whatever the parameter dtype.
+/// The dtype the update is computed and the moments kept in: f32 for f32, bf16 and f16
+/// parameters, f64 for f64 ones (the equivalence tests' dtype).
+pub fn master_dtype(param: DType) -> DType {
+    if param == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// First and second moments in the master dtype (`master_dtype`).
 pub struct AdamW {
     pub cfg: AdamWConfig,
     /// Updates applied so far.
     pub step: usize,
-    moments: BTreeMap<String, (Tensor, Tensor)>,
+    /// Unsharded moments by parameter name (one worker, or a restored checkpoint's before
+    /// the first sharded update).
+    pub(crate) moments: BTreeMap<String, (Tensor, Tensor)>,
+    /// The sharded state once several workers have updated (`train::zero::step`).
+    pub(crate) zero: Option<super::zero::ZeroState>,
 }
 
 impl AdamW {
     pub fn new(cfg: AdamWConfig) -> Self {
-        Self { cfg, step: 0, moments: BTreeMap::new() }
+        Self { cfg, step: 0, moments: BTreeMap::new(), zero: None }
     }
 
     /// One update of every parameter that has a gradient, at learning rate `lr`.
@@ -50,7 +65,8 @@ impl AdamW {
         for (name, var) in params {
             let Some(g) = by_name.get(name.as_str()) else { continue };
             let dtype = var.dtype();
-            let g = g.to_dtype(DType::F32)?;
+            let master = master_dtype(dtype);
+            let g = g.to_dtype(master)?;
             let (m, v) = match self.moments.remove(name) {
                 Some(mv) => mv,
                 None => (g.zeros_like()?, g.zeros_like()?),
@@ -58,7 +74,7 @@ impl AdamW {
             let m = ((m * b1)? + (&g * (1.0 - b1))?)?;
             let v = ((v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             // torch: p *= 1 − lr·wd; p −= (lr / bias1) · m / (sqrt(v) / sqrt(bias2) + eps)
-            let p = var.as_tensor().to_dtype(DType::F32)?;
+            let p = var.as_tensor().to_dtype(master)?;
             let p = (p * (1.0 - lr * self.cfg.weight_decay))?;
             let denom = ((v.sqrt()? / bias2.sqrt())? + self.cfg.eps)?;
             let p = (p - ((&m / denom)? * (lr / bias1))?)?;
@@ -68,19 +84,26 @@ impl AdamW {
         Ok(())
     }
 
-    /// The state as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for a checkpoint.
-    pub fn state(&self) -> HashMap<String, Tensor> {
+    /// The state as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for a checkpoint;
+    /// sharded moments are gathered (every parameter's, zeros for one never updated).
+    pub fn state(&self) -> Result<HashMap<String, Tensor>> {
+        let gathered = match &self.zero {
+            Some(zero) => zero.moments()?,
+            None => BTreeMap::new(),
+        };
+        let moments = if gathered.is_empty() { &self.moments } else { &gathered };
         let mut out = HashMap::new();
-        for (name, (m, v)) in &self.moments {
+        for (name, (m, v)) in moments {
             out.insert(format!("exp_avg.{name}"), m.clone());
             out.insert(format!("exp_avg_sq.{name}"), v.clone());
         }
-        out
+        Ok(out)
     }
 
     /// Restores `state()` output and the step count.
     pub fn load_state(&mut self, step: usize, tensors: &HashMap<String, Tensor>) -> Result<()> {
         self.moments.clear();
+        self.zero = None;
         for (key, m) in tensors {
             let Some(name) = key.strip_prefix("exp_avg.") else { continue };
             let Some(v) = tensors.get(&format!("exp_avg_sq.{name}")) else {

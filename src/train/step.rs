@@ -17,10 +17,11 @@ use super::group::{build_group, GroupSpec, Rollout};
 pub use super::halt::{NonFinite, StepCancelled};
 pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
-use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum};
+use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
 pub use super::validation::RolloutKind;
 use super::workers::{Replica, Workers};
+use super::zero;
 use crate::generate::SamplingParams;
 use crate::model::logprobs::{backward_packed, logprobs_packed, BackwardOptions, DEFAULT_CHUNK};
 use crate::reward::breakdown::{Breakdown, Candidate, Weights};
@@ -403,25 +404,22 @@ impl Trainer {
                     entropy.1 += pass.entropy.1;
                 }
             }
-            let mut grads = workers.reduce(per_worker)?;
             let loss = LossOutput::merge(&parts);
-            let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
             let non_finite = |what: String| anyhow::Error::new(NonFinite { step, what });
             if !loss.loss.is_finite() {
                 return Err(non_finite(format!("the loss is {}", loss.loss)));
             }
+            let norm = self.update(workers, per_worker, lr)?;
             if !norm.is_finite() {
                 return Err(non_finite(format!("the gradient norm is {norm}")));
             }
             let trainable = workers.primary().model.trainable();
-            self.opt.apply(trainable, &grads, lr)?;
             let weights = trainable.iter().map(|(n, v)| (n.as_str(), v.as_tensor()));
             if let Some(name) = crate::model::finite::first_non_finite(weights)? {
                 return Err(non_finite(format!(
                     "weight {name} is NaN or infinite after the update (lr {lr})"
                 )));
             }
-            workers.broadcast()?;
             grad_norms.push(norm);
             losses.push(loss);
         }
@@ -490,6 +488,21 @@ impl Trainer {
             })
             .collect();
         Ok((stats, scored))
+    }
+
+    /// One optimizer update of every replica from each worker's gradients (clipped by
+    /// their global norm): AdamW on the one replica, ZeRO-1 across several (`train::zero`).
+    /// Returns the norm before clipping; when it is not finite nothing was updated.
+    fn update(&mut self, workers: &Workers, mut per_worker: Vec<Grads>, lr: f64) -> Result<f64> {
+        if workers.len() > 1 {
+            return zero::step(&mut self.opt, workers, per_worker, lr, self.cfg.max_grad_norm);
+        }
+        let mut grads = per_worker.pop().unwrap_or_default();
+        let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm)?;
+        if norm.is_finite() {
+            self.opt.apply(workers.primary().model.trainable(), &grads, lr)?;
+        }
+        Ok(norm)
     }
 
     /// Worker `w`'s groups of the step, sampled and scored; returns its rows and its seconds

@@ -1,16 +1,18 @@
 //! Data-parallel workers: one replica of the policy per device (`cpu`, `cpu:N`,
-//! `cuda:0,cuda:1,...`). Each worker generates and scores its share of a step's groups and
-//! computes gradients on its own rows; the gradients are summed on the first replica's
-//! device, one optimizer update is taken there, and the updated weights are copied to every
-//! other replica, so all replicas hold identical weights after every step.
-//!
-//! On CUDA the sum goes through device-to-device copies by candle, not NCCL (see the README's
-//! training section).
+//! `cuda:0,cuda:1,...`), each a thread of this process (why threads: `train::collective`).
+//! Each worker generates and scores its share of a step's groups and computes gradients on
+//! its own rows. With one worker the optimizer updates its replica directly; with several,
+//! the update is ZeRO-1 (`train::zero`): gradients are reduce-scattered and weights
+//! all-gathered through the workers' collective group (in-process on CPU, NCCL on CUDA), so
+//! all replicas hold identical weights after every step and each keeps 1/N of the
+//! optimizer state.
+
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 
-use super::optim::{GradSum, Grads};
+use super::collective::{self, Collective};
 use crate::device::parse_device;
 use crate::lm::LanguageModel;
 use crate::model::{frozen, LoadOptions, Model, TrainableFn};
@@ -24,6 +26,8 @@ pub struct Replica {
 
 pub struct Workers {
     pub replicas: Vec<Replica>,
+    /// Rank w's handle at index w when there are several replicas (empty for one).
+    pub collectives: Vec<Arc<dyn Collective>>,
 }
 
 /// CPU workers at most (`cpu:N`): each is a whole replica of the model, and more workers than
@@ -59,7 +63,7 @@ pub fn parse_devices(spec: &str) -> Result<Vec<Device>> {
 impl Workers {
     /// One worker on an already opened model (no KL reference).
     pub fn single(lm: LanguageModel) -> Self {
-        Self { replicas: vec![Replica { lm, reference: None }] }
+        Self { replicas: vec![Replica { lm, reference: None }], collectives: Vec::new() }
     }
 
     /// Opens one replica of `model` (a model directory or `tiny`) per device; with
@@ -92,7 +96,12 @@ impl Workers {
             };
             replicas.push(Replica { lm, reference });
         }
-        Ok(Self { replicas })
+        let collectives = if devices.len() > 1 {
+            collective::group_for(devices, collective::DEFAULT_TIMEOUT)?
+        } else {
+            Vec::new()
+        };
+        Ok(Self { replicas, collectives })
     }
 
     pub fn len(&self) -> usize {
@@ -111,18 +120,6 @@ impl Workers {
     /// The worker that handles group `g` of a step (round robin).
     pub fn owner(&self, g: usize) -> usize {
         g % self.len()
-    }
-
-    /// Sums per-worker gradients on the primary's device.
-    pub fn reduce(&self, per_worker: Vec<Grads>) -> Result<Grads> {
-        let device = self.primary().model.device().clone();
-        let mut sum = GradSum::default();
-        for grads in per_worker {
-            let moved: Grads =
-                grads.into_iter().map(|(n, g)| Ok((n, g.to_device(&device)?))).collect::<Result<_>>()?;
-            sum.add(moved)?;
-        }
-        Ok(sum.take())
     }
 
     /// Copies the primary's trainable weights into every other replica.

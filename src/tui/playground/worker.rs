@@ -9,11 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use candle_core::Device;
 
 use super::state::Choice;
 use super::{Msg, Shared};
-use crate::device::parse_dtype;
+use crate::device::{parse_dtype, preferred_device};
 use crate::generate::{GenerationRecord, SamplingParams};
 use crate::lm::LanguageModel;
 use crate::model::adapter;
@@ -167,7 +166,7 @@ fn open(
         kept[pane] = None;
     }
     let dtype = parse_dtype(&cfg.model.dtype).context("model.dtype in the run's config.toml")?;
-    let opts = LoadOptions::new(dtype, Device::cuda_if_available(0)?);
+    let opts = LoadOptions::new(dtype, preferred_device());
     let lm = match &dir {
         None => LanguageModel::open(&cfg.model.path, &opts)?,
         // a LoRA run's checkpoint is a PEFT adapter folder over the base model
