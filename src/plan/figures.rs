@@ -25,10 +25,12 @@ pub const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
 /// `polaris-tui bench plan`, T = 512..8k: without checkpointing the heap grows over the
 /// saved activations by 1.2 graphs of an attention layer (tiny qwen3, fused norm, RoPE and
-/// SwiGLU kernels) and 2.1 of a DeltaNet layer (50M Qwen3.5); with it, over the recomputed
-/// graph, 1.2 for an attention layer and 0.6 for a DeltaNet layer, whose graph is mostly f32
-/// chunk tensors freed as the backward passes them).
+/// SwiGLU kernels) and, with the fused short conv and delta rule, about as much of a
+/// DeltaNet layer (50M Qwen3.5: plan / measured 1.11-1.13 at 1024-4096 with 1.2), where the
+/// chunked form in composed ops (what a GPU runs) measured 2.1 of its larger graph; with it,
+/// over the recomputed graph, 1.2 for an attention layer and 0.6 for a DeltaNet layer).
 const GRADS_IN_FLIGHT_TENTHS: u64 = 12;
+const GRADS_IN_FLIGHT_FUSED_DELTANET_TENTHS: u64 = 12;
 const GRADS_IN_FLIGHT_DELTANET_TENTHS: u64 = 21;
 const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 12;
 const GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS: u64 = 6;
@@ -264,6 +266,9 @@ pub fn layer_working_set(s: &Shape) -> u64 {
             let graph = layer_bytes_per_token(s, i);
             let tenths = match (s.checkpoint_layers, s.model.layer_types[i]) {
                 (false, LayerType::FullAttention) => GRADS_IN_FLIGHT_TENTHS,
+                (false, LayerType::LinearAttention) if s.fused_delta_rule => {
+                    GRADS_IN_FLIGHT_FUSED_DELTANET_TENTHS
+                }
                 (false, LayerType::LinearAttention) => GRADS_IN_FLIGHT_DELTANET_TENTHS,
                 (true, LayerType::FullAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS,
                 (true, LayerType::LinearAttention) => 10 + GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS,

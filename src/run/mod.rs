@@ -9,7 +9,6 @@ pub mod driver;
 pub mod event;
 pub mod exit;
 pub mod heap;
-pub mod threads;
 pub mod launch;
 pub mod log;
 pub mod oom;
@@ -17,6 +16,7 @@ pub mod process;
 pub mod registry;
 pub mod remote;
 pub mod status;
+pub mod threads;
 pub mod work;
 
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
