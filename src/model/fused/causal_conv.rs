@@ -16,6 +16,7 @@ use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::swiglu::silu_and_grad;
 use super::{contiguous, kernel_serves, Real};
 
 /// Channels per rayon task.
@@ -76,11 +77,6 @@ fn composed(x: &Tensor, w: &Tensor, row_start: &[usize]) -> Result<Tensor> {
     Ok(acc.expect("k >= 1").silu()?)
 }
 
-#[inline(always)]
-fn sigmoid<T: Real>(x: T) -> T {
-    (T::one() + (-x).exp()).recip()
-}
-
 /// pre[t, ch] of one row b (x: that row, [N, C]; w: [C, K]).
 #[inline(always)]
 fn pre<T: Real>(x: &[T], w: &[T], k: usize, c: usize, row_start: &[usize], t: usize, ch: usize) -> T {
@@ -132,7 +128,7 @@ impl CustomOp2 for CausalConv {
                     for ch in c0..c1 {
                         let p = pre(xr, w, k, c, &op.row_start, t, ch);
                         // SAFETY: tasks write disjoint (row, channel-block) cells of y.
-                        unsafe { *ptr.at(bi * n * c + t * c + ch) = p * sigmoid(p) };
+                        unsafe { *ptr.at(bi * n * c + t * c + ch) = silu_and_grad(p).0 };
                     }
                 }
             });
@@ -222,9 +218,7 @@ impl CustomOp3 for CausalConvBackward {
                     for t in 0..n {
                         for ch in c0..c1 {
                             let p = pre(xr, w, k, c, rs, t, ch);
-                            let s = sigmoid(p);
-                            dpre[t * (c1 - c0) + ch - c0] =
-                                dyr[t * c + ch] * s * (T::one() + p * (T::one() - s));
+                            dpre[t * (c1 - c0) + ch - c0] = dyr[t * c + ch] * silu_and_grad(p).1;
                         }
                     }
                     for t in 0..n {

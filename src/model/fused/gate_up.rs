@@ -12,13 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::gemm::{matmul, Mat};
 use super::{contiguous, kernel_serves, Real};
-
-/// Elements per rayon task of the elementwise passes.
-const ELEMS_PER_TASK: usize = 16 * 1024;
 
 /// silu(x W_gᵀ) ⊙ (x W_uᵀ) for x [..., D], w_gate and w_up [F, D]: [..., F]. Differentiable
 /// in all three. Any device or dtype the kernel does not serve takes composed ops.
@@ -38,11 +34,6 @@ pub fn gate_up(x: &Tensor, w_gate: &Tensor, w_up: &Tensor) -> Result<Tensor> {
     }
     let op = GateUp { saved: Mutex::new(None) };
     Ok(x.contiguous()?.apply_op3(&w_gate.contiguous()?, &w_up.contiguous()?, op)?)
-}
-
-#[inline(always)]
-fn sigmoid<T: Real>(x: T) -> T {
-    (T::one() + (-x).exp()).recip()
 }
 
 fn parallel() -> gemm::Parallelism {
@@ -101,14 +92,7 @@ impl CustomOp3 for GateUp {
                 T::one(),
                 parallel(),
             );
-            let mut h = vec![T::zero(); n * f];
-            h.par_chunks_mut(ELEMS_PER_TASK)
-                .zip(g.par_chunks(ELEMS_PER_TASK).zip(u.par_chunks(ELEMS_PER_TASK)))
-                .for_each(|(hs, (gs, us))| {
-                    for ((h, &g), &u) in hs.iter_mut().zip(gs).zip(us) {
-                        *h = g * sigmoid(g) * u;
-                    }
-                });
+            let h = super::swiglu::product(&g, &u);
             Ok((T::to_cpu_storage_owned(h), T::to_cpu_storage_owned(g), T::to_cpu_storage_owned(u)))
         }
         let (h, g, u) = match xs {
@@ -184,23 +168,12 @@ impl CustomOp3 for GateUpBackward {
             if dh.len() != n * f || g.len() != n * f || wu.len() != f * d {
                 candle_core::bail!("fused gate_up backward: shapes do not match the forward");
             }
-            // [dg | du] side by side: dgu[i, 0..F] = dg, dgu[i, F..2F] = du
-            let mut dgu = vec![T::zero(); n * 2 * f];
-            dgu.par_chunks_mut(2 * f).enumerate().for_each(|(i, row)| {
-                let (dg, du) = row.split_at_mut(f);
-                let at = i * f..(i + 1) * f;
-                for ((((dg, du), &g), &u), &dh) in
-                    dg.iter_mut().zip(du).zip(&g[at.clone()]).zip(&u[at.clone()]).zip(&dh[at])
-                {
-                    let s = sigmoid(g);
-                    *du = dh * g * s;
-                    *dg = dh * u * s * (T::one() + g * (T::one() - s));
-                }
-            });
+            let (mut dg, mut du) = (vec![T::zero(); n * f], vec![T::zero(); n * f]);
+            super::swiglu::product_grad(g, u, dh, &mut dg, &mut du);
             let mut out = vec![T::zero(); n * d + 2 * f * d];
             let (dx, dw) = out.split_at_mut(n * d);
             let (dwg, dwu) = dw.split_at_mut(f * d);
-            let (dg, du) = (Mat::rows(&dgu, 0, 2 * f), Mat::rows(&dgu, f, 2 * f));
+            let (dg, du) = (Mat::rows(&dg, 0, f), Mat::rows(&du, 0, f));
             // dx = dg W_g + du W_u
             matmul((n, d, f), dx, d, false, dg, Mat::rows(wg, 0, d), T::one(), parallel());
             matmul((n, d, f), dx, d, true, du, Mat::rows(wu, 0, d), T::one(), parallel());

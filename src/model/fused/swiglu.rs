@@ -26,6 +26,42 @@ fn sigmoid<T: Real>(x: T) -> T {
     (T::one() + (-x).exp()).recip()
 }
 
+/// silu(gate) ⊙ up, elementwise over slices of one length, in parallel.
+pub(super) fn product<T: Real>(gate: &[T], up: &[T]) -> Vec<T> {
+    let mut y = vec![T::zero(); gate.len()];
+    y.par_chunks_mut(ELEMS_PER_TASK)
+        .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
+        .for_each(|(ys, (gs, us))| {
+            for ((y, &g), &u) in ys.iter_mut().zip(gs).zip(us) {
+                *y = g * sigmoid(g) * u;
+            }
+        });
+    y
+}
+
+/// The product's backward: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate).
+pub(super) fn product_grad<T: Real>(gate: &[T], up: &[T], dy: &[T], dgate: &mut [T], dup: &mut [T]) {
+    dgate
+        .par_chunks_mut(ELEMS_PER_TASK)
+        .zip(dup.par_chunks_mut(ELEMS_PER_TASK))
+        .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
+        .zip(dy.par_chunks(ELEMS_PER_TASK))
+        .for_each(|(((dgs, dus), (gs, us)), dys)| {
+            for ((((dg, du), &g), &u), &d) in dgs.iter_mut().zip(dus).zip(gs).zip(us).zip(dys) {
+                let (s, ds) = silu_and_grad(g);
+                *du = d * s;
+                *dg = d * u * ds;
+            }
+        });
+}
+
+/// (silu(x), silu'(x)): with σ = sigmoid(x), silu = x σ and silu' = σ (1 + x (1 − σ)).
+#[inline(always)]
+pub(super) fn silu_and_grad<T: Real>(x: T) -> (T, T) {
+    let s = sigmoid(x);
+    (x * s, s * (T::one() + x * (T::one() - s)))
+}
+
 struct SwiGlu;
 
 impl CustomOp2 for SwiGlu {
@@ -48,15 +84,7 @@ impl CustomOp2 for SwiGlu {
         ) -> candle_core::Result<CpuStorage> {
             let gate = contiguous::<T>("swiglu", gs, gl)?;
             let up = contiguous::<T>("swiglu", us, ul)?;
-            let mut y = vec![T::zero(); gate.len()];
-            y.par_chunks_mut(ELEMS_PER_TASK)
-                .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
-                .for_each(|(ys, (gs, us))| {
-                    for ((y, &g), &u) in ys.iter_mut().zip(gs).zip(us) {
-                        *y = g * sigmoid(g) * u;
-                    }
-                });
-            Ok(T::to_cpu_storage_owned(y))
+            Ok(T::to_cpu_storage_owned(product(gate, up)))
         }
         let out = match gs {
             CpuStorage::F32(_) => run::<f32>(gs, gl, us, ul)?,
@@ -108,18 +136,7 @@ impl CustomOp3 for SwiGluBackward {
             let n = gate.len();
             let mut out = vec![T::zero(); 2 * n];
             let (dgate, dup) = out.split_at_mut(n);
-            dgate
-                .par_chunks_mut(ELEMS_PER_TASK)
-                .zip(dup.par_chunks_mut(ELEMS_PER_TASK))
-                .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
-                .zip(dy.par_chunks(ELEMS_PER_TASK))
-                .for_each(|(((dgs, dus), (gs, us)), dys)| {
-                    for ((((dg, du), &g), &u), &d) in dgs.iter_mut().zip(dus).zip(gs).zip(us).zip(dys) {
-                        let s = sigmoid(g);
-                        *du = d * g * s;
-                        *dg = d * u * s * (T::one() + g * (T::one() - s));
-                    }
-                });
+            product_grad(gate, up, dy, dgate, dup);
             Ok((T::to_cpu_storage_owned(out), Shape::from((2, n))))
         }
         match gs {
