@@ -1,7 +1,8 @@
 """PyTorch side of `polaris-tui bench train`: forward + backward of a token-mean NLL on a
 Hugging Face model directory for a fixed batch of token ids; prints {"tokens_per_second": x}.
 
-Needs torch and transformers (scripts/requirements.txt). Uses every CPU core, as candle does.
+Needs torch and transformers (scripts/requirements.txt). Runs --threads threads (the caller
+passes its own count) with sdpa attention; the caller sets OMP_WAIT_POLICY=PASSIVE.
 """
 import argparse
 import json
@@ -17,9 +18,10 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--ids", required=True, help="JSON list of equal-length rows of token ids")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    torch.set_num_threads(args.threads)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, attn_implementation="sdpa")
     model.train()
     ids = torch.tensor(json.load(open(args.ids)), dtype=torch.long)
     inputs, targets = ids[:, :-1], ids[:, 1:]

@@ -244,3 +244,59 @@ fn adamw_one_step_by_hand_and_state_round_trip() {
     assert!(close(clip_grad_norm(&mut small, 1.0).unwrap(), 0.3, 1e-7));
     assert_eq!(small[0].1.to_vec1::<f32>().unwrap(), vec![0.3]); // under the limit: untouched
 }
+
+/// The fused CPU pass of AdamW against the same formula in composed candle ops: f32 and f64,
+/// the first update (no moments) and a later one, a transposed (non-contiguous) gradient.
+/// Tolerance: the two evaluate the same formula in the same order but not bit for bit
+/// (candle's scalar ops fold in an add of 0 or a reciprocal differently), so a few ulps of the
+/// terms: 8 · eps(dtype) · (|result| + the terms' size: |p| + lr / bias1, |m| + |g|, v + g²).
+#[test]
+fn fused_adamw_update_equals_the_composed_ops() {
+    use polaris::train::adamw_update::{composed, update, Coefficients};
+    let cfg = AdamWConfig { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
+    for dtype in [DType::F32, DType::F64] {
+        let rand = |seed: u64, shape: (usize, usize)| {
+            let n = shape.0 * shape.1;
+            let mut s = seed;
+            let v: Vec<f64> = (0..n)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+                })
+                .collect();
+            Tensor::from_vec(v, shape, &Device::Cpu).unwrap().to_dtype(dtype).unwrap()
+        };
+        // 70_000 elements: several rayon chunks and a ragged last one
+        let p = rand(1, (350, 200));
+        let g = rand(2, (200, 350)).t().unwrap(); // [350, 200], not contiguous
+        let m = (rand(3, (350, 200)) * 0.1).unwrap();
+        let v = rand(4, (350, 200)).sqr().unwrap();
+        let ulps = 8.0 * if dtype == DType::F32 { f32::EPSILON as f64 } else { f64::EPSILON };
+        for (step, moments) in [(1, None), (7, Some((&m, &v)))] {
+            let c = Coefficients::new(&cfg, step, 3e-3);
+            let fused = update(&p, &g, moments, c).unwrap();
+            let reference = composed(&p, &g, moments, c).unwrap();
+            let flat = |t: &Tensor| -> Vec<f64> {
+                t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+            };
+            let (p0, g0) = (flat(&p), flat(&g));
+            let (m0, v0) =
+                moments.map_or((vec![0.0; 70_000], vec![0.0; 70_000]), |(m, v)| (flat(m), flat(v)));
+            for (what, a, b) in
+                [("p", &fused.0, &reference.0), ("m", &fused.1, &reference.1), ("v", &fused.2, &reference.2)]
+            {
+                let (a, b) = (flat(a), flat(b));
+                assert_eq!(a.len(), 70_000);
+                for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                    let terms = match what {
+                        "p" => p0[i].abs() + c.step_size,
+                        "m" => m0[i].abs() + g0[i].abs(),
+                        _ => v0[i] + g0[i] * g0[i],
+                    };
+                    let tol = ulps * (y.abs() + terms).max(1e-30);
+                    assert!((x - y).abs() <= tol, "{dtype:?} step {step} {what}[{i}]: {x} vs {y}");
+                }
+            }
+        }
+    }
+}

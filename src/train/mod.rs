@@ -1,5 +1,6 @@
 //! The GRPO + HRI trainer.
 
+pub mod adamw_update;
 pub mod advantage;
 pub mod batch;
 pub mod bc;

@@ -9,6 +9,8 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use super::adamw_update::{update, Coefficients};
+
 /// Gradients by canonical parameter name.
 pub type Grads = Vec<(String, Tensor)>;
 
@@ -58,26 +60,14 @@ impl AdamW {
     pub fn apply(&mut self, params: &[(String, Var)], grads: &Grads, lr: f64) -> Result<()> {
         let by_name: HashMap<&str, &Tensor> = grads.iter().map(|(n, g)| (n.as_str(), g)).collect();
         self.step += 1;
-        let t = self.step as i32;
-        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
-        let bias1 = 1.0 - b1.powi(t);
-        let bias2 = 1.0 - b2.powi(t);
+        let c = Coefficients::new(&self.cfg, self.step, lr);
         for (name, var) in params {
             let Some(g) = by_name.get(name.as_str()) else { continue };
             let dtype = var.dtype();
             let master = master_dtype(dtype);
-            let g = g.to_dtype(master)?;
-            let (m, v) = match self.moments.remove(name) {
-                Some(mv) => mv,
-                None => (g.zeros_like()?, g.zeros_like()?),
-            };
-            let m = ((m * b1)? + (&g * (1.0 - b1))?)?;
-            let v = ((v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            // torch: p *= 1 − lr·wd; p −= (lr / bias1) · m / (sqrt(v) / sqrt(bias2) + eps)
+            let moments = self.moments.remove(name);
             let p = var.as_tensor().to_dtype(master)?;
-            let p = (p * (1.0 - lr * self.cfg.weight_decay))?;
-            let denom = ((v.sqrt()? / bias2.sqrt())? + self.cfg.eps)?;
-            let p = (p - ((&m / denom)? * (lr / bias1))?)?;
+            let (p, m, v) = update(&p, &g.to_dtype(master)?, moments.as_ref().map(|(m, v)| (m, v)), c)?;
             var.set(&p.to_dtype(dtype)?)?;
             self.moments.insert(name.clone(), (m, v));
         }

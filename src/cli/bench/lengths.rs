@@ -146,6 +146,8 @@ pub fn run(b: LengthsBench, tmp: &Path) -> Result<()> {
                 let ours = child_result(ours, "polaris")?;
                 let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_lengths_torch.py");
                 let mut torch = Command::new(b.python);
+                // its idle OpenMP threads sleep rather than spin on cores other work shares
+                torch.env("OMP_WAIT_POLICY", "PASSIVE");
                 torch.arg(&script).arg("--model").arg(dir);
                 torch.args(["--len", &len.to_string(), "--rows", &b.rows.to_string()]);
                 torch.args(["--repeats", &b.repeats.to_string()]);

@@ -162,8 +162,12 @@ pub fn run(args: TrainBench) -> Result<()> {
         );
     }
     println!(
-        "\nforward + backward of a token-mean NLL, {} rows x {} positions, f32, fastest of {}\n",
-        args.rows, args.seq, args.repeats
+        "\nforward + backward of a token-mean NLL, {} rows x {} positions, f32, fastest of {}, {} threads each \
+         (PyTorch: sdpa, OMP_WAIT_POLICY=PASSIVE)\n",
+        args.rows,
+        args.seq,
+        args.repeats,
+        rayon::current_num_threads()
     );
     println!("| model | polaris tok/s | PyTorch tok/s | polaris / PyTorch |");
     println!("|---|---:|---:|---:|");
@@ -214,10 +218,14 @@ fn measure_torch(
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/bench_train_torch.py");
     let ids_file = tmp.join("ids.json");
     std::fs::write(&ids_file, serde_json::to_string(ids)?)?;
+    // the threads our pass used; PASSIVE: OpenMP's idle threads sleep instead of spinning on
+    // cores that other work shares (spinning made its pass ~20x slower on a loaded machine)
+    let threads = rayon::current_num_threads();
     let out = std::process::Command::new(python)
         .arg(&script)
         .args(["--model", &dir.display().to_string(), "--ids", &ids_file.display().to_string()])
-        .args(["--repeats", &repeats.to_string()])
+        .args(["--repeats", &repeats.to_string(), "--threads", &threads.to_string()])
+        .env("OMP_WAIT_POLICY", "PASSIVE")
         .output();
     let out = match out {
         Ok(o) if o.status.success() => o,

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor, Var};
 
 use super::layout::ShardLayout;
+use crate::train::adamw_update::{self, Coefficients};
 use crate::train::collective::Collective;
 use crate::train::optim::{master_dtype, AdamWConfig, Grads};
 
@@ -95,15 +96,8 @@ pub fn update(
     let coef = s.max_norm / (norm + 1e-6);
     let g = if coef < 1.0 { (g * coef)? } else { g };
 
-    // torch: p *= 1 − lr·wd; p −= (lr / bias1) · m / (sqrt(v) / sqrt(bias2) + eps)
-    let c = s.adamw;
-    let t = s.step as i32;
-    let (bias1, bias2) = (1.0 - c.beta1.powi(t), 1.0 - c.beta2.powi(t));
-    let m = ((&shard.exp_avg * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
-    let v = ((&shard.exp_avg_sq * c.beta2)? + (g.sqr()? * (1.0 - c.beta2))?)?;
-    let p = (&shard.master * (1.0 - s.lr * c.weight_decay))?;
-    let denom = ((v.sqrt()? / bias2.sqrt())? + c.eps)?;
-    let p = (p - ((&m / denom)? * (s.lr / bias1))?)?;
+    let c = Coefficients::new(&s.adamw, s.step, s.lr);
+    let (p, m, v) = adamw_update::update(&shard.master, &g, Some((&shard.exp_avg, &shard.exp_avg_sq)), c)?;
     let pieces = layout.pieces(rank);
     let keep_old: Vec<_> = pieces.iter().filter(|(i, _)| !present[*i]).cloned().collect();
     let (p, m, v) = if keep_old.is_empty() {
