@@ -332,7 +332,7 @@ fn bos(cfg: &ModelConfig) -> [u32; 1] {
 
 /// A llama of llama2.c's stories15M shape (dim 288, 6 layers, 6 heads, hidden 768, vocab
 /// 32000), random weights: the speed of a 15M model without its download.
-fn write_random_llama(dir: &Path) -> Result<()> {
+pub(super) fn write_random_llama(dir: &Path) -> Result<()> {
     let config = serde_json::json!({
         "model_type": "llama", "hidden_size": 288, "intermediate_size": 768, "num_hidden_layers": 6,
         "num_attention_heads": 6, "num_key_value_heads": 6, "vocab_size": 32000, "rms_norm_eps": 1e-5,

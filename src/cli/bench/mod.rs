@@ -32,6 +32,16 @@ pub enum BenchCommand {
     TrainPass(lengths::PassArgs),
     /// TUI: dashboard draw with 100k steps of history, groups with 64 groups, idle CPU.
     Tui(tui::TuiBench),
+    /// Writes one of the benchmarks' random-weight models to a directory (for profiling; hidden).
+    #[command(hide = true)]
+    WriteModel(WriteModel),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WriteModel {
+    /// qwen3-15m (bench train), qwen3_5-50m (bench train --lengths), llama-15m (bench generate)
+    pub name: String,
+    pub out: PathBuf,
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
@@ -43,6 +53,17 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Train(args) => train::run(args),
         BenchCommand::TrainPass(args) => lengths::run_pass(args),
         BenchCommand::Tui(args) => tui::run(args),
+        BenchCommand::WriteModel(w) => match w.name.as_str() {
+            "qwen3-15m" => train::write_qwen3_15m(&w.out),
+            "qwen3_5-50m" => lengths::write_qwen35_50m(&w.out),
+            "llama-15m" => {
+                std::fs::create_dir_all(&w.out)?;
+                generate::write_random_llama(&w.out)
+            }
+            other => anyhow::bail!(
+                "bench write-model: no model named {other:?}; qwen3-15m, qwen3_5-50m or llama-15m"
+            ),
+        },
     }
 }
 

@@ -246,7 +246,7 @@ fn measure_torch(
 }
 
 /// A qwen3 of about 15M parameters with the tiny model's tokenizer and random weights.
-fn write_qwen3_15m(dir: &Path) -> Result<()> {
+pub(super) fn write_qwen3_15m(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     // the tiny model's tokenizer and template; config.json is replaced below
     crate::model::merge::copy_model_files(&tiny::ensure()?, dir)?;

@@ -291,6 +291,52 @@ mod tests {
         assert!((sum - long.iter().sum::<f32>()).abs() < 1e-6);
     }
 
+    /// Each instruction set's exp and max against f64 and against each other, whichever
+    /// this CPU has (the dispatch above takes only the widest).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn flash_exp_and_max_agree_across_instruction_sets() {
+        // shifted by 1.25: [-90, 30), past the flush to 0 below -87 (the sum stays finite in f32)
+        let xs: Vec<f32> = (0..10_007).map(|i| -88.75 + 120.0 * i as f32 / 10_007.0).collect();
+        // of the shifted argument as f32 holds it (its rounding is not the exp's error)
+        let reference: Vec<f64> = xs.iter().map(|&x| ((x - 1.25) as f64).exp()).collect();
+        type Exp = fn(&mut [f32], f32) -> f32;
+        let mut paths: Vec<(&str, Exp, fn(&[f32]) -> f32)> =
+            vec![("portable", cpu::simd::exp_shifted, cpu::simd::max)];
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY (both closures): the CPU has the instruction set
+            paths.push((
+                "avx2",
+                |x, s| unsafe { cpu::simd::exp_shifted_avx2(x, s) },
+                |x| unsafe { cpu::simd::max_avx2(x) },
+            ));
+        }
+        if is_x86_feature_detected!("avx512f") {
+            paths.push((
+                "avx512",
+                |x, s| unsafe { cpu::simd::exp_shifted_avx512(x, s) },
+                |x| unsafe { cpu::simd::max_avx512(x) },
+            ));
+        }
+        for (name, exp, max) in paths {
+            // lengths that end mid-vector, and a NaN-free max at the end of a ragged tail
+            for len in [0, 1, 7, 15, 16, 17, 33, 10_007] {
+                let mut got = xs[..len].to_vec();
+                let sum = exp(&mut got, 1.25);
+                for (i, (&y, &want)) in got.iter().zip(&reference).enumerate() {
+                    // below -87 (after the shift) exactly 0; else within 4e-7 relative (~3 ulp)
+                    let ok =
+                        if xs[i] - 1.25 < -87.0 { y == 0.0 } else { (y as f64 - want).abs() <= 4e-7 * want };
+                    assert!(ok, "{name} len {len} element {i}: {y} vs {want}");
+                }
+                let want_sum: f64 = got.iter().map(|&y| y as f64).sum();
+                assert!((sum as f64 - want_sum).abs() <= 1e-5 * want_sum.max(1e-30), "{name} len {len} sum");
+                let want_max = xs[..len].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                assert_eq!(max(&xs[..len]), want_max, "{name} len {len} max");
+            }
+        }
+    }
+
     #[test]
     fn flash_blocks_cut_each_row_from_its_start() {
         let b: Vec<(usize, usize, usize)> =
