@@ -301,8 +301,8 @@ mod tests {
         // of the shifted argument as f32 holds it (its rounding is not the exp's error)
         let reference: Vec<f64> = xs.iter().map(|&x| ((x - 1.25) as f64).exp()).collect();
         type Exp = fn(&mut [f32], f32) -> f32;
-        let mut paths: Vec<(&str, Exp, fn(&[f32]) -> f32)> =
-            vec![("portable", cpu::simd::exp_shifted, cpu::simd::max)];
+        type Max = fn(&[f32]) -> f32;
+        let mut paths: Vec<(&str, Exp, Max)> = vec![("portable", cpu::simd::exp_shifted, cpu::simd::max)];
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY (both closures): the CPU has the instruction set
             paths.push((
