@@ -321,7 +321,10 @@ fn judge_dry_run_prints_the_request_with_the_key_masked() {
 fn gpu_check_runs_every_check_on_the_cpu_and_prints_one_table() {
     let cache = tempfile::tempdir().unwrap();
     let models = shared().join("models").display().to_string();
-    let out = polaris(&["bench", "gpu-check", "--device", "cpu", "--size", "tiny", "--models", &models], cache.path());
+    let out = polaris(
+        &["bench", "gpu-check", "--device", "cpu", "--size", "tiny", "--models", &models],
+        cache.path(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Vec<&str>> = stdout

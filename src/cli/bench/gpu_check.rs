@@ -125,7 +125,13 @@ pub struct Line {
 
 impl Line {
     fn new(check: &str, setting: impl Into<String>, result: impl Into<String>) -> Self {
-        Self { check: check.into(), setting: setting.into(), result: result.into(), bound: String::new(), pass: None }
+        Self {
+            check: check.into(),
+            setting: setting.into(),
+            result: result.into(),
+            bound: String::new(),
+            pass: None,
+        }
     }
 
     fn bounded(mut self, bound: impl Into<String>, pass: bool) -> Self {
@@ -232,15 +238,24 @@ fn parity(on: &Target, models: &Path) -> Result<Vec<Line>> {
             })?;
             let (lp_bound, logit_bound) = parity_bounds(dtype);
             let lp = max_diff(&got.0, &want.0);
-            let logits = want.1.iter().zip(&got.1).map(|(w, g)| max_diff(g, w) / max_abs(w).max(1.0)).fold(0.0, f64::max);
+            let logits = want
+                .1
+                .iter()
+                .zip(&got.1)
+                .map(|(w, g)| max_diff(g, w) / max_abs(w).max(1.0))
+                .fold(0.0, f64::max);
             let setting = format!("{name}, {}", dtype_name(dtype));
             lines.push(
                 Line::new("parity: scoring log-probs", setting.clone(), format!("max abs Δ {lp:.2e} nats"))
                     .bounded(format!("< {lp_bound:e}"), lp < lp_bound),
             );
             lines.push(
-                Line::new("parity: generation logits", setting, format!("max abs Δ / max abs logit {logits:.2e}"))
-                    .bounded(format!("< {logit_bound:e}"), logits < logit_bound),
+                Line::new(
+                    "parity: generation logits",
+                    setting,
+                    format!("max abs Δ / max abs logit {logits:.2e}"),
+                )
+                .bounded(format!("< {logit_bound:e}"), logits < logit_bound),
             );
         }
     }
@@ -254,14 +269,15 @@ fn parity_outputs(model: &Model, vocab: usize) -> Result<(Vec<f32>, Vec<Vec<f32>
     let tokens: Vec<u32> = (0..65).map(|i| ((i * 7919 + 13) % vocab) as u32).collect();
     let ids = Tensor::new(&tokens[..64], &device)?;
     let targets = Tensor::new(&tokens[1..], &device)?;
-    let lp = logprobs_packed(model, &ids, &targets, &[0, 64], DEFAULT_CHUNK)?.to_dtype(DType::F32)?.to_vec1()?;
+    let lp =
+        logprobs_packed(model, &ids, &targets, &[0, 64], DEFAULT_CHUNK)?.to_dtype(DType::F32)?.to_vec1()?;
     let mut cache = model.new_cache(vec![0]);
     let mut logits = Vec::new();
     let prompt = Tensor::new(&tokens[..16], &device)?.unsqueeze(0)?;
     let mut last = model.forward_cached(&prompt, &mut cache, Kernels::Fused)?;
-    for t in 16..24 {
+    for &token in &tokens[16..24] {
         logits.push(last.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?);
-        let next = Tensor::new(&[tokens[t]], &device)?.unsqueeze(0)?;
+        let next = Tensor::new(&[token], &device)?.unsqueeze(0)?;
         last = model.forward_cached(&next, &mut cache, Kernels::Fused)?;
     }
     logits.push(last.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?);
@@ -308,7 +324,8 @@ fn grpo_step(model: &Model, rows: &[Vec<u32>]) -> Result<StepOutcome> {
     let lengths: Vec<usize> = rows.iter().map(|r| r.len() - 1).collect();
     let micros = micro_batches(&lengths, 8192, 0);
     let packed = |micro: &[usize]| {
-        let seqs: Vec<(&[u32], &[u32])> = micro.iter().map(|&i| (&rows[i][..PROMPT], &rows[i][PROMPT..])).collect();
+        let seqs: Vec<(&[u32], &[u32])> =
+            micro.iter().map(|&i| (&rows[i][..PROMPT], &rows[i][PROMPT..])).collect();
         pack(&seqs, &device)
     };
     let mut old: Vec<Vec<f64>> = vec![Vec::new(); rows.len()];
@@ -351,7 +368,11 @@ fn grpo_step(model: &Model, rows: &[Vec<u32>]) -> Result<StepOutcome> {
 }
 
 fn build(cfg: &ModelConfig, dtype: DType, device: &Device) -> Result<Model> {
-    Model::build(cfg, Source::random(7, 0.02, 0.1), &LoadOptions::new(dtype, device.clone()).trainable(all_trainable()))
+    Model::build(
+        cfg,
+        Source::random(7, 0.02, 0.1),
+        &LoadOptions::new(dtype, device.clone()).trainable(all_trainable()),
+    )
 }
 
 /// Bounds of the small step against the CPU's f32 step: f32 on the device, the same sums in
@@ -370,7 +391,10 @@ fn grpo(on: &Target, shapes: &Shapes) -> Result<Vec<Line>> {
     drop(cpu_model);
     let mut lines = vec![Line::new(
         "GRPO step, CPU",
-        format!("{:.1}M-parameter random Qwen3.5, f32, {short_rows} x {short_len} tokens", params as f64 / 1e6),
+        format!(
+            "{:.1}M-parameter random Qwen3.5, f32, {short_rows} x {short_len} tokens",
+            params as f64 / 1e6
+        ),
         format!("loss {:.6}, grad norm {:.6}, {:.1} s", want.loss, want.grad_norm, want.seconds),
     )];
     for dtype in [DType::F32, DType::BF16] {
@@ -462,7 +486,8 @@ fn copy_bandwidth(on: &Target, bytes: usize) -> Result<f64> {
 }
 
 fn decode(on: &Target, model: &Model, shapes: &Shapes) -> Result<Vec<Line>> {
-    let weight_bytes: usize = model.tensors().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
+    let weight_bytes: usize =
+        model.tensors().iter().map(|(_, t)| t.elem_count() * t.dtype().size_in_bytes()).sum();
     let bandwidth = copy_bandwidth(on, shapes.copy_bytes)?;
     let mut lines = vec![Line::new(
         "bandwidth",
@@ -486,8 +511,11 @@ fn decode(on: &Target, model: &Model, shapes: &Shapes) -> Result<Vec<Line>> {
         for _ in 0..shapes.decode_tokens {
             let next: Vec<u32> =
                 logits.to_dtype(DType::F32)?.to_vec2::<f32>()?.iter().map(|l| argmax(l)).collect();
-            logits =
-                model.forward_cached(&Tensor::from_vec(next, (batch, 1), &on.device)?, &mut cache, Kernels::Fused)?;
+            logits = model.forward_cached(
+                &Tensor::from_vec(next, (batch, 1), &on.device)?,
+                &mut cache,
+                Kernels::Fused,
+            )?;
         }
         on.sync()?;
         let secs = started.elapsed().as_secs_f64();
@@ -495,8 +523,15 @@ fn decode(on: &Target, model: &Model, shapes: &Shapes) -> Result<Vec<Line>> {
         let ceiling = batch as f64 * bandwidth / weight_bytes as f64;
         lines.push(Line::new(
             "decode",
-            format!("bf16, {batch} sequence{}, {} steps", if batch > 1 { "s" } else { "" }, shapes.decode_tokens),
-            format!("{rate:.1} tokens/s = {:.0}% of the bandwidth ceiling {ceiling:.1}", 100.0 * rate / ceiling),
+            format!(
+                "bf16, {batch} sequence{}, {} steps",
+                if batch > 1 { "s" } else { "" },
+                shapes.decode_tokens
+            ),
+            format!(
+                "{rate:.1} tokens/s = {:.0}% of the bandwidth ceiling {ceiling:.1}",
+                100.0 * rate / ceiling
+            ),
         ));
     }
     Ok(lines)
@@ -522,7 +557,11 @@ fn collectives(on: &Target) -> Result<Vec<Line>> {
     let transport = if on.device.is_cpu() { "in-process" } else { "NCCL" };
     for world in [1usize, 2] {
         let Some(devices) = group_devices(on, world) else {
-            lines.push(Line::new("collectives", format!("{transport}, world size {world}"), "not run: one device"));
+            lines.push(Line::new(
+                "collectives",
+                format!("{transport}, world size {world}"),
+                "not run: one device",
+            ));
             continue;
         };
         eprintln!("collectives: {transport}, world size {world} ...");
@@ -553,7 +592,10 @@ fn collectives(on: &Target) -> Result<Vec<Line>> {
                     secs * 1e3,
                     // bus bandwidth as nccl-tests count it: algorithm bandwidth x 2(n-1)/n
                     if world > 1 {
-                        format!(" ({:.0} GB/s bus)", bytes * 2.0 * (world - 1) as f64 / world as f64 / secs / 1e9)
+                        format!(
+                            " ({:.0} GB/s bus)",
+                            bytes * 2.0 * (world - 1) as f64 / world as f64 / secs / 1e9
+                        )
                     } else {
                         String::new()
                     }
