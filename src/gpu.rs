@@ -83,6 +83,11 @@ pub fn spawn_poller(
         .expect("spawning a thread")
 }
 
+/// Every NVIDIA device now, or None where NVML cannot be loaded or fails.
+pub fn nvml_devices() -> Option<Vec<DeviceStats>> {
+    devices(&Nvml::init().ok()?).ok()
+}
+
 fn devices(nvml: &Nvml) -> Result<Vec<DeviceStats>, nvml_wrapper::error::NvmlError> {
     let mut out = Vec::new();
     for index in 0..nvml.device_count()? {

@@ -199,6 +199,7 @@ fn every_subcommand_has_help() {
         &["bench", "generate", "--help"],
         &["open", "--help"],
         &["bench", "tui", "--help"],
+        &["bench", "gpu-check", "--help"],
     ] {
         let out = polaris(args, cache.path());
         assert!(out.status.success(), "{args:?}");
@@ -311,4 +312,67 @@ fn judge_dry_run_prints_the_request_with_the_key_masked() {
         .output()
         .unwrap();
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("OPENAI_API_KEY"));
+}
+
+/// `bench gpu-check` at its tiny size on the CPU: the device side runs the device-generic
+/// path (what a GPU runs), so every check of scripts/gpu-check runs here and must pass its
+/// bound; the table names every check. Nothing here touches a GPU.
+#[test]
+fn gpu_check_runs_every_check_on_the_cpu_and_prints_one_table() {
+    let cache = tempfile::tempdir().unwrap();
+    let models = shared().join("models").display().to_string();
+    let out = polaris(
+        &["bench", "gpu-check", "--device", "cpu", "--size", "tiny", "--models", &models],
+        cache.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Vec<&str>> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| check"))
+        .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+        .collect();
+    assert!(rows.iter().all(|r| r.len() == 5), "every row has five cells: {stdout}");
+    let count = |check: &str| rows.iter().filter(|r| r[0] == check).count();
+    // three reference checkpoints, f32 and bf16, scoring and generation
+    assert_eq!(count("parity: scoring log-probs"), 6, "{stdout}");
+    assert_eq!(count("parity: generation logits"), 6, "{stdout}");
+    assert_eq!(count("GRPO step vs CPU"), 2, "{stdout}");
+    assert_eq!(count("GRPO step"), 1, "{stdout}");
+    assert_eq!(count("decode"), 2, "{stdout}");
+    assert_eq!(count("collectives"), 2, "{stdout}");
+    assert!(rows.iter().all(|r| r[4] != "FAIL"), "{stdout}");
+    assert!(rows.iter().filter(|r| r[4] == "ok").count() >= 17, "{stdout}");
+    // a device this build cannot open: one clear line, non-zero, no table
+    let out = polaris(&["bench", "gpu-check", "--device", "cuda:7", "--size", "tiny"], cache.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cuda:7") && !err.contains("panicked"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+/// scripts/gpu-check on a machine whose nvidia-smi lists no GPU (a stand-in on PATH) or
+/// has none at all: one line saying so, exit 1, before any build.
+#[test]
+fn the_gpu_check_script_refuses_a_machine_without_a_gpu() {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("nvidia-smi");
+    std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gpu-check");
+    for (path, says) in [
+        (format!("{}:/usr/bin:/bin", bin.path().display()), "nvidia-smi lists none"),
+        ("/usr/bin:/bin".to_string(), "nvidia-smi is not installed"),
+    ] {
+        if path == "/usr/bin:/bin" && std::path::Path::new("/usr/bin/nvidia-smi").exists() {
+            continue; // a real GPU machine: only the stand-in case applies
+        }
+        let out = Command::new("bash").arg(&script).env("PATH", &path).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("gpu-check: no NVIDIA GPU here") && err.contains(says), "{err}");
+        assert!(out.stdout.is_empty());
+    }
 }

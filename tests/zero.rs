@@ -229,8 +229,11 @@ fn n_sharded_ranks_take_the_update_of_one_unsharded_adamw() {
         let mut opt = AdamW::new(cfg);
         let mut reference = ReferenceAdamW::new(cfg, flat(&single));
         let replicas: Vec<Vec<(String, Var)>> = (0..world).map(|_| params(DType::F64, 1)).collect();
-        let mut shards: Vec<RankShard> =
-            replicas.iter().enumerate().map(|(r, w)| RankShard::new(&l, r, w, |_| None).unwrap()).collect();
+        let mut shards: Vec<RankShard> = replicas
+            .iter()
+            .enumerate()
+            .map(|(r, w)| RankShard::new(&l, r, w, |_| None, |_| None).unwrap())
+            .collect();
         let group = CpuCollective::group(world, PATIENT).unwrap();
         for step in 0..3 {
             let mut sum = polaris::train::optim::GradSum::default();
@@ -306,8 +309,11 @@ fn bf16_weights_update_through_f32_master_weights_as_f64_does() {
     let replicas: Vec<Vec<(String, Var)>> = (0..world).map(|_| params(DType::BF16, 1)).collect();
     let start = flat(&replicas[0]);
     let mut reference = ReferenceAdamW::new(cfg, start.clone());
-    let mut shards: Vec<RankShard> =
-        replicas.iter().enumerate().map(|(r, w)| RankShard::new(&l, r, w, |_| None).unwrap()).collect();
+    let mut shards: Vec<RankShard> = replicas
+        .iter()
+        .enumerate()
+        .map(|(r, w)| RankShard::new(&l, r, w, |_| None, |_| None).unwrap())
+        .collect();
     assert_eq!(shards[0].master.dtype(), DType::F32, "f32 master weights for bf16 parameters");
     let group = CpuCollective::group(world, PATIENT).unwrap();
     for step in 0..4 {
@@ -332,6 +338,92 @@ fn bf16_weights_update_through_f32_master_weights_as_f64_does() {
             assert!((x - m).abs() <= m.abs() * 2f64.powi(-8) + 1e-30, "bf16 copy {x} of master {m}");
         }
     }
+}
+
+#[test]
+fn one_unsharded_adamw_updates_bf16_weights_through_f32_master_weights() {
+    // The one-GPU path: AdamW::apply on bf16 parameters keeps an f32 master copy. The bound is
+    // the sharded test's above: each f32 step rounds p, m, v and the quotient, ≲ 4·2⁻²⁴·(|p| +
+    // lr) ≈ 2.4e-7 per step for |p| < 1; eight steps: < 2e-6. lr = 1e-4 moves a weight by
+    // ≈ lr a step, under bf16's spacing (2⁻⁸ at 0.5): without the master copy every one of
+    // these updates would round away and the weights would never move.
+    let cfg = AdamWConfig { weight_decay: 0.1, ..AdamWConfig::default() };
+    let lr = 1e-4;
+    let steps = 8;
+    let weights = params(DType::BF16, 1);
+    let start = flat(&weights);
+    let mut reference = ReferenceAdamW::new(cfg, start.clone());
+    let mut opt = AdamW::new(cfg);
+    for step in 0..steps {
+        reference.step(&summed(1, step, DType::BF16, None), lr, 1e9);
+        opt.apply(&weights, &grads(0, step, DType::BF16, None), lr).unwrap();
+    }
+    let state = opt.state().unwrap();
+    let master: Vec<f64> =
+        SHAPES.iter().flat_map(|(name, _)| to_f64(&state[&format!("master.{name}")])).collect();
+    assert_eq!(state["master.a"].dtype(), DType::F32, "f32 master weights for bf16 parameters");
+    assert_eq!(state["exp_avg.a"].dtype(), DType::F32, "f32 moments for bf16 parameters");
+    let d = max_abs_diff(&master, &reference.p);
+    assert!(d < 2e-6, "f32 master weights vs f64: {d}");
+    let moved = max_abs_diff(&master, &start);
+    assert!(moved > 6.0 * lr, "the master weights moved only {moved}");
+    // the bf16 weights are the master rounded to nearest (half a unit of 8 significant bits)
+    for (x, m) in flat(&weights).iter().zip(&master) {
+        assert!((x - m).abs() <= m.abs() * 2f64.powi(-8) + 1e-30, "bf16 copy {x} of master {m}");
+    }
+    assert!(max_abs_diff(&flat(&weights), &start) > 0.0, "some bf16 weight crossed a rounding step");
+
+    // f32 parameters keep no copy: their own values are the master
+    let plain = params(DType::F32, 1);
+    let mut opt32 = AdamW::new(cfg);
+    opt32.apply(&plain, &grads(0, 0, DType::F32, None), lr).unwrap();
+    assert!(opt32.state().unwrap().keys().all(|k| !k.starts_with("master.")));
+}
+
+#[test]
+fn a_resumed_bf16_run_continues_from_the_saved_master_weights() {
+    // state() -> load_state() between steps equals never stopping, bit for bit: the master
+    // weights travel with the moments (a resume from the bf16 weights alone would restart the
+    // master from their rounding). Then a handoff to two ZeRO ranks carries the master too.
+    let cfg = AdamWConfig::default();
+    let lr = 1e-4;
+    let (a, b) = (params(DType::BF16, 1), params(DType::BF16, 1));
+    let (mut whole, mut first) = (AdamW::new(cfg), AdamW::new(cfg));
+    for step in 0..3 {
+        whole.apply(&a, &grads(0, step, DType::BF16, None), lr).unwrap();
+        first.apply(&b, &grads(0, step, DType::BF16, None), lr).unwrap();
+    }
+    let mut resumed = AdamW::new(cfg);
+    resumed.load_state(first.step, &first.state().unwrap()).unwrap();
+    for step in 3..6 {
+        whole.apply(&a, &grads(0, step, DType::BF16, None), lr).unwrap();
+        resumed.apply(&b, &grads(0, step, DType::BF16, None), lr).unwrap();
+    }
+    let (sw, sr) = (whole.state().unwrap(), resumed.state().unwrap());
+    for (name, _) in SHAPES {
+        let key = format!("master.{name}");
+        assert_eq!(to_f64(&sw[&key]), to_f64(&sr[&key]), "{key} after a resume");
+    }
+    assert_eq!(flat(&a), flat(&b));
+
+    // the unsharded master seeds the shards: rank shards hold it, not the bf16 rounding
+    let l = layout(2);
+    let shards: Vec<RankShard> = (0..2)
+        .map(|r| {
+            RankShard::new(
+                &l,
+                r,
+                &b,
+                |n| Some((sr[&format!("exp_avg.{n}")].clone(), sr[&format!("exp_avg_sq.{n}")].clone())),
+                |n| sr.get(&format!("master.{n}")).cloned(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let sharded: Vec<f64> = shards.iter().flat_map(|s| to_f64(&s.master)).collect();
+    let saved: Vec<f64> = SHAPES.iter().flat_map(|(n, _)| to_f64(&sr[&format!("master.{n}")])).collect();
+    assert_eq!(&sharded[..P], &saved[..]);
+    assert_ne!(saved, flat(&b), "the master differs from its bf16 rounding");
 }
 
 #[test]
@@ -411,7 +503,7 @@ fn a_shard_update_on_a_group_missing_a_rank_fails_instead_of_hanging() {
             .map(|r| {
                 let (l, c, w) = (&l, &group[r], &replicas[r]);
                 sc.spawn(move || {
-                    let mut shard = RankShard::new(l, r, w, |_| None).unwrap();
+                    let mut shard = RankShard::new(l, r, w, |_| None, |_| None).unwrap();
                     update(&**c, l, &mut shard, w, &grads(r, 0, DType::F32, None), s).unwrap_err().to_string()
                 })
             })

@@ -62,7 +62,9 @@ pub fn with_host<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
 
 /// Whether every tensor is f32 on the CPU and contiguous (the step reads them in place).
 pub fn serves(tensors: &[&Tensor]) -> bool {
-    tensors.iter().all(|t| t.dtype() == candle_core::DType::F32 && t.device().is_cpu() && t.is_contiguous())
+    tensors
+        .iter()
+        .all(|t| t.dtype() == candle_core::DType::F32 && super::fused::host_kernels(t) && t.is_contiguous())
 }
 
 impl Linear {

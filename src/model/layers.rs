@@ -30,7 +30,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, kernels: Kernels) -> R
     let small = kernels == Kernels::Fused
         && n <= small_matmul::MAX_ROWS
         && w.dtype() == DType::F32
-        && w.device().is_cpu();
+        && super::fused::host_kernels(w);
     let y = if small { small_matmul::small_batch_matmul(&x2, w)? } else { x2.matmul(&w.t()?)? };
     let y = match b {
         Some(b) => y.broadcast_add(b)?,
@@ -182,7 +182,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernel
     let (_, hkv, s, _) = k.dims4()?;
     let mask = match mask {
         Mask::DecodeStep { pad }
-            if kernels == Kernels::Fused && q.dtype() == DType::F32 && q.device().is_cpu() =>
+            if kernels == Kernels::Fused && q.dtype() == DType::F32 && super::fused::host_kernels(q) =>
         {
             let out = super::decode_attention::decode_attention(q, k, v, pad)?; // [B, H, 1, Dh]
             return Ok(out.reshape((b, 1, h * dh))?);

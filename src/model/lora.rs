@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -141,13 +141,28 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// x: [..., in] -> [..., out].
+    /// x: [..., in] -> [..., out]. Over a half-precision base the adapter branch runs in its
+    /// own f32 (`adapter_dtype`): x is widened for it and its output rounded to the base's
+    /// dtype before the sum, so gradients reach A and B in f32.
     pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
         let y = linear(x, &self.weight, self.bias.as_ref(), kernels)?;
         let Some(l) = &self.lora else { return Ok(y) };
-        let down = linear(&l.dropout.apply(x, kernels)?, &l.a, None, kernels)?; // [..., r]
+        let xa = x.to_dtype(l.a.dtype())?;
+        let down = linear(&l.dropout.apply(&xa, kernels)?, &l.a, None, kernels)?; // [..., r]
         let up = linear(&down, &l.b, None, kernels)?;
-        Ok((y + (up * l.scale)?)?)
+        let up = (up * l.scale)?.to_dtype(y.dtype())?;
+        Ok((y + up)?)
+    }
+}
+
+/// The dtype LoRA adapters are kept and trained in over a base of `base` dtype: f32 over
+/// bf16, f16 and f32 bases (mixed precision: a bf16 adapter would lose updates below 2^-8
+/// of its weights, and B starts at zero), f64 over f64 (the tests' finite differences).
+pub fn adapter_dtype(base: DType) -> DType {
+    if base == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
     }
 }
 

@@ -202,7 +202,7 @@ impl<'a> ParamBuilder<'a> {
                 .to_string(),
             Source::Random { .. } => module.to_string(),
         };
-        let (dtype, device) = (self.opts.dtype, self.opts.device.clone());
+        let (dtype, device) = (super::lora::adapter_dtype(self.opts.dtype), self.opts.device.clone());
         let l = self.lora.as_mut().expect("called with adapters");
         let r = l.config.r;
         let (a, b) = match &l.init {

@@ -39,7 +39,15 @@ pub fn master_dtype(param: DType) -> DType {
     }
 }
 
-/// First and second moments in the master dtype (`master_dtype`).
+/// Whether a parameter of this dtype trains through a master copy (bf16, f16: mixed precision).
+pub fn needs_master(param: DType) -> bool {
+    master_dtype(param) != param
+}
+
+/// First and second moments in the master dtype (`master_dtype`), and for half-precision
+/// parameters (mixed precision) an f32 master copy of the weights: the update is applied to
+/// the master and the parameter holds its rounding, so steps smaller than a bf16 ulp (2^-8
+/// relative) accumulate instead of vanishing in the rounding.
 pub struct AdamW {
     pub cfg: AdamWConfig,
     /// Updates applied so far.
@@ -47,13 +55,16 @@ pub struct AdamW {
     /// Unsharded moments by parameter name (one worker, or a restored checkpoint's before
     /// the first sharded update).
     pub(crate) moments: BTreeMap<String, (Tensor, Tensor)>,
+    /// Unsharded f32 master weights of the half-precision parameters, by name (absent for
+    /// f32 and f64 parameters, whose own values are the master).
+    pub(crate) masters: BTreeMap<String, Tensor>,
     /// The sharded state once several workers have updated (`train::zero::step`).
     pub(crate) zero: Option<super::zero::ZeroState>,
 }
 
 impl AdamW {
     pub fn new(cfg: AdamWConfig) -> Self {
-        Self { cfg, step: 0, moments: BTreeMap::new(), zero: None }
+        Self { cfg, step: 0, moments: BTreeMap::new(), masters: BTreeMap::new(), zero: None }
     }
 
     /// One update of every parameter that has a gradient, at learning rate `lr`.
@@ -66,26 +77,37 @@ impl AdamW {
             let dtype = var.dtype();
             let master = master_dtype(dtype);
             let moments = self.moments.remove(name);
-            let p = var.as_tensor().to_dtype(master)?;
+            let p = match self.masters.remove(name) {
+                Some(p) => p,
+                None => var.as_tensor().to_dtype(master)?,
+            };
             let (p, m, v) = update(&p, &g.to_dtype(master)?, moments.as_ref().map(|(m, v)| (m, v)), c)?;
             var.set(&p.to_dtype(dtype)?)?;
+            if needs_master(dtype) {
+                self.masters.insert(name.clone(), p);
+            }
             self.moments.insert(name.clone(), (m, v));
         }
         Ok(())
     }
 
-    /// The state as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`) for a checkpoint;
-    /// sharded moments are gathered (every parameter's, zeros for one never updated).
+    /// The state as named tensors (`exp_avg.NAME`, `exp_avg_sq.NAME`, and `master.NAME` for
+    /// a half-precision parameter's f32 master) for a checkpoint; sharded state is gathered
+    /// (every parameter's, zeros for moments never updated).
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
-        let gathered = match &self.zero {
-            Some(zero) => zero.moments()?,
-            None => BTreeMap::new(),
+        let (gathered, gathered_masters) = match &self.zero {
+            Some(zero) => (zero.moments()?, zero.masters()?),
+            None => (BTreeMap::new(), BTreeMap::new()),
         };
         let moments = if gathered.is_empty() { &self.moments } else { &gathered };
+        let masters = if gathered.is_empty() { &self.masters } else { &gathered_masters };
         let mut out = HashMap::new();
         for (name, (m, v)) in moments {
             out.insert(format!("exp_avg.{name}"), m.clone());
             out.insert(format!("exp_avg_sq.{name}"), v.clone());
+        }
+        for (name, p) in masters {
+            out.insert(format!("master.{name}"), p.clone());
         }
         Ok(out)
     }
@@ -93,7 +115,13 @@ impl AdamW {
     /// Restores `state()` output and the step count.
     pub fn load_state(&mut self, step: usize, tensors: &HashMap<String, Tensor>) -> Result<()> {
         self.moments.clear();
+        self.masters.clear();
         self.zero = None;
+        for (key, p) in tensors {
+            if let Some(name) = key.strip_prefix("master.") {
+                self.masters.insert(name.to_string(), p.clone());
+            }
+        }
         for (key, m) in tensors {
             let Some(name) = key.strip_prefix("exp_avg.") else { continue };
             let Some(v) = tensors.get(&format!("exp_avg_sq.{name}")) else {

@@ -3,6 +3,7 @@
 
 mod attention;
 mod generate;
+mod gpu_check;
 mod lengths;
 mod llama2c;
 mod plan;
@@ -21,6 +22,9 @@ pub enum BenchCommand {
     Attention(attention::AttentionBench),
     /// Decode tokens/s, 1 sequence and a group, ours against candle-transformers' llama and run.c.
     Generate(generate::GenerateBench),
+    /// What scripts/gpu-check measures: parity with the CPU, a GRPO step at T = 8192, decode vs
+    /// bandwidth, collectives; one table, non-zero exit when a check fails.
+    GpuCheck(gpu_check::GpuCheck),
     /// The memory plan against measured peak RSS: one training pass per length, each in a fresh process.
     Plan(plan::PlanBench),
     /// Qwen3.5 (~50M random weights, real layer pattern): prefill chunked vs recurrent, decode 1 and 6.
@@ -48,6 +52,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Attention(args) => attention::run(args),
         BenchCommand::Generate(args) => generate::run(args),
+        BenchCommand::GpuCheck(args) => gpu_check::run(args),
         BenchCommand::Plan(args) => plan::run(args),
         BenchCommand::Qwen35(args) => qwen35::run(args),
         BenchCommand::Train(args) => train::run(args),

@@ -55,7 +55,7 @@ pub fn varlen_attention(
     cu_seqlens: &[usize],
     scale: f64,
 ) -> Result<Tensor> {
-    apply(q, k, v, cu_seqlens, scale, !q.device().is_cpu())
+    apply(q, k, v, cu_seqlens, scale, !crate::model::fused::host_kernels(q))
 }
 
 /// `varlen_attention` through the device-generic path (composed candle ops) on any device:

@@ -40,11 +40,42 @@ pub trait Real: WithDType + Float {}
 impl Real for f32 {}
 impl Real for f64 {}
 
-/// Whether the fused kernel serves these tensors (CPU, f32 or f64, every one the same dtype).
+/// Whether the fused kernel serves these tensors (CPU, f32 or f64, every one the same dtype,
+/// and the device-generic path not forced on this thread: `generic_only`).
 pub(crate) fn kernel_serves(tensors: &[&Tensor]) -> bool {
     let Some(first) = tensors.first() else { return false };
-    matches!(first.dtype(), DType::F32 | DType::F64)
+    host_kernels(first)
+        && matches!(first.dtype(), DType::F32 | DType::F64)
         && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == first.dtype())
+}
+
+/// Whether a CPU-only kernel (this module's, the decode step's host buffers, the small-batch
+/// matmul, decode attention, blockwise attention's CPU op, the delta rule's fused op) may
+/// serve a tensor: it is on the CPU and the device-generic path is not forced
+/// (`generic_only`). Every such kernel has a device-generic twin of candle ops, which is what
+/// CUDA (and Metal) run.
+pub fn host_kernels(t: &Tensor) -> bool {
+    t.device().is_cpu() && !GENERIC_ONLY.with(|g| g.get())
+}
+
+thread_local! {
+    static GENERIC_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every CPU-only kernel switched off on the calling thread, so that what runs
+/// is exactly the device-generic path a GPU runs (composed candle ops and candle's own
+/// kernels), on the CPU: the twin tests hold the two to each other, and `bench gpu-check`
+/// times the generic path on a host. The choice is made where each op is built, on the
+/// calling thread; ops already built keep theirs.
+pub fn generic_only<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            GENERIC_ONLY.with(|g| g.set(self.0));
+        }
+    }
+    let _restore = Restore(GENERIC_ONLY.with(|g| g.replace(true)));
+    f()
 }
 
 /// The contiguous elements a layout views, or an error naming the op.

@@ -23,7 +23,7 @@ pub use layout::{Segment, ShardLayout};
 pub use shard::{update, RankShard, UpdateSettings};
 
 use super::collective::CollectiveError;
-use super::optim::{AdamW, Grads};
+use super::optim::{needs_master, AdamW, Grads};
 use super::workers::Workers;
 
 /// The sharded state of one group of workers: rank r's shard at index r (None until the
@@ -31,12 +31,30 @@ use super::workers::Workers;
 pub struct ZeroState {
     pub layout: ShardLayout,
     pub ranks: Vec<Mutex<Option<RankShard>>>,
+    /// Whether the replicas' parameters are half precision, so the f32 master shards are
+    /// more than a copy of the weights and a checkpoint keeps them (`AdamW::state`).
+    pub mixed_precision: bool,
 }
 
 impl ZeroState {
-    fn new(layout: ShardLayout) -> Self {
+    fn new(layout: ShardLayout, mixed_precision: bool) -> Self {
         let ranks = (0..layout.world_size).map(|_| Mutex::new(None)).collect();
-        Self { layout, ranks }
+        Self { layout, ranks, mixed_precision }
+    }
+
+    /// The master weights of every parameter as whole tensors on the CPU, by name, when the
+    /// parameters are half precision (empty otherwise, or before the first update).
+    pub fn masters(&self) -> Result<BTreeMap<String, Tensor>> {
+        if !self.mixed_precision {
+            return Ok(BTreeMap::new());
+        }
+        let mut parts = Vec::new();
+        for slot in &self.ranks {
+            let slot = slot.lock().map_err(|_| anyhow!("a ZeRO rank panicked"))?;
+            let Some(shard) = slot.as_ref() else { return Ok(BTreeMap::new()) };
+            parts.push(shard.master.to_device(&Device::Cpu)?);
+        }
+        Ok(self.layout.unflatten(&Tensor::cat(&parts, 0)?)?.into_iter().collect())
     }
 
     /// Both moments of every parameter as whole tensors on the CPU, by name (what a
@@ -78,12 +96,14 @@ pub fn step(
     }
     // the group's size shards the state: the workers of this process are its ranks 0..n
     let world = workers.collectives.first().map_or(n, |c| c.world_size());
-    let layout = ShardLayout::of_vars(workers.primary().model.trainable(), world)?;
+    let trainable = workers.primary().model.trainable();
+    let layout = ShardLayout::of_vars(trainable, world)?;
+    let mixed = trainable.iter().any(|(_, v)| needs_master(v.dtype()));
     if opt.zero.as_ref().is_none_or(|z| z.layout != layout) {
-        opt.zero = Some(ZeroState::new(layout));
+        opt.zero = Some(ZeroState::new(layout, mixed));
     }
     let settings = UpdateSettings { adamw: opt.cfg, step: opt.step + 1, lr, max_norm };
-    let (zero, unsharded) = (opt.zero.as_ref().expect("set above"), &opt.moments);
+    let (zero, unsharded, masters) = (opt.zero.as_ref().expect("set above"), &opt.moments, &opt.masters);
     let results: Vec<Result<f64>> = std::thread::scope(|s| {
         let handles: Vec<_> = per_worker
             .into_iter()
@@ -97,9 +117,13 @@ pub fn step(
                         let mut slot =
                             zero.ranks[rank].lock().map_err(|_| anyhow!("a ZeRO rank panicked"))?;
                         if slot.is_none() {
-                            *slot = Some(RankShard::new(&zero.layout, rank, weights, |name| {
-                                unsharded.get(name).cloned()
-                            })?);
+                            *slot = Some(RankShard::new(
+                                &zero.layout,
+                                rank,
+                                weights,
+                                |name| unsharded.get(name).cloned(),
+                                |name| masters.get(name).cloned(),
+                            )?);
                         }
                         let shard = slot.as_mut().expect("set above");
                         update(collective, &zero.layout, shard, weights, &grads, settings)
@@ -121,6 +145,7 @@ pub fn step(
     if norm.is_finite() {
         opt.step += 1;
         opt.moments.clear(); // now held in the shards
+        opt.masters.clear();
     }
     Ok(norm)
 }

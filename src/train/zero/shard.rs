@@ -24,16 +24,27 @@ pub struct RankShard {
 impl RankShard {
     /// Rank `rank`'s shard of `weights` (its replica's parameters, all identical across
     /// ranks) and of the moments `moment_of(name)` gives as (exp_avg, exp_avg_sq) (a resumed
-    /// run's; zeros for a parameter without).
-    pub fn new<F>(layout: &ShardLayout, rank: usize, weights: &[(String, Var)], moment_of: F) -> Result<Self>
+    /// run's; zeros for a parameter without). The master weights are `master_of(name)` where
+    /// it gives one (a half-precision parameter's f32 master from an unsharded optimizer or a
+    /// checkpoint), else the parameter itself.
+    pub fn new<F, M>(
+        layout: &ShardLayout,
+        rank: usize,
+        weights: &[(String, Var)],
+        moment_of: F,
+        master_of: M,
+    ) -> Result<Self>
     where
         F: Fn(&str) -> Option<(Tensor, Tensor)>,
+        M: Fn(&str) -> Option<Tensor>,
     {
         let (dtype, device) = replica_kind(weights)?;
         let shard = layout.shard(rank);
         let take = |flat: Tensor| -> Result<Tensor> { Ok(flat.narrow(0, shard.start, shard.len())?.copy()?) };
-        let by_name =
-            |name: &str| weights.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_tensor().clone());
+        let by_name = |name: &str| {
+            master_of(name)
+                .or_else(|| weights.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_tensor().clone()))
+        };
         let master = take(layout.flatten(by_name, dtype, &device)?)?;
         let exp_avg = take(layout.flatten(|n| moment_of(n).map(|(m, _)| m), dtype, &device)?)?;
         let exp_avg_sq = take(layout.flatten(|n| moment_of(n).map(|(_, v)| v), dtype, &device)?)?;
