@@ -137,6 +137,17 @@ pub fn build(dirs: &[PathBuf]) -> Result<PaperTable> {
             }
         }
     }
+    Ok(assemble(&benches, elo.map(|(r, _)| r), length, sources))
+}
+
+/// The table from summaries already read; a system given twice for one task counts once (the
+/// first).
+pub fn assemble(
+    benches: &[BenchReport],
+    elo: Option<EloReport>,
+    length: Vec<LengthReport>,
+    sources: Vec<String>,
+) -> PaperTable {
     let mut columns = vec![];
     for task in Task::ALL {
         let Some(judge) = benches.iter().find(|b| b.task == task).map(|b| b.judge.clone()) else { continue };
@@ -158,7 +169,7 @@ pub fn build(dirs: &[PathBuf]) -> Result<PaperTable> {
             systems.push(s);
         }
     }
-    if let Some((r, _)) = &elo {
+    if let Some(r) = &elo {
         for e in &r.ratings {
             if !systems.contains(&e.system) {
                 systems.push(e.system.clone());
@@ -176,7 +187,7 @@ pub fn build(dirs: &[PathBuf]) -> Result<PaperTable> {
                     cell(b.systems.iter().find(|s| &s.system == sys)?.value(&c.metric))
                 })
                 .collect(),
-            elo: elo.as_ref().and_then(|(r, _)| {
+            elo: elo.as_ref().and_then(|r| {
                 let e = r.ratings.iter().find(|e| &e.system == sys)?;
                 Some(Cell { mean: e.rating, ci: Some(e.ci), n: e.wins + e.losses + e.ties })
             }),
@@ -197,16 +208,7 @@ pub fn build(dirs: &[PathBuf]) -> Result<PaperTable> {
         }
     }
     let confidence = benches.first().map_or(0.95, |b| b.confidence);
-    Ok(PaperTable {
-        v: TABLE_VERSION,
-        confidence,
-        columns,
-        rows,
-        elo: elo.map(|(r, _)| r),
-        story_quality_buckets,
-        length,
-        sources,
-    })
+    PaperTable { v: TABLE_VERSION, confidence, columns, rows, elo, story_quality_buckets, length, sources }
 }
 
 /// `bench.json`, its version checked first.
