@@ -66,16 +66,26 @@ fn judge_toml(dir: &Path) -> PathBuf {
 
 fn bench_cmd(base: &str, gens: &Path, out: &Path, toml: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(BIN);
-    c.args(["eval", "bench", "--task", "eq_bench_creative", "--judge", "openai:judge-model", "--no-cache", "--base-url", base])
-        .args(["--api-key-env", KEY_ENV, "--resamples", "1000"])
-        .arg("--gens")
-        .arg(gens)
-        .arg("--out")
-        .arg(out)
-        .arg("--judge-config")
-        .arg(toml)
-        .args(extra)
-        .env(KEY_ENV, KEY);
+    c.args([
+        "eval",
+        "bench",
+        "--task",
+        "eq_bench_creative",
+        "--judge",
+        "openai:judge-model",
+        "--no-cache",
+        "--base-url",
+        base,
+    ])
+    .args(["--api-key-env", KEY_ENV, "--resamples", "1000"])
+    .arg("--gens")
+    .arg(gens)
+    .arg("--out")
+    .arg(out)
+    .arg("--judge-config")
+    .arg(toml)
+    .args(extra)
+    .env(KEY_ENV, KEY);
     c
 }
 
@@ -114,7 +124,10 @@ fn online_judging_is_appended_resumed_and_tabled() {
     assert_eq!((mean(&r, "A"), mean(&r, "B")), (75.0, 50.0));
     assert_eq!(system(&r, "A")["scored"], json!(3));
     // each judgement holds the answer and the release's record (scores, analysis)
-    let first: Value = serde_json::from_str(std::fs::read_to_string(out.join("judgements.jsonl")).unwrap().lines().next().unwrap()).unwrap();
+    let first: Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("judgements.jsonl")).unwrap().lines().next().unwrap(),
+    )
+    .unwrap();
     assert_eq!(first["scores"]["analysis"], json!("A fair piece."));
     assert!(first["scores"]["eqbench_creative_score"].is_number());
     // online prices: 1000 in, 200 out at $2 / $8 per million = $0.0036 a request (tolerance: float sums)
@@ -134,7 +147,8 @@ fn online_judging_is_appended_resumed_and_tabled() {
     for ext in ["md", "json", "png", "svg"] {
         assert!(table.join(format!("bench_table.{ext}")).is_file(), "bench_table.{ext}");
     }
-    let t: Value = serde_json::from_str(&std::fs::read_to_string(table.join("bench_table.json")).unwrap()).unwrap();
+    let t: Value =
+        serde_json::from_str(&std::fs::read_to_string(table.join("bench_table.json")).unwrap()).unwrap();
     assert_eq!(t["rows"][1]["cells"][0]["mean"], json!(50.0));
 }
 
@@ -208,7 +222,8 @@ fn status_of(s: &Batches, id: &str) -> Value {
     let mut batches = s.batches.lock().unwrap();
     let (input, polls) = batches.get_mut(id).unwrap();
     *polls += 1;
-    let lines: Vec<Value> = s.files.lock().unwrap()[input.as_str()].lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> =
+        s.files.lock().unwrap()[input.as_str()].lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     if s.hold.load(Ordering::SeqCst) || *polls < 2 {
         return json!({"id": id, "status": "in_progress", "request_counts": {"total": lines.len(), "completed": 0, "failed": 0}});
     }
@@ -239,11 +254,16 @@ fn status_of(s: &Batches, id: &str) -> Value {
 
 async fn create(State(s): State<Arc<Batches>>, body: Bytes) -> axum::Json<Value> {
     let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((v["endpoint"].as_str(), v["completion_window"].as_str()), (Some("/v1/chat/completions"), Some("24h")));
+    assert_eq!(
+        (v["endpoint"].as_str(), v["completion_window"].as_str()),
+        (Some("/v1/chat/completions"), Some("24h"))
+    );
     let n = s.creates.fetch_add(1, Ordering::SeqCst);
     let id = format!("batch-{n}");
     s.batches.lock().unwrap().insert(id.clone(), (v["input_file_id"].as_str().unwrap().to_string(), 0));
-    axum::Json(json!({"id": id, "status": "validating", "request_counts": {"total": 0, "completed": 0, "failed": 0}}))
+    axum::Json(
+        json!({"id": id, "status": "validating", "request_counts": {"total": 0, "completed": 0, "failed": 0}}),
+    )
 }
 
 async fn batch(State(s): State<Arc<Batches>>, UrlPath(id): UrlPath<String>) -> axum::Json<Value> {
@@ -294,7 +314,8 @@ fn a_batch_failing_half_its_requests_is_completed_by_the_next_run() {
     assert_eq!(r["batch"], json!(true));
     let text = std::fs::read_to_string(out.join("judgements.jsonl")).unwrap();
     assert!(text.contains("the model is overloaded") && text.contains("HTTP 500"), "{text}");
-    let state: Value = serde_json::from_str(&std::fs::read_to_string(out.join("batch.json")).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("batch.json")).unwrap()).unwrap();
     assert_eq!((state["batch_id"].as_str(), state["collected"].as_bool()), (Some("batch-0"), Some(true)));
     // batch prices: half of $0.0036 per answered request (tolerance: float sums)
     assert!((costs(&r) - 3.0 * 0.0018).abs() < 1e-12, "{}", costs(&r));
@@ -316,7 +337,8 @@ fn a_run_killed_while_its_batch_runs_picks_the_batch_up_again() {
     let (base, server) = serve_batches();
     server.hold.store(true, Ordering::SeqCst);
     let batch = ["--batch", "--poll-secs", "0.02"];
-    let mut child = bench_cmd(&base, &gens, &out, &toml, &batch).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        bench_cmd(&base, &gens, &out, &toml, &batch).stderr(std::process::Stdio::null()).spawn().unwrap();
     let start = Instant::now();
     while !out.join("batch.json").is_file() {
         assert!(start.elapsed() < Duration::from_secs(60), "no batch recorded");

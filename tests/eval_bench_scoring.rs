@@ -58,7 +58,8 @@ fn eq_bench_longform_inverts_negatives_and_weighs_forced_poetry() {
     for d in LONGFORM_POS {
         answer.push_str(&format!("{d}: 10\n"));
     }
-    for d in ["Weak Dialogue", "Tell-Don't-Show", "Unsurprising or Uncreative", "Amateurish", "Purple Prose"] {
+    for d in ["Weak Dialogue", "Tell-Don't-Show", "Unsurprising or Uncreative", "Amateurish", "Purple Prose"]
+    {
         answer.push_str(&format!("{d}: [5]\n"));
     }
     answer.push_str("Forced Poetry or Metaphor: 10\n---\n");
@@ -120,7 +121,9 @@ fn writingbench_is_the_mean_of_valid_criterion_scores() {
     let family = polaris::eval::bench::Family::OpenAi("gpt-5.4".into());
     let reqs = polaris::eval::bench::requests(Task::WritingBench, &it, &t, &family);
     assert_eq!(reqs.len(), 3, "one request per criterion");
-    assert!(reqs[1].user.contains("Criterion: Tone\n  Description: How well it does Tone.\n  Score 1-2: poor\n  Score 9-10: superb\n"));
+    assert!(reqs[1].user.contains(
+        "Criterion: Tone\n  Description: How well it does Tone.\n  Score 1-2: poor\n  Score 9-10: superb\n"
+    ));
     assert!(reqs[0].user.contains("WRITING TASK:\nWrite a memo.\n\nRESPONSE:\nThe memo."));
     let answers = [
         Some(r#"{"score": 8, "reason": "clear"}"#),
@@ -208,7 +211,10 @@ fn story_quality_derives_the_overall_from_the_totals() {
     close(value(&s, "overall_score"), 53.0);
     assert_eq!(s.record["overall_score_model"], json!(51));
     assert_eq!(s.record["positive_prompt_fulfillment_premise_integration_score"], json!(12));
-    assert_eq!(s.record["positive_prompt_fulfillment_premise_integration_justification"], json!("Uses the premise."));
+    assert_eq!(
+        s.record["positive_prompt_fulfillment_premise_integration_justification"],
+        json!("Uses the premise.")
+    );
     // capped at 100 above, not clamped below
     let s = score(Task::StoryQuality, &it, &[Some(&sq_answer(100, 0, Some(8), 100))], &t);
     close(value(&s, "overall_score"), 100.0);
@@ -241,13 +247,23 @@ fn story_quality_derives_the_overall_from_the_totals() {
 fn story_quality_request_is_the_releases() {
     let t = Templates::builtin();
     let it = item("A keeper finds a letter. The story should be 1000 words long.", "Once.");
-    let native = polaris::eval::bench::requests(Task::StoryQuality, &it, &t, &polaris::eval::bench::Family::OpenAi("gpt-5.4".into()));
+    let native = polaris::eval::bench::requests(
+        Task::StoryQuality,
+        &it,
+        &t,
+        &polaris::eval::bench::Family::OpenAi("gpt-5.4".into()),
+    );
     // the length sentence is cut off; the schema goes natively
     assert_eq!(native[0].user, "STORY PROMPT:\nA keeper finds a letter.\n\nSTORY:\nOnce.\n");
     assert_eq!(native[0].schema_name, "story_quality_seq");
     assert!(native[0].schema.get("properties").is_some());
     // a Gemini model outside the release's structured-output list: the schema in the prompt
-    let inline = polaris::eval::bench::requests(Task::StoryQuality, &it, &t, &polaris::eval::bench::Family::Gemini("gemini-3.1-pro".into()));
+    let inline = polaris::eval::bench::requests(
+        Task::StoryQuality,
+        &it,
+        &t,
+        &polaris::eval::bench::Family::Gemini("gemini-3.1-pro".into()),
+    );
     assert!(inline[0].schema.is_null());
     assert!(inline[0].system.as_deref().unwrap().contains("FORMAL JSON SCHEMA FOR OUTPUT"));
 }
@@ -362,15 +378,22 @@ fn the_release_configs_load_as_they_are() {
     assert!(e.contains("eval elo"), "{e}");
     // and the embedded copies are the shared files, byte for byte
     let t = Templates::builtin();
-    assert_eq!(t.eq_creative, std::fs::read_to_string(shared("prompts/eq_bench_creative_judge.txt")).unwrap());
-    assert_eq!(t.story_quality_system, std::fs::read_to_string(shared("prompts/story_quality_seq.txt")).unwrap());
+    assert_eq!(
+        t.eq_creative,
+        std::fs::read_to_string(shared("prompts/eq_bench_creative_judge.txt")).unwrap()
+    );
+    assert_eq!(
+        t.story_quality_system,
+        std::fs::read_to_string(shared("prompts/story_quality_seq.txt")).unwrap()
+    );
 }
 
 #[test]
 fn a_bad_config_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("c.json");
-    std::fs::write(&p, r#"{"task": "eq_bench_creative", "engine": {"provider": "anthropic", "model": "x"}}"#).unwrap();
+    std::fs::write(&p, r#"{"task": "eq_bench_creative", "engine": {"provider": "anthropic", "model": "x"}}"#)
+        .unwrap();
     let e = ReleaseConfig::read(&p).unwrap_err().to_string();
     assert!(e.contains("c.json") && e.contains("engine.provider"), "{e}");
     std::fs::write(&p, r#"{"task": "eq_bench_creative", "engine": {"provider": "openai", "model": "x", "sampling": {"temperature": "hot"}}}"#).unwrap();

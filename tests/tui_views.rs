@@ -668,7 +668,10 @@ fn the_eval_tab_shows_the_benchmarks_as_the_papers_table() {
         &eval_dir(&f).join("creative/bench.json"),
         &bench_report(Task::EqBenchCreative, &[("base", 61.25), ("grpo-hri", 66.5)]),
     );
-    write_json(&eval_dir(&f).join("lbw/bench.json"), &bench_report(Task::LongbenchWrite, &[("grpo-hri", 72.0)]));
+    write_json(
+        &eval_dir(&f).join("lbw/bench.json"),
+        &bench_report(Task::LongbenchWrite, &[("grpo-hri", 72.0)]),
+    );
     write_json(&eval_dir(&f).join("ladder/elo.json"), &elo_report());
     open_eval(&mut f);
     let names: Vec<&str> = f.app.state.eval.evals.iter().map(|e| e.name.as_str()).collect();
@@ -676,8 +679,14 @@ fn the_eval_tab_shows_the_benchmarks_as_the_papers_table() {
     snap("eval_bench", &f.app);
     let screen = text(&draw(&f.app, 200, 50));
     // one row per value, one column per system: base has no LongBench-Write result (a dash, not 0)
-    assert!(screen.lines().any(|l| l.contains("EQ Creative") && l.contains("61.25 [59.75–62.75]")), "{screen}");
-    assert!(screen.lines().any(|l| l.contains("LBW S_l") && l.contains("–") && l.contains("90.00 [88.00–92.00]")), "{screen}");
+    assert!(
+        screen.lines().any(|l| l.contains("EQ Creative") && l.contains("61.25 [59.75–62.75]")),
+        "{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l.contains("LBW S_l") && l.contains("–") && l.contains("90.00 [88.00–92.00]")),
+        "{screen}"
+    );
     assert!(screen.lines().any(|l| l.contains("Elo") && l.contains("1087 [1041–1139]")), "{screen}");
     assert!(screen.contains("base: 24 stories, 23 scored, 1 failed"), "{screen}");
 }

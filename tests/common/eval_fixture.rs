@@ -124,7 +124,10 @@ fn bench_metric(name: &str, mean: f64, half: f64, count: usize) -> polaris::eval
 
 /// A benchmark summary of systems `base` and `tuned`: `(system, headline mean)`, the rest
 /// fixed; LongBench-Write also has S_q and S_l.
-pub fn bench_report(task: polaris::eval::bench::Task, means: &[(&str, f64)]) -> polaris::eval::bench::aggregate::BenchReport {
+pub fn bench_report(
+    task: polaris::eval::bench::Task,
+    means: &[(&str, f64)],
+) -> polaris::eval::bench::aggregate::BenchReport {
     use polaris::eval::bench::aggregate::{headline, BenchReport, SystemResult, BENCH_VERSION};
     let systems = means
         .iter()

@@ -99,13 +99,20 @@ pub fn run(args: BenchArgs) -> Result<()> {
         (Some(t), Some(c)) => {
             let t = Task::parse(t)?;
             if t != c.task {
-                bail!("--task {} but {} is a {} config; give one of them", t.name(), c.path.display(), c.task.name());
+                bail!(
+                    "--task {} but {} is a {} config; give one of them",
+                    t.name(),
+                    c.path.display(),
+                    c.task.name()
+                );
             }
             t
         }
         (Some(t), None) => Task::parse(t)?,
         (None, Some(c)) => c.task,
-        (None, None) => bail!("give --task NAME (one of {}) or a release --config", Task::ALL.map(Task::name).join(", ")),
+        (None, None) => {
+            bail!("give --task NAME (one of {}) or a release --config", Task::ALL.map(Task::name).join(", "))
+        }
     };
     let gens = if !args.gens.is_empty() {
         args.gens.clone()
@@ -124,7 +131,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("--judge offline: the benchmarks need a judge model (openai:MODEL or gemini:MODEL)");
     }
     if args.batch && !matches!(spec, JudgeSpec::OpenAi(_)) {
-        bail!("--batch is the OpenAI Batch API: give an openai:MODEL judge, or judge {} online", spec.label());
+        bail!(
+            "--batch is the OpenAI Batch API: give an openai:MODEL judge, or judge {} online",
+            spec.label()
+        );
     }
     let poll = Duration::try_from_secs_f64(args.poll_secs)
         .map_err(|_| anyhow!("--poll-secs {}: give a number of seconds >= 0", args.poll_secs))?;

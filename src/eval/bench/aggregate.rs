@@ -101,7 +101,13 @@ fn sample_spread(task: Task) -> bool {
 }
 
 /// One value's statistics over (prompt uid, value) pairs.
-pub fn metric(name: &str, values: &[(String, f64)], sample: bool, resamples: usize, seed: u64) -> Result<Metric> {
+pub fn metric(
+    name: &str,
+    values: &[(String, f64)],
+    sample: bool,
+    resamples: usize,
+    seed: u64,
+) -> Result<Metric> {
     let mut v: Vec<f64> = values.iter().map(|(_, x)| *x).collect();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -175,7 +181,8 @@ pub fn systems(i: &Inputs) -> Result<Vec<SystemResult>> {
     for system in i.systems {
         let idx: Vec<usize> = (0..i.items.len()).filter(|&k| &i.items[k].system == system).collect();
         let rows = || idx.iter().map(|&k| (&i.items[k], &i.scored[k]));
-        let mut values = metrics(rows().map(|(it, s)| (it, s.values.as_slice())), sample, i.resamples, i.seed)?;
+        let mut values =
+            metrics(rows().map(|(it, s)| (it, s.values.as_slice())), sample, i.resamples, i.seed)?;
         let mut dims = metrics(rows().map(|(it, s)| (it, s.dims.as_slice())), sample, i.resamples, i.seed)?;
         if i.task == Task::WritingBench {
             // the release lists criteria sorted by name
@@ -185,7 +192,8 @@ pub fn systems(i: &Inputs) -> Result<Vec<SystemResult>> {
         let mut buckets = vec![];
         if i.task == Task::StoryQuality {
             for b in super::story_quality::BUCKETS {
-                let inside: Vec<usize> = idx.iter().copied().filter(|&k| i.scored[k].bucket.as_deref() == Some(b)).collect();
+                let inside: Vec<usize> =
+                    idx.iter().copied().filter(|&k| i.scored[k].bucket.as_deref() == Some(b)).collect();
                 if inside.is_empty() {
                     continue;
                 }
@@ -207,7 +215,10 @@ pub fn systems(i: &Inputs) -> Result<Vec<SystemResult>> {
             stories: idx.len(),
             scored: idx.iter().filter(|k| has_head(k)).count(),
             failed: idx.iter().filter(|&&k| i.failed[k]).count(),
-            unscorable: idx.iter().filter(|&&k| i.task == Task::WritingBench && i.items[k].checklist.is_empty()).count(),
+            unscorable: idx
+                .iter()
+                .filter(|&&k| i.task == Task::WritingBench && i.items[k].checklist.is_empty())
+                .count(),
             values,
             dims,
             buckets,

@@ -83,9 +83,11 @@ fn resolve(written: &str, config: &Path) -> Option<PathBuf> {
 
 impl ReleaseConfig {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}: not JSON ({e}); give one of the release's eval configs", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            anyhow!("{}: not JSON ({e}); give one of the release's eval configs", path.display())
+        })?;
         if !v.is_object() {
             bail!("{}: not a JSON object; give one of the release's eval configs", path.display());
         }
@@ -105,8 +107,9 @@ impl ReleaseConfig {
         }
         let tc = object(&v, "task_config", path)?;
         let tp = object(&v, "task_params", path)?;
-        let engine = object(&v, "engine", path)?
-            .ok_or_else(|| anyhow!("{}: field `engine` (provider, model, sampling) is missing", path.display()))?;
+        let engine = object(&v, "engine", path)?.ok_or_else(|| {
+            anyhow!("{}: field `engine` (provider, model, sampling) is missing", path.display())
+        })?;
         let s = |m, f: &str, at: &str| string(m, f, path, at);
         let mut fields = InputFields::default();
         if let Some(f) = s(tc, "story_field", "task_config")? {
@@ -161,18 +164,24 @@ impl ReleaseConfig {
             .and_then(|o| o.get("vertex").or_else(|| o.get("gemini")))
             .and_then(|o| o.get("thinking_config"))
             .and_then(Value::as_object);
-        let thinking_level = string(thinking, "thinkingLevel", path, "engine.provider_overrides.vertex.thinking_config")?;
-        let thinking_budget = num(thinking, "thinkingBudget", path, "engine.provider_overrides.vertex.thinking_config")?
-            .map(|b| b as i64);
+        let thinking_level =
+            string(thinking, "thinkingLevel", path, "engine.provider_overrides.vertex.thinking_config")?;
+        let thinking_budget =
+            num(thinking, "thinkingBudget", path, "engine.provider_overrides.vertex.thinking_config")?
+                .map(|b| b as i64);
         if thinking.and_then(|t| t.get("includeThoughts")).and_then(Value::as_bool) == Some(true) {
             notes.push(format!("{}: includeThoughts: the judge's thoughts are never kept", path.display()));
         }
         if let Some(p) = engine.get("provider_params").and_then(Value::as_object) {
             if p.get("vertex_mode").and_then(Value::as_str) == Some("batch") {
-                notes.push(format!("{}: vertex_mode batch: the Gemini API is called online; --batch is the OpenAI Batch API", path.display()));
+                notes.push(format!(
+                    "{}: vertex_mode batch: the Gemini API is called online; --batch is the OpenAI Batch API",
+                    path.display()
+                ));
             }
         }
-        let override_overall = tp.and_then(|t| t.get("override_overall_from_totals")).and_then(Value::as_bool).unwrap_or(false);
+        let override_overall =
+            tp.and_then(|t| t.get("override_overall_from_totals")).and_then(Value::as_bool).unwrap_or(false);
         if task == Task::StoryQuality && !override_overall {
             notes.push(format!(
                 "{}: override_overall_from_totals is not set: the judge's own overall_score is kept",

@@ -56,8 +56,10 @@ pub fn analysis(text: &str) -> String {
 
 /// Python's float() of `\d+(\.\d+)?` (digits of any script).
 fn float_of(s: &str) -> Option<f64> {
-    let ascii: String =
-        s.chars().map(|c| if c == '.' { Some('.') } else { char::from_digit(decimal_value(c)?, 10) }).collect::<Option<_>>()?;
+    let ascii: String = s
+        .chars()
+        .map(|c| if c == '.' { Some('.') } else { char::from_digit(decimal_value(c)?, 10) })
+        .collect::<Option<_>>()?;
     ascii.parse().ok()
 }
 

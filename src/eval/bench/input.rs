@@ -199,7 +199,15 @@ pub fn read(task: Task, gens: &[PathBuf], fields: &InputFields, prompts: &Prompt
                 out.systems.push(system.clone());
             }
             let n = samples.entry((system.clone(), uid.clone())).or_default();
-            out.items.push(Item { system, prompt_uid: uid, sample: *n, prompt, story, target_length, checklist });
+            out.items.push(Item {
+                system,
+                prompt_uid: uid,
+                sample: *n,
+                prompt,
+                story,
+                target_length,
+                checklist,
+            });
             *n += 1;
         }
         problems.check(path, lines.len())?;

@@ -49,7 +49,13 @@ pub fn request(item: &Item, t: &Templates, family: &Family) -> Request {
         Family::Gemini(_) => schema(),
         Family::OpenAi(_) => Value::Null,
     };
-    Request { system: Some(SYSTEM.into()), user, schema_name: "longbench_write_evaluation".into(), schema, repair: None }
+    Request {
+        system: Some(SYSTEM.into()),
+        user,
+        schema_name: "longbench_write_evaluation".into(),
+        schema,
+        repair: None,
+    }
 }
 
 /// LongWriter's length score of `words` against `target` (both > 0), 0-100.
@@ -58,7 +64,11 @@ pub fn length_score(target: f64, words: f64) -> Option<f64> {
         return None;
     }
     let (x, y) = (target, words);
-    Some(if y > x { 100.0 * (1.0 - (y / x - 1.0) / 3.0).max(0.0) } else { 100.0 * (1.0 - (x / y - 1.0) / 2.0).max(0.0) })
+    Some(if y > x {
+        100.0 * (1.0 - (y / x - 1.0) / 3.0).max(0.0)
+    } else {
+        100.0 * (1.0 - (x / y - 1.0) / 2.0).max(0.0)
+    })
 }
 
 /// The answer's JSON object as the release reads it: a fenced block's object if there is

@@ -51,8 +51,13 @@ pub enum Task {
 }
 
 impl Task {
-    pub const ALL: [Task; 5] =
-        [Task::StoryQuality, Task::EqBenchLongform, Task::EqBenchCreative, Task::WritingBench, Task::LongbenchWrite];
+    pub const ALL: [Task; 5] = [
+        Task::StoryQuality,
+        Task::EqBenchLongform,
+        Task::EqBenchCreative,
+        Task::WritingBench,
+        Task::LongbenchWrite,
+    ];
 
     /// The release's task name (`story_quality`, `eq_bench_longform`, ...); `-` reads as `_`.
     pub fn parse(name: &str) -> Result<Self> {
@@ -152,8 +157,10 @@ impl Templates {
     pub fn builtin() -> Self {
         Self {
             story_quality_system: include_str!("../../../rubrics/bench/story_quality_seq.txt").to_string(),
-            story_quality_schema: serde_json::from_str(include_str!("../../../rubrics/bench/story_quality_seq.json"))
-                .expect("the embedded release schema is JSON"),
+            story_quality_schema: serde_json::from_str(include_str!(
+                "../../../rubrics/bench/story_quality_seq.json"
+            ))
+            .expect("the embedded release schema is JSON"),
             story_quality_override: true,
             eq_creative: include_str!("../../../rubrics/bench/eq_bench_creative_judge.txt").to_string(),
             eq_longform: include_str!("../../../rubrics/bench/eq_bench_longform_judge.txt").to_string(),
@@ -193,7 +200,9 @@ pub struct Scored {
 pub fn score(task: Task, item: &Item, answers: &[Option<&str>], t: &Templates) -> Scored {
     let first = answers.first().copied().flatten();
     match task {
-        Task::StoryQuality => story_quality::score(item, first, &t.story_quality_schema, t.story_quality_override),
+        Task::StoryQuality => {
+            story_quality::score(item, first, &t.story_quality_schema, t.story_quality_override)
+        }
         Task::EqBenchLongform => eq_longform::score(first),
         Task::EqBenchCreative => eq_creative::score(first),
         Task::WritingBench => writingbench::score(item, answers),

@@ -32,7 +32,11 @@ pub fn judge(
             let client = client.clone();
             tasks.spawn(async move {
                 let Some(remote) = client.remote() else {
-                    return (a.id, Err("the offline judge cannot answer a benchmark's prompt".to_string()), Usage::default());
+                    return (
+                        a.id,
+                        Err("the offline judge cannot answer a benchmark's prompt".to_string()),
+                        Usage::default(),
+                    );
                 };
                 let (answer, _, usage, ..) =
                     client.ask(remote, a.request, |reply| Ok((reply.to_string(), Value::Null))).await;

@@ -39,14 +39,16 @@ pub fn markdown(r: &BenchReport) -> String {
         r.spread,
         if r.batch { "; judged through the OpenAI Batch API" } else { "" }
     );
-    let names: Vec<String> = r.systems.first().map(|s| s.values.iter().map(|m| m.name.clone()).collect()).unwrap_or_default();
+    let names: Vec<String> =
+        r.systems.first().map(|s| s.values.iter().map(|m| m.name.clone()).collect()).unwrap_or_default();
     let mut head = vec!["system".to_string(), "stories".into(), "scored".into(), "failed".into()];
     head.extend(names.iter().cloned());
     head.extend(["std".to_string(), "median".into(), "cost $".into()]);
     row(&mut out, &head);
     rule(&mut out, head.len());
     for s in &r.systems {
-        let mut cells = vec![s.system.clone(), s.stories.to_string(), s.scored.to_string(), s.failed.to_string()];
+        let mut cells =
+            vec![s.system.clone(), s.stories.to_string(), s.scored.to_string(), s.failed.to_string()];
         cells.extend(names.iter().map(|n| s.value(n).map_or_else(|| MISSING.into(), mean_ci)));
         let h = s.value(&r.headline);
         cells.push(fixed(h.and_then(|m| m.std), 2));
@@ -75,7 +77,10 @@ pub fn markdown(r: &BenchReport) -> String {
             let mut cells = vec![d.clone()];
             for s in &r.systems {
                 cells.push(
-                    s.dims.iter().find(|m| &m.name == d).map_or_else(|| MISSING.into(), |m| format!("{}, {}", mean_ci(m), m.count)),
+                    s.dims
+                        .iter()
+                        .find(|m| &m.name == d)
+                        .map_or_else(|| MISSING.into(), |m| format!("{}, {}", mean_ci(m), m.count)),
                 );
             }
             row(&mut out, &cells);
@@ -83,12 +88,25 @@ pub fn markdown(r: &BenchReport) -> String {
     }
     if r.systems.iter().any(|s| !s.buckets.is_empty()) {
         let _ = writeln!(out, "\n## By requested length\n");
-        row(&mut out, &["system".into(), "bucket".into(), "stories".into(), "overall".into(), "length score".into()]);
+        row(
+            &mut out,
+            &["system".into(), "bucket".into(), "stories".into(), "overall".into(), "length score".into()],
+        );
         rule(&mut out, 5);
         for s in &r.systems {
             for b in &s.buckets {
-                let v = |n: &str| b.values.iter().find(|m| m.name == n).map_or_else(|| MISSING.into(), mean_ci);
-                row(&mut out, &[s.system.clone(), b.bucket.clone(), b.stories.to_string(), v("overall_score"), v("length_score")]);
+                let v =
+                    |n: &str| b.values.iter().find(|m| m.name == n).map_or_else(|| MISSING.into(), mean_ci);
+                row(
+                    &mut out,
+                    &[
+                        s.system.clone(),
+                        b.bucket.clone(),
+                        b.stories.to_string(),
+                        v("overall_score"),
+                        v("length_score"),
+                    ],
+                );
             }
         }
     }
@@ -129,10 +147,22 @@ pub fn table_markdown(t: &PaperTable) -> String {
     }
     if !t.story_quality_buckets.is_empty() {
         let _ = writeln!(out, "\n## Story Quality by requested length\n");
-        row(&mut out, &["system".into(), "bucket".into(), "stories".into(), "overall".into(), "length score".into()]);
+        row(
+            &mut out,
+            &["system".into(), "bucket".into(), "stories".into(), "overall".into(), "length score".into()],
+        );
         rule(&mut out, 5);
         for b in &t.story_quality_buckets {
-            row(&mut out, &[b.system.clone(), b.bucket.clone(), b.stories.to_string(), cell_text(&b.overall, 2), cell_text(&b.length_score, 3)]);
+            row(
+                &mut out,
+                &[
+                    b.system.clone(),
+                    b.bucket.clone(),
+                    b.stories.to_string(),
+                    cell_text(&b.overall, 2),
+                    cell_text(&b.length_score, 3),
+                ],
+            );
         }
     }
     for l in &t.length {

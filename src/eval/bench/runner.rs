@@ -15,7 +15,9 @@ use super::batch::{self as batching, BatchState, Entry, Watch};
 use super::input::{self, InputFields, PromptSet};
 use super::online::{self, Ask};
 use super::store::{request_digest, Judgement, Store};
-use super::{render, requests, score, writingbench, Family, Item, Task, Templates, BENCH_JSON, BENCH_MD, JUDGEMENTS};
+use super::{
+    render, requests, score, writingbench, Family, Item, Task, Templates, BENCH_JSON, BENCH_MD, JUDGEMENTS,
+};
 use crate::durable::write_atomic;
 use crate::eval::length_run::Progress;
 use crate::reward::judge::http::{Request, Usage};
@@ -56,7 +58,12 @@ struct Part {
     digest: String,
 }
 
-pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, watch: &dyn Watch) -> Result<Outcome> {
+pub fn run(
+    e: &BenchEval,
+    client: Arc<JudgeClient>,
+    progress: &dyn Progress,
+    watch: &dyn Watch,
+) -> Result<Outcome> {
     let family = Family::of(&client.spec)?;
     let prompts = match &e.prompts {
         Some(p) => PromptSet::read(p, &e.prompts_id_field)?,
@@ -87,7 +94,10 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
         .iter()
         .enumerate()
         .flat_map(|(i, item)| {
-            requests(e.task, item, &e.templates, &family).into_iter().enumerate().map(move |(p, request)| (i, p, request))
+            requests(e.task, item, &e.templates, &family)
+                .into_iter()
+                .enumerate()
+                .map(move |(p, request)| (i, p, request))
         })
         .map(|(item, part, request)| Part { item, part, digest: request_digest(&judge, &request), request })
         .collect();
@@ -98,19 +108,26 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
         progress.note(n);
     }
     let (mut judged, mut failed, mut usage) = (0, 0, Usage::default());
-    let mut record = |store: &mut Store, p: &Part, answer: Result<String, String>, u: Usage, batch_id: Option<String>| {
-        let item = &items[p.item];
-        judged += 1;
-        failed += answer.is_err() as usize;
-        usage.add(&u);
-        store.append(judgement(e, item, p, answer, u, batch_id))
-    };
+    let mut record =
+        |store: &mut Store, p: &Part, answer: Result<String, String>, u: Usage, batch_id: Option<String>| {
+            let item = &items[p.item];
+            judged += 1;
+            failed += answer.is_err() as usize;
+            usage.add(&u);
+            store.append(judgement(e, item, p, answer, u, batch_id))
+        };
 
     if e.batch.is_some() {
         // a batch recorded by an earlier run is waited for, never sent again
         if let Some(state) = BatchState::read(&e.out)?.filter(|s| !s.collected) {
-            progress.note(&format!("resuming batch {} ({} requests) recorded in {}", state.batch_id, state.requests.len(), e.out.display()));
-            let (id, answered) = batching::resume(&client, &e.out, state.clone(), e.batch.unwrap_or_default(), watch)?;
+            progress.note(&format!(
+                "resuming batch {} ({} requests) recorded in {}",
+                state.batch_id,
+                state.requests.len(),
+                e.out.display()
+            ));
+            let (id, answered) =
+                batching::resume(&client, &e.out, state.clone(), e.batch.unwrap_or_default(), watch)?;
             for a in answered {
                 let p = part_of(&parts, &items, &a.entry);
                 match p {
@@ -125,7 +142,9 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
 
     let todo: Vec<&Part> = parts
         .iter()
-        .filter(|p| store.standing(&items[p.item].key(), p.part, &p.digest).is_none_or(|j| j.answer.is_none()))
+        .filter(|p| {
+            store.standing(&items[p.item].key(), p.part, &p.digest).is_none_or(|j| j.answer.is_none())
+        })
         .collect();
     progress.note(&format!(
         "{} stories, {} judge requests: {} answered before, {} to ask {judge}{}",
@@ -152,7 +171,9 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
                         (entry, p.request.clone())
                     })
                     .collect();
-                if let Some((id, answered)) = batching::submit_and_collect(&client, &e.out, asks, poll, watch)? {
+                if let Some((id, answered)) =
+                    batching::submit_and_collect(&client, &e.out, asks, poll, watch)?
+                {
                     for (a, p) in answered.into_iter().zip(&todo) {
                         record(&mut store, p, a.answer, a.usage, Some(id.clone()))?;
                     }
@@ -163,7 +184,8 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
             }
             None => {
                 progress.begin("judging", todo.len());
-                let asks = todo.iter().enumerate().map(|(id, p)| Ask { id, request: p.request.clone() }).collect();
+                let asks =
+                    todo.iter().enumerate().map(|(id, p)| Ask { id, request: p.request.clone() }).collect();
                 online::judge(&client, asks, |id, answer, u| {
                     progress.advance();
                     record(&mut store, todo[id], answer, u, None)
@@ -216,7 +238,10 @@ pub fn run(e: &BenchEval, client: Arc<JudgeClient>, progress: &dyn Progress, wat
         systems,
         notes,
     };
-    write_atomic(&e.out.join(BENCH_JSON), format!("{}\n", serde_json::to_string_pretty(&report)?).as_bytes())?;
+    write_atomic(
+        &e.out.join(BENCH_JSON),
+        format!("{}\n", serde_json::to_string_pretty(&report)?).as_bytes(),
+    )?;
     write_atomic(&e.out.join(BENCH_MD), render::markdown(&report).as_bytes())?;
     Ok(Outcome { report, judged, failed, usage })
 }
@@ -229,7 +254,14 @@ fn part_of<'a>(parts: &'a [Part], items: &[Item], e: &Entry) -> Option<&'a Part>
 }
 
 /// The record of one answered (or failed) request, with what the release makes of it.
-fn judgement(e: &BenchEval, item: &Item, p: &Part, answer: Result<String, String>, usage: Usage, batch_id: Option<String>) -> Judgement {
+fn judgement(
+    e: &BenchEval,
+    item: &Item,
+    p: &Part,
+    answer: Result<String, String>,
+    usage: Usage,
+    batch_id: Option<String>,
+) -> Judgement {
     let scores = match (&answer, e.task) {
         (Err(_), _) => serde_json::Value::Null,
         (Ok(a), Task::WritingBench) => {
@@ -237,7 +269,9 @@ fn judgement(e: &BenchEval, item: &Item, p: &Part, answer: Result<String, String
             let name = item.checklist.get(p.part).map(writingbench::criterion_name).unwrap_or_default();
             json!({"criterion_index": p.part, "criterion_name": name, "score": score, "reason": reason})
         }
-        (Ok(a), task) => serde_json::Value::Object(score(task, item, &[Some(a.as_str())], &e.templates).record),
+        (Ok(a), task) => {
+            serde_json::Value::Object(score(task, item, &[Some(a.as_str())], &e.templates).record)
+        }
     };
     let (answer, error) = match answer {
         Ok(a) => (Some(a), None),

@@ -49,7 +49,9 @@ impl Judgement {
 /// The digest a judgement is tied to.
 pub fn request_digest(judge: &str, req: &Request) -> String {
     let mut h = Sha256::new();
-    for part in [judge, req.system.as_deref().unwrap_or(""), &req.user, &req.schema_name, &req.schema.to_string()] {
+    for part in
+        [judge, req.system.as_deref().unwrap_or(""), &req.user, &req.schema_name, &req.schema.to_string()]
+    {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }

@@ -24,8 +24,9 @@ pub const BUCKETS: [&str; 9] = ["1k", "2k", "3k", "4k", "5k", "6k", "7k", "8k", 
 static FENCE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)^\s*```(?:json)?\s*|\s*```\s*$").expect("valid regex"));
 static WORDS: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!("{WORD}+")).expect("valid regex"));
-static ENTITY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|amp|lt|gt|quot|apos|nbsp);").expect("valid regex"));
+static ENTITY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|amp|lt|gt|quot|apos|nbsp);").expect("valid regex")
+});
 /// Gemini models the release gives a response schema (base names; dated variants match).
 const GEMINI_STRUCTURED: [&str; 7] = [
     "gemini-3-pro",
@@ -60,7 +61,9 @@ pub fn fields(schema: &Value) -> Fields {
                 if k.ends_with("_justification") || k == "overall_justification" {
                     f.justifications.push(k.clone());
                 }
-                if k == "overall_label" || (k.ends_with("label") && spec.get("enum").is_some_and(Value::is_array)) {
+                if k == "overall_label"
+                    || (k.ends_with("label") && spec.get("enum").is_some_and(Value::is_array))
+                {
                     f.label = Some(k);
                 }
             }
@@ -89,7 +92,13 @@ pub fn request(item: &Item, t: &Templates, family: &Family) -> Request {
     let name = schema.get("name").and_then(Value::as_str).unwrap_or("story_quality_seq").to_string();
     let inner = schema.get("schema").cloned().unwrap_or(Value::Null);
     if native_schema(family) {
-        return Request { system: Some(t.story_quality_system.clone()), user, schema_name: name, schema: inner, repair: None };
+        return Request {
+            system: Some(t.story_quality_system.clone()),
+            user,
+            schema_name: name,
+            schema: inner,
+            repair: None,
+        };
     }
     let rule = "=".repeat(50);
     let system = format!(
@@ -104,12 +113,16 @@ pub fn request(item: &Item, t: &Templates, family: &Family) -> Request {
 /// 0 / 1; anything else (or a non-finite number) is None.
 fn int_of(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64)),
+        Value::Number(n) => {
+            n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.trunc() as i64))
+        }
         Value::Bool(b) => Some(*b as i64),
         Value::String(s) => {
             let t = strip(s);
             let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
-            (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())).then(|| t.parse().ok()).flatten()
+            (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+                .then(|| t.parse().ok())
+                .flatten()
         }
         _ => None,
     }

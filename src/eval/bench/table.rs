@@ -78,13 +78,16 @@ fn cell(m: Option<&Metric>) -> Option<Cell> {
 fn summaries(dir: &Path) -> Vec<PathBuf> {
     let mut found = vec![dir.to_path_buf()];
     if let Ok(entries) = std::fs::read_dir(dir) {
-        let mut subs: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut subs: Vec<PathBuf> =
+            entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
         subs.sort();
         found.extend(subs);
     }
     found
         .into_iter()
-        .filter(|d| d.join(BENCH_JSON).is_file() || d.join(ELO_JSON).is_file() || d.join(LENGTH_JSON).is_file())
+        .filter(|d| {
+            d.join(BENCH_JSON).is_file() || d.join(ELO_JSON).is_file() || d.join(LENGTH_JSON).is_file()
+        })
         .collect()
 }
 
@@ -112,7 +115,10 @@ pub fn build(dirs: &[PathBuf]) -> Result<PaperTable> {
             if d.join(BENCH_JSON).is_file() {
                 let r: BenchReport = read_bench(&d.join(BENCH_JSON))?;
                 for s in &r.systems {
-                    if let Some(other) = benches.iter().find(|b| b.task == r.task && b.systems.iter().any(|o| o.system == s.system)) {
+                    if let Some(other) = benches
+                        .iter()
+                        .find(|b| b.task == r.task && b.systems.iter().any(|o| o.system == s.system))
+                    {
                         bail!(
                             "{}: system `{}` has {} results twice (also judged by {}); give each system's {} folder once",
                             d.display(),
@@ -183,7 +189,9 @@ pub fn assemble(
             cells: columns
                 .iter()
                 .map(|c| {
-                    let b = benches.iter().find(|b| b.task == c.task && b.systems.iter().any(|s| &s.system == sys))?;
+                    let b = benches
+                        .iter()
+                        .find(|b| b.task == c.task && b.systems.iter().any(|s| &s.system == sys))?;
                     cell(b.systems.iter().find(|s| &s.system == sys)?.value(&c.metric))
                 })
                 .collect(),
@@ -213,9 +221,11 @@ pub fn assemble(
 
 /// `bench.json`, its version checked first.
 pub fn read_bench(path: &Path) -> Result<BenchReport> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not JSON ({e}); write it again with `polaris-tui eval bench`", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{}: not JSON ({e}); write it again with `polaris-tui eval bench`", path.display())
+    })?;
     let version = v.get("v").and_then(serde_json::Value::as_u64);
     if version != Some(super::aggregate::BENCH_VERSION as u64) {
         bail!(
@@ -225,6 +235,10 @@ pub fn read_bench(path: &Path) -> Result<BenchReport> {
             super::aggregate::BENCH_VERSION
         );
     }
-    serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("{}: not a benchmark summary ({e}); write it again with `polaris-tui eval bench`", path.display()))
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a benchmark summary ({e}); write it again with `polaris-tui eval bench`",
+            path.display()
+        )
+    })
 }

@@ -108,7 +108,8 @@ pub fn score(item: &Item, answers: &[Option<&str>]) -> Scored {
     for (i, c) in item.checklist.iter().enumerate() {
         let (score, reason) = read(answers.get(i).copied().flatten());
         let name = criterion_name(c);
-        criteria.push(json!({"criterion_index": i, "criterion_name": name, "score": score, "reason": reason}));
+        criteria
+            .push(json!({"criterion_index": i, "criterion_name": name, "score": score, "reason": reason}));
         // the release's per-criterion statistics leave out criteria without a name
         if !name.is_empty() {
             dims.push((name, score.map(|s| s as f64)));

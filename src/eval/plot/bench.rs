@@ -10,6 +10,9 @@ use super::slots::Slots;
 use super::{colour, padded_range, percent, Drawn, Plot, FONT};
 use crate::eval::bench::table::PaperTable;
 
+/// A mean and its interval, if the system has one.
+type Mean = Option<(f64, Option<(f64, f64)>)>;
+
 struct Bar {
     system: usize,
     mean: f64,
@@ -31,26 +34,35 @@ pub(super) struct Chart {
 impl Chart {
     pub(super) fn new(t: &PaperTable) -> Result<Self> {
         let mut panels = vec![];
-        let mut columns: Vec<(String, Vec<Option<(f64, Option<(f64, f64)>)>>)> = t
+        let mut columns: Vec<(String, Vec<Mean>)> = t
             .columns
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let v = t.rows.iter().map(|r| r[i].as_ref().map(|c| (c.mean, c.ci.map(|ci| (ci.low, ci.high))))).collect();
+                let v = t
+                    .rows
+                    .iter()
+                    .map(|r| r.cells[i].as_ref().map(|c| (c.mean, c.ci.map(|ci| (ci.low, ci.high)))))
+                    .collect();
                 (c.title.clone(), v)
             })
             .collect();
         if t.elo.is_some() {
             columns.push((
                 "Elo".into(),
-                t.rows.iter().map(|r| r.elo.as_ref().map(|c| (c.mean, c.ci.map(|ci| (ci.low, ci.high))))).collect(),
+                t.rows
+                    .iter()
+                    .map(|r| r.elo.as_ref().map(|c| (c.mean, c.ci.map(|ci| (ci.low, ci.high)))))
+                    .collect(),
             ));
         }
         for (title, values) in columns {
             let bars: Vec<Bar> = values
                 .into_iter()
                 .enumerate()
-                .filter_map(|(system, v)| v.filter(|(m, _)| m.is_finite()).map(|(mean, ci)| Bar { system, mean, ci }))
+                .filter_map(|(system, v)| {
+                    v.filter(|(m, _)| m.is_finite()).map(|(mean, ci)| Bar { system, mean, ci })
+                })
                 .collect();
             if bars.is_empty() {
                 continue;
@@ -63,20 +75,17 @@ impl Chart {
             panels.push(Panel { title, bars, y: (lo, hi) });
         }
         if panels.is_empty() {
-            bail!("the benchmark table has no value to plot ({} systems, {} columns)", t.rows.len(), t.columns.len());
+            bail!(
+                "the benchmark table has no value to plot ({} systems, {} columns)",
+                t.rows.len(),
+                t.columns.len()
+            );
         }
         Ok(Self {
             title: format!("Benchmarks · mean with {} bootstrap CI over prompts", percent(t.confidence)),
             systems: t.rows.iter().map(|r| r.system.clone()).collect(),
             panels,
         })
-    }
-}
-
-impl std::ops::Index<usize> for crate::eval::bench::table::Row {
-    type Output = Option<crate::eval::bench::table::Cell>;
-    fn index(&self, i: usize) -> &Self::Output {
-        &self.cells[i]
     }
 }
 
@@ -101,9 +110,19 @@ impl Plot for Chart {
             for b in &panel.bars {
                 let x = b.system as f64;
                 let c = colour(b.system);
-                chart.draw_series([Rectangle::new([(x - 0.35, base), (x + 0.35, b.mean)], c.mix(0.75).filled())])?;
+                chart.draw_series([Rectangle::new(
+                    [(x - 0.35, base), (x + 0.35, b.mean)],
+                    c.mix(0.75).filled(),
+                )])?;
                 if let Some((lo, hi)) = b.ci {
-                    chart.draw_series([ErrorBar::new_vertical(x, lo, b.mean, hi, BLACK.stroke_width(2), 10)])?;
+                    chart.draw_series([ErrorBar::new_vertical(
+                        x,
+                        lo,
+                        b.mean,
+                        hi,
+                        BLACK.stroke_width(2),
+                        10,
+                    )])?;
                 }
             }
         }

@@ -104,7 +104,8 @@ impl JudgeClient {
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let content_type = format!("multipart/form-data; boundary={boundary}");
         let v = self.call(r, reqwest::Method::POST, "files", Some((content_type, body))).await?;
-        let v: Value = serde_json::from_str(&v).map_err(|e| anyhow!("file upload: the answer is not JSON ({e})"))?;
+        let v: Value =
+            serde_json::from_str(&v).map_err(|e| anyhow!("file upload: the answer is not JSON ({e})"))?;
         v.get("id")
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -116,7 +117,12 @@ impl JudgeClient {
         let r = self.openai()?;
         let body = json!({"input_file_id": input_file_id, "endpoint": ENDPOINT, "completion_window": "24h"});
         let text = self
-            .call(r, reqwest::Method::POST, "batches", Some(("application/json".into(), body.to_string().into_bytes())))
+            .call(
+                r,
+                reqwest::Method::POST,
+                "batches",
+                Some(("application/json".into(), body.to_string().into_bytes())),
+            )
             .await?;
         BatchStatus::from_json(&parse(&text, "batch creation")?)
     }
@@ -149,13 +155,21 @@ impl JudgeClient {
                 let body = v.pointer("/response/body");
                 let error = v.get("error").filter(|e| !e.is_null());
                 let result = match (status, body, error) {
-                    (Some(200), Some(body), None) => match r.provider.completion(body, &self.settings, BATCH_PRICE_FACTOR) {
-                        Some(c) => BatchResult { text: Ok(c.text), usage: c.usage, truncated: c.truncated },
-                        None => failed(format!("unexpected response shape: {}", short(&body.to_string()))),
-                    },
+                    (Some(200), Some(body), None) => {
+                        match r.provider.completion(body, &self.settings, BATCH_PRICE_FACTOR) {
+                            Some(c) => {
+                                BatchResult { text: Ok(c.text), usage: c.usage, truncated: c.truncated }
+                            }
+                            None => {
+                                failed(format!("unexpected response shape: {}", short(&body.to_string())))
+                            }
+                        }
+                    }
                     (_, _, Some(e)) => failed(format!(
                         "batch request failed: {}",
-                        e.get("message").and_then(Value::as_str).map_or_else(|| e.to_string(), str::to_string)
+                        e.get("message")
+                            .and_then(Value::as_str)
+                            .map_or_else(|| e.to_string(), str::to_string)
                     )),
                     (status, body, None) => failed(format!(
                         "batch request failed: HTTP {}: {}",
@@ -179,7 +193,8 @@ impl JudgeClient {
     ) -> Result<String> {
         let Provider::OpenAi { base_url, .. } = &r.provider else { unreachable!("checked by openai()") };
         let url = format!("{}/{path}", base_url.trim_end_matches('/'));
-        let timeout = Duration::try_from_secs_f64(self.settings.timeout_secs).unwrap_or(Duration::from_secs(180));
+        let timeout =
+            Duration::try_from_secs_f64(self.settings.timeout_secs).unwrap_or(Duration::from_secs(180));
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -87,7 +87,8 @@ impl Provider {
                 messages.push(json!({"role": "user", "content": req.user}));
                 if let Some((reply, error)) = &req.repair {
                     messages.push(json!({"role": "assistant", "content": reply}));
-                    messages.push(json!({"role": "user", "content": repair_text(error, req.schema.is_null())}));
+                    messages
+                        .push(json!({"role": "user", "content": repair_text(error, req.schema.is_null())}));
                 }
                 let mut body = json!({
                     "model": model,
@@ -185,7 +186,12 @@ impl Provider {
 impl Provider {
     /// The completion in a successful response body, its cost at the price table's rate times
     /// `price_factor` (1 online; the Batch API's discount for a batch); None for another shape.
-    pub(crate) fn completion(&self, body: &Value, s: &JudgeSettings, price_factor: f64) -> Option<Completion> {
+    pub(crate) fn completion(
+        &self,
+        body: &Value,
+        s: &JudgeSettings,
+        price_factor: f64,
+    ) -> Option<Completion> {
         let a = self.parse(body)?;
         let (p, c) = (a.prompt_tokens, a.completion_tokens);
         let cost = s.price(self.model()).map_or(0.0, |pr| {

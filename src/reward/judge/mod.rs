@@ -3,9 +3,9 @@
 //! concurrently under one concurrency limit, with retries, a repair retry for unusable
 //! answers, a disk cache, and token/cost accounting.
 
+pub mod batch;
 pub mod cache;
 pub mod format;
-pub mod batch;
 pub mod http;
 mod repair;
 pub mod retry;
@@ -330,7 +330,10 @@ impl JudgeClient {
     ) -> (Result<T, String>, Option<Value>, Usage, bool, u32, bool) {
         let mut sampling = format!(
             "{}|{}|{}|{:?}",
-            self.settings.temperature, self.settings.top_p, self.settings.max_tokens, self.settings.thinking_budget
+            self.settings.temperature,
+            self.settings.top_p,
+            self.settings.max_tokens,
+            self.settings.thinking_budget
         );
         // appended only when set, so the keys of replies cached before these settings existed hold
         if self.settings.thinking_level.is_some() || self.settings.seed.is_some() {

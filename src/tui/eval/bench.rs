@@ -29,7 +29,8 @@ fn short(title: &str) -> String {
 /// One row per benchmark value (and the Elo ladder), one column per system: systems are few,
 /// values many, so the table stays narrow.
 pub fn draw(frame: &mut Frame, area: Rect, tab: &EvalTab, chosen: &BenchReport, t: &Theme) {
-    let benches: Vec<BenchReport> = tab.evals.iter().filter_map(|e| e.bench.as_ref()?.as_ref().ok().cloned()).collect();
+    let benches: Vec<BenchReport> =
+        tab.evals.iter().filter_map(|e| e.bench.as_ref()?.as_ref().ok().cloned()).collect();
     let elo = tab.evals.iter().find_map(|e| e.elo.as_ref()?.as_ref().ok().cloned());
     let table = assemble(&benches, elo, vec![], vec![]);
     let mut header: Vec<String> = vec!["".into()];
@@ -90,7 +91,12 @@ pub fn draw(frame: &mut Frame, area: Rect, tab: &EvalTab, chosen: &BenchReport, 
     lines.push(Line::from(vec![
         Span::styled(format!("{} ", chosen.task.title()), t.accent()),
         Span::styled(
-            format!("· judge {} · {}{}", chosen.judge, chosen.headline, if chosen.batch { " · Batch API" } else { "" }),
+            format!(
+                "· judge {} · {}{}",
+                chosen.judge,
+                chosen.headline,
+                if chosen.batch { " · Batch API" } else { "" }
+            ),
             t.dim(),
         ),
     ]));

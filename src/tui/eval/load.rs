@@ -47,7 +47,11 @@ impl EvalIndex {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.join(LENGTH_JSON).is_file() || p.join(ELO_JSON).is_file() || p.join(BENCH_JSON).is_file())
+                .filter(|p| {
+                    p.join(LENGTH_JSON).is_file()
+                        || p.join(ELO_JSON).is_file()
+                        || p.join(BENCH_JSON).is_file()
+                })
                 .map(|p| (p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), p))
                 .collect(),
             Err(_) => vec![],
@@ -63,8 +67,9 @@ impl EvalIndex {
                 before.map_or((None, None, None), |e| (e.length, e.elo, e.bench));
             let (length, c1) = self.read(&dir.join(LENGTH_JSON), length_before, summary);
             let (elo, c2) = self.read(&dir.join(ELO_JSON), elo_before, summary);
-            let (bench, c3) =
-                self.read(&dir.join(BENCH_JSON), bench_before, |p: &Path| read_bench(p).map_err(|e| format!("{e:#}")));
+            let (bench, c3) = self.read(&dir.join(BENCH_JSON), bench_before, |p: &Path| {
+                read_bench(p).map_err(|e| format!("{e:#}"))
+            });
             changed |= c1 || c2 || c3;
             fresh.push(Evaluation { name, dir, length, elo, bench });
         }

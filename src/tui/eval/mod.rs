@@ -114,8 +114,10 @@ fn draw_strip(frame: &mut Frame, area: Rect, tab: &EvalTab, t: &Theme) {
             Some(Err(_)) => Some("bench"),
             None => None,
         };
-        let kinds: Vec<&str> =
-            [e.length.as_ref().map(|_| "length"), e.elo.as_ref().map(|_| "Elo"), bench].into_iter().flatten().collect();
+        let kinds: Vec<&str> = [e.length.as_ref().map(|_| "length"), e.elo.as_ref().map(|_| "Elo"), bench]
+            .into_iter()
+            .flatten()
+            .collect();
         let chosen = Some(e) == tab.current();
         let style = if chosen { t.selected().patch(t.accent()) } else { t.base() };
         let marker = if chosen { "▶" } else { " " };
