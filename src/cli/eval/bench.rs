@@ -177,6 +177,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
         prompts = prompts.or(c.prompts.clone());
         prompts_id_field = prompts_id_field.or(Some(c.prompts_id_field.clone()));
         notes.extend(c.notes.iter().cloned());
+        if spec != c.judge {
+            // the config's provider notes are about a judge not used
+            notes.retain(|n| !n.contains("runs on the Gemini API"));
+            notes.push(format!(
+                "--judge {} replaces the judge of {} ({})",
+                spec.label(),
+                c.path.display(),
+                c.judge.label()
+            ));
+        }
     }
     if matches!(task, Task::WritingBench | Task::LongbenchWrite) && prompts.is_none() {
         eprintln!(
