@@ -656,3 +656,37 @@ fn rows_logged_again_after_a_resume_replace_the_first_attempts() {
     let (key_, groups) = f.app.state.groups.loaded.as_ref().unwrap();
     assert_eq!((*key_, groups.len()), (StepKey::train(39), 1));
 }
+
+/// A run's benchmarks: the paper-style table of every `bench.json` of the run, side by side
+/// with the Elo ratings, and the chosen benchmark's counts.
+#[test]
+fn the_eval_tab_shows_the_benchmarks_as_the_papers_table() {
+    use common::eval_fixture::{bench_report, elo_report, write_json};
+    use polaris::eval::bench::Task;
+    let mut f = fixture(dark(), false);
+    write_json(
+        &eval_dir(&f).join("creative/bench.json"),
+        &bench_report(Task::EqBenchCreative, &[("base", 61.25), ("grpo-hri", 66.5)]),
+    );
+    write_json(
+        &eval_dir(&f).join("lbw/bench.json"),
+        &bench_report(Task::LongbenchWrite, &[("grpo-hri", 72.0)]),
+    );
+    write_json(&eval_dir(&f).join("ladder/elo.json"), &elo_report());
+    open_eval(&mut f);
+    let names: Vec<&str> = f.app.state.eval.evals.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["creative", "ladder", "lbw"]);
+    snap("eval_bench", &f.app);
+    let screen = text(&draw(&f.app, 200, 50));
+    // one row per value, one column per system: base has no LongBench-Write result (a dash, not 0)
+    assert!(
+        screen.lines().any(|l| l.contains("EQ Creative") && l.contains("61.25 [59.75–62.75]")),
+        "{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l.contains("LBW S_l") && l.contains("–") && l.contains("90.00 [88.00–92.00]")),
+        "{screen}"
+    );
+    assert!(screen.lines().any(|l| l.contains("Elo") && l.contains("1087 [1041–1139]")), "{screen}");
+    assert!(screen.contains("base: 24 stories, 23 scored, 1 failed"), "{screen}");
+}

@@ -20,6 +20,47 @@ pub enum ReportCommand {
     /// Draws the plots again (PNG and SVG) and prints the tables from an evaluation folder's
     /// `length.json` and / or `elo.json` (written by `eval length` / `eval elo --out DIR`).
     Eval(EvalArgs),
+    /// The paper-style table: several systems' benchmark results side by side (folders written
+    /// by `eval bench --out`, with an `eval elo` ladder and `eval length` buckets when given).
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Folders written by `eval bench --out DIR` (or `eval elo` / `eval length`), or folders
+    /// holding such folders (e.g. RUN_DIR/eval).
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// What is printed.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: Format,
+    /// Also write bench_table.md, bench_table.json, bench_table.png and bench_table.svg here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn bench(args: &BenchArgs) -> Result<()> {
+    use crate::eval::bench::{render, table};
+    let t = table::build(&args.dirs)?;
+    let md = render::table_markdown(&t);
+    let json = format!("{}\n", serde_json::to_string_pretty(&t)?);
+    match args.format {
+        Format::Json => print!("{json}"),
+        Format::Markdown | Format::Table => print!("{md}"),
+    }
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        let md_path = out.join(format!("{}.md", table::TABLE_STEM));
+        let json_path = out.join(format!("{}.json", table::TABLE_STEM));
+        crate::durable::write_atomic(&md_path, md.as_bytes())?;
+        crate::durable::write_atomic(&json_path, json.as_bytes())?;
+        let plots = plot::write_bench_plot(&t, out)?;
+        eprintln!("wrote {}, {}", md_path.display(), json_path.display());
+        for p in plots {
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -88,6 +129,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
 pub fn run(cmd: ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Eval(args) => eval(&args),
+        ReportCommand::Bench(args) => bench(&args),
         ReportCommand::Human(args) => {
             let pairs = pair_studies(&args.study)?;
             if Study::exists(&args.study) || pairs.is_empty() {

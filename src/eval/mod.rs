@@ -1,6 +1,7 @@
 //! Evaluation statistics and reports.
 
 pub mod agreement;
+pub mod bench;
 pub mod bradley_terry;
 pub mod cells;
 pub mod elo;

@@ -108,3 +108,58 @@ pub fn write_both(dir: &Path) -> PathBuf {
     write_json(&dir.join(ELO_JSON), &elo_report());
     dir.to_path_buf()
 }
+
+fn bench_metric(name: &str, mean: f64, half: f64, count: usize) -> polaris::eval::bench::aggregate::Metric {
+    polaris::eval::bench::aggregate::Metric {
+        name: name.into(),
+        mean: Some(mean),
+        median: Some(mean),
+        std: Some(2.0 * half),
+        min: Some(mean - 3.0 * half),
+        max: Some(mean + 3.0 * half),
+        count,
+        ci: Some(Interval { low: mean - half, high: mean + half }),
+    }
+}
+
+/// A benchmark summary of systems `base` and `tuned`: `(system, headline mean)`, the rest
+/// fixed; LongBench-Write also has S_q and S_l.
+pub fn bench_report(
+    task: polaris::eval::bench::Task,
+    means: &[(&str, f64)],
+) -> polaris::eval::bench::aggregate::BenchReport {
+    use polaris::eval::bench::aggregate::{headline, BenchReport, SystemResult, BENCH_VERSION};
+    let systems = means
+        .iter()
+        .map(|(system, m)| {
+            let mut values = vec![bench_metric(headline(task), *m, 1.5, 24)];
+            if task == polaris::eval::bench::Task::LongbenchWrite {
+                values.push(bench_metric("quality_score_sq", m + 10.0, 1.0, 24));
+                values.push(bench_metric("length_score_sl", 90.0, 2.0, 24));
+            }
+            SystemResult {
+                system: system.to_string(),
+                stories: 24,
+                scored: 23,
+                failed: 1,
+                unscorable: 0,
+                values,
+                dims: vec![bench_metric("Coherent", 14.0, 0.5, 23)],
+                buckets: vec![],
+                usage: Default::default(),
+            }
+        })
+        .collect();
+    BenchReport {
+        v: BENCH_VERSION,
+        task,
+        judge: "openai:gpt-5.4".into(),
+        headline: headline(task).into(),
+        confidence: 0.95,
+        resamples: 2000,
+        spread: "population".into(),
+        batch: task == polaris::eval::bench::Task::LongbenchWrite,
+        systems,
+        notes: vec![],
+    }
+}

@@ -202,7 +202,7 @@ pub fn default_label(model: &str, adapter: Option<&str>) -> String {
 
 /// Progress bars on the terminal, notes printed above them.
 #[derive(Default)]
-struct Bars {
+pub(super) struct Bars {
     bar: RefCell<Option<ProgressBar>>,
 }
 

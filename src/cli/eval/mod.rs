@@ -1,5 +1,6 @@
 //! `polaris-tui eval`: automatic evaluation.
 
+mod bench;
 mod elo;
 mod length;
 
@@ -12,11 +13,15 @@ pub enum EvalCommand {
     Length(Box<length::LengthArgs>),
     /// Pairwise Elo ladder: every pair of systems judged in both orders per prompt, Bradley-Terry fit, bootstrap CIs.
     Elo(Box<elo::EloArgs>),
+    /// The paper's benchmarks (story_quality, eq_bench_longform, eq_bench_creative, writingbench,
+    /// longbench_write) judged and scored as the POLARIS release scores them, with bootstrap CIs.
+    Bench(Box<bench::BenchArgs>),
 }
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
     match cmd {
         EvalCommand::Length(args) => length::run(*args),
         EvalCommand::Elo(args) => elo::run(*args),
+        EvalCommand::Bench(args) => bench::run(*args),
     }
 }

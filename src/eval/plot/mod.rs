@@ -5,6 +5,7 @@
 //! fontconfig). A missing value is left out of a chart, never drawn as 0; a summary with
 //! nothing to draw is an error.
 
+mod bench;
 mod elo;
 mod length;
 mod slots;
@@ -40,6 +41,11 @@ pub fn write_length_plots(report: &LengthReport, dir: &Path) -> Result<Vec<PathB
 /// Writes `elo.{png,svg}` into `dir` (created if needed); returns the paths written.
 pub fn write_elo_plot(report: &EloReport, dir: &Path) -> Result<Vec<PathBuf>> {
     write_chart(&elo::Ladder::new(report)?, dir, ELO)
+}
+
+/// Writes `bench_table.{png,svg}` (the paper-style table as panels) into `dir`; returns the paths.
+pub fn write_bench_plot(table: &crate::eval::bench::table::PaperTable, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_chart(&bench::Chart::new(table)?, dir, crate::eval::bench::table::TABLE_STEM)
 }
 
 /// What a drawing returns: plotters' error for the backend it drew on.

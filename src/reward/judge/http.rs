@@ -12,7 +12,8 @@ use super::format::{may_refuse_format, Negotiation, OutputMode};
 use super::retry::{backoff, parse_retry_after};
 use super::{JudgeSettings, Secret};
 
-/// A chat request for a JSON answer.
+/// A chat request for a JSON answer (or, with a null `schema`, for the plain-text answer the
+/// prompt itself lays out: no response format is asked for).
 #[derive(Debug, Clone)]
 pub struct Request {
     pub system: Option<String>,
@@ -86,9 +87,10 @@ impl Provider {
                 messages.push(json!({"role": "user", "content": req.user}));
                 if let Some((reply, error)) = &req.repair {
                     messages.push(json!({"role": "assistant", "content": reply}));
-                    messages.push(json!({"role": "user", "content": repair_text(error)}));
+                    messages
+                        .push(json!({"role": "user", "content": repair_text(error, req.schema.is_null())}));
                 }
-                let body = json!({
+                let mut body = json!({
                     "model": model,
                     "messages": messages,
                     "temperature": s.temperature,
@@ -96,6 +98,12 @@ impl Provider {
                     "max_tokens": s.max_tokens,
                     "response_format": {"type": "json_schema", "json_schema": {"name": req.schema_name, "strict": true, "schema": req.schema}},
                 });
+                if req.schema.is_null() {
+                    body.as_object_mut().map(|o| o.remove("response_format"));
+                }
+                if let Some(seed) = s.seed {
+                    body["seed"] = json!(seed);
+                }
                 let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
                 (url, vec![("Authorization".into(), format!("Bearer {}", key.expose()))], body)
             }
@@ -103,17 +111,29 @@ impl Provider {
                 let mut contents = vec![json!({"role": "user", "parts": [{"text": req.user}]})];
                 if let Some((reply, error)) = &req.repair {
                     contents.push(json!({"role": "model", "parts": [{"text": reply}]}));
-                    contents.push(json!({"role": "user", "parts": [{"text": repair_text(error)}]}));
+                    contents.push(json!({"role": "user", "parts": [{"text": repair_text(error, req.schema.is_null())}]}));
                 }
                 let mut generation = json!({
                     "temperature": s.temperature,
                     "topP": s.top_p,
                     "maxOutputTokens": s.max_tokens,
-                    "responseMimeType": "application/json",
-                    "responseJsonSchema": req.schema,
                 });
-                if let Some(budget) = s.thinking_budget {
-                    generation["thinkingConfig"] = json!({"thinkingBudget": budget});
+                if !req.schema.is_null() {
+                    generation["responseMimeType"] = json!("application/json");
+                    generation["responseJsonSchema"] = req.schema.clone();
+                }
+                if let Some(seed) = s.seed {
+                    generation["seed"] = json!(seed);
+                }
+                if s.thinking_budget.is_some() || s.thinking_level.is_some() {
+                    let mut thinking = json!({});
+                    if let Some(budget) = s.thinking_budget {
+                        thinking["thinkingBudget"] = json!(budget);
+                    }
+                    if let Some(level) = &s.thinking_level {
+                        thinking["thinkingLevel"] = json!(level);
+                    }
+                    generation["thinkingConfig"] = thinking;
                 }
                 let mut body = json!({"contents": contents, "generationConfig": generation});
                 if let Some(sys) = &req.system {
@@ -163,7 +183,29 @@ impl Provider {
     }
 }
 
-fn repair_text(error: &str) -> String {
+impl Provider {
+    /// The completion in a successful response body, its cost at the price table's rate times
+    /// `price_factor` (1 online; the Batch API's discount for a batch); None for another shape.
+    pub(crate) fn completion(
+        &self,
+        body: &Value,
+        s: &JudgeSettings,
+        price_factor: f64,
+    ) -> Option<Completion> {
+        let a = self.parse(body)?;
+        let (p, c) = (a.prompt_tokens, a.completion_tokens);
+        let cost = s.price(self.model()).map_or(0.0, |pr| {
+            price_factor * (p as f64 * pr.input_per_million + c as f64 * pr.output_per_million) / 1e6
+        });
+        let usage = Usage { prompt_tokens: p, completion_tokens: c, cost };
+        Some(Completion { text: a.text, usage, truncated: a.truncated })
+    }
+}
+
+fn repair_text(error: &str, plain_text: bool) -> String {
+    if plain_text {
+        return format!("That reply was not usable: {error}. Reply again in exactly the output format the instructions give.");
+    }
     format!("That reply was not usable: {error}. Reply again with only the corrected JSON object, following the schema exactly.")
 }
 
@@ -230,6 +272,12 @@ pub async fn send(
     loop {
         attempt += 1;
         let outcome = match provider {
+            // no response format to negotiate: the prompt alone asks for the answer's form
+            Provider::OpenAi { .. } if req.schema.is_null() => {
+                let _permit = ex.permit().await;
+                sent += 1;
+                ex.post(&ex.body).await
+            }
             Provider::OpenAi { .. } => {
                 let (outcome, refused_every_mode) = ex.negotiated(&mut sent, probe).await;
                 probe &= !refused_every_mode;
@@ -342,15 +390,8 @@ impl Exchange<'_> {
             let reason = format!("the response body is not JSON: {}", snippet(&text));
             return Attempt::Retry { reason, after: None, status: None };
         };
-        match self.provider.parse(&json) {
-            Some(a) => {
-                let (p, c) = (a.prompt_tokens, a.completion_tokens);
-                let cost = self.s.price(self.provider.model()).map_or(0.0, |pr| {
-                    (p as f64 * pr.input_per_million + c as f64 * pr.output_per_million) / 1e6
-                });
-                let usage = Usage { prompt_tokens: p, completion_tokens: c, cost };
-                Attempt::Done(Completion { text: a.text, usage, truncated: a.truncated })
-            }
+        match self.provider.completion(&json, self.s, 1.0) {
+            Some(c) => Attempt::Done(c),
             None => Attempt::Fail {
                 reason: format!("unexpected response shape: {}", snippet(&text)),
                 status: None,

@@ -3,6 +3,7 @@
 //! concurrently under one concurrency limit, with retries, a repair retry for unusable
 //! answers, a disk cache, and token/cost accounting.
 
+pub mod batch;
 pub mod cache;
 pub mod format;
 pub mod http;
@@ -85,6 +86,11 @@ pub struct JudgeSettings {
     pub api_key_env: Option<String>,
     /// Gemini thinking budget in tokens.
     pub thinking_budget: Option<i64>,
+    /// Gemini thinking level (`LOW`, `MEDIUM`, `HIGH`), sent as `thinkingConfig.thinkingLevel`
+    /// (the release's evaluation configs set it).
+    pub thinking_level: Option<String>,
+    /// Sampling seed sent to OpenAI-compatible endpoints (`seed`) and Gemini (`generationConfig.seed`).
+    pub seed: Option<i64>,
     /// Price table by model name.
     pub prices: BTreeMap<String, Price>,
     /// Disk cache of replies; None disables it.
@@ -111,6 +117,8 @@ impl Default for JudgeSettings {
             base_url: None,
             api_key_env: None,
             thinking_budget: None,
+            thinking_level: None,
+            seed: None,
             prices: BTreeMap::new(),
             cache_dir: None,
             totals: TotalsReading::Parts,
@@ -320,17 +328,22 @@ impl JudgeClient {
         req: Request,
         parse: impl Fn(&str) -> Result<(T, Value), String>,
     ) -> (Result<T, String>, Option<Value>, Usage, bool, u32, bool) {
+        let mut sampling = format!(
+            "{}|{}|{}|{:?}",
+            self.settings.temperature,
+            self.settings.top_p,
+            self.settings.max_tokens,
+            self.settings.thinking_budget
+        );
+        // appended only when set, so the keys of replies cached before these settings existed hold
+        if self.settings.thinking_level.is_some() || self.settings.seed.is_some() {
+            sampling.push_str(&format!("|{:?}|{:?}", self.settings.thinking_level, self.settings.seed));
+        }
         let key = JudgeCache::key(&[
             &self.rubric.id,
             &req.schema_name,
             &self.spec.label(),
-            &format!(
-                "{}|{}|{}|{:?}",
-                self.settings.temperature,
-                self.settings.top_p,
-                self.settings.max_tokens,
-                self.settings.thinking_budget
-            ),
+            &sampling,
             req.system.as_deref().unwrap_or(""),
             &req.user,
         ]);

@@ -1,5 +1,5 @@
-//! Finds a run's evaluations (`RUN_DIR/eval/*/` holding a `length.json` and/or an
-//! `elo.json`) and reads their summaries, off the draw path. A refresh costs one directory
+//! Finds a run's evaluations (`RUN_DIR/eval/*/` holding a `length.json`, an `elo.json`
+//! and/or a benchmark's `bench.json`) and reads their summaries, off the draw path. A refresh costs one directory
 //! listing and two `stat`s per evaluation; a summary is parsed again only when its size or
 //! modification time changed.
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::de::DeserializeOwned;
 
 use super::{Evaluation, Summary};
+use crate::eval::bench::{table::read_bench, BENCH_JSON};
 use crate::eval::report::{ELO_JSON, LENGTH_JSON};
 
 /// Shortest time between two unasked-for refreshes.
@@ -17,6 +18,11 @@ pub const EVERY: Duration = Duration::from_secs(1);
 
 /// What a file looked like when it was read: (size, modified).
 type Stamp = (u64, Option<SystemTime>);
+
+/// A `length.json` or `elo.json`, or what is wrong with it.
+fn summary<T: DeserializeOwned>(path: &Path) -> Summary<T> {
+    crate::eval::summary::read(path).map_err(|e| format!("{e:#}"))
+}
 
 pub struct EvalIndex {
     eval_dir: PathBuf,
@@ -41,7 +47,11 @@ impl EvalIndex {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.join(LENGTH_JSON).is_file() || p.join(ELO_JSON).is_file())
+                .filter(|p| {
+                    p.join(LENGTH_JSON).is_file()
+                        || p.join(ELO_JSON).is_file()
+                        || p.join(BENCH_JSON).is_file()
+                })
                 .map(|p| (p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), p))
                 .collect(),
             Err(_) => vec![],
@@ -53,11 +63,15 @@ impl EvalIndex {
         for (name, dir) in found {
             let before = old.remove(&name);
             changed |= before.is_none();
-            let (length_before, elo_before) = before.map_or((None, None), |e| (e.length, e.elo));
-            let (length, c1) = self.read(&dir.join(LENGTH_JSON), length_before);
-            let (elo, c2) = self.read(&dir.join(ELO_JSON), elo_before);
-            changed |= c1 || c2;
-            fresh.push(Evaluation { name, dir, length, elo });
+            let (length_before, elo_before, bench_before) =
+                before.map_or((None, None, None), |e| (e.length, e.elo, e.bench));
+            let (length, c1) = self.read(&dir.join(LENGTH_JSON), length_before, summary);
+            let (elo, c2) = self.read(&dir.join(ELO_JSON), elo_before, summary);
+            let (bench, c3) = self.read(&dir.join(BENCH_JSON), bench_before, |p: &Path| {
+                read_bench(p).map_err(|e| format!("{e:#}"))
+            });
+            changed |= c1 || c2 || c3;
+            fresh.push(Evaluation { name, dir, length, elo, bench });
         }
         *evals = fresh;
         changed
@@ -69,6 +83,7 @@ impl EvalIndex {
         &mut self,
         path: &Path,
         before: Option<Summary<T>>,
+        parse: impl Fn(&Path) -> Summary<T>,
     ) -> (Option<Summary<T>>, bool) {
         let Ok(meta) = std::fs::metadata(path) else {
             let had = self.seen.remove(path).is_some();
@@ -79,6 +94,6 @@ impl EvalIndex {
             return (before, false);
         }
         self.seen.insert(path.to_path_buf(), stamp);
-        (Some(crate::eval::summary::read(path).map_err(|e| format!("{e:#}"))), true)
+        (Some(parse(path)), true)
     }
 }

@@ -1,9 +1,11 @@
 //! Eval: the run's automatic evaluations (`RUN_DIR/eval/<name>/`, written by `polaris-tui
 //! eval length` and `eval elo`). A strip chooses one; its length summary shows as the table
 //! of the Markdown report and a chart of Story Quality by bucket, its Elo summary as the
-//! ladder with intervals and the position statistics. The files are read by `load.rs` (in
+//! ladder with intervals and the position statistics, its benchmark summary as the paper-style
+//! table of every benchmark of the run (`bench.rs`). The files are read by `load.rs` (in
 //! `App::update`), never while drawing.
 
+mod bench;
 mod elo;
 mod length;
 pub mod load;
@@ -18,6 +20,7 @@ use ratatui::Frame;
 use super::state::State;
 use super::theme::Theme;
 use super::widgets::pane;
+use crate::eval::bench::aggregate::BenchReport;
 use crate::eval::report::{EloReport, LengthReport};
 
 /// A summary as read: the report, or what is wrong with its file.
@@ -30,6 +33,7 @@ pub struct Evaluation {
     pub dir: PathBuf,
     pub length: Option<Summary<LengthReport>>,
     pub elo: Option<Summary<EloReport>>,
+    pub bench: Option<Summary<BenchReport>>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +63,13 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     };
     let [strip, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     draw_strip(frame, strip, tab, t);
+    if let Some(b) = &e.bench {
+        match b {
+            Ok(r) => bench::draw(frame, body, tab, r, t),
+            Err(why) => draw_bad(frame, body, &format!(" {} · benchmark ", e.name), why, t),
+        }
+        return;
+    }
     match (&e.length, &e.elo) {
         (Some(l), Some(o)) => {
             // the ladder takes what it needs: borders, header, a row a system, a gap and the
@@ -98,7 +109,12 @@ fn draw_elo(frame: &mut Frame, area: Rect, e: &Evaluation, o: &Summary<EloReport
 fn draw_strip(frame: &mut Frame, area: Rect, tab: &EvalTab, t: &Theme) {
     let mut spans = vec![Span::styled(" eval/ ", t.dim())];
     for e in &tab.evals {
-        let kinds: Vec<&str> = [e.length.as_ref().map(|_| "length"), e.elo.as_ref().map(|_| "Elo")]
+        let bench = match &e.bench {
+            Some(Ok(r)) => Some(r.task.name()),
+            Some(Err(_)) => Some("bench"),
+            None => None,
+        };
+        let kinds: Vec<&str> = [e.length.as_ref().map(|_| "length"), e.elo.as_ref().map(|_| "Elo"), bench]
             .into_iter()
             .flatten()
             .collect();
