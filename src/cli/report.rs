@@ -1,4 +1,4 @@
-//! `polaris-tui report`: evaluation reports.
+//! `polaris-tui report`: evaluation reports, and a run's report (`run::report`).
 
 use std::path::PathBuf;
 
@@ -20,6 +20,18 @@ pub enum ReportCommand {
     /// Draws the plots again (PNG and SVG) and prints the tables from an evaluation folder's
     /// `length.json` and / or `elo.json` (written by `eval length` / `eval elo --out DIR`).
     Eval(EvalArgs),
+    /// A run's curves (PNG and SVG), a Markdown summary (configuration, final and best
+    /// values, alerts, time and cost) and a CSV of every step metric, from its directory.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The run directory (`polaris-tui train --out`).
+    pub run: PathBuf,
+    /// Where to write (default RUN/report/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -88,6 +100,14 @@ fn eval(args: &EvalArgs) -> Result<()> {
 pub fn run(cmd: ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Eval(args) => eval(&args),
+        ReportCommand::Run(args) => {
+            let out = args.out.clone().unwrap_or_else(|| args.run.join("report"));
+            let written = crate::run::report::write_to(&args.run, &out)?;
+            for path in written.files {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         ReportCommand::Human(args) => {
             let pairs = pair_studies(&args.study)?;
             if Study::exists(&args.study) || pairs.is_empty() {

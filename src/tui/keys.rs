@@ -50,6 +50,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     super::playground::keys::HELP,
+    ("Alerts, report", &[("a", "alerts: open and past"), ("E", "report: files in the run dir")]),
     (
         "Annotate",
         &[
@@ -81,6 +82,10 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
     if state.help {
         return matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q'))
             .then_some(Action::ToggleHelp);
+    }
+    if state.alerts.shown {
+        return matches!(key.code, KeyCode::Esc | KeyCode::Char('a') | KeyCode::Char('q'))
+            .then_some(Action::ToggleAlerts);
     }
     let tab = state.tab;
     if tab == Tab::Playground {
@@ -122,6 +127,8 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Enter if tab == Tab::Annotate => Action::OpenStudy,
         KeyCode::Char('t') if tab == Tab::Inspector => Action::ToggleThinking,
         KeyCode::Char('r') if tab == Tab::Eval => Action::ReloadEvals,
+        KeyCode::Char('a') => Action::ToggleAlerts,
+        KeyCode::Char('E') => Action::ExportReport,
         _ => return None,
     })
 }

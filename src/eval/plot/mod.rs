@@ -5,6 +5,7 @@
 //! fontconfig). A missing value is left out of a chart, never drawn as 0; a summary with
 //! nothing to draw is an error.
 
+mod curves;
 mod elo;
 mod length;
 mod slots;
@@ -22,6 +23,9 @@ use super::report::{EloReport, LengthReport};
 pub const QUALITY_BY_LENGTH: &str = "quality_by_length";
 pub const LENGTH_RATIO: &str = "length_ratio";
 pub const ELO: &str = "elo";
+pub const CURVES: &str = "curves";
+
+pub use curves::{Panel, Series};
 
 /// The one font family every chart's text uses (registered from the bundled file).
 const FONT: &str = "sans-serif";
@@ -40,6 +44,12 @@ pub fn write_length_plots(report: &LengthReport, dir: &Path) -> Result<Vec<PathB
 /// Writes `elo.{png,svg}` into `dir` (created if needed); returns the paths written.
 pub fn write_elo_plot(report: &EloReport, dir: &Path) -> Result<Vec<PathBuf>> {
     write_chart(&elo::Ladder::new(report)?, dir, ELO)
+}
+
+/// Writes `curves.{png,svg}` (a run's step metrics, a panel each) into `dir`; returns the
+/// paths written.
+pub fn write_curves(title: String, panels: Vec<Panel>, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_chart(&curves::Curves::new(title, panels)?, dir, CURVES)
 }
 
 /// What a drawing returns: plotters' error for the backend it drew on.
