@@ -3,9 +3,10 @@
 //! Model FLOPs of training on a row of T tokens (PaLM, appendix B, the convention published
 //! MFU figures use): T · (c·N + 12·L·H·T), where N counts the weights a token is multiplied
 //! by (every matmul weight, the output head included, the input embedding lookup not),
-//! L the full-attention layers, H their query width (heads × head dim), and c = 2 (forward)
-//! + 2 (gradient of the activations) + 2 × the trainable share of N (gradient of the
-//! weights): 6 for a full fine-tune, about 4 for LoRA, whose frozen weights get no gradient.
+//! L the full-attention layers, H their query width (heads × head dim), and c the FLOPs per
+//! weight: 2 forward, 2 for the gradient of the activations, and 2 × the trainable share of
+//! N for the gradient of the weights: 6 for a full fine-tune, about 4 for LoRA, whose frozen
+//! weights get no gradient.
 //! The attention term counts the whole T × T score matrix as PaLM does, though causal
 //! attention computes about half of it. Gated DeltaNet layers (Qwen3.5's linear attention)
 //! add a state update linear in T that is left out (a few percent of the 6N term at these

@@ -50,7 +50,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     super::playground::keys::HELP,
-    ("Alerts, report", &[("a", "alerts: open and past"), ("E", "report: files in the run dir")]),
+    ("Alerts, report", &[("a", "alerts: open and past"), ("E", "write the run's report")]),
     (
         "Annotate",
         &[

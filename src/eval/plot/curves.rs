@@ -22,10 +22,16 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+/// A panel with at least one finite value, and its axes' ranges.
+struct Placed {
+    panel: Panel,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
 pub(super) struct Curves {
     title: String,
-    /// Panels with at least one finite value, each with its x and y ranges.
-    panels: Vec<(Panel, (f64, f64), (f64, f64))>,
+    panels: Vec<Placed>,
 }
 
 /// Panels per row.
@@ -43,7 +49,7 @@ impl Curves {
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
             // one step still needs an axis with some width
             let x = if hi > lo { (lo, hi) } else { (lo - 0.5, hi + 0.5) };
-            kept.push((p, x, y));
+            kept.push(Placed { panel: p, x, y });
         }
         if kept.is_empty() {
             bail!("no step has a finite value of any metric: nothing to plot");
@@ -63,7 +69,7 @@ impl Plot for Curves {
         let root = root.titled(&self.title, (FONT, 24))?;
         let rows = self.panels.len().div_ceil(COLUMNS);
         let areas = root.split_evenly((rows, COLUMNS));
-        for ((panel, x, y), area) in self.panels.iter().zip(areas.iter()) {
+        for (Placed { panel, x, y }, area) in self.panels.iter().zip(areas.iter()) {
             let mut chart = ChartBuilder::on(area)
                 .caption(&panel.title, (FONT, 17))
                 .margin(12)
