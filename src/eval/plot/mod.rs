@@ -1,7 +1,7 @@
 //! The evaluation charts, drawn from the summaries of `report.rs` and written as both PNG and
 //! SVG: `quality_by_length` and `length_ratio` from a `LengthReport`, `elo` from an
-//! `EloReport`, and `curves` from a run's steps (`run::report`). Each chart is drawn once, generic over plotters' `DrawingBackend`, for the
-//! bitmap and the SVG backend. Text uses the bundled DejaVu Sans (no system fonts, no
+//! `EloReport`, and `curves` from a run's steps (`run::report`). Each chart is drawn once,
+//! generic over plotters' `DrawingBackend`, for the bitmap and the SVG backend. Text uses the bundled DejaVu Sans (no system fonts, no
 //! fontconfig). A missing value is left out of a chart, never drawn as 0; a summary with
 //! nothing to draw is an error.
 
