@@ -217,7 +217,8 @@ pub fn status(run_dir: &Path) -> Result<RunStatus> {
     // a paused run is quiet on purpose
     if phase == Phase::Running {
         let minutes = super::alerts::AlertsConfig::of_run_dir(run_dir)?.stalled_minutes;
-        alerts.extend(super::alerts::stalled(summary.last_time, super::exit::now(), minutes));
+        let active = super::alerts::last_activity(run_dir, summary.last_time);
+        alerts.extend(super::alerts::stalled(active, super::exit::now(), minutes));
     }
     Ok(RunStatus {
         path: run_dir.to_path_buf(),

@@ -389,14 +389,15 @@ impl App {
         }
     }
 
-    /// The viewer's alert rule: a running run whose newest event is older than
-    /// `alerts.stalled_minutes` is stalled (a paused or ended run is quiet on purpose).
+    /// The viewer's alert rule: a running run whose newest event (or work record) is older
+    /// than `alerts.stalled_minutes` is stalled (a paused or ended run is quiet on purpose).
     fn judge_stall(&mut self) {
         let a = &mut self.state.alerts;
         let now = crate::run::exit::now();
         let stalled = match self.state.run {
             RunState::Running => {
-                crate::run::alerts::stalled(self.summary.last_time, now, a.config.stalled_minutes)
+                let active = crate::run::alerts::last_activity(&self.dir, self.summary.last_time);
+                crate::run::alerts::stalled(active, now, a.config.stalled_minutes)
             }
             _ => None,
         };

@@ -15,8 +15,9 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("p", "pause / resume training"),
             ("c", "checkpoint now"),
             ("s", "stop training (y / n)"),
-            ("d C", "detach / take control"),
-            ("T", "next colour theme"),
+            // d, C and T share a line so alerts and the report fit the 22 rows of 80x24
+            ("d C T", "detach / control / theme"),
+            ("a  E", "alerts / write the report"),
             ("?", "this help; Esc closes"),
             // an attached viewer's run goes on; the demo's in-process run stops (d hands it on)
             ("q Ctrl-C", "quit"),
@@ -50,7 +51,6 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
     super::playground::keys::HELP,
-    ("Alerts, report", &[("a", "alerts: open and past"), ("E", "write the run's report")]),
     (
         "Annotate",
         &[

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{colour, padded_range, Drawn, Plot, FONT};
+use super::{colour, Drawn, Plot, FONT};
 
 /// One line: its label and its (step, value) points in step order.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Curves {
             let finite = || {
                 p.series.iter().flat_map(|s| s.points.iter()).filter(|(_, v)| v.is_some_and(f64::is_finite))
             };
-            let Some(y) = padded_range(finite().map(|(_, v)| v.unwrap_or(0.0)), 0.08) else { continue };
+            let Some(y) = range(finite().map(|(_, v)| v.unwrap_or(0.0))) else { continue };
             let (lo, hi) = finite()
                 .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (x, _)| (lo.min(*x), hi.max(*x)));
             // one step still needs an axis with some width
@@ -76,9 +76,14 @@ impl Plot for Curves {
                 .x_label_area_size(32)
                 .y_label_area_size(62)
                 .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+            // steps are whole: a tick between two is left unlabelled
+            let steps = (x.1 - x.0).round().max(1.0) as usize + 1;
             chart
                 .configure_mesh()
                 .x_desc("step")
+                .x_labels(steps.min(10))
+                .x_label_formatter(&|v| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
+                .y_label_formatter(&|v| axis_number(*v))
                 .label_style((FONT, 13))
                 .axis_desc_style((FONT, 13))
                 .draw()?;
@@ -119,5 +124,36 @@ impl Plot for Curves {
             }
         }
         Ok(())
+    }
+}
+
+/// The values' range padded by 8% of its span; a constant is padded by a tenth of itself (a
+/// learning rate of 1e-6 stays readable), zero by 1.
+fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() || !hi.is_finite() {
+        return None;
+    }
+    let pad = if hi > lo {
+        0.08 * (hi - lo)
+    } else if lo != 0.0 {
+        0.1 * lo.abs()
+    } else {
+        1.0
+    };
+    Some((lo - pad, hi + pad))
+}
+
+/// An axis label: plain for ordinary magnitudes, scientific for tiny or huge ones.
+fn axis_number(v: f64) -> String {
+    let a = v.abs();
+    if v == 0.0 {
+        "0".into()
+    } else if !(1e-3..1e6).contains(&a) {
+        format!("{v:.2e}")
+    } else {
+        // as many decimals as the magnitude needs, trailing zeros trimmed
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }

@@ -10,7 +10,8 @@
 //!   so only the driver can say which step and what went non-finite.
 //! - A viewer (the TUI, `runs`), for a stalled run: a trainer that has hung, been stopped
 //!   (SIGSTOP) or whose machine sleeps cannot report its own silence, so the viewer's clock
-//!   judges it from the newest event's time. It is shown, not logged (a viewer never writes
+//!   judges it from the newest event's time (or `work.json`'s, rewritten as each step and
+//!   micro-batch begins, so a long step is not taken for a stall). It is shown, not logged (a viewer never writes
 //!   the log).
 
 mod config;
@@ -41,7 +42,7 @@ pub enum Rule {
     RewardCollapse,
     /// The stories became far shorter than asked for.
     LengthCollapse,
-    /// No event for a long time while the run should be live.
+    /// No event (and no work record written) for a long time while the run should be live.
     Stalled,
     /// A device's memory is nearly full.
     DeviceMemory,
@@ -141,6 +142,20 @@ impl OpenAlerts {
 
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
+    }
+}
+
+/// When the run last showed life: its newest event, or its work record (`work.json`, which
+/// the trainer rewrites as each step and micro-batch begins, so a long step is not a stall).
+pub fn last_activity(run_dir: &std::path::Path, last_event: Option<f64>) -> Option<f64> {
+    let work = std::fs::metadata(super::work::path(run_dir))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64());
+    match (last_event, work) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
     }
 }
 

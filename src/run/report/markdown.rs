@@ -15,22 +15,25 @@ enum Better {
     Lower,
     /// Nearest to 1 (the length ratio: as many words as asked for).
     NearOne,
+    /// No way is better in itself (the loss of GRPO, entropy, a length in words): the final
+    /// value only.
+    Neither,
 }
 
 /// (column, what it is, which way is better).
 const METRICS: &[(&str, &str, Better)] = &[
     ("policy_reward_mean", "policy reward (mean)", Better::Higher),
     ("best_of_group_mean", "best of group (mean)", Better::Higher),
-    ("reference_reward_mean", "reference reward (mean)", Better::Higher),
+    ("reference_reward_mean", "reference reward (mean)", Better::Neither),
     // the policy catching the human reference: its rank falls behind the policy's rows
     ("reference_rank_mean", "reference rank (1 = best)", Better::Higher),
     ("reference_beats_all", "reference beats all (share)", Better::Lower),
     ("length_ratio_mean", "length ratio (written / requested)", Better::NearOne),
-    ("words_mean", "words (mean)", Better::Higher),
-    ("loss", "loss", Better::Lower),
+    ("words_mean", "words (mean)", Better::Neither),
+    ("loss", "loss", Better::Neither),
     ("kl", "KL", Better::Lower),
-    ("entropy", "entropy (nats)", Better::Higher),
-    ("grad_norm", "grad norm", Better::Lower),
+    ("entropy", "entropy (nats)", Better::Neither),
+    ("grad_norm", "grad norm", Better::Neither),
     ("zero_variance_groups", "zero-variance groups", Better::Lower),
     ("judge_failures", "judge failures", Better::Lower),
     ("train_tokens_per_second", "train tokens/s", Better::Higher),
@@ -65,11 +68,13 @@ pub(super) fn summary(
     for (column, what, better) in METRICS {
         let Some(values) = t.column(column) else { continue };
         let Some(last) = values.iter().rev().flatten().next() else { continue };
-        let best = values.iter().zip(&steps).filter_map(|(v, s)| v.map(|v| (v, *s))).reduce(|a, b| {
+        let points = values.iter().zip(&steps).filter_map(|(v, s)| v.map(|v| (v, *s)));
+        let best = points.filter(|_| !matches!(better, Better::Neither)).reduce(|a, b| {
             let b_wins = match better {
                 Better::Higher => b.0 > a.0,
                 Better::Lower => b.0 < a.0,
                 Better::NearOne => (b.0 - 1.0).abs() < (a.0 - 1.0).abs(),
+                Better::Neither => false,
             };
             if b_wins {
                 b
