@@ -97,6 +97,13 @@ fn a_nan_loss_fails_the_run_at_that_step_without_logging_or_checkpointing_it() {
         matches!(last, EventKind::Message { level: Level::Error, text } if text.contains("step 2: the loss is NaN")),
         "{last:?}"
     );
+    // the NaN is raised as an alert (`runs` and the viewers show it), just before the error
+    let alert = &events[events.len() - 2].kind;
+    assert!(
+        matches!(alert, EventKind::Alert(a) if a.rule == polaris::run::alerts::Rule::NonFinite
+            && a.raised && a.step == Some(2) && a.text.contains("the loss is NaN")),
+        "{alert:?}"
+    );
     assert_eq!(checkpoint::latest(run.path()), Some(checkpoint::step_dir(run.path(), 1)));
     let rows = std::fs::read_to_string(run.path().join("rollouts.jsonl")).unwrap();
     assert!(rows.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"] == 1));

@@ -10,7 +10,7 @@ mod common;
 use std::sync::mpsc;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
-use polaris::gpu::{DeviceStats, HostStats, Sample};
+use polaris::gpu::{DeviceStats, GpuProcess, HostStats, Sample};
 use polaris::reward::score::ScoreMode;
 use polaris::run::Control;
 use polaris::tui::rollouts::StepKey;
@@ -181,7 +181,13 @@ fn host_sample(cpu: f64) -> Sample {
     Sample::Host {
         why: "NVML is not available (libnvidia-ml.so.1: cannot open shared object file): no NVIDIA driver?"
             .into(),
-        host: HostStats { cpu_percent: cpu, cores: 2, mem_used_bytes: 6 << 30, mem_total_bytes: 16 << 30 },
+        host: HostStats {
+            cpu_percent: cpu,
+            cores: 2,
+            mem_used_bytes: 6 << 30,
+            mem_total_bytes: 16 << 30,
+            processes: vec![],
+        },
     }
 }
 
@@ -210,7 +216,13 @@ fn gpus_with_devices() {
             power_watts: Some(312.0),
             sm_clock_mhz: Some(1980),
             mem_clock_mhz: Some(2619),
-            processes: vec![(4242, 39 << 30)],
+            processes: vec![GpuProcess {
+                pid: 4242,
+                gpu_mem_bytes: Some(39 << 30),
+                sm_percent: None,
+                host: None,
+            }],
+            ..Default::default()
         };
         f.app.update(Action::Gpu(Sample::Devices(vec![d(0), d(1)])));
     }

@@ -58,6 +58,10 @@ pub fn follow(mut events: broadcast::Receiver<Event>, steps: usize, bar: bool) {
             EventKind::Paused { step } => bar.suspend(|| eprintln!("paused after step {step}")),
             EventKind::Resumed { step } => bar.suspend(|| eprintln!("resumed after step {step}")),
             EventKind::Message { level, text } => bar.suspend(|| eprintln!("{level:?}: {text}")),
+            EventKind::Alert(a) => {
+                let word = if a.raised { "ALERT" } else { "alert cleared" };
+                bar.suspend(|| eprintln!("{word}: {}", a.line()))
+            }
             EventKind::Finished { step, reason } => {
                 bar.finish_and_clear();
                 eprintln!("run {reason} at step {step}");

@@ -1,4 +1,4 @@
-//! `polaris-tui report`: evaluation reports.
+//! `polaris-tui report`: evaluation reports, and a run's report (`run::report`).
 
 use std::path::PathBuf;
 
@@ -23,6 +23,18 @@ pub enum ReportCommand {
     /// The paper-style table: several systems' benchmark results side by side (folders written
     /// by `eval bench --out`, with an `eval elo` ladder and `eval length` buckets when given).
     Bench(BenchArgs),
+    /// A run's curves (PNG and SVG), a Markdown summary (configuration, final and best
+    /// values, alerts, time and cost) and a CSV of every step metric, from its directory.
+    Run(RunArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The run directory (`polaris-tui train --out`).
+    pub run: PathBuf,
+    /// Where to write (default RUN/report/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +142,14 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
     match cmd {
         ReportCommand::Eval(args) => eval(&args),
         ReportCommand::Bench(args) => bench(&args),
+        ReportCommand::Run(args) => {
+            let out = args.out.clone().unwrap_or_else(|| args.run.join("report"));
+            let written = crate::run::report::write_to(&args.run, &out)?;
+            for path in written.files {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         ReportCommand::Human(args) => {
             let pairs = pair_studies(&args.study)?;
             if Study::exists(&args.study) || pairs.is_empty() {

@@ -35,20 +35,25 @@ pub fn run(args: RunsArgs) -> Result<()> {
     }
     let now = crate::run::exit::now();
     println!(
-        "{:>3}  {:<22} {:>6} {:>8} {:>9} {:>9}  PATH",
-        "#", "STATUS", "STEP", "REWARD", "STARTED", "LAST"
+        "{:>3}  {:<22} {:>6} {:>8} {:>9} {:>9} {:>6}  PATH",
+        "#", "STATUS", "STEP", "REWARD", "STARTED", "LAST", "ALERTS"
     );
     for (i, r) in runs.iter().enumerate() {
         println!(
-            "{:>3}  {:<22} {:>6} {:>8} {:>9} {:>9}  {}",
+            "{:>3}  {:<22} {:>6} {:>8} {:>9} {:>9} {:>6}  {}",
             i + 1,
             short_status(r),
             r.steps,
             r.last_reward.map_or("-".into(), |x| format!("{x:+.3}")),
             r.started.map_or("-".into(), |t| ago(now - t)),
             r.last_event.map_or("-".into(), |t| ago(now - t)),
+            if r.alerts.is_empty() { "-".to_string() } else { r.alerts.len().to_string() },
             r.path.display()
         );
+        // each open alert under its run, so a NaN or a stall is seen without opening it
+        for a in &r.alerts {
+            println!("{:>3}  ! {}", "", a.line());
+        }
     }
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return Ok(());

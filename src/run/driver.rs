@@ -13,11 +13,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::alerts::{AlertsConfig, Watch};
 use super::event::{Control, EventKind, Level};
 use super::log::EventLog;
 use crate::train::checkpoint;
 use crate::train::data::Example;
-use crate::train::step::{Rewarder, ScoredRollout, StepCancelled, TrainPrompt, Trainer};
+use crate::train::step::{NonFinite, Rewarder, ScoredRollout, StepCancelled, TrainPrompt, Trainer};
 use crate::train::validation::{due, ValidationConfig};
 use crate::train::workers::Workers;
 
@@ -103,6 +104,9 @@ pub struct Driver<'a> {
     last_checkpoint: Option<usize>,
     /// Warnings found while opening and resuming, logged once the run has started.
     notes: Vec<String>,
+    /// The alert rules judged on each step: only the NaN rule unless the caller gives the
+    /// run's `[alerts]` (`launch` does).
+    pub alerts: Watch,
 }
 
 impl<'a> Driver<'a> {
@@ -135,7 +139,13 @@ impl<'a> Driver<'a> {
             })
             .into_iter()
             .collect();
+        let alerts = Watch::new(
+            AlertsConfig::off(),
+            opts.prompts_per_step,
+            opts.prompts_per_step * trainer.cfg.group_size,
+        );
         Ok(Self {
+            alerts,
             dir,
             log,
             rollouts,
@@ -347,6 +357,10 @@ impl<'a> Driver<'a> {
                     break Ending::Interrupted;
                 }
                 Err(e) => {
+                    if let Some(nf) = e.downcast_ref::<NonFinite>() {
+                        let alert = self.alerts.non_finite(nf.step, &nf.what);
+                        let _ = self.log.append(EventKind::Alert(alert));
+                    }
                     // said in the log too, so a viewer sees why the run ends (exit.json has it)
                     let text = format!("{e:#}");
                     let _ = self.log.append(EventKind::Message { level: Level::Error, text });
@@ -356,7 +370,11 @@ impl<'a> Driver<'a> {
             self.cursor += batch.len();
             // rollouts first: a step event always has its rows on disk
             self.write_rollouts(&rows)?;
+            let alerts = self.alerts.step(&stats);
             self.log.append(EventKind::Step(Box::new(stats)))?;
+            for a in alerts {
+                self.log.append(EventKind::Alert(a))?;
+            }
             if self.validation_due() && !self.validate(interrupt)? {
                 break Ending::Interrupted;
             }

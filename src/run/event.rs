@@ -62,6 +62,8 @@ pub enum EventKind {
         level: Level,
         text: String,
     },
+    /// An alert rule began or stopped holding (`run::alerts`).
+    Alert(super::alerts::Alert),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use anyhow::{bail, Context, Result};
 use tokio::sync::broadcast;
 
+use super::alerts::Watch;
 use super::claim::Claim;
 use super::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
 use super::event::{Control, Event, EventKind, Level};
@@ -213,7 +214,8 @@ fn open_and_run(
     let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
     let rewarder = StackRewarder::with_rules(client, rules)?;
 
-    let trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);
+    let mut trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);
+    trainer.devices = crate::train::throughput::DeviceInfo::of_run(&cfg.run.devices, &cfg.model.dtype);
     let opts = RunOptions {
         steps: cfg.run.steps,
         prompts_per_step: cfg.run.prompts_per_step,
@@ -232,6 +234,12 @@ fn open_and_run(
     let mut driver =
         Driver::new(RunDir::create(&out)?, &cfg.to_toml()?, work, trainer, opts, driver_controls)?;
     driver.data_sha256 = Some(data_sha256);
+    driver.alerts = Watch::new(
+        cfg.alerts.clone(),
+        cfg.run.prompts_per_step,
+        cfg.run.prompts_per_step * cfg.step.group_size,
+    )
+    .with_probe(crate::gpu::memory_probe(&cfg.run.devices));
     // served until this function returns; the socket file goes with it
     let _serving = remote::serve(&out, driver.log.live(), to_driver, new_run)?;
     let resumed = match resume {

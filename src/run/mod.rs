@@ -2,6 +2,7 @@
 //! event log (`events.jsonl`) with its live broadcast; how a run's process ended
 //! (`exit.json`), its status, and the registry of runs.
 
+pub mod alerts;
 pub mod claim;
 pub mod daemon;
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod oom;
 pub mod process;
 pub mod registry;
 pub mod remote;
+pub mod report;
 pub mod status;
 pub mod threads;
 pub mod work;

@@ -109,6 +109,7 @@ impl Summary {
             | EventKind::Val(_)
             | EventKind::Checkpoint { .. }
             | EventKind::Message { .. } => {}
+            EventKind::Alert(_) => {}
         }
     }
 }
@@ -180,6 +181,8 @@ pub struct RunStatus {
     pub last_event: Option<f64>,
     /// How the process ended, when it said (or its supervisor did).
     pub exit: Option<Exit>,
+    /// Alerts raised and not cleared (`run::alerts`), a live run's stall included.
+    pub alerts: Vec<super::alerts::Alert>,
 }
 
 impl RunStatus {
@@ -209,14 +212,23 @@ pub fn status(run_dir: &Path) -> Result<RunStatus> {
     let events = super::log::read(&run_dir.join("events.jsonl"))?.events;
     let summary = Summary::of(&events);
     let process = Process::read(run_dir)?;
+    let phase = derive(&summary, &process);
+    let mut alerts: Vec<_> = super::alerts::OpenAlerts::of(&events).open().cloned().collect();
+    // a paused run is quiet on purpose
+    if phase == Phase::Running {
+        let minutes = super::alerts::AlertsConfig::of_run_dir(run_dir)?.stalled_minutes;
+        let active = super::alerts::last_activity(run_dir, summary.last_time);
+        alerts.extend(super::alerts::stalled(active, super::exit::now(), minutes));
+    }
     Ok(RunStatus {
         path: run_dir.to_path_buf(),
-        status: derive(&summary, &process),
+        status: phase,
         pid: process.pid,
         steps: summary.last_step.unwrap_or(0),
         last_reward: summary.last_reward,
         started: summary.first_time,
         last_event: summary.last_time,
         exit: process.exit,
+        alerts,
     })
 }

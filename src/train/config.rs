@@ -201,6 +201,8 @@ pub struct TrainConfig {
     pub step: StepConfig,
     /// How `data.val` is sampled and scored during training.
     pub validation: ValidationConfig,
+    /// When the run raises alerts (`run::alerts`).
+    pub alerts: crate::run::alerts::AlertsConfig,
 }
 
 impl TrainConfig {
@@ -296,6 +298,7 @@ impl TrainConfig {
         if let Some(lora) = self.model.lora.config() {
             within("model.lora", lora.validate())?;
         }
+        named("alerts", self.alerts.validate())?;
         Ok(())
     }
 
@@ -577,4 +580,15 @@ overlong = 0.0
 clip = 2.0
 max_response_tokens = 8192
 overlong_window = 512
+
+[alerts]                      # raised as events in the run's log; shown by the TUI and `runs` (0 turns a rule off)
+bell = false                  # viewers ring the terminal bell when an alert is raised
+zero_variance_share = 0.5     # share of a step's groups whose rows all scored the same
+clip_fraction = 0.2           # share of tokens clipped (low + high)
+judge_failure_rate = 0.05     # share of a step's rows without a judgement
+window = 5                    # steps a collapse is judged over
+reward_drop = 0.5             # window mean policy reward this far below its best window mean
+length_ratio_min = 0.5        # window mean written / requested words below this
+stalled_minutes = 30.0        # a running run with no event this long (judged by viewers)
+device_memory = 0.95          # share of a device's memory in use after a step
 "#;

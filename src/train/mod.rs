@@ -17,6 +17,7 @@ pub mod preset;
 pub mod schedule;
 pub mod sft;
 pub mod step;
+pub mod throughput;
 pub mod validation;
 pub mod workers;
 pub mod zero;

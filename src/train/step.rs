@@ -231,6 +231,10 @@ pub struct StepStats {
     pub seconds_generate: f64,
     pub seconds_judge: f64,
     pub seconds_train: f64,
+    /// Per worker's device: tokens/s and model FLOPs utilisation (`train::throughput`).
+    /// Absent in older logs: empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<super::throughput::DeviceThroughput>,
 }
 
 pub struct Trainer {
@@ -240,6 +244,8 @@ pub struct Trainer {
     pub step: usize,
     /// Seeds rollouts: step s, group g sample with seed ^ (s, g).
     pub seed: u64,
+    /// The workers' devices, by worker (names and peaks for MFU); empty: CPU workers.
+    pub devices: Vec<super::throughput::DeviceInfo>,
 }
 
 /// A row of the step: which group and worker it belongs to.
@@ -267,7 +273,7 @@ struct WorkerPass {
 
 impl Trainer {
     pub fn new(cfg: StepConfig, seed: u64) -> Self {
-        Self { opt: AdamW::new(cfg.adamw), cfg, step: 0, seed }
+        Self { opt: AdamW::new(cfg.adamw), cfg, step: 0, seed, devices: Vec::new() }
     }
 
     pub fn step(
@@ -305,9 +311,11 @@ impl Trainer {
         });
         let mut rows: Vec<Row> = Vec::new();
         let mut seconds_generate = 0f64;
-        for share in shares {
+        let mut worker_generate = vec![0f64; workers.len()];
+        for (w, share) in shares.into_iter().enumerate() {
             let (share_rows, generate) = share?;
             seconds_generate = seconds_generate.max(generate);
+            worker_generate[w] = generate;
             rows.extend(share_rows);
         }
         rows.sort_by_key(|r| r.group); // stable: a group's rows stay in order
@@ -473,6 +481,7 @@ impl Trainer {
         stats.seconds_generate = seconds_generate;
         stats.seconds_judge = seconds_judge;
         stats.seconds_train = seconds_train;
+        stats.devices = self.throughput(workers, &rows, &trained, &worker_generate, seconds_train);
         let scored = rows
             .into_iter()
             .zip(advantages)
@@ -488,6 +497,50 @@ impl Trainer {
             })
             .collect();
         Ok((stats, scored))
+    }
+
+    /// Each worker's tokens/s and MFU this step (`train::throughput`): the training phase is
+    /// one wall time for every worker (they step together), sampling is each worker's own.
+    fn throughput(
+        &self,
+        workers: &Workers,
+        rows: &[Row],
+        trained: &[usize],
+        worker_generate: &[f64],
+        seconds_train: f64,
+    ) -> Vec<super::throughput::DeviceThroughput> {
+        let model = &workers.primary().model;
+        let total = model.parameter_count().max(1) as f64;
+        let trainable: usize = model.trainable().iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
+        let flops = super::throughput::TrainingFlops::new(model.config(), trainable as f64 / total);
+        let epochs = self.cfg.ppo_epochs.max(1);
+        (0..workers.len())
+            .map(|w| {
+                let info = self.devices.get(w).cloned().unwrap_or_else(|| super::throughput::DeviceInfo {
+                    device: if workers.len() == 1 { "cpu".into() } else { format!("cpu:{w}") },
+                    ..Default::default()
+                });
+                let mine = trained.iter().map(|&i| &rows[i]).filter(|r| r.worker == w);
+                let lengths: Vec<usize> =
+                    mine.map(|r| r.rollout.prompt_ids.len() + r.rollout.response_ids.len()).collect();
+                let tokens = (lengths.iter().sum::<usize>() * epochs) as f64;
+                let model_flops: f64 = lengths.iter().map(|&t| flops.row(t)).sum::<f64>() * epochs as f64;
+                let sampled: usize = rows
+                    .iter()
+                    .filter(|r| r.worker == w && !r.rollout.is_reference)
+                    .map(|r| r.rollout.response_ids.len())
+                    .sum();
+                let seconds = seconds_train.max(1e-9);
+                super::throughput::DeviceThroughput {
+                    device: info.device,
+                    name: info.name,
+                    train_tokens_per_second: tokens / seconds,
+                    generate_tokens_per_second: sampled as f64
+                        / worker_generate.get(w).copied().unwrap_or(0.0).max(1e-9),
+                    mfu: info.peak_flops.map(|p| model_flops / seconds / p),
+                }
+            })
+            .collect()
     }
 
     /// One optimizer update of every replica from each worker's gradients (clipped by

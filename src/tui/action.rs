@@ -62,6 +62,10 @@ pub enum Action {
     Annotate(crossterm::event::KeyEvent),
     /// Eval tab: read the run's evaluations again now.
     ReloadEvals,
+    /// Show or hide the alerts list.
+    ToggleAlerts,
+    /// Write the run's report (curves, summary, CSV) into its directory.
+    ExportReport,
     /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
     Drawn(ratatui::layout::Rect),
 }

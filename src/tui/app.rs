@@ -11,10 +11,9 @@ use super::journal::Journal;
 use super::keys::action_for;
 use super::link::{Link, Steering};
 use super::rollouts::{RolloutIndex, StepKey};
-use super::state::{RunState, State, Tab, GPU_HISTORY, MESSAGES};
+use super::state::{RunState, State, Tab, MESSAGES};
 use super::theme::Theme;
 use super::ui;
-use crate::gpu::Sample;
 use crate::run::status::{derive, describe, Phase, Process, Summary};
 use crate::run::{Control, Event, EventKind};
 
@@ -41,11 +40,18 @@ impl App {
         let mut state = State::new(name, themes, theme, link.can_control());
         state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
         state.eval = super::eval::EvalTab::new(dir.to_path_buf());
+        state.gpu.own_devices = super::gpus::state::own_devices(dir);
+        state.alerts.opened_at = crate::run::exit::now();
+        let alerts_config = crate::run::alerts::AlertsConfig::of_run_dir(dir);
         let playground = super::playground::Workers::new(dir);
         // the Playground samples as the run trains: with thinking on or off as its step does
         // (a config that does not read is said when the Playground generates, not here)
         if let Ok(cfg) = playground.config() {
             state.playground.thinking = cfg.step.thinking;
+        }
+        match alerts_config {
+            Ok(c) => state.alerts.config = c,
+            Err(e) => state.note = Some(format!("{e:#}; the alerts use their defaults")),
         }
         Self {
             state,
@@ -85,7 +91,7 @@ impl App {
             }
             Action::Tick => self.poll(),
             Action::Gpu(sample) => {
-                record_sample(s, sample);
+                s.gpu.record(sample);
                 s.dirty |= s.tab == Tab::Gpus;
             }
             Action::Quit => s.quit = true,
@@ -201,6 +207,14 @@ impl App {
                     let _ = crate::annotate::screen::handle_key(screen, key);
                 }
             }
+            Action::ToggleAlerts => s.alerts.shown = !s.alerts.shown,
+            Action::ExportReport => {
+                let said = match crate::run::report::write(&self.dir) {
+                    Ok(r) => format!("report written to {}", r.dir.display()),
+                    Err(e) => format!("no report: {e:#}"),
+                };
+                self.note(said);
+            }
             Action::ReloadEvals => {
                 self.refresh_evals(true);
                 let n = self.state.eval.evals.len();
@@ -308,6 +322,7 @@ impl App {
             self.apply(ev);
         }
         self.check_process();
+        self.judge_stall();
         let (grew, problems) = self.rollouts.refresh();
         for p in problems {
             self.note(p);
@@ -358,6 +373,11 @@ impl App {
                 return;
             }
         };
+        let own: Vec<u32> = process.pid.filter(|_| process.alive).into_iter().collect();
+        if own != self.state.gpu.own_pids {
+            self.state.gpu.own_pids = own;
+            self.state.dirty |= self.state.tab == Tab::Gpus;
+        }
         let phase = derive(&self.summary, &process);
         if matches!(phase, Phase::Crashed | Phase::Failed) {
             let exit = process.exit.as_ref().filter(|e| process.pid.is_none_or(|p| p == e.pid));
@@ -367,6 +387,25 @@ impl App {
                 self.state.dirty = true;
             }
         }
+    }
+
+    /// The viewer's alert rule: a running run whose newest event (or work record) is older
+    /// than `alerts.stalled_minutes` is stalled (a paused or ended run is quiet on purpose).
+    fn judge_stall(&mut self) {
+        let a = &mut self.state.alerts;
+        let now = crate::run::exit::now();
+        let stalled = match self.state.run {
+            RunState::Running => {
+                let active = crate::run::alerts::last_activity(&self.dir, self.summary.last_time);
+                crate::run::alerts::stalled(active, now, a.config.stalled_minutes)
+            }
+            _ => None,
+        };
+        if stalled.is_some() != a.stalled.is_some() {
+            a.ring |= stalled.is_some() && a.config.bell;
+            self.state.dirty = true;
+        }
+        a.stalled = stalled;
     }
 
     fn load_groups(&mut self, step: StepKey) {
@@ -385,6 +424,7 @@ impl App {
 
     fn apply(&mut self, ev: Event) {
         let s = &mut self.state;
+        s.alerts.log.add(&ev);
         match ev.kind {
             EventKind::Started { resumed_from_step, .. } => {
                 s.run = RunState::Running;
@@ -425,6 +465,12 @@ impl App {
                     s.messages.pop_front();
                 }
             }
+            EventKind::Alert(a) => {
+                // alerts logged before this viewer opened do not ring
+                if a.raised && s.alerts.config.bell && ev.time >= s.alerts.opened_at {
+                    s.alerts.ring = true;
+                }
+            }
         }
     }
 }
@@ -439,32 +485,4 @@ fn step_index(i: usize, forward: bool, by: usize, n: usize) -> usize {
     } else {
         i.saturating_sub(by)
     }
-}
-
-fn push_capped(q: &mut std::collections::VecDeque<u64>, v: u64) {
-    q.push_back(v);
-    while q.len() > GPU_HISTORY {
-        q.pop_front();
-    }
-}
-
-fn record_sample(s: &mut State, sample: Sample) {
-    let g = &mut s.gpu;
-    match &sample {
-        Sample::Devices(devices) => {
-            g.util.resize_with(devices.len(), Default::default);
-            g.mem.resize_with(devices.len(), Default::default);
-            for (i, d) in devices.iter().enumerate() {
-                push_capped(&mut g.util[i], d.util_percent as u64);
-                let pct = (100 * d.mem_used_bytes).checked_div(d.mem_total_bytes).unwrap_or(0);
-                push_capped(&mut g.mem[i], pct);
-            }
-        }
-        Sample::Host { host, .. } => {
-            push_capped(&mut g.cpu, host.cpu_percent.round() as u64);
-            let pct = (100 * host.mem_used_bytes).checked_div(host.mem_total_bytes).unwrap_or(0);
-            push_capped(&mut g.host_mem, pct);
-        }
-    }
-    g.last = Some(sample);
 }

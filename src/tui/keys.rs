@@ -15,8 +15,9 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("p", "pause / resume training"),
             ("c", "checkpoint now"),
             ("s", "stop training (y / n)"),
-            ("d C", "detach / take control"),
-            ("T", "next colour theme"),
+            // d, C and T share a line so alerts and the report fit the 22 rows of 80x24
+            ("d C T", "detach / control / theme"),
+            ("a  E", "alerts / write the report"),
             ("?", "this help; Esc closes"),
             // an attached viewer's run goes on; the demo's in-process run stops (d hands it on)
             ("q Ctrl-C", "quit"),
@@ -82,6 +83,10 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         return matches!(key.code, KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q'))
             .then_some(Action::ToggleHelp);
     }
+    if state.alerts.shown {
+        return matches!(key.code, KeyCode::Esc | KeyCode::Char('a') | KeyCode::Char('q'))
+            .then_some(Action::ToggleAlerts);
+    }
     let tab = state.tab;
     if tab == Tab::Playground {
         if let Some(msg) = super::playground::keys::action_for(state, key) {
@@ -122,6 +127,8 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Enter if tab == Tab::Annotate => Action::OpenStudy,
         KeyCode::Char('t') if tab == Tab::Inspector => Action::ToggleThinking,
         KeyCode::Char('r') if tab == Tab::Eval => Action::ReloadEvals,
+        KeyCode::Char('a') => Action::ToggleAlerts,
+        KeyCode::Char('E') => Action::ExportReport,
         _ => return None,
     })
 }

@@ -4,6 +4,7 @@
 //! most ~30 times a second. The TUI never trains: it reads events and sends controls.
 
 pub mod action;
+pub mod alerts;
 pub mod annotate;
 pub mod app;
 pub mod dashboard;
@@ -120,6 +121,13 @@ pub fn new_app(dir: &Path, link: Box<dyn Link>, theme: Option<&str>) -> Result<A
     Ok(app)
 }
 
+/// BEL on the terminal (an alert was raised and `alerts.bell` is on).
+fn ring_bell() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"\x07").and_then(|()| out.flush());
+}
+
 /// Terminal events become `Action::Input`s until `stop`.
 fn spawn_input(tx: Sender<Action>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -164,6 +172,9 @@ pub fn run_loop<B: Backend>(
                 terminal.draw(|f| ui::draw(f, &app.state)).map_err(|e| anyhow!("cannot draw: {e}"))?;
             app.update(Action::Drawn(frame.area));
             app.state.dirty = false;
+            if std::mem::take(&mut app.state.alerts.ring) {
+                ring_bell();
+            }
             last_draw = Some(Instant::now());
         }
         // sleep until the next action, the next poll, or the next frame if one is owed

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use super::history::{History, Window};
 use super::rollouts::{Group, StepKey};
 use super::theme::Theme;
-use crate::gpu::Sample;
 use crate::run::event::Level;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,19 +95,7 @@ pub struct InspectorState {
     pub thinking: bool,
 }
 
-/// Samples kept for sparklines (about two minutes at one a second).
-pub const GPU_HISTORY: usize = 120;
-
-#[derive(Debug, Default)]
-pub struct GpuState {
-    pub last: Option<Sample>,
-    /// Per device: utilisation percent and memory percent, oldest first.
-    pub util: Vec<VecDeque<u64>>,
-    pub mem: Vec<VecDeque<u64>>,
-    /// Host CPU percent, when NVML is absent.
-    pub cpu: VecDeque<u64>,
-    pub host_mem: VecDeque<u64>,
-}
+pub use super::gpus::state::{GpuState, GPU_HISTORY};
 
 pub struct State {
     /// The run directory's name, for the title.
@@ -138,6 +125,7 @@ pub struct State {
     pub groups: GroupsState,
     pub inspector: InspectorState,
     pub gpu: GpuState,
+    pub alerts: super::alerts::AlertsState,
     pub playground: super::playground::PlaygroundState,
     pub annotate: super::annotate::AnnotateTab,
     pub eval: super::eval::EvalTab,
@@ -173,6 +161,7 @@ impl State {
             groups: GroupsState::default(),
             inspector: InspectorState::default(),
             gpu: GpuState::default(),
+            alerts: Default::default(),
             playground: Default::default(),
             annotate: Default::default(),
             eval: Default::default(),

@@ -30,6 +30,9 @@ pub fn draw(frame: &mut Frame, s: &State) {
         Tab::Eval => eval::draw(frame, body, s),
     }
     draw_status(frame, status, s);
+    if s.alerts.shown {
+        super::alerts::draw(frame, body, s);
+    }
     if s.help {
         draw_help(frame, area, s);
     }
@@ -108,6 +111,9 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
             spans.push(Span::styled(format!(" read only · {holder} controls "), t.dim()))
         }
         Steering::Gone => spans.push(Span::styled(" disconnected · read only ", t.fg(t.warn))),
+    }
+    if let Some(badge) = super::alerts::badge(s) {
+        spans.push(Span::styled(badge, t.fg(t.bad).add_modifier(Modifier::BOLD)));
     }
     let said = s.note.clone().or_else(|| {
         s.messages.back().map(|(level, text)| match level {

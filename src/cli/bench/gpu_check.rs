@@ -460,7 +460,7 @@ fn memory_note(on: &Target) -> String {
     let held: u64 = crate::gpu::nvml_devices()
         .unwrap_or_default()
         .iter()
-        .flat_map(|d| d.processes.iter().filter(|(pid, _)| *pid == me).map(|(_, b)| *b))
+        .flat_map(|d| d.processes.iter().filter(|p| p.pid == me).map(|p| p.gpu_mem_bytes.unwrap_or(0)))
         .sum();
     if held == 0 {
         String::new()

@@ -1,11 +1,12 @@
 //! The evaluation charts, drawn from the summaries of `report.rs` and written as both PNG and
 //! SVG: `quality_by_length` and `length_ratio` from a `LengthReport`, `elo` from an
-//! `EloReport`. Each chart is drawn once, generic over plotters' `DrawingBackend`, for the
-//! bitmap and the SVG backend. Text uses the bundled DejaVu Sans (no system fonts, no
+//! `EloReport`, and `curves` from a run's steps (`run::report`). Each chart is drawn once,
+//! generic over plotters' `DrawingBackend`, for the bitmap and the SVG backend. Text uses the bundled DejaVu Sans (no system fonts, no
 //! fontconfig). A missing value is left out of a chart, never drawn as 0; a summary with
 //! nothing to draw is an error.
 
 mod bench;
+mod curves;
 mod elo;
 mod length;
 mod slots;
@@ -23,6 +24,9 @@ use super::report::{EloReport, LengthReport};
 pub const QUALITY_BY_LENGTH: &str = "quality_by_length";
 pub const LENGTH_RATIO: &str = "length_ratio";
 pub const ELO: &str = "elo";
+pub const CURVES: &str = "curves";
+
+pub use curves::{Panel, Series};
 
 /// The one font family every chart's text uses (registered from the bundled file).
 const FONT: &str = "sans-serif";
@@ -46,6 +50,12 @@ pub fn write_elo_plot(report: &EloReport, dir: &Path) -> Result<Vec<PathBuf>> {
 /// Writes `bench_table.{png,svg}` (the paper-style table as panels) into `dir`; returns the paths.
 pub fn write_bench_plot(table: &crate::eval::bench::table::PaperTable, dir: &Path) -> Result<Vec<PathBuf>> {
     write_chart(&bench::Chart::new(table)?, dir, crate::eval::bench::table::TABLE_STEM)
+}
+
+/// Writes `curves.{png,svg}` (a run's step metrics, a panel each) into `dir`; returns the
+/// paths written.
+pub fn write_curves(title: String, panels: Vec<Panel>, dir: &Path) -> Result<Vec<PathBuf>> {
+    write_chart(&curves::Curves::new(title, panels)?, dir, CURVES)
 }
 
 /// What a drawing returns: plotters' error for the backend it drew on.
