@@ -62,6 +62,8 @@ pub enum Action {
     Annotate(crossterm::event::KeyEvent),
     /// Eval tab: read the run's evaluations again now.
     ReloadEvals,
+    /// The dashboard's pages, smoothing and config diff.
+    Curves(super::curves::Msg),
     /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
     Drawn(ratatui::layout::Rect),
 }

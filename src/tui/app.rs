@@ -32,6 +32,8 @@ pub struct App {
     pub journal: Journal,
     /// The playground's worker threads and opened models.
     pub playground: super::playground::Workers,
+    /// The event logs of the runs overlaid on this one.
+    pub compared: super::curves::compare::Followers,
 }
 
 impl App {
@@ -57,6 +59,7 @@ impl App {
             evals: super::eval::load::EvalIndex::new(dir),
             journal: Journal::new(dir),
             playground,
+            compared: Default::default(),
         }
     }
 
@@ -123,7 +126,7 @@ impl App {
                 *j = if down { j.saturating_add(1) } else { j.saturating_sub(1) };
             }
             Action::Side { forward } => match s.tab {
-                Tab::Dashboard => s.window = s.history.pan(s.window, forward),
+                Tab::Dashboard => s.window = super::curves::pan(s, forward),
                 Tab::Groups => {
                     let from = s.groups.loaded.as_ref().map(|(step, _)| *step);
                     if let Some(step) = from.and_then(|f| self.rollouts.neighbour(f, forward)) {
@@ -148,7 +151,7 @@ impl App {
                 s.inspector.scroll = 0;
                 s.inspector.judge_scroll = 0;
             }
-            Action::Zoom { zoom_in } => s.window = s.history.zoom(s.window, zoom_in),
+            Action::Zoom { zoom_in } => s.window = super::curves::zoom(s, zoom_in),
             Action::Follow => match s.tab {
                 Tab::Dashboard => s.window = Window::default(),
                 _ => {
@@ -199,6 +202,11 @@ impl App {
                 if let Some(screen) = s.annotate.screen.as_mut() {
                     // Ctrl-C, the screen's only quit, is caught before it reaches here
                     let _ = crate::annotate::screen::handle_key(screen, key);
+                }
+            }
+            Action::Curves(msg) => {
+                if let Some(text) = super::curves::update(s, msg) {
+                    self.note(text);
                 }
             }
             Action::ReloadEvals => {
@@ -306,6 +314,11 @@ impl App {
         for ev in events {
             self.summary.add(&ev);
             self.apply(ev);
+        }
+        let (grew, problems) = super::curves::compare::poll(&mut self.compared, &mut self.state);
+        self.state.dirty |= grew;
+        for p in problems {
+            self.note(p);
         }
         self.check_process();
         let (grew, problems) = self.rollouts.refresh();

@@ -5,7 +5,7 @@
 //! `App::update`), never while drawing.
 
 mod elo;
-mod length;
+pub(crate) mod length;
 pub mod load;
 
 use std::path::PathBuf;
