@@ -112,3 +112,78 @@ fn in_band_share(rows: &[&Breakdown]) -> Option<f64> {
         .collect();
     (!fits.is_empty()).then(|| fits.iter().filter(|&&f| f).count() as f64 / fits.len() as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reward::answer::{DimensionScore, Judgement};
+    use crate::reward::breakdown::{Candidate, Weights};
+    use crate::reward::rubric::Sign;
+
+    /// A 1000-word request (band [650, 1600]) answered with `words` words, judged with
+    /// `scores` on two dimensions in `seconds`.
+    fn row(words: usize, scores: Option<[i64; 2]>, seconds: Option<f64>) -> Breakdown {
+        let c = Candidate {
+            prompt: "Write a story. The story should be 1000 words long.".into(),
+            story: "word ".repeat(words),
+            response: None,
+            reference: None,
+        };
+        let mut b = Breakdown::rules(&c, Weights::training());
+        b.judge_seconds = seconds;
+        b.judgement = scores.map(|[voice, beats]| {
+            let dim = |key: &str, sign, score, max| DimensionScore {
+                key: key.into(),
+                sign,
+                score,
+                max,
+                justification: String::new(),
+            };
+            Judgement {
+                dimensions: vec![
+                    dim("voice", Sign::Positive, voice, 4),
+                    dim("beats", Sign::Negative, beats, 3),
+                ],
+                positive_total: voice,
+                negative_total: beats,
+                bonus: 0,
+                penalty: 0,
+                bonus_applied: 0,
+                penalty_applied: 0,
+                bonus_evidence: vec![],
+                penalty_evidence: vec![],
+                overall: voice - beats,
+                reported_overall: None,
+                story_quality: 0.0,
+                totals: Default::default(),
+                reported: None,
+            }
+        });
+        b.story_quality = scores.map_or(0.0, |[v, _]| v as f64 / 4.0);
+        b
+    }
+
+    #[test]
+    fn a_steps_rows_give_their_means_shares_and_latency_percentiles() {
+        let rows = [
+            row(600, Some([4, 1]), Some(1.0)),
+            row(1000, Some([2, 3]), Some(3.0)),
+            row(1700, None, None), // judgement failed: no dimensions, no latency
+            row(900, Some([3, 2]), Some(2.0)),
+        ];
+        let s = RowSignals::of(&rows);
+        let dims: Vec<(&str, f64, i64)> =
+            s.dimensions.iter().map(|d| (d.key.as_str(), d.mean, d.max)).collect();
+        assert_eq!(dims, [("voice", 3.0, 4), ("beats", 2.0, 3)], "means over the three judged rows");
+        // 600 is under 650, 1700 over 1600: two of four inside
+        assert_eq!(s.length_in_band, Some(0.5));
+        // NumPy's linear percentile of [1, 2, 3]: p50 = 2, p95 = 2 + 0.9 · 1 = 2.9 (tolerance: rounding)
+        assert_eq!(s.judge_latency_p50, Some(2.0));
+        assert!((s.judge_latency_p95.unwrap() - 2.9).abs() < 1e-12);
+        let c = s.components.unwrap();
+        assert!((c.story_quality - (1.0 + 0.5 + 0.0 + 0.75) / 4.0).abs() < 1e-12);
+        let mean_length = rows.iter().map(|b| b.length_penalty).sum::<f64>() / 4.0;
+        assert!(mean_length > 0.0 && (c.length - mean_length).abs() < 1e-12);
+        assert_eq!(RowSignals::of(&[]), RowSignals::default(), "no rows: nothing");
+    }
+}

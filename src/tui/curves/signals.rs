@@ -175,7 +175,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
     );
     chart(frame, big, &title, &curves, range, t);
     let Some(grid) = grid else { return };
-    let per_row = (grid.width / 32).max(1) as usize;
+    let per_row = ((grid.width / 32).max(1) as usize).min(family.len());
     let rows = family.len().div_ceil(per_row);
     let row_areas = Layout::vertical(vec![Constraint::Ratio(1, rows as u32); rows]).split(grid);
     for (r, row_area) in row_areas.iter().enumerate() {

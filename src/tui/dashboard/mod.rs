@@ -49,28 +49,28 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     }
 }
 
-/// `runs: ━ a  ━ b · smoothing 0.9 · page curves` in the runs' colours.
+/// `━ a ━ b · D diff · smoothing 0.9 < > · curves signals length v`, runs in their colours.
 fn draw_legend(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
     let mut spans = Vec::new();
     if !s.curves.runs.is_empty() {
-        spans.push(Span::styled(" runs:", t.dim()));
         for (i, (name, _)) in curves::runs(s).enumerate() {
             let glyph = if t.mono { ["⣿", "•", "█", "▬"][i % 4] } else { "━" };
             spans.push(Span::styled(format!(" {glyph} "), t.fg(run_colour(t, i))));
             spans.push(Span::styled(name.to_string(), t.base()));
         }
-        spans.push(Span::styled(" (D: config diff) ·", t.dim()));
+        spans.push(Span::styled(" · D diff ·", t.dim()));
     }
     let w = s.curves.weight();
     let smoothing = if w > 0.0 { format!(" smoothing {w}, raw faint") } else { " smoothing off".to_string() };
     spans.push(Span::styled(smoothing, t.base()));
-    spans.push(Span::styled(" (< >) · ", t.dim()));
+    spans.push(Span::styled(" < > · ", t.dim()));
     for p in Page::ALL {
         let style = if p == s.curves.page { t.selected().patch(t.accent()) } else { t.dim() };
-        spans.push(Span::styled(format!(" {} ", p.title()), style));
+        spans.push(Span::styled(p.title(), style));
+        spans.push(Span::raw(" "));
     }
-    spans.push(Span::styled(" (v)", t.dim()));
+    spans.push(Span::styled("v", t.dim()));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
