@@ -74,7 +74,7 @@ fn stats_of(run: usize, step: usize, dims: &[(String, i64)]) -> StepStats {
         story_quality: 0.4 + 0.1 * (x * 1e-3).sin(),
         repetition: 0.05 * (x * 0.07).sin().abs(),
         length: 0.2 * (x * 0.003).cos().abs(),
-        blank: if step % 50 == 0 { 0.1 } else { 0.0 },
+        blank: if step.is_multiple_of(50) { 0.1 } else { 0.0 },
         overlong: -0.01 * (x * 0.2).sin().abs(),
     });
     s.dimensions = dims

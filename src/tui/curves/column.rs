@@ -69,10 +69,7 @@ pub struct Column {
 impl Column {
     /// `n` rows without a value.
     pub fn missing(n: usize) -> Self {
-        let mut c = Column::default();
-        c.values = vec![f64::NAN; n];
-        c.blocks = vec![Block::default(); n / BLOCK];
-        c
+        Column { values: vec![f64::NAN; n], blocks: vec![Block::default(); n / BLOCK] }
     }
 
     pub fn from_values(values: Vec<f64>) -> Self {
