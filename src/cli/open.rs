@@ -1,4 +1,5 @@
-//! `polaris-tui open RUN_DIR`: the workbench on any run, from its files.
+//! `polaris-tui open RUN_DIR [RUN_DIR...]`: the workbench on any run, from its files; further
+//! runs are overlaid on its dashboard's curves.
 
 use std::path::PathBuf;
 
@@ -7,9 +8,11 @@ use clap::Args;
 
 #[derive(Args, Debug)]
 pub struct OpenArgs {
-    /// A run directory (written by `polaris-tui train --out DIR`); a live run is followed
-    /// as its files grow, a finished one shown read only.
-    pub run_dir: PathBuf,
+    /// Run directories (written by `polaris-tui train --out DIR`); a live run is followed
+    /// as its files grow, a finished one shown read only. The first is the one the tabs show;
+    /// every run's curves are overlaid on the dashboard, one colour each, aligned by step.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub run_dirs: Vec<PathBuf>,
     /// Colour theme: dark, light, high-contrast, or one of yours (NO_COLOR overrides).
     #[arg(long)]
     pub theme: Option<String>,
@@ -20,5 +23,6 @@ pub struct OpenArgs {
 }
 
 pub fn run(args: OpenArgs) -> Result<()> {
-    crate::tui::open(&args.run_dir, args.theme.as_deref(), args.annotator.as_deref())
+    let (first, others) = args.run_dirs.split_first().expect("clap requires one RUN_DIR");
+    crate::tui::open_compared(first, others, args.theme.as_deref(), args.annotator.as_deref())
 }

@@ -123,6 +123,10 @@ pub struct Breakdown {
     pub judge_answer: Option<Value>,
     pub judge_usage: Usage,
     pub judge_attempts: u32,
+    /// Wall seconds of the judge call (`JudgeResult::seconds`); None when the cache answered
+    /// or no judge was asked. Absent in older logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_seconds: Option<f64>,
     pub self_repetition: f64,
     pub repetition: Repetition,
     pub length_penalty: f64,
@@ -171,6 +175,7 @@ impl Breakdown {
             judge_answer: None,
             judge_usage: Usage::default(),
             judge_attempts: 0,
+            judge_seconds: None,
             self_repetition: repetition.penalty,
             repetition,
             length_penalty: target.penalty(words),
@@ -265,6 +270,7 @@ pub async fn judge_batch(
         };
         b.judge_usage = r.usage;
         b.judge_attempts = r.attempts;
+        b.judge_seconds = (!r.cached).then_some(r.seconds);
         b.judge_answer = r.answer;
         match r.outcome {
             Ok(j) => {

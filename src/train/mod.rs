@@ -16,6 +16,7 @@ pub mod optim;
 pub mod preset;
 pub mod schedule;
 pub mod sft;
+pub mod signals;
 pub mod step;
 pub mod throughput;
 pub mod validation;

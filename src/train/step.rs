@@ -19,6 +19,8 @@ pub use super::layer_checkpointing::LayerCheckpointing;
 use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms};
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
+use super::signals::RowSignals;
+pub use super::signals::{ComponentMeans, DimensionMean};
 pub use super::validation::RolloutKind;
 use super::workers::{Replica, Workers};
 use super::zero;
@@ -235,6 +237,23 @@ pub struct StepStats {
     /// Absent in older logs: empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<super::throughput::DeviceThroughput>,
+    /// Groups in the step (`zero_variance_groups` counts among them). Absent in older logs: 0.
+    #[serde(default)]
+    pub groups: usize,
+    /// The policy rows' mean composite terms, unweighted. Absent in older logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<ComponentMeans>,
+    /// Each rubric dimension's mean score over the judged policy rows, in the rubric's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dimensions: Vec<DimensionMean>,
+    /// Seconds per judge call (cache hits left out), median and 95th percentile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_latency_p50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge_latency_p95: Option<f64>,
+    /// Share of policy rows whose words lie in the recipe's band around their length target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_in_band: Option<f64>,
 }
 
 pub struct Trainer {
@@ -482,6 +501,13 @@ impl Trainer {
         stats.seconds_judge = seconds_judge;
         stats.seconds_train = seconds_train;
         stats.devices = self.throughput(workers, &rows, &trained, &worker_generate, seconds_train);
+        stats.groups = batch.len();
+        let signals = RowSignals::of(policy.iter().map(|&i| &rows[i].breakdown));
+        stats.components = signals.components;
+        stats.dimensions = signals.dimensions;
+        stats.judge_latency_p50 = signals.judge_latency_p50;
+        stats.judge_latency_p95 = signals.judge_latency_p95;
+        stats.length_in_band = signals.length_in_band;
         let scored = rows
             .into_iter()
             .zip(advantages)

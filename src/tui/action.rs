@@ -66,6 +66,8 @@ pub enum Action {
     ToggleAlerts,
     /// Write the run's report (curves, summary, CSV) into its directory.
     ExportReport,
+    /// The dashboard's pages, smoothing and config diff.
+    Curves(super::curves::Msg),
     /// The frame just drawn had this size (the annotation screen bounds its scrolling by it).
     Drawn(ratatui::layout::Rect),
 }

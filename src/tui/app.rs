@@ -31,6 +31,8 @@ pub struct App {
     pub journal: Journal,
     /// The playground's worker threads and opened models.
     pub playground: super::playground::Workers,
+    /// The event logs of the runs overlaid on this one.
+    pub compared: super::curves::compare::Followers,
 }
 
 impl App {
@@ -63,6 +65,7 @@ impl App {
             evals: super::eval::load::EvalIndex::new(dir),
             journal: Journal::new(dir),
             playground,
+            compared: Default::default(),
         }
     }
 
@@ -129,7 +132,7 @@ impl App {
                 *j = if down { j.saturating_add(1) } else { j.saturating_sub(1) };
             }
             Action::Side { forward } => match s.tab {
-                Tab::Dashboard => s.window = s.history.pan(s.window, forward),
+                Tab::Dashboard => s.window = super::curves::pan(s, forward),
                 Tab::Groups => {
                     let from = s.groups.loaded.as_ref().map(|(step, _)| *step);
                     if let Some(step) = from.and_then(|f| self.rollouts.neighbour(f, forward)) {
@@ -154,7 +157,7 @@ impl App {
                 s.inspector.scroll = 0;
                 s.inspector.judge_scroll = 0;
             }
-            Action::Zoom { zoom_in } => s.window = s.history.zoom(s.window, zoom_in),
+            Action::Zoom { zoom_in } => s.window = super::curves::zoom(s, zoom_in),
             Action::Follow => match s.tab {
                 Tab::Dashboard => s.window = Window::default(),
                 _ => {
@@ -214,6 +217,11 @@ impl App {
                     Err(e) => format!("no report: {e:#}"),
                 };
                 self.note(said);
+            }
+            Action::Curves(msg) => {
+                if let Some(text) = super::curves::update(s, msg) {
+                    self.note(text);
+                }
             }
             Action::ReloadEvals => {
                 self.refresh_evals(true);
@@ -320,6 +328,11 @@ impl App {
         for ev in events {
             self.summary.add(&ev);
             self.apply(ev);
+        }
+        let (grew, problems) = super::curves::compare::poll(&mut self.compared, &mut self.state);
+        self.state.dirty |= grew;
+        for p in problems {
+            self.note(p);
         }
         self.check_process();
         self.judge_stall();

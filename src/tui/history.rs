@@ -2,6 +2,8 @@
 //! chart column can show only one vertical stroke, so a long history is reduced per column to
 //! its minimum and maximum (spikes survive; a 100k-step history draws in a few passes).
 
+use super::curves::column::Column;
+use super::curves::ema::Ema;
 use crate::train::step::StepStats;
 use crate::train::validation::ValStats;
 
@@ -20,10 +22,29 @@ pub enum Series {
     GradNorm,
     Lr,
     HriWeight,
+    // the reward's components (policy rows' means, unweighted)
+    StoryQuality,
+    Repetition,
+    LengthPenalty,
+    BlankPenalty,
+    OverlongPenalty,
+    ReferenceRank,
+    ReferenceBeatsAll,
+    /// zero-variance groups over groups
+    ZeroVarianceShare,
+    ClipFracLow,
+    ClipFracHigh,
+    Entropy,
+    JudgeLatencyP50,
+    JudgeLatencyP95,
+    /// US dollars this step
+    JudgeCost,
+    /// share of policy rows inside the length band
+    LengthInBand,
 }
 
 impl Series {
-    pub const ALL: [Series; 11] = [
+    pub const ALL: [Series; 26] = [
         Series::PolicyMean,
         Series::PolicyUpper,
         Series::PolicyLower,
@@ -35,9 +56,25 @@ impl Series {
         Series::GradNorm,
         Series::Lr,
         Series::HriWeight,
+        Series::StoryQuality,
+        Series::Repetition,
+        Series::LengthPenalty,
+        Series::BlankPenalty,
+        Series::OverlongPenalty,
+        Series::ReferenceRank,
+        Series::ReferenceBeatsAll,
+        Series::ZeroVarianceShare,
+        Series::ClipFracLow,
+        Series::ClipFracHigh,
+        Series::Entropy,
+        Series::JudgeLatencyP50,
+        Series::JudgeLatencyP95,
+        Series::JudgeCost,
+        Series::LengthInBand,
     ];
 
     pub fn value(self, s: &StepStats) -> Option<f64> {
+        let c = s.components.as_ref();
         let v = match self {
             Series::PolicyMean => s.policy_reward_mean,
             Series::PolicyUpper => s.policy_reward_mean + s.policy_reward_std,
@@ -50,9 +87,56 @@ impl Series {
             Series::GradNorm => s.grad_norm,
             Series::Lr => s.lr,
             Series::HriWeight => s.hri_weight,
+            Series::StoryQuality => c?.story_quality,
+            Series::Repetition => c?.repetition,
+            Series::LengthPenalty => c?.length,
+            Series::BlankPenalty => c?.blank,
+            Series::OverlongPenalty => c?.overlong,
+            Series::ReferenceRank => s.reference_rank_mean?,
+            Series::ReferenceBeatsAll => s.reference_beats_all?,
+            // older logs do not say how many groups there were
+            Series::ZeroVarianceShare => {
+                s.zero_variance_groups as f64 / (s.groups > 0).then_some(s.groups)? as f64
+            }
+            Series::ClipFracLow => s.clip_frac_low,
+            Series::ClipFracHigh => s.clip_frac_high,
+            Series::Entropy => s.entropy,
+            Series::JudgeLatencyP50 => s.judge_latency_p50?,
+            Series::JudgeLatencyP95 => s.judge_latency_p95?,
+            Series::JudgeCost => s.judge_cost,
+            Series::LengthInBand => s.length_in_band?,
         };
         v.is_finite().then_some(v)
     }
+}
+
+/// A curve of the history: a fixed series, or a rubric dimension (by its index in
+/// `History::dimensions`, the order the run's judgements named them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CurveKey {
+    Series(Series),
+    Dimension(usize),
+}
+
+/// A rubric dimension's mean score by row.
+#[derive(Debug, Clone)]
+pub struct DimensionColumn {
+    pub key: String,
+    /// The dimension's highest score.
+    pub max: i64,
+    pub column: Column,
+    pub smoothed: Option<Column>,
+}
+
+/// One curve over a window, ready for `curves::column::thin`.
+pub struct CurveView<'a> {
+    /// The steps of every row up to the window's end.
+    pub xs: &'a [f64],
+    /// Rows [lo, hi) are the window's.
+    pub rows: (usize, usize),
+    pub raw: &'a Column,
+    /// With smoothing on.
+    pub smoothed: Option<&'a Column>,
 }
 
 /// Which steps the charts show: the last `span` steps up to `end`. None: everything / the
@@ -68,11 +152,19 @@ const MIN_SPAN: usize = 8;
 
 #[derive(Debug, Default)]
 pub struct History {
-    /// In step order (the log's order).
+    /// In step order (the log's order). Each step's rubric dimensions are moved into
+    /// `dimensions` (16 named scores a step would hold ~1 KiB each in a 100k-step run).
     pub steps: Vec<StepStats>,
     /// Each series' values by row of `steps` (NaN where absent), kept column by column so
     /// drawing a curve streams 8 bytes per step instead of a whole `StepStats`.
-    columns: [Vec<f64>; Series::ALL.len()],
+    columns: Vec<Column>,
+    /// With smoothing on: each series smoothed (EMA, `curves::ema`), by row.
+    smoothed: Vec<Column>,
+    /// The EMA weight (0: off) and each smoothed column's running average, fixed series
+    /// first, then the dimensions.
+    smoothing: f64,
+    emas: Vec<Ema>,
+    pub dimensions: Vec<DimensionColumn>,
     /// The step of each row, as the charts' x.
     xs: Vec<f64>,
     /// Validation passes (`val` events) in step order, and their steps and mean rewards as
@@ -83,19 +175,122 @@ pub struct History {
 }
 
 impl History {
-    pub fn push(&mut self, s: StepStats) {
+    pub fn push(&mut self, mut s: StepStats) {
         // a resumed run repeats no step, but a re-read log might: keep the latest
         if self.steps.last().is_some_and(|last| s.step <= last.step) {
             let cut = self.steps.partition_point(|x| x.step < s.step);
-            self.steps.truncate(cut);
-            self.columns.iter_mut().for_each(|c| c.truncate(cut));
-            self.xs.truncate(cut);
+            self.cut(cut);
         }
-        self.xs.push(s.step as f64);
+        if self.columns.is_empty() {
+            self.columns = vec![Column::default(); Series::ALL.len()];
+        }
+        let x = s.step as f64;
+        let row = self.xs.len();
+        self.xs.push(x);
         for (series, column) in Series::ALL.iter().zip(&mut self.columns) {
             column.push(series.value(&s).unwrap_or(f64::NAN));
         }
+        for d in std::mem::take(&mut s.dimensions) {
+            let at = match self.dimensions.iter().position(|c| c.key == d.key) {
+                Some(at) => at,
+                None => {
+                    let smoothed = (self.smoothing > 0.0).then(|| Column::missing(row));
+                    let column = Column::missing(row);
+                    self.dimensions.push(DimensionColumn { key: d.key, max: d.max, column, smoothed });
+                    if self.smoothing > 0.0 {
+                        self.emas.push(Ema::new(self.smoothing));
+                    }
+                    self.dimensions.len() - 1
+                }
+            };
+            let c = &mut self.dimensions[at];
+            c.max = c.max.max(d.max);
+            if c.column.len() == row {
+                c.column.push(if d.mean.is_finite() { d.mean } else { f64::NAN });
+            }
+        }
+        // dimensions this step did not score
+        for c in &mut self.dimensions {
+            if c.column.len() == row {
+                c.column.push(f64::NAN);
+            }
+        }
         self.steps.push(s);
+        if self.smoothing > 0.0 {
+            self.smooth_row(row);
+        }
+    }
+
+    /// Keeps the first `cut` rows.
+    fn cut(&mut self, cut: usize) {
+        self.steps.truncate(cut);
+        self.columns.iter_mut().for_each(|c| c.truncate(cut));
+        self.dimensions.iter_mut().for_each(|c| c.column.truncate(cut));
+        self.xs.truncate(cut);
+        // the running averages cannot be wound back: smooth again from the start
+        self.set_smoothing(self.smoothing);
+    }
+
+    /// Smooths every curve with EMA weight `weight` (0: off, and the smoothed copies go).
+    pub fn set_smoothing(&mut self, weight: f64) {
+        self.smoothing = weight;
+        self.smoothed.clear();
+        self.dimensions.iter_mut().for_each(|d| d.smoothed = None);
+        self.emas.clear();
+        if weight <= 0.0 {
+            return;
+        }
+        let n = self.columns.len() + self.dimensions.len();
+        self.emas = vec![Ema::new(weight); n];
+        self.smoothed = vec![Column::default(); self.columns.len()];
+        self.dimensions.iter_mut().for_each(|d| d.smoothed = Some(Column::default()));
+        for row in 0..self.xs.len() {
+            self.smooth_row(row);
+        }
+    }
+
+    pub fn smoothing(&self) -> f64 {
+        self.smoothing
+    }
+
+    /// Extends every smoothed column by row `row`.
+    fn smooth_row(&mut self, row: usize) {
+        let x = self.xs[row];
+        let mut emas = self.emas.iter_mut();
+        for (raw, smooth) in self.columns.iter().zip(&mut self.smoothed) {
+            if let Some(e) = emas.next() {
+                smooth.push(e.push(x, raw.values()[row]));
+            }
+        }
+        for d in &mut self.dimensions {
+            if let (Some(e), Some(smooth)) = (emas.next(), d.smoothed.as_mut()) {
+                smooth.push(e.push(x, d.column.values()[row]));
+            }
+        }
+    }
+
+    /// A curve over the steps `a..=b`, raw and (with smoothing on) smoothed.
+    pub fn curve(&self, key: CurveKey, (a, b): (usize, usize)) -> Option<CurveView<'_>> {
+        let (lo, hi) = self.rows_in((a, b));
+        let (raw, smoothed) = match key {
+            CurveKey::Series(series) => {
+                (self.columns.get(series as usize)?, self.smoothed.get(series as usize))
+            }
+            CurveKey::Dimension(i) => {
+                let d = self.dimensions.get(i)?;
+                (&d.column, d.smoothed.as_ref())
+            }
+        };
+        Some(CurveView { xs: &self.xs[..hi], rows: (lo, hi), raw, smoothed })
+    }
+
+    /// The latest finite value of a curve.
+    pub fn latest_value(&self, key: CurveKey) -> Option<f64> {
+        let values = match key {
+            CurveKey::Series(series) => self.columns.get(series as usize)?.values(),
+            CurveKey::Dimension(i) => self.dimensions.get(i)?.column.values(),
+        };
+        values.iter().rev().copied().find(|v| !v.is_nan())
     }
 
     /// A validation pass; one at a step already held replaces it and those after it (a
@@ -117,15 +312,17 @@ impl History {
     /// the validation passes after it.
     pub fn truncate_after(&mut self, step: usize) {
         let cut = self.steps.partition_point(|x| x.step <= step);
-        self.steps.truncate(cut);
-        self.columns.iter_mut().for_each(|c| c.truncate(cut));
-        self.xs.truncate(cut);
+        self.cut(cut);
         self.truncate_val(self.val.partition_point(|x| x.step <= step));
     }
 
     /// The validation curve over the window: (steps, mean validation rewards).
     pub fn val_series(&self, w: Window) -> (&[f64], &[f64]) {
-        let Some((a, b)) = self.range(w) else { return (&[], &[]) };
+        self.range(w).map_or((&[], &[]), |r| self.val_in(r))
+    }
+
+    /// The validation curve over the steps `a..=b`.
+    pub fn val_in(&self, (a, b): (usize, usize)) -> (&[f64], &[f64]) {
         let lo = self.val.partition_point(|v| v.step < a);
         let hi = self.val.partition_point(|v| v.step <= b);
         (&self.val_xs[lo..hi], &self.val_ys[lo..hi])
@@ -138,12 +335,19 @@ impl History {
     /// One series over the window: (steps, values), NaN where a step has no value.
     pub fn series(&self, series: Series, w: Window) -> (&[f64], &[f64]) {
         let (lo, hi) = self.bounds(w);
-        (&self.xs[lo..hi], &self.columns[series as usize][lo..hi])
+        match self.columns.get(series as usize) {
+            Some(c) => (&self.xs[lo..hi], &c.values()[lo..hi]),
+            None => (&[], &[]),
+        }
     }
 
     /// Row indices [lo, hi) of the window.
     fn bounds(&self, w: Window) -> (usize, usize) {
-        let Some((a, b)) = self.range(w) else { return (0, 0) };
+        self.range(w).map_or((0, 0), |r| self.rows_in(r))
+    }
+
+    /// Row indices [lo, hi) of the steps `a..=b`.
+    pub fn rows_in(&self, (a, b): (usize, usize)) -> (usize, usize) {
         (self.steps.partition_point(|s| s.step < a), self.steps.partition_point(|s| s.step <= b))
     }
 
@@ -153,7 +357,7 @@ impl History {
 
     /// The first and last step with anything to draw: a training step or a validation pass
     /// (the one before training is at step 0).
-    fn first_last(&self) -> Option<(usize, usize)> {
+    pub fn first_last(&self) -> Option<(usize, usize)> {
         let ends = |first: Option<usize>, last: Option<usize>| Some((first?, last?));
         let train = ends(self.steps.first().map(|s| s.step), self.steps.last().map(|s| s.step));
         let val = ends(self.val.first().map(|v| v.step), self.val.last().map(|v| v.step));
@@ -165,10 +369,7 @@ impl History {
 
     /// The window's step range, inclusive.
     pub fn range(&self, w: Window) -> Option<(usize, usize)> {
-        let (first, last) = self.first_last()?;
-        let end = w.end.map_or(last, |e| e.clamp(first, last));
-        let start = w.span.map_or(first, |s| end.saturating_sub(s.saturating_sub(1)).max(first));
-        Some((start, end))
+        Some(w.range(self.first_last()?))
     }
 
     /// The rows whose step lies in the window.
@@ -178,21 +379,38 @@ impl History {
     }
 
     pub fn zoom(&self, w: Window, zoom_in: bool) -> Window {
-        let Some((first, last)) = self.first_last() else { return w };
-        let total = last - first + 1;
-        let (a, b) = self.range(w).unwrap_or((first, last));
-        let span = b - a + 1;
-        let span = if zoom_in { (span / 2).max(MIN_SPAN.min(total)) } else { span.saturating_mul(2) };
-        Window { span: (span < total).then_some(span), ..w }
+        self.first_last().map_or(w, |ends| w.zoom(ends, zoom_in))
     }
 
     /// Moves the window by a quarter of its width; reaching the latest step resumes following.
     pub fn pan(&self, w: Window, forward: bool) -> Window {
-        let Some((first, last)) = self.first_last() else { return w };
-        let Some((a, b)) = self.range(w) else { return w };
+        self.first_last().map_or(w, |ends| w.pan(ends, forward))
+    }
+}
+
+impl Window {
+    /// The window's step range, inclusive, over steps `first..=last` (one run's, or several
+    /// runs' together).
+    pub fn range(self, (first, last): (usize, usize)) -> (usize, usize) {
+        let end = self.end.map_or(last, |e| e.clamp(first, last));
+        let start = self.span.map_or(first, |s| end.saturating_sub(s.saturating_sub(1)).max(first));
+        (start, end)
+    }
+
+    pub fn zoom(self, (first, last): (usize, usize), zoom_in: bool) -> Window {
+        let total = last - first + 1;
+        let (a, b) = self.range((first, last));
+        let span = b - a + 1;
+        let span = if zoom_in { (span / 2).max(MIN_SPAN.min(total)) } else { span.saturating_mul(2) };
+        Window { span: (span < total).then_some(span), ..self }
+    }
+
+    /// Moves the window by a quarter of its width; reaching the latest step resumes following.
+    pub fn pan(self, (first, last): (usize, usize), forward: bool) -> Window {
+        let (a, b) = self.range((first, last));
         let step = ((b - a + 1) / 4).max(1);
         let end = if forward { b + step } else { b.saturating_sub(step).max(first + (b - a)) };
-        Window { end: (end < last).then_some(end), ..w }
+        Window { end: (end < last).then_some(end), ..self }
     }
 }
 

@@ -17,7 +17,7 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
             ("s", "stop training (y / n)"),
             // d, C and T share a line so alerts and the report fit the 22 rows of 80x24
             ("d C T", "detach / control / theme"),
-            ("a  E", "alerts / write the report"),
+            ("a  E", "alerts / write a report"),
             ("?", "this help; Esc closes"),
             // an attached viewer's run goes on; the demo's in-process run stops (d hands it on)
             ("q Ctrl-C", "quit"),
@@ -26,7 +26,11 @@ pub const HELP: &[(&str, &[(&str, &str)])] = &[
     ),
     (
         "Dashboard",
-        &[("+ / -", "zoom the steps in / out"), ("← / →", "pan the steps"), ("f", "follow: all steps, live")],
+        &[
+            ("+ - ← → f", "zoom / pan / follow live"),
+            ("v  < >", "page / smoothing"),
+            ("↑↓  D", "signal / config diff"),
+        ],
     ),
     // beside the Dashboard so the two help columns stay within 22 rows at 80x24
     ("Eval", &[("↑↓  r", "evaluation / read again")]),
@@ -95,6 +99,9 @@ pub fn action_for(state: &State, key: KeyEvent) -> Option<Action> {
     }
     if let Some(screen) = state.annotate.screen.as_ref().filter(|_| tab == Tab::Annotate) {
         return Some(super::annotate::keys::action_for(screen, key));
+    }
+    if let Some(msg) = super::curves::keys::action_for(state, key) {
+        return Some(Action::Curves(msg));
     }
     Some(match key.code {
         KeyCode::Char(c @ '1'..='7') => Action::SelectTab(Tab::ALL[(c as u8 - b'1') as usize]),

@@ -7,6 +7,7 @@ pub mod action;
 pub mod alerts;
 pub mod annotate;
 pub mod app;
+pub mod curves;
 pub mod dashboard;
 pub mod eval;
 pub mod gpus;
@@ -27,7 +28,7 @@ pub mod ui;
 pub mod widgets;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -53,13 +54,31 @@ pub const POLL: Duration = Duration::from_millis(250);
 /// its files grow.
 /// Judgments in the Annotate tab are `annotator`'s (default `$USER`).
 pub fn open(dir: &Path, theme: Option<&str>, annotator: Option<&str>) -> Result<()> {
-    if !dir.join("events.jsonl").is_file() {
-        bail!(
-            "{}: not a run directory (no events.jsonl); give a directory written by `polaris-tui train --out DIR`",
-            dir.display()
-        );
+    open_compared(dir, &[], theme, annotator)
+}
+
+/// `open` with the runs `others` overlaid on the dashboard's curves (each read from its files).
+pub fn open_compared(
+    dir: &Path,
+    others: &[PathBuf],
+    theme: Option<&str>,
+    annotator: Option<&str>,
+) -> Result<()> {
+    check_run_dirs(std::iter::once(dir).chain(others.iter().map(PathBuf::as_path)))?;
+    run_compared(dir, Box::new(DirLink::new(dir, None)), others, theme, annotator).map(|_| ())
+}
+
+/// Each of `dirs` is a run directory, or the error names the first that is not.
+pub fn check_run_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
+    for dir in dirs {
+        if !dir.join("events.jsonl").is_file() {
+            bail!(
+                "{}: not a run directory (no events.jsonl); give a directory written by `polaris-tui train --out DIR`",
+                dir.display()
+            );
+        }
     }
-    run(dir, Box::new(DirLink::new(dir, None)), theme, annotator).map(|_| ())
+    Ok(())
 }
 
 /// Follows a run whose trainer shares this process: events from its files, controls to
@@ -78,10 +97,24 @@ pub enum Leave {
 
 /// The TUI on the terminal until the user quits.
 pub fn run(dir: &Path, link: Box<dyn Link>, theme: Option<&str>, annotator: Option<&str>) -> Result<Leave> {
+    run_compared(dir, link, &[], theme, annotator)
+}
+
+/// `run` with the runs `others` overlaid on the dashboard's curves.
+pub fn run_compared(
+    dir: &Path,
+    link: Box<dyn Link>,
+    others: &[PathBuf],
+    theme: Option<&str>,
+    annotator: Option<&str>,
+) -> Result<Leave> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         bail!("the TUI needs a terminal (stdin and stdout are not both one); use `polaris-tui train` for a headless run");
     }
     let mut app = new_app(dir, link, theme)?;
+    if !others.is_empty() {
+        curves::compare::add_runs(&mut app.compared, &mut app.state, dir, others);
+    }
     if let Some(name) = annotator {
         app.state.annotate.annotator = Some(name.to_string());
     }

@@ -129,6 +129,8 @@ pub struct State {
     pub playground: super::playground::PlaygroundState,
     pub annotate: super::annotate::AnnotateTab,
     pub eval: super::eval::EvalTab,
+    /// The dashboard's pages, smoothing and the runs overlaid on this one.
+    pub curves: super::curves::CurvesState,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -165,6 +167,7 @@ impl State {
             playground: Default::default(),
             annotate: Default::default(),
             eval: Default::default(),
+            curves: Default::default(),
             dirty: true,
             quit: false,
             detached: false,

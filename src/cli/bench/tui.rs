@@ -1,4 +1,6 @@
-//! `polaris-tui bench tui`: the TUI's drawing cost and its idle CPU use. Draws go into
+//! `polaris-tui bench tui`: the TUI's drawing cost and its idle CPU use; then the dashboard
+//! with `--runs` runs overlaid (`open RUN RUN RUN`), every step carrying the reward's
+//! components and the Story Quality rubric's 16 dimension means. Draws go into
 //! ratatui's TestBackend (the terminal's own write time is left out: it depends on the
 //! terminal). Idle CPU is the whole process's (UI loop + device poller) over a few seconds
 //! attached to a paused run, with no input.
@@ -14,7 +16,8 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use crate::run::{Control, Event, EventKind, PROTOCOL_VERSION};
-use crate::train::step::StepStats;
+use crate::train::step::{ComponentMeans, DimensionMean, StepStats};
+use crate::tui::curves::{ComparedRun, Msg, Page};
 use crate::tui::state::Tab;
 use crate::tui::{run_loop, theme::Theme, ui, Action, App, Link};
 
@@ -32,6 +35,9 @@ pub struct TuiBench {
     /// Seconds the idle TUI is watched.
     #[arg(long, default_value_t = 5.0)]
     pub idle_secs: f64,
+    /// Runs overlaid on the dashboard, the followed one included, each of `--steps` steps.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// Events from memory, once.
@@ -47,6 +53,40 @@ impl Link for Replay {
     fn can_control(&self) -> bool {
         false
     }
+}
+
+/// Step `step` of run `run`: the overview's series, every signal of the Signals page, and
+/// the Story Quality rubric's dimensions (`dims`: key, max).
+fn stats_of(run: usize, step: usize, dims: &[(String, i64)]) -> StepStats {
+    let (x, r) = (step as f64, run as f64);
+    let mut s = stats(step);
+    s.policy_reward_mean += 0.2 * r;
+    s.groups = 64;
+    s.zero_variance_groups = step % 7;
+    s.clip_frac_low = 0.01 * (x * 0.13).sin().abs();
+    s.clip_frac_high = 0.02 * (x * 0.11).cos().abs();
+    s.entropy = 2.0 - 1e-5 * x + 0.1 * (x * 0.05).sin();
+    s.judge_latency_p50 = Some(4.0 + (x * 0.02).sin());
+    s.judge_latency_p95 = Some(9.0 + 2.0 * (x * 0.03).sin().abs());
+    s.judge_cost = 0.05;
+    s.length_in_band = Some(0.5 + 0.4 * (x * 2e-4 + r).sin());
+    s.components = Some(ComponentMeans {
+        story_quality: 0.4 + 0.1 * (x * 1e-3).sin(),
+        repetition: 0.05 * (x * 0.07).sin().abs(),
+        length: 0.2 * (x * 0.003).cos().abs(),
+        blank: if step.is_multiple_of(50) { 0.1 } else { 0.0 },
+        overlong: -0.01 * (x * 0.2).sin().abs(),
+    });
+    s.dimensions = dims
+        .iter()
+        .enumerate()
+        .map(|(i, (key, max))| DimensionMean {
+            key: key.clone(),
+            mean: *max as f64 * (0.5 + 0.3 * (x * 1e-4 * (i + 1) as f64 + r).sin()),
+            max: *max,
+        })
+        .collect();
+    s
 }
 
 fn stats(step: usize) -> StepStats {
@@ -107,6 +147,8 @@ pub fn run(args: TuiBench) -> Result<()> {
         println!("| Dashboard | {w}x{h} | {} steps | {min:.2} | {median:.2} |", args.steps);
     }
 
+    overlaid(&mut app, &args)?;
+
     // idle: the loop and the device poller, attached to the paused run, no input
     app.update(Action::SelectTab(Tab::Dashboard));
     let (tx, rx) = mpsc::channel();
@@ -141,6 +183,49 @@ pub fn run(args: TuiBench) -> Result<()> {
         None => println!("device poller: no sample yet"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The dashboard with `args.runs` runs of `args.steps` steps overlaid: each page, smoothing
+/// off and on, at 200x50 and 80x24.
+fn overlaid(app: &mut App, args: &TuiBench) -> Result<()> {
+    let dims: Vec<(String, i64)> =
+        crate::reward::rubric::Rubric::builtin()?.dimensions.iter().map(|d| (d.key.clone(), d.max)).collect();
+    let s = &mut app.state;
+    // the followed run again, now with every signal; the others beside it
+    s.history = Default::default();
+    (1..=args.steps).for_each(|step| s.history.push(stats_of(0, step, &dims)));
+    for run in 1..args.runs.max(1) {
+        let mut history = crate::tui::history::History::default();
+        (1..=args.steps).for_each(|step| history.push(stats_of(run, step, &dims)));
+        let name = format!("run-{run}");
+        s.curves.runs.push(ComparedRun { name, dir: std::path::PathBuf::new(), history });
+    }
+    // the Signals page on the first rubric dimension: it, and its 15 siblings beneath
+    let first_dim = crate::tui::curves::signals::catalogue(s).iter().position(|e| e.family == "Rubric");
+    s.curves.signal = first_dim.unwrap_or(0);
+    println!();
+    println!("{} runs of {} steps overlaid (16 rubric dimensions per step):", args.runs.max(1), args.steps);
+    println!();
+    println!("| page | size | smoothing | ms per frame (min) | ms per frame (median) |");
+    println!("|---|---|---|---|---|");
+    app.update(Action::SelectTab(Tab::Dashboard));
+    for more in [false, true] {
+        if more {
+            // 0.9: three presses of >
+            (0..3).for_each(|_| app.update(Action::Curves(Msg::Smoothing { more: true })));
+        }
+        let w = app.state.curves.weight();
+        for page in Page::ALL {
+            app.state.curves.page = page;
+            for (width, height) in [(200, 50), (80, 24)] {
+                let (min, median) = time_frames(app, width, height, args.frames)?;
+                println!("| {} | {width}x{height} | {w} | {min:.2} | {median:.2} |", page.title());
+            }
+        }
+    }
+    (0..3).for_each(|_| app.update(Action::Curves(Msg::Smoothing { more: false })));
+    app.state.curves.page = Page::Overview;
     Ok(())
 }
 

@@ -167,6 +167,10 @@ pub struct JudgeResult {
     pub attempts: u32,
     /// Whether the repair retry was needed.
     pub repaired: bool,
+    /// Wall seconds from asking to the answer: the wait for a concurrency slot, retries and
+    /// the repair retry included. Absent in older records: 0.
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 /// Totals over a client's life.
@@ -287,7 +291,8 @@ impl JudgeClient {
 
     /// Scores one story. Never fails: an unusable judgement comes back with its reason.
     pub async fn judge(&self, prompt: &str, story: &str) -> JudgeResult {
-        let result = match &self.remote {
+        let started = std::time::Instant::now();
+        let mut result = match &self.remote {
             None => {
                 let answer = offline::answer(&self.rubric, &self.rubric.judge_prompt(prompt), story);
                 let outcome = read_answer(&self.rubric, &answer, self.settings.totals)
@@ -299,6 +304,7 @@ impl JudgeClient {
                     cached: false,
                     attempts: 0,
                     repaired: false,
+                    seconds: 0.0,
                 }
             }
             Some(remote) => {
@@ -309,9 +315,10 @@ impl JudgeClient {
                         parse_reply(&rubric, reply, reading).map_err(|e| e.to_string())
                     })
                     .await;
-                JudgeResult { outcome, answer, usage, cached, attempts, repaired }
+                JudgeResult { outcome, answer, usage, cached, attempts, repaired, seconds: 0.0 }
             }
         };
+        result.seconds = started.elapsed().as_secs_f64();
         let mut t = self.totals.lock().expect("totals lock");
         t.calls += 1;
         t.cache_hits += result.cached as u64;

@@ -4,12 +4,15 @@
 //! and the latest validation pass.
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Style};
+use ratatui::style::Color;
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition, Paragraph};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::curves::chart::{chart, columns, overlay, run_colour, Curve};
+use super::curves::signals::Signal;
+use super::curves::{self, Page};
 use super::history::{thin, Series};
 use super::state::State;
 use super::theme::Theme;
@@ -18,8 +21,7 @@ use crate::train::step::StepStats;
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
-    let rows = s.history.visible(s.window);
-    let Some((x0, x1)) = s.history.range(s.window) else {
+    let Some((x0, x1)) = curves::range(s) else {
         let p = Paragraph::new(
             "Waiting for the first step: the trainer writes one event per step to events.jsonl.",
         )
@@ -28,6 +30,53 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         frame.render_widget(p, area);
         return;
     };
+    let c = &s.curves;
+    // a line naming the runs, the smoothing and the page, once any of them is not the default
+    let area = if !c.runs.is_empty() || c.weight() > 0.0 || c.page != Page::Overview {
+        let [legend, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+        draw_legend(frame, legend, s);
+        rest
+    } else {
+        area
+    };
+    match c.page {
+        Page::Overview => draw_overview(frame, area, s, (x0, x1)),
+        Page::Signals => curves::signals::draw(frame, area, s, (x0, x1)),
+        Page::Length => curves::length::draw(frame, area, s, (x0, x1)),
+    }
+    if let Some(d) = &c.diff {
+        curves::compare::draw_diff(frame, area, s, d);
+    }
+}
+
+/// `━ a ━ b · D diff · smoothing 0.9 < > · curves signals length v`, runs in their colours.
+fn draw_legend(frame: &mut Frame, area: Rect, s: &State) {
+    let t = s.theme();
+    let mut spans = Vec::new();
+    if !s.curves.runs.is_empty() {
+        for (i, (name, _)) in curves::runs(s).enumerate() {
+            let glyph = if t.mono { ["⣿", "•", "█", "▬"][i % 4] } else { "━" };
+            spans.push(Span::styled(format!(" {glyph} "), t.fg(run_colour(t, i))));
+            spans.push(Span::styled(name.to_string(), t.base()));
+        }
+        spans.push(Span::styled(" · D diff ·", t.dim()));
+    }
+    let w = s.curves.weight();
+    let smoothing = if w > 0.0 { format!(" smoothing {w}, raw faint") } else { " smoothing off".to_string() };
+    spans.push(Span::styled(smoothing, t.base()));
+    spans.push(Span::styled(" < > · ", t.dim()));
+    for p in Page::ALL {
+        let style = if p == s.curves.page { t.selected().patch(t.accent()) } else { t.dim() };
+        spans.push(Span::styled(p.title(), style));
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled("v", t.dim()));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usize)) {
+    let t = s.theme();
+    let rows = s.history.visible(s.window);
     let [top, mid, bottom] =
         Layout::vertical([Constraint::Percentage(46), Constraint::Percentage(32), Constraint::Min(6)])
             .areas(area);
@@ -37,30 +86,55 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let zoom = if s.window.span.is_none() { "all" } else { "zoomed" };
     // the curves are of the rows' scores: say which (reward.score)
     let mode = rows.last().map_or(Default::default(), |r| r.score_mode).name();
-    let title = format!(" Reward · steps {x0}–{x1} ({zoom}{live}) · {mode} ");
-    let reward_series = [
-        (Series::PolicyUpper, "", t.band, Marker::Dot),
-        (Series::PolicyLower, "", t.band, Marker::Dot),
-        (Series::PolicyMean, "policy mean ± std", t.policy, Marker::Braille),
-        (Series::BestOfGroup, "best of group", t.best, Marker::Braille),
-        (Series::Reference, "reference", t.reference, Marker::Braille),
-    ];
-    let mut rewards = curves(&reward_series, s, (x0, x1), reward.width);
-    if !s.history.val.is_empty() {
-        // validation: one point per pass; a block marker where there is no colour to tell it
-        let (xs, ys) = s.history.val_series(s.window);
+    let many = !s.curves.runs.is_empty();
+    let title = if many {
+        format!(" Reward (policy mean) · steps {x0}–{x1} ({zoom}{live}) · {mode} ")
+    } else {
+        format!(" Reward · steps {x0}–{x1} ({zoom}{live}) · {mode} ")
+    };
+    let reward_series: &[(Series, &str, Color, Marker)] = if many {
+        &[(Series::PolicyMean, "policy mean", t.policy, Marker::Braille)]
+    } else {
+        &[
+            (Series::PolicyUpper, "", t.band, Marker::Dot),
+            (Series::PolicyLower, "", t.band, Marker::Dot),
+            (Series::PolicyMean, "policy mean ± std", t.policy, Marker::Braille),
+            (Series::BestOfGroup, "best of group", t.best, Marker::Braille),
+            (Series::Reference, "reference", t.reference, Marker::Braille),
+        ]
+    };
+    let range = (x0, x1);
+    let mut rewards: Vec<Curve> = reward_series
+        .iter()
+        .flat_map(|&(series, name, colour, marker)| {
+            overlay(s, &Signal::Series(series), (name, colour, marker), range, reward.width, true, true)
+        })
+        .collect();
+    // validation: one point per pass; a block marker where there is no colour to tell it
+    for (i, (_, h)) in curves::runs(s).enumerate().filter(|(_, (_, h))| !h.val.is_empty()) {
+        let (xs, ys) = h.val_in(range);
         let points = thin(xs, ys, x0 as f64, x1 as f64, columns(reward.width));
-        rewards.push(Curve { points, name: "validation", colour: t.validation, marker: Marker::Block });
+        let (name, colour) =
+            if many { (String::new(), run_colour(t, i)) } else { ("validation".into(), t.validation) };
+        rewards.push(Curve { points, name, colour, marker: Marker::Block });
     }
-    chart(frame, reward, &title, &rewards, (x0, x1), t);
+    chart(frame, reward, &title, &rewards, range, t);
     let latest = rows.last();
     let ratio = latest.and_then(|r| r.length_ratio_mean);
     chart(
         frame,
         length,
         &format!(" Length ratio {} ", opt_num(ratio)),
-        &curves(&[(Series::LengthRatio, "", t.length, Marker::Braille)], s, (x0, x1), length.width),
-        (x0, x1),
+        &overlay(
+            s,
+            &Signal::Series(Series::LengthRatio),
+            ("", t.length, Marker::Braille),
+            range,
+            length.width,
+            false,
+            true,
+        ),
+        range,
         t,
     );
 
@@ -78,8 +152,16 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
             frame,
             *cell,
             &format!(" {name} {} ", opt_num(now)),
-            &curves(&[(series, "", colour, Marker::Braille)], s, (x0, x1), cell.width),
-            (x0, x1),
+            &overlay(
+                s,
+                &Signal::Series(series),
+                ("", colour, Marker::Braille),
+                range,
+                cell.width,
+                false,
+                true,
+            ),
+            range,
             t,
         );
     }
@@ -89,81 +171,6 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         draw_split(frame, split, last, t);
     }
     draw_judge(frame, judge, s.history.latest(), s);
-}
-
-/// One curve of a chart, thinned.
-struct Curve<'a> {
-    points: Vec<(f64, f64)>,
-    name: &'a str,
-    colour: Color,
-    marker: Marker,
-}
-
-/// Braille columns of a chart `width` cells wide (two per cell, inside the border).
-fn columns(width: u16) -> usize {
-    2 * width.saturating_sub(2).max(1) as usize
-}
-
-/// The history's series over the window, each thinned to two points per braille column.
-fn curves<'a>(
-    series: &[(Series, &'a str, Color, Marker)],
-    s: &State,
-    (x0, x1): (usize, usize),
-    width: u16,
-) -> Vec<Curve<'a>> {
-    series
-        .iter()
-        .map(|&(series, name, colour, marker)| {
-            let (xs, ys) = s.history.series(series, s.window);
-            Curve { points: thin(xs, ys, x0 as f64, x1 as f64, columns(width)), name, colour, marker }
-        })
-        .collect()
-}
-
-fn chart(frame: &mut Frame, area: Rect, title: &str, curves: &[Curve], (x0, x1): (usize, usize), t: &Theme) {
-    let (x0, x1) = (x0 as f64, x1 as f64);
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for p in curves.iter().flat_map(|c| &c.points) {
-        lo = lo.min(p.1);
-        hi = hi.max(p.1);
-    }
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.1 * lo.abs().max(1e-9) };
-    let (lo, hi) = (lo - pad, hi + pad);
-    let (xa, xb) = if x1 > x0 { (x0, x1) } else { (x0 - 0.5, x1 + 0.5) };
-    let datasets: Vec<Dataset> = curves
-        .iter()
-        .map(|c| {
-            let marker = if t.mono { c.marker } else { Marker::Braille };
-            let d = Dataset::default()
-                .marker(marker)
-                .graph_type(GraphType::Line)
-                .style(Style::default().fg(c.colour));
-            let d = if c.name.is_empty() { d } else { d.name(c.name.to_string()) };
-            d.data(&c.points)
-        })
-        .collect();
-    // axis labels only where there is room for them beside the plot
-    let labelled = area.width >= 40 && area.height >= 8;
-    let x_axis = Axis::default().bounds([xa, xb]).style(t.dim());
-    let y_axis = Axis::default().bounds([lo, hi]).style(t.dim());
-    let (x_axis, y_axis) = if labelled {
-        (
-            x_axis.labels([Line::from(format!("{x0}")), Line::from(format!("{x1}"))]),
-            y_axis.labels([Line::from(num(lo)), Line::from(num(hi))]),
-        )
-    } else {
-        (x_axis, y_axis)
-    };
-    let c = Chart::new(datasets)
-        .block(pane(title.to_string(), t))
-        .x_axis(x_axis)
-        .y_axis(y_axis)
-        .legend_position(Some(LegendPosition::TopLeft))
-        .hidden_legend_constraints((Constraint::Percentage(60), Constraint::Percentage(60)));
-    frame.render_widget(c, area);
 }
 
 /// The latest step's seconds split into generate / judge / train, as a stacked bar.

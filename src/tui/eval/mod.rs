@@ -7,7 +7,7 @@
 
 mod bench;
 mod elo;
-mod length;
+pub(crate) mod length;
 pub mod load;
 
 use std::path::PathBuf;
