@@ -84,8 +84,8 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
         if key == "3" {
             // GPUs: the devices where NVML is, else the host
             tmux.keys("4");
-            if tmux.wait_for("Showing the host's CPU").is_err() {
-                tmux.expect("GPU 0 ·");
+            if tmux.wait_for("CPU · ").is_err() {
+                tmux.expect("GPU 0 · ");
             }
         }
     }
