@@ -52,16 +52,27 @@ def samples(lines):
         yield stack
 
 
+def gradient_sum(stack):
+    """candle's backward adds each node's input gradient into its GradStore entry (zeros on
+    first use, then an add): an add called straight from `Tensor::backward`."""
+    ops = [f for f in stack if "Tensor::" in f or "polaris::" in f or ">::backward" in f or "::bwd" in f]
+    return len(ops) >= 2 and "Tensor::add" in ops[0] and ">::backward" in ops[1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--title", default="")
     ap.add_argument("--pass", dest="pass_file", help="bench train-pass output (seconds, peak RSS)")
     args = ap.parse_args()
     rules = [(name, re.compile(rx), leaf) for name, rx, leaf in RULES]
+    sums = "autograd: summing gradients (candle GradStore)"
     counts = Counter()
     total = 0
     for stack in samples(sys.stdin):
         total += 1
+        if gradient_sum(stack):
+            counts[sums] += 1
+            continue
         for name, rx, leaf in rules:
             if any(rx.search(f) for f in (stack[:1] if leaf else stack)):
                 counts[name] += 1
