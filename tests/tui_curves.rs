@@ -5,10 +5,12 @@
 
 mod common;
 
+use common::tui::{draw, key, lines};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
 use polaris::train::step::{ComponentMeans, DimensionMean, StepStats};
 use polaris::tui::curves::chart::overlay;
@@ -17,11 +19,8 @@ use polaris::tui::curves::signals::Signal;
 use polaris::tui::curves::{self, compare, Page};
 use polaris::tui::history::{CurveKey, Series};
 use polaris::tui::theme::Theme;
-use polaris::tui::{ui, Action, App, DirLink};
-use ratatui::backend::TestBackend;
-use ratatui::buffer::Buffer;
+use polaris::tui::{Action, App, DirLink};
 use ratatui::symbols::Marker;
-use ratatui::Terminal;
 
 const DIMENSIONS: [(&str, i64); 3] =
     [("positive_distinct_voice", 4), ("negative_flat_dialogue", 3), ("negative_predictable_beats", 3)];
@@ -90,29 +89,9 @@ fn dark() -> Vec<Theme> {
     vec![Theme::built_in("dark").unwrap()]
 }
 
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Action::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))));
-}
-
-fn draw(app: &App, width: u16, height: u16) -> Buffer {
-    let mut term = Terminal::new(TestBackend::new(width, height)).unwrap();
-    term.draw(|f| ui::draw(f, &app.state)).unwrap();
-    term.backend().buffer().clone()
-}
-
-fn text(buf: &Buffer) -> String {
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        let line: String = (0..buf.area.width).map(|x| buf[(x, y)].symbol()).collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    regex::Regex::new(r"/tmp/[A-Za-z0-9._/-]+").unwrap().replace_all(&out, "<TMP>").into_owned()
-}
-
 fn snap(name: &str, app: &App) {
     for (w, h) in [(80, 24), (200, 50)] {
-        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text(&draw(app, w, h)));
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), lines(&draw(app, w, h)));
     }
 }
 
@@ -221,7 +200,7 @@ fn the_length_page_shows_requested_against_written_words() {
     key(&mut app, KeyCode::Char('v'));
     key(&mut app, KeyCode::Char('v'));
     assert_eq!(app.state.curves.page, Page::Length);
-    let screen = text(&draw(&app, 200, 50));
+    let screen = lines(&draw(&app, 200, 50));
     assert!(screen.contains("step 40"), "{screen}");
     snap("length", &app);
 }

@@ -6,17 +6,17 @@
 
 mod common;
 
+use common::tui::{draw, key, lines};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use polaris::gpu::{DeviceStats, GpuProcess, HostStats, ProcessStats, Sample};
 use polaris::run::alerts::{Alert, Rule};
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
 use polaris::tui::theme::Theme;
-use polaris::tui::{ui, Action, App, DirLink};
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
+use polaris::tui::{Action, App, DirLink};
 
 struct Fixture {
     tmp: tempfile::TempDir,
@@ -88,23 +88,10 @@ fn with_alerts(f: &mut Fixture) {
     f.app.update(Action::Tick);
 }
 
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Action::Input(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE))));
-}
-
 fn text(app: &App, width: u16, height: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(width, height)).unwrap();
-    term.draw(|f| ui::draw(f, &app.state)).unwrap();
-    let buf = term.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..height {
-        let line: String = (0..width).map(|x| buf[(x, y)].symbol()).collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    // the stall's age is the clock's; temp paths are the run's
-    let out = regex::Regex::new(r"no event for \d+ min").unwrap().replace_all(&out, "no event for <N> min");
-    regex::Regex::new(r"/tmp/[A-Za-z0-9._/-]+").unwrap().replace_all(&out, "<TMP>").into_owned()
+    // the stall's age is the clock's
+    let out = lines(&draw(app, width, height));
+    regex::Regex::new(r"no event for \d+ min").unwrap().replace_all(&out, "no event for <N> min").into_owned()
 }
 
 fn snap(name: &str, app: &App) {

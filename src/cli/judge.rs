@@ -139,6 +139,25 @@ pub fn run(args: JudgeArgs) -> Result<()> {
 /// How to reach the judge: the flags `judge`, `eval length` and `eval elo` share.
 #[derive(Args, Debug, Clone)]
 pub struct JudgeAccessArgs {
+    /// A TOML file with a [judge] table (settings, price table).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub connection: JudgeConnectionArgs,
+}
+
+impl JudgeAccessArgs {
+    /// The config file's [judge] table (or the defaults) with these flags over it; replies
+    /// are cached in --cache-dir, else in `default_cache` (None: not cached).
+    pub fn settings(&self, default_cache: Option<PathBuf>) -> Result<JudgeSettings> {
+        self.connection.settings(self.config.as_deref(), default_cache)
+    }
+}
+
+/// The judge flags besides the config file (`eval bench` names its TOML `--judge-config`,
+/// its `--config` being the release's JSON).
+#[derive(Args, Debug, Clone)]
+pub struct JudgeConnectionArgs {
     /// Requests in flight at most [default: 4]
     #[arg(long)]
     pub concurrency: Option<usize>,
@@ -148,9 +167,6 @@ pub struct JudgeAccessArgs {
     /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
     #[arg(long)]
     pub api_key_env: Option<String>,
-    /// A TOML file with a [judge] table (settings, price table).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
     /// Judge reply cache [default: judge-cache/ beside the output].
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -159,11 +175,11 @@ pub struct JudgeAccessArgs {
     pub no_cache: bool,
 }
 
-impl JudgeAccessArgs {
-    /// The config file's [judge] table (or the defaults) with these flags over it; replies
+impl JudgeConnectionArgs {
+    /// The TOML `config`'s [judge] table (or the defaults) with these flags over it; replies
     /// are cached in --cache-dir, else in `default_cache` (None: not cached).
-    pub fn settings(&self, default_cache: Option<PathBuf>) -> Result<JudgeSettings> {
-        let mut settings = match &self.config {
+    pub fn settings(&self, config: Option<&Path>, default_cache: Option<PathBuf>) -> Result<JudgeSettings> {
+        let mut settings = match config {
             Some(path) => settings_from_config(path)?,
             None => JudgeSettings::default(),
         };

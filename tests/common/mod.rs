@@ -4,6 +4,7 @@
 pub mod eval_fixture;
 pub mod run_fixture;
 pub mod tiny_cli;
+pub mod tui;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 
 use super::length::Bars;
-use crate::cli::judge::JudgeAccessArgs;
+use crate::cli::judge::JudgeConnectionArgs;
 use crate::eval::bench::batch::Watch;
 use crate::eval::bench::config::ReleaseConfig;
 use crate::eval::bench::input::InputFields;
@@ -64,21 +64,8 @@ pub struct BenchArgs {
     /// A TOML file with a [judge] table (settings, price table); a --config's sampling goes over it.
     #[arg(long)]
     pub judge_config: Option<PathBuf>,
-    /// Requests in flight at most [default: 4]
-    #[arg(long)]
-    pub concurrency: Option<usize>,
-    /// API endpoint (else OPENAI_BASE_URL, else the provider's public URL).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (default OPENAI_API_KEY / GEMINI_API_KEY).
-    #[arg(long)]
-    pub api_key_env: Option<String>,
-    /// Judge reply cache [default: OUT/judge-cache].
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    /// Do not cache judge replies.
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub connection: JudgeConnectionArgs,
 }
 
 struct Said;
@@ -138,15 +125,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let poll = Duration::try_from_secs_f64(args.poll_secs)
         .map_err(|_| anyhow!("--poll-secs {}: give a number of seconds >= 0", args.poll_secs))?;
-    let access = JudgeAccessArgs {
-        concurrency: args.concurrency,
-        base_url: args.base_url.clone(),
-        api_key_env: args.api_key_env.clone(),
-        config: args.judge_config.clone(),
-        cache_dir: args.cache_dir.clone(),
-        no_cache: args.no_cache,
-    };
-    let mut settings = access.settings(Some(args.out.join("judge-cache")))?;
+    let mut settings =
+        args.connection.settings(args.judge_config.as_deref(), Some(args.out.join("judge-cache")))?;
     let mut templates = Templates::builtin();
     let mut fields = InputFields::default();
     let mut notes = vec![];
