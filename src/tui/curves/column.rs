@@ -28,6 +28,22 @@ impl Default for Block {
 }
 
 impl Block {
+    /// A chart column's points for these rows, first at step `first_x`, last at `last_x`: its
+    /// lowest and highest value in the order the values run (one point if they are equal,
+    /// none if every value was NaN).
+    fn push_points(&self, out: &mut Vec<(f64, f64)>, first_x: f64, last_x: f64) {
+        if self.lo > self.hi {
+            return; // nothing but NaN
+        }
+        if self.lo == self.hi {
+            out.push((first_x, self.lo));
+        } else if self.first <= self.last {
+            out.extend([(first_x, self.lo), (last_x, self.hi)]);
+        } else {
+            out.extend([(first_x, self.hi), (last_x, self.lo)]);
+        }
+    }
+
     fn take(&mut self, y: f64) {
         if y.is_nan() {
             return;
@@ -146,19 +162,8 @@ pub fn thin(
         if end == start {
             continue;
         }
-        let s = column.summary(start, end);
-        let (first_x, last_x) = (xs[start], xs[end - 1]);
+        column.summary(start, end).push_points(&mut out, xs[start], xs[end - 1]);
         start = end;
-        if s.lo > s.hi {
-            continue; // nothing but NaN
-        }
-        if s.lo == s.hi {
-            out.push((first_x, s.lo));
-        } else if s.first <= s.last {
-            out.extend([(first_x, s.lo), (last_x, s.hi)]);
-        } else {
-            out.extend([(first_x, s.hi), (last_x, s.lo)]);
-        }
     }
     out
 }
@@ -184,17 +189,7 @@ fn thin_snapped(
     // the column being gathered: (its column, first row, last row, summary)
     let mut open: Option<(usize, usize, usize, Block)> = None;
     let flush = |out: &mut Vec<(f64, f64)>, (_, first, last, s): (usize, usize, usize, Block)| {
-        if s.lo > s.hi {
-            return; // nothing but NaN
-        }
-        let (first_x, last_x) = (xs[first], xs[last]);
-        if s.lo == s.hi {
-            out.push((first_x, s.lo));
-        } else if s.first <= s.last {
-            out.extend([(first_x, s.lo), (last_x, s.hi)]);
-        } else {
-            out.extend([(first_x, s.hi), (last_x, s.lo)]);
-        }
+        s.push_points(out, xs[first], xs[last])
     };
     for (start, end, block) in head.into_iter().chain(whole).chain(tail) {
         let c = column_of(xs[start]);
