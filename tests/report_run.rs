@@ -122,6 +122,8 @@ fn a_run_report_writes_csv_markdown_png_and_svg() {
     assert!(md.contains("| 12 | zero-variance groups | raised |"), "{md}");
     assert!(md.contains("| 14 | zero-variance groups | cleared |"), "{md}");
     assert!(md.contains("fell \\| far"), "a | in a table cell is escaped:\n{md}");
+    // no validation ran: its cost is 0, not the "-0.0000" of an empty f64 sum
+    assert!(md.contains("| judge cost, validation (USD) | 0.0000 |"), "{md}");
     assert!(md.contains("```toml\n[run]\nname = \"fixture\""), "{md}");
     assert!(md.contains("- [curves.png](curves.png)"), "{md}");
 

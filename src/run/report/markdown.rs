@@ -119,14 +119,15 @@ pub(super) fn summary(
         (Some(a), Some(b)) => hours(b - a),
         _ => "–".into(),
     };
-    let sum = |f: fn(&crate::train::step::StepStats) -> f64| t.steps.iter().map(f).sum::<f64>();
+    // folded from +0: f64's Sum of nothing is -0.0, which prints as "-0.0000"
+    let sum = |f: fn(&crate::train::step::StepStats) -> f64| t.steps.iter().map(f).fold(0.0, |a, x| a + x);
     let val_cost: f64 = events
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::Val(v) => Some(v.judge_cost),
             _ => None,
         })
-        .sum();
+        .fold(0.0, |a, x| a + x);
     let _ = writeln!(out, "| | |\n|---|---:|");
     let _ = writeln!(out, "| wall time, first to last event | {wall} |");
     let _ = writeln!(out, "| sampling | {} |", hours(sum(|s| s.seconds_generate)));
