@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 use polaris::run::remote::{is_live, socket_path, Client, ClientMsg, ConnectError, Incoming, ServerMsg, Who};
 use polaris::run::{Control, Event, EventKind, PROTOCOL_VERSION};
 
+mod common;
+
+use common::attach::{collect, until};
+use common::tmux::Tmux;
+
+/// Seconds a wait may take before the test fails (a loaded machine; no timing is asserted).
+const WAIT: u64 = 300;
+
 const BIN: &str = env!("CARGO_BIN_EXE_polaris-tui");
 
 fn trainer(out: &Path, cache: &Path, stderr: &Path) -> Child {
@@ -50,68 +58,6 @@ fn is_step(e: &Event) -> bool {
     matches!(e.kind, EventKind::Step(_))
 }
 
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn start(&self, session: &str, command: &str) {
-        self.cmd(&["new-session", "-d", "-s", session, "-x", "200", "-y", "40", command]);
-    }
-    fn expect(&self, session: &str, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let s = self.cmd(&["capture-pane", "-p", "-t", session]);
-            if s.contains(text) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "pane {session} never showed {text:?}; it shows:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    fn keys(&self, session: &str, keys: &str) {
-        self.cmd(&["send-keys", "-t", session, keys]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // our own server only (its own socket)
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
-
-/// Every event a client receives until the trainer says goodbye.
-fn collect(c: Client) -> std::thread::JoinHandle<Vec<Event>> {
-    std::thread::spawn(move || {
-        let mut got = vec![];
-        loop {
-            match c.recv_timeout(Duration::from_secs(600)) {
-                Some(Incoming::Msg(ServerMsg::Event { event })) => got.push(event),
-                Some(Incoming::Msg(ServerMsg::Bye { .. })) | Some(Incoming::Closed(_)) | None => return got,
-                Some(_) => {}
-            }
-        }
-    })
-}
-
-fn until(c: &Client, want: impl Fn(&ServerMsg) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        match c.recv_timeout(Duration::from_millis(100)) {
-            Some(Incoming::Msg(m)) if want(&m) => return,
-            Some(Incoming::Closed(why)) => panic!("closed: {why}"),
-            _ => {}
-        }
-    }
-    panic!("timed out");
-}
-
 #[test]
 fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
     assert!(
@@ -141,28 +87,28 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
         other => panic!("not refused: {:?}", other.map(|_| ())),
     }
 
-    let tmux = Tmux { socket: format!("polaris-attach-{}", std::process::id()) };
+    let tmux = Tmux::new("attach");
     let attach = format!("{BIN} attach {}", out.display());
     // viewer 1 takes control, pauses the run, and detaches
-    tmux.start("v1", &format!("{attach}; echo EXIT=$?; sleep 600"));
-    tmux.expect("v1", "read only · C takes control");
+    tmux.start("v1", (200, 40), &format!("{attach}; echo EXIT=$?; sleep 600"));
+    tmux.expect("v1", "read only · C takes control", WAIT);
     tmux.keys("v1", "C");
-    tmux.expect("v1", "you control");
+    tmux.expect("v1", "you control", WAIT);
     tmux.keys("v1", "p");
     wait("the pause reaches the trainer", &mut child, || {
         logged(&out).iter().any(|e| matches!(e.kind, EventKind::Paused { .. }))
     });
-    tmux.expect("v1", "PAUSED");
+    tmux.expect("v1", "PAUSED", WAIT);
     tmux.keys("v1", "d");
-    tmux.expect("v1", "the run goes on");
-    tmux.expect("v1", "EXIT=0");
+    tmux.expect("v1", "the run goes on", WAIT);
+    tmux.expect("v1", "EXIT=0", WAIT);
 
     // viewer 2 (its leaving released the lease), attached with no RUN_DIR (the registry's most
     // recent live run), takes control and is killed with SIGKILL
-    tmux.start("v2", &format!("POLARIS_STATE_DIR={} {BIN} attach", cache.path().display()));
-    tmux.expect("v2", "read only · C takes control");
+    tmux.start("v2", (200, 40), &format!("POLARIS_STATE_DIR={} {BIN} attach", cache.path().display()));
+    tmux.expect("v2", "read only · C takes control", WAIT);
     tmux.keys("v2", "C");
-    tmux.expect("v2", "you control");
+    tmux.expect("v2", "you control", WAIT);
     let pid = tmux.cmd(&["display-message", "-p", "-t", "v2", "#{pane_pid}"]).trim().to_string();
     let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
     assert!(killed.success());
@@ -192,7 +138,7 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
         assert!(asked < 60, "the killed viewer's lease was never released");
     }
     late.control(Control::Resume).unwrap();
-    until(&late, |m| matches!(m, ServerMsg::Accepted { control: Control::Resume }));
+    until(&late, WAIT, |m| matches!(m, ServerMsg::Accepted { control: Control::Resume }));
     let resumed_at = |log: &[Event]| log.iter().position(|e| matches!(e.kind, EventKind::Resumed { .. }));
     wait("a step after the resume", &mut child, || {
         let log = logged(&out);

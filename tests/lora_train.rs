@@ -12,18 +12,11 @@ use common::{tensor_max_diff, WordsReward};
 use polaris::lm::LanguageModel;
 use polaris::model::{adapter, adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
 use polaris::train::checkpoint;
-use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {
-    StepConfig {
-        group_size: 4,
-        sampling: common::plain_sampling(16),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 5e-3 },
-        ..StepConfig::default()
-    }
+    common::step_config(4, 16, 5e-3)
 }
 
 /// The tiny model with a fresh all-linear adapter; dropout on, so resuming must restore

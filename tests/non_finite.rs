@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use candle_core::{DType, Device, Tensor};
 use common::WordsReward;
 use polaris::lm::LanguageModel;
-use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::model::{tiny, LoadOptions};
 use polaris::reward::breakdown::Candidate;
 use polaris::reward::Breakdown;
 use polaris::run::driver::{Driver, RunDir, RunOptions, Work};
@@ -21,25 +21,15 @@ use polaris::run::{EventKind, EventLog};
 use polaris::train::checkpoint;
 use polaris::train::data::Example;
 use polaris::train::optim::AdamWConfig;
-use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{NonFinite, Rewarder, StepConfig, StepStats, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {
-    StepConfig {
-        group_size: 3,
-        sampling: common::plain_sampling(8),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 1e-3 },
-        ..StepConfig::default()
-    }
+    common::step_config(3, 8, 1e-3)
 }
 
 fn open(dir: &std::path::Path) -> Workers {
-    Workers::single(
-        LanguageModel::from_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()))
-            .unwrap(),
-    )
+    common::tiny_workers(dir)
 }
 
 /// WordsReward, but every reward is NaN from the `from`-th call on (a judge gone wrong).

@@ -6,14 +6,11 @@ mod common;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
-use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::lm::LanguageModel;
-use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::model::tiny;
 use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
 use polaris::run::log::read;
 use polaris::run::{Control, EventKind};
-use polaris::train::workers::Workers;
 
 fn kinds(path: &std::path::Path) -> Vec<String> {
     read(path)
@@ -28,13 +25,7 @@ fn kinds(path: &std::path::Path) -> Vec<String> {
 fn a_run_logs_steps_rollouts_controls_and_checkpoints_and_resumes() {
     let model_dir = tempfile::tempdir().unwrap();
     tiny::write(model_dir.path()).unwrap();
-    let lm = Workers::single(
-        LanguageModel::from_dir(
-            model_dir.path(),
-            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-        )
-        .unwrap(),
-    );
+    let lm = common::tiny_workers(model_dir.path());
     let data = common::story_examples("lamp", 3);
     let reward = WordsReward(16.0);
     let run = tempfile::tempdir().unwrap();

@@ -7,19 +7,16 @@ mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use candle_core::{DType, Device};
 use common::tiny_cli::{same_weights, text, train};
 use common::WordsReward;
-use polaris::lm::LanguageModel;
-use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::model::tiny;
 use polaris::reward::breakdown::Candidate;
 use polaris::reward::Breakdown;
 use polaris::run::exit::{self, ExitKind};
 use polaris::run::work::TEST_SIGNAL_ENV;
 use polaris::run::EventKind;
 use polaris::train::checkpoint;
-use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{Rewarder, StepCancelled, StepConfig, TrainPrompt, Trainer};
+use polaris::train::step::{Rewarder, StepCancelled, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 /// WordsReward, counting the rows it is asked to score.
@@ -45,22 +42,8 @@ fn weights(w: &Workers) -> Vec<Vec<f32>> {
 fn a_step_stopped_while_sampling_changes_nothing_and_the_next_equals_an_unstopped_one() {
     let model_dir = tempfile::tempdir().unwrap();
     tiny::write(model_dir.path()).unwrap();
-    let open = || {
-        Workers::single(
-            LanguageModel::from_dir(
-                model_dir.path(),
-                &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-            )
-            .unwrap(),
-        )
-    };
-    let cfg = StepConfig {
-        group_size: 4,
-        sampling: common::plain_sampling(16),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 5e-3 },
-        ..StepConfig::default()
-    };
+    let open = || common::tiny_workers(model_dir.path());
+    let cfg = common::step_config(4, 16, 5e-3);
     let batch = [TrainPrompt {
         prompt: "Write a story about a fox. The story should be 100 words long.",
         story: Some("The fox ran home over the hill and slept."),

@@ -6,15 +6,11 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::lm::LanguageModel;
 use polaris::model::config::ModelConfig;
-use polaris::model::{all_trainable, tiny, LoadOptions};
-use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::model::tiny;
+use polaris::train::step::{StepStats, TrainPrompt, Trainer};
 use polaris::train::throughput::{DeviceInfo, TrainingFlops};
-use polaris::train::workers::Workers;
 
 fn llama(tied: bool) -> ModelConfig {
     ModelConfig::from_json(&serde_json::json!({
@@ -64,20 +60,8 @@ fn cpu_devices_have_no_peak_and_known_gpus_do() {
 fn a_step_reports_each_devices_tokens_per_second_and_leaves_cpu_mfu_absent() {
     let model_dir = tempfile::tempdir().unwrap();
     tiny::write(model_dir.path()).unwrap();
-    let workers = Workers::single(
-        LanguageModel::from_dir(
-            model_dir.path(),
-            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-        )
-        .unwrap(),
-    );
-    let cfg = StepConfig {
-        group_size: 3,
-        sampling: common::plain_sampling(8),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 1e-4 },
-        ..StepConfig::default()
-    };
+    let workers = common::tiny_workers(model_dir.path());
+    let cfg = common::step_config(3, 8, 1e-4);
     let mut t = Trainer::new(cfg, 3);
     let batch = [TrainPrompt {
         prompt: "Write a story about a fox. The story should be 100 words long.",

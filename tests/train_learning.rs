@@ -5,24 +5,14 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::lm::LanguageModel;
-use polaris::model::{all_trainable, tiny, LoadOptions};
-use polaris::train::schedule::LrSchedule;
+use polaris::model::tiny;
 use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
-use polaris::train::workers::Workers;
 
 fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
-    let lm = Workers::single(
-        LanguageModel::from_dir(
-            dir.path(),
-            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-        )
-        .unwrap(),
-    );
+    let lm = common::tiny_workers(dir.path());
     let prompts: Vec<serde_json::Value> =
         tiny::DEMO_PROMPTS.lines().take(2).map(|l| serde_json::from_str(l).unwrap()).collect();
     // short references (each story's opening 40 words) keep the test's backward pass small
@@ -39,14 +29,7 @@ fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
             reasoning: None,
         })
         .collect();
-    let cfg = StepConfig {
-        group_size: 6,
-        hri,
-        sampling: common::plain_sampling(24),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 5e-3 },
-        ..StepConfig::default()
-    };
+    let cfg = StepConfig { hri, ..common::step_config(6, 24, 5e-3) };
     let mut trainer = Trainer::new(cfg, 7);
     let cancel = AtomicBool::new(false);
     let mut rewards = Vec::new();

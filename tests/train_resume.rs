@@ -9,25 +9,15 @@ use common::WordsReward;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
 use polaris::train::checkpoint;
-use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {
-    StepConfig {
-        group_size: 4,
-        sampling: common::plain_sampling(16),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 5e-3 },
-        ..StepConfig::default()
-    }
+    common::step_config(4, 16, 5e-3)
 }
 
 fn open(dir: &std::path::Path) -> Workers {
-    Workers::single(
-        LanguageModel::from_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()))
-            .unwrap(),
-    )
+    common::tiny_workers(dir)
 }
 
 #[test]

@@ -25,13 +25,7 @@ use polaris::train::step::{ScoredRollout, StepConfig, StepStats, TrainPrompt, Tr
 use polaris::train::workers::{parse_devices, Workers};
 
 fn config() -> StepConfig {
-    StepConfig {
-        group_size: 3,
-        sampling: common::plain_sampling(10),
-        thinking: false,
-        lr: LrSchedule::Constant { lr: 1e-3 },
-        ..StepConfig::default()
-    }
+    common::step_config(3, 10, 1e-3)
 }
 
 const PROMPTS: [&str; 3] = [

@@ -10,8 +10,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::attach::until;
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
-use polaris::run::remote::{serve, Client, Incoming, ServerMsg, Who};
+use polaris::run::remote::{serve, Client, ServerMsg, Who};
 use polaris::run::{Control, EventLog};
 use polaris::tui::state::RunState;
 use polaris::tui::theme::Theme;
@@ -44,18 +45,6 @@ fn shows(app: &mut App, text: &str) -> String {
         assert!(Instant::now() < deadline, "the screen never showed {text:?}:\n{s}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn wait_for(c: &Client, want: impl Fn(&ServerMsg) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        match c.recv_timeout(Duration::from_millis(100)) {
-            Some(Incoming::Msg(m)) if want(&m) => return,
-            Some(Incoming::Closed(why)) => panic!("closed: {why}"),
-            _ => {}
-        }
-    }
-    panic!("timed out");
 }
 
 #[test]
@@ -94,7 +83,7 @@ fn an_attached_tui_follows_the_lease_takes_control_and_detaches() {
     // another viewer takes over: this one is told, and becomes read only
     let mut other = Client::connect(&dir, 0).unwrap();
     other.request_lease(true).unwrap();
-    wait_for(&other, |m| matches!(m, ServerMsg::Lease { yours: true, .. }));
+    until(&other, 60, |m| matches!(m, ServerMsg::Lease { yours: true, .. }));
     let holder = Who::me().to_string();
     shows(&mut app, "took control; you are read only now");
     shows(&mut app, &format!("read only · {holder}"));
@@ -111,7 +100,7 @@ fn an_attached_tui_follows_the_lease_takes_control_and_detaches() {
     key(&mut app, 'C');
     key(&mut app, 'y');
     shows(&mut app, "you control");
-    wait_for(&other, |m| matches!(m, ServerMsg::LeaseLost { .. }));
+    until(&other, 60, |m| matches!(m, ServerMsg::LeaseLost { .. }));
 
     // d leaves: the app quits (the run is untouched)
     key(&mut app, 'd');

@@ -10,50 +10,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-struct Tmux {
-    socket: String,
-}
+use common::tmux::Tmux;
 
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", "e2e"])
-    }
-    /// Polls the pane until it shows `text`; the screen it last saw when it never does.
-    fn wait_for(&self, text: &str) -> Result<String, String> {
-        self.wait_for_secs(text, 20)
-    }
-    fn wait_for_secs(&self, text: &str, secs: u64) -> Result<String, String> {
-        let start = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return Ok(s);
-            }
-            if start.elapsed() > Duration::from_secs(secs) {
-                return Err(s);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    fn expect(&self, text: &str) -> String {
-        self.wait_for(text).unwrap_or_else(|s| panic!("the pane never showed {text:?}; it shows:\n{s}"))
-    }
-    fn keys(&self, keys: &str) {
-        self.cmd(&["send-keys", "-t", "e2e", keys]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        // our own server only (its own socket)
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
+/// The one session each test starts on its own server.
+const E2E: &str = "e2e";
+/// Seconds a pane may take to show a text (a loaded machine is slow to start a process).
+const WAIT: u64 = 20;
 
 #[test]
 fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
@@ -64,12 +26,12 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::run_fixture::write_run(tmp.path());
     let bin = env!("CARGO_BIN_EXE_polaris-tui");
-    let tmux = Tmux { socket: format!("polaris-e2e-{}", std::process::id()) };
+    let tmux = Tmux::new("e2e");
     let shell_cmd = format!("{} open {}; echo EXIT=$?; sleep 600", quote(Path::new(bin)), quote(&dir));
-    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
+    tmux.start(E2E, (120, 32), &shell_cmd);
 
-    tmux.expect("1 Dashboard");
-    tmux.expect("Reward · steps 1–40");
+    tmux.expect(E2E, "1 Dashboard", WAIT);
+    tmux.expect(E2E, "Reward · steps 1–40", WAIT);
     let tabs = [
         ("2", "Composite score"),
         ("3", "HUMAN REFERENCE"),
@@ -79,33 +41,33 @@ fn the_binary_opens_a_run_switches_every_tab_and_restores_the_terminal() {
         ("1", "Reward · steps"),
     ];
     for (key, shows) in tabs {
-        tmux.keys(key);
-        tmux.expect(shows);
+        tmux.keys(E2E, key);
+        tmux.expect(E2E, shows, WAIT);
         if key == "3" {
             // GPUs: the devices where NVML is, else the host
-            tmux.keys("4");
-            if tmux.wait_for("CPU · ").is_err() {
-                tmux.expect("GPU 0 · ");
+            tmux.keys(E2E, "4");
+            if tmux.wait_for(E2E, "CPU · ", WAIT).is_err() {
+                tmux.expect(E2E, "GPU 0 · ", WAIT);
             }
         }
     }
-    tmux.keys("Tab");
-    tmux.expect("Composite score");
-    tmux.keys("?");
-    tmux.expect("Keys (Esc closes)");
-    tmux.keys("Escape");
+    tmux.keys(E2E, "Tab");
+    tmux.expect(E2E, "Composite score", WAIT);
+    tmux.keys(E2E, "?");
+    tmux.expect(E2E, "Keys (Esc closes)", WAIT);
+    tmux.keys(E2E, "Escape");
     // small and back: the views redraw at the new size
-    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "80", "-y", "24"]);
-    let small = tmux.expect("Composite score");
+    tmux.cmd(&["resize-window", "-t", E2E, "-x", "80", "-y", "24"]);
+    let small = tmux.expect(E2E, "Composite score", WAIT);
     assert!(small.lines().all(|l| l.chars().count() <= 80), "{small}");
-    tmux.cmd(&["resize-window", "-t", "e2e", "-x", "160", "-y", "45"]);
-    tmux.keys("1");
-    tmux.expect("Reward · steps");
+    tmux.cmd(&["resize-window", "-t", E2E, "-x", "160", "-y", "45"]);
+    tmux.keys(E2E, "1");
+    tmux.expect(E2E, "Reward · steps", WAIT);
 
-    tmux.keys("q");
-    let after = tmux.expect("EXIT=0");
+    tmux.keys(E2E, "q");
+    let after = tmux.expect(E2E, "EXIT=0", WAIT);
     assert!(!after.contains("1 Dashboard"), "the TUI's screen is gone after quitting:\n{after}");
-    let alternate = tmux.cmd(&["display-message", "-p", "-t", "e2e", "#{alternate_on}"]);
+    let alternate = tmux.cmd(&["display-message", "-p", "-t", E2E, "#{alternate_on}"]);
     assert_eq!(alternate.trim(), "0", "the pane left the alternate screen");
 }
 
@@ -116,29 +78,29 @@ fn the_annotate_tab_saves_a_verdict_and_q_leaves_before_it_quits() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = common::run_fixture::write_run(tmp.path());
     let bin = env!("CARGO_BIN_EXE_polaris-tui");
-    let tmux = Tmux { socket: format!("polaris-e2e-annot-{}", std::process::id()) };
+    let tmux = Tmux::new("e2e-annot");
     let shell_cmd =
         format!("{} open {} --annotator e2e; echo EXIT=$?; sleep 600", quote(Path::new(bin)), quote(&dir));
-    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
-    tmux.expect("1 Dashboard");
-    tmux.keys("6");
-    tmux.expect("Does the policy beat");
-    tmux.keys("Enter");
-    tmux.expect("0 / 3 judged");
-    tmux.keys("1");
-    tmux.expect("1 / 3 judged");
+    tmux.start(E2E, (120, 32), &shell_cmd);
+    tmux.expect(E2E, "1 Dashboard", WAIT);
+    tmux.keys(E2E, "6");
+    tmux.expect(E2E, "Does the policy beat", WAIT);
+    tmux.keys(E2E, "Enter");
+    tmux.expect(E2E, "0 / 3 judged", WAIT);
+    tmux.keys(E2E, "1");
+    tmux.expect(E2E, "1 / 3 judged", WAIT);
     let file = dir.join("annotate/policy-vs-human/judgments-e2e.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().filter(|l| l.contains("\"kind\":\"judgment\"")).count(), 1, "{text}");
     // Annotate's next tab is Eval (this run has no evaluations)
-    tmux.keys("Tab");
-    tmux.expect("No evaluations of this run yet");
-    tmux.keys("BTab");
-    tmux.expect("1 / 3 judged");
-    tmux.keys("q");
-    tmux.expect("Does the policy beat");
-    tmux.keys("q");
-    tmux.expect("EXIT=0");
+    tmux.keys(E2E, "Tab");
+    tmux.expect(E2E, "No evaluations of this run yet", WAIT);
+    tmux.keys(E2E, "BTab");
+    tmux.expect(E2E, "1 / 3 judged", WAIT);
+    tmux.keys(E2E, "q");
+    tmux.expect(E2E, "Does the policy beat", WAIT);
+    tmux.keys(E2E, "q");
+    tmux.expect(E2E, "EXIT=0", WAIT);
 }
 
 #[test]
@@ -146,37 +108,37 @@ fn the_bare_command_opens_the_demo_run_in_the_tui_and_quitting_checkpoints_it() 
     let work = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_polaris-tui");
-    let tmux = Tmux { socket: format!("polaris-demo-{}", std::process::id()) };
+    let tmux = Tmux::new("demo");
     let shell_cmd = format!(
         "cd {0} && POLARIS_CACHE_DIR={1} POLARIS_STATE_DIR={1} {2}; echo EXIT=$?; sleep 600",
         quote(work.path()),
         quote(cache.path()),
         quote(Path::new(bin))
     );
-    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
-    tmux.expect("1 Dashboard");
+    tmux.start(E2E, (120, 32), &shell_cmd);
+    tmux.expect(E2E, "1 Dashboard", WAIT);
     // the demo begins with its supervised warm start (the tiny model is built first)
-    if let Err(s) = tmux.wait_for_secs("warm start", 120) {
+    if let Err(s) = tmux.wait_for(E2E, "warm start", 120) {
         panic!("the demo never showed its warm start:\n{s}");
     }
     for key in ["2", "3", "4", "5", "6", "7", "1"] {
-        tmux.keys(key);
+        tmux.keys(E2E, key);
     }
-    tmux.expect("1 Dashboard");
+    tmux.expect(E2E, "1 Dashboard", WAIT);
     // past the warm start (a warm start cut by quitting is not kept: the run starts over)
     let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
     assert_eq!(runs.len(), 1, "one demo run directory");
     let run = runs[0].path();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(600);
     while !polaris::run::log::read(&run.join("events.jsonl"))
         .is_ok_and(|l| l.events.iter().any(|e| matches!(e.kind, polaris::run::EventKind::Step(_))))
     {
-        assert!(std::time::Instant::now() < deadline, "the demo never took a GRPO step");
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(Instant::now() < deadline, "the demo never took a GRPO step");
+        std::thread::sleep(Duration::from_millis(200));
     }
-    tmux.keys("q");
+    tmux.keys(E2E, "q");
     // quitting ends the run between steps, with a checkpoint
-    if let Err(s) = tmux.wait_for_secs("EXIT=0", 180) {
+    if let Err(s) = tmux.wait_for(E2E, "EXIT=0", 180) {
         panic!("the demo did not end cleanly:\n{s}");
     }
     assert!(run.join("events.jsonl").exists() && run.join("config.toml").exists());
@@ -188,22 +150,22 @@ fn d_hands_the_demo_run_to_a_detached_daemon_that_goes_on_without_the_terminal()
     let work = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_polaris-tui");
-    let tmux = Tmux { socket: format!("polaris-demo-d-{}", std::process::id()) };
+    let tmux = Tmux::new("demo-d");
     let shell_cmd = format!(
         "cd {0} && POLARIS_CACHE_DIR={1} POLARIS_STATE_DIR={1} {2}; echo EXIT=$?; sleep 600",
         quote(work.path()),
         quote(cache.path()),
         quote(Path::new(bin))
     );
-    tmux.cmd(&["new-session", "-d", "-s", "e2e", "-x", "120", "-y", "32", &shell_cmd]);
-    if let Err(s) = tmux.wait_for_secs("warm start", 120) {
+    tmux.start(E2E, (120, 32), &shell_cmd);
+    if let Err(s) = tmux.wait_for(E2E, "warm start", 120) {
         panic!("the demo never showed its warm start:\n{s}");
     }
-    tmux.keys("d");
-    if let Err(s) = tmux.wait_for_secs("EXIT=0", 180) {
+    tmux.keys(E2E, "d");
+    if let Err(s) = tmux.wait_for(E2E, "EXIT=0", 180) {
         panic!("the demo did not hand its run on:\n{s}");
     }
-    let screen = tmux.expect("in the background");
+    let screen = tmux.expect(E2E, "in the background", WAIT);
     assert!(screen.contains("polaris-tui attach"), "{screen}");
     let runs: Vec<_> = std::fs::read_dir(work.path().join("runs")).unwrap().flatten().collect();
     let run = runs[0].path();

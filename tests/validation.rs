@@ -9,10 +9,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
-use candle_core::{DType, Device};
 use common::WordsReward;
-use polaris::lm::LanguageModel;
-use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::model::tiny;
 use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
 use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
 use polaris::run::log::read;
@@ -21,7 +19,6 @@ use polaris::train::config::TrainConfig;
 use polaris::train::data::Example;
 use polaris::train::step::{RolloutKind, ScoredRollout};
 use polaris::train::validation::{ValStats, ValidationConfig};
-use polaris::train::workers::Workers;
 
 /// The validation rewarder: the rules with the validation weights, and a reward that says
 /// it came from here (1 - words / 100).
@@ -100,13 +97,7 @@ fn setup() -> Setup {
 /// written (or the directory's newest checkpoint, resumed), validating every `every` steps
 /// (None: no validation set).
 fn run(s: &Setup, dir: &Path, steps: usize, every: Option<usize>) -> Ending {
-    let workers = Workers::single(
-        LanguageModel::from_dir(
-            s.model.path(),
-            &LoadOptions::new(DType::F32, Device::Cpu).trainable(all_trainable()),
-        )
-        .unwrap(),
-    );
+    let workers = common::tiny_workers(s.model.path());
     let reward = WordsReward(16.0);
     let validation = every.map(|every| Validation { data: &s.val, rewarder: &ValReward, cfg: &s.cfg, every });
     let work = Work { workers: &workers, data: &s.train, rewarder: &reward, validation };

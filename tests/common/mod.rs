@@ -1,9 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod attach;
 pub mod eval_fixture;
 pub mod run_fixture;
 pub mod tiny_cli;
+pub mod tmux;
 pub mod tui;
 
 use std::path::{Path, PathBuf};
@@ -192,3 +194,22 @@ pub fn plain_sampling(max_new_tokens: usize) -> polaris::generate::SamplingParam
 }
 
 pub mod study;
+
+/// The tiny model written at `dir` (`tiny::write`), every weight trainable, f32 on the CPU,
+/// as one worker: the trainer of most step and run tests.
+pub fn tiny_workers(dir: &Path) -> polaris::train::workers::Workers {
+    let opts = LoadOptions::new(DType::F32, Device::Cpu).trainable(polaris::model::all_trainable());
+    polaris::train::workers::Workers::single(polaris::lm::LanguageModel::from_dir(dir, &opts).unwrap())
+}
+
+/// A plain GRPO step: groups of `group_size`, `max_new_tokens` sampled per row, no thinking,
+/// a constant learning rate.
+pub fn step_config(group_size: usize, max_new_tokens: usize, lr: f64) -> polaris::train::step::StepConfig {
+    polaris::train::step::StepConfig {
+        group_size,
+        sampling: plain_sampling(max_new_tokens),
+        thinking: false,
+        lr: polaris::train::schedule::LrSchedule::Constant { lr },
+        ..Default::default()
+    }
+}
