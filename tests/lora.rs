@@ -7,8 +7,8 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 use common::*;
-use polaris::model::adapter::{self, CONFIG_FILE, WEIGHTS_FILE};
 use polaris::model::logprobs::{logprobs, logprobs_backward};
+use polaris::model::lora::peft::{self, CONFIG_FILE, WEIGHTS_FILE};
 use polaris::model::merge::{merge, Trained};
 use polaris::model::{adapters_only, Kernels, LoadOptions, LoraConfig, LoraInit, LoraSpec, Model};
 
@@ -65,7 +65,7 @@ fn keys(path: &Path) -> Vec<String> {
 fn peft_layout_key_names_and_config_fields() {
     let model = random_model_with("qwen3", false, &lora_opts(DType::F32, &["q_proj", "v_proj"]));
     let dir = tempfile::tempdir().unwrap();
-    adapter::save(dir.path(), model.adapters().unwrap()).unwrap();
+    peft::save(dir.path(), model.adapters().unwrap()).unwrap();
     let mut expect = Vec::new();
     for layer in 0..2 {
         for proj in ["q_proj", "v_proj"] {
@@ -112,7 +112,7 @@ fn qwen3_5_keys_keep_the_checkpoint_prefix_and_all_linear_is_spelled_out() {
     let base = shared().join("models/qwen3_5-tiny");
     let model = Model::load_dir(&base, &lora_opts(DType::F32, &["all-linear"])).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    adapter::save(dir.path(), model.adapters().unwrap()).unwrap();
+    peft::save(dir.path(), model.adapters().unwrap()).unwrap();
     let keys = keys(&dir.path().join(WEIGHTS_FILE));
     // 4 layers: 3 DeltaNet (5 projections) + 1 attention (4) + 4 MLPs (3) = 31 modules
     assert_eq!(keys.len(), 2 * 31);
@@ -221,7 +221,7 @@ fn the_merged_model_equals_the_lora_model() {
         assert!(tensor_max_diff(&with, &without) > 1e-2, "{name}: the trained adapter changes the logits");
 
         let work = tempfile::tempdir().unwrap();
-        adapter::save(&work.path().join("adapter"), lora.adapters().unwrap()).unwrap();
+        peft::save(&work.path().join("adapter"), lora.adapters().unwrap()).unwrap();
         let out = work.path().join("merged");
         let report = merge(&base, &Trained::Adapter(work.path().join("adapter")), &out).unwrap();
         assert_eq!(report.changed, lora.adapters().unwrap().modules.len());
@@ -255,7 +255,7 @@ fn merge_keeps_the_stored_dtype() {
     polaris::model::weights::save_safetensors(&tensors, &bf16.join("model.safetensors")).unwrap();
     let lora = Model::load_dir(&bf16, &lora_opts(DType::F32, &["q_proj"])).unwrap();
     train_b(&lora, 2);
-    adapter::save(&work.path().join("a"), lora.adapters().unwrap()).unwrap();
+    peft::save(&work.path().join("a"), lora.adapters().unwrap()).unwrap();
     merge(&bf16, &Trained::Adapter(work.path().join("a")), &work.path().join("m")).unwrap();
     let merged =
         candle_core::safetensors::load(work.path().join("m/model.safetensors"), &candle_core::Device::Cpu)
@@ -276,8 +276,8 @@ fn a_saved_adapter_loads_back_to_the_same_logits() {
     let lora = Model::load_dir(&base, &lora_opts(DType::F32, &["all-linear"])).unwrap();
     train_b(&lora, 3);
     let dir = tempfile::tempdir().unwrap();
-    adapter::save(dir.path(), lora.adapters().unwrap()).unwrap();
-    let loaded = Model::load_dir(&base, &cpu(DType::F32).lora(adapter::open(dir.path()).unwrap())).unwrap();
+    peft::save(dir.path(), lora.adapters().unwrap()).unwrap();
+    let loaded = Model::load_dir(&base, &cpu(DType::F32).lora(LoraSpec::open(dir.path()).unwrap())).unwrap();
     assert!(loaded.trainable().is_empty(), "an adapter opened for inference is frozen");
     let x = rows();
     // saved in the model's dtype (f32) and read back: the same numbers, the same logits
@@ -385,10 +385,10 @@ fn bad_adapters_are_clear_errors() {
     let lora = Model::load_dir(&base, &lora_opts(DType::F32, &["q_proj", "v_proj"])).unwrap();
     let work = tempfile::tempdir().unwrap();
     let good = work.path().join("good");
-    adapter::save(&good, lora.adapters().unwrap()).unwrap();
+    peft::save(&good, lora.adapters().unwrap()).unwrap();
     let q0a = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
     let load = |dir: &Path| -> String {
-        let spec = match adapter::open(dir) {
+        let spec = match LoraSpec::open(dir) {
             Ok(s) => s,
             Err(e) => return format!("{e:#}"),
         };

@@ -10,7 +10,8 @@ use std::sync::atomic::AtomicBool;
 use candle_core::{DType, Device};
 use common::{tensor_max_diff, WordsReward};
 use polaris::lm::LanguageModel;
-use polaris::model::{adapter, adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
+use polaris::model::lora::peft;
+use polaris::model::{adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
 use polaris::train::checkpoint;
 use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
@@ -88,9 +89,9 @@ fn a_lora_step_moves_only_the_adapters_and_resumes_exactly() {
     }
     let saved = checkpoint::save(run_dir.path(), &lm1.primary().model, &b, 2).unwrap();
     // the checkpoint is a PEFT adapter directory, with no full weights file
-    assert!(saved.join(adapter::CONFIG_FILE).exists() && saved.join(adapter::WEIGHTS_FILE).exists());
+    assert!(saved.join(peft::CONFIG_FILE).exists() && saved.join(peft::WEIGHTS_FILE).exists());
     assert!(!saved.join(checkpoint::WEIGHTS).exists());
-    assert!(adapter::read_config(&saved).is_ok());
+    assert!(peft::read_config(&saved).is_ok());
     drop(lm1);
     let lm2 = open_lora(model_dir.path());
     let mut c = Trainer::new(config(), 0);
@@ -172,7 +173,7 @@ fn train_with_lora_then_merge_through_the_cli() {
     let o = train(&run, &[&["--steps", "1"][..], &lora].concat(), cache.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let step1 = run.join("checkpoints/step-000001");
-    let cfg = common::read_json(&step1.join(adapter::CONFIG_FILE));
+    let cfg = common::read_json(&step1.join(peft::CONFIG_FILE));
     assert_eq!((cfg["r"].as_u64(), cfg["target_modules"].clone()), (Some(16), serde_json::json!(["q_proj"])));
     let base = tiny_dir(cache.path());
     assert_eq!(cfg["base_model_name_or_path"], base.display().to_string());
@@ -194,7 +195,7 @@ fn train_with_lora_then_merge_through_the_cli() {
     let opts = LoadOptions::new(DType::F32, Device::Cpu);
     let plain = LanguageModel::open(merged.to_str().unwrap(), &opts).unwrap();
     let with_adapter =
-        LanguageModel::open(base.to_str().unwrap(), &opts.clone().lora(adapter::open(&step2).unwrap()))
+        LanguageModel::open(base.to_str().unwrap(), &opts.clone().lora(LoraSpec::open(&step2).unwrap()))
             .unwrap();
     let untrained = LanguageModel::open(base.to_str().unwrap(), &opts).unwrap();
     let (m, a, u) = (last_logits(&plain), last_logits(&with_adapter), last_logits(&untrained));

@@ -11,8 +11,8 @@ use candle_core::{DType, Device, Tensor, D};
 use common::*;
 use polaris::generate::{generate, Request, SamplingParams};
 use polaris::model::deltanet;
+use polaris::model::deltanet::DeltaForm;
 use polaris::model::logprobs::{logprobs, logprobs_backward};
-use polaris::model::qwen3_5::DeltaForm;
 use polaris::model::{all_trainable, frozen, Model, ModelConfig};
 
 const PATTERN: &[&str] = &["linear_attention", "full_attention", "linear_attention"];

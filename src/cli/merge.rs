@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 
+use crate::model::lora::peft;
 use crate::model::merge::{merge, Trained};
-use crate::model::{adapter, tiny};
+use crate::model::tiny;
 use crate::train::checkpoint::WEIGHTS;
+use crate::train::trained;
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
@@ -43,16 +45,14 @@ pub fn run(args: MergeArgs) -> Result<()> {
 
 /// An adapter directory (a LoRA run's checkpoint is one) or a full fine-tune checkpoint.
 fn detect(dir: &Path) -> Result<Trained> {
-    if adapter::is_adapter_dir(dir) {
-        Ok(Trained::Adapter(dir.to_path_buf()))
-    } else if dir.join(WEIGHTS).is_file() {
-        Ok(Trained::Full(dir.join(WEIGHTS)))
-    } else {
-        bail!(
+    match trained::Trained::in_dir(dir) {
+        Some(trained::Trained::Adapter(d)) => Ok(Trained::Adapter(d)),
+        Some(trained::Trained::Checkpoint(d)) => Ok(Trained::Full(d.join(WEIGHTS))),
+        None => bail!(
             "--adapter {}: neither a LoRA adapter ({}) nor a full fine-tune checkpoint ({WEIGHTS}); \
              give a PEFT adapter directory or a run's checkpoints/step-N folder",
             dir.display(),
-            adapter::CONFIG_FILE
-        )
+            peft::CONFIG_FILE
+        ),
     }
 }

@@ -29,6 +29,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::device::{parse_device, parse_dtype};
 use crate::generate::SamplingParams;
 use crate::model::LoadOptions;
+use crate::train::trained::Weights;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -151,7 +152,8 @@ fn demo() -> Result<()> {
 /// Which model, in which precision, on which device.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A Hugging Face model directory, or `tiny` for the built-in model.
+    /// A Hugging Face model directory, `tiny` for the built-in model, or a run's
+    /// checkpoints/step-N (its base model with the checkpoint over it).
     #[arg(long, default_value = "tiny")]
     pub model: String,
     /// Weight and compute precision: f32, bf16 or f16.
@@ -166,17 +168,20 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The precision and device; the adapter comes with `weights`.
     pub fn load_options(&self) -> Result<LoadOptions> {
-        let opts = LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?);
-        Ok(match &self.adapter {
-            Some(dir) => opts.lora(crate::model::adapter::open(dir)?),
-            None => opts,
-        })
+        Ok(LoadOptions::new(parse_dtype(&self.dtype)?, parse_device(&self.device)?))
+    }
+
+    /// What --model and --adapter name (a run's checkpoint stands for its base model with the
+    /// checkpoint over it).
+    pub fn weights(&self) -> Result<Weights> {
+        Weights::resolve(&self.model, self.adapter.as_deref())
     }
 
     /// Opens the model, reporting in one line any checkpoint parts it skipped.
     pub fn open(&self) -> Result<crate::lm::LanguageModel> {
-        let lm = crate::lm::LanguageModel::open(&self.model, &self.load_options()?)?;
+        let lm = self.weights()?.open(&self.load_options()?)?;
         if let Some(note) = lm.model.skipped_note() {
             eprintln!("note: {note}");
         }

@@ -53,7 +53,7 @@ pub fn run(args: SftArgs) -> Result<()> {
     }
     let examples = data::load(&args.data)?;
     let opts = args.model.load_options()?.trainable(all_trainable());
-    let lm = crate::lm::LanguageModel::open(&args.model.model, &opts)?;
+    let lm = args.model.weights()?.open(&opts)?;
     let cfg = SftConfig {
         epochs: args.epochs,
         batch_size: args.batch_size,

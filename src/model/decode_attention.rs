@@ -154,7 +154,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 mod tests {
     use candle_core::{DType, Device, Tensor};
 
-    use crate::model::layers::{attention, Kernels, Mask};
+    use crate::model::layers::kernels::Kernels;
+    use crate::model::layers::{attention, Mask};
 
     #[test]
     fn equals_the_composed_attention_with_padding_and_gqa() {

@@ -11,7 +11,7 @@ use anyhow::{bail, Result};
 use candle_core::{CpuStorage, Storage, Tensor};
 
 use super::decode_attention::{attend, CacheView, StepShape};
-use super::lora::Linear;
+use super::layers::linear::Linear;
 use super::small_matmul::matmul_rows;
 
 /// Reusable activations of a step, each [B, width] (grown on first use, then reused).

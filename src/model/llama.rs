@@ -15,12 +15,15 @@ use super::decode_step::{
     add_rows, attend_cached, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves, sized,
     swiglu_rows, with_host, StepScratch,
 };
+use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
+use super::layers::kernels::{rms_norm, Kernels};
+use super::layers::linear::Linear;
+use super::layers::mlp::SwiGlu;
 use super::layers::{
-    apply_rope, attention, attention_mask, cached_positions, linear, rms_norm, rope_inv_freq, rope_tables,
-    select_kv_rows, uniform_segments, Kernels, Mask, SwiGlu, TrainContext,
+    apply_rope, attention, embed, last_logits, rope_inv_freq, rope_tables, select_kv_rows, CachedStep, Mask,
+    TrainContext,
 };
-use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
 
 struct Attention {
@@ -175,18 +178,12 @@ pub struct Cache {
     scratch: Box<StepScratch>,
 }
 
-impl Cache {
-    pub fn len(&self) -> usize {
+impl CacheState for Cache {
+    fn len(&self) -> usize {
         self.len
     }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    pub fn batch(&self) -> usize {
-        self.pad.len()
-    }
     /// Keeps only the given rows (finished sequences dropped from a batch).
-    pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
+    fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for c in &mut self.layers {
             select_kv_rows(c, &idx, self.len)?;
@@ -229,79 +226,62 @@ impl Llama {
             device: p.device().clone(),
         })
     }
+}
 
-    pub fn lm_head(&self) -> &Tensor {
+impl Decoder for Llama {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn lm_head(&self) -> &Tensor {
         &self.lm_head
     }
 
-    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D]
-    /// (each row causal on its own; right padding stays out of the real positions).
-    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let ctx = self.train_context(&uniform_segments(b, t))?;
-        let mut x = self.embed(&ids.flatten_all()?)?;
-        for i in 0..self.layers.len() {
-            x = self.layer(&ctx, i, &x)?;
-        }
-        Ok(self.final_norm(&x)?.reshape((b, t, self.cfg.hidden_size))?)
+    /// The training forward one piece at a time over a packed stream: the embedded ids
+    /// [N] -> [1, N, D], the rows' context, each layer, the final norm.
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        embed(&self.embed_tokens, &ids.flatten_all()?.unsqueeze(0)?)
     }
 
-    /// The training forward one piece at a time (activation checkpointing) over a packed
-    /// stream: the embedded ids [N] -> [1, N, D], the rows' context, each layer, the final norm.
-    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let ids = ids.flatten_all()?;
-        let n = ids.dim(0)?;
-        Ok(self.embed_tokens.index_select(&ids, 0)?.reshape((1, n, self.cfg.hidden_size))?)
-    }
-
-    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
+    fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
         TrainContext::packed(cu_seqlens, &self.inv_freq, self.dtype, &self.device)
     }
 
     /// Layer i over a packed stream x: [1, N, D].
-    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+    fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
         let layer = &self.layers[i];
         layer.forward(x, Kernels::Differentiable, |h| layer.self_attn.forward_packed(h, ctx))
     }
 
-    pub fn num_layers(&self) -> usize {
+    fn num_layers(&self) -> usize {
         self.layers.len()
     }
 
-    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
         rms_norm(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
     }
 
-    pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
+    fn new_cache(&self, pad: Vec<usize>) -> decoder::Cache {
         let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
-        Cache { layers, pad, len: 0, scratch: Box::default() }
+        decoder::Cache::new(Cache { layers, pad, len: 0, scratch: Box::default() })
     }
 
     /// Incremental forward: ids [B, T] follow what the cache holds; returns the
     /// last position's logits [B, V] in f32.
-    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if b != cache.batch() {
-            bail!("batch of {b} rows does not match the cache's {}", cache.batch());
-        }
+    fn forward_cached(&self, ids: &Tensor, cache: &mut decoder::Cache, kernels: Kernels) -> Result<Tensor> {
+        let cache: &mut Cache = cache.state()?;
+        let t = ids.dim(1)?;
+        let step = CachedStep::new(ids, &cache.pad, cache.len, self.dtype, &self.device)?;
         if t == 1 && kernels == Kernels::Fused && ids.device().is_cpu() && self.step_serves() {
             return self.decode_step(&ids.flatten_all()?.to_vec1::<u32>()?, cache);
         }
-        let start = cache.len;
-        let positions = cached_positions(&cache.pad, start, t);
-        // keys in a row's left padding stay hidden at every later step too
-        let additive =
-            if t > 1 { Some(attention_mask(&cache.pad, start, t, self.dtype, &self.device)?) } else { None };
-        let mask = match &additive {
-            Some(m) => Mask::Additive(m),
-            None => Mask::DecodeStep { pad: &cache.pad },
-        };
-        let hidden = self.run(ids, &positions, &mask, Some(&mut cache.layers), kernels)?;
+        let hidden = self.run(ids, &step.positions, &step.mask(), Some(&mut cache.layers), kernels)?;
         cache.len += t;
-        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?; // [B, D]
-        Ok(linear(&last, &self.lm_head, None, kernels)?.to_dtype(DType::F32)?)
+        last_logits(&hidden, &self.lm_head, kernels)
     }
+}
 
+impl Llama {
     /// Whether a decode step can run on host buffers: every weight f32 on the CPU, contiguous.
     fn step_serves(&self) -> bool {
         let mut all: Vec<&Tensor> = vec![&self.embed_tokens, &self.norm, &self.lm_head];
@@ -389,9 +369,7 @@ impl Llama {
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
-        let (b, t) = ids.dims2()?;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = embed(&self.embed_tokens, ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
             x = layer

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use super::adapter::{self, AdapterWeights};
+use super::lora::peft::{self, AdapterWeights};
 use super::weights::{canonical_name, save_safetensors, Checkpoint};
 
 /// What is merged into the base.
@@ -58,7 +58,7 @@ pub fn merge(base: &Path, trained: &Trained, out: &Path) -> Result<MergeReport> 
 
 /// Every base tensor by stored name, with W + s · B A where the adapter has a module.
 fn with_adapter(ckpt: &Checkpoint, dir: &Path) -> Result<(HashMap<String, Tensor>, usize)> {
-    let config = adapter::read_config(dir)?;
+    let config = peft::read_config(dir)?;
     let saved = AdapterWeights::read(dir)?;
     let scale = config.scale();
     let mut out = HashMap::new();
@@ -127,7 +127,7 @@ pub fn copy_model_files(base: &Path, to: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().to_string();
         let skip = name.ends_with(".safetensors")
             || name == "model.safetensors.index.json"
-            || name == adapter::CONFIG_FILE
+            || name == peft::CONFIG_FILE
             || name.ends_with(".bin");
         if skip || !entry.file_type()?.is_file() {
             continue;

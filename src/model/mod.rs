@@ -1,10 +1,10 @@
 //! Models: Hugging Face configs, checkpoint loading, differentiable layers, one file per
 //! architecture, generation caches, and chunked per-token log-probs with gradients.
 
-pub mod adapter;
 pub mod config;
 pub mod decode_attention;
 pub mod decode_step;
+mod decoder;
 pub mod deltanet;
 pub mod export;
 pub mod finite;
@@ -27,18 +27,21 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 
 pub use config::{Architecture, ModelConfig};
-pub use layers::Kernels;
-pub use lora::LoraConfig;
-pub use params::{
-    adapters_only, all_trainable, frozen, LoadOptions, LoraInit, LoraSpec, Source, TrainableFn,
-};
+pub use decoder::Cache;
+pub use layers::kernels::Kernels;
+pub use lora::config::LoraConfig;
+pub use lora::spec::{LoraInit, LoraSpec};
+pub use params::{adapters_only, all_trainable, frozen, LoadOptions, Source, TrainableFn};
 
+use decoder::Decoder;
+use deltanet::DeltaForm;
+use layers::TrainContext;
 use params::ParamBuilder;
 use weights::Checkpoint;
 
 /// A causal language model of any supported architecture.
 pub struct Model {
-    arch: Arch,
+    arch: Box<dyn Decoder>,
     /// Trainable parameters by canonical name (empty when frozen).
     params: Vec<(String, Var)>,
     /// Every parameter tensor by canonical name (tied tensors once).
@@ -46,38 +49,7 @@ pub struct Model {
     /// Checkpoint tensors outside the text model (vision tower, MTP head), not loaded.
     pub skipped: Vec<String>,
     /// LoRA adapters, when the model was built with some.
-    adapters: Option<lora::Adapters>,
-}
-
-enum Arch {
-    Llama(llama::Llama),
-    Qwen35(qwen3_5::Qwen35),
-}
-
-/// Generation state of a batch, matching the model's architecture.
-pub enum Cache {
-    Llama(llama::Cache),
-    Qwen35(qwen3_5::Cache),
-}
-
-impl Cache {
-    /// Positions filled so far.
-    pub fn len(&self) -> usize {
-        match self {
-            Cache::Llama(c) => c.len(),
-            Cache::Qwen35(c) => c.len(),
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Keeps only the given rows, in the given order.
-    pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
-        match self {
-            Cache::Llama(c) => c.retain_rows(rows),
-            Cache::Qwen35(c) => c.retain_rows(rows),
-        }
-    }
+    adapters: Option<lora::adapters::Adapters>,
 }
 
 impl Model {
@@ -97,16 +69,16 @@ impl Model {
     /// Builds the architecture from any source of weights.
     pub fn build(cfg: &ModelConfig, source: Source, opts: &LoadOptions) -> Result<Self> {
         let mut p = ParamBuilder::new(source, opts.clone());
-        let arch = match cfg.architecture {
-            Architecture::Llama | Architecture::Qwen3 => Arch::Llama(llama::Llama::load(&mut p, cfg)?),
-            Architecture::Qwen35 => Arch::Qwen35(qwen3_5::Qwen35::load(&mut p, cfg)?),
+        let arch: Box<dyn Decoder> = match cfg.architecture {
+            Architecture::Llama | Architecture::Qwen3 => Box::new(llama::Llama::load(&mut p, cfg)?),
+            Architecture::Qwen35 => Box::new(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
         let adapters = p.finish_adapters()?;
         Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters })
     }
 
     /// The LoRA adapters, if the model has any.
-    pub fn adapters(&self) -> Option<&lora::Adapters> {
+    pub fn adapters(&self) -> Option<&lora::adapters::Adapters> {
         self.adapters.as_ref()
     }
 
@@ -118,10 +90,7 @@ impl Model {
     }
 
     pub fn config(&self) -> &ModelConfig {
-        match &self.arch {
-            Arch::Llama(m) => &m.cfg,
-            Arch::Qwen35(m) => &m.cfg,
-        }
+        self.arch.config()
     }
 
     pub fn device(&self) -> &Device {
@@ -162,12 +131,12 @@ impl Model {
         self.tensors.iter().map(|(_, t)| t.elem_count()).sum()
     }
 
-    /// Final-normed hidden states [B, T, D] for ids [B, T], differentiable.
+    /// Final-normed hidden states [B, T, D] for ids [B, T], differentiable (each row causal
+    /// on its own; right padding stays out of the real positions).
     pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
-        match &self.arch {
-            Arch::Llama(m) => m.hidden_states(ids),
-            Arch::Qwen35(m) => m.hidden_states(ids),
-        }
+        let (b, t) = ids.dims2()?;
+        let h = self.hidden_states_packed(&ids.flatten_all()?, &layers::uniform_segments(b, t))?;
+        Ok(h.reshape((b, t, self.config().hidden_size))?)
     }
 
     /// Final-normed hidden states [1, N, D] of a packed stream ids [N] whose rows end at
@@ -185,79 +154,52 @@ impl Model {
     /// time: embed ids [N] -> [1, N, D], then each layer under one shared context, then the
     /// final norm.
     pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        match &self.arch {
-            Arch::Llama(m) => m.embed(ids),
-            Arch::Qwen35(m) => m.embed(ids),
-        }
+        self.arch.embed(ids)
     }
 
     /// The context of a packed stream whose rows end at `cu_seqlens` ([0, l0, l0+l1, ..., N]).
-    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<layers::TrainContext> {
-        match &self.arch {
-            Arch::Llama(m) => m.train_context(cu_seqlens),
-            Arch::Qwen35(m) => m.train_context(cu_seqlens),
-        }
+    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
+        self.arch.train_context(cu_seqlens)
     }
 
     /// Layer i over a packed stream x: [1, N, D].
-    pub fn layer(&self, ctx: &layers::TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
-        match &self.arch {
-            Arch::Llama(m) => m.layer(ctx, i, x),
-            Arch::Qwen35(m) => m.layer(ctx, i, x),
-        }
+    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+        self.arch.layer(ctx, i, x)
     }
 
     pub fn num_layers(&self) -> usize {
-        match &self.arch {
-            Arch::Llama(m) => m.num_layers(),
-            Arch::Qwen35(m) => m.num_layers(),
-        }
+        self.arch.num_layers()
     }
 
     pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
-        match &self.arch {
-            Arch::Llama(m) => m.final_norm(x),
-            Arch::Qwen35(m) => m.final_norm(x),
-        }
+        self.arch.final_norm(x)
     }
 
     /// Output projection [V, D] (the embedding when tied).
     pub fn lm_head(&self) -> &Tensor {
-        match &self.arch {
-            Arch::Llama(m) => m.lm_head(),
-            Arch::Qwen35(m) => m.lm_head(),
-        }
+        self.arch.lm_head()
     }
 
     /// Full-sequence logits [B, T, V]: materialises every row, so for short inputs and
     /// tests; training and scoring use `logprobs`, which works in chunks.
     pub fn logits(&self, ids: &Tensor) -> Result<Tensor> {
         let h = self.hidden_states(ids)?;
-        layers::linear(&h, self.lm_head(), None, Kernels::Differentiable)
+        layers::kernels::linear(&h, self.lm_head(), None, Kernels::Differentiable)
     }
 
     /// A fresh cache for a batch whose rows are left-padded by `pad[r]` positions.
     pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
-        match &self.arch {
-            Arch::Llama(m) => Cache::Llama(m.new_cache(pad)),
-            Arch::Qwen35(m) => Cache::Qwen35(m.new_cache(pad)),
-        }
+        self.arch.new_cache(pad)
     }
 
     /// Which form of the gated delta rule multi-position forwards use (hybrid models only).
-    pub fn set_delta_form(&mut self, form: qwen3_5::DeltaForm) {
-        if let Arch::Qwen35(m) = &mut self.arch {
-            m.prefill_form = form;
-        }
+    pub fn set_delta_form(&mut self, form: DeltaForm) {
+        self.arch.set_delta_form(form);
     }
 
     /// Feeds ids [B, T] after what the cache holds; returns last-position logits [B, V] (f32).
     pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
-        match (&self.arch, cache) {
-            (Arch::Llama(m), Cache::Llama(c)) => m.forward_cached(ids, c, kernels),
-            (Arch::Qwen35(m), Cache::Qwen35(c)) => m.forward_cached(ids, c, kernels),
-            _ => anyhow::bail!("the cache belongs to another architecture"),
-        }
+        self.arch.forward_cached(ids, cache, kernels)
     }
 }
 

@@ -10,8 +10,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::adapter::AdapterWeights;
-use super::lora::{kaiming_uniform, AdapterModule, Adapters, Dropout, Linear, Lora, LoraConfig};
+use super::layers::linear::Linear;
+use super::lora::adapters::{AdapterModule, Adapters};
+use super::lora::config::LoraConfig;
+use super::lora::layer::{kaiming_uniform, Dropout, Lora};
+use super::lora::spec::{LoraInit, LoraSpec};
 use super::weights::Checkpoint;
 
 /// Decides by canonical tensor name whether a parameter trains.
@@ -54,21 +57,6 @@ impl LoadOptions {
         self.lora = Some(spec);
         self
     }
-}
-
-/// An adapter to attach: its shape, and where its A and B come from.
-#[derive(Clone)]
-pub struct LoraSpec {
-    pub config: LoraConfig,
-    pub init: LoraInit,
-}
-
-#[derive(Clone)]
-pub enum LoraInit {
-    /// PEFT's initialisation (A kaiming-uniform, B zero) from a seed, which also seeds dropout.
-    Fresh { seed: u64 },
-    /// A saved adapter's tensors.
-    Saved(Arc<AdapterWeights>),
 }
 
 /// Adapters being attached while a model is built.
@@ -202,7 +190,7 @@ impl<'a> ParamBuilder<'a> {
                 .to_string(),
             Source::Random { .. } => module.to_string(),
         };
-        let (dtype, device) = (super::lora::adapter_dtype(self.opts.dtype), self.opts.device.clone());
+        let (dtype, device) = (super::lora::layer::adapter_dtype(self.opts.dtype), self.opts.device.clone());
         let l = self.lora.as_mut().expect("called with adapters");
         let r = l.config.r;
         let (a, b) = match &l.init {

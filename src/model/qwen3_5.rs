@@ -11,14 +11,17 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::kv_cache::KvCache;
 
 use super::config::{LayerType, LinearAttention, ModelConfig};
-use super::deltanet::{self, compute_dtype, l2_normalize, softplus};
+use super::decoder::{self, CacheState, Decoder};
+use super::deltanet::{self, compute_dtype, l2_normalize, softplus, DeltaForm};
 use super::flash_attention::varlen_attention;
 use super::fused;
+use super::layers::kernels::Kernels;
+use super::layers::linear::Linear;
+use super::layers::mlp::SwiGlu;
 use super::layers::{
-    apply_rope, attention, attention_mask, cached_positions, gated_rms_norm, linear, rms_norm_one_plus,
-    rope_inv_freq, rope_tables, select_kv_rows, uniform_segments, Kernels, Mask, SwiGlu, TrainContext,
+    apply_rope, attention, embed, gated_rms_norm, last_logits, rms_norm_one_plus, rope_inv_freq, rope_tables,
+    select_kv_rows, CachedStep, Mask, TrainContext,
 };
-use super::lora::Linear;
 use super::params::{NormStyle, ParamBuilder};
 
 /// Gated full attention: q_proj gives [query | gate] per head.
@@ -131,13 +134,6 @@ pub struct DeltaState {
     conv: Tensor,
     /// The recurrent state: [B, Hv, dk, dv] (f32)
     recurrent: Tensor,
-}
-
-/// Which form of the gated delta rule a multi-position forward uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeltaForm {
-    Chunked,
-    Recurrent,
 }
 
 struct GatedDeltaNet {
@@ -338,14 +334,11 @@ pub struct Cache {
     len: usize,
 }
 
-impl Cache {
-    pub fn len(&self) -> usize {
+impl CacheState for Cache {
+    fn len(&self) -> usize {
         self.len
     }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
+    fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for layer in &mut self.layers {
             match layer {
@@ -419,65 +412,6 @@ impl Qwen35 {
         })
     }
 
-    pub fn lm_head(&self) -> &Tensor {
-        &self.lm_head
-    }
-
-    /// Full-sequence forward, differentiable: ids [B, T] -> final-normed hidden [B, T, D]
-    /// (each row on its own; right padding stays out of the real positions).
-    pub fn hidden_states(&self, ids: &Tensor) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        let ctx = self.train_context(&uniform_segments(b, t))?;
-        let mut x = self.embed(&ids.flatten_all()?)?;
-        for i in 0..self.layers.len() {
-            x = self.layer(&ctx, i, &x)?;
-        }
-        Ok(self.final_norm(&x)?.reshape((b, t, self.cfg.hidden_size))?)
-    }
-
-    pub fn new_cache(&self, pad: Vec<usize>) -> Cache {
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| match l.mixer {
-                Mixer::Attention(_) => LayerCache::Kv(KvCache::new(2, 512)),
-                Mixer::DeltaNet(_) => LayerCache::Delta(None),
-            })
-            .collect();
-        Cache { layers, pad, len: 0 }
-    }
-
-    /// ids [B, T] after what the cache holds -> last-position logits [B, V] (f32).
-    pub fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if b != cache.pad.len() {
-            bail!("batch of {b} rows does not match the cache's {}", cache.pad.len());
-        }
-        let start = cache.len;
-        let positions = cached_positions(&cache.pad, start, t);
-        // DeltaNet layers see zeros at left-padding positions
-        let keep = if cache.pad.iter().any(|&p| p > start) {
-            let m: Vec<f32> = cache
-                .pad
-                .iter()
-                .flat_map(|&p| (start..start + t).map(move |a| if a >= p { 1.0 } else { 0.0 }))
-                .collect();
-            Some(Tensor::from_vec(m, (b, t, 1), &self.device)?.to_dtype(self.dtype)?)
-        } else {
-            None
-        };
-        let additive =
-            if t > 1 { Some(attention_mask(&cache.pad, start, t, self.dtype, &self.device)?) } else { None };
-        let mask = match &additive {
-            Some(m) => Mask::Additive(m),
-            None => Mask::DecodeStep { pad: &cache.pad },
-        };
-        let hidden = self.run(ids, &positions, mask, keep.as_ref(), Some(&mut cache.layers), kernels)?;
-        cache.len += t;
-        let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?;
-        Ok(linear(&last, &self.lm_head, None, kernels)?.to_dtype(DType::F32)?)
-    }
-
     fn run(
         &self,
         ids: &Tensor,
@@ -489,9 +423,7 @@ impl Qwen35 {
     ) -> Result<Tensor> {
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;
         let eps = self.cfg.rms_norm_eps;
-        let (b, t) = ids.dims2()?;
-        let mut x =
-            self.embed_tokens.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, self.cfg.hidden_size))?;
+        let mut x = embed(&self.embed_tokens, ids)?;
         let form = self.prefill_form;
         for i in 0..self.layers.len() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
@@ -525,32 +457,79 @@ impl Qwen35 {
         let h = rms_norm_one_plus(&x, &layer.post_attention_layernorm, eps, kernels)?;
         Ok((&x + layer.mlp.forward(&h, kernels)?)?)
     }
+}
+
+impl Decoder for Qwen35 {
+    fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
 
     /// The training forward one piece at a time (activation checkpointing) over a packed
     /// stream: the embedded ids [N] -> [1, N, D], the rows' context, each layer, the final norm.
-    pub fn embed(&self, ids: &Tensor) -> Result<Tensor> {
-        let ids = ids.flatten_all()?;
-        let n = ids.dim(0)?;
-        Ok(self.embed_tokens.index_select(&ids, 0)?.reshape((1, n, self.cfg.hidden_size))?)
+    fn embed(&self, ids: &Tensor) -> Result<Tensor> {
+        embed(&self.embed_tokens, &ids.flatten_all()?.unsqueeze(0)?)
     }
 
-    pub fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
+    fn train_context(&self, cu_seqlens: &[usize]) -> Result<TrainContext> {
         TrainContext::packed(cu_seqlens, &self.inv_freq, self.dtype, &self.device)
     }
 
     /// Layer i over a packed stream x: [1, N, D].
-    pub fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
+    fn layer(&self, ctx: &TrainContext, i: usize, x: &Tensor) -> Result<Tensor> {
         self.decoder_layer(i, x, Kernels::Differentiable, |mixer, h| match mixer {
             Mixer::Attention(a) => a.forward_packed(h, ctx),
             Mixer::DeltaNet(n) => n.forward_packed(h, &ctx.cu_seqlens),
         })
     }
 
-    pub fn num_layers(&self) -> usize {
+    fn num_layers(&self) -> usize {
         self.layers.len()
     }
 
-    pub fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
         rms_norm_one_plus(x, &self.norm, self.cfg.rms_norm_eps, Kernels::Differentiable)
+    }
+
+    fn new_cache(&self, pad: Vec<usize>) -> decoder::Cache {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| match l.mixer {
+                Mixer::Attention(_) => LayerCache::Kv(KvCache::new(2, 512)),
+                Mixer::DeltaNet(_) => LayerCache::Delta(None),
+            })
+            .collect();
+        decoder::Cache::new(Cache { layers, pad, len: 0 })
+    }
+
+    /// ids [B, T] after what the cache holds -> last-position logits [B, V] (f32).
+    fn forward_cached(&self, ids: &Tensor, cache: &mut decoder::Cache, kernels: Kernels) -> Result<Tensor> {
+        let cache: &mut Cache = cache.state()?;
+        let (b, t) = ids.dims2()?;
+        let start = cache.len;
+        let step = CachedStep::new(ids, &cache.pad, start, self.dtype, &self.device)?;
+        // DeltaNet layers see zeros at left-padding positions
+        let keep = if cache.pad.iter().any(|&p| p > start) {
+            let m: Vec<f32> = cache
+                .pad
+                .iter()
+                .flat_map(|&p| (start..start + t).map(move |a| if a >= p { 1.0 } else { 0.0 }))
+                .collect();
+            Some(Tensor::from_vec(m, (b, t, 1), &self.device)?.to_dtype(self.dtype)?)
+        } else {
+            None
+        };
+        let hidden =
+            self.run(ids, &step.positions, step.mask(), keep.as_ref(), Some(&mut cache.layers), kernels)?;
+        cache.len += t;
+        last_logits(&hidden, &self.lm_head, kernels)
+    }
+
+    fn set_delta_form(&mut self, form: DeltaForm) {
+        self.prefill_form = form;
     }
 }

@@ -20,7 +20,7 @@ use super::status::Summary;
 use super::{log, process, registry};
 use crate::device::parse_dtype;
 use crate::model::{adapters_only, all_trainable, LoadOptions, LoraInit, LoraSpec};
-use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
+use crate::reward::JudgeSettings;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
 use crate::train::data;
@@ -193,25 +193,19 @@ fn open_and_run(
         None => opts.trainable(all_trainable()),
     };
     let workers = Workers::open_with(&cfg.model.path, &devices, &opts, cfg.step.loss.kl_coef != 0.0)?;
-    let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
-        (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
-        _ => Rubric::load(&cfg.reward.rubric)?,
-    };
-    let mut judge = cfg.judge.clone();
-    if judge.cache_dir.is_none() {
-        judge.cache_dir = Some(out.join("judge-cache"));
-    }
+    let rubric = cfg.reward.rubric()?;
+    let judge = cfg.judge.clone().with_default_cache(out.join("judge-cache"));
     let rules = cfg.reward.row_rules(&rubric)?;
     // validation judges with its own concurrency (one pass at a time, between steps)
     let val_judge = JudgeSettings { concurrency: cfg.validation.judge_concurrency, ..judge.clone() };
     let val_rewarder = match &val_examples {
         Some(_) => Some(StackRewarder::new(
-            JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric.clone(), val_judge)?,
+            cfg.reward.judge_client(rubric.clone(), val_judge)?,
             cfg.validation.weights,
         )?),
         None => None,
     };
-    let client = JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, judge)?;
+    let client = cfg.reward.judge_client(rubric, judge)?;
     let rewarder = StackRewarder::with_rules(client, rules)?;
 
     let mut trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);

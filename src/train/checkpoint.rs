@@ -14,13 +14,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::config::MAX_PROMPTS_PER_STEP;
 use super::step::Trainer;
 use crate::model::finite::{all_finite, first_non_finite};
-use crate::model::{adapter, Model};
+use crate::model::lora::peft;
+use crate::model::Model;
 
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
@@ -91,7 +92,7 @@ pub fn save_at(run_dir: &Path, model: &Model, trainer: &Trainer, data: &DataPosi
 fn write_into(tmp: &Path, model: &Model, trainer: &Trainer, data: &DataPosition) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     match model.adapters() {
-        Some(a) => adapter::save(tmp, a)?,
+        Some(a) => peft::save(tmp, a)?,
         None => {
             let weights: HashMap<String, Tensor> =
                 model.trainable().iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect();
@@ -190,9 +191,38 @@ impl std::error::Error for Damaged {}
 
 /// Restores a checkpoint into the model's trainable parameters and the trainer; returns the
 /// saved state (for the data cursor). Everything is read and checked (shapes, finite values,
-/// a state that agrees with its folder) before anything is changed.
+/// a state that agrees with its folder, the optimizer state) before anything is changed.
 pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<CheckpointState> {
-    let damaged = |e: anyhow::Error| anyhow::Error::new(Damaged(format!("{e:#}")));
+    let state = read_state(dir)?;
+    let weights = read_weights(dir, model)?;
+    let opt_state = read_optimizer(dir, model.device())?;
+    trainer
+        .opt
+        .load_state(state.step, &opt_state)
+        .with_context(|| format!("{}: not this checkpoint's optimizer state", dir.join(OPTIMIZER).display()))
+        .map_err(damaged)?;
+    put_weights(model, weights, &state)?;
+    trainer.step = state.step;
+    trainer.seed = state.seed;
+    Ok(state)
+}
+
+/// Restores only a checkpoint's weights into the model's trainable parameters (to generate
+/// or evaluate with them; the optimizer state stays unread); returns the saved state.
+/// Everything is read and checked before anything is changed.
+pub fn load_weights(dir: &Path, model: &Model) -> Result<CheckpointState> {
+    let state = read_state(dir)?;
+    let weights = read_weights(dir, model)?;
+    put_weights(model, weights, &state)?;
+    Ok(state)
+}
+
+fn damaged(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Damaged(format!("{e:#}")))
+}
+
+/// state.json, checked against its folder.
+fn read_state(dir: &Path) -> Result<CheckpointState> {
     let state_file = dir.join(STATE);
     let text = std::fs::read_to_string(&state_file)
         .with_context(|| format!("{}: not a checkpoint (no {STATE})", dir.display()))
@@ -204,12 +234,17 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
         bail!("{}: checkpoint format {} (this build reads {FORMAT})", dir.display(), state.format);
     }
     check_state(&state, dir).map_err(damaged)?;
-    let device = model.device().clone();
-    let (weights, file) = if adapter::is_adapter_dir(dir) {
-        (adapter_weights(dir, model)?, dir.join(adapter::WEIGHTS_FILE))
+    Ok(state)
+}
+
+/// Each trainable parameter with its saved value (in the parameter's dtype), checked for
+/// shape and finite values.
+fn read_weights<'m>(dir: &Path, model: &'m Model) -> Result<Vec<(&'m Var, Tensor)>> {
+    let (weights, file) = if peft::is_adapter_dir(dir) {
+        (adapter_weights(dir, model)?, dir.join(peft::WEIGHTS_FILE))
     } else {
         let file = dir.join(WEIGHTS);
-        let w = candle_core::safetensors::load(&file, &device)
+        let w = candle_core::safetensors::load(&file, model.device())
             .with_context(|| format!("cannot read {} (truncated?)", file.display()))
             .map_err(damaged)?;
         (w, file)
@@ -239,6 +274,12 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
         }
         updates.push((var, t.to_dtype(var.dtype())?));
     }
+    Ok(updates)
+}
+
+/// The optimizer's saved tensors on `device` (none for a checkpoint without them), checked
+/// for finite values.
+fn read_optimizer(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let opt = dir.join(OPTIMIZER);
     let opt_state = if opt.exists() {
         candle_core::safetensors::load(&opt, &Device::Cpu)
@@ -251,22 +292,18 @@ pub fn load(dir: &Path, model: &Model, trainer: &mut Trainer) -> Result<Checkpoi
         let e = anyhow!("{}: optimizer tensor {name} holds NaN or infinite values", opt.display());
         return Err(damaged(e));
     }
-    let opt_state: HashMap<String, Tensor> =
-        opt_state.into_iter().map(|(k, v)| Ok((k, v.to_device(&device)?))).collect::<Result<_>>()?;
-    trainer
-        .opt
-        .load_state(state.step, &opt_state)
-        .with_context(|| format!("{}: not this checkpoint's optimizer state", opt.display()))
-        .map_err(damaged)?;
-    for (var, t) in updates {
+    opt_state.into_iter().map(|(k, v)| Ok((k, v.to_device(device)?))).collect()
+}
+
+/// Sets the checked weights, and LoRA dropout's mask generator where the state has it.
+fn put_weights(model: &Model, weights: Vec<(&Var, Tensor)>, state: &CheckpointState) -> Result<()> {
+    for (var, t) in weights {
         var.set(&t)?;
     }
-    trainer.step = state.step;
-    trainer.seed = state.seed;
     if let (Some(a), Some(pos)) = (model.adapters(), state.dropout_rng) {
         a.dropout.set_position(pos);
     }
-    Ok(state)
+    Ok(())
 }
 
 /// A state file that cannot be this folder's: another step than the folder's name says, or a
@@ -302,7 +339,7 @@ fn adapter_weights(dir: &Path, model: &Model) -> Result<HashMap<String, Tensor>>
             dir.display()
         );
     };
-    let saved = adapter::AdapterWeights::read(dir)?;
+    let saved = peft::AdapterWeights::read(dir)?;
     saved.check_all_used(&adapters.modules)?;
     let mut out = HashMap::with_capacity(2 * adapters.modules.len());
     for m in &adapters.modules {

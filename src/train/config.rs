@@ -16,7 +16,7 @@ use crate::reward::breakdown::Weights;
 use crate::reward::disqualify::DisqualifyGates;
 use crate::reward::rows::RowRules;
 use crate::reward::score::{ScoreMode, Scoring, ThinkTerms};
-use crate::reward::{JudgeSettings, Rubric};
+use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,6 +173,21 @@ impl Default for RewardSection {
 }
 
 impl RewardSection {
+    /// The rubric the judge scores with: the external prompt + schema pair when both are
+    /// given, else `rubric` (builtin or a rubric TOML).
+    pub fn rubric(&self) -> Result<Rubric> {
+        match (&self.rubric_prompt, &self.rubric_schema) {
+            (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref()),
+            _ => Rubric::load(&self.rubric),
+        }
+    }
+
+    /// The judge of a run (launch and the Playground build it here): `judge` scoring with
+    /// `rubric` under `settings`.
+    pub fn judge_client(&self, rubric: Rubric, settings: JudgeSettings) -> Result<JudgeClient> {
+        JudgeClient::new(JudgeSpec::parse(&self.judge)?, rubric, settings)
+    }
+
     /// The rules a run scores its rows with; the disqualification gates are checked against
     /// the rubric the judge uses.
     pub fn row_rules(&self, rubric: &Rubric) -> Result<RowRules> {

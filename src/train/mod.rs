@@ -19,6 +19,7 @@ pub mod sft;
 pub mod signals;
 pub mod step;
 pub mod throughput;
+pub mod trained;
 pub mod validation;
 pub mod workers;
 pub mod zero;

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
 use crate::generate::sampler::argmax;
-use crate::model::qwen3_5::DeltaForm;
+use crate::model::deltanet::DeltaForm;
 use crate::model::{Kernels, LoadOptions, Model, ModelConfig, Source};
 
 #[derive(Args, Debug)]

@@ -18,7 +18,7 @@ use crate::eval::length_run::settings::ModelSpec;
 use crate::eval::length_run::stories::GenerationSettings;
 use crate::eval::length_run::{self, LengthEval, Progress, Source};
 use crate::eval::winrate::MIN_RESAMPLES;
-use crate::model::adapter;
+use crate::model::lora::peft;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -172,11 +172,11 @@ fn model_specs(models: &[String], adapters: &[String], names: &[String]) -> Resu
     for (i, model) in models.iter().enumerate() {
         let adapter = adapters.get(i).filter(|a| a.as_str() != "none").cloned();
         if let Some(a) = &adapter {
-            if !adapter::is_adapter_dir(Path::new(a)) {
+            if !peft::is_adapter_dir(Path::new(a)) {
                 bail!(
                     "--adapter {a}: not a LoRA adapter (no {}); give a PEFT adapter directory or a LoRA \
                      run's checkpoints/step-N folder",
-                    adapter::CONFIG_FILE
+                    peft::CONFIG_FILE
                 );
             }
         }

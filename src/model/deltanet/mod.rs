@@ -37,6 +37,14 @@ fn initial_state(state: Option<&Tensor>, k: &Tensor, v: &Tensor) -> Result<Tenso
     Ok(Tensor::zeros((b, h, dk, dv), k.dtype(), k.device())?)
 }
 
+/// Which form of the gated delta rule a multi-position forward uses: `chunked`, or
+/// `recurrent` one position at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaForm {
+    Chunked,
+    Recurrent,
+}
+
 /// One position after another: the decode form. Returns (o: [B, H, T, dv], final state).
 pub fn recurrent(
     q: &Tensor,

@@ -128,6 +128,15 @@ impl Default for JudgeSettings {
 }
 
 impl JudgeSettings {
+    /// These settings, caching judgements in `dir` unless they name a cache of their own (a
+    /// run's judge caches in its run directory).
+    pub fn with_default_cache(mut self, dir: PathBuf) -> Self {
+        self.cache_dir.get_or_insert(dir);
+        self
+    }
+}
+
+impl JudgeSettings {
     pub fn price(&self, model: &str) -> Option<Price> {
         self.prices.get(model).copied()
     }

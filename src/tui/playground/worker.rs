@@ -15,14 +15,12 @@ use super::{Msg, Shared};
 use crate::device::{parse_dtype, preferred_device};
 use crate::generate::{GenerationRecord, SamplingParams};
 use crate::lm::LanguageModel;
-use crate::model::adapter;
-use crate::model::params::all_trainable;
 use crate::model::LoadOptions;
 use crate::reward::breakdown::{score_batch, Candidate, Response};
-use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 use crate::tokenize::TokenStream;
 use crate::train::checkpoint;
 use crate::train::config::TrainConfig;
+use crate::train::trained::Weights;
 use crate::tui::Action;
 
 /// What one generation needs, fixed when it starts.
@@ -167,22 +165,11 @@ fn open(
     }
     let dtype = parse_dtype(&cfg.model.dtype).context("model.dtype in the run's config.toml")?;
     let opts = LoadOptions::new(dtype, preferred_device());
-    let lm = match &dir {
-        None => LanguageModel::open(&cfg.model.path, &opts)?,
-        // a LoRA run's checkpoint is a PEFT adapter folder over the base model
-        Some(d) if adapter::is_adapter_dir(d) => {
-            LanguageModel::open(&cfg.model.path, &opts.lora(adapter::open(d)?))?
-        }
-        // a full fine-tune's checkpoint holds every trainable tensor; the optimiser state is
-        // read into a throwaway trainer
-        Some(d) => {
-            let lm = LanguageModel::open(&cfg.model.path, &opts.trainable(all_trainable()))?;
-            let mut trainer = crate::train::step::Trainer::new(cfg.step.clone(), cfg.run.seed);
-            checkpoint::load(d, &lm.model, &mut trainer)?;
-            lm
-        }
+    let weights = match &dir {
+        None => Weights::base(&cfg.model.path),
+        Some(d) => Weights::checkpoint(&cfg.model.path, d)?,
     };
-    let lm = Arc::new(lm);
+    let lm = Arc::new(weights.open(&opts)?);
     models.lock().expect("model cache lock")[pane] = Some((label.clone(), lm.clone()));
     Ok((lm, label))
 }
@@ -226,15 +213,8 @@ fn judge(
     record: &GenerationRecord,
     user_text: String,
 ) -> Result<crate::reward::Breakdown> {
-    let rubric = match (&cfg.reward.rubric_prompt, &cfg.reward.rubric_schema) {
-        (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref())?,
-        _ => Rubric::load(&cfg.reward.rubric)?,
-    };
-    let mut settings = cfg.judge.clone();
-    if settings.cache_dir.is_none() {
-        settings.cache_dir = Some(cache);
-    }
-    let client = Arc::new(JudgeClient::new(JudgeSpec::parse(&cfg.reward.judge)?, rubric, settings)?);
+    let settings = cfg.judge.clone().with_default_cache(cache);
+    let client = Arc::new(cfg.reward.judge_client(cfg.reward.rubric()?, settings)?);
     let candidate = Candidate {
         prompt: user_text,
         story: record.story.clone(),

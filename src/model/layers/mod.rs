@@ -2,63 +2,21 @@
 //! made of candle ops that carry gradients (training, scoring) and a fused one
 //! (`Kernels::Fused`) for generation, which candle gives no gradient for (MODELS.md).
 //! Both forms compute the same function; tests hold them to each other.
+//!
+//! Here: rotary embeddings, attention and its masks, the norms of qwen3.5, the left-padding
+//! bookkeeping of a cached forward, and the packed rows of training. Beside it: `kernels`
+//! (`linear`, RMSNorm, softmax), `linear` (the `Linear` projection every architecture holds,
+//! with its LoRA branch) and `mlp` (SwiGLU).
 
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
+use self::kernels::{linear, rms_norm, softmax_last, Kernels};
 use super::config::RopeScaling;
-use super::lora::Linear;
-use super::params::ParamBuilder;
-use super::small_matmul;
 
-/// Which implementation of normalisation, rotary embedding and softmax to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernels {
-    /// Composed candle ops: gradients flow through every parameter.
-    Differentiable,
-    /// candle's fused CPU/CUDA kernels: faster, no gradient.
-    Fused,
-}
-
-/// y = x W^T (+ b). x: [..., in], w: [out, in]. Fused kernels with a few rows of f32 on
-/// the CPU (decode steps) use the small-batch kernel instead of gemm.
-pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, kernels: Kernels) -> Result<Tensor> {
-    let dims = x.dims().to_vec();
-    let (out, inp) = w.dims2()?;
-    let n: usize = dims[..dims.len() - 1].iter().product();
-    let x2 = x.reshape((n, inp))?;
-    let small = kernels == Kernels::Fused
-        && n <= small_matmul::MAX_ROWS
-        && w.dtype() == DType::F32
-        && super::fused::host_kernels(w);
-    let y = if small { small_matmul::small_batch_matmul(&x2, w)? } else { x2.matmul(&w.t()?)? };
-    let y = match b {
-        Some(b) => y.broadcast_add(b)?,
-        None => y,
-    };
-    let mut out_dims = dims;
-    *out_dims.last_mut().unwrap() = out;
-    Ok(y.reshape(out_dims)?)
-}
-
-/// RMSNorm over the last dim, `x / rms(x) * w`, statistics in at least f32.
-pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
-    // candle's fused kernel has no f64 variant
-    Ok(match kernels {
-        Kernels::Fused if x.dtype() != DType::F64 => {
-            candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?
-        }
-        _ => super::fused::rms_norm(x, w, eps)?,
-    })
-}
-
-/// Softmax over the last dim.
-pub fn softmax_last(x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-    Ok(match kernels {
-        Kernels::Differentiable => candle_nn::ops::softmax(x, D::Minus1)?,
-        Kernels::Fused => candle_nn::ops::softmax_last_dim(&x.contiguous()?)?,
-    })
-}
+pub mod kernels;
+pub mod linear;
+pub mod mlp;
 
 /// Inverse frequencies of the rotary embedding, as transformers computes them (f32).
 pub fn rope_inv_freq(rotary_dim: usize, theta: f64, scaling: &RopeScaling) -> Vec<f32> {
@@ -182,9 +140,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernel
     let (_, hkv, s, _) = k.dims4()?;
     let mask = match mask {
         Mask::DecodeStep { pad }
-            if kernels == Kernels::Fused && q.dtype() == DType::F32 && super::fused::host_kernels(q) =>
+            if kernels == Kernels::Fused
+                && q.dtype() == DType::F32
+                && crate::model::fused::host_kernels(q) =>
         {
-            let out = super::decode_attention::decode_attention(q, k, v, pad)?; // [B, H, 1, Dh]
+            let out = crate::model::decode_attention::decode_attention(q, k, v, pad)?; // [B, H, 1, Dh]
             return Ok(out.reshape((b, 1, h * dh))?);
         }
         Mask::DecodeStep { pad } if pad.iter().any(|&p| p > 0) => {
@@ -213,40 +173,6 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, mask: Mask, kernels: Kernel
     Ok(out.reshape((b, h, t, dh))?.transpose(1, 2)?.reshape((b, t, h * dh))?)
 }
 
-/// The gated MLP of llama-family models: down(silu(gate(x)) * up(x)).
-pub struct SwiGlu {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
-}
-
-impl SwiGlu {
-    pub fn load(p: &mut ParamBuilder, hidden: usize, intermediate: usize, prefix: &str) -> Result<Self> {
-        Ok(Self {
-            gate_proj: p.linear(&format!("{prefix}.gate_proj"), intermediate, hidden, false)?,
-            up_proj: p.linear(&format!("{prefix}.up_proj"), intermediate, hidden, false)?,
-            down_proj: p.linear(&format!("{prefix}.down_proj"), hidden, intermediate, false)?,
-        })
-    }
-
-    /// gate, up and down projections (the decode step runs them on host rows).
-    pub fn projections(&self) -> [&Linear; 3] {
-        [&self.gate_proj, &self.up_proj, &self.down_proj]
-    }
-
-    pub fn forward(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
-        let plain = |l: &Linear| l.lora.is_none() && l.bias.is_none();
-        if kernels == Kernels::Differentiable && plain(&self.gate_proj) && plain(&self.up_proj) {
-            // training: both projections and their product as one op (fused::gate_up)
-            let h = super::fused::gate_up(x, &self.gate_proj.weight, &self.up_proj.weight)?;
-            return self.down_proj.forward(&h, kernels);
-        }
-        let gate = self.gate_proj.forward(x, kernels)?;
-        let up = self.up_proj.forward(x, kernels)?;
-        self.down_proj.forward(&super::fused::swiglu(&gate, &up)?, kernels)
-    }
-}
-
 /// RMSNorm of the (1 + w) form, computed in at least f32 (qwen3_5: weights stored around 0).
 pub fn rms_norm_one_plus(x: &Tensor, w: &Tensor, eps: f64, kernels: Kernels) -> Result<Tensor> {
     let dtype = x.dtype();
@@ -263,12 +189,55 @@ pub fn gated_rms_norm(x: &Tensor, gate: &Tensor, w: &Tensor, eps: f64, kernels: 
     let inner = if dtype == DType::F64 { DType::F64 } else { DType::F32 };
     let normed = rms_norm(&x.to_dtype(inner)?, &w.to_dtype(inner)?, eps, kernels)?;
     // silu(gate) ⊙ normed is SwiGLU's product: one fused pass each way on the CPU
-    Ok(super::fused::swiglu(&gate.to_dtype(inner)?, &normed)?.to_dtype(dtype)?)
+    Ok(crate::model::fused::swiglu(&gate.to_dtype(inner)?, &normed)?.to_dtype(dtype)?)
 }
 
 /// Rotary positions of `t` new tokens after `start` cached ones, per left-padded row.
 pub fn cached_positions(pad: &[usize], start: usize, t: usize) -> Vec<Vec<u32>> {
     pad.iter().map(|&p| (start..start + t).map(|a| a.saturating_sub(p) as u32).collect()).collect()
+}
+
+/// Token embeddings: ids [B, T] -> [B, T, D], rows of the [V, D] table.
+pub fn embed(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let (b, t) = ids.dims2()?;
+    Ok(table.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, table.dim(1)?))?)
+}
+
+/// What a cached forward of ids [B, T] after `start` cached positions needs, for rows
+/// left-padded by `pad[r]` positions: each row's rotary positions, and which keys each
+/// query sees.
+pub struct CachedStep<'a> {
+    /// [B][T] rotary positions (padding not counted)
+    pub positions: Vec<Vec<u32>>,
+    pad: &'a [usize],
+    /// additive [B, 1, T, S] when T > 1; one query per row masks by `pad` alone
+    additive: Option<Tensor>,
+}
+
+impl<'a> CachedStep<'a> {
+    pub fn new(ids: &Tensor, pad: &'a [usize], start: usize, dtype: DType, device: &Device) -> Result<Self> {
+        let (b, t) = ids.dims2()?;
+        if b != pad.len() {
+            anyhow::bail!("batch of {b} rows does not match the cache's {}", pad.len());
+        }
+        // keys in a row's left padding stay hidden at every later step too
+        let additive = if t > 1 { Some(attention_mask(pad, start, t, dtype, device)?) } else { None };
+        Ok(Self { positions: cached_positions(pad, start, t), pad, additive })
+    }
+
+    pub fn mask(&self) -> Mask<'_> {
+        match &self.additive {
+            Some(m) => Mask::Additive(m),
+            None => Mask::DecodeStep { pad: self.pad },
+        }
+    }
+}
+
+/// The last position's logits [B, V] in f32 of final-normed hidden states [B, T, D].
+pub fn last_logits(hidden: &Tensor, lm_head: &Tensor, kernels: Kernels) -> Result<Tensor> {
+    let t = hidden.dim(1)?;
+    let last = hidden.narrow(1, t - 1, 1)?.squeeze(1)?; // [B, D]
+    Ok(linear(&last, lm_head, None, kernels)?.to_dtype(DType::F32)?)
 }
 
 /// Keeps the given rows of a KV cache holding `len` positions.
@@ -328,7 +297,7 @@ impl TrainContext {
 
     /// Rotate-half RoPE of packed heads x: [N, H, rotary_dim], differentiable.
     pub fn rope(&self, x: &Tensor) -> Result<Tensor> {
-        super::fused::rope(x, &self.cos, &self.sin)
+        crate::model::fused::rope(x, &self.cos, &self.sin)
     }
 }
 

@@ -11,9 +11,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
-use super::lora::{AdapterModule, Adapters, LoraConfig, ALL_LINEAR};
-use super::params::{LoraInit, LoraSpec};
-use super::weights::{canonical_name, save_safetensors};
+use super::adapters::{AdapterModule, Adapters};
+use super::config::{LoraConfig, ALL_LINEAR};
+use crate::model::finite::all_finite;
+use crate::model::weights::{canonical_name, save_safetensors};
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
@@ -242,7 +243,7 @@ impl AdapterWeights {
                 t.dims()
             );
         }
-        if !super::finite::all_finite(t)? {
+        if !all_finite(t)? {
             bail!(
                 "{}: tensor {key} holds NaN or infinite values; the adapter is damaged (a run that \
                  diverged?): use an earlier checkpoint",
@@ -282,11 +283,4 @@ impl AdapterWeights {
         }
         Ok(())
     }
-}
-
-/// Opens an adapter directory as a `LoraSpec` for `LoadOptions::lora`.
-pub fn open(dir: &Path) -> Result<LoraSpec> {
-    let config = read_config(dir)?;
-    let weights = AdapterWeights::read(dir)?;
-    Ok(LoraSpec { config, init: LoraInit::Saved(std::sync::Arc::new(weights)) })
 }
