@@ -11,9 +11,10 @@ use candle_core::{DType, Device};
 use common::{tensor_max_diff, WordsReward};
 use polaris::lm::LanguageModel;
 use polaris::model::{adapter, adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
+use polaris::run::stats::StepStats;
 use polaris::train::checkpoint;
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {

@@ -11,8 +11,9 @@ use common::WordsReward;
 use polaris::lm::LanguageModel;
 use polaris::model::config::ModelConfig;
 use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::run::stats::StepStats;
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::throughput::{DeviceInfo, TrainingFlops};
 use polaris::train::workers::Workers;
 

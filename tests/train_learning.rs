@@ -13,7 +13,7 @@ use polaris::train::schedule::LrSchedule;
 use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
-fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
+fn run(hri: bool) -> (Vec<f64>, Vec<polaris::run::stats::StepStats>) {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
     let lm = Workers::single(

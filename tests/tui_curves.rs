@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyCode;
+use polaris::run::stats::{ComponentMeans, DimensionMean, StepStats};
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
-use polaris::train::step::{ComponentMeans, DimensionMean, StepStats};
 use polaris::tui::curves::chart::overlay;
 use polaris::tui::curves::ema::ema;
 use polaris::tui::curves::signals::Signal;

@@ -15,8 +15,8 @@ use clap::Args;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use crate::run::stats::{ComponentMeans, DimensionMean, StepStats};
 use crate::run::{Control, Event, EventKind, PROTOCOL_VERSION};
-use crate::train::step::{ComponentMeans, DimensionMean, StepStats};
 use crate::tui::curves::{ComparedRun, Msg, Page};
 use crate::tui::state::Tab;
 use crate::tui::{run_loop, theme::Theme, ui, Action, App, Link};
@@ -245,8 +245,8 @@ fn time_frames(app: &App, w: u16, h: u16, frames: usize) -> Result<(f64, f64)> {
 /// One step's rollouts: `groups` groups of 5 policy rows and a reference.
 fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<()> {
     use crate::reward::breakdown::{Breakdown, Candidate, Response, Weights};
+    use crate::run::rollout::ScoredRollout;
     use crate::train::group::Rollout;
-    use crate::train::step::ScoredRollout;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("rollouts.jsonl"))?);
     for group in 0..groups {
         let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");

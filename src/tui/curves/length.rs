@@ -14,7 +14,7 @@ use ratatui::Frame;
 use super::chart::{chart, overlay};
 use super::signals::Signal;
 use crate::reward::rules::LengthTarget;
-use crate::train::step::ScoredRollout;
+use crate::run::rollout::ScoredRollout;
 use crate::tui::history::Series;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;

@@ -17,7 +17,7 @@ use super::history::{thin, Series};
 use super::state::State;
 use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
-use crate::train::step::StepStats;
+use crate::run::stats::StepStats;
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();

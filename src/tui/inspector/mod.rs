@@ -17,7 +17,7 @@ use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
 use crate::reward::breakdown::Breakdown;
 use crate::reward::rubric::Sign;
-use crate::train::step::ScoredRollout;
+use crate::run::rollout::ScoredRollout;
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
