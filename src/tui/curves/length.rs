@@ -11,8 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
+use super::chart::Signal;
 use super::chart::{chart, overlay};
-use super::signals::Signal;
 use crate::reward::rules::LengthTarget;
 use crate::run::rollout::ScoredRollout;
 use crate::tui::history::Series;

@@ -12,8 +12,8 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::action::Action;
+use super::curves::chart::Signal;
 use super::curves::chart::{chart, columns, overlay, run_colour, Curve};
-use super::curves::signals::Signal;
 use super::curves::state::Page;
 use super::curves::{self};
 use super::history::{thin, Series, Window};
