@@ -6,8 +6,8 @@
 mod common;
 
 use polaris::run::alerts::{stalled, Alert, AlertsConfig, DeviceMemory, OpenAlerts, Rule, Watch};
+use polaris::run::stats::StepStats;
 use polaris::run::{EventKind, EventLog};
-use polaris::train::step::StepStats;
 
 /// 8 groups of 6 rows a step (48 rows), as the recipe's defaults.
 const GROUPS: usize = 8;

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use polaris::train::step::ScoredRollout;
+use polaris::run::rollout::ScoredRollout;
 
 fn polaris(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polaris-tui"))

@@ -12,8 +12,9 @@ use common::{tensor_max_diff, WordsReward};
 use polaris::lm::LanguageModel;
 use polaris::model::lora::peft;
 use polaris::model::{adapters_only, tiny, LoadOptions, LoraConfig, LoraInit, LoraSpec};
+use polaris::run::stats::StepStats;
 use polaris::train::checkpoint;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {

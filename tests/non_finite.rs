@@ -17,11 +17,12 @@ use polaris::reward::breakdown::Candidate;
 use polaris::reward::Breakdown;
 use polaris::run::driver::{Driver, RunDir, RunOptions, Work};
 use polaris::run::event::Level;
+use polaris::run::stats::StepStats;
 use polaris::run::{EventKind, EventLog};
 use polaris::train::checkpoint;
 use polaris::train::data::Example;
 use polaris::train::optim::AdamWConfig;
-use polaris::train::step::{NonFinite, Rewarder, StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{NonFinite, Rewarder, StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {

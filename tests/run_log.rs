@@ -5,8 +5,8 @@ use std::io::Write;
 
 use polaris::run::event::Level;
 use polaris::run::log::read;
+use polaris::run::stats::StepStats;
 use polaris::run::{Control, Event, EventKind, EventLog, PROTOCOL_VERSION};
-use polaris::train::step::StepStats;
 
 #[test]
 fn seq_increases_across_reopening_and_a_torn_tail_is_dropped() {

@@ -9,7 +9,8 @@ use std::sync::atomic::AtomicBool;
 use common::WordsReward;
 use polaris::model::config::ModelConfig;
 use polaris::model::tiny;
-use polaris::train::step::{StepStats, TrainPrompt, Trainer};
+use polaris::run::stats::StepStats;
+use polaris::train::step::{TrainPrompt, Trainer};
 use polaris::train::throughput::{DeviceInfo, TrainingFlops};
 
 fn llama(tied: bool) -> ModelConfig {

@@ -9,7 +9,7 @@ use common::WordsReward;
 use polaris::model::tiny;
 use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 
-fn run(hri: bool) -> (Vec<f64>, Vec<polaris::train::step::StepStats>) {
+fn run(hri: bool) -> (Vec<f64>, Vec<polaris::run::stats::StepStats>) {
     let dir = tempfile::tempdir().unwrap();
     tiny::write(dir.path()).unwrap();
     let lm = common::tiny_workers(dir.path());

@@ -9,9 +9,10 @@ use std::sync::atomic::AtomicBool;
 use candle_core::{DType, Device};
 use common::WordsReward;
 use polaris::model::all_trainable;
+use polaris::run::stats::StepStats;
 use polaris::train::group::Rollout;
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 const BUDGET: usize = 12;

@@ -8,8 +8,9 @@ use candle_core::{DType, Device};
 use common::WordsReward;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
+use polaris::run::stats::StepStats;
 use polaris::train::checkpoint;
-use polaris::train::step::{StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::Workers;
 
 fn config() -> StepConfig {

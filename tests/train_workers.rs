@@ -17,11 +17,13 @@ use std::time::Duration;
 use candle_core::{DType, Device};
 use common::WordsReward;
 use polaris::model::{all_trainable, tiny};
+use polaris::run::rollout::ScoredRollout;
+use polaris::run::stats::StepStats;
 use polaris::train::collective::cpu::CpuCollective;
 use polaris::train::collective::Collective;
 use polaris::train::loss::LossConfig;
 use polaris::train::schedule::LrSchedule;
-use polaris::train::step::{ScoredRollout, StepConfig, StepStats, TrainPrompt, Trainer};
+use polaris::train::step::{StepConfig, TrainPrompt, Trainer};
 use polaris::train::workers::{parse_devices, Workers};
 
 fn config() -> StepConfig {

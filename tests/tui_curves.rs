@@ -11,12 +11,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crossterm::event::KeyCode;
+use polaris::run::stats::{ComponentMeans, DimensionMean, StepStats};
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
-use polaris::train::step::{ComponentMeans, DimensionMean, StepStats};
 use polaris::tui::curves::chart::overlay;
+use polaris::tui::curves::chart::Signal;
 use polaris::tui::curves::ema::ema;
-use polaris::tui::curves::signals::Signal;
-use polaris::tui::curves::{self, compare, Page};
+use polaris::tui::curves::state::Page;
+use polaris::tui::curves::{self, compare};
 use polaris::tui::history::{CurveKey, Series};
 use polaris::tui::theme::Theme;
 use polaris::tui::{Action, App, DirLink};

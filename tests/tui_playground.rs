@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
 use polaris::generate::{Finish, GenerationRecord};
+use polaris::tui::playground::msg::{Msg, Shared};
 use polaris::tui::playground::save::SavedStory;
 use polaris::tui::playground::state::{Choice, Status};
-use polaris::tui::playground::{Msg, Shared};
-use polaris::tui::state::Tab;
 use polaris::tui::theme::Theme;
+use polaris::tui::{dashboard, playground};
 use polaris::tui::{ui, Action, App, DirLink};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -51,7 +51,7 @@ fn fixture_with(edit: impl FnOnce(&mut polaris::train::config::TrainConfig)) -> 
     let (tx, rx) = mpsc::channel();
     app.connect(tx);
     key(&mut app, KeyCode::Char('5'));
-    assert_eq!(app.state.tab, Tab::Playground);
+    assert_eq!(app.state.tab, playground::ID);
     Fixture { _tmp: tmp, dir, app, rx }
 }
 
@@ -141,11 +141,11 @@ fn typing_goes_to_the_editor_not_the_global_keys() {
     key(&mut f.app, KeyCode::Esc);
     let s = &f.app.state;
     assert!(!s.quit && !s.confirm_stop);
-    assert_eq!(s.tab, Tab::Playground);
+    assert_eq!(s.tab, playground::ID);
     assert_eq!(s.playground.instruction(), "quiet 1 stormy night");
     // outside the editor the global keys work again
     key(&mut f.app, KeyCode::Char('1'));
-    assert_eq!(f.app.state.tab, Tab::Dashboard);
+    assert_eq!(f.app.state.tab, dashboard::ID);
 }
 
 #[test]

@@ -14,8 +14,8 @@ use polaris::gpu::{DeviceStats, GpuProcess, HostStats, Sample};
 use polaris::reward::score::ScoreMode;
 use polaris::run::Control;
 use polaris::tui::rollouts::StepKey;
-use polaris::tui::state::Tab;
 use polaris::tui::theme::Theme;
+use polaris::tui::{annotate, eval, groups, inspector};
 use polaris::tui::{ui, Action, App, DirLink};
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
@@ -153,7 +153,7 @@ fn inspector_with_and_without_thinking() {
     let mut f = fixture(dark(), false);
     key(&mut f.app, KeyCode::Char('2'));
     key(&mut f.app, KeyCode::Enter);
-    assert_eq!(f.app.state.tab, Tab::Inspector);
+    assert_eq!(f.app.state.tab, inspector::ID);
     snap("inspector", &f.app);
     key(&mut f.app, KeyCode::Char('t'));
     snap("inspector_thinking", &f.app);
@@ -323,10 +323,10 @@ fn themes_cycle_live_and_no_color_draws_the_same_text() {
 fn tabs_cycle_and_clicks_select_them() {
     let mut f = fixture(dark(), false);
     key(&mut f.app, KeyCode::Tab);
-    assert_eq!(f.app.state.tab, Tab::Groups);
+    assert_eq!(f.app.state.tab, groups::ID);
     f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
     f.app.update(Action::Input(TermEvent::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT))));
-    assert_eq!(f.app.state.tab, Tab::Eval);
+    assert_eq!(f.app.state.tab, eval::ID);
     // the third label on the tab bar is the Inspector's
     let screen = text(&draw(&f.app, 120, 30));
     let x = screen.lines().next().unwrap().find("3 Inspector").unwrap() as u16;
@@ -338,7 +338,7 @@ fn tabs_cycle_and_clicks_select_them() {
         modifiers: KeyModifiers::NONE,
     };
     f.app.update(Action::Input(TermEvent::Mouse(click)));
-    assert_eq!(f.app.state.tab, Tab::Inspector);
+    assert_eq!(f.app.state.tab, inspector::ID);
     key(&mut f.app, KeyCode::Char('q'));
     assert!(f.app.state.quit);
 }
@@ -432,12 +432,12 @@ fn the_annotate_tab_judges_the_runs_samples_blinded() {
     assert_eq!(judgments(), 0);
     key(&mut f.app, KeyCode::Char('2'));
     assert_eq!(judgments(), 1, "a verdict in the tab is appended to the study file");
-    assert_eq!(f.app.state.tab, Tab::Annotate, "`2` judged rather than switching tabs");
+    assert_eq!(f.app.state.tab, annotate::ID, "`2` judged rather than switching tabs");
     // the screen's pane switch is `o`; Tab stays the workbench's
     key(&mut f.app, KeyCode::Char('o'));
     assert_eq!(f.app.state.annotate.screen.as_ref().unwrap().focus, polaris::annotate::screen::Pane::Right);
     key(&mut f.app, KeyCode::Tab);
-    assert_eq!(f.app.state.tab, Tab::Eval);
+    assert_eq!(f.app.state.tab, eval::ID);
     key(&mut f.app, KeyCode::Char('6'));
     key(&mut f.app, KeyCode::Char('='));
     assert_eq!(judgments(), 2);
@@ -502,7 +502,7 @@ fn eval_dir(f: &Fixture) -> std::path::PathBuf {
 fn open_eval(f: &mut Fixture) {
     key(&mut f.app, KeyCode::Char('7'));
     key(&mut f.app, KeyCode::Char('r'));
-    assert_eq!(f.app.state.tab, Tab::Eval);
+    assert_eq!(f.app.state.tab, eval::ID);
 }
 
 #[test]
@@ -633,7 +633,7 @@ fn validation_passes_are_browsed_as_their_own_steps() {
     assert_eq!(f.app.state.groups.pinned, None);
     key(&mut f.app, KeyCode::Char(']'));
     key(&mut f.app, KeyCode::Enter);
-    assert_eq!(f.app.state.tab, Tab::Inspector);
+    assert_eq!(f.app.state.tab, inspector::ID);
     snap("inspector_validation", &f.app);
     let screen = text(&draw(&f.app, 200, 50));
     assert!(screen.contains("validation at step 40 · prompt 1 · validation sample"), "{screen}");

@@ -14,11 +14,12 @@ use polaris::model::tiny;
 use polaris::reward::breakdown::{Breakdown, Candidate, Weights};
 use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
 use polaris::run::log::read;
+use polaris::run::rollout::{RolloutKind, ScoredRollout};
+use polaris::run::stats::ValStats;
 use polaris::run::EventKind;
 use polaris::train::config::TrainConfig;
 use polaris::train::data::Example;
-use polaris::train::step::{RolloutKind, ScoredRollout};
-use polaris::train::validation::{ValStats, ValidationConfig};
+use polaris::train::validation::ValidationConfig;
 
 /// The validation rewarder: the rules with the validation weights, and a reward that says
 /// it came from here (1 - words / 100).

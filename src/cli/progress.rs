@@ -7,9 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::broadcast;
 
+use crate::run::stats::StepStats;
+use crate::run::stats::ValStats;
 use crate::run::{Event, EventKind};
-use crate::train::step::StepStats;
-use crate::train::validation::ValStats;
 
 /// Prints the run's events until it finishes (or its log closes); with a progress bar below
 /// them when `bar` (a detached run's log gets the lines alone).

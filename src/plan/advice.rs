@@ -3,7 +3,7 @@
 
 use crate::model::ModelConfig;
 use crate::train::config::TrainConfig;
-use crate::train::step::LayerCheckpointing;
+use crate::train::layer_checkpointing::LayerCheckpointing;
 
 use super::{gib, Place, Plan};
 

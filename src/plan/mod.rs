@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::model::ModelConfig;
 use crate::train::config::TrainConfig;
-use crate::train::step::LayerCheckpointing;
+use crate::train::layer_checkpointing::{LayerCheckpointing, AUTO_ACTIVATION_SHARE};
 pub use figures::{Figures, Shape};
 
 /// Prompt tokens a row is planned with: the recipe's prompts are at most 256 tokens
@@ -28,9 +28,6 @@ pub const PROMPT_TOKENS: u64 = 256;
 /// thread stacks, allocator slack (measured: a tiny-model train run of 2 x 61-token rows
 /// peaks at 134 MiB RSS, of which the model, its gradients and AdamW's state are ~70 MiB).
 pub const RUNTIME_HOST: u64 = 64 << 20;
-/// checkpoint_layers = "auto" turns checkpointing on when the saved activations without it
-/// would exceed this share of a device's available memory (or the run would not fit).
-pub const AUTO_ACTIVATION_SHARE: f64 = 0.25;
 
 /// Where workers live: the host (every CPU worker of the process shares its memory) or one
 /// CUDA device.
@@ -313,24 +310,4 @@ pub fn gib(bytes: u64) -> String {
     } else {
         format!("{:.0} MiB", b / (1u64 << 20) as f64)
     }
-}
-
-/// checkpoint_layers = "auto" for a trainer given it undecided: on when `tokens` tokens'
-/// saved activations without checkpointing exceed AUTO_ACTIVATION_SHARE of the host's
-/// available memory.
-pub fn wants_checkpointing(model: &ModelConfig, dtype: candle_core::DType, tokens: u64) -> bool {
-    let shape = Shape {
-        model: model.clone(),
-        w: dtype.size_in_bytes() as u64,
-        lora: None,
-        reference: false,
-        checkpoint_layers: false,
-        fused_delta_rule: true,
-        logprob_chunk: 1,
-        tokens,
-        generation_rows: 0,
-        generation_tokens: 0,
-        prompt_tokens: 0,
-    };
-    available::host().is_some_and(|a| figures::activations(&shape) as f64 > AUTO_ACTIVATION_SHARE * a as f64)
 }

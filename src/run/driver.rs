@@ -16,9 +16,10 @@ use sha2::{Digest, Sha256};
 use super::alerts::{AlertsConfig, Watch};
 use super::event::{Control, EventKind, Level};
 use super::log::EventLog;
+use crate::run::rollout::ScoredRollout;
 use crate::train::checkpoint;
 use crate::train::data::Example;
-use crate::train::step::{NonFinite, Rewarder, ScoredRollout, StepCancelled, TrainPrompt, Trainer};
+use crate::train::step::{NonFinite, Rewarder, StepCancelled, TrainPrompt, Trainer};
 use crate::train::validation::{due, ValidationConfig};
 use crate::train::workers::Workers;
 

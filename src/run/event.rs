@@ -3,9 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::sft::SftStep;
-use crate::train::step::StepStats;
-use crate::train::validation::ValStats;
+use super::alerts::alert::Alert;
+use super::stats::{SftStep, StepStats, ValStats};
 
 /// Bumped on any change a reader of an older version would misread.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -63,7 +62,7 @@ pub enum EventKind {
         text: String,
     },
     /// An alert rule began or stopped holding (`run::alerts`).
-    Alert(super::alerts::Alert),
+    Alert(Alert),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

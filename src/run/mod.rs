@@ -17,6 +17,8 @@ pub mod process;
 pub mod registry;
 pub mod remote;
 pub mod report;
+pub mod rollout;
+pub mod stats;
 pub mod status;
 pub mod threads;
 pub mod work;

@@ -6,6 +6,14 @@
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::model::ModelConfig;
+use crate::plan::available::host;
+use crate::plan::figures::{activations, Shape};
+
+/// checkpoint_layers = "auto" turns checkpointing on when the saved activations without it
+/// would exceed this share of a device's available memory (or the run would not fit).
+pub const AUTO_ACTIVATION_SHARE: f64 = 0.25;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LayerCheckpointing {
     Off,
@@ -67,4 +75,24 @@ impl<'de> Deserialize<'de> for LayerCheckpointing {
         }
         d.deserialize_any(V)
     }
+}
+
+/// checkpoint_layers = "auto" for a trainer given it undecided: on when `tokens` tokens'
+/// saved activations without checkpointing exceed AUTO_ACTIVATION_SHARE of the host's
+/// available memory.
+pub fn wants_checkpointing(model: &ModelConfig, dtype: candle_core::DType, tokens: u64) -> bool {
+    let shape = Shape {
+        model: model.clone(),
+        w: dtype.size_in_bytes() as u64,
+        lora: None,
+        reference: false,
+        checkpoint_layers: false,
+        fused_delta_rule: true,
+        logprob_chunk: 1,
+        tokens,
+        generation_rows: 0,
+        generation_tokens: 0,
+        prompt_tokens: 0,
+    };
+    host().is_some_and(|a| activations(&shape) as f64 > AUTO_ACTIVATION_SHARE * a as f64)
 }

@@ -17,6 +17,7 @@ use super::data::Example;
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::lm::LanguageModel;
 use crate::model::logprobs::{backward_packed, BackwardOptions, DEFAULT_CHUNK};
+use crate::run::stats::SftStep;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -47,20 +48,6 @@ impl Default for SftConfig {
             checkpoint_layers: false,
         }
     }
-}
-
-/// One optimizer step of the pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SftStep {
-    pub epoch: usize,
-    /// 1-based, over the whole pass.
-    pub step: usize,
-    pub steps: usize,
-    /// Mean NLL per response token (nats) of the step's examples, before the update.
-    pub loss: f64,
-    pub grad_norm: f64,
-    pub tokens: usize,
-    pub seconds: f64,
 }
 
 /// Trains `lm`'s trainable parameters on the examples that have a story; calls `on_step`

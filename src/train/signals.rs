@@ -3,36 +3,9 @@
 //! and the share of stories inside the recipe's length band. The step event carries them
 //! (`StepStats`); logs written before them load with them absent.
 
-use serde::{Deserialize, Serialize};
-
 use crate::eval::winrate::percentile;
 use crate::reward::breakdown::Breakdown;
-
-/// Means over a step's policy rows of the composite's terms, unweighted (RECIPE.md):
-/// composite = w_sq·SQ − w_rep·repetition − w_len·length − w_blank·blank + overlong.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ComponentMeans {
-    /// Normalised Story Quality (the batch mean stands in for a failed judgement).
-    pub story_quality: f64,
-    /// Self-repetition penalty, 0..1.
-    pub repetition: f64,
-    /// Length penalty, 0..1 (0 inside the band).
-    pub length: f64,
-    /// Blank penalty, 0 or 1.
-    pub blank: f64,
-    /// DAPO's overlong penalty, ≤ 0.
-    pub overlong: f64,
-}
-
-/// One rubric dimension's mean score over the policy rows the judge scored, in the rubric's
-/// points (0..=max).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DimensionMean {
-    pub key: String,
-    pub mean: f64,
-    pub max: i64,
-}
+use crate::run::stats::{ComponentMeans, DimensionMean};
 
 /// What `StepStats` gains from a step's policy rows.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -20,8 +20,6 @@ use super::loss::{grpo_loss_part, BatchTotals, LossConfig, LossOutput, RowTerms}
 use super::optim::{clip_grad_norm, AdamW, AdamWConfig, GradSum, Grads};
 use super::schedule::{HriSchedule, LrSchedule};
 use super::signals::RowSignals;
-pub use super::signals::{ComponentMeans, DimensionMean};
-pub use super::validation::RolloutKind;
 use super::workers::{Replica, Workers};
 use super::zero;
 use crate::generate::SamplingParams;
@@ -31,6 +29,8 @@ use crate::reward::judge::failure_gate;
 use crate::reward::rows::{score_rows, RowRules};
 use crate::reward::score::ScoreMode;
 use crate::reward::JudgeClient;
+use crate::run::rollout::{RolloutKind, ScoredRollout};
+use crate::run::stats::StepStats;
 
 /// Scores a batch of candidate stories. Shared by every worker of a step (one judge client,
 /// one concurrency limit).
@@ -152,108 +152,6 @@ pub struct TrainPrompt<'a> {
     pub prompt: &'a str,
     pub story: Option<&'a str>,
     pub reasoning: Option<&'a str>,
-}
-
-/// A row after scoring.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ScoredRollout {
-    pub step: usize,
-    /// A training row or a validation sample (absent in older logs: train).
-    #[serde(default)]
-    pub kind: RolloutKind,
-    pub prompt: String,
-    pub rollout: Rollout,
-    /// The row's score as GRPO used it (`breakdown.score`, then `step.score_clip`): its
-    /// advantage comes from this. With the defaults it is the reward, the clipped composite
-    /// (`breakdown.reward`).
-    pub reward: f64,
-    pub advantage: f64,
-    pub breakdown: Breakdown,
-}
-
-/// What a step did (the per-step event of the run log).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct StepStats {
-    pub step: usize,
-    pub policy_reward_mean: f64,
-    pub policy_reward_std: f64,
-    /// Mean over groups of the best policy row's reward.
-    pub best_of_group_mean: f64,
-    pub reference_reward_mean: Option<f64>,
-    /// Mean 1-based rank of the reference in its group (1 = best).
-    pub reference_rank_mean: Option<f64>,
-    /// Share of groups where the reference beats every policy row.
-    pub reference_beats_all: Option<f64>,
-    pub length_ratio_mean: Option<f64>,
-    pub words_mean: f64,
-    pub loss: f64,
-    pub clip_frac_low: f64,
-    pub clip_frac_high: f64,
-    pub kl: f64,
-    /// Mean entropy (nats) of the policy's next-token distribution over policy response
-    /// tokens, under the sampling weights.
-    pub entropy: f64,
-    /// Global grad norm before clipping (mean over the update epochs).
-    pub grad_norm: f64,
-    pub lr: f64,
-    pub hri_weight: f64,
-    /// How rows were scored (`reward.score`): the reward statistics above are of the scores.
-    /// Absent in older logs: composite.
-    #[serde(default)]
-    pub score_mode: ScoreMode,
-    /// The behaviour-cloning coefficient this step, and the reference rows' mean negative
-    /// log-likelihood per token (nats) when it is on.
-    #[serde(default)]
-    pub bc_coef: f64,
-    #[serde(default)]
-    pub bc_nll: Option<f64>,
-    pub zero_variance_groups: usize,
-    /// Groups whose reference row's |advantage| was above `step.reference_advantage_cap`
-    /// (bounded to it, unless `step.reference_advantage = "release"`). Absent in older logs: 0.
-    #[serde(default)]
-    pub reference_advantage_capped: usize,
-    pub judge_failures: usize,
-    pub judge_cost: f64,
-    /// Response tokens trained on (all rows).
-    pub tokens: usize,
-    /// Reference rows cut to the response budget (`sampling.max_new_tokens`) this step, and
-    /// the response tokens they lost (end tokens included). Absent in older logs: 0.
-    #[serde(default)]
-    pub reference_rows_cut: usize,
-    #[serde(default)]
-    pub reference_tokens_cut: usize,
-    /// Policy response tokens sampled per second of generation.
-    pub generate_tokens_per_second: f64,
-    /// Prompt + response tokens through forward and backward per second of training.
-    pub train_tokens_per_second: f64,
-    pub workers: usize,
-    /// Wall seconds of the step's phases: sampling (the slowest worker), judging not hidden
-    /// behind sampling, and the updates.
-    pub seconds_generate: f64,
-    pub seconds_judge: f64,
-    pub seconds_train: f64,
-    /// Per worker's device: tokens/s and model FLOPs utilisation (`train::throughput`).
-    /// Absent in older logs: empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub devices: Vec<super::throughput::DeviceThroughput>,
-    /// Groups in the step (`zero_variance_groups` counts among them). Absent in older logs: 0.
-    #[serde(default)]
-    pub groups: usize,
-    /// The policy rows' mean composite terms, unweighted. Absent in older logs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub components: Option<ComponentMeans>,
-    /// Each rubric dimension's mean score over the judged policy rows, in the rubric's order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dimensions: Vec<DimensionMean>,
-    /// Seconds per judge call (cache hits left out), median and 95th percentile.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge_latency_p50: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub judge_latency_p95: Option<f64>,
-    /// Share of policy rows whose words lie in the recipe's band around their length target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub length_in_band: Option<f64>,
 }
 
 pub struct Trainer {
@@ -699,7 +597,7 @@ impl PassContext<'_> {
                 chunk: self.cfg.logprob_chunk,
                 entropy: self.old.is_none(),
                 checkpoint_layers: self.cfg.checkpoint_layers.fixed().unwrap_or_else(|| {
-                    crate::plan::wants_checkpointing(
+                    super::layer_checkpointing::wants_checkpointing(
                         model.config(),
                         model.dtype(),
                         inputs.elem_count() as u64,

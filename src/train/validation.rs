@@ -11,19 +11,12 @@ use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::group::{build_group, GroupSpec, Rollout};
-use super::step::{Rewarder, ScoredRollout, TrainPrompt, Trainer};
+use super::step::{Rewarder, TrainPrompt, Trainer};
 use super::workers::Workers;
 use crate::generate::SamplingParams;
-use crate::reward::breakdown::{Breakdown, Candidate, Weights};
-
-/// What a logged row is: a training row (a group member trained on) or a validation sample.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RolloutKind {
-    #[default]
-    Train,
-    Val,
-}
+use crate::reward::breakdown::{Candidate, Weights};
+use crate::run::rollout::{RolloutKind, ScoredRollout};
+use crate::run::stats::ValStats;
 
 /// `[validation]`: how held-out prompts are sampled and scored. Defaults are the release's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,55 +103,6 @@ pub fn due(step: usize, total: usize, every: usize, before_training: bool) -> bo
         return before_training;
     }
     every > 0 && (step.is_multiple_of(every) || step == total)
-}
-
-/// One validation pass (the `val` event of the run log). Means are over the prompts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ValStats {
-    /// Optimizer steps done when it ran (0: before training).
-    pub step: usize,
-    pub prompts: usize,
-    pub reward_mean: f64,
-    pub reward_std: f64,
-    pub story_quality_mean: f64,
-    pub self_repetition_mean: f64,
-    pub length_penalty_mean: f64,
-    /// Share of samples with the blank penalty.
-    pub blank_rate: f64,
-    pub length_ratio_mean: Option<f64>,
-    pub words_mean: f64,
-    pub judge_failures: usize,
-    pub judge_cost: f64,
-    /// Response tokens sampled.
-    pub tokens: usize,
-    pub seconds_generate: f64,
-    pub seconds_judge: f64,
-}
-
-impl ValStats {
-    fn of(step: usize, rows: &[Breakdown], tokens: usize) -> Self {
-        let n = rows.len().max(1) as f64;
-        let mean = |f: &dyn Fn(&Breakdown) -> f64| rows.iter().map(f).sum::<f64>() / n;
-        let reward_mean = mean(&|b| b.reward);
-        let ratios: Vec<f64> = rows.iter().filter_map(|b| b.length_ratio).collect();
-        Self {
-            step,
-            prompts: rows.len(),
-            reward_mean,
-            reward_std: mean(&|b| (b.reward - reward_mean).powi(2)).sqrt(),
-            story_quality_mean: mean(&|b| b.story_quality),
-            self_repetition_mean: mean(&|b| b.self_repetition),
-            length_penalty_mean: mean(&|b| b.length_penalty),
-            blank_rate: mean(&|b| b.blank_penalty),
-            length_ratio_mean: (!ratios.is_empty()).then(|| ratios.iter().sum::<f64>() / ratios.len() as f64),
-            words_mean: mean(&|b| b.words as f64),
-            judge_failures: rows.iter().filter(|b| b.judge_failure.is_some()).count(),
-            judge_cost: rows.iter().map(|b| b.judge_usage.cost).sum(),
-            tokens,
-            ..Default::default()
-        }
-    }
 }
 
 /// Tags validation seeds apart from training ones (which are seed ^ step << 20 ^ group).

@@ -3,7 +3,7 @@
 
 use crate::gpu::Sample;
 
-use super::state::Tab;
+use super::state::TabId;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -14,7 +14,7 @@ pub enum Action {
     Gpu(Sample),
 
     Quit,
-    SelectTab(Tab),
+    SelectTab(TabId),
     CycleTab {
         forward: bool,
     },
@@ -25,7 +25,8 @@ pub enum Action {
         down: bool,
         by: u16,
     },
-    /// Left / right: pan the dashboard, change step in Groups, change row in Inspector.
+    /// Left / right: pan the dashboard, change step in Groups, change row in Inspector (each
+    /// tab's `update` says).
     Side {
         forward: bool,
     },
@@ -38,12 +39,8 @@ pub enum Action {
     },
     /// Back to the latest step (and the whole history on the dashboard).
     Follow,
-    Inspect,
-    /// The Inspector's judgement pane.
-    ScrollJudgement {
-        down: bool,
-    },
-    ToggleThinking,
+    /// A key the shown tab took for itself (its `keys`); its `update` says what it does.
+    Key(crossterm::event::KeyEvent),
     PauseResume,
     CheckpointNow,
     /// Stop asks first.
@@ -55,13 +52,7 @@ pub enum Action {
     AskTakeControl,
     ConfirmTakeControl(bool),
     /// The playground's keys and its workers' reports.
-    Playground(super::playground::Msg),
-    /// Annotate tab: open the chosen comparison's study, leave it, or a key for its screen.
-    OpenStudy,
-    LeaveStudy,
-    Annotate(crossterm::event::KeyEvent),
-    /// Eval tab: read the run's evaluations again now.
-    ReloadEvals,
+    Playground(super::playground::msg::Msg),
     /// Show or hide the alerts list.
     ToggleAlerts,
     /// Write the run's report (curves, summary, CSV) into its directory.

@@ -1,19 +1,20 @@
-//! The update step: the one place the state changes. Inputs become actions (keys.rs), actions
-//! change the state, and a control reaches the trainer through the link.
+//! The update step: the one place the state changes. Inputs become actions (keys.rs); the
+//! shown tab applies the actions it gives a meaning (`Tab::update`), this file the rest; a
+//! control reaches the trainer through the link.
 
 use std::path::Path;
 
 use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
 
 use super::action::Action;
-use super::history::Window;
 use super::journal::Journal;
 use super::keys::action_for;
 use super::link::{Link, Steering};
-use super::rollouts::{RolloutIndex, StepKey};
-use super::state::{RunState, State, Tab, MESSAGES};
+use super::rollouts::RolloutIndex;
+use super::state::{RunState, State, MESSAGES};
+use super::tab::{step_index, Ctx};
 use super::theme::Theme;
-use super::ui;
+use super::{eval, gpus, groups, tabs, ui};
 use crate::run::status::{derive, describe, Phase, Process, Summary};
 use crate::run::{Control, Event, EventKind};
 
@@ -27,7 +28,7 @@ pub struct App {
     /// The last problem reading daemon.pid / exit.json (said once, not every poll).
     process_problem: Option<String>,
     rollouts: RolloutIndex,
-    evals: super::eval::load::EvalIndex,
+    evals: eval::load::EvalIndex,
     pub journal: Journal,
     /// The playground's worker threads and opened models.
     pub playground: super::playground::Workers,
@@ -39,9 +40,9 @@ impl App {
     pub fn new(dir: &Path, link: Box<dyn Link>, themes: Vec<Theme>, theme: usize) -> Self {
         let name =
             dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let mut state = State::new(name, themes, theme, link.can_control());
-        state.annotate = super::annotate::AnnotateTab::new(dir.to_path_buf());
-        state.eval = super::eval::EvalTab::new(dir.to_path_buf());
+        let mut state = State::new(name, tabs::first(), themes, theme, link.can_control());
+        state.annotate = super::annotate::state::AnnotateTab::new(dir.to_path_buf());
+        state.eval = super::eval::state::EvalTab::new(dir.to_path_buf());
         state.gpu.own_devices = super::gpus::state::own_devices(dir);
         state.alerts.opened_at = crate::run::exit::now();
         let alerts_config = crate::run::alerts::AlertsConfig::of_run_dir(dir);
@@ -62,7 +63,7 @@ impl App {
             summary: Summary::default(),
             process_problem: None,
             rollouts: RolloutIndex::new(dir),
-            evals: super::eval::load::EvalIndex::new(dir),
+            evals: eval::load::EvalIndex::new(dir),
             journal: Journal::new(dir),
             playground,
             compared: Default::default(),
@@ -81,11 +82,23 @@ impl App {
     }
 
     pub fn update(&mut self, action: Action) {
-        let s = &mut self.state;
         // anything but a tick or a sample is something the user did: redraw
         if !matches!(action, Action::Tick | Action::Gpu(_) | Action::Drawn(_)) {
-            s.dirty = true;
+            self.state.dirty = true;
         }
+        let tab = tabs::get(self.state.tab);
+        let mut ctx = Ctx {
+            state: &mut self.state,
+            rollouts: &mut self.rollouts,
+            evals: &mut self.evals,
+            said: vec![],
+        };
+        let rest = (tab.update)(&mut ctx, action);
+        for text in std::mem::take(&mut ctx.said) {
+            self.note(text);
+        }
+        let Some(action) = rest else { return };
+        let s = &mut self.state;
         match action {
             Action::Input(ev) => {
                 if let Some(a) = self.interpret(ev) {
@@ -95,61 +108,17 @@ impl App {
             Action::Tick => self.poll(),
             Action::Gpu(sample) => {
                 s.gpu.record(sample);
-                s.dirty |= s.tab == Tab::Gpus;
+                s.dirty |= s.tab == gpus::ID;
             }
             Action::Quit => s.quit = true,
             Action::SelectTab(t) => s.tab = t,
-            Action::CycleTab { forward } => s.tab = s.tab.cycled(forward),
+            Action::CycleTab { forward } => s.tab = tabs::cycled(s.tab, forward),
             Action::ToggleHelp => s.help = !s.help,
             Action::CycleTheme => {
                 s.theme = (s.theme + 1) % s.themes.len();
                 let name = s.theme().name.clone();
                 self.note(format!("theme: {name}"));
             }
-            Action::Move { down, by } => match s.tab {
-                Tab::Groups => {
-                    let n = s.groups.current().map_or(0, |g| g.rows.len());
-                    s.groups.row = step_index(s.groups.row, down, by as usize, n);
-                }
-                Tab::Annotate => {
-                    let n = super::annotate::samples::Comparison::ALL.len();
-                    s.annotate.selected = step_index(s.annotate.selected, down, by as usize, n);
-                }
-                Tab::Eval => {
-                    s.eval.selected = step_index(s.eval.selected, down, by as usize, s.eval.evals.len())
-                }
-                Tab::Inspector => {
-                    s.inspector.scroll = if down {
-                        s.inspector.scroll.saturating_add(by)
-                    } else {
-                        s.inspector.scroll.saturating_sub(by)
-                    };
-                }
-                _ => {}
-            },
-            Action::ScrollJudgement { down } => {
-                let j = &mut s.inspector.judge_scroll;
-                *j = if down { j.saturating_add(1) } else { j.saturating_sub(1) };
-            }
-            Action::Side { forward } => match s.tab {
-                Tab::Dashboard => s.window = super::curves::pan(s, forward),
-                Tab::Groups => {
-                    let from = s.groups.loaded.as_ref().map(|(step, _)| *step);
-                    if let Some(step) = from.and_then(|f| self.rollouts.neighbour(f, forward)) {
-                        // reaching the latest step follows it again
-                        let pinned = (Some(step) != self.rollouts.latest()).then_some(step);
-                        self.state.groups.pinned = pinned;
-                        self.load_groups(step);
-                    }
-                }
-                Tab::Inspector => {
-                    let n = s.groups.current().map_or(0, |g| g.rows.len());
-                    s.groups.row = step_index(s.groups.row, forward, 1, n);
-                    s.inspector.scroll = 0;
-                    s.inspector.judge_scroll = 0;
-                }
-                _ => {}
-            },
             Action::Group { forward } => {
                 let n = s.groups.groups().len();
                 s.groups.group = step_index(s.groups.group, forward, 1, n);
@@ -157,26 +126,16 @@ impl App {
                 s.inspector.scroll = 0;
                 s.inspector.judge_scroll = 0;
             }
-            Action::Zoom { zoom_in } => s.window = super::curves::zoom(s, zoom_in),
-            Action::Follow => match s.tab {
-                Tab::Dashboard => s.window = Window::default(),
-                _ => {
-                    s.groups.pinned = None;
-                    if let Some(latest) = self.rollouts.latest() {
-                        self.load_groups(latest);
-                    }
-                }
-            },
-            Action::Inspect => {
-                if s.groups.current().is_some() {
-                    // the row stays put while new steps arrive; `f` follows again
-                    s.groups.pinned = s.groups.loaded.as_ref().map(|(step, _)| *step);
-                    s.tab = Tab::Inspector;
-                    s.inspector.scroll = 0;
-                    s.inspector.judge_scroll = 0;
+            // on a tab that gives them no meaning of their own (the Dashboard zooms; a tab's
+            // ↑↓ ←→ are its `update`'s)
+            Action::Move { .. } | Action::Side { .. } | Action::Zoom { .. } | Action::Key(_) => {}
+            // f elsewhere than the Dashboard: Groups and the Inspector follow the latest step
+            Action::Follow => {
+                s.groups.pinned = None;
+                if let Some(latest) = self.rollouts.latest() {
+                    self.load_groups(latest);
                 }
             }
-            Action::ToggleThinking => s.inspector.thinking = !s.inspector.thinking,
             Action::PauseResume => {
                 let c = if s.run == RunState::Paused { Control::Resume } else { Control::Pause };
                 self.control(c);
@@ -196,20 +155,6 @@ impl App {
                     self.note(text);
                 }
             }
-            Action::OpenStudy => match s.annotate.open() {
-                Ok(said) => self.note(said),
-                Err(e) => self.note(format!("{e:#}")),
-            },
-            Action::LeaveStudy => {
-                s.annotate.screen = None;
-                self.note("left the study; every judgment is saved".into());
-            }
-            Action::Annotate(key) => {
-                if let Some(screen) = s.annotate.screen.as_mut() {
-                    // Ctrl-C, the screen's only quit, is caught before it reaches here
-                    let _ = crate::annotate::screen::handle_key(screen, key);
-                }
-            }
             Action::ToggleAlerts => s.alerts.shown = !s.alerts.shown,
             Action::ExportReport => {
                 let said = match crate::run::report::write(&self.dir) {
@@ -218,16 +163,8 @@ impl App {
                 };
                 self.note(said);
             }
-            Action::Curves(msg) => {
-                if let Some(text) = super::curves::update(s, msg) {
-                    self.note(text);
-                }
-            }
-            Action::ReloadEvals => {
-                self.refresh_evals(true);
-                let n = self.state.eval.evals.len();
-                self.note(format!("read eval/ again: {n} evaluation{}", if n == 1 { "" } else { "s" }));
-            }
+            // the Dashboard's, sent while another tab is shown: nothing to change there
+            Action::Curves(_) => {}
             Action::Drawn(area) => {
                 if let Some(screen) = s.annotate.screen.as_mut() {
                     screen.area = ui::regions(area)[1];
@@ -295,14 +232,7 @@ impl App {
                 }
                 MouseEventKind::ScrollDown | MouseEventKind::ScrollUp => {
                     let down = m.kind == MouseEventKind::ScrollDown;
-                    Some(match self.state.tab {
-                        Tab::Dashboard => Action::Zoom { zoom_in: !down },
-                        // the wheel scrolls the focused pane's story, as PgUp / PgDn do
-                        Tab::Playground => {
-                            Action::Playground(super::playground::Msg::Scroll { down, lines: 3 })
-                        }
-                        _ => Action::Move { down, by: if self.state.tab == Tab::Inspector { 3 } else { 1 } },
-                    })
+                    Some((tabs::get(self.state.tab).wheel)(down))
                 }
                 _ => None,
             },
@@ -354,18 +284,7 @@ impl App {
             }
             self.state.dirty = true;
         }
-        self.refresh_evals(false);
-    }
-
-    /// Reads `RUN_DIR/eval/` for new or changed summaries (at most once a second unless
-    /// `now`), keeping the chosen evaluation chosen.
-    fn refresh_evals(&mut self, now: bool) {
-        let e = &mut self.state.eval;
-        let chosen = e.current().map(|x| x.name.clone());
-        if self.evals.refresh(&mut e.evals, now) {
-            e.selected = chosen.and_then(|c| e.evals.iter().position(|x| x.name == c)).unwrap_or(0);
-            self.state.dirty = true;
-        }
+        eval::refresh(&mut self.state, &mut self.evals, false);
     }
 
     /// Whether the trainer's process has died (or failed) without the log saying so: the
@@ -389,7 +308,7 @@ impl App {
         let own: Vec<u32> = process.pid.filter(|_| process.alive).into_iter().collect();
         if own != self.state.gpu.own_pids {
             self.state.gpu.own_pids = own;
-            self.state.dirty |= self.state.tab == Tab::Gpus;
+            self.state.dirty |= self.state.tab == gpus::ID;
         }
         let phase = derive(&self.summary, &process);
         if matches!(phase, Phase::Crashed | Phase::Failed) {
@@ -421,18 +340,10 @@ impl App {
         a.stalled = stalled;
     }
 
-    fn load_groups(&mut self, step: StepKey) {
-        match self.rollouts.load(step) {
-            Ok(groups) => {
-                let g = &mut self.state.groups;
-                g.group = g.group.min(groups.len().saturating_sub(1));
-                let rows = groups.get(g.group).map_or(0, |x| x.rows.len());
-                g.row = g.row.min(rows.saturating_sub(1));
-                g.loaded = Some((step, groups));
-            }
-            Err(e) => self.note(format!("{e:#}")),
+    fn load_groups(&mut self, step: super::rollouts::StepKey) {
+        if let Some(problem) = groups::load(&mut self.state, &self.rollouts, step) {
+            self.note(problem);
         }
-        self.state.dirty = true;
     }
 
     fn apply(&mut self, ev: Event) {
@@ -485,17 +396,5 @@ impl App {
                 }
             }
         }
-    }
-}
-
-/// `i` moved one way by `by`, kept in 0..n.
-fn step_index(i: usize, forward: bool, by: usize, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    if forward {
-        i.saturating_add(by).min(n - 1)
-    } else {
-        i.saturating_sub(by)
     }
 }

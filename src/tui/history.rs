@@ -4,8 +4,8 @@
 
 use super::curves::column::Column;
 use super::curves::ema::Ema;
-use crate::train::step::StepStats;
-use crate::train::validation::ValStats;
+use crate::run::stats::StepStats;
+use crate::run::stats::ValStats;
 
 /// One curve of the dashboard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,8 @@ pub mod playground;
 pub mod rollouts;
 pub mod socket_link;
 pub mod state;
+pub mod tab;
+pub mod tabs;
 pub mod tail;
 pub mod terminal;
 pub mod theme;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::tail::Tail;
-use crate::train::step::{RolloutKind, ScoredRollout};
+use crate::run::rollout::{RolloutKind, ScoredRollout};
 
 /// A step with rollouts: a training step, or a validation pass (after the training step of
 /// the same number; at 0 before training).

@@ -3,45 +3,19 @@
 
 use std::collections::VecDeque;
 
+use super::groups::state::GroupsState;
 use super::history::{History, Window};
-use super::rollouts::{Group, StepKey};
+use super::inspector::state::InspectorState;
 use super::theme::Theme;
 use crate::run::event::Level;
 
+/// Which tab: its title, as the tab bar writes it (each tab's `ID`; `tabs.rs` lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tab {
-    Dashboard,
-    Groups,
-    Inspector,
-    Gpus,
-    Playground,
-    Annotate,
-    Eval,
-}
+pub struct TabId(pub &'static str);
 
-impl Tab {
-    pub const ALL: [Tab; 7] =
-        [Tab::Dashboard, Tab::Groups, Tab::Inspector, Tab::Gpus, Tab::Playground, Tab::Annotate, Tab::Eval];
-
+impl TabId {
     pub fn title(self) -> &'static str {
-        match self {
-            Tab::Dashboard => "Dashboard",
-            Tab::Groups => "Groups",
-            Tab::Inspector => "Inspector",
-            Tab::Gpus => "GPUs",
-            Tab::Playground => "Playground",
-            Tab::Annotate => "Annotate",
-            Tab::Eval => "Eval",
-        }
-    }
-
-    pub fn index(self) -> usize {
-        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0)
-    }
-
-    pub fn cycled(self, forward: bool) -> Tab {
-        let n = Tab::ALL.len();
-        Tab::ALL[(self.index() + if forward { 1 } else { n - 1 }) % n]
+        self.0
     }
 }
 
@@ -63,44 +37,12 @@ pub enum RunState {
     },
 }
 
-#[derive(Debug, Default)]
-pub struct GroupsState {
-    /// The step chosen by hand; None follows the latest step with rollouts.
-    pub pinned: Option<StepKey>,
-    /// The step shown (a training step or a validation pass) and its groups, ranked.
-    pub loaded: Option<(StepKey, Vec<Group>)>,
-    /// Steps with rollouts (validation passes included): how many, and the latest.
-    pub steps_with_rollouts: usize,
-    pub latest: Option<StepKey>,
-    pub group: usize,
-    /// Row within the group, by rank.
-    pub row: usize,
-}
-
-impl GroupsState {
-    pub fn groups(&self) -> &[Group] {
-        self.loaded.as_ref().map_or(&[], |(_, g)| g.as_slice())
-    }
-    pub fn current(&self) -> Option<&Group> {
-        self.groups().get(self.group)
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct InspectorState {
-    /// Lines scrolled off the top of the story.
-    pub scroll: u16,
-    /// Lines scrolled off the top of the judgement pane.
-    pub judge_scroll: u16,
-    pub thinking: bool,
-}
-
 pub use super::gpus::state::{GpuState, GPU_HISTORY};
 
 pub struct State {
     /// The run directory's name, for the title.
     pub run_name: String,
-    pub tab: Tab,
+    pub tab: TabId,
     pub help: bool,
     pub confirm_stop: bool,
     pub themes: Vec<Theme>,
@@ -125,12 +67,12 @@ pub struct State {
     pub groups: GroupsState,
     pub inspector: InspectorState,
     pub gpu: GpuState,
-    pub alerts: super::alerts::AlertsState,
-    pub playground: super::playground::PlaygroundState,
-    pub annotate: super::annotate::AnnotateTab,
-    pub eval: super::eval::EvalTab,
+    pub alerts: super::alerts::state::AlertsState,
+    pub playground: super::playground::state::PlaygroundState,
+    pub annotate: super::annotate::state::AnnotateTab,
+    pub eval: super::eval::state::EvalTab,
     /// The dashboard's pages, smoothing and the runs overlaid on this one.
-    pub curves: super::curves::CurvesState,
+    pub curves: super::curves::state::CurvesState,
     /// Something changed since the last frame.
     pub dirty: bool,
     pub quit: bool,
@@ -141,10 +83,11 @@ pub struct State {
 pub const MESSAGES: usize = 50;
 
 impl State {
-    pub fn new(run_name: String, themes: Vec<Theme>, theme: usize, can_control: bool) -> Self {
+    /// Showing `tab` first.
+    pub fn new(run_name: String, tab: TabId, themes: Vec<Theme>, theme: usize, can_control: bool) -> Self {
         Self {
             run_name,
-            tab: Tab::Dashboard,
+            tab,
             help: false,
             confirm_stop: false,
             themes,

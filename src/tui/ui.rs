@@ -7,11 +7,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::keys::HELP;
 use super::link::Steering;
-use super::state::{RunState, State, Tab};
+use super::state::{RunState, State, TabId};
+use super::tab::HelpSection;
+use super::tabs::{self, TABS};
 use super::widgets::{centred, pane};
-use super::{annotate, dashboard, eval, gpus, groups, inspector, playground};
 use crate::run::event::Level;
 
 pub fn draw(frame: &mut Frame, s: &State) {
@@ -20,15 +20,7 @@ pub fn draw(frame: &mut Frame, s: &State) {
     frame.render_widget(Block::default().style(t.base()), area);
     let [tabs, body, status] = regions(area);
     draw_tabs(frame, tabs, s);
-    match s.tab {
-        Tab::Dashboard => dashboard::draw(frame, body, s),
-        Tab::Groups => groups::draw(frame, body, s),
-        Tab::Inspector => inspector::draw(frame, body, s),
-        Tab::Gpus => gpus::draw(frame, body, s),
-        Tab::Playground => playground::draw(frame, body, s),
-        Tab::Annotate => annotate::draw(frame, body, s),
-        Tab::Eval => eval::draw(frame, body, s),
-    }
+    (tabs::get(s.tab).draw)(frame, body, s);
     draw_status(frame, status, s);
     if s.alerts.shown {
         super::alerts::draw(frame, body, s);
@@ -50,15 +42,15 @@ pub fn regions(area: Rect) -> [Rect; 3] {
 }
 
 /// Padded on both sides and drawn side by side (no separator): seven tabs fit 80 columns.
-fn tab_label(tab: Tab) -> String {
-    format!(" {} {} ", tab.index() + 1, tab.title())
+fn tab_label(tab: TabId) -> String {
+    format!(" {} {} ", tabs::index(tab) + 1, tab.title())
 }
 
 /// The tab under column `x` of the tab bar (row 0); mouse clicks use the same labels the bar
 /// draws.
-pub fn tab_at(x: u16) -> Option<Tab> {
+pub fn tab_at(x: u16) -> Option<TabId> {
     let mut left = 0u16;
-    for tab in Tab::ALL {
+    for tab in TABS.iter().map(|t| t.id) {
         let w = tab_label(tab).chars().count() as u16;
         if x >= left && x < left + w {
             return Some(tab);
@@ -71,7 +63,7 @@ pub fn tab_at(x: u16) -> Option<Tab> {
 fn draw_tabs(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
     let mut spans = Vec::new();
-    for tab in Tab::ALL {
+    for tab in TABS.iter().map(|t| t.id) {
         let style = if tab == s.tab { t.selected().patch(t.accent()) } else { t.dim() };
         spans.push(Span::styled(tab_label(tab), style));
     }
@@ -79,7 +71,7 @@ fn draw_tabs(frame: &mut Frame, area: Rect, s: &State) {
     let title = format!(" polaris · {} ", s.run_name);
     let w = (title.chars().count() as u16).min(area.width);
     let right = Rect { x: area.right().saturating_sub(w), width: w, ..area };
-    let used: u16 = Tab::ALL.iter().map(|t| tab_label(*t).chars().count() as u16).sum();
+    let used: u16 = TABS.iter().map(|t| tab_label(t.id).chars().count() as u16).sum();
     if right.x >= used {
         frame.render_widget(Paragraph::new(Span::styled(title, t.title())), right);
     }
@@ -143,24 +135,24 @@ fn draw_status(frame: &mut Frame, area: Rect, s: &State) {
 /// The key list: one column where it fits, else two (80x24 needs two).
 fn draw_help(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();
-    let section =
-        |(name, keys): &(&'static str, &'static [(&'static str, &'static str)])| -> Vec<Line<'static>> {
-            let mut lines = vec![Line::styled(name.to_string(), t.title())];
-            for (k, what) in *keys {
-                lines.push(Line::from(vec![
-                    Span::styled(format!(" {k:<12}"), t.accent()),
-                    Span::styled(*what, t.base()),
-                ]));
-            }
-            lines
-        };
-    let all: Vec<Line> = HELP.iter().flat_map(section).collect();
+    let help: Vec<HelpSection> = std::iter::once(super::keys::HELP).chain(tabs::help()).collect();
+    let section = |(name, keys): &HelpSection| -> Vec<Line<'static>> {
+        let mut lines = vec![Line::styled(name.to_string(), t.title())];
+        for (k, what) in *keys {
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {k:<12}"), t.accent()),
+                Span::styled(*what, t.base()),
+            ]));
+        }
+        lines
+    };
+    let all: Vec<Line> = help.iter().flat_map(section).collect();
     let r = if all.len() as u16 + 2 <= area.height {
         centred(area, 44, all.len() as u16 + 2)
     } else {
-        let half = HELP.len().div_ceil(2);
-        let left: Vec<Line> = HELP[..half].iter().flat_map(section).collect();
-        let right: Vec<Line> = HELP[half..].iter().flat_map(section).collect();
+        let half = help.len().div_ceil(2);
+        let left: Vec<Line> = help[..half].iter().flat_map(section).collect();
+        let right: Vec<Line> = help[half..].iter().flat_map(section).collect();
         let r = centred(area, 80, left.len().max(right.len()) as u16 + 2);
         frame.render_widget(Clear, r);
         let block = pane(" Keys (Esc closes) ", t);

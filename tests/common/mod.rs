@@ -14,7 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use polaris::model::{LoadOptions, Model, ModelConfig, Source};
 
 /// The step records of a run's event log, in order.
-pub fn logged_steps(run: &Path) -> Vec<polaris::train::step::StepStats> {
+pub fn logged_steps(run: &Path) -> Vec<polaris::run::stats::StepStats> {
     polaris::run::log::read(&run.join("events.jsonl"))
         .unwrap()
         .events

@@ -14,10 +14,11 @@ use polaris::reward::score::ScoreMode;
 use polaris::reward::totals::TotalsReading;
 use polaris::reward::{Breakdown, DimensionScore, Judgement, Weights};
 use polaris::run::event::Level;
+use polaris::run::rollout::{RolloutKind, ScoredRollout};
+use polaris::run::stats::StepStats;
+use polaris::run::stats::ValStats;
 use polaris::run::{Event, EventKind, PROTOCOL_VERSION};
 use polaris::train::group::Rollout;
-use polaris::train::step::{RolloutKind, ScoredRollout, StepStats};
-use polaris::train::validation::ValStats;
 
 pub const STEPS: usize = 40;
 pub const GROUPS: usize = 3;

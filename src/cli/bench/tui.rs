@@ -15,10 +15,11 @@ use clap::Args;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
+use crate::run::stats::{ComponentMeans, DimensionMean, StepStats};
 use crate::run::{Control, Event, EventKind, PROTOCOL_VERSION};
-use crate::train::step::{ComponentMeans, DimensionMean, StepStats};
-use crate::tui::curves::{ComparedRun, Msg, Page};
-use crate::tui::state::Tab;
+use crate::tui::curves::state::{ComparedRun, Page};
+use crate::tui::curves::Msg;
+use crate::tui::{dashboard, groups};
 use crate::tui::{run_loop, theme::Theme, ui, Action, App, Link};
 
 #[derive(Args, Debug)]
@@ -134,15 +135,15 @@ pub fn run(args: TuiBench) -> Result<()> {
     println!("| view | size | history | ms per frame (min) | ms per frame (median) |");
     println!("|---|---|---|---|---|");
     for (tab, what) in [
-        (Tab::Dashboard, format!("{} steps", args.steps)),
-        (Tab::Groups, format!("{} groups x 6", args.groups)),
+        (dashboard::ID, format!("{} steps", args.steps)),
+        (groups::ID, format!("{} groups x 6", args.groups)),
     ] {
         app.update(Action::SelectTab(tab));
         let (min, median) = time_frames(&app, 200, 50, args.frames)?;
         println!("| {} | 200x50 | {what} | {min:.2} | {median:.2} |", tab.title());
     }
     for (w, h) in [(80, 24), (300, 80)] {
-        app.update(Action::SelectTab(Tab::Dashboard));
+        app.update(Action::SelectTab(dashboard::ID));
         let (min, median) = time_frames(&app, w, h, args.frames)?;
         println!("| Dashboard | {w}x{h} | {} steps | {min:.2} | {median:.2} |", args.steps);
     }
@@ -150,7 +151,7 @@ pub fn run(args: TuiBench) -> Result<()> {
     overlaid(&mut app, &args)?;
 
     // idle: the loop and the device poller, attached to the paused run, no input
-    app.update(Action::SelectTab(Tab::Dashboard));
+    app.update(Action::SelectTab(dashboard::ID));
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let gpu_tx = tx.clone();
@@ -209,7 +210,7 @@ fn overlaid(app: &mut App, args: &TuiBench) -> Result<()> {
     println!();
     println!("| page | size | smoothing | ms per frame (min) | ms per frame (median) |");
     println!("|---|---|---|---|---|");
-    app.update(Action::SelectTab(Tab::Dashboard));
+    app.update(Action::SelectTab(dashboard::ID));
     for more in [false, true] {
         if more {
             // 0.9: three presses of >
@@ -245,8 +246,8 @@ fn time_frames(app: &App, w: u16, h: u16, frames: usize) -> Result<(f64, f64)> {
 /// One step's rollouts: `groups` groups of 5 policy rows and a reference.
 fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<()> {
     use crate::reward::breakdown::{Breakdown, Candidate, Response, Weights};
+    use crate::run::rollout::ScoredRollout;
     use crate::train::group::Rollout;
-    use crate::train::step::ScoredRollout;
     let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("rollouts.jsonl"))?);
     for group in 0..groups {
         let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");

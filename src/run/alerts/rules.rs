@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::{Alert, AlertsConfig, Rule};
-use crate::train::step::StepStats;
+use crate::run::stats::StepStats;
 
 /// One device's memory after a step.
 #[derive(Debug, Clone, PartialEq)]

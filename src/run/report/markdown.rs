@@ -120,7 +120,7 @@ pub(super) fn summary(
         _ => "–".into(),
     };
     // folded from +0: f64's Sum of nothing is -0.0, which prints as "-0.0000"
-    let sum = |f: fn(&crate::train::step::StepStats) -> f64| t.steps.iter().map(f).fold(0.0, |a, x| a + x);
+    let sum = |f: fn(&crate::run::stats::StepStats) -> f64| t.steps.iter().map(f).fold(0.0, |a, x| a + x);
     let val_cost: f64 = events
         .iter()
         .filter_map(|e| match &e.kind {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::run::event::{Event, EventKind};
-use crate::train::step::StepStats;
+use crate::run::stats::StepStats;
 
 /// One cell: a number, a word, or nothing (a field the step did not have).
 #[derive(Debug, Clone, PartialEq)]

@@ -2,6 +2,8 @@
 //! judgement, as a badge in the status bar, a list on `a`, and the terminal bell when one is
 //! raised and `alerts.bell` is on.
 
+pub mod state;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph, Wrap};
@@ -9,33 +11,9 @@ use ratatui::Frame;
 
 use super::state::State;
 use super::widgets::{centred, pane};
-use crate::run::alerts::{Alert, AlertsConfig, OpenAlerts};
 
 /// Alert events kept for the list (the newest).
 pub const LIST: usize = 200;
-
-#[derive(Debug, Default)]
-pub struct AlertsState {
-    /// The run's alerts as its log has them.
-    pub log: OpenAlerts,
-    /// The viewer's judgement that the run is stalled (not logged).
-    pub stalled: Option<Alert>,
-    /// The run's `[alerts]` (defaults for a run from before them).
-    pub config: AlertsConfig,
-    /// The list is shown.
-    pub shown: bool,
-    /// An alert was raised since the last frame and the bell is asked for: the loop rings it.
-    pub ring: bool,
-    /// Unix seconds the viewer opened: alerts logged before it do not ring.
-    pub opened_at: f64,
-}
-
-impl AlertsState {
-    /// Open alerts, the stall first.
-    pub fn open(&self) -> Vec<&Alert> {
-        self.stalled.iter().chain(self.log.open()).collect()
-    }
-}
 
 /// `⚠ 2 alerts: reward collapse · a` for the status bar; None when nothing is open.
 pub fn badge(s: &State) -> Option<String> {

@@ -6,73 +6,77 @@
 
 pub mod keys;
 pub mod samples;
+pub mod state;
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Result};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::state::State;
+use super::action::Action;
+use super::state::{State, TabId};
+use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
 use super::widgets::pane;
-use crate::annotate::screen::{self, AnnotateScreen};
-use crate::annotate::study::{check_annotator, Study};
-use crate::annotate::Session;
+use crate::annotate::screen;
 use samples::Comparison;
 
-/// The tab's state: the chooser, and the study being annotated if one is open.
-#[derive(Default)]
-pub struct AnnotateTab {
-    pub run_dir: PathBuf,
-    /// Whose judgments file; `$USER` unless `open --annotator` names someone.
-    pub annotator: Option<String>,
-    /// Index into `Comparison::ALL`.
-    pub selected: usize,
-    /// Per comparison, whether its study folder exists (read here, so drawing reads no files).
-    pub begun: [bool; Comparison::ALL.len()],
-    pub screen: Option<AnnotateScreen>,
+pub const ID: TabId = TabId("Annotate");
+
+pub const TAB: Tab = Tab { id: ID, help: Some((6, HELP)), keys: tab_keys, update, wheel: wheel_moves, draw };
+
+const HELP: HelpSection = (
+    "Annotate",
+    &[
+        ("↑↓ Enter", "choose / open a study"),
+        ("1 / 2 / =", "left / right better / tie"),
+        ("s u c", "skip / undo / comment"),
+        ("o ↑↓ PgUp", "story pane / scroll"),
+        ("q Esc", "leave the study"),
+        ("Tab S-Tab", "tabs (1/2 are verdicts)"),
+    ],
+);
+
+/// An open study takes its keys (keys.rs); the chooser takes Enter.
+fn tab_keys(s: &State, key: KeyEvent) -> Option<Action> {
+    match &s.annotate.screen {
+        Some(screen) => keys::action_for(screen, key),
+        None => (key.code == KeyCode::Enter).then_some(Action::Key(key)),
+    }
 }
 
-impl AnnotateTab {
-    pub fn new(run_dir: PathBuf) -> Self {
-        let begun = Comparison::ALL.map(|c| Study::exists(&c.study_dir(&run_dir)));
-        let annotator = std::env::var("USER").ok().filter(|u| !u.is_empty());
-        Self { run_dir, annotator, begun, ..Self::default() }
-    }
-
-    pub fn comparison(&self) -> Comparison {
-        Comparison::ALL[self.selected.min(Comparison::ALL.len() - 1)]
-    }
-
-    /// Opens the selected comparison's study for the annotator, creating it from the run's
-    /// rollouts if it does not exist yet; returns what to say in the status line.
-    pub fn open(&mut self) -> Result<String> {
-        let Some(annotator) = self.annotator.clone() else {
-            bail!("no annotator: $USER is not set; reopen with `polaris-tui open RUN_DIR --annotator NAME`");
-        };
-        check_annotator(&annotator)?;
-        let comparison = self.comparison();
-        let dir = comparison.study_dir(&self.run_dir);
-        if !Study::exists(&dir) {
-            let items = samples::items(&self.run_dir, comparison)?;
-            let source = self.run_dir.join("rollouts.jsonl").display().to_string();
-            Study::new(items, vec![source])?.save_new(&dir)?;
+fn update(c: &mut Ctx, action: Action) -> Option<Action> {
+    let a = &mut c.state.annotate;
+    match action {
+        Action::Move { down, by } => {
+            a.selected = step_index(a.selected, down, by as usize, Comparison::ALL.len());
         }
-        self.begun[self.selected.min(Comparison::ALL.len() - 1)] = true;
-        let session = Session::open(&dir, &annotator, None)?;
-        let said = format!(
-            "annotating as {annotator}: {} of {} judged, saved in {}",
-            session.ledger.done(),
-            session.ledger.total(),
-            session.judgments_path().display()
-        );
-        let mut screen = AnnotateScreen::new(session);
-        screen.embedded = true;
-        self.screen = Some(screen);
-        Ok(said)
+        Action::Key(key) => match a.screen.as_mut() {
+            // the screen's own meanings move (keys.rs): q and Esc leave, o is its Tab
+            Some(screen)
+                if screen.editor.is_none() && matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) =>
+            {
+                a.screen = None;
+                c.say("left the study; every judgment is saved");
+            }
+            Some(screen) => {
+                let key = if screen.editor.is_none() && key.code == KeyCode::Char('o') {
+                    KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)
+                } else {
+                    key
+                };
+                // Ctrl-C, the screen's only quit, is caught before it reaches here
+                let _ = screen::handle_key(screen, key);
+            }
+            None if key.code == KeyCode::Enter => {
+                let said = a.open().unwrap_or_else(|e| format!("{e:#}"));
+                c.say(said);
+            }
+            None => {}
+        },
+        other => return Some(other),
     }
+    None
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {

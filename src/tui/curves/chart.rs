@@ -11,11 +11,27 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition};
 use ratatui::Frame;
 
 use super::column::thin;
-use super::signals::Signal;
-use crate::tui::history::{CurveKey, History};
+use crate::tui::history::{CurveKey, History, Series};
 use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{num, pane};
+
+/// A curve every run may have: a fixed series, or a rubric dimension by its key (each run
+/// numbers its dimensions in the order its judge named them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    Series(Series),
+    Dimension(String),
+}
+
+impl Signal {
+    pub fn key(&self, h: &History) -> Option<CurveKey> {
+        match self {
+            Signal::Series(s) => Some(CurveKey::Series(*s)),
+            Signal::Dimension(k) => h.dimensions.iter().position(|d| &d.key == k).map(CurveKey::Dimension),
+        }
+    }
+}
 
 /// One curve of a chart, thinned.
 pub struct Curve {

@@ -11,20 +11,13 @@ use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::chart::run_colour;
+use super::state::{ComparedRun, ConfigDiff};
 use crate::run::driver::RunDir;
 use crate::run::{Event, EventKind};
 use crate::tui::history::History;
 use crate::tui::link::{DirLink, Link};
 use crate::tui::state::State;
 use crate::tui::widgets::{centred, pane};
-
-/// A run overlaid on the one the TUI follows.
-#[derive(Debug)]
-pub struct ComparedRun {
-    pub name: String,
-    pub dir: PathBuf,
-    pub history: History,
-}
 
 /// The compared runs' event logs, read as they grow (the App polls them with its own).
 #[derive(Default)]
@@ -89,18 +82,6 @@ fn apply(h: &mut History, ev: Event) {
         EventKind::Val(v) => h.push_val(*v),
         _ => {}
     }
-}
-
-/// The config keys (dotted, as `--set` names them) whose values differ between the runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigDiff {
-    pub runs: Vec<String>,
-    /// (key, each run's value; "–" where a run's config lacks the key)
-    pub rows: Vec<(String, Vec<String>)>,
-    /// Keys every run has with the same value.
-    pub same: usize,
-    /// Configs that could not be read, as `run: why`.
-    pub problems: Vec<String>,
 }
 
 pub fn config_diff(s: &State) -> ConfigDiff {

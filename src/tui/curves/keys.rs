@@ -3,14 +3,12 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::{Msg, Page};
-use crate::tui::state::{State, Tab};
+use super::state::Page;
+use super::Msg;
+use crate::tui::state::State;
 
 /// What a key means on the Dashboard, when it is one of these.
 pub fn action_for(s: &State, key: KeyEvent) -> Option<Msg> {
-    if s.tab != Tab::Dashboard {
-        return None;
-    }
     if s.curves.diff.is_some() && matches!(key.code, KeyCode::Esc) {
         return Some(Msg::ToggleDiff);
     }

@@ -11,10 +11,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
 
+use super::chart::Signal;
 use super::chart::{chart, overlay};
-use super::signals::Signal;
 use crate::reward::rules::LengthTarget;
-use crate::train::step::ScoredRollout;
+use crate::run::rollout::ScoredRollout;
 use crate::tui::history::Series;
 use crate::tui::state::State;
 use crate::tui::theme::Theme;

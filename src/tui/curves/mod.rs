@@ -11,63 +11,10 @@ pub mod ema;
 pub mod keys;
 pub mod length;
 pub mod signals;
-
-use std::path::PathBuf;
+pub mod state;
 
 use super::history::Window;
 use super::state::State;
-pub use compare::{ComparedRun, ConfigDiff};
-
-/// What the Dashboard tab shows.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Page {
-    /// The run's main curves (the dashboard as it always was), other runs overlaid.
-    #[default]
-    Overview,
-    /// One signal chosen from the list of every signal, with its family beside it.
-    Signals,
-    /// Requested against written words, by row and by requested-length bucket, and the share
-    /// inside the recipe's band over steps.
-    Length,
-}
-
-impl Page {
-    pub const ALL: [Page; 3] = [Page::Overview, Page::Signals, Page::Length];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Page::Overview => "curves",
-            Page::Signals => "signals",
-            Page::Length => "length",
-        }
-    }
-
-    fn next(self) -> Page {
-        let i = Page::ALL.iter().position(|p| *p == self).unwrap_or(0);
-        Page::ALL[(i + 1) % Page::ALL.len()]
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct CurvesState {
-    pub page: Page,
-    /// Index into `ema::STRENGTHS`.
-    pub smoothing: usize,
-    /// The chosen row of the Signals page's list.
-    pub signal: usize,
-    /// The runs overlaid on this one, in the order given.
-    pub runs: Vec<ComparedRun>,
-    /// The first run's directory (the config diff reads its config.toml).
-    pub dir: PathBuf,
-    /// Shown over the dashboard while Some.
-    pub diff: Option<ConfigDiff>,
-}
-
-impl CurvesState {
-    pub fn weight(&self) -> f64 {
-        ema::STRENGTHS[self.smoothing.min(ema::STRENGTHS.len() - 1)]
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Msg {

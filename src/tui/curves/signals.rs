@@ -9,27 +9,10 @@ use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::chart::{chart, chart_styled, overlay};
-use crate::tui::history::{CurveKey, History, Series};
+use super::chart::{chart, chart_styled, overlay, Signal};
+use crate::tui::history::Series;
 use crate::tui::state::State;
 use crate::tui::widgets::{opt_num, pane};
-
-/// A curve every run may have: a fixed series, or a rubric dimension by its key (each run
-/// numbers its dimensions in the order its judge named them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signal {
-    Series(Series),
-    Dimension(String),
-}
-
-impl Signal {
-    pub fn key(&self, h: &History) -> Option<CurveKey> {
-        match self {
-            Signal::Series(s) => Some(CurveKey::Series(*s)),
-            Signal::Dimension(k) => h.dimensions.iter().position(|d| &d.key == k).map(CurveKey::Dimension),
-        }
-    }
-}
 
 /// One line of the list.
 #[derive(Debug, Clone, PartialEq)]

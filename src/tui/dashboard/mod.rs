@@ -3,6 +3,7 @@
 //! two points per chart column, and the latest step's time split, judge failures and cost,
 //! and the latest validation pass.
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::symbols::Marker;
@@ -10,14 +11,64 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
+use super::action::Action;
+use super::curves::chart::Signal;
 use super::curves::chart::{chart, columns, overlay, run_colour, Curve};
-use super::curves::signals::Signal;
-use super::curves::{self, Page};
-use super::history::{thin, Series};
-use super::state::State;
+use super::curves::state::Page;
+use super::curves::{self};
+use super::history::{thin, Series, Window};
+use super::state::{State, TabId};
+use super::tab::{Ctx, HelpSection, Tab};
 use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
-use crate::train::step::StepStats;
+use crate::run::stats::StepStats;
+
+pub const ID: TabId = TabId("Dashboard");
+
+pub const TAB: Tab = Tab { id: ID, help: Some((1, HELP)), keys, update, wheel, draw };
+
+const HELP: HelpSection = (
+    "Dashboard",
+    &[
+        ("+ - ← → f", "zoom / pan / follow live"),
+        ("v  < >", "page / smoothing"),
+        ("↑↓  D", "signal / config diff"),
+    ],
+);
+
+/// The curves' keys (pages, smoothing, the diff), then zoom; ← → and f are global keys that
+/// mean pan and follow here.
+fn keys(s: &State, key: KeyEvent) -> Option<Action> {
+    if let Some(msg) = curves::keys::action_for(s, key) {
+        return Some(Action::Curves(msg));
+    }
+    match key.code {
+        KeyCode::Char('+') | KeyCode::Char('=') => Some(Action::Zoom { zoom_in: true }),
+        KeyCode::Char('-') => Some(Action::Zoom { zoom_in: false }),
+        _ => None,
+    }
+}
+
+fn update(c: &mut Ctx, action: Action) -> Option<Action> {
+    let s = &mut *c.state;
+    match action {
+        Action::Side { forward } => s.window = curves::pan(s, forward),
+        Action::Zoom { zoom_in } => s.window = curves::zoom(s, zoom_in),
+        Action::Follow => s.window = Window::default(),
+        Action::Curves(msg) => {
+            if let Some(text) = curves::update(s, msg) {
+                c.say(text);
+            }
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// The wheel zooms the curves.
+fn wheel(down: bool) -> Action {
+    Action::Zoom { zoom_in: !down }
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::EvalTab;
+use super::state::{EvalTab, Report};
 use crate::eval::bench::aggregate::BenchReport;
 use crate::eval::bench::render::cell_text;
 use crate::eval::bench::table::assemble;
@@ -29,9 +29,17 @@ fn short(title: &str) -> String {
 /// One row per benchmark value (and the Elo ladder), one column per system: systems are few,
 /// values many, so the table stays narrow.
 pub fn draw(frame: &mut Frame, area: Rect, tab: &EvalTab, chosen: &BenchReport, t: &Theme) {
-    let benches: Vec<BenchReport> =
-        tab.evals.iter().filter_map(|e| e.bench.as_ref()?.as_ref().ok().cloned()).collect();
-    let elo = tab.evals.iter().find_map(|e| e.elo.as_ref()?.as_ref().ok().cloned());
+    let reports = || tab.evals.iter().flat_map(|e| e.reports());
+    let benches: Vec<BenchReport> = reports()
+        .filter_map(|r| match r {
+            Report::Bench(b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let elo = reports().find_map(|r| match r {
+        Report::Elo(o) => Some(o.clone()),
+        _ => None,
+    });
     let table = assemble(&benches, elo, vec![], vec![]);
     let mut header: Vec<String> = vec!["".into()];
     header.extend(table.rows.iter().map(|r| r.system.clone()));

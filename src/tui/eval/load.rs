@@ -1,28 +1,21 @@
-//! Finds a run's evaluations (`RUN_DIR/eval/*/` holding a `length.json`, an `elo.json`
-//! and/or a benchmark's `bench.json`) and reads their summaries, off the draw path. A refresh costs one directory
-//! listing and two `stat`s per evaluation; a summary is parsed again only when its size or
-//! modification time changed.
+//! Finds a run's evaluations (`RUN_DIR/eval/*/` holding the file of one of the summary
+//! kinds, `kinds.rs`: a `length.json`, an `elo.json`, a benchmark's `bench.json`) and reads
+//! their summaries, off the draw path. A refresh costs one directory listing and a `stat` per
+//! kind and evaluation; a summary is parsed again only when its size or modification time
+//! changed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::de::DeserializeOwned;
-
-use super::{Evaluation, Summary};
-use crate::eval::bench::{table::read_bench, BENCH_JSON};
-use crate::eval::report::{ELO_JSON, LENGTH_JSON};
+use super::kinds::KINDS;
+use super::state::{Evaluation, Report, Summary};
 
 /// Shortest time between two unasked-for refreshes.
 pub const EVERY: Duration = Duration::from_secs(1);
 
 /// What a file looked like when it was read: (size, modified).
 type Stamp = (u64, Option<SystemTime>);
-
-/// A `length.json` or `elo.json`, or what is wrong with it.
-fn summary<T: DeserializeOwned>(path: &Path) -> Summary<T> {
-    crate::eval::summary::read(path).map_err(|e| format!("{e:#}"))
-}
 
 pub struct EvalIndex {
     eval_dir: PathBuf,
@@ -47,11 +40,7 @@ impl EvalIndex {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| {
-                    p.join(LENGTH_JSON).is_file()
-                        || p.join(ELO_JSON).is_file()
-                        || p.join(BENCH_JSON).is_file()
-                })
+                .filter(|p| KINDS.iter().any(|k| p.join(k.file).is_file()))
                 .map(|p| (p.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), p))
                 .collect(),
             Err(_) => vec![],
@@ -63,15 +52,15 @@ impl EvalIndex {
         for (name, dir) in found {
             let before = old.remove(&name);
             changed |= before.is_none();
-            let (length_before, elo_before, bench_before) =
-                before.map_or((None, None, None), |e| (e.length, e.elo, e.bench));
-            let (length, c1) = self.read(&dir.join(LENGTH_JSON), length_before, summary);
-            let (elo, c2) = self.read(&dir.join(ELO_JSON), elo_before, summary);
-            let (bench, c3) = self.read(&dir.join(BENCH_JSON), bench_before, |p: &Path| {
-                read_bench(p).map_err(|e| format!("{e:#}"))
-            });
-            changed |= c1 || c2 || c3;
-            fresh.push(Evaluation { name, dir, length, elo, bench });
+            let mut before = before.map_or_else(Vec::new, |e| e.summaries);
+            let mut summaries = vec![];
+            for (i, kind) in KINDS.iter().enumerate() {
+                let had = before.iter().position(|(k, _)| *k == i).map(|at| before.swap_remove(at).1);
+                let (summary, c) = self.read(&dir.join(kind.file), had, kind.read);
+                changed |= c;
+                summaries.extend(summary.map(|s| (i, s)));
+            }
+            fresh.push(Evaluation { name, dir, summaries });
         }
         *evals = fresh;
         changed
@@ -79,12 +68,12 @@ impl EvalIndex {
 
     /// The summary at `path`: `before` if the file is unchanged, else read again; and
     /// whether it changed.
-    fn read<T: DeserializeOwned>(
+    fn read(
         &mut self,
         path: &Path,
-        before: Option<Summary<T>>,
-        parse: impl Fn(&Path) -> Summary<T>,
-    ) -> (Option<Summary<T>>, bool) {
+        before: Option<Summary<Report>>,
+        parse: fn(&Path) -> Summary<Report>,
+    ) -> (Option<Summary<Report>>, bool) {
         let Ok(meta) = std::fs::metadata(path) else {
             let had = self.seen.remove(path).is_some();
             return (None, had || before.is_some());

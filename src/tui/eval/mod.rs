@@ -1,56 +1,70 @@
 //! Eval: the run's automatic evaluations (`RUN_DIR/eval/<name>/`, written by `polaris-tui
-//! eval length` and `eval elo`). A strip chooses one; its length summary shows as the table
-//! of the Markdown report and a chart of Story Quality by bucket, its Elo summary as the
-//! ladder with intervals and the position statistics, its benchmark summary as the paper-style
-//! table of every benchmark of the run (`bench.rs`). The files are read by `load.rs` (in
-//! `App::update`), never while drawing.
+//! eval length`, `eval elo` and `eval bench`). A strip chooses one; each summary it holds is
+//! drawn by its kind (`kinds.rs`): a length summary as the table of the Markdown report and a
+//! chart of Story Quality by bucket, an Elo summary as the ladder with intervals and the
+//! position statistics, a benchmark summary as the paper-style table of every benchmark of
+//! the run (`bench.rs`). The files are read by `load.rs` (in `App::update`), never while
+//! drawing.
 
 mod bench;
 mod elo;
+pub mod kinds;
 pub(crate) mod length;
 pub mod load;
+pub mod state;
 
-use std::path::PathBuf;
-
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::state::State;
+use super::action::Action;
+use super::state::{State, TabId};
+use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
 use super::theme::Theme;
 use super::widgets::pane;
-use crate::eval::bench::aggregate::BenchReport;
-use crate::eval::report::{EloReport, LengthReport};
+use kinds::{Kind, Share, KINDS};
+use load::EvalIndex;
+use state::{EvalTab, Evaluation, Report, Summary};
 
-/// A summary as read: the report, or what is wrong with its file.
-pub type Summary<T> = Result<T, String>;
+pub const ID: TabId = TabId("Eval");
 
-/// One `RUN_DIR/eval/<name>/`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluation {
-    pub name: String,
-    pub dir: PathBuf,
-    pub length: Option<Summary<LengthReport>>,
-    pub elo: Option<Summary<EloReport>>,
-    pub bench: Option<Summary<BenchReport>>,
+/// Its help section sits beside the Dashboard's so the two help columns stay within 22 rows
+/// at 80x24.
+pub const TAB: Tab = Tab { id: ID, help: Some((2, HELP)), keys, update, wheel: wheel_moves, draw };
+
+const HELP: HelpSection = ("Eval", &[("↑↓  r", "evaluation / read again")]);
+
+/// r reads eval/ again now.
+fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+    (key.code == KeyCode::Char('r')).then_some(Action::Key(key))
 }
 
-#[derive(Debug, Default)]
-pub struct EvalTab {
-    pub run_dir: PathBuf,
-    /// By name.
-    pub evals: Vec<Evaluation>,
-    pub selected: usize,
-}
-
-impl EvalTab {
-    pub fn new(run_dir: PathBuf) -> Self {
-        Self { run_dir, ..Self::default() }
+fn update(c: &mut Ctx, action: Action) -> Option<Action> {
+    match action {
+        Action::Move { down, by } => {
+            let e = &mut c.state.eval;
+            e.selected = step_index(e.selected, down, by as usize, e.evals.len());
+        }
+        Action::Key(k) if k.code == KeyCode::Char('r') => {
+            refresh(c.state, c.evals, true);
+            let n = c.state.eval.evals.len();
+            c.say(format!("read eval/ again: {n} evaluation{}", if n == 1 { "" } else { "s" }));
+        }
+        other => return Some(other),
     }
+    None
+}
 
-    pub fn current(&self) -> Option<&Evaluation> {
-        self.evals.get(self.selected.min(self.evals.len().saturating_sub(1)))
+/// Reads `RUN_DIR/eval/` for new or changed summaries (at most once a second unless
+/// `now`), keeping the chosen evaluation chosen.
+pub fn refresh(s: &mut State, index: &mut EvalIndex, now: bool) {
+    let e = &mut s.eval;
+    let chosen = e.current().map(|x| x.name.clone());
+    if index.refresh(&mut e.evals, now) {
+        e.selected = chosen.and_then(|c| e.evals.iter().position(|x| x.name == c)).unwrap_or(0);
+        s.dirty = true;
     }
 }
 
@@ -63,45 +77,38 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     };
     let [strip, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     draw_strip(frame, strip, tab, t);
-    if let Some(b) = &e.bench {
-        match b {
-            Ok(r) => bench::draw(frame, body, tab, r, t),
-            Err(why) => draw_bad(frame, body, &format!(" {} · benchmark ", e.name), why, t),
-        }
+    let shown: Vec<(&Kind, &Summary<Report>)> = e.summaries.iter().map(|(k, s)| (&KINDS[*k], s)).collect();
+    if let Some(&(kind, summary)) = shown.iter().find(|(k, _)| matches!(k.share, Share::Alone)) {
+        draw_summary(frame, body, tab, e, kind, summary, t);
         return;
     }
-    match (&e.length, &e.elo) {
-        (Some(l), Some(o)) => {
-            // the ladder takes what it needs: borders, header, a row a system, a gap and the
-            // two position lines; then a gap, the head-to-head's title and header, a row a system
-            let want = match o {
-                Ok(r) => 2 * r.ratings.len() as u16 + 9,
-                Err(_) => 6,
-            };
-            let [top, bottom] =
-                Layout::vertical([Constraint::Min(0), Constraint::Length(want.min(body.height / 2))])
-                    .areas(body);
-            draw_length(frame, top, e, l, t);
-            draw_elo(frame, bottom, e, o, t);
-        }
-        (Some(l), None) => draw_length(frame, body, e, l, t),
-        (None, Some(o)) => draw_elo(frame, body, e, o, t),
-        // listed only with at least one summary; a file gone since is seen on the next read
-        (None, None) => {}
+    // listed only with at least one summary; a file gone since is seen on the next read
+    if let [(kind, summary)] = shown[..] {
+        draw_summary(frame, body, tab, e, kind, summary, t);
+        return;
+    }
+    let heights = shown.iter().map(|(k, s)| match k.share {
+        Share::Rows(want) => Constraint::Length(want(s).min(body.height / 2)),
+        Share::Fill | Share::Alone => Constraint::Min(0),
+    });
+    let areas = Layout::vertical(heights).split(body);
+    for ((kind, summary), area) in shown.iter().zip(areas.iter()) {
+        draw_summary(frame, *area, tab, e, kind, summary, t);
     }
 }
 
-fn draw_length(frame: &mut Frame, area: Rect, e: &Evaluation, l: &Summary<LengthReport>, t: &Theme) {
-    match l {
-        Ok(r) => length::draw(frame, area, r, t),
-        Err(why) => draw_bad(frame, area, &format!(" {} · length ", e.name), why, t),
-    }
-}
-
-fn draw_elo(frame: &mut Frame, area: Rect, e: &Evaluation, o: &Summary<EloReport>, t: &Theme) {
-    match o {
-        Ok(r) => elo::draw(frame, area, r, t),
-        Err(why) => draw_bad(frame, area, &format!(" {} · Elo ", e.name), why, t),
+fn draw_summary(
+    frame: &mut Frame,
+    area: Rect,
+    tab: &EvalTab,
+    e: &Evaluation,
+    kind: &Kind,
+    summary: &Summary<Report>,
+    t: &Theme,
+) {
+    match summary {
+        Ok(r) => (kind.draw)(frame, area, tab, r, t),
+        Err(why) => draw_bad(frame, area, &format!(" {} · {} ", e.name, kind.title), why, t),
     }
 }
 
@@ -109,14 +116,13 @@ fn draw_elo(frame: &mut Frame, area: Rect, e: &Evaluation, o: &Summary<EloReport
 fn draw_strip(frame: &mut Frame, area: Rect, tab: &EvalTab, t: &Theme) {
     let mut spans = vec![Span::styled(" eval/ ", t.dim())];
     for e in &tab.evals {
-        let bench = match &e.bench {
-            Some(Ok(r)) => Some(r.task.name()),
-            Some(Err(_)) => Some("bench"),
-            None => None,
-        };
-        let kinds: Vec<&str> = [e.length.as_ref().map(|_| "length"), e.elo.as_ref().map(|_| "Elo"), bench]
-            .into_iter()
-            .flatten()
+        let kinds: Vec<&str> = e
+            .summaries
+            .iter()
+            .map(|(k, s)| {
+                let kind = &KINDS[*k];
+                s.as_ref().map_or(kind.name, kind.label)
+            })
             .collect();
         let chosen = Some(e) == tab.current();
         let style = if chosen { t.selected().patch(t.accent()) } else { t.base() };

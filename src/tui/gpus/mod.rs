@@ -13,11 +13,17 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::state::State;
+use super::state::{State, TabId};
+use super::tab::{leaves, no_keys, wheel_moves, Tab};
 use super::theme::Theme;
 use super::widgets::{gib, pane};
 use crate::gpu::{DeviceStats, HostStats, ProcessStats, Sample};
 use state::{fit, DeviceHistory, GpuState};
+
+pub const ID: TabId = TabId("GPUs");
+
+/// Nothing but the global keys.
+pub const TAB: Tab = Tab { id: ID, help: None, keys: no_keys, update: leaves, wheel: wheel_moves, draw };
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();

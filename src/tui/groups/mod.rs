@@ -5,15 +5,94 @@
 //! budget is marked `cut`, with the tokens it lost. A validation pass is a step of its own
 //! kind: one sample (`val`) per held-out prompt, with no advantage (nothing is trained on it).
 
+pub mod state;
+
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
-use super::rollouts::Group;
-use super::state::State;
+use super::action::Action;
+use super::rollouts::{Group, RolloutIndex, StepKey};
+use super::state::{State, TabId};
+use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
 use super::widgets::{num, opt_num, pane};
 use crate::reward::score::ScoreMode;
+
+pub const ID: TabId = TabId("Groups");
+
+pub const TAB: Tab = Tab { id: ID, help: Some((3, HELP)), keys, update, wheel: wheel_moves, draw };
+
+const HELP: HelpSection = (
+    "Groups",
+    &[
+        ("← / →", "previous / next step"),
+        ("↑ / ↓", "row in the group"),
+        ("[ ] PgUp/Dn", "previous / next group"),
+        ("f", "follow the latest step"),
+        ("Enter", "inspect the row"),
+    ],
+);
+
+/// PgUp / PgDn change group here (elsewhere they scroll); Enter inspects the row.
+fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::PageUp => Some(Action::Group { forward: false }),
+        KeyCode::PageDown => Some(Action::Group { forward: true }),
+        KeyCode::Enter => Some(Action::Key(key)),
+        _ => None,
+    }
+}
+
+fn update(c: &mut Ctx, action: Action) -> Option<Action> {
+    let s = &mut *c.state;
+    match action {
+        Action::Move { down, by } => {
+            let n = s.groups.current().map_or(0, |g| g.rows.len());
+            s.groups.row = step_index(s.groups.row, down, by as usize, n);
+        }
+        Action::Side { forward } => {
+            let from = s.groups.loaded.as_ref().map(|(step, _)| *step);
+            if let Some(step) = from.and_then(|f| c.rollouts.neighbour(f, forward)) {
+                // reaching the latest step follows it again
+                let pinned = (Some(step) != c.rollouts.latest()).then_some(step);
+                c.state.groups.pinned = pinned;
+                if let Some(problem) = load(c.state, c.rollouts, step) {
+                    c.say(problem);
+                }
+            }
+        }
+        Action::Key(k) if k.code == KeyCode::Enter => {
+            if s.groups.current().is_some() {
+                // the row stays put while new steps arrive; `f` follows again
+                s.groups.pinned = s.groups.loaded.as_ref().map(|(step, _)| *step);
+                s.tab = super::inspector::ID;
+                s.inspector.scroll = 0;
+                s.inspector.judge_scroll = 0;
+            }
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// Shows `step`'s groups, keeping the chosen group and row where they still exist; what went
+/// wrong reading them, to be said.
+pub fn load(s: &mut State, rollouts: &RolloutIndex, step: StepKey) -> Option<String> {
+    s.dirty = true;
+    match rollouts.load(step) {
+        Ok(groups) => {
+            let g = &mut s.groups;
+            g.group = g.group.min(groups.len().saturating_sub(1));
+            let rows = groups.get(g.group).map_or(0, |x| x.rows.len());
+            g.row = g.row.min(rows.saturating_sub(1));
+            g.loaded = Some((step, groups));
+            None
+        }
+        Err(e) => Some(format!("{e:#}")),
+    }
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();

@@ -3,7 +3,9 @@
 //! their justifications and the reward's breakdown.
 
 mod evidence;
+pub mod state;
 
+use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span, Text};
@@ -12,12 +14,70 @@ use ratatui::Frame;
 
 pub use evidence::{highlight, quotes};
 
-use super::state::State;
+use super::action::Action;
+use super::state::{State, TabId};
+use super::tab::{step_index, Ctx, HelpSection, Tab};
 use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
 use crate::reward::breakdown::Breakdown;
 use crate::reward::rubric::Sign;
-use crate::train::step::ScoredRollout;
+use crate::run::rollout::ScoredRollout;
+
+pub const ID: TabId = TabId("Inspector");
+
+pub const TAB: Tab = Tab { id: ID, help: Some((4, HELP)), keys, update, wheel, draw };
+
+const HELP: HelpSection = (
+    "Inspector",
+    &[
+        ("↑↓ PgUp/Dn", "scroll the story"),
+        ("← / →", "previous / next row"),
+        ("[ / ]", "previous / next group"),
+        ("j / k", "scroll the judgement"),
+        ("t", "show / hide thinking"),
+    ],
+);
+
+/// j / k scroll the judgement pane, t shows the thinking; the arrows are global keys.
+fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+    matches!(key.code, KeyCode::Char('j') | KeyCode::Char('k') | KeyCode::Char('t'))
+        .then_some(Action::Key(key))
+}
+
+fn update(c: &mut Ctx, action: Action) -> Option<Action> {
+    let s = &mut *c.state;
+    match action {
+        Action::Move { down, by } => {
+            s.inspector.scroll = if down {
+                s.inspector.scroll.saturating_add(by)
+            } else {
+                s.inspector.scroll.saturating_sub(by)
+            };
+        }
+        Action::Side { forward } => {
+            let n = s.groups.current().map_or(0, |g| g.rows.len());
+            s.groups.row = step_index(s.groups.row, forward, 1, n);
+            s.inspector.scroll = 0;
+            s.inspector.judge_scroll = 0;
+        }
+        Action::Key(k) => {
+            let j = &mut s.inspector.judge_scroll;
+            match k.code {
+                KeyCode::Char('k') => *j = j.saturating_sub(1),
+                KeyCode::Char('j') => *j = j.saturating_add(1),
+                KeyCode::Char('t') => s.inspector.thinking = !s.inspector.thinking,
+                _ => {}
+            }
+        }
+        other => return Some(other),
+    }
+    None
+}
+
+/// The wheel scrolls the story three lines a notch.
+fn wheel(down: bool) -> Action {
+    Action::Move { down, by: 3 }
+}
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     let t = s.theme();

@@ -4,11 +4,12 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::Msg;
+use super::msg::Msg;
 use crate::tui::state::State;
+use crate::tui::tab::HelpSection;
 
 /// The help overlay's section.
-pub const HELP: (&str, &[(&str, &str)]) = (
+pub const HELP: HelpSection = (
     "Playground",
     &[
         ("e / Enter", "edit the prompt (Esc ends)"),

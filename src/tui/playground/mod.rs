@@ -5,12 +5,11 @@
 //! threads (worker.rs) that report as `Action::Playground` messages; drawing is pure.
 
 pub mod keys;
+pub mod msg;
 pub mod save;
 pub mod state;
 pub mod update;
 pub mod worker;
-
-use std::sync::Arc;
 
 use crossterm::event::KeyEvent;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -19,83 +18,31 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{LineGauge, Paragraph, Wrap};
 use ratatui::Frame;
 
-pub use state::PlaygroundState;
 pub use update::update;
 pub use worker::Workers;
 
+use self::msg::Msg;
 use self::state::{Field, Pane, Status};
-use super::state::State as AppState;
+use super::action::Action;
+use super::state::{State as AppState, TabId};
+use super::tab::{leaves, Tab};
 use super::widgets::{num, opt_num, pane as block};
 use crate::chat::{opens_thinking, split_thinking};
-use crate::generate::GenerationRecord;
 use crate::reward::Breakdown;
 
-/// A worker's result carried in an action; equal when it is the same result.
-#[derive(Debug, Clone)]
-pub struct Shared<T>(pub Arc<T>);
+pub const ID: TabId = TabId("Playground");
 
-impl<T> PartialEq for Shared<T> {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
+/// Its messages are applied by the App whichever tab is shown: the workers report on the same
+/// channel (`Action::Playground`).
+pub const TAB: Tab = Tab { id: ID, help: Some((5, keys::HELP)), keys: tab_keys, update: leaves, wheel, draw };
+
+fn tab_keys(s: &AppState, key: KeyEvent) -> Option<Action> {
+    keys::action_for(s, key).map(Action::Playground)
 }
 
-/// What the playground's keys ask for and what its workers report. Worker messages carry
-/// the pane's generation number so a stale one (from before a new Generate) is dropped.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
-    StartEditing,
-    StopEditing,
-    /// A key for the prompt editor.
-    Edit(KeyEvent),
-    /// Select the previous / next setting.
-    Field {
-        down: bool,
-    },
-    /// Change the selected setting.
-    Adjust {
-        up: bool,
-    },
-    TogglePanes,
-    SwitchPane,
-    CycleModel,
-    /// Scroll the focused pane's story by `lines` (PgUp/PgDn: a page of 10; the wheel: 3).
-    Scroll {
-        down: bool,
-        lines: u16,
-    },
-    Generate,
-    Stop,
-    Judge,
-    Save,
-    /// The model is open and the prompt rendered (`prompt`: as the model sees it).
-    Loaded {
-        pane: usize,
-        generation: u64,
-        label: String,
-        prompt: String,
-    },
-    /// One token's text (may be empty while a multi-byte character is incomplete).
-    Piece {
-        pane: usize,
-        generation: u64,
-        text: String,
-    },
-    Finished {
-        pane: usize,
-        generation: u64,
-        record: Shared<GenerationRecord>,
-    },
-    Judged {
-        pane: usize,
-        generation: u64,
-        breakdown: Shared<Breakdown>,
-    },
-    Failed {
-        pane: usize,
-        generation: u64,
-        error: String,
-    },
+/// The wheel scrolls the focused pane's story, as PgUp / PgDn do.
+fn wheel(down: bool) -> Action {
+    Action::Playground(Msg::Scroll { down, lines: 3 })
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {

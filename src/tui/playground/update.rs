@@ -1,10 +1,10 @@
 //! The playground's share of the update step: keys change the settings and start or stop
 //! jobs; the workers' messages fill the panes. Returns a line for the status bar, if any.
 
+use super::msg::Msg;
 use super::save::save;
 use super::state::{Field, Pane, PlaygroundState, Status};
 use super::worker::{Job, Workers};
-use super::Msg;
 use crate::generate::{story_prompt, Finish};
 use crate::tui::widgets::opt_num;
 

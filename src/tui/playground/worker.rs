@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 
+use super::msg::{Msg, Shared};
 use super::state::Choice;
-use super::{Msg, Shared};
 use crate::device::{parse_dtype, preferred_device};
 use crate::generate::{GenerationRecord, SamplingParams};
 use crate::lm::LanguageModel;
