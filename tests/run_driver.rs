@@ -10,8 +10,9 @@ use candle_core::{DType, Device};
 use common::WordsReward;
 use polaris::lm::LanguageModel;
 use polaris::model::{all_trainable, tiny, LoadOptions};
-use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
+use polaris::run::driver::{Driver, Ending, RunOptions, Work};
 use polaris::run::log::read;
+use polaris::run::RunDir;
 use polaris::run::{Control, EventKind};
 use polaris::train::workers::Workers;
 

@@ -152,7 +152,7 @@ pub fn run(args: LengthArgs) -> Result<()> {
 
 fn judge_client(args: &LengthArgs) -> Result<JudgeClient> {
     let rubric = Rubric::load(&args.rubric)?;
-    let settings = args.access.settings(Some(args.out.join("judge-cache")))?;
+    let settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     JudgeClient::new(JudgeSpec::parse(&args.judge)?, rubric, settings)
 }
 

@@ -54,7 +54,7 @@ pub fn resolve(label: String, model: &str, adapter_dir: Option<String>) -> Resul
 /// The config.toml of the run a checkpoint folder (`RUN/checkpoints/step-N`) belongs to.
 pub fn run_config(checkpoint_dir: &Path) -> Result<TrainConfig> {
     let run = checkpoint_dir.parent().and_then(Path::parent).map(PathBuf::from).unwrap_or_default();
-    let path = run.join("config.toml");
+    let path = crate::run::RunDir::at(&run).config();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow!(
             "{}: a checkpoint, but its run's config.toml ({}) cannot be read ({e}); it names the base model: \
