@@ -78,6 +78,13 @@ impl RunDir {
         folder.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
     }
 
+    /// The run a checkpoint folder belongs to: `RUN` of `RUN/checkpoints/step-N` (any
+    /// folder inside a folder named `checkpoints`); None for a folder elsewhere.
+    pub fn of_checkpoint(folder: &Path) -> Option<Self> {
+        let checkpoints = folder.parent().filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))?;
+        checkpoints.parent().map(Self::at)
+    }
+
     pub fn judge_cache(&self) -> PathBuf {
         self.path.join(JUDGE_CACHE)
     }
@@ -175,5 +182,7 @@ mod tests {
         assert_eq!(RunDir::checkpoint_step(&run.checkpoint(12)), Some(12));
         assert_eq!(RunDir::checkpoint_step(Path::new("/r/checkpoints/step-000012.damaged")), None);
         assert_eq!(RunDir::checkpoint_step(Path::new("/r/checkpoints/.tmp-step-000012-7")), None);
+        assert_eq!(RunDir::of_checkpoint(&run.checkpoint(12)), Some(run));
+        assert_eq!(RunDir::of_checkpoint(Path::new("/r/adapters/step-000012")), None);
     }
 }

@@ -191,8 +191,8 @@ pub fn default_label(model: &str, adapter: Option<&str>) -> String {
     let path = Path::new(adapter.unwrap_or(model));
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     let leaf = name(path).unwrap_or_else(|| path.display().to_string());
-    match path.parent().filter(|p| name(p).as_deref() == Some("checkpoints")).and_then(|p| p.parent()) {
-        Some(run) => match name(run) {
+    match crate::run::RunDir::of_checkpoint(path) {
+        Some(run) => match name(&run.path) {
             Some(run) => format!("{run}/{leaf}"),
             None => leaf,
         },
