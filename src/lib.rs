@@ -12,6 +12,7 @@ pub mod generate;
 pub mod gpu;
 pub mod lm;
 pub mod model;
+pub mod pid;
 pub mod plan;
 pub mod reward;
 pub mod run;

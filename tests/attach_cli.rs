@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use polaris::run::remote::{is_live, socket_path, Client, ClientMsg, ConnectError, Incoming, ServerMsg, Who};
-use polaris::run::{Control, Event, EventKind, PROTOCOL_VERSION};
+use polaris::run::remote::{is_live, Client, ClientMsg, ConnectError, Incoming, ServerMsg, Who};
+use polaris::run::{Control, Event, EventKind, RunDir, PROTOCOL_VERSION};
 
 mod common;
 
@@ -73,7 +73,7 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
         is_live(&out) && logged(&out).iter().any(is_step)
     });
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(socket_path(&out)).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(RunDir::at(&out).socket()).unwrap().mode() & 0o777, 0o600);
 
     // a viewer from the first event to the end
     let whole = collect(Client::connect(&out, 0).unwrap());
@@ -156,7 +156,7 @@ fn a_trainer_outlives_its_viewers_and_late_viewers_replay_what_they_missed() {
     let missed: Vec<Event> = log.iter().filter(|e| e.seq > k).cloned().collect();
     assert_eq!(late_events.join().unwrap(), missed, "the late viewer did not get exactly what it missed");
     assert!(err.contains("protocol mismatch") && err.contains(&format!("version {}", PROTOCOL_VERSION + 7)));
-    assert!(!socket_path(&out).exists(), "the socket outlived the run");
+    assert!(!RunDir::at(&out).socket().exists(), "the socket outlived the run");
 
     // attaching to the ended run says it is not live (and would open it read only)
     let o = Command::new(BIN).args(["attach", out.to_str().unwrap()]).stdin(Stdio::null()).output().unwrap();

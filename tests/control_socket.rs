@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use polaris::run::event::Level;
-use polaris::run::remote::{serve, socket_path, Client, ClientMsg, ConnectError, Incoming, ServerMsg, Who};
-use polaris::run::{Control, Event, EventKind, EventLog, PROTOCOL_VERSION};
+use polaris::run::remote::{serve, Client, ClientMsg, ConnectError, Incoming, ServerMsg, Who};
+use polaris::run::{Control, Event, EventKind, EventLog, RunDir, PROTOCOL_VERSION};
 
 fn message(i: usize) -> EventKind {
     EventKind::Message { level: Level::Info, text: format!("event {i}") }
@@ -166,7 +166,7 @@ fn a_wrong_protocol_version_is_refused_naming_both_versions() {
 #[test]
 fn the_socket_is_owner_only_and_removed_when_serving_ends() {
     let (tmp, log, _rx, serving) = served(1);
-    let sock = socket_path(tmp.path());
+    let sock = RunDir::at(tmp.path()).socket();
     let meta = std::fs::metadata(&sock).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o600);
     assert_eq!(meta.uid(), std::fs::metadata(tmp.path()).unwrap().uid());
@@ -189,7 +189,7 @@ fn a_directory_others_can_write_to_is_refused() {
     let (tx, _rx) = mpsc::channel();
     let e = serve(tmp.path(), log.live(), tx, false).err().unwrap().to_string();
     assert!(e.contains("writable by group or others") && e.contains("chmod go-w"), "{e}");
-    assert!(!socket_path(tmp.path()).exists());
+    assert!(!RunDir::at(tmp.path()).socket().exists());
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn a_viewer_that_falls_behind_is_resynchronised_from_the_log() {
     let (tmp, mut log, _rx, _serving) = served(0);
     // a raw viewer that says hello and then reads nothing for a while: its socket fills,
     // the server's writes to it wait, and the broadcast ring (1024 events) overflows
-    let mut raw = std::os::unix::net::UnixStream::connect(socket_path(tmp.path())).unwrap();
+    let mut raw = std::os::unix::net::UnixStream::connect(RunDir::at(tmp.path()).socket()).unwrap();
     write_msg(&mut raw, &ClientMsg::Hello { protocol: PROTOCOL_VERSION, last_seq: 0, who: Who::me() })
         .unwrap();
     let fat = "x".repeat(2000);

@@ -155,7 +155,7 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
     // the run goes on: steps keep coming from the same trainer
     let before = steps(&run);
     wait_for("a step after the launcher's session ended", || steps(&run) > before);
-    assert!(process::alive(pid) && trainer_pid(&run) == pid);
+    assert!(polaris::pid::alive(pid) && trainer_pid(&run) == pid);
     let listed = home.runs_json();
     assert_eq!(entry(&listed, &run)["status"], "running");
     // a second trainer on a live run's directory is refused
@@ -174,7 +174,7 @@ fn a_detached_run_outlives_its_launchers_session_and_stops_with_a_checkpoint() {
     let last = ended.last_step.expect("a step was logged");
     let saved = polaris::train::checkpoint::latest(&run).expect("a checkpoint");
     assert!(saved.ends_with(format!("step-{last:06}")), "{} for step {last}", saved.display());
-    wait_for("the trainer's process to end", || !process::alive(pid));
+    wait_for("the trainer's process to end", || !polaris::pid::alive(pid));
     assert_eq!(entry(&home.runs_json(), &run)["status"], "stopped");
 
     // a run that is not live is a clear error naming its status

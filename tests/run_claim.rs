@@ -12,7 +12,7 @@ use common::tiny_cli::{polaris, text, train};
 use polaris::run::exit::{self, ExitKind};
 use polaris::run::process::{self, Identity};
 use polaris::run::status::{status, Phase};
-use polaris::run::{EventKind, EventLog};
+use polaris::run::{EventKind, EventLog, RunDir};
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -116,8 +116,8 @@ fn a_daemon_pid_reused_by_a_live_unrelated_process_is_not_running_and_is_not_sig
     crashed_run(&run);
     let now = Identity::of(lookalike_pid).unwrap();
     let recorded = Identity { start_ticks: now.start_ticks - 1, ..now };
-    std::fs::write(process::identity_path(&run), serde_json::to_string(&recorded).unwrap()).unwrap();
-    std::fs::write(process::pid_path(&run), format!("{lookalike_pid}\n")).unwrap();
+    std::fs::write(RunDir::at(&run).trainer_identity(), serde_json::to_string(&recorded).unwrap()).unwrap();
+    std::fs::write(RunDir::at(&run).pid(), format!("{lookalike_pid}\n")).unwrap();
     let st = status(&run).unwrap();
     assert_eq!(st.status, Phase::Crashed, "{}", st.describe());
     let o = polaris(home.path()).args(["stop", run.to_str().unwrap()]).output().unwrap();
@@ -130,7 +130,7 @@ fn a_daemon_pid_reused_by_a_live_unrelated_process_is_not_running_and_is_not_sig
     let old = tmp.path().join("old");
     std::fs::create_dir_all(&old).unwrap();
     crashed_run(&old);
-    std::fs::write(process::pid_path(&old), format!("{plain_pid}\n")).unwrap();
+    std::fs::write(RunDir::at(&old).pid(), format!("{plain_pid}\n")).unwrap();
     assert_eq!(status(&old).unwrap().status, Phase::Crashed);
     let o = polaris(home.path()).args(["stop", old.to_str().unwrap()]).output().unwrap();
     assert!(!o.status.success(), "{}", text(&o));

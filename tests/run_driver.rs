@@ -8,8 +8,9 @@ use std::sync::mpsc;
 
 use common::WordsReward;
 use polaris::model::tiny;
-use polaris::run::driver::{Driver, Ending, RunDir, RunOptions, Work};
+use polaris::run::driver::{Driver, Ending, RunOptions, Work};
 use polaris::run::log::read;
+use polaris::run::RunDir;
 use polaris::run::{Control, EventKind};
 
 fn kinds(path: &std::path::Path) -> Vec<String> {

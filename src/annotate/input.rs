@@ -12,8 +12,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::durable::jsonl::{jsonl_lines, kind, opt_string, Problems};
 use crate::generate::{count_words, requested_words};
-use crate::train::data::{jsonl_lines, kind, opt_string, Problems};
 
 /// The most problems a pairing error lists before counting the rest.
 const LISTED: usize = 20;

@@ -4,14 +4,13 @@
 //! honours fsync, a power cut). Nothing is rewritten: a line torn by a crash is sealed
 //! off by an appended record, and undo is a record too.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::record::{now, Record};
 use super::study::sync_dir;
+use crate::durable::log::{AppendLog, Lock, Tail};
 
 /// A record read back, with its 1-based line number.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +50,7 @@ pub fn read_lines(path: &Path) -> Result<Vec<Line>> {
 
 /// An annotator's judgment file, open for appending and locked against a second session.
 pub struct JudgmentFile {
-    path: PathBuf,
-    file: File,
+    file: AppendLog,
 }
 
 impl JudgmentFile {
@@ -60,62 +58,30 @@ impl JudgmentFile {
     /// seals a torn last line so the next record starts on a line of its own.
     pub fn open(path: &Path) -> Result<(Self, Vec<Line>)> {
         let existed = path.exists();
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => bail!(
-                "{} is open in another annotate session (the same annotator twice?); \
-                 close that one first or choose another --annotator",
-                path.display()
-            ),
-            Err(TryLockError::Error(e)) => {
-                return Err(anyhow!(e).context(format!("locking {}", path.display())))
-            }
-        }
+        let busy = "is open in another annotate session (the same annotator twice?); \
+                    close that one first or choose another --annotator";
+        // the torn line is kept: nothing is rewritten, the seal below closes it
+        let (file, torn) = AppendLog::open(path, Lock::Exclusive { busy }, Tail::Keep)?;
         if !existed {
             if let Some(dir) = path.parent() {
                 sync_dir(dir)?;
             }
         }
-        let mut store = Self { path: path.to_path_buf(), file };
+        let mut store = Self { file };
         let lines = read_lines(path)?;
-        let bytes = std::fs::metadata(path)?.len();
-        if bytes > 0 && !ends_with_newline(path)? {
+        if torn.is_some() {
             let seal = serde_json::to_string(&Record::SealedTornLine { at_unix_s: now() })?;
-            store.write_line(&format!("\n{seal}"))?;
+            store.file.append_lines(&format!("\n{seal}\n"))?;
         }
         Ok((store, lines))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// Appends one record and waits for it to reach the disk.
     pub fn append(&mut self, record: &Record) -> Result<()> {
-        self.write_line(&serde_json::to_string(record)?)
+        self.file.append(record)
     }
-
-    fn write_line(&mut self, json: &str) -> Result<()> {
-        // One buffer, one write: a kill lands before or after it, not inside a line.
-        let line = format!("{json}\n");
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("appending to {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("syncing {}", self.path.display()))
-    }
-}
-
-fn ends_with_newline(path: &Path) -> Result<bool> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = File::open(path)?;
-    f.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    f.read_exact(&mut last)?;
-    Ok(last[0] == b'\n')
 }

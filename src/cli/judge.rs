@@ -7,9 +7,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::durable::jsonl::jsonl_lines;
 use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
-use crate::train::data::jsonl_lines;
 
 #[derive(Args, Debug)]
 pub struct JudgeArgs {
@@ -55,7 +55,8 @@ pub fn run(args: JudgeArgs) -> Result<()> {
         _ => Rubric::load(&args.rubric)?,
     };
     // replies cached beside the scored records unless told otherwise
-    let beside_out = args.out.as_ref().map(|o| o.parent().unwrap_or(Path::new(".")).join("judge-cache"));
+    let beside_out =
+        args.out.as_ref().map(|o| o.parent().unwrap_or(Path::new(".")).join(crate::run::dir::JUDGE_CACHE));
     let settings = args.access.settings(beside_out)?;
     let records = read_records(&args.input)?;
     if records.is_empty() {

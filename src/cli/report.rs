@@ -143,7 +143,7 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
         ReportCommand::Eval(args) => eval(&args),
         ReportCommand::Bench(args) => bench(&args),
         ReportCommand::Run(args) => {
-            let out = args.out.clone().unwrap_or_else(|| args.run.join("report"));
+            let out = args.out.clone().unwrap_or_else(|| crate::run::RunDir::at(&args.run).report());
             let written = crate::run::report::write_to(&args.run, &out)?;
             for path in written.files {
                 println!("wrote {}", path.display());

@@ -21,7 +21,8 @@ pub struct StopArgs {
 
 pub fn run(args: StopArgs) -> Result<()> {
     let dir = &args.run_dir;
-    if !process::pid_path(dir).is_file() && !dir.join("events.jsonl").is_file() {
+    let run = crate::run::RunDir::at(dir);
+    if !run.pid().is_file() && !run.events().is_file() {
         bail!("{}: not a run directory (no daemon.pid, no events.jsonl)", dir.display());
     }
     let st = status(dir)?;

@@ -167,7 +167,7 @@ fn print_detached(d: &daemon::Detached) {
     let state = if d.logging { "training" } else { "starting (loading the model)" };
     println!("{state} in the background, pid {}: {dir}", d.pid);
     println!("  watch it:   polaris-tui attach {dir}");
-    println!("  its output: {}", daemon::log_path(&d.dir).display());
+    println!("  its output: {}", crate::run::RunDir::at(&d.dir).daemon_log().display());
     println!("  stop it:    polaris-tui stop {dir}   (checkpoints first)");
     println!("  all runs:   polaris-tui runs");
 }
@@ -175,7 +175,7 @@ fn print_detached(d: &daemon::Detached) {
 /// Continues a run directory's configuration from its latest checkpoint as a detached run
 /// (the demo's `d`: the run moves from the TUI's process to a daemon of its own).
 pub fn continue_detached(dir: &std::path::Path) -> Result<()> {
-    let config = dir.join("config.toml");
+    let config = crate::run::RunDir::at(dir).config();
     let args: Vec<OsString> = vec!["--config".into(), config.into(), "--resume".into(), "auto".into()];
     let d = daemon::detach(dir, &args)?;
     print_detached(&d);

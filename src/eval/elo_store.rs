@@ -4,14 +4,13 @@
 //! was never acknowledged, so it is cut off (with a note) and its pair judged again.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::durable::log::{AppendLog, Lock, Tail};
 use crate::reward::pairwise::{PairwisePrompt, PairwiseResult};
 use crate::reward::rubric::hex;
 
@@ -72,8 +71,7 @@ pub type PairKey = (String, usize, String, String);
 
 /// The judgement file of an output directory, open for appending and locked.
 pub struct JudgementFile {
-    path: PathBuf,
-    file: File,
+    file: AppendLog,
     /// Lines the file holds.
     lines: usize,
 }
@@ -95,39 +93,20 @@ impl JudgementFile {
     pub fn open(dir: &Path, judge: &str, prompt_id: &str) -> Result<(Self, Existing)> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(JUDGEMENTS);
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => bail!(
-                "{} is in use by another `eval elo` on the same --out; wait for it or choose another --out",
-                path.display()
-            ),
-            Err(TryLockError::Error(e)) => {
-                return Err(anyhow!(e).context(format!("cannot lock {}", path.display())))
-            }
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut torn_note = None;
-        if whole < bytes.len() {
-            // appending opens at the end, so the cut must happen before the next write
-            file.set_len(whole as u64).with_context(|| format!("cannot truncate {}", path.display()))?;
-            file.sync_all()?;
-            let line = bytes[..whole].iter().filter(|&&b| b == b'\n').count() + 1;
-            torn_note = Some(format!(
+        let busy = "is in use by another `eval elo` on the same --out; wait for it or choose another --out";
+        let (file, torn) = AppendLog::open(&path, Lock::Exclusive { busy }, Tail::Cut)?;
+        let torn_note = torn.map(|line| {
+            format!(
                 "note: {}:{line}: a record cut off mid-write (a kill?) was dropped; its pair is judged again",
                 path.display()
-            ));
-        }
+            )
+        });
+        // whole lines only: the torn one was cut off above
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut records = HashMap::new();
         let mut superseded = 0;
-        let lines = bytes[..whole].iter().filter(|&&b| b == b'\n').count();
-        for (i, line) in bytes[..whole].split(|&b| b == b'\n').take(lines).enumerate() {
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        for (i, line) in bytes.split(|&b| b == b'\n').take(lines).enumerate() {
             let number = i + 1;
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -154,21 +133,16 @@ impl JudgementFile {
                 superseded += 1;
             }
         }
-        Ok((Self { path, file, lines }, Existing { records, superseded, torn_note }))
+        Ok((Self { file, lines }, Existing { records, superseded, torn_note }))
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// Appends one record and waits for it to reach the disk; returns its line number.
     pub fn append(&mut self, record: &JudgementRecord) -> Result<usize> {
-        // one buffer, one write: a kill lands before or after it, not inside a line
-        let line = format!("{}\n", serde_json::to_string(record)?);
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("cannot append to {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
+        self.file.append(record)?;
         self.lines += 1;
         Ok(self.lines)
     }

@@ -13,19 +13,16 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use super::dir::RunDir;
 use super::process;
 
 /// The descriptor of a claim a child inherits from its parent.
 pub const CLAIM_FD_ENV: &str = "POLARIS_RUN_CLAIM_FD";
-
-pub fn lock_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("trainer.lock")
-}
 
 /// A held claim on a run directory: released when dropped (or when the process ends).
 #[derive(Debug)]
@@ -40,7 +37,7 @@ impl Claim {
     pub fn acquire(run_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("cannot create the run directory {}", run_dir.display()))?;
-        let path = lock_path(run_dir);
+        let path = RunDir::at(run_dir).trainer_lock();
         if let Some(file) = inherited(&path) {
             return Ok(Self { file });
         }
@@ -139,6 +136,9 @@ mod tests {
         drop(first);
         let again = Claim::acquire(&dir).unwrap();
         drop(again);
-        assert!(lock_path(&dir).exists(), "the lock file stays (a new one would be a second lock)");
+        assert!(
+            RunDir::at(&dir).trainer_lock().exists(),
+            "the lock file stays (a new one would be a second lock)"
+        );
     }
 }

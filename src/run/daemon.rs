@@ -18,14 +18,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use super::claim::Claim;
+use super::dir::RunDir;
 use super::exit::{self, Exit, ExitKind};
 use super::status::Summary;
 use super::{log, process};
-
-/// The detached run's output, beside its events.
-pub fn log_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("daemon.log")
-}
 
 /// How long `detach` waits for the run's first event before it returns anyway (a large
 /// model can take longer to load; the run goes on regardless).
@@ -53,8 +49,8 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
     let log_file = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log_path(&dir))
-        .with_context(|| format!("cannot open {}", log_path(&dir).display()))?;
+        .open(RunDir::at(&dir).daemon_log())
+        .with_context(|| format!("cannot open {}", RunDir::at(&dir).daemon_log().display()))?;
     let (seen, stale_pid) = (last_seq(&dir), process::read_pid(&dir).ok().flatten());
     let stale_exit = exit::read(&dir).ok().flatten();
     let exe = std::env::current_exe().context("cannot find this program to start the run with")?;
@@ -84,8 +80,8 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
                     .flatten()
                     .filter(|e| Some(e) != stale_exit.as_ref())
                     .map_or_else(|| format!("supervisor {status}"), |e| e.describe()),
-                log_path(&dir).display(),
-                tail(&log_path(&dir), 20)
+                RunDir::at(&dir).daemon_log().display(),
+                tail(&RunDir::at(&dir).daemon_log(), 20)
             );
         }
         // a resumed run's directory has the previous trainer's pid until the supervisor writes
@@ -101,7 +97,7 @@ pub fn detach(run_dir: &Path, train_args: &[OsString]) -> Result<Detached> {
                 "the run's supervisor (pid {}) has not started its trainer after {} s; see {}",
                 supervisor.id(),
                 FIRST_EVENT_WAIT.as_secs(),
-                log_path(&dir).display()
+                RunDir::at(&dir).daemon_log().display()
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -146,7 +142,7 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
         }
         _ => {
             let last_step =
-                log::read(&run_dir.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
+                log::read(&RunDir::at(run_dir).events()).ok().and_then(|l| Summary::of(&l.events).last_step);
             // out of memory, when the work record and the signal say so; else a signal says
             // it all (`crashed (killed by signal 9)`)
             let (kind, message) =
@@ -160,7 +156,7 @@ pub fn supervise(run_dir: &Path, command: &[OsString]) -> Result<i32> {
                 };
             if kind == ExitKind::Failed {
                 // the event log says it too (the trainer could not)
-                if let Ok(mut events) = log::EventLog::open(&run_dir.join("events.jsonl")) {
+                if let Ok(mut events) = log::EventLog::open(&RunDir::at(run_dir).events()) {
                     let _ = events.append(super::event::EventKind::Message {
                         level: super::event::Level::Error,
                         text: message.clone(),
@@ -200,7 +196,7 @@ fn out_of_memory(
 
 /// The newest event's seq (0: none).
 fn last_seq(dir: &Path) -> u64 {
-    log::read(&dir.join("events.jsonl")).ok().and_then(|l| l.events.last().map(|e| e.seq)).unwrap_or(0)
+    log::read(&RunDir::at(dir).events()).ok().and_then(|l| l.events.last().map(|e| e.seq)).unwrap_or(0)
 }
 
 /// The last `n` lines of a text file (empty when unreadable).

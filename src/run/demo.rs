@@ -42,7 +42,7 @@ pub const DEMO_SETS: &[&str] = &[
 /// The demo configuration writing to `dir` (its dataset is written there as `data.jsonl`).
 pub fn config(dir: &Path) -> Result<TrainConfig> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let data = dir.join("data.jsonl");
+    let data = super::RunDir::at(dir).demo_data();
     if !data.exists() {
         std::fs::write(&data, tiny::DEMO_PROMPTS)
             .with_context(|| format!("cannot write {}", data.display()))?;

@@ -3,47 +3,25 @@
 //! checkpoints every K steps and at the end. It knows nothing of who watches: viewers read
 //! the event log or subscribe to its broadcast, and send controls on a channel.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use super::alerts::{AlertsConfig, Watch};
+use super::dir::RunDir;
 use super::event::{Control, EventKind, Level};
 use super::log::EventLog;
+use crate::durable::log::{AppendLog, Lock, Tail};
 use crate::run::rollout::ScoredRollout;
 use crate::train::checkpoint;
 use crate::train::data::Example;
 use crate::train::step::{NonFinite, Rewarder, StepCancelled, TrainPrompt, Trainer};
 use crate::train::validation::{due, ValidationConfig};
 use crate::train::workers::Workers;
-
-/// The files of a run directory (ARCHITECTURE.md).
-pub struct RunDir {
-    pub path: PathBuf,
-}
-
-impl RunDir {
-    pub fn create(path: &Path) -> Result<Self> {
-        std::fs::create_dir_all(path)
-            .with_context(|| format!("cannot create the run directory {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf() })
-    }
-    pub fn events(&self) -> PathBuf {
-        self.path.join("events.jsonl")
-    }
-    pub fn rollouts(&self) -> PathBuf {
-        self.path.join("rollouts.jsonl")
-    }
-    pub fn config(&self) -> PathBuf {
-        self.path.join("config.toml")
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunOptions {
@@ -89,7 +67,7 @@ pub struct Validation<'a> {
 pub struct Driver<'a> {
     pub dir: RunDir,
     pub log: EventLog,
-    rollouts: File,
+    rollouts: AppendLog,
     pub trainer: Trainer,
     workers: &'a Workers,
     data: &'a [Example],
@@ -130,7 +108,7 @@ impl<'a> Driver<'a> {
         }
         crate::durable::write_atomic(&dir.config(), config_toml.as_bytes())?;
         let log = EventLog::open(&dir.events())?;
-        let (rollouts, torn) = crate::durable::open_append(&dir.rollouts())?;
+        let (rollouts, torn) = AppendLog::open(&dir.rollouts(), Lock::None, Tail::Cut)?;
         let notes = torn
             .map(|line| {
                 format!(
@@ -258,11 +236,7 @@ impl<'a> Driver<'a> {
             text.push_str(&serde_json::to_string(r)?);
             text.push('\n');
         }
-        let rollouts = self.dir.rollouts();
-        self.rollouts
-            .write_all(text.as_bytes())
-            .and_then(|()| self.rollouts.sync_data())
-            .with_context(|| format!("cannot append to {}", rollouts.display()))
+        self.rollouts.append_lines(&text)
     }
 
     /// Whether a validation pass is due now (after `trainer.step` steps).

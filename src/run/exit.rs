@@ -3,10 +3,12 @@
 //! so a viewer who comes later sees why the run ended. Written to a temporary file, fsynced,
 //! then renamed into place: a reader sees the old file or the new one, never half of one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
+
+use super::dir::RunDir;
 
 /// How the process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,19 +79,15 @@ impl Exit {
     }
 }
 
-pub fn path(run_dir: &Path) -> PathBuf {
-    run_dir.join("exit.json")
-}
-
 /// Writes `exit.json` in `run_dir` (write, fsync, rename).
 pub fn write(run_dir: &Path, exit: &Exit) -> Result<()> {
     let text = serde_json::to_string_pretty(exit)? + "\n";
-    crate::durable::write_atomic(&path(run_dir), text.as_bytes())
+    crate::durable::write_atomic(&RunDir::at(run_dir).exit(), text.as_bytes())
 }
 
 /// The run's `exit.json`, if it has one. A damaged file is an error naming it.
 pub fn read(run_dir: &Path) -> Result<Option<Exit>> {
-    let p = path(run_dir);
+    let p = RunDir::at(run_dir).exit();
     match std::fs::read_to_string(&p) {
         Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
             format!(
@@ -105,9 +103,9 @@ pub fn read(run_dir: &Path) -> Result<Option<Exit>> {
 
 /// Removes a previous process's `exit.json` (a run resumed in the same directory).
 pub fn clear(run_dir: &Path) -> Result<()> {
-    match std::fs::remove_file(path(run_dir)) {
+    match std::fs::remove_file(RunDir::at(run_dir).exit()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("cannot remove {}", path(run_dir).display()))
+            Err(e).with_context(|| format!("cannot remove {}", RunDir::at(run_dir).exit().display()))
         }
         _ => Ok(()),
     }

@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 
 use super::alerts::Watch;
 use super::claim::Claim;
-use super::driver::{Driver, Ending, RunDir, RunOptions, Validation, Work};
+use super::dir::RunDir;
+use super::driver::{Driver, Ending, RunOptions, Validation, Work};
 use super::event::{Control, Event, EventKind, Level};
 use super::exit::{self, Exit, ExitKind};
 use super::remote;
@@ -112,7 +113,7 @@ pub fn launch(
         Ok(Ending::Interrupted) => (ExitKind::Stopped, "interrupted (SIGINT or SIGTERM)".to_string()),
         Err(e) => (ExitKind::Failed, format!("{e:#}")),
     };
-    let last_step = log::read(&out.join("events.jsonl")).ok().and_then(|l| Summary::of(&l.events).last_step);
+    let last_step = log::read(&RunDir::at(&out).events()).ok().and_then(|l| Summary::of(&l.events).last_step);
     let written = exit::write(&out, &Exit::new(kind, pid, last_step, message));
     match (ending, written) {
         (Err(e), _) => Err(e),
@@ -176,7 +177,7 @@ fn open_and_run(
 ) -> Result<Ending> {
     let out = run_dir(cfg);
     // a directory without a log is being made a run directory now: its mode may be tightened
-    let new_run = !out.join("events.jsonl").exists();
+    let new_run = !RunDir::at(&out).events().exists();
     let devices = parse_devices(&cfg.run.devices).context("run.devices")?;
     let examples = data::load(Path::new(&cfg.data.train))?;
     let val_examples = match &cfg.data.val {
@@ -194,7 +195,7 @@ fn open_and_run(
     };
     let workers = Workers::open_with(&cfg.model.path, &devices, &opts, cfg.step.loss.kl_coef != 0.0)?;
     let rubric = cfg.reward.rubric()?;
-    let judge = cfg.judge.clone().with_default_cache(out.join("judge-cache"));
+    let judge = cfg.judge.clone().with_default_cache(RunDir::at(&out).judge_cache());
     let rules = cfg.reward.row_rules(&rubric)?;
     // validation judges with its own concurrency (one pass at a time, between steps)
     let val_judge = JudgeSettings { concurrency: cfg.validation.judge_concurrency, ..judge.clone() };

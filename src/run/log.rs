@@ -3,18 +3,18 @@
 //! log is reopened (the file is truncated back to its last whole line), so the file stays
 //! valid JSONL and numbering continues after the last event that was written whole.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use tokio::sync::broadcast;
 
 use super::event::{Event, EventKind, PROTOCOL_VERSION};
+use crate::durable::log::{AppendLog, Lock, Tail};
 
 pub struct EventLog {
-    path: PathBuf,
-    file: File,
+    file: AppendLog,
     next_seq: u64,
     live: broadcast::Sender<Event>,
 }
@@ -78,30 +78,18 @@ impl EventLog {
     /// Opens (or creates) the log, dropping a torn tail, ready to append after the last event.
     pub fn open(path: &Path) -> Result<Self> {
         let log = read(path)?;
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        // `read` decides where the whole events end: a last line that is complete but not an
+        // event is torn too, which the byte-level check alone would keep
+        let (mut file, _) = AppendLog::open(path, Lock::None, Tail::Keep)?;
         if log.torn_tail {
-            file.set_len(log.valid_len)?;
-            file.sync_all()?;
+            file.truncate(log.valid_len)?;
         }
-        let mut file = file;
-        file.seek(SeekFrom::End(0))?;
         let (live, _) = broadcast::channel(1024);
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            next_seq: log.events.last().map_or(1, |e| e.seq + 1),
-            live,
-        })
+        Ok(Self { file, next_seq: log.events.last().map_or(1, |e| e.seq + 1), live })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
     }
 
     /// The seq the next event gets.
@@ -132,14 +120,11 @@ impl EventLog {
             let shown: String = line.chars().take(300).collect();
             bail!(
                 "refusing to append to {} an event its reader rejects ({e}; a NaN or infinite value?): {shown}",
-                self.path.display()
+                self.path().display()
             );
         }
         line.push('\n');
-        self.file
-            .write_all(line.as_bytes())
-            .with_context(|| format!("cannot append to {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("cannot sync {}", self.path.display()))?;
+        self.file.append_lines(&line)?;
         self.next_seq += 1;
         // nobody listening is fine: the file is the record
         let _ = self.live.send(event.clone());

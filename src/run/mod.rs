@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod claim;
 pub mod daemon;
 pub mod demo;
+pub mod dir;
 pub mod driver;
 pub mod event;
 pub mod exit;
@@ -23,6 +24,7 @@ pub mod status;
 pub mod threads;
 pub mod work;
 
+pub use dir::RunDir;
 pub use event::{Control, Event, EventKind, PROTOCOL_VERSION};
 pub use log::EventLog;
 pub use registry::most_recent_live;

@@ -6,20 +6,14 @@
 //! trainer only when it is that same process, so a reused pid reads as gone and is never
 //! signalled.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::dir::RunDir;
 use crate::durable::write_atomic;
-
-pub fn pid_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("daemon.pid")
-}
-
-pub fn identity_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("trainer.json")
-}
+use crate::pid::alive;
 
 /// One process, told apart from any other that had or will have its pid.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,20 +48,24 @@ fn zombie(pid: u32) -> bool {
 /// `daemon.pid`, so a reader who sees the new pid finds its identity.
 pub fn write_pid(run_dir: &Path, pid: u32) -> Result<()> {
     match Identity::of(pid) {
-        Some(id) => write_atomic(&identity_path(run_dir), serde_json::to_string(&id)?.as_bytes())?,
-        None => match std::fs::remove_file(identity_path(run_dir)) {
+        Some(id) => {
+            write_atomic(&RunDir::at(run_dir).trainer_identity(), serde_json::to_string(&id)?.as_bytes())?
+        }
+        None => match std::fs::remove_file(RunDir::at(run_dir).trainer_identity()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", identity_path(run_dir).display()))
+                return Err(e).with_context(|| {
+                    format!("cannot remove {}", RunDir::at(run_dir).trainer_identity().display())
+                })
             }
             _ => {}
         },
     }
-    write_atomic(&pid_path(run_dir), format!("{pid}\n").as_bytes())
+    write_atomic(&RunDir::at(run_dir).pid(), format!("{pid}\n").as_bytes())
 }
 
 /// The recorded identity of `pid` as the run's trainer, if `trainer.json` holds that pid's.
 pub fn read_identity(run_dir: &Path, pid: u32) -> Option<Identity> {
-    let text = std::fs::read_to_string(identity_path(run_dir)).ok()?;
+    let text = std::fs::read_to_string(RunDir::at(run_dir).trainer_identity()).ok()?;
     serde_json::from_str::<Identity>(&text).ok().filter(|id| id.pid == pid)
 }
 
@@ -95,7 +93,7 @@ fn same_process(run_dir: &Path, pid: u32) -> Result<(), String> {
 
 /// The pid in `daemon.pid`; None when there is none (a run written before runs recorded one).
 pub fn read_pid(run_dir: &Path) -> Result<Option<u32>> {
-    let p = pid_path(run_dir);
+    let p = RunDir::at(run_dir).pid();
     match std::fs::read_to_string(&p) {
         Ok(text) => text.trim().parse().map(Some).with_context(|| {
             format!(
@@ -107,17 +105,6 @@ pub fn read_pid(run_dir: &Path) -> Result<Option<u32>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", p.display())),
     }
-}
-
-/// Whether a process `pid` exists (any user's; a zombie not yet reaped counts).
-pub fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 sends nothing; kill only checks that the process exists
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// Why `pid`, recorded in `run_dir`, may not be signalled as its trainer, if it may not:

@@ -209,7 +209,7 @@ pub fn describe(phase: Phase, exit: Option<&Exit>, step: usize) -> String {
 
 /// The status of the run in `run_dir`.
 pub fn status(run_dir: &Path) -> Result<RunStatus> {
-    let events = super::log::read(&run_dir.join("events.jsonl"))?.events;
+    let events = super::log::read(&super::RunDir::at(run_dir).events())?.events;
     let summary = Summary::of(&events);
     let process = Process::read(run_dir)?;
     let phase = derive(&summary, &process);

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use super::dir::RunDir;
 use super::event::{Event, EventKind, Level, PROTOCOL_VERSION};
 use super::exit::{self, Exit, ExitKind};
 use super::oom;
@@ -81,13 +82,9 @@ struct State {
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
-pub fn path(run_dir: &Path) -> PathBuf {
-    run_dir.join("work.json")
-}
-
 /// The record of a run directory, if it has one.
 pub fn read(run_dir: &Path) -> Option<Record> {
-    serde_json::from_str(&std::fs::read_to_string(path(run_dir)).ok()?).ok()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run_dir).work()).ok()?).ok()
 }
 
 /// A run begins in `dir`: from now on this process keeps its record and is armed to report
@@ -111,7 +108,7 @@ pub fn end() {
     oom::disarm();
     let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(s) = state.take() {
-        let _ = std::fs::remove_file(path(&s.dir));
+        let _ = std::fs::remove_file(RunDir::at(&s.dir).work());
     }
 }
 
@@ -175,7 +172,7 @@ fn update(change: impl FnOnce(&mut State)) -> Option<usize> {
     s.record.micro_batches =
         s.workers.iter().map(|(w, rows)| MicroBatch { worker: *w, rows: rows.clone() }).collect();
     if let Ok(text) = serde_json::to_string_pretty(&s.record) {
-        let _ = crate::durable::write_atomic(&path(&s.dir), text.as_bytes());
+        let _ = crate::durable::write_atomic(&RunDir::at(&s.dir).work(), text.as_bytes());
     }
     arm(&s.dir, &s.record);
     Some(s.record.step)
@@ -199,8 +196,8 @@ fn arm(dir: &Path, record: &Record) {
     let Ok(line) = serde_json::to_string(&event) else { return };
     let line = line.replacen("\"seq\":0,", &format!("\"seq\":{},", char::from(oom::SEQ_MARK)), 1) + "\n";
     oom::arm(&oom::Pieces {
-        exit_path: &exit::path(dir).to_string_lossy(),
-        events_path: &dir.join("events.jsonl").to_string_lossy(),
+        exit_path: &RunDir::at(dir).exit().to_string_lossy(),
+        events_path: &RunDir::at(dir).events().to_string_lossy(),
         exit_json: &(raw(exit_json) + "\n"),
         event_line: &raw(line),
         stderr: &format!("polaris-tui: {}\n", message.replace('\u{2}', "")),

@@ -22,6 +22,7 @@ use super::step::Trainer;
 use crate::model::finite::{all_finite, first_non_finite};
 use crate::model::lora::peft;
 use crate::model::Model;
+use crate::run::RunDir;
 
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
@@ -46,7 +47,7 @@ pub struct CheckpointState {
 
 /// `checkpoints/step-NNNNNN` under a run directory.
 pub fn step_dir(run_dir: &Path, step: usize) -> PathBuf {
-    run_dir.join("checkpoints").join(format!("step-{step:06}"))
+    RunDir::at(run_dir).checkpoint(step)
 }
 
 /// Where a run is in its data: the cursor, and the dataset file's SHA-256 (hex) when known,
@@ -133,14 +134,14 @@ const TMP_PREFIX: &str = ".tmp-step-";
 /// Removes what a writer killed mid-checkpoint left (`.tmp-step-*` of a process that is
 /// gone); returns the folders removed.
 pub fn clean_temporaries(run_dir: &Path) -> Result<Vec<PathBuf>> {
-    let dir = run_dir.join("checkpoints");
+    let dir = RunDir::at(run_dir).checkpoints();
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
     let mut removed = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(TMP_PREFIX) else { continue };
         let pid = rest.rsplit_once('-').and_then(|(_, pid)| pid.parse::<u32>().ok());
-        if pid.is_some_and(|p| p == std::process::id() || crate::run::process::alive(p)) {
+        if pid.is_some_and(|p| p == std::process::id() || crate::pid::alive(p)) {
             continue; // a live writer's
         }
         let path = entry.path();
@@ -152,11 +153,11 @@ pub fn clean_temporaries(run_dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// The run's complete checkpoints (those with a state file), newest first.
 pub fn all(run_dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(RunDir::at(run_dir).checkpoints()) else { return Vec::new() };
     let mut steps: Vec<(usize, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let step = folder_step(&e.path())?;
+            let step = RunDir::checkpoint_step(&e.path())?;
             e.path().join(STATE).exists().then_some((step, e.path()))
         })
         .collect();
@@ -167,11 +168,6 @@ pub fn all(run_dir: &Path) -> Vec<PathBuf> {
 /// The newest complete checkpoint of a run, if any (`--resume auto`).
 pub fn latest(run_dir: &Path) -> Option<PathBuf> {
     all(run_dir).into_iter().next()
-}
-
-/// N of a folder named `step-N`.
-fn folder_step(dir: &Path) -> Option<usize> {
-    dir.file_name()?.to_str()?.strip_prefix("step-")?.parse().ok()
 }
 
 /// The error of a checkpoint whose own files are damaged: unreadable or truncated, holding
@@ -310,7 +306,7 @@ fn put_weights(model: &Model, weights: Vec<(&Var, Tensor)>, state: &CheckpointSt
 /// data cursor past what its steps could have consumed.
 fn check_state(state: &CheckpointState, dir: &Path) -> Result<()> {
     let file = dir.join(STATE);
-    if let Some(named) = folder_step(dir).filter(|n| *n != state.step) {
+    if let Some(named) = RunDir::checkpoint_step(dir).filter(|n| *n != state.step) {
         bail!(
             "{}: says step {} but its folder is step {named}; the file was edited or copied from \
              another checkpoint: restore it, or resume from another checkpoint",

@@ -5,7 +5,6 @@
 //! `build` turns a story collection into length-stratified prompts with a deterministic
 //! train / validation split; `write_jsonl` writes a dataset atomically.
 
-mod jsonl;
 mod stories;
 mod trim;
 
@@ -19,9 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::durable::jsonl::{jsonl_lines, kind, opt_string, Problems};
 use crate::generate::length::{count_words, requested_words, story_prompt};
-pub(crate) use jsonl::jsonl_lines;
-pub use jsonl::{file_sha256, MAX_LINE_BYTES};
 pub use stories::{normalise_text, premise_from_opening, read_stories, title_from_file_stem, Story};
 pub use trim::{trim_story, Cut};
 
@@ -51,9 +49,6 @@ pub const MIN_STORY_WORDS: usize = 150;
 /// stories are trimmed (`trim_story`); at about 1.3 tokens a word 4000 words stay well
 /// inside the 8192-token response budget, so the reference row is rarely cut in training.
 pub const MAX_STORY_WORDS: usize = 4000;
-
-/// At most this many problems are listed in one error; the rest are counted.
-const MAX_LISTED: usize = 20;
 
 /// Length buckets for stratifying the split and for summaries, by target words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,66 +104,6 @@ impl fmt::Display for LengthBucket {
 /// (halves up), at least 100.
 pub fn target_words(story_words: usize) -> usize {
     ((story_words + 25) / 50 * 50).max(100)
-}
-
-/// Problems found while reading a file, each already prefixed with its `FILE:LINE`.
-#[derive(Default)]
-pub(crate) struct Problems {
-    listed: Vec<String>,
-    bad_records: usize,
-}
-
-impl Problems {
-    /// All the problems of one record at `location` (`FILE:LINE`).
-    pub(crate) fn record(&mut self, location: &str, problems: Vec<String>) {
-        if problems.is_empty() {
-            return;
-        }
-        self.bad_records += 1;
-        self.listed.extend(problems.into_iter().map(|p| format!("{location}: {p}")));
-    }
-
-    /// Ok when nothing was wrong; else one error listing the first problems and counting the rest.
-    pub(crate) fn check(self, what: &Path, records: usize) -> Result<()> {
-        if self.listed.is_empty() {
-            return Ok(());
-        }
-        let mut msg = format!(
-            "{}: {} of {records} records are bad ({} problems); fix them and run again:",
-            what.display(),
-            self.bad_records,
-            self.listed.len()
-        );
-        for p in self.listed.iter().take(MAX_LISTED) {
-            msg.push_str("\n  ");
-            msg.push_str(p);
-        }
-        if self.listed.len() > MAX_LISTED {
-            msg.push_str(&format!("\n  ... and {} more problems", self.listed.len() - MAX_LISTED));
-        }
-        Err(anyhow!(msg))
-    }
-}
-
-/// The kind of a JSON value, for messages.
-pub(crate) fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// An optional string field: absent or null is None.
-pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(format!("field {key} must be a string, found {}", kind(v))),
-    }
 }
 
 /// Reads and validates a dataset. Every bad record is reported, in one error.
@@ -557,4 +492,12 @@ pub fn split(examples: Vec<Example>, val_fraction: f64, seed: u64) -> Result<(Ve
         }
     }
     Ok((train, val))
+}
+
+/// SHA-256 of a file's bytes, as hex (a run records its dataset's).
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::reward::rubric::hex(&h.finalize()))
 }

@@ -113,8 +113,9 @@ impl Weights {
 
 /// The config.toml of the run a checkpoint folder (`RUN/checkpoints/step-N`) belongs to.
 pub fn run_config(checkpoint_dir: &Path) -> Result<TrainConfig> {
+    // RUN of RUN/checkpoints/step-N (the folder's grandparent, whatever its parent is named)
     let run = checkpoint_dir.parent().and_then(Path::parent).map(PathBuf::from).unwrap_or_default();
-    let path = run.join("config.toml");
+    let path = crate::run::RunDir::at(&run).config();
     let text = std::fs::read_to_string(&path).map_err(|e| {
         anyhow!(
             "{}: a checkpoint, but its run's config.toml ({}) cannot be read ({e}); it names the base model: \

@@ -12,7 +12,7 @@ pub struct Journal {
 
 impl Journal {
     pub fn new(dir: &Path) -> Self {
-        Self { path: dir.join("tui.log"), file: None }
+        Self { path: crate::run::RunDir::at(dir).tui_log(), file: None }
     }
 
     pub fn path(&self) -> &Path {

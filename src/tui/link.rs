@@ -58,7 +58,7 @@ pub struct DirLink {
 
 impl DirLink {
     pub fn new(dir: &Path, controls: Option<Sender<Control>>) -> Self {
-        Self { events: Tail::new(dir.join("events.jsonl")), last_seq: 0, controls }
+        Self { events: Tail::new(crate::run::RunDir::at(dir).events()), last_seq: 0, controls }
     }
 }
 

@@ -73,7 +73,7 @@ pub fn open_compared(
 /// Each of `dirs` is a run directory, or the error names the first that is not.
 pub fn check_run_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> Result<()> {
     for dir in dirs {
-        if !dir.join("events.jsonl").is_file() {
+        if !crate::run::RunDir::at(dir).events().is_file() {
             bail!(
                 "{}: not a run directory (no events.jsonl); give a directory written by `polaris-tui train --out DIR`",
                 dir.display()

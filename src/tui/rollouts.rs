@@ -94,7 +94,7 @@ struct GroupOnly {
 
 impl RolloutIndex {
     pub fn new(dir: &Path) -> Self {
-        Self { tail: Tail::new(dir.join("rollouts.jsonl")), by_step: BTreeMap::new(), last: None }
+        Self { tail: Tail::new(crate::run::RunDir::at(dir).rollouts()), by_step: BTreeMap::new(), last: None }
     }
 
     /// Files a row; a row that starts another attempt at a step (after a resume) drops the

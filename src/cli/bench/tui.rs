@@ -248,7 +248,7 @@ fn write_rollouts(dir: &std::path::Path, step: usize, groups: usize) -> Result<(
     use crate::reward::breakdown::{Breakdown, Candidate, Response, Weights};
     use crate::run::rollout::ScoredRollout;
     use crate::train::group::Rollout;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("rollouts.jsonl"))?);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(crate::run::RunDir::at(dir).rollouts())?);
     for group in 0..groups {
         let prompt = format!("Write a story titled \"Bench {group}\". The story should be 300 words long.");
         for row in 0..6 {

@@ -125,8 +125,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let poll = Duration::try_from_secs_f64(args.poll_secs)
         .map_err(|_| anyhow!("--poll-secs {}: give a number of seconds >= 0", args.poll_secs))?;
-    let mut settings =
-        args.connection.settings(args.judge_config.as_deref(), Some(args.out.join("judge-cache")))?;
+    let mut settings = args
+        .connection
+        .settings(args.judge_config.as_deref(), Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     let mut templates = Templates::builtin();
     let mut fields = InputFields::default();
     let mut notes = vec![];

@@ -77,7 +77,7 @@ pub fn run(args: EloArgs) -> Result<()> {
     let prompt_id = pairwise_prompt_id(&prompt);
     let spec = JudgeSpec::parse(&args.judge)?;
     // the offline judge measures locally: nothing worth caching
-    let mut settings = args.access.settings(Some(args.out.join("judge-cache")))?;
+    let mut settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     if spec == JudgeSpec::Offline {
         settings.cache_dir = None;
     }

@@ -152,7 +152,7 @@ pub fn run(args: LengthArgs) -> Result<()> {
 
 fn judge_client(args: &LengthArgs) -> Result<JudgeClient> {
     let rubric = Rubric::load(&args.rubric)?;
-    let settings = args.access.settings(Some(args.out.join("judge-cache")))?;
+    let settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     JudgeClient::new(JudgeSpec::parse(&args.judge)?, rubric, settings)
 }
 
@@ -191,8 +191,8 @@ pub fn default_label(model: &str, adapter: Option<&str>) -> String {
     let path = Path::new(adapter.unwrap_or(model));
     let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     let leaf = name(path).unwrap_or_else(|| path.display().to_string());
-    match path.parent().filter(|p| name(p).as_deref() == Some("checkpoints")).and_then(|p| p.parent()) {
-        Some(run) => match name(run) {
+    match crate::run::RunDir::of_checkpoint(path) {
+        Some(run) => match name(&run.path) {
             Some(run) => format!("{run}/{leaf}"),
             None => leaf,
         },

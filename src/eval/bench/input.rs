@@ -12,7 +12,7 @@ use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
 use super::{Item, Task};
-use crate::train::data::{jsonl_lines, kind, Problems};
+use crate::durable::jsonl::{jsonl_lines, kind, Problems};
 
 /// Which fields of a generation record hold what.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{ItemKey, Task};
-use crate::eval::length_run::log::RecordLog;
+use crate::durable::records::RecordLog;
 use crate::reward::judge::http::{Request, Usage};
 use crate::reward::rubric::hex;
 
@@ -67,7 +67,7 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
-        let (log, records, torn_note) = RecordLog::<Judgement>::open(path)?;
+        let (log, records, torn_note) = RecordLog::<Judgement>::open(path, "eval bench")?;
         let mut latest = HashMap::new();
         for r in records {
             latest.insert(r.key(), r);

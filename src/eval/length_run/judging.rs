@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
-use super::log::RecordLog;
 use super::records::{story_digest, JudgementRecord, StoryKey, StoryRecord};
 use super::Progress;
+use crate::durable::records::RecordLog;
 use crate::reward::JudgeClient;
 
 /// Every story's standing judgement (by key), and how many were judged now.
@@ -22,7 +22,7 @@ pub fn complete(
     retry_failed: bool,
     progress: &dyn Progress,
 ) -> Result<(HashMap<StoryKey, JudgementRecord>, usize)> {
-    let (mut log, existing, note) = RecordLog::<JudgementRecord>::open(path)?;
+    let (mut log, existing, note) = RecordLog::<JudgementRecord>::open(path, "eval length")?;
     if let Some(n) = note {
         progress.note(&n);
     }

@@ -9,7 +9,6 @@
 //! - `length.json` (`LengthReport`) and `length.md`, rewritten whole at the end.
 
 pub mod judging;
-pub mod log;
 pub mod models;
 pub mod prompts;
 pub mod records;

@@ -9,7 +9,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::annotate::input::read_generations;
-use crate::train::data::{self, jsonl_lines};
+use crate::durable::jsonl::jsonl_lines;
+use crate::train::data;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalPrompt {

@@ -10,11 +10,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::log::RecordLog;
 use super::prompts::EvalPrompt;
 use super::records::StoryRecord;
 use super::settings::ModelSpec;
 use super::Progress;
+use crate::durable::records::RecordLog;
 use crate::generate::{generate_streams, GenerationRecord, Request, SamplingParams};
 use crate::model::LoadOptions;
 
@@ -56,7 +56,7 @@ pub fn complete(
     settings: &GenerationSettings,
     progress: &dyn Progress,
 ) -> Result<(Vec<StoryRecord>, usize)> {
-    let (mut log, existing, note) = RecordLog::<StoryRecord>::open(path)?;
+    let (mut log, existing, note) = RecordLog::<StoryRecord>::open(path, "eval length")?;
     if let Some(n) = note {
         progress.note(&n);
     }

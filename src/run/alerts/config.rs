@@ -93,7 +93,7 @@ impl AlertsConfig {
     /// The `[alerts]` table of a run directory's `config.toml`; the defaults when the file or
     /// the table is absent (a run from before alerts).
     pub fn of_run_dir(dir: &std::path::Path) -> Result<Self> {
-        let path = dir.join("config.toml");
+        let path = crate::run::RunDir::at(dir).config();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),

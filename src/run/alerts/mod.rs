@@ -79,7 +79,7 @@ impl OpenAlerts {
 /// When the run last showed life: its newest event, or its work record (`work.json`, which
 /// the trainer rewrites as each step and micro-batch begins, so a long step is not a stall).
 pub fn last_activity(run_dir: &std::path::Path, last_event: Option<f64>) -> Option<f64> {
-    let work = std::fs::metadata(super::work::path(run_dir))
+    let work = std::fs::metadata(super::RunDir::at(run_dir).work())
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::protocol::{read_msg, write_msg, ClientMsg, ServerMsg, Who};
-use super::socket::socket_path;
+use crate::run::dir::RunDir;
 use crate::run::event::{Control, PROTOCOL_VERSION};
 
 /// How long the trainer has to answer the hello.
@@ -52,7 +52,7 @@ impl Client {
 
     /// `connect` with the given first message (tests speak other versions with it).
     pub fn connect_with(dir: &Path, hello: &ClientMsg) -> Result<Self, ConnectError> {
-        let path = socket_path(dir);
+        let path = RunDir::at(dir).socket();
         let mut stream = match UnixStream::connect(&path) {
             Ok(s) => s,
             Err(e)

@@ -17,4 +17,4 @@ pub mod socket;
 pub use client::{Client, ConnectError, Incoming};
 pub use protocol::{ClientMsg, Holder, ServerMsg, Who};
 pub use server::{serve, Serving};
-pub use socket::{is_live, socket_path};
+pub use socket::is_live;

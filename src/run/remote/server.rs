@@ -26,7 +26,8 @@ use tokio::task::JoinSet;
 
 use super::lease::{Asked, Lease, ViewerId};
 use super::protocol::{read_msg_async, write_msg_async, ClientMsg, ServerMsg, Who};
-use super::socket::{self, check_peer, socket_path};
+use super::socket::{self, check_peer};
+use crate::run::dir::RunDir;
 use crate::run::event::{Control, Event, PROTOCOL_VERSION};
 
 /// How long a viewer has to say hello.
@@ -88,7 +89,7 @@ pub fn serve(
 ) -> Result<Serving> {
     socket::check_dir(dir, new_run)?;
     let (listener, owner) = socket::bind(dir)?;
-    let path = socket_path(dir);
+    let path = RunDir::at(dir).socket();
     let started = (|| {
         listener.set_nonblocking(true)?;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -96,7 +97,7 @@ pub fn serve(
         let ctx = Arc::new(Ctx {
             hub: Mutex::new(Hub::default()),
             owner,
-            events: dir.join("events.jsonl"),
+            events: RunDir::at(dir).events(),
             live,
             controls,
         });

@@ -5,21 +5,18 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-/// Where a run directory's trainer listens.
-pub fn socket_path(dir: &Path) -> PathBuf {
-    dir.join("control.sock")
-}
+use crate::run::dir::RunDir;
 
 /// Unix socket paths are limited to 108 bytes with the terminating NUL (sockaddr_un).
 const MAX_SOCKET_PATH: usize = 107;
 
 /// Whether a trainer answers on the run directory's socket.
 pub fn is_live(dir: &Path) -> bool {
-    UnixStream::connect(socket_path(dir)).is_ok()
+    UnixStream::connect(RunDir::at(dir).socket()).is_ok()
 }
 
 /// Refuses a directory that group or others can write to. `ours`: the run is new (no log
@@ -63,7 +60,7 @@ pub fn check_peer(peer_uid: u32, owner_uid: u32) -> Result<(), String> {
 /// under a temporary name, restricted, then renamed into place. Returns the listener and
 /// the socket owner's uid (this process's effective uid).
 pub fn bind(dir: &Path) -> Result<(UnixListener, u32)> {
-    let path = socket_path(dir);
+    let path = RunDir::at(dir).socket();
     if path.as_os_str().len() > MAX_SOCKET_PATH {
         bail!(
             "the control socket path {} is {} bytes, over the {MAX_SOCKET_PATH} a Unix socket allows: \
@@ -130,9 +127,9 @@ mod tests {
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o755);
 
         // a socket file nobody listens on (a killed trainer's) is replaced
-        drop(UnixListener::bind(socket_path(&dir)).unwrap());
+        drop(UnixListener::bind(RunDir::at(&dir).socket()).unwrap());
         let (live, owner) = bind(&dir).unwrap();
-        let meta = std::fs::metadata(socket_path(&dir)).unwrap();
+        let meta = std::fs::metadata(RunDir::at(&dir).socket()).unwrap();
         assert_eq!(meta.mode() & 0o777, 0o600);
         assert_eq!(owner, meta.uid());
         // a live one is not
@@ -140,8 +137,8 @@ mod tests {
         assert!(e.contains("another trainer is live"), "{e}");
         assert!(is_live(&dir));
         drop(live);
-        std::fs::remove_file(socket_path(&dir)).unwrap();
-        std::fs::write(socket_path(&dir), "x").unwrap();
+        std::fs::remove_file(RunDir::at(&dir).socket()).unwrap();
+        std::fs::write(RunDir::at(&dir).socket(), "x").unwrap();
         assert!(bind(&dir).unwrap_err().to_string().contains("is not a socket"));
     }
 }

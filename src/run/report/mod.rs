@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::eval::plot::{self, Panel, Series};
 use crate::run::alerts::OpenAlerts;
+use crate::run::RunDir;
 use table::StepTable;
 
 pub const CSV: &str = "steps.csv";
@@ -28,12 +29,12 @@ pub struct Written {
 
 /// The report of `run_dir`, into `run_dir/report/`.
 pub fn write(run_dir: &Path) -> Result<Written> {
-    write_to(run_dir, &run_dir.join("report"))
+    write_to(run_dir, &RunDir::at(run_dir).report())
 }
 
 /// The report of `run_dir`, into `out`.
 pub fn write_to(run_dir: &Path, out: &Path) -> Result<Written> {
-    let events_path = run_dir.join("events.jsonl");
+    let events_path = RunDir::at(run_dir).events();
     if !events_path.is_file() {
         bail!(
             "{}: not a run directory (no events.jsonl); give the folder `polaris-tui train --out` wrote",
@@ -61,7 +62,7 @@ pub fn write_to(run_dir: &Path, out: &Path) -> Result<Written> {
     files.push(csv);
     let title = format!("{name} · {} steps", table.rows.len());
     files.extend(plot::write_curves(title, panels(&table), out).context("drawing the curves")?);
-    let config = std::fs::read_to_string(run_dir.join("config.toml")).ok();
+    let config = std::fs::read_to_string(RunDir::at(run_dir).config()).ok();
     let alerts = OpenAlerts::of(&events);
     let summary = out.join(SUMMARY);
     let text = markdown::summary(&name, &events, &table, config.as_deref(), &alerts, &files);

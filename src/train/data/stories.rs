@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde_json::{Map, Value};
 
-use super::{jsonl_lines, kind, opt_string, Problems};
+use crate::durable::jsonl::{jsonl_lines, kind, opt_string, Problems};
 use crate::generate::length::count_words;
 
 /// One story of a collection, its text normalised (`normalise_text`).

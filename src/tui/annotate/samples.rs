@@ -57,7 +57,7 @@ impl Comparison {
     }
 
     pub fn study_dir(self, run_dir: &Path) -> PathBuf {
-        run_dir.join("annotate").join(self.folder())
+        crate::run::RunDir::at(run_dir).annotate().join(self.folder())
     }
 }
 
@@ -87,7 +87,7 @@ struct Firsts {
 /// The items of `comparison` from the run's rollouts.jsonl, in prompt order of the latest
 /// step.
 pub fn items(run_dir: &Path, comparison: Comparison) -> Result<Vec<Item>> {
-    let path = run_dir.join("rollouts.jsonl");
+    let path = crate::run::RunDir::at(run_dir).rollouts();
     let file = std::fs::File::open(&path)
         .with_context(|| format!("cannot read {} (the run has written no rollouts yet?)", path.display()))?;
     // step -> prompt -> firsts; prompt order of each step kept separately

@@ -45,7 +45,7 @@ impl AnnotateTab {
         let dir = comparison.study_dir(&self.run_dir);
         if !Study::exists(&dir) {
             let items = samples::items(&self.run_dir, comparison)?;
-            let source = self.run_dir.join("rollouts.jsonl").display().to_string();
+            let source = crate::run::RunDir::at(&self.run_dir).rollouts().display().to_string();
             Study::new(items, vec![source])?.save_new(&dir)?;
         }
         self.begun[self.selected.min(Comparison::ALL.len() - 1)] = true;

@@ -12,7 +12,7 @@ use ratatui::Frame;
 
 use super::chart::run_colour;
 use super::state::{ComparedRun, ConfigDiff};
-use crate::run::driver::RunDir;
+use crate::run::RunDir;
 use crate::run::{Event, EventKind};
 use crate::tui::history::History;
 use crate::tui::link::{DirLink, Link};
@@ -96,7 +96,7 @@ pub fn config_diff(s: &State) -> ConfigDiff {
         .iter()
         .zip(&runs)
         .map(|(dir, name)| {
-            let path = RunDir { path: dir.clone() }.config();
+            let path = RunDir::at(dir).config();
             let read = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))
                 .and_then(|text| {

@@ -26,7 +26,7 @@ pub struct EvalIndex {
 
 impl EvalIndex {
     pub fn new(run_dir: &Path) -> Self {
-        Self { eval_dir: run_dir.join("eval"), last: None, seen: HashMap::new() }
+        Self { eval_dir: crate::run::RunDir::at(run_dir).eval(), last: None, seen: HashMap::new() }
     }
 
     /// Re-reads what changed, at most once per `EVERY` unless `now`; true when `evals`

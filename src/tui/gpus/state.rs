@@ -82,7 +82,7 @@ fn push_capped(q: &mut VecDeque<u64>, v: u64) {
 /// The GPU indices of a run's `run.devices` in its `config.toml` (none for a CPU run, or a
 /// directory without a readable config).
 pub fn own_devices(run_dir: &Path) -> Vec<u32> {
-    let Ok(text) = std::fs::read_to_string(run_dir.join("config.toml")) else { return vec![] };
+    let Ok(text) = std::fs::read_to_string(crate::run::RunDir::at(run_dir).config()) else { return vec![] };
     let Ok(table) = toml::from_str::<toml::Table>(&text) else { return vec![] };
     let devices = table.get("run").and_then(|r| r.get("devices")).and_then(|d| d.as_str()).unwrap_or("");
     devices.split(',').filter_map(|d| d.trim().strip_prefix("cuda:")?.parse().ok()).collect()

@@ -47,7 +47,7 @@ pub fn save(run_dir: &Path, s: &PlaygroundState, pane_index: usize, pane: &Pane)
         generation: (**record).clone(),
         judgement: pane.breakdown.as_deref().cloned(),
     };
-    let dir = run_dir.join("playground");
+    let dir = crate::run::RunDir::at(run_dir).playground();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let side = ["left", "right"][pane_index];

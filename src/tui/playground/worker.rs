@@ -63,7 +63,7 @@ impl Workers {
 
     /// The run's config.toml, or the defaults (tiny model, offline judge) when it has none.
     pub fn config(&self) -> Result<TrainConfig> {
-        let path = self.run_dir.join("config.toml");
+        let path = crate::run::RunDir::at(&self.run_dir).config();
         match std::fs::read_to_string(&path) {
             Ok(text) => TrainConfig::parse(&text, &path.display().to_string(), &[]),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrainConfig::default()),
@@ -73,13 +73,12 @@ impl Workers {
 
     /// Latest, base, then every complete checkpoint of the run, oldest first.
     pub fn choices(&self) -> Vec<Choice> {
-        let mut steps: Vec<PathBuf> = std::fs::read_dir(self.run_dir.join("checkpoints"))
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(crate::run::RunDir::at(&self.run_dir).checkpoints())
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.path())
                     .filter(|p| {
-                        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("step-"))
-                            && p.join(checkpoint::STATE).exists()
+                        crate::run::RunDir::checkpoint_step(p).is_some() && p.join(checkpoint::STATE).exists()
                     })
                     .collect()
             })
@@ -122,7 +121,7 @@ impl Workers {
     ) -> Result<()> {
         let tx = self.sender()?;
         let cfg = self.config()?;
-        let cache = self.run_dir.join("judge-cache");
+        let cache = crate::run::RunDir::at(&self.run_dir).judge_cache();
         std::thread::spawn(move || {
             let msg = match judge(&cfg, cache, &record, user_text) {
                 Ok(b) => Msg::Judged { pane, generation, breakdown: Shared(Arc::new(b)) },

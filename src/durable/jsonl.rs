@@ -1,16 +1,15 @@
 //! Reading JSONL inputs (datasets, story collections, evaluation prompts, annotation inputs)
 //! line by line, each line capped in length so that a file that is not JSONL (`/dev/zero`, a
-//! binary) is refused at its first overlong line instead of read into memory for ever.
+//! binary) is refused at its first overlong line instead of read into memory for ever; and
+//! the shared pieces of checking their records (`Problems`: every bad record named by
+//! `FILE:LINE`, in one error).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
-
-use super::kind;
 
 /// The longest line read, in bytes: a record is one story (a 12k-word story is under 100 KB),
 /// so a line this long is not a record.
@@ -18,11 +17,11 @@ pub const MAX_LINE_BYTES: usize = 16 << 20;
 
 /// A non-blank line of a JSONL file: its 1-based number, and its object or what is
 /// wrong with it (not UTF-8, not JSON, not an object).
-pub(crate) type JsonlLine = (usize, Result<Map<String, Value>, String>);
+pub type JsonlLine = (usize, Result<Map<String, Value>, String>);
 
 /// The non-blank lines of a JSONL file, in order. A line over `MAX_LINE_BYTES` ends the
 /// reading with an error naming it.
-pub(crate) fn jsonl_lines(path: &Path) -> Result<Vec<JsonlLine>> {
+pub fn jsonl_lines(path: &Path) -> Result<Vec<JsonlLine>> {
     if path.is_dir() {
         bail!("{} is a directory; give a JSONL file (one JSON object per line)", path.display());
     }
@@ -76,10 +75,65 @@ fn parse_line(n: usize, raw: &[u8]) -> Option<JsonlLine> {
     Some((n, parsed))
 }
 
-/// SHA-256 of a file's bytes, as hex (a run records its dataset's).
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(crate::reward::rubric::hex(&h.finalize()))
+/// At most this many problems are listed in one error; the rest are counted.
+const MAX_LISTED: usize = 20;
+
+/// Problems found while reading a file, each already prefixed with its `FILE:LINE`.
+#[derive(Default)]
+pub struct Problems {
+    listed: Vec<String>,
+    bad_records: usize,
+}
+
+impl Problems {
+    /// All the problems of one record at `location` (`FILE:LINE`).
+    pub fn record(&mut self, location: &str, problems: Vec<String>) {
+        if problems.is_empty() {
+            return;
+        }
+        self.bad_records += 1;
+        self.listed.extend(problems.into_iter().map(|p| format!("{location}: {p}")));
+    }
+
+    /// Ok when nothing was wrong; else one error listing the first problems and counting the rest.
+    pub fn check(self, what: &Path, records: usize) -> Result<()> {
+        if self.listed.is_empty() {
+            return Ok(());
+        }
+        let mut msg = format!(
+            "{}: {} of {records} records are bad ({} problems); fix them and run again:",
+            what.display(),
+            self.bad_records,
+            self.listed.len()
+        );
+        for p in self.listed.iter().take(MAX_LISTED) {
+            msg.push_str("\n  ");
+            msg.push_str(p);
+        }
+        if self.listed.len() > MAX_LISTED {
+            msg.push_str(&format!("\n  ... and {} more problems", self.listed.len() - MAX_LISTED));
+        }
+        Err(anyhow!(msg))
+    }
+}
+
+/// The kind of a JSON value, for messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// An optional string field: absent or null is None.
+pub fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(format!("field {key} must be a string, found {}", kind(v))),
+    }
 }
