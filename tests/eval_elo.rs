@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use polaris::eval::bradley_terry::{self, expected_score, FitOptions, Tally, ELO_PER_NAT};
-use polaris::eval::elo::{combined, elo_report, EloSettings, JudgedPair};
-use polaris::eval::elo_pairs::Matchup;
+use polaris::eval::elo::bradley_terry::{self, expected_score, FitOptions, Tally, ELO_PER_NAT};
+use polaris::eval::elo::ladder::{combined, elo_report, EloSettings, JudgedPair};
+use polaris::eval::elo::pairs::Matchup;
 use polaris::eval::report::EloReport;
 use polaris::reward::judge::http::Usage;
 use polaris::reward::pairwise::{combine, Shown, Verdict};
@@ -526,8 +526,8 @@ async fn a_remote_judge_runs_pairs_concurrently_and_failed_orders_are_judged_aga
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    use polaris::eval::elo_judge::{judge_missing, judged_pairs, missing};
-    use polaris::eval::elo_store::{pairwise_prompt_id, JudgementFile};
+    use polaris::eval::elo::judge::{judge_missing, judged_pairs, missing};
+    use polaris::eval::elo::store::{pairwise_prompt_id, JudgementFile};
     use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec};
     use polaris::reward::pairwise::PairwisePrompt;
     use polaris::reward::Rubric;
@@ -588,7 +588,7 @@ async fn a_remote_judge_runs_pairs_concurrently_and_failed_orders_are_judged_aga
     let (pairs, left_out) = judged_pairs(&m, &existing);
     assert_eq!((pairs.len(), left_out), (7, 2));
     // every complete pair: the higher rank won in both orders
-    assert!(pairs.iter().all(|p| p.combined == polaris::eval::winrate::Preference::AWins));
+    assert!(pairs.iter().all(|p| p.combined == polaris::eval::stats::winrate::Preference::AWins));
     drop(file);
 
     // the re-run: only the two failed pairs are asked again, and their new records count

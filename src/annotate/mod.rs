@@ -7,6 +7,7 @@ pub mod input;
 pub mod ledger;
 pub mod pairs;
 pub mod record;
+pub mod rollouts;
 pub mod screen;
 pub mod session;
 pub mod store;

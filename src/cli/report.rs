@@ -7,11 +7,12 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::annotate::pairs::pair_studies;
 use crate::annotate::Study;
-use crate::eval::human::HumanReport;
-use crate::eval::human_render;
+use crate::eval::human::report::HumanReport;
+use crate::eval::human;
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
-use crate::eval::winrate::MIN_RESAMPLES;
-use crate::eval::{cells, plot, summary};
+use crate::eval::stats::winrate::MIN_RESAMPLES;
+use crate::eval::stats::cells;
+use crate::eval::{plot, summary};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -155,8 +156,8 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
             if Study::exists(&args.study) || pairs.is_empty() {
                 let report = HumanReport::from_study(&args.study, args.resamples as usize, args.seed)?;
                 match args.format {
-                    Format::Table => print!("{}", human_render::table(&report)),
-                    Format::Markdown => print!("{}", human_render::markdown(&report)),
+                    Format::Table => print!("{}", human::render::table(&report)),
+                    Format::Markdown => print!("{}", human::render::markdown(&report)),
                     Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 }
                 return Ok(());
@@ -168,10 +169,10 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             match args.format {
                 Format::Table => {
-                    print!("{}", reports.iter().map(human_render::table).collect::<Vec<_>>().join("\n"))
+                    print!("{}", reports.iter().map(human::render::table).collect::<Vec<_>>().join("\n"))
                 }
                 Format::Markdown => {
-                    print!("{}", reports.iter().map(human_render::markdown).collect::<Vec<_>>().join("\n"))
+                    print!("{}", reports.iter().map(human::render::markdown).collect::<Vec<_>>().join("\n"))
                 }
                 Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
             }

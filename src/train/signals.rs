@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::eval::winrate::percentile;
+use crate::eval::stats::winrate::percentile;
 use crate::reward::breakdown::Breakdown;
 
 /// Means over a step's policy rows of the composite's terms, unweighted (RECIPE.md):

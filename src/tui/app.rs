@@ -112,7 +112,7 @@ impl App {
                     s.groups.row = step_index(s.groups.row, down, by as usize, n);
                 }
                 Tab::Annotate => {
-                    let n = super::annotate::samples::Comparison::ALL.len();
+                    let n = crate::annotate::rollouts::Comparison::ALL.len();
                     s.annotate.selected = step_index(s.annotate.selected, down, by as usize, n);
                 }
                 Tab::Eval => {

@@ -14,7 +14,7 @@ use crate::eval::bench::config::ReleaseConfig;
 use crate::eval::bench::input::InputFields;
 use crate::eval::bench::runner::{self, BenchEval};
 use crate::eval::bench::{render, Task, Templates, BENCH_JSON, BENCH_MD};
-use crate::eval::winrate::MIN_RESAMPLES;
+use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::reward::judge::batch::BatchStatus;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 

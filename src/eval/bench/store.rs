@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::{ItemKey, Task};
-use crate::eval::length_run::log::RecordLog;
+use crate::eval::length::run::log::RecordLog;
 use crate::reward::judge::http::{Request, Usage};
 use crate::reward::rubric::hex;
 

@@ -12,7 +12,7 @@ use super::aggregate::{BenchReport, Metric};
 use super::{longbench_write, story_quality, Task, BENCH_JSON};
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
 use crate::eval::summary;
-use crate::eval::winrate::Interval;
+use crate::eval::stats::winrate::Interval;
 
 /// Format version of `bench_table.json`.
 pub const TABLE_VERSION: u32 = 1;

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use super::slots::Slots;
 use super::{colour, padded_range, percent, Drawn, Plot, FONT};
 use crate::eval::report::{LengthReport, LengthRow};
-use crate::eval::winrate::Interval;
+use crate::eval::stats::winrate::Interval;
 
 /// One model's value in one bucket.
 #[derive(Debug, Clone, Copy)]

@@ -1,11 +1,10 @@
 //! Annotate: a person judges the run's own samples blinded, in the same screen and durable
 //! study folder as `polaris-tui annotate` (`src/annotate/`). The tab first lists the
-//! comparisons (samples.rs); Enter opens one as a study in `RUN_DIR/annotate/<comparison>/`,
+//! comparisons (`src/annotate/rollouts.rs`); Enter opens one as a study in `RUN_DIR/annotate/<comparison>/`,
 //! made from rollouts.jsonl the first time and resumed as it is afterwards (a live run's later
 //! steps do not change a study already begun).
 
 pub mod keys;
-pub mod samples;
 
 use std::path::PathBuf;
 
@@ -20,7 +19,7 @@ use super::widgets::pane;
 use crate::annotate::screen::{self, AnnotateScreen};
 use crate::annotate::study::{check_annotator, Study};
 use crate::annotate::Session;
-use samples::Comparison;
+use crate::annotate::rollouts::{self, Comparison};
 
 /// The tab's state: the chooser, and the study being annotated if one is open.
 #[derive(Default)]
@@ -56,7 +55,7 @@ impl AnnotateTab {
         let comparison = self.comparison();
         let dir = comparison.study_dir(&self.run_dir);
         if !Study::exists(&dir) {
-            let items = samples::items(&self.run_dir, comparison)?;
+            let items = rollouts::items(&self.run_dir, comparison)?;
             let source = self.run_dir.join("rollouts.jsonl").display().to_string();
             Study::new(items, vec![source])?.save_new(&dir)?;
         }

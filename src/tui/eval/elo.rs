@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::eval::cells::{elo_rows, position_lines, ELO_HEADER};
-use crate::eval::elo_render::cell;
+use crate::eval::stats::cells::{elo_rows, position_lines, ELO_HEADER};
+use crate::eval::elo::render::cell;
 use crate::eval::plot::percent;
 use crate::eval::report::EloReport;
 use crate::tui::theme::Theme;

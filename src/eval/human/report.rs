@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::agreement::{cohens_kappa, raw_agreement};
-use super::winrate::{bootstrap_ci, win_rate, Interval, Preference};
+use crate::eval::stats::agreement::{cohens_kappa, raw_agreement};
+use crate::eval::stats::winrate::{bootstrap_ci, win_rate, Interval, Preference};
 use crate::annotate::ledger::{Judged, Ledger};
 use crate::annotate::store::read_lines;
 use crate::annotate::study::Study;

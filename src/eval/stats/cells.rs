@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::report::{EloReport, LengthReport, PositionBias};
+use crate::eval::report::{EloReport, LengthReport, PositionBias};
 use super::winrate::Interval;
 
 pub const LENGTH_HEADER: [&str; 9] =
@@ -123,7 +123,7 @@ pub fn length_text(r: &LengthReport) -> String {
         "Story Quality and length ratio by requested length · judge {} · {} samples per prompt · {} CIs ({} bootstrap resamples over prompts)\n",
         r.judge,
         r.samples,
-        super::plot::percent(r.confidence),
+        crate::eval::plot::percent(r.confidence),
         r.resamples
     );
     if r.prompts_outside_buckets > 0 {
@@ -140,7 +140,7 @@ pub fn elo_text(r: &EloReport) -> String {
         "Elo (Bradley-Terry, dual-position) · judge {} · {} prompts · {} CIs ({} bootstrap resamples over prompts) · anchor {} = {}\n\n",
         r.judge,
         r.prompts,
-        super::plot::percent(r.confidence),
+        crate::eval::plot::percent(r.confidence),
         r.resamples,
         r.anchor,
         r.anchor_rating

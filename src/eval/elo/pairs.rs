@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::elo_store::PairKey;
+use super::store::PairKey;
 use crate::annotate::input::read_generations;
 
 /// The most lines a warning or error lists before counting the rest.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use tokio::task::JoinSet;
 
-use super::elo::{combined, JudgedPair};
-use super::elo_pairs::{Matchup, PairTask};
-use super::elo_store::{story_id, Existing, JudgementFile, JudgementRecord};
+use super::ladder::{combined, JudgedPair};
+use super::pairs::{Matchup, PairTask};
+use super::store::{story_id, Existing, JudgementFile, JudgementRecord};
 use crate::reward::pairwise::{judge_pair, PairwisePrompt};
 use crate::reward::JudgeClient;
 
