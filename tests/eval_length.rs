@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use polaris::annotate::input::read_generations;
-use polaris::eval::length::stats::{
-    bootstrap_mean_ci, bucket_of, length_fit, parse_buckets, summarise, LengthFit, ScoredStory,
-    SummaryOptions,
-};
 use polaris::eval::length::run::records::{JudgementRecord, StoryRecord};
 use polaris::eval::length::run::settings::ModelSpec;
 use polaris::eval::length::run::stories::GenerationSettings;
 use polaris::eval::length::run::{self, LengthEval, Outcome, Quiet, Source, JUDGEMENTS};
+use polaris::eval::length::stats::{
+    bootstrap_mean_ci, bucket_of, length_fit, parse_buckets, summarise, LengthFit, ScoredStory,
+    SummaryOptions,
+};
 use polaris::eval::report::{LengthReport, LENGTH_JSON};
+use polaris::generate::file::read_generations;
 use polaris::generate::SamplingParams;
 use polaris::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 

@@ -14,7 +14,7 @@ pub mod store;
 pub mod study;
 pub mod terminal;
 
-pub use input::{Generation, Item, Story};
+pub use input::{Item, Story};
 pub use ledger::{Judged, Ledger};
 pub use record::{Record, Verdict};
 pub use session::Session;

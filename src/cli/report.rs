@@ -7,11 +7,11 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::annotate::pairs::pair_studies;
 use crate::annotate::Study;
-use crate::eval::human::report::HumanReport;
 use crate::eval::human;
+use crate::eval::human::report::HumanReport;
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
-use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::eval::stats::cells;
+use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::eval::{plot, summary};
 
 #[derive(Subcommand, Debug)]

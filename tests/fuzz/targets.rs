@@ -231,7 +231,7 @@ fn annotate_seeds() -> Vec<Vec<u8>> {
 
 fn annotate(input: &[u8], dir: &Path) -> Verdict {
     let path = file(dir, "generations.jsonl", input);
-    let generations = match polaris::annotate::input::read_generations(&path) {
+    let generations = match polaris::generate::file::read_generations(&path) {
         Ok(g) => g,
         Err(e) => {
             names_file(&e, &path)?;

@@ -9,8 +9,8 @@ use clap::Args;
 use crate::cli::judge::JudgeAccessArgs;
 use crate::durable::write_atomic;
 use crate::eval::elo::bradley_terry::FitOptions;
-use crate::eval::elo::ladder::{elo_report, EloSettings};
 use crate::eval::elo::judge::{judge_missing, judged_pairs, missing};
+use crate::eval::elo::ladder::{elo_report, EloSettings};
 use crate::eval::elo::pairs::Matchup;
 use crate::eval::elo::render;
 use crate::eval::elo::store::{pairwise_prompt_id, JudgementFile};
@@ -21,8 +21,8 @@ use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
 pub struct EloArgs {
-    /// Generation files (JSONL: prompt_uid, prompt, system, story per line); a file may hold
-    /// one system or several. Stories are matched across systems by prompt_uid; several
+    /// Generation files (JSONL: uid, prompt, system, story per line); a file may hold
+    /// one system or several. Stories are matched across systems by uid; several
     /// stories of one system for one prompt are samples 0, 1, ... in reading order, and
     /// sample i is paired with sample i.
     #[arg(long, num_args = 1.., required = true)]

@@ -11,12 +11,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::super::judge::JudgeAccessArgs;
 use super::super::{OnOff, SamplingArgs};
-use crate::eval::length::stats::parse_buckets;
 use crate::eval::length::render;
 use crate::eval::length::run::models::resolve;
 use crate::eval::length::run::settings::ModelSpec;
 use crate::eval::length::run::stories::GenerationSettings;
 use crate::eval::length::run::{self, LengthEval, Progress, Source};
+use crate::eval::length::stats::parse_buckets;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::model::adapter;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
@@ -36,7 +36,7 @@ pub struct LengthArgs {
     /// directory name].
     #[arg(long = "name", value_name = "LABEL")]
     pub names: Vec<String>,
-    /// Existing generation files to judge instead of generating (JSONL: prompt_uid, prompt,
+    /// Existing generation files to judge instead of generating (JSONL: uid, prompt,
     /// system, story; `system` is the model label).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub gens: Vec<PathBuf>,

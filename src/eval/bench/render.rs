@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::aggregate::{BenchReport, Metric};
 use super::table::{Cell, PaperTable};
-use crate::eval::stats::cells::{fixed, interval, MISSING};
 use crate::eval::plot::percent;
+use crate::eval::stats::cells::{fixed, interval, MISSING};
 
 fn mean_ci(m: &Metric) -> String {
     format!("{} [{}]", fixed(m.mean, 2), interval(m.ci, 2))

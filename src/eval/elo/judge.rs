@@ -33,7 +33,7 @@ pub fn missing(m: &Matchup, existing: &Existing, path: &std::path::Path) -> Resu
                 if r.stories != now {
                     let which = if r.stories[0] != now[0] { a } else { b };
                     bail!(
-                        "{}:{line}: prompt_uid `{uid}` sample {}: the story of `{which}` is not the one judged there \
+                        "{}:{line}: uid `{uid}` sample {}: the story of `{which}` is not the one judged there \
                          (the generation files changed since); use a new --out, or remove the records of the \
                          changed stories",
                         path.display(),

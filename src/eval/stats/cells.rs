@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::eval::report::{EloReport, LengthReport, PositionBias};
 use super::winrate::Interval;
+use crate::eval::report::{EloReport, LengthReport, PositionBias};
 
 pub const LENGTH_HEADER: [&str; 9] =
     ["model", "bucket", "stories", "SQ", "CI", "ratio", "CI", "under", "over"];

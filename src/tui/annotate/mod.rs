@@ -16,10 +16,10 @@ use ratatui::Frame;
 
 use super::state::State;
 use super::widgets::pane;
+use crate::annotate::rollouts::{self, Comparison};
 use crate::annotate::screen::{self, AnnotateScreen};
 use crate::annotate::study::{check_annotator, Study};
 use crate::annotate::Session;
-use crate::annotate::rollouts::{self, Comparison};
 
 /// The tab's state: the chooser, and the study being annotated if one is open.
 #[derive(Default)]
