@@ -7,11 +7,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::annotate::pairs::pair_studies;
 use crate::annotate::Study;
-use crate::eval::human;
 use crate::eval::human::report::HumanReport;
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
-use crate::eval::stats::cells;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
+use crate::eval::{elo, human, length};
 use crate::eval::{plot, summary};
 
 #[derive(Subcommand, Debug)]
@@ -116,7 +115,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let mut written = vec![];
     if length.is_file() {
         let r: LengthReport = summary::read(&length)?;
-        print!("{}", cells::length_text(&r));
+        print!("{}", length::cells::length_text(&r));
         written.extend(
             plot::write_length_plots(&r, &args.dir)
                 .with_context(|| format!("plotting {}", length.display()))?,
@@ -127,7 +126,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         if !written.is_empty() {
             println!();
         }
-        print!("{}", cells::elo_text(&r));
+        print!("{}", elo::cells::elo_text(&r));
         written.extend(
             plot::write_elo_plot(&r, &args.dir).with_context(|| format!("plotting {}", elo.display()))?,
         );

@@ -18,8 +18,8 @@ use crate::train::data::{jsonl_lines, kind, Problems};
 /// Which fields of a generation record hold what.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputFields {
-    /// The prompt id (`prompt_uid` when not named; a named field the records lack falls back
-    /// to `prompt_uid`, so the release's `id` reads the project's files).
+    /// The prompt id (`uid`, or its alias `prompt_uid`, when not named; a named field the
+    /// records lack falls back to those, so the release's `id` reads the project's files).
     pub id: Option<String>,
     pub prompt: String,
     pub story: String,

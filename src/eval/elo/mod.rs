@@ -2,6 +2,7 @@
 //! ladder (Bradley-Terry) with bootstrap intervals and the judge's position bias.
 
 pub mod bradley_terry;
+pub mod cells;
 pub mod judge;
 pub mod ladder;
 pub mod pairs;

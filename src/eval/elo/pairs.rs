@@ -1,5 +1,5 @@
 //! Which pairs `eval elo` judges: stories from any number of generation files, grouped by
-//! system (field `system`) and matched across systems by `uid`.
+//! system (field `system`) and matched across systems by `uid` (or its alias `prompt_uid`).
 //!
 //! Several stories per (prompt, system) — K samples from `eval length`, or records simply
 //! repeated — are numbered 0, 1, ... in reading order (files in the order given, lines in
