@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::aggregate::{BenchReport, Metric};
 use super::table::{Cell, PaperTable};
-use crate::eval::plot::percent;
+use crate::eval::stats::cells::percent;
 use crate::eval::stats::cells::{fixed, interval, MISSING};
 
 fn mean_ci(m: &Metric) -> String {

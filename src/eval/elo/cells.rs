@@ -4,9 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::eval::plot::percent;
 use crate::eval::report::{EloReport, PositionBias};
-use crate::eval::stats::cells::{fixed, interval, text_table};
+use crate::eval::stats::cells::{fixed, interval, percent, text_table};
 
 pub const ELO_HEADER: [&str; 7] = ["#", "system", "Elo", "CI", "W", "L", "T"];
 

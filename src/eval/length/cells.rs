@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use crate::eval::plot::percent;
 use crate::eval::report::LengthReport;
-use crate::eval::stats::cells::{fixed, interval, share, text_table};
+use crate::eval::stats::cells::{fixed, interval, percent, share, text_table};
 
 pub const LENGTH_HEADER: [&str; 9] =
     ["model", "bucket", "stories", "SQ", "CI", "ratio", "CI", "under", "over"];

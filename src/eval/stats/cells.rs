@@ -16,6 +16,11 @@ pub fn interval(ci: Option<Interval>, digits: usize) -> String {
     ci.map_or_else(|| MISSING.into(), |c| format!("{:.digits$}–{:.digits$}", c.low, c.high))
 }
 
+/// A percent label for a confidence level: 0.95 -> "95%".
+pub fn percent(level: f64) -> String {
+    format!("{}%", (level * 100.0 * 10.0).round() / 10.0)
+}
+
 pub fn share(v: Option<f64>) -> String {
     v.filter(|x| x.is_finite()).map_or_else(|| MISSING.into(), |x| format!("{:.0}%", 100.0 * x))
 }

@@ -11,8 +11,8 @@ use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, LegendPosition, Pa
 use ratatui::Frame;
 
 use crate::eval::length::cells::{length_rows, LENGTH_HEADER};
-use crate::eval::plot::percent;
 use crate::eval::report::{LengthReport, LengthRow};
+use crate::eval::stats::cells::percent;
 use crate::eval::stats::winrate::Interval;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::pane;
