@@ -14,6 +14,7 @@ use polaris::eval::human::report::HumanReport;
 use polaris::eval::report::{EloReport, LengthReport};
 use polaris::eval::summary;
 use serde_json::Value;
+use sha2::Digest;
 
 const PROMPTS: [&str; 2] = ["Write about a lighthouse.", "Write about a fox."];
 
@@ -68,6 +69,13 @@ fn a_generate_json_record_feeds_judge_annotate_and_eval_as_it_is() {
         assert!(ra[i]["chat_prompt"].as_str().unwrap().contains(&written), "{}", ra[i]["chat_prompt"]);
         assert_eq!((ra[i]["system"].as_str(), rb[i]["system"].as_str()), (Some("tiny"), Some("tiny-b")));
         assert_eq!(ra[i]["uid"], rb[i]["uid"], "the same prompt gets the same uid in both files");
+        let digest = sha2::Sha256::digest(written.as_bytes());
+        let sixteen: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            ra[i]["uid"],
+            sixteen.as_str(),
+            "the README's default: SHA-256 of the prompt, 16 hex digits"
+        );
         assert!(ra[i].get("prompt_uid").is_none(), "writers use `uid` only");
     }
     assert_ne!(ra[0]["uid"], ra[1]["uid"]);

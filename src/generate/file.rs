@@ -15,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use super::length::requested_words;
 use super::record::GenerationRecord;
-use crate::reward::rubric::hex;
 use crate::train::data::{jsonl_lines, kind, opt_string, Problems};
 
 /// The field that names a prompt in every JSONL of the project, and the older name read as
@@ -128,7 +127,8 @@ fn parse_record(obj: &Map<String, Value>, number: usize) -> Result<Generation, V
 /// The uid `generate --json` gives a prompt when none is asked for: the first 16 hex digits
 /// of SHA-256 of the prompt as written, so two systems given the same prompt match.
 pub fn default_uid(prompt: &str) -> String {
-    hex(&Sha256::digest(prompt.as_bytes()))[..16].to_string()
+    let digest = Sha256::digest(prompt.as_bytes());
+    format!("{:016x}", u64::from_be_bytes(digest[..8].try_into().expect("SHA-256 has 32 bytes")))
 }
 
 /// A `generate --json` line: the record's fields, with `uid`, `system` and `prompt` (as
