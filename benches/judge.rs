@@ -62,7 +62,8 @@ async fn loopback(answer: String) -> String {
 fn main() {
     let rubric = Rubric::builtin().unwrap();
     let story = long_story(1);
-    let answer = polaris::reward::offline::answer(&rubric, "A keeper and a letter.", &story).to_string();
+    let answer =
+        polaris::reward::judge::offline::answer(&rubric, "A keeper and a letter.", &story).to_string();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
 
     // remote: 240 calls, limit 16

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::study::*;
-use polaris::annotate::input::{pair_generations, read_generations};
+use polaris::annotate::input::pair_generations;
 use polaris::annotate::{Session, Verdict};
+use polaris::generate::file::read_generations;
 
 fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
     let path = dir.join(name);
@@ -46,7 +47,7 @@ fn every_bad_record_is_named_with_file_line_and_field() {
     let err = read_generations(&path).unwrap_err().to_string();
     let p = path.display();
     for expected in [
-        format!("{p}:2: missing field `prompt_uid`"),
+        format!("{p}:2: missing field `uid`"),
         format!("{p}:3: field `story` must be a string, found a number"),
         format!("{p}:4: is not JSON"),
         format!("{p}:5: field thinking must be a string, found a number"),
@@ -91,7 +92,7 @@ fn duplicates_mixed_systems_and_mismatches_are_reported() {
     let err = pair_generations(&dup, &read_generations(&dup).unwrap(), &b, &read_generations(&b).unwrap())
         .unwrap_err();
     let err = err.to_string();
-    assert!(err.contains("prompt_uid `p0` appears 2 times") && err.contains("dup.jsonl:3"), "{err}");
+    assert!(err.contains("uid `p0` appears 2 times") && err.contains("dup.jsonl:3"), "{err}");
 
     let mixed = write(d, "mixed.jsonl", &[record("p0", "a", "W", "x"), record("p1", "z", "W", "x")]);
     let err =
@@ -111,10 +112,7 @@ fn duplicates_mixed_systems_and_mismatches_are_reported() {
         pair_generations(&other, &read_generations(&other).unwrap(), &b, &read_generations(&b).unwrap())
             .unwrap_err()
             .to_string();
-    assert!(
-        err.contains("prompt_uid `p1`") && err.contains("other.jsonl:2") && err.contains("b.jsonl:2"),
-        "{err}"
-    );
+    assert!(err.contains("uid `p1`") && err.contains("other.jsonl:2") && err.contains("b.jsonl:2"), "{err}");
 }
 
 #[test]
@@ -127,7 +125,7 @@ fn the_cli_lists_unmatched_uids_and_goes_on_only_when_asked() {
     let (a, b, s) = (a.to_str().unwrap(), b.to_str().unwrap(), study.to_str().unwrap());
     let base = ["annotate", "--a", a, "--b", b, "--annotator", "alice", "--out", s, "--prepare"];
     let err = failure(&polaris(&base));
-    assert!(err.contains("prompt_uid `p03` only in") && err.contains("--skip-unmatched"), "{err}");
+    assert!(err.contains("uid `p03` only in") && err.contains("--skip-unmatched"), "{err}");
     assert!(!study.exists(), "nothing written on error");
 
     let out = polaris(&[&base[..], &["--skip-unmatched"]].concat());

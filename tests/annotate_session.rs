@@ -8,7 +8,7 @@ use std::io::Write;
 use common::study::*;
 use polaris::annotate::store::read_lines;
 use polaris::annotate::{Record, Session, Study, Verdict};
-use polaris::eval::human::HumanReport;
+use polaris::eval::human::report::HumanReport;
 
 fn bytes(path: &std::path::Path) -> Vec<u8> {
     std::fs::read(path).unwrap()

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::*;
-use polaris::eval::bradley_terry::{self, expected_score, FitOptions, Tally, ELO_PER_NAT};
-use polaris::eval::elo::{combined, elo_report, EloSettings, JudgedPair};
-use polaris::eval::elo_pairs::Matchup;
+use polaris::eval::elo::bradley_terry::{self, expected_score, FitOptions, Tally, ELO_PER_NAT};
+use polaris::eval::elo::ladder::{combined, elo_report, EloSettings, JudgedPair};
+use polaris::eval::elo::pairs::Matchup;
 use polaris::eval::report::EloReport;
 use polaris::reward::judge::http::Usage;
 use polaris::reward::pairwise::{combine, Shown, Verdict};
@@ -364,7 +364,7 @@ fn a_changed_judge_prompt_or_story_for_an_existing_directory_is_an_error() {
     let text = std::fs::read_to_string(&paths[1]).unwrap().replacen("\"story\":\"", "\"story\":\"Once. ", 1);
     std::fs::write(&paths[1], text).unwrap();
     let e = failed(polaris(&elo_args(&files, &out, &[])));
-    assert!(e.contains("prompt_uid `p0` sample 0: the story of `third` is not the one judged"), "{e}");
+    assert!(e.contains("uid `p0` sample 0: the story of `third` is not the one judged"), "{e}");
 }
 
 #[test]
@@ -395,7 +395,7 @@ fn bad_input_is_a_clear_error() {
     with_odd.push(odd.display().to_string());
     let e = failed(polaris(&elo_args(&with_odd, &out, &[])));
     assert!(
-        e.contains("1 mismatched prompt(s)") && e.contains("prompt_uid `p0`") && e.contains("odd.jsonl:1"),
+        e.contains("1 mismatched prompt(s)") && e.contains("uid `p0`") && e.contains("odd.jsonl:1"),
         "{e}"
     );
 
@@ -409,7 +409,7 @@ fn bad_input_is_a_clear_error() {
     )
     .unwrap();
     let e = failed(polaris(&elo_args(&[files[0].clone(), lone.display().to_string()], &out, &[])));
-    assert!(e.contains("no prompt_uid has stories from two systems"), "{e}");
+    assert!(e.contains("no uid has stories from two systems"), "{e}");
 
     // a system that shares no prompt with the others cannot be rated
     let mut with_lone = files.clone();
@@ -458,7 +458,7 @@ fn samples_pair_by_index_and_missing_stories_are_counted_not_dropped() {
     // p1 a-b 1, a-c 2 and b-c 1
     let w = m.skipped_warning().unwrap();
     assert_eq!(m.skipped, 1 + 1 + 1 + 2 + 1, "{w}");
-    assert!(w.contains("prompt_uid `p1`: `a` has 2 stories, `c` has 0"), "{w}");
+    assert!(w.contains("uid `p1`: `a` has 2 stories, `c` has 0"), "{w}");
 }
 
 // ---- a remote judge on loopback: concurrency, failed orders judged again ----------------
@@ -526,8 +526,8 @@ async fn a_remote_judge_runs_pairs_concurrently_and_failed_orders_are_judged_aga
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    use polaris::eval::elo_judge::{judge_missing, judged_pairs, missing};
-    use polaris::eval::elo_store::{pairwise_prompt_id, JudgementFile};
+    use polaris::eval::elo::judge::{judge_missing, judged_pairs, missing};
+    use polaris::eval::elo::store::{pairwise_prompt_id, JudgementFile};
     use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec};
     use polaris::reward::pairwise::PairwisePrompt;
     use polaris::reward::Rubric;
@@ -588,7 +588,7 @@ async fn a_remote_judge_runs_pairs_concurrently_and_failed_orders_are_judged_aga
     let (pairs, left_out) = judged_pairs(&m, &existing);
     assert_eq!((pairs.len(), left_out), (7, 2));
     // every complete pair: the higher rank won in both orders
-    assert!(pairs.iter().all(|p| p.combined == polaris::eval::winrate::Preference::AWins));
+    assert!(pairs.iter().all(|p| p.combined == polaris::eval::stats::winrate::Preference::AWins));
     drop(file);
 
     // the re-run: only the two failed pairs are asked again, and their new records count

@@ -5,16 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use polaris::annotate::input::read_generations;
-use polaris::eval::length::{
+use polaris::eval::length::run::records::{JudgementRecord, StoryRecord};
+use polaris::eval::length::run::settings::ModelSpec;
+use polaris::eval::length::run::stories::GenerationSettings;
+use polaris::eval::length::run::{self, LengthEval, Outcome, Quiet, Source, JUDGEMENTS};
+use polaris::eval::length::stats::{
     bootstrap_mean_ci, bucket_of, length_fit, parse_buckets, summarise, LengthFit, ScoredStory,
     SummaryOptions,
 };
-use polaris::eval::length_run::records::{JudgementRecord, StoryRecord};
-use polaris::eval::length_run::settings::ModelSpec;
-use polaris::eval::length_run::stories::GenerationSettings;
-use polaris::eval::length_run::{self, LengthEval, Outcome, Quiet, Source, JUDGEMENTS};
 use polaris::eval::report::{LengthReport, LENGTH_JSON};
+use polaris::generate::file::read_generations;
 use polaris::generate::SamplingParams;
 use polaris::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
@@ -184,7 +184,7 @@ fn model_eval(out: &Path, prompts: &Path, samples: usize, temperature: f32) -> L
 }
 
 fn run(eval: &LengthEval) -> anyhow::Result<Outcome> {
-    length_run::run(eval, offline(), &Quiet::default())
+    run::run(eval, offline(), &Quiet::default())
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -283,10 +283,10 @@ fn a_full_fine_tune_checkpoint_is_evaluated_over_its_runs_base() {
     trainer.step = 7;
     let ckpt = polaris::train::checkpoint::save(&run_dir, &lm.model, &trainer, 0).unwrap();
 
-    let spec = length_run::models::resolve("run/step-000007".into(), ckpt.to_str().unwrap(), None).unwrap();
+    let spec = run::models::resolve("run/step-000007".into(), ckpt.to_str().unwrap(), None).unwrap();
     assert_eq!((spec.model.as_str(), spec.adapter.as_ref()), ("tiny", None));
     assert_eq!(spec.checkpoint.as_deref(), ckpt.to_str());
-    let e = length_run::models::resolve("x".into(), ckpt.to_str().unwrap(), Some("a".into())).unwrap_err();
+    let e = run::models::resolve("x".into(), ckpt.to_str().unwrap(), Some("a".into())).unwrap_err();
     assert!(e.to_string().contains("--adapter none"), "{e}");
 
     let mut eval = model_eval(&tmp.path().join("eval"), &prompts, 1, 0.8);

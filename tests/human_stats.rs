@@ -1,7 +1,7 @@
 //! Human-evaluation statistics against hand-computed values.
 
-use polaris::eval::agreement::{cohens_kappa, raw_agreement};
-use polaris::eval::winrate::{bootstrap_ci, percentile, win_rate, Preference};
+use polaris::eval::stats::agreement::{cohens_kappa, raw_agreement};
+use polaris::eval::stats::winrate::{bootstrap_ci, percentile, win_rate, Preference};
 use Preference::{AWins, BWins, Tie};
 
 /// Sums of a handful of halves and ones: exact in binary, so compared to 1e-12.

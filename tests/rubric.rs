@@ -251,7 +251,8 @@ fn the_builtin_rubric_and_its_generated_schema() {
     // the offline judge's answer validates against the generated schema
     let story =
         std::fs::read_to_string(shared().join("models/stories260K-hf/golden_greedy_text.txt")).unwrap();
-    let a = polaris::reward::offline::answer(&r, "A girl named Lily finds a ball in the park.", &story);
+    let a =
+        polaris::reward::judge::offline::answer(&r, "A girl named Lily finds a ball in the park.", &story);
     let j = judge_from_json(&r, &a).unwrap();
     assert_eq!(j.dimensions.len(), 16);
     for d in &j.dimensions {

@@ -13,6 +13,7 @@ use super::input::Item;
 /// One item as an annotator sees it: which system's story is on which side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presentation {
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     pub left: String,
     pub right: String,

@@ -1,35 +1,16 @@
-//! Generation files: one JSONL record per story, matched across systems by prompt uid.
-//!
-//! A record needs `prompt_uid` (string or integer), `prompt`, `system` and `story`;
-//! `thinking` and `requested_words` are optional (the latter is read from the prompt's
-//! `N words long` when absent). Other fields, such as the rest of a `generate --json`
-//! record, are ignored.
+//! A study's items: two systems' generation files (`generate::file`) matched by prompt uid.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use crate::durable::jsonl::{jsonl_lines, kind, opt_string, Problems};
-use crate::generate::{count_words, requested_words};
+use crate::generate::count_words;
+use crate::generate::file::Generation;
 
 /// The most problems a pairing error lists before counting the rest.
 const LISTED: usize = 20;
-
-/// One system's story for one prompt, as read from a generation file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generation {
-    pub prompt_uid: String,
-    pub prompt: String,
-    pub system: String,
-    pub story: String,
-    pub thinking: Option<String>,
-    pub requested_words: Option<usize>,
-    /// 1-based line in its file, for error messages.
-    pub line: usize,
-}
 
 /// One system's story inside a study item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +24,8 @@ pub struct Story {
 /// One prompt and the two stories to compare; `stories[0]` is system A's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
+    /// Written `uid`, the project's name for a prompt's id; `prompt_uid` (older studies) is read too.
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     pub prompt: String,
     pub requested_words: Option<usize>,
@@ -53,80 +36,6 @@ impl Item {
     pub fn story(&self, system: &str) -> Option<&Story> {
         self.stories.iter().find(|s| s.system == system)
     }
-}
-
-/// Reads a generation file, naming `FILE:LINE: field ...` for every bad record.
-pub fn read_generations(path: &Path) -> Result<Vec<Generation>> {
-    let lines = jsonl_lines(path)?;
-    let mut generations = Vec::new();
-    let mut problems = Problems::default();
-    for (number, parsed) in &lines {
-        let location = format!("{}:{number}", path.display());
-        match parsed.as_ref().map_err(|e| vec![e.clone()]).and_then(|obj| parse_record(obj, *number)) {
-            Ok(g) => generations.push(g),
-            Err(p) => problems.record(&location, p),
-        }
-    }
-    problems.check(path, lines.len())?;
-    if generations.is_empty() {
-        bail!(
-            "{}: no records; write one JSON object per line with prompt_uid, prompt, system, story",
-            path.display()
-        );
-    }
-    Ok(generations)
-}
-
-/// One record, or every problem it has.
-fn parse_record(obj: &Map<String, Value>, number: usize) -> Result<Generation, Vec<String>> {
-    let mut problems = Vec::new();
-    let prompt_uid = match obj.get("prompt_uid") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
-        Some(v) => {
-            problems.push(format!("field `prompt_uid` must be a non-empty string or an integer, found {v}"));
-            String::new()
-        }
-        None => {
-            problems
-                .push("missing field `prompt_uid` (the id that matches this prompt across systems)".into());
-            String::new()
-        }
-    };
-    let mut text = |name: &str| match obj.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => {
-            problems.push(format!("field `{name}` must be a string, found {}", kind(v)));
-            String::new()
-        }
-        None => {
-            problems.push(format!("missing field `{name}`"));
-            String::new()
-        }
-    };
-    let (prompt, system, story) = (text("prompt"), text("system"), text("story"));
-    if obj.get("system").is_some_and(Value::is_string) && system.trim().is_empty() {
-        problems.push("field `system` is empty; name the system that wrote the story".into());
-    }
-    let thinking = opt_string(obj, "thinking").unwrap_or_else(|e| {
-        problems.push(e);
-        None
-    });
-    let requested = match obj.get("requested_words") {
-        None | Some(Value::Null) => requested_words(&prompt),
-        Some(v) => match v.as_u64().filter(|&w| w > 0) {
-            Some(w) => Some(w as usize),
-            None => {
-                problems
-                    .push(format!("field `requested_words` must be a positive integer or null, found {v}"));
-                None
-            }
-        },
-    };
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok(Generation { prompt_uid, prompt, system, story, thinking, requested_words: requested, line: number })
 }
 
 fn listing(lines: &[String]) -> String {
@@ -171,7 +80,7 @@ pub fn pair_generations(a: &Path, gens_a: &[Generation], b: &Path, gens_b: &[Gen
         };
         if ga.prompt.trim() != gb.prompt.trim() {
             errors.push(format!(
-                "prompt_uid `{}`: {}:{} and {}:{} have different `prompt` texts",
+                "uid `{}`: {}:{} and {}:{} have different `prompt` texts",
                 ga.prompt_uid,
                 a.display(),
                 ga.line,
@@ -201,10 +110,8 @@ pub fn pair_generations(a: &Path, gens_a: &[Generation], b: &Path, gens_b: &[Gen
 
 /// Lists unmatched uids as an error message body.
 pub fn describe_unmatched(unmatched: &[(String, PathBuf)]) -> String {
-    let lines: Vec<String> = unmatched
-        .iter()
-        .map(|(uid, path)| format!("prompt_uid `{uid}` only in {}", path.display()))
-        .collect();
+    let lines: Vec<String> =
+        unmatched.iter().map(|(uid, path)| format!("uid `{uid}` only in {}", path.display())).collect();
     listing(&lines)
 }
 
@@ -246,7 +153,7 @@ fn index_uids<'a>(path: &Path, gens: &'a [Generation]) -> Result<HashMap<&'a str
         .filter(|(_, l)| l.len() > 1)
         .map(|(uid, l)| {
             let at: Vec<String> = l.iter().map(|n| format!("{}:{n}", path.display())).collect();
-            format!("prompt_uid `{uid}` appears {} times: {}", l.len(), at.join(", "))
+            format!("uid `{uid}` appears {} times: {}", l.len(), at.join(", "))
         })
         .collect();
     if !duplicates.is_empty() {

@@ -7,13 +7,14 @@ pub mod input;
 pub mod ledger;
 pub mod pairs;
 pub mod record;
+pub mod rollouts;
 pub mod screen;
 pub mod session;
 pub mod store;
 pub mod study;
 pub mod terminal;
 
-pub use input::{Generation, Item, Story};
+pub use input::{Item, Story};
 pub use ledger::{Judged, Ledger};
 pub use record::{Record, Verdict};
 pub use session::Session;

@@ -21,6 +21,7 @@ pub enum Record {
     Blinding { annotator: String, seed: u64, order: Vec<Presentation> },
     /// `left` and `right` name the systems as shown, so each judgment unblinds on its own.
     Judgment {
+        #[serde(rename = "uid", alias = "prompt_uid")]
         prompt_uid: String,
         left: String,
         right: String,
@@ -30,9 +31,17 @@ pub enum Record {
         at_unix_s: u64,
     },
     /// Put off: the item comes back after the items skipped fewer times.
-    Skip { prompt_uid: String, at_unix_s: u64 },
+    Skip {
+        #[serde(rename = "uid", alias = "prompt_uid")]
+        prompt_uid: String,
+        at_unix_s: u64,
+    },
     /// Withdraws the most recent judgment still standing, which must be this item's.
-    Undo { prompt_uid: String, at_unix_s: u64 },
+    Undo {
+        #[serde(rename = "uid", alias = "prompt_uid")]
+        prompt_uid: String,
+        at_unix_s: u64,
+    },
     /// The line before this one is a write torn by a crash, never acknowledged; readers
     /// skip it.
     SealedTornLine { at_unix_s: u64 },

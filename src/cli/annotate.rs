@@ -6,19 +6,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::annotate::input::{describe_unmatched, pair_generations, read_generations, Generation};
+use crate::annotate::input::{describe_unmatched, pair_generations};
 use crate::annotate::pairs::{all_pairs, pair_folder, pair_studies};
 use crate::annotate::screen::AnnotateScreen;
 use crate::annotate::study::{check_annotator, Study};
 use crate::annotate::{terminal, Session};
+use crate::generate::file::{read_generations, Generation};
 
 #[derive(Args, Debug)]
 pub struct AnnotateArgs {
-    /// System A's generation file: JSONL with prompt_uid, prompt, system, story (thinking and
+    /// System A's generation file: JSONL with uid, prompt, system, story (thinking and
     /// requested_words optional). Needed only to create the study.
     #[arg(long, requires = "b")]
     pub a: Option<PathBuf>,
-    /// System B's generation file, matched to A's by prompt_uid.
+    /// System B's generation file, matched to A's by uid.
     #[arg(long, requires = "a")]
     pub b: Option<PathBuf>,
     /// A further system's generation file (repeat it; with --a/--b or alone, at least two in

@@ -8,7 +8,9 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 
+use super::eval::length::default_label;
 use super::{ModelArgs, OnOff, SamplingArgs};
+use crate::generate::file::{default_uid, generation_line};
 use crate::generate::{story_prompt, GenerationRecord, SamplingParams};
 use crate::lm::LanguageModel;
 use crate::tokenize::TokenStream;
@@ -31,9 +33,17 @@ pub struct GenerateArgs {
     /// Tokenize the prompt as it is: no chat template, no length sentence.
     #[arg(long)]
     pub raw: bool,
-    /// Print one JSON record instead of streaming text.
+    /// Print one JSON record instead of streaming text: a generation record that `judge
+    /// --input`, `annotate` and `eval` read as it is.
     #[arg(long)]
     pub json: bool,
+    /// The prompt's id in the --json record [default: from the prompt's text, so the same
+    /// prompt given to two models matches].
+    #[arg(long, requires = "json")]
+    pub uid: Option<String>,
+    /// The system's name in the --json record [default: the model's (or adapter's) folder name].
+    #[arg(long, requires = "json")]
+    pub system: Option<String>,
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
@@ -48,7 +58,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     };
     let record = write_story(&lm, &text, args.raw, args.thinking.is_on(), args.words, &params, !args.json)?;
     if args.json {
-        println!("{}", serde_json::to_string(&record)?);
+        let uid = args.uid.clone().unwrap_or_else(|| default_uid(&text));
+        let adapter = args.model.adapter.as_ref().map(|a| a.display().to_string());
+        let system =
+            args.system.clone().unwrap_or_else(|| default_label(&args.model.model, adapter.as_deref()));
+        println!("{}", serde_json::to_string(&generation_line(&record, &uid, &system, &text)?)?);
     }
     Ok(())
 }

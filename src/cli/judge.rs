@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use crate::durable::jsonl::jsonl_lines;
+use crate::generate::file::prompt_uid;
 use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
@@ -25,8 +26,9 @@ pub struct JudgeArgs {
     /// offline, openai:MODEL or gemini:MODEL.
     #[arg(long, default_value = "offline")]
     pub judge: String,
-    /// JSONL: one {"uid", "prompt", "story"[, "thinking", "reference"]} per line; `reference`
-    /// (a human story) sets the length target when the prompt asks for no length.
+    /// JSONL: one {"uid", "prompt", "story"[, "thinking", "reference"]} per line (`prompt_uid`
+    /// is read as uid; a `generate --json` record is one); `reference` (a human story) sets
+    /// the length target when the prompt asks for no length.
     #[arg(long)]
     pub input: PathBuf,
     /// Where the scored records go (written whole, then renamed into place).
@@ -259,7 +261,14 @@ fn read_records(path: &Path) -> Result<Vec<Record>> {
                 }
             }
         };
-        field("uid")?;
+        match prompt_uid(&obj) {
+            Ok(Some(_)) => {}
+            Ok(None) => bail!(
+                "{}:{n}: field uid is missing (records need uid, prompt, story; `prompt_uid` is read as uid)",
+                path.display()
+            ),
+            Err(e) => bail!("{}:{n}: {e}", path.display()),
+        }
         let reference = match obj.get("reference") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),

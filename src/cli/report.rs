@@ -7,11 +7,11 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use crate::annotate::pairs::pair_studies;
 use crate::annotate::Study;
-use crate::eval::human::HumanReport;
-use crate::eval::human_render;
+use crate::eval::human::report::HumanReport;
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
-use crate::eval::winrate::MIN_RESAMPLES;
-use crate::eval::{cells, plot, summary};
+use crate::eval::stats::winrate::MIN_RESAMPLES;
+use crate::eval::{elo, human, length};
+use crate::eval::{plot, summary};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -115,7 +115,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
     let mut written = vec![];
     if length.is_file() {
         let r: LengthReport = summary::read(&length)?;
-        print!("{}", cells::length_text(&r));
+        print!("{}", length::cells::length_text(&r));
         written.extend(
             plot::write_length_plots(&r, &args.dir)
                 .with_context(|| format!("plotting {}", length.display()))?,
@@ -126,7 +126,7 @@ fn eval(args: &EvalArgs) -> Result<()> {
         if !written.is_empty() {
             println!();
         }
-        print!("{}", cells::elo_text(&r));
+        print!("{}", elo::cells::elo_text(&r));
         written.extend(
             plot::write_elo_plot(&r, &args.dir).with_context(|| format!("plotting {}", elo.display()))?,
         );
@@ -155,8 +155,8 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
             if Study::exists(&args.study) || pairs.is_empty() {
                 let report = HumanReport::from_study(&args.study, args.resamples as usize, args.seed)?;
                 match args.format {
-                    Format::Table => print!("{}", human_render::table(&report)),
-                    Format::Markdown => print!("{}", human_render::markdown(&report)),
+                    Format::Table => print!("{}", human::render::table(&report)),
+                    Format::Markdown => print!("{}", human::render::markdown(&report)),
                     Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
                 }
                 return Ok(());
@@ -168,10 +168,10 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             match args.format {
                 Format::Table => {
-                    print!("{}", reports.iter().map(human_render::table).collect::<Vec<_>>().join("\n"))
+                    print!("{}", reports.iter().map(human::render::table).collect::<Vec<_>>().join("\n"))
                 }
                 Format::Markdown => {
-                    print!("{}", reports.iter().map(human_render::markdown).collect::<Vec<_>>().join("\n"))
+                    print!("{}", reports.iter().map(human::render::markdown).collect::<Vec<_>>().join("\n"))
                 }
                 Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
             }

@@ -1,20 +1,14 @@
-//! Evaluation statistics and reports.
+//! Evaluations, one folder each: `length/` (Story Quality and length ratio per requested
+//! length), `elo/` (a pairwise ladder of systems), `human/` (blinded human studies) and
+//! `bench/` (the POLARIS release's benchmarks); each owns its runner, statistics, store and
+//! rendering. Shared: `stats/` (bootstrap intervals, agreement, table cells), `plot/`, and
+//! `report`/`summary`, the summary files the reports, plots and the TUI read.
 
-pub mod agreement;
 pub mod bench;
-pub mod bradley_terry;
-pub mod cells;
 pub mod elo;
-pub mod elo_judge;
-pub mod elo_pairs;
-pub mod elo_render;
-pub mod elo_store;
 pub mod human;
-pub mod human_render;
 pub mod length;
-pub mod length_render;
-pub mod length_run;
 pub mod plot;
 pub mod report;
+pub mod stats;
 pub mod summary;
-pub mod winrate;

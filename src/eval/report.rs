@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::winrate::Interval;
+use super::stats::winrate::Interval;
 
 /// Format version of both summaries.
 pub const REPORT_VERSION: u32 = 1;

@@ -1,7 +1,8 @@
-//! Generation: the sampler, the batched engine with streaming and cancellation, and
-//! length-controlled prompts.
+//! Generation: the sampler, the batched engine with streaming and cancellation,
+//! length-controlled prompts, and the generation files (JSONL) the rest of the project reads.
 
 pub mod engine;
+pub mod file;
 pub mod length;
 pub mod record;
 pub mod sampler;

@@ -6,7 +6,6 @@ pub mod breakdown;
 pub mod disqualify;
 pub mod extract;
 pub mod judge;
-pub mod offline;
 pub mod pairwise;
 pub mod rows;
 pub mod rubric;

@@ -10,8 +10,8 @@ use serde_json::{json, Map, Value};
 
 use super::answer::extract_json;
 use super::judge::http::{Request, Usage};
+use super::judge::offline;
 use super::judge::JudgeClient;
-use super::offline;
 use crate::generate::length::strip_length_sentence;
 
 pub const BUILTIN: &str = include_str!("../../rubrics/pairwise.toml");

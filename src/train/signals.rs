@@ -3,7 +3,7 @@
 //! and the share of stories inside the recipe's length band. The step event carries them
 //! (`StepStats`); logs written before them load with them absent.
 
-use crate::eval::winrate::percentile;
+use crate::eval::stats::winrate::percentile;
 use crate::reward::breakdown::Breakdown;
 use crate::run::stats::{ComponentMeans, DimensionMean};
 

@@ -8,7 +8,7 @@ use polaris::eval::report::{
     Bucket, EloRating, EloReport, HeadToHead, LengthReport, LengthRow, PositionBias, ELO_JSON, LENGTH_JSON,
     REPORT_VERSION,
 };
-use polaris::eval::winrate::Interval;
+use polaris::eval::stats::winrate::Interval;
 
 pub const MODELS: [&str; 2] = ["base", "grpo-hri"];
 pub const BUCKETS: [(&str, usize, usize); 3] =

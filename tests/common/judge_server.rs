@@ -120,7 +120,7 @@ pub fn settings(base: &str, key_env: &str) -> JudgeSettings {
 
 /// A valid answer for the builtin rubric (the offline judge's, which follows the schema).
 pub fn valid_answer(r: &Rubric) -> String {
-    polaris::reward::offline::answer(r, "A lighthouse keeper finds a letter.", &story()).to_string()
+    polaris::reward::judge::offline::answer(r, "A lighthouse keeper finds a letter.", &story()).to_string()
 }
 
 pub fn story() -> String {

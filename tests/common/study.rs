@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use polaris::annotate::input::{pair_generations, read_generations};
+use polaris::annotate::input::pair_generations;
 use polaris::annotate::Study;
+use polaris::generate::file::read_generations;
 
 pub const SYSTEM_A: &str = "SYSTEM-ALPHA-7B";
 pub const SYSTEM_B: &str = "SYSTEM-BETA-3B";

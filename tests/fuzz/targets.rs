@@ -108,7 +108,7 @@ fn answer_seeds() -> Vec<Vec<u8>> {
     let story = "The keeper climbed the stairs and found the letter. ".repeat(40);
     let mut seeds = Vec::new();
     for r in rubrics() {
-        let a = polaris::reward::offline::answer(r, "A keeper finds a letter.", &story).to_string();
+        let a = polaris::reward::judge::offline::answer(r, "A keeper finds a letter.", &story).to_string();
         seeds.push(a.clone().into_bytes());
         seeds.push(format!("Here is my evaluation:\n```json\n{a}\n```\nThanks.").into_bytes());
         seeds.push(a.as_bytes()[..a.len() / 2].to_vec()); // cut at max_tokens
@@ -231,7 +231,7 @@ fn annotate_seeds() -> Vec<Vec<u8>> {
 
 fn annotate(input: &[u8], dir: &Path) -> Verdict {
     let path = file(dir, "generations.jsonl", input);
-    let generations = match polaris::annotate::input::read_generations(&path) {
+    let generations = match polaris::generate::file::read_generations(&path) {
         Ok(g) => g,
         Err(e) => {
             names_file(&e, &path)?;

@@ -14,7 +14,7 @@ use crate::eval::bench::config::ReleaseConfig;
 use crate::eval::bench::input::InputFields;
 use crate::eval::bench::runner::{self, BenchEval};
 use crate::eval::bench::{render, Task, Templates, BENCH_JSON, BENCH_MD};
-use crate::eval::winrate::MIN_RESAMPLES;
+use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::reward::judge::batch::BatchStatus;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
@@ -24,7 +24,7 @@ pub struct BenchArgs {
     /// [default: the --config's task].
     #[arg(long)]
     pub task: Option<String>,
-    /// Generation files (JSONL: prompt_uid, prompt, system, story per line; other fields
+    /// Generation files (JSONL: uid, prompt, system, story per line; other fields
     /// ignored) [default: the --config's input_path]. Several stories of one system for one
     /// prompt are samples 0, 1, ...
     #[arg(long, num_args = 1..)]

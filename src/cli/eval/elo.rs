@@ -8,21 +8,21 @@ use clap::Args;
 
 use crate::cli::judge::JudgeAccessArgs;
 use crate::durable::write_atomic;
-use crate::eval::bradley_terry::FitOptions;
-use crate::eval::elo::{elo_report, EloSettings};
-use crate::eval::elo_judge::{judge_missing, judged_pairs, missing};
-use crate::eval::elo_pairs::Matchup;
-use crate::eval::elo_render;
-use crate::eval::elo_store::{pairwise_prompt_id, JudgementFile};
+use crate::eval::elo::bradley_terry::FitOptions;
+use crate::eval::elo::judge::{judge_missing, judged_pairs, missing};
+use crate::eval::elo::ladder::{elo_report, EloSettings};
+use crate::eval::elo::pairs::Matchup;
+use crate::eval::elo::render;
+use crate::eval::elo::store::{pairwise_prompt_id, JudgementFile};
 use crate::eval::report::ELO_JSON;
-use crate::eval::winrate::MIN_RESAMPLES;
+use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::reward::pairwise::PairwisePrompt;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
 pub struct EloArgs {
-    /// Generation files (JSONL: prompt_uid, prompt, system, story per line); a file may hold
-    /// one system or several. Stories are matched across systems by prompt_uid; several
+    /// Generation files (JSONL: uid, prompt, system, story per line); a file may hold
+    /// one system or several. Stories are matched across systems by uid; several
     /// stories of one system for one prompt are samples 0, 1, ... in reading order, and
     /// sample i is paired with sample i.
     #[arg(long, num_args = 1.., required = true)]
@@ -170,9 +170,9 @@ pub fn run(args: EloArgs) -> Result<()> {
     let json_path = args.out.join(ELO_JSON);
     write_atomic(&json_path, format!("{}\n", serde_json::to_string_pretty(&report)?).as_bytes())?;
     let md_path = args.out.join("elo.md");
-    write_atomic(&md_path, elo_render::markdown(&report).as_bytes())?;
+    write_atomic(&md_path, render::markdown(&report).as_bytes())?;
     let plots = crate::eval::plot::write_elo_plot(&report, &args.out)?;
-    print!("{}", elo_render::table(&report));
+    print!("{}", render::table(&report));
     let plots: Vec<String> = plots.iter().map(|p| p.display().to_string()).collect();
     eprintln!("wrote {}, {} and {}", json_path.display(), md_path.display(), plots.join(", "));
     Ok(())

@@ -11,13 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::super::judge::JudgeAccessArgs;
 use super::super::{OnOff, SamplingArgs};
-use crate::eval::length::parse_buckets;
-use crate::eval::length_render;
-use crate::eval::length_run::models::resolve;
-use crate::eval::length_run::settings::ModelSpec;
-use crate::eval::length_run::stories::GenerationSettings;
-use crate::eval::length_run::{self, LengthEval, Progress, Source};
-use crate::eval::winrate::MIN_RESAMPLES;
+use crate::eval::length::render;
+use crate::eval::length::run::models::resolve;
+use crate::eval::length::run::settings::ModelSpec;
+use crate::eval::length::run::stories::GenerationSettings;
+use crate::eval::length::run::{self, LengthEval, Progress, Source};
+use crate::eval::length::stats::parse_buckets;
+use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::model::lora::peft;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
@@ -36,7 +36,7 @@ pub struct LengthArgs {
     /// directory name].
     #[arg(long = "name", value_name = "LABEL")]
     pub names: Vec<String>,
-    /// Existing generation files to judge instead of generating (JSONL: prompt_uid, prompt,
+    /// Existing generation files to judge instead of generating (JSONL: uid, prompt,
     /// system, story; `system` is the model label).
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub gens: Vec<PathBuf>,
@@ -123,8 +123,8 @@ pub fn run(args: LengthArgs) -> Result<()> {
         retry_failed: args.retry_failed,
     };
     let bars = Bars::default();
-    let outcome = length_run::run(&eval, client.clone(), &bars)?;
-    print!("{}", length_render::table(&outcome.report));
+    let outcome = run::run(&eval, client.clone(), &bars)?;
+    print!("{}", render::table(&outcome.report));
     // a report without a single judged story has nothing to draw; that is said, not fatal
     let plots = match crate::eval::plot::write_length_plots(&outcome.report, &args.out) {
         Ok(paths) => paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -144,7 +144,7 @@ pub fn run(args: LengthArgs) -> Result<()> {
         t.usage.completion_tokens,
         t.usage.cost,
         args.out.join(crate::eval::report::LENGTH_JSON).display(),
-        args.out.join(length_run::LENGTH_MD).display(),
+        args.out.join(run::LENGTH_MD).display(),
         plots
     );
     Ok(())

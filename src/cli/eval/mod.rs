@@ -2,7 +2,7 @@
 
 mod bench;
 mod elo;
-mod length;
+pub(super) mod length;
 
 use anyhow::Result;
 use clap::Subcommand;

@@ -11,8 +11,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use super::{Item, Scored, Task};
-use crate::eval::length::bootstrap_mean_ci;
-use crate::eval::winrate::Interval;
+use crate::eval::length::stats::bootstrap_mean_ci;
+use crate::eval::stats::winrate::Interval;
 use crate::reward::judge::http::Usage;
 
 /// Format version of `bench.json`.

@@ -1,4 +1,4 @@
-//! The stories to score (generation files, the project's JSONL vocabulary: `prompt_uid`,
+//! The stories to score (generation files, the project's JSONL vocabulary: `uid` (or `prompt_uid`),
 //! `prompt`, `system`, `story`; a release config may name other fields) and the prompt set's
 //! per-prompt fields a task needs: LongBench-Write's `target_length`, WritingBench's
 //! `checklist`. Looked up as the release looks them up: on the story's own record first,
@@ -13,12 +13,13 @@ use serde_json::{Map, Value};
 
 use super::{Item, Task};
 use crate::durable::jsonl::{jsonl_lines, kind, Problems};
+use crate::generate::file::{UID, UID_ALIAS};
 
 /// Which fields of a generation record hold what.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputFields {
-    /// The prompt id (`prompt_uid` when not named; a named field the records lack falls back
-    /// to `prompt_uid`, so the release's `id` reads the project's files).
+    /// The prompt id (`uid`, or its alias `prompt_uid`, when not named; a named field the
+    /// records lack falls back to those, so the release's `id` reads the project's files).
     pub id: Option<String>,
     pub prompt: String,
     pub story: String,
@@ -129,7 +130,12 @@ pub fn read(task: Task, gens: &[PathBuf], fields: &InputFields, prompts: &Prompt
                 }
             };
             let mut bad = vec![];
-            let named = fields.id.as_deref().filter(|f| obj.contains_key(*f)).unwrap_or("prompt_uid");
+            let named = fields
+                .id
+                .as_deref()
+                .filter(|f| obj.contains_key(*f))
+                .or_else(|| [UID, UID_ALIAS].into_iter().find(|f| obj.contains_key(*f)))
+                .unwrap_or(UID);
             let uid = obj.get(named).and_then(id_text);
             if uid.is_none() {
                 bad.push(format!(

@@ -5,8 +5,8 @@ use std::fmt::Write;
 
 use super::aggregate::{BenchReport, Metric};
 use super::table::{Cell, PaperTable};
-use crate::eval::cells::{fixed, interval, MISSING};
-use crate::eval::plot::percent;
+use crate::eval::stats::cells::percent;
+use crate::eval::stats::cells::{fixed, interval, MISSING};
 
 fn mean_ci(m: &Metric) -> String {
     format!("{} [{}]", fixed(m.mean, 2), interval(m.ci, 2))
@@ -143,7 +143,7 @@ pub fn table_markdown(t: &PaperTable) -> String {
     }
     if let Some(e) = &t.elo {
         let _ = write!(out, "\n## Elo ladder\n\n");
-        out.push_str(&crate::eval::elo_render::markdown(e));
+        out.push_str(&crate::eval::elo::render::markdown(e));
     }
     if !t.story_quality_buckets.is_empty() {
         let _ = writeln!(out, "\n## Story Quality by requested length\n");
@@ -167,7 +167,7 @@ pub fn table_markdown(t: &PaperTable) -> String {
     }
     for l in &t.length {
         let _ = write!(out, "\n## Length buckets (eval length)\n\n");
-        out.push_str(&crate::eval::length_render::markdown(l));
+        out.push_str(&crate::eval::length::render::markdown(l));
     }
     out
 }

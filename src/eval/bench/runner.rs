@@ -19,7 +19,7 @@ use super::{
     render, requests, score, writingbench, Family, Item, Task, Templates, BENCH_JSON, BENCH_MD, JUDGEMENTS,
 };
 use crate::durable::write_atomic;
-use crate::eval::length_run::Progress;
+use crate::eval::length::run::Progress;
 use crate::reward::judge::http::{Request, Usage};
 use crate::reward::JudgeClient;
 

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::aggregate::{BenchReport, Metric};
 use super::{longbench_write, story_quality, Task, BENCH_JSON};
 use crate::eval::report::{EloReport, LengthReport, ELO_JSON, LENGTH_JSON};
+use crate::eval::stats::winrate::Interval;
 use crate::eval::summary;
-use crate::eval::winrate::Interval;
 
 /// Format version of `bench_table.json`.
 pub const TABLE_VERSION: u32 = 1;

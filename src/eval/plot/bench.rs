@@ -7,8 +7,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::slots::Slots;
-use super::{colour, padded_range, percent, Drawn, Plot, FONT};
+use super::{colour, padded_range, Drawn, Plot, FONT};
 use crate::eval::bench::table::PaperTable;
+use crate::eval::stats::cells::percent;
 
 /// A mean and its interval, if the system has one.
 type Mean = Option<(f64, Option<(f64, f64)>)>;

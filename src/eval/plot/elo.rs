@@ -6,8 +6,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::slots::Slots;
-use super::{colour, padded_range, percent, Drawn, Plot, FONT};
+use super::{colour, padded_range, Drawn, Plot, FONT};
 use crate::eval::report::EloReport;
+use crate::eval::stats::cells::percent;
 
 struct Rung {
     system: String,

@@ -7,9 +7,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::slots::Slots;
-use super::{colour, padded_range, percent, Drawn, Plot, FONT};
+use super::{colour, padded_range, Drawn, Plot, FONT};
 use crate::eval::report::{LengthReport, LengthRow};
-use crate::eval::winrate::Interval;
+use crate::eval::stats::cells::percent;
+use crate::eval::stats::winrate::Interval;
 
 /// One model's value in one bucket.
 #[derive(Debug, Clone, Copy)]

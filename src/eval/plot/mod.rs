@@ -140,8 +140,3 @@ fn padded_range(values: impl IntoIterator<Item = f64>, pad: f64) -> Option<(f64,
     let margin = if hi > lo { pad * (hi - lo) } else { pad.max(lo.abs() * pad) };
     Some((lo - margin, hi + margin))
 }
-
-/// A percent label for a confidence level: 0.95 -> "95%".
-pub fn percent(level: f64) -> String {
-    format!("{}%", (level * 100.0 * 10.0).round() / 10.0)
-}

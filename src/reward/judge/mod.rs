@@ -7,6 +7,7 @@ pub mod batch;
 pub mod cache;
 pub mod format;
 pub mod http;
+pub mod offline;
 mod repair;
 pub mod retry;
 mod settings;
@@ -26,7 +27,6 @@ use self::cache::{Entry, JudgeCache};
 use self::format::Negotiation;
 use self::http::{Provider, Request, Usage};
 use super::answer::Judgement;
-use super::offline;
 use super::rubric::Rubric;
 use super::totals::{parse_reply, read_answer, TotalsReading};
 

@@ -1,11 +1,10 @@
 //! Annotate: a person judges the run's own samples blinded, in the same screen and durable
 //! study folder as `polaris-tui annotate` (`src/annotate/`). The tab first lists the
-//! comparisons (samples.rs); Enter opens one as a study in `RUN_DIR/annotate/<comparison>/`,
+//! comparisons (`src/annotate/rollouts.rs`); Enter opens one as a study in `RUN_DIR/annotate/<comparison>/`,
 //! made from rollouts.jsonl the first time and resumed as it is afterwards (a live run's later
 //! steps do not change a study already begun).
 
 pub mod keys;
-pub mod samples;
 pub mod state;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -18,8 +17,8 @@ use super::action::Action;
 use super::state::{State, TabId};
 use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
 use super::widgets::pane;
+use crate::annotate::rollouts::Comparison;
 use crate::annotate::screen;
-use samples::Comparison;
 
 pub const ID: TabId = TabId("Annotate");
 

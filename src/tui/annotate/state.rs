@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 
-use super::samples::{self, Comparison};
+use crate::annotate::rollouts::{self, Comparison};
 use crate::annotate::screen::AnnotateScreen;
 use crate::annotate::study::{check_annotator, Study};
 use crate::annotate::Session;
@@ -44,7 +44,7 @@ impl AnnotateTab {
         let comparison = self.comparison();
         let dir = comparison.study_dir(&self.run_dir);
         if !Study::exists(&dir) {
-            let items = samples::items(&self.run_dir, comparison)?;
+            let items = rollouts::items(&self.run_dir, comparison)?;
             let source = crate::run::RunDir::at(&self.run_dir).rollouts().display().to_string();
             Study::new(items, vec![source])?.save_new(&dir)?;
         }

@@ -12,8 +12,8 @@ use super::state::{EvalTab, Report};
 use crate::eval::bench::aggregate::BenchReport;
 use crate::eval::bench::render::cell_text;
 use crate::eval::bench::table::assemble;
-use crate::eval::cells::fixed;
-use crate::eval::plot::percent;
+use crate::eval::stats::cells::fixed;
+use crate::eval::stats::cells::percent;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::pane;
 

@@ -9,10 +9,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::eval::cells::{elo_rows, position_lines, ELO_HEADER};
-use crate::eval::elo_render::cell;
-use crate::eval::plot::percent;
+use crate::eval::elo::cells::{elo_rows, position_lines, ELO_HEADER};
+use crate::eval::elo::render::cell;
 use crate::eval::report::EloReport;
+use crate::eval::stats::cells::percent;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::pane;
 

@@ -10,10 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Cell, Chart, Dataset, GraphType, LegendPosition, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use crate::eval::cells::{length_rows, LENGTH_HEADER};
-use crate::eval::plot::percent;
+use crate::eval::length::cells::{length_rows, LENGTH_HEADER};
 use crate::eval::report::{LengthReport, LengthRow};
-use crate::eval::winrate::Interval;
+use crate::eval::stats::cells::percent;
+use crate::eval::stats::winrate::Interval;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::pane;
 

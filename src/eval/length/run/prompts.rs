@@ -1,6 +1,6 @@
 //! The prompts to evaluate, from a training-dataset file (`uid`, `prompt`,
 //! `target_word_count`: the held-out prompts are one) or from a generation file
-//! (`prompt_uid`, `prompt`, `system`, `story`: the prompts some other system answered).
+//! (`uid`, `prompt`, `system`, `story`: the prompts some other system answered).
 //! The requested length is the prompt's `N words long`.
 
 use std::collections::HashMap;
@@ -8,8 +8,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use crate::annotate::input::read_generations;
 use crate::durable::jsonl::jsonl_lines;
+use crate::generate::file::read_generations;
 use crate::train::data;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,12 +29,14 @@ pub fn read_prompts(path: &Path) -> Result<Vec<EvalPrompt>> {
     let Some((n, first)) = lines.first() else {
         bail!("--prompts {}: no records (the file is empty)", path.display());
     };
+    // both name the prompt `uid` (a generation file may say `prompt_uid`); only a generation
+    // record names the system that wrote its story
     let is_dataset = match first {
+        Ok(obj) if obj.contains_key("system") => false,
         Ok(obj) if obj.contains_key("uid") => true,
-        Ok(obj) if obj.contains_key("prompt_uid") => false,
         Ok(_) => bail!(
             "{}:{n}: neither a dataset record (uid, prompt, target_word_count) nor a generation record \
-             (prompt_uid, prompt, system, story)",
+             (uid, prompt, system, story)",
             path.display()
         ),
         Err(e) => bail!("{}:{n}: {e}", path.display()),
@@ -52,7 +54,7 @@ pub fn read_prompts(path: &Path) -> Result<Vec<EvalPrompt>> {
         match seen.get(&g.prompt_uid) {
             Some((_, p)) if p.trim() == g.prompt.trim() => {}
             Some((line, _)) => bail!(
-                "{}:{}: prompt_uid `{}` has a different prompt than on line {line}; one uid, one prompt",
+                "{}:{}: uid `{}` has a different prompt than on line {line}; one uid, one prompt",
                 path.display(),
                 g.line,
                 g.prompt_uid

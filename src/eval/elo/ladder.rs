@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::bradley_terry::{self, FitOptions, Tally};
-use super::report::{EloRating, EloReport, HeadToHead, PositionBias, REPORT_VERSION};
-use super::winrate::{percentile, Interval, Preference, MIN_RESAMPLES};
+use crate::eval::report::{EloRating, EloReport, HeadToHead, PositionBias, REPORT_VERSION};
+use crate::eval::stats::winrate::{percentile, Interval, Preference, MIN_RESAMPLES};
 use crate::reward::pairwise::Shown;
 
 /// Confidence level of every interval.

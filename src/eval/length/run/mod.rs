@@ -26,11 +26,11 @@ use self::prompts::{read_prompts, EvalPrompt};
 use self::records::StoryRecord;
 use self::settings::{ModelSpec, Settings, SETTINGS_VERSION};
 use self::stories::GenerationSettings;
-use super::length::{bucket_of, summarise, ScoredStory, SummaryOptions};
-use super::length_render;
-use super::report::{Bucket, LengthReport, LENGTH_JSON};
-use crate::annotate::input::read_generations;
 use crate::durable::write_atomic;
+use crate::eval::length::render;
+use crate::eval::length::stats::{bucket_of, summarise, ScoredStory, SummaryOptions};
+use crate::eval::report::{Bucket, LengthReport, LENGTH_JSON};
+use crate::generate::file::read_generations;
 use crate::generate::{count_words, length_ratio};
 use crate::reward::rubric::hex;
 use crate::reward::JudgeClient;
@@ -155,7 +155,7 @@ pub fn run(eval: &LengthEval, client: Arc<JudgeClient>, progress: &dyn Progress)
     };
     let report = summarise(&scored, &models, &eval.buckets, outside.len(), &opts)?;
     write_atomic(&eval.out.join(LENGTH_JSON), serde_json::to_string_pretty(&report)?.as_bytes())?;
-    write_atomic(&eval.out.join(LENGTH_MD), length_render::markdown(&report).as_bytes())?;
+    write_atomic(&eval.out.join(LENGTH_MD), render::markdown(&report).as_bytes())?;
     let notes = notes.notes.into_inner().expect("notes lock");
     Ok(Outcome { report, generated, judged, failed, notes })
 }

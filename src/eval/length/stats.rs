@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::report::{Bucket, LengthReport, LengthRow, REPORT_VERSION};
-use super::winrate::{percentile, Interval, MIN_RESAMPLES};
+use crate::eval::report::{Bucket, LengthReport, LengthRow, REPORT_VERSION};
+use crate::eval::stats::winrate::{percentile, Interval, MIN_RESAMPLES};
 use crate::reward::rules::length_band;
 
 /// Confidence level of every interval.

@@ -4,8 +4,8 @@
 
 use std::fmt::Write;
 
-use super::report::{LengthReport, LengthRow};
-use super::winrate::Interval;
+use crate::eval::report::{LengthReport, LengthRow};
+use crate::eval::stats::winrate::Interval;
 
 fn mean_ci(mean: Option<f64>, ci: Option<Interval>, digits: usize) -> String {
     match (mean, ci) {

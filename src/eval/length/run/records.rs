@@ -1,5 +1,5 @@
 //! The two record files of an evaluation: `generations/<model>.jsonl`, one story per
-//! (prompt, sample) in the generation-file format (`annotate::input::read_generations`
+//! (prompt, sample) in the generation-file format (`generate::file::read_generations`
 //! reads it, the extra fields ignored), and `judgements.jsonl`, one judgement per story.
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,7 @@ use crate::reward::judge::JudgeResult;
 /// One generated (or read) story.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoryRecord {
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     /// The request as the user wrote it (length sentence included, no chat template).
     pub prompt: String,
@@ -58,6 +59,7 @@ pub type StoryKey = (String, String, usize);
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JudgementRecord {
     pub model: String,
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     pub sample: usize,
     /// Of the story judged: a judgement of a story since changed (a `--gens` file edited)

@@ -8,11 +8,11 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use super::agreement::{cohens_kappa, raw_agreement};
-use super::winrate::{bootstrap_ci, win_rate, Interval, Preference};
 use crate::annotate::ledger::{Judged, Ledger};
 use crate::annotate::store::read_lines;
 use crate::annotate::study::Study;
+use crate::eval::stats::agreement::{cohens_kappa, raw_agreement};
+use crate::eval::stats::winrate::{bootstrap_ci, win_rate, Interval, Preference};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HumanReport {

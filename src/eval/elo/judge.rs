@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::{bail, Result};
 use tokio::task::JoinSet;
 
-use super::elo::{combined, JudgedPair};
-use super::elo_pairs::{Matchup, PairTask};
-use super::elo_store::{story_id, Existing, JudgementFile, JudgementRecord};
+use super::ladder::{combined, JudgedPair};
+use super::pairs::{Matchup, PairTask};
+use super::store::{story_id, Existing, JudgementFile, JudgementRecord};
 use crate::reward::pairwise::{judge_pair, PairwisePrompt};
 use crate::reward::JudgeClient;
 
@@ -33,7 +33,7 @@ pub fn missing(m: &Matchup, existing: &Existing, path: &std::path::Path) -> Resu
                 if r.stories != now {
                     let which = if r.stories[0] != now[0] { a } else { b };
                     bail!(
-                        "{}:{line}: prompt_uid `{uid}` sample {}: the story of `{which}` is not the one judged there \
+                        "{}:{line}: uid `{uid}` sample {}: the story of `{which}` is not the one judged there \
                          (the generation files changed since); use a new --out, or remove the records of the \
                          changed stories",
                         path.display(),

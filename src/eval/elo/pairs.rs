@@ -1,5 +1,5 @@
 //! Which pairs `eval elo` judges: stories from any number of generation files, grouped by
-//! system (field `system`) and matched across systems by `prompt_uid`.
+//! system (field `system`) and matched across systems by `uid` (or its alias `prompt_uid`).
 //!
 //! Several stories per (prompt, system) — K samples from `eval length`, or records simply
 //! repeated — are numbered 0, 1, ... in reading order (files in the order given, lines in
@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 
-use super::elo_store::PairKey;
-use crate::annotate::input::read_generations;
+use super::store::PairKey;
+use crate::generate::file::read_generations;
 
 /// The most lines a warning or error lists before counting the rest.
 const LISTED: usize = 20;
@@ -53,7 +53,7 @@ pub struct Matchup {
 
 impl Matchup {
     /// Reads the files and forms the pairs. Errors: an unreadable or bad file (named by
-    /// `read_generations`), fewer than two systems, one prompt_uid with different prompt
+    /// `read_generations`), fewer than two systems, one uid with different prompt
     /// texts, and no prompt shared by any two systems.
     pub fn read(files: &[PathBuf]) -> Result<Self> {
         let mut systems: Vec<String> = Vec::new();
@@ -90,7 +90,7 @@ impl Matchup {
                 if prompts[k].prompt.trim() != g.prompt.trim() {
                     let (p0, l0) = &first_seen[k];
                     mismatched.push(format!(
-                        "prompt_uid `{}`: {}:{l0} and {}:{} have different `prompt` texts",
+                        "uid `{}`: {}:{l0} and {}:{} have different `prompt` texts",
                         g.prompt_uid,
                         p0.display(),
                         path.display(),
@@ -103,7 +103,7 @@ impl Matchup {
         }
         if !mismatched.is_empty() {
             bail!(
-                "{} mismatched prompt(s); one prompt_uid must name one prompt in every file:\n{}",
+                "{} mismatched prompt(s); one uid must name one prompt in every file:\n{}",
                 mismatched.len(),
                 listing(&mismatched)
             );
@@ -130,7 +130,7 @@ impl Matchup {
                     if na != nb {
                         skipped += na.max(nb) - na.min(nb);
                         skipped_reasons.push(format!(
-                            "prompt_uid `{}`: `{}` has {na} stor{}, `{}` has {nb}",
+                            "uid `{}`: `{}` has {na} stor{}, `{}` has {nb}",
                             p.uid,
                             systems[a],
                             if na == 1 { "y" } else { "ies" },
@@ -142,8 +142,8 @@ impl Matchup {
         }
         if tasks.is_empty() {
             bail!(
-                "no prompt_uid has stories from two systems in {}: nothing to judge; the files must hold \
-                 stories for the same prompts (field prompt_uid)",
+                "no uid has stories from two systems in {}: nothing to judge; the files must hold \
+                 stories for the same prompts (field uid)",
                 names(files)
             );
         }

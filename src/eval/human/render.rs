@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::human::{HumanReport, ALL};
+use super::report::{HumanReport, ALL};
 
 fn ratio(x: Option<f64>) -> String {
     x.map_or("-".into(), |v| format!("{v:.3}"))

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::report::{EloReport, HeadToHead};
+use crate::eval::report::{EloReport, HeadToHead};
 
 fn method(r: &EloReport) -> String {
     format!(

@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
-use super::rubric::{Rubric, Sign};
-use super::rules::self_repetition;
+use crate::reward::rubric::{Rubric, Sign};
+use crate::reward::rules::self_repetition;
 
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("valid regex"));
 static SENTENCE_END: LazyLock<Regex> =
@@ -87,7 +87,7 @@ struct Measures {
     variety: f64,
     rhythm_cv: f64,
     dialogue_share: f64,
-    repeated: super::rules::Repetition,
+    repeated: crate::reward::rules::Repetition,
     first_repeat: Option<String>,
     stock: Vec<String>,
     telling_rate: f64,

@@ -1,0 +1,4 @@
+//! `report human`: win rates and annotator agreement of a blinded study (`annotate`).
+
+pub mod render;
+pub mod report;
