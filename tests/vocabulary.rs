@@ -101,6 +101,15 @@ fn a_generate_json_record_feeds_judge_annotate_and_eval_as_it_is() {
     ok(home, &["eval", "elo", "--gens", arg(&a), arg(&b), "--judge", "offline", "--out", arg(&elo)]);
     let r: EloReport = summary::read(&elo.join("elo.json")).unwrap();
     assert_eq!((r.ratings.len(), r.prompts), (2, 2));
+    // the Elo judgements an older build wrote (`prompt_uid`) are the same pairs: none is
+    // judged again
+    let elo_judgements = elo.join("judgements.jsonl");
+    let written = std::fs::read_to_string(&elo_judgements).unwrap();
+    assert!(written.contains("\"uid\":") && !written.contains("\"prompt_uid\":"), "writers use `uid` only");
+    std::fs::write(&elo_judgements, written.replace("\"uid\":", "\"prompt_uid\":")).unwrap();
+    let again =
+        ok(home, &["eval", "elo", "--gens", arg(&a), arg(&b), "--judge", "offline", "--out", arg(&elo)]);
+    assert!(again.contains("judged 0 pairs now"), "{again}");
 
     let length = home.join("length");
     let eval_length = [

@@ -21,6 +21,8 @@ use crate::reward::JudgeClient;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub system: String,
+    /// Written `uid`; `prompt_uid` (earlier builds) still reads.
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     pub sample: usize,
     pub part: usize,

@@ -22,6 +22,8 @@ use crate::reward::rubric::hex;
 pub struct Judgement {
     pub task: Task,
     pub system: String,
+    /// Written `uid`; `prompt_uid` (earlier builds) still reads.
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     pub sample: usize,
     /// Which request of the item (WritingBench: the criterion's index; else 0).

@@ -19,6 +19,8 @@ pub const JUDGEMENTS: &str = "judgements.jsonl";
 /// One judged pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct JudgementRecord {
+    /// Written `uid`; `prompt_uid` (earlier builds) still reads.
+    #[serde(rename = "uid", alias = "prompt_uid")]
     pub prompt_uid: String,
     /// Sample index within (prompt, system), see `elo_pairs`.
     pub sample: usize,
