@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use crate::durable::jsonl::jsonl_lines;
 use crate::generate::file::prompt_uid;
 use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
+use crate::reward::judge::JUDGE_SPECS;
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -23,8 +24,7 @@ pub struct JudgeArgs {
     /// The JSON schema of the external judge's answer (with --rubric-prompt).
     #[arg(long, requires = "rubric_prompt")]
     pub rubric_schema: Option<PathBuf>,
-    /// offline, openai:MODEL or gemini:MODEL.
-    #[arg(long, default_value = "offline")]
+    #[arg(long, default_value = "offline", help = JUDGE_SPECS)]
     pub judge: String,
     /// JSONL: one {"uid", "prompt", "story"[, "thinking", "reference"]} per line (`prompt_uid`
     /// is read as uid; a `generate --json` record is one); `reference` (a human story) sets

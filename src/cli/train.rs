@@ -30,8 +30,7 @@ pub struct TrainArgs {
     /// first step and every run.val_every steps.
     #[arg(long)]
     pub val: Option<String>,
-    /// reward.judge: offline, openai:MODEL or gemini:MODEL.
-    #[arg(long)]
+    #[arg(long, help = concat!("reward.judge: offline, ", crate::reward::judge::judge_models!()))]
     pub judge: Option<String>,
     /// reward.rubric: builtin or a rubric TOML.
     #[arg(long)]

@@ -135,7 +135,7 @@ impl Default for DataSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RewardSection {
-    /// offline, openai:MODEL or gemini:MODEL
+    /// offline or a judge model (`reward::judge::JUDGE_SPECS`)
     pub judge: String,
     /// builtin, or a rubric TOML
     pub rubric: String,
@@ -438,7 +438,8 @@ fn set_table(mut cur: &mut toml::Table, path: &[&str], value: toml::Table) -> Re
 }
 
 /// What `polaris-tui init-config` writes: the recipe's defaults, commented.
-pub const INIT_TEMPLATE: &str = r#"# polaris-tui run configuration. Defaults are the POLARIS recipe's (shared/docs/RECIPE.md).
+pub const INIT_TEMPLATE: &str = concat!(
+    r#"# polaris-tui run configuration. Defaults are the POLARIS recipe's (shared/docs/RECIPE.md).
 # Any key can be overridden on the command line: --set step.group_size=8
 
 [run]
@@ -466,7 +467,9 @@ train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, s
 # val = "data/val.jsonl"              # held-out prompts (data build writes val.jsonl): validated during training
 
 [reward]
-judge = "offline"             # offline, openai:MODEL or gemini:MODEL
+judge = "offline"             # offline, "#,
+    crate::reward::judge::judge_models!(),
+    r#"
 rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
 score = "composite"           # what GRPO ranks rows by; "release": the released trainer's last-token score
 think_cap_tokens = 3072       # release score: each thinking token past this gets -think_penalty
@@ -606,4 +609,5 @@ reward_drop = 0.5             # window mean policy reward this far below its bes
 length_ratio_min = 0.5        # window mean written / requested words below this
 stalled_minutes = 30.0        # a running run with no event this long (judged by viewers)
 device_memory = 0.95          # share of a device's memory in use after a step
-"#;
+"#
+);

@@ -16,6 +16,7 @@ use crate::eval::bench::runner::{self, BenchEval};
 use crate::eval::bench::{render, Task, Templates, BENCH_JSON, BENCH_MD};
 use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::reward::judge::batch::BatchStatus;
+use crate::reward::judge::JUDGE_MODELS;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -37,8 +38,7 @@ pub struct BenchArgs {
     /// The prompt set's id field [default: the --config's prompts_id_field, else uid].
     #[arg(long)]
     pub prompts_id_field: Option<String>,
-    /// openai:MODEL or gemini:MODEL [default: the --config's engine].
-    #[arg(long)]
+    #[arg(long, help = concat!(crate::reward::judge::judge_models!(), " [default: the --config's engine]"))]
     pub judge: Option<String>,
     /// A POLARIS release eval config (eval/configs/*.json, e.g.
     /// ../shared/data/polaris/eval/eqbench_creative_gpt.json): task, fields, judge, sampling.
@@ -112,10 +112,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let spec = match (&args.judge, &config) {
         (Some(j), _) => JudgeSpec::parse(j)?,
         (None, Some(c)) => c.judge.clone(),
-        (None, None) => bail!("give --judge openai:MODEL or gemini:MODEL (or a release --config naming one)"),
+        (None, None) => bail!("give --judge {JUDGE_MODELS} (or a release --config naming one)"),
     };
     if spec == JudgeSpec::Offline {
-        bail!("--judge offline: the benchmarks need a judge model (openai:MODEL or gemini:MODEL)");
+        bail!("--judge offline: the benchmarks need a judge model ({JUDGE_MODELS})");
     }
     if args.batch && !matches!(spec, JudgeSpec::OpenAi(_)) {
         bail!(

@@ -16,6 +16,7 @@ use crate::eval::elo::render;
 use crate::eval::elo::store::{pairwise_prompt_id, JudgementFile};
 use crate::eval::report::ELO_JSON;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
+use crate::reward::judge::JUDGE_SPECS;
 use crate::reward::pairwise::PairwisePrompt;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
@@ -27,8 +28,7 @@ pub struct EloArgs {
     /// sample i is paired with sample i.
     #[arg(long, num_args = 1.., required = true)]
     pub gens: Vec<PathBuf>,
-    /// offline, openai:MODEL or gemini:MODEL.
-    #[arg(long)]
+    #[arg(long, help = JUDGE_SPECS)]
     pub judge: String,
     /// The pairwise prompt TOML [default: the built-in rubrics/pairwise.toml].
     #[arg(long)]

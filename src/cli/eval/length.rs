@@ -19,6 +19,7 @@ use crate::eval::length::run::{self, LengthEval, Progress, Source};
 use crate::eval::length::stats::parse_buckets;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::model::lora::peft;
+use crate::reward::judge::JUDGE_SPECS;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -62,8 +63,7 @@ pub struct LengthArgs {
     /// cpu, or cuda:N (in a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// offline, openai:MODEL or gemini:MODEL.
-    #[arg(long, default_value = "offline")]
+    #[arg(long, default_value = "offline", help = JUDGE_SPECS)]
     pub judge: String,
     /// `builtin` (rubrics/story_quality.toml) or a rubric TOML file.
     #[arg(long, default_value = "builtin")]

@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::reward::judge::http::Request;
+use crate::reward::judge::JUDGE_MODELS;
 use crate::reward::JudgeSpec;
 
 /// File names inside a benchmark's output folder.
@@ -106,8 +107,8 @@ impl Family {
             JudgeSpec::OpenAi(m) => Ok(Family::OpenAi(m.clone())),
             JudgeSpec::Gemini(m) => Ok(Family::Gemini(m.clone())),
             JudgeSpec::Offline => bail!(
-                "--judge offline: the benchmarks need a judge model (openai:MODEL or gemini:MODEL); the offline \
-                 judge measures only the training rubric"
+                "--judge offline: the benchmarks need a judge model ({JUDGE_MODELS}); the offline judge \
+                 measures only the training rubric"
             ),
         }
     }

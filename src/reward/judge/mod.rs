@@ -30,6 +30,20 @@ use super::answer::Judgement;
 use super::rubric::Rubric;
 use super::totals::{parse_reply, read_answer, TotalsReading};
 
+/// The judge models `--judge` takes (every `JudgeSpec` but offline), for help texts, errors and
+/// the config template: a new provider is named here once.
+macro_rules! judge_models {
+    () => {
+        "openai:MODEL or gemini:MODEL"
+    };
+}
+pub(crate) use judge_models;
+
+/// The judge models, as help and errors list them.
+pub const JUDGE_MODELS: &str = judge_models!();
+/// Every judge `--judge` takes.
+pub const JUDGE_SPECS: &str = concat!("offline, ", judge_models!());
+
 /// Which judge, as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JudgeSpec {
@@ -44,7 +58,7 @@ impl JudgeSpec {
             _ if s == "offline" => Ok(Self::Offline),
             Some(("openai", m)) if !m.is_empty() => Ok(Self::OpenAi(m.to_string())),
             Some(("gemini", m)) if !m.is_empty() => Ok(Self::Gemini(m.to_string())),
-            _ => bail!("--judge {s:?}: expected offline, openai:MODEL or gemini:MODEL"),
+            _ => bail!("--judge {s:?}: expected {JUDGE_SPECS}"),
         }
     }
 
