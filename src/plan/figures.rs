@@ -24,17 +24,17 @@ const LOGPROB_COPIES: u64 = 3;
 pub const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
 /// `polaris-tui bench plan`, T = 1024..4096). An attention layer (tiny qwen3, fused norm, RoPE
-/// and SwiGLU kernels): 0.7 of its graph without checkpointing and 0.8 over the recomputed
-/// graph with it (plan / measured 1.04-1.12), since the backward stores a node's first
+/// and SwiGLU kernels): 0.7 of its graph without checkpointing and 1.0 over the recomputed
+/// graph with it (plan / measured 0.95-1.08), since the backward stores a node's first
 /// gradient instead of adding it to a zero-filled buffer (vendor/README.md; it was 1.2 with
 /// that buffer). A DeltaNet layer, measured before that change and not re-measured: about 1.2
 /// of its graph with the fused short conv and delta rule (the CPU's), 2.1 of the chunked
 /// form's larger graph in composed ops (what a GPU runs), and 0.6 over the recomputed graph;
-/// upper bounds now (on the 50M Qwen3.5 the plan reads 1.06-1.28 x the measured peak).
+/// upper bounds now (on the 50M Qwen3.5 the plan reads 1.00-1.17 x the measured peak).
 const GRADS_IN_FLIGHT_TENTHS: u64 = 7;
 const GRADS_IN_FLIGHT_FUSED_DELTANET_TENTHS: u64 = 12;
 const GRADS_IN_FLIGHT_DELTANET_TENTHS: u64 = 21;
-const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 8;
+const GRADS_IN_FLIGHT_CHECKPOINTED_TENTHS: u64 = 10;
 const GRADS_IN_FLIGHT_CHECKPOINTED_DELTANET_TENTHS: u64 = 6;
 /// Peak RSS over peak heap during training (glibc keeps freed blocks of many threads'
 /// arenas): measured 1.04-1.10 on the tiny model; in percent.

@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::model::logprobs::{backward, BackwardOptions};
 use crate::model::{all_trainable, LoadOptions};
+use crate::plan::figures::Figures;
 use crate::plan::{available, gib, model_config, Plan};
 use crate::train::batch::spread;
 use crate::train::config::TrainConfig;
@@ -109,7 +110,11 @@ fn predict(args: &PlanBench, model: &crate::model::ModelConfig, t: usize) -> Res
     let cfg = TrainConfig::parse("", "bench plan", &sets)?;
     let plan = Plan::compute(&cfg, model, &|_| available::host())?;
     let p = &plan.pools[0];
-    Ok(p.training.max(plan.worker.optimizer + p.update))
+    // The child runs one micro-batch: its gradients are the pass's own, with no running sum
+    // beside them (GradSum takes the first micro-batch's as the sum), where the plan of a step
+    // counts both sets.
+    let one_pass = Figures { gradients: plan.worker.gradients / 2, ..plan.worker }.training();
+    Ok(one_pass.max(plan.worker.optimizer + p.update))
 }
 
 fn child(args: &PlanBench, t: usize) -> Result<()> {
