@@ -95,6 +95,22 @@ impl Problems {
         self.listed.extend(problems.into_iter().map(|p| format!("{location}: {p}")));
     }
 
+    /// The object of a line of `jsonl_lines`; a line that is not one (not UTF-8, not JSON, not
+    /// an object) is recorded at `location` and gives None.
+    pub fn object<'a>(
+        &mut self,
+        location: &str,
+        parsed: &'a Result<Map<String, Value>, String>,
+    ) -> Option<&'a Map<String, Value>> {
+        match parsed {
+            Ok(o) => Some(o),
+            Err(e) => {
+                self.record(location, vec![e.clone()]);
+                None
+            }
+        }
+    }
+
     /// Ok when nothing was wrong; else one error listing the first problems and counting the rest.
     pub fn check(self, what: &Path, records: usize) -> Result<()> {
         if self.listed.is_empty() {

@@ -59,13 +59,7 @@ impl PromptSet {
         let lines = jsonl_lines(path)?;
         for (number, parsed) in &lines {
             let location = format!("{}:{number}", path.display());
-            let obj = match parsed {
-                Ok(o) => o,
-                Err(e) => {
-                    problems.record(&location, vec![e.clone()]);
-                    continue;
-                }
-            };
+            let Some(obj) = problems.object(&location, parsed) else { continue };
             let id = [id_field, "uid", "prompt_uid", "id"].iter().find_map(|f| obj.get(*f).and_then(id_text));
             match id {
                 Some(id) => {
@@ -122,13 +116,7 @@ pub fn read(task: Task, gens: &[PathBuf], fields: &InputFields, prompts: &Prompt
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         for (number, parsed) in &lines {
             let location = format!("{}:{number}", path.display());
-            let obj = match parsed {
-                Ok(o) => o,
-                Err(e) => {
-                    problems.record(&location, vec![e.clone()]);
-                    continue;
-                }
-            };
+            let Some(obj) = problems.object(&location, parsed) else { continue };
             let mut bad = vec![];
             let named = fields
                 .id
