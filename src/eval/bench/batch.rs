@@ -11,30 +11,19 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use super::store::RequestKey;
 use super::BATCH_JSON;
 use crate::durable::write_atomic;
 use crate::reward::judge::batch::BatchStatus;
 use crate::reward::judge::http::{Request, Usage};
 use crate::reward::JudgeClient;
 
-/// One request of a batch, named by its custom id (its place in `requests`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Entry {
-    pub system: String,
-    /// Written `uid`; `prompt_uid` (earlier builds) still reads.
-    #[serde(rename = "uid", alias = "prompt_uid")]
-    pub prompt_uid: String,
-    pub sample: usize,
-    pub part: usize,
-    pub request_sha256: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BatchState {
     pub batch_id: String,
     pub input_file_id: String,
     pub judge: String,
-    pub requests: Vec<Entry>,
+    pub requests: Vec<RequestKey>,
     /// Its answers are in the store.
     pub collected: bool,
     /// The last status seen.
@@ -63,7 +52,7 @@ impl BatchState {
 
 /// A request's result from a batch.
 pub struct Answered {
-    pub entry: Entry,
+    pub entry: RequestKey,
     pub answer: Result<String, String>,
     pub usage: Usage,
 }
@@ -78,7 +67,7 @@ pub trait Watch {
 pub fn submit_and_collect(
     client: &JudgeClient,
     out: &Path,
-    asks: Vec<(Entry, Request)>,
+    asks: Vec<(RequestKey, Request)>,
     poll: Duration,
     watch: &dyn Watch,
 ) -> Result<Option<(String, Vec<Answered>)>> {

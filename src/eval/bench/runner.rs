@@ -11,10 +11,10 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::aggregate::{self, BenchReport, Inputs, BENCH_VERSION, CONFIDENCE};
-use super::batch::{self as batching, BatchState, Entry, Watch};
+use super::batch::{self as batching, BatchState, Watch};
 use super::input::{self, InputFields, PromptSet};
 use super::online::{self, Ask};
-use super::store::{request_digest, Judgement, Store};
+use super::store::{request_digest, Judgement, RequestKey, Store};
 use super::{
     render, requests, score, writingbench, Family, Item, Task, Templates, BENCH_JSON, BENCH_MD, JUDGEMENTS,
 };
@@ -157,20 +157,7 @@ pub fn run(
     if !todo.is_empty() {
         match e.batch {
             Some(poll) => {
-                let asks = todo
-                    .iter()
-                    .map(|p| {
-                        let it = &items[p.item];
-                        let entry = Entry {
-                            system: it.system.clone(),
-                            prompt_uid: it.prompt_uid.clone(),
-                            sample: it.sample,
-                            part: p.part,
-                            request_sha256: p.digest.clone(),
-                        };
-                        (entry, p.request.clone())
-                    })
-                    .collect();
+                let asks = todo.iter().map(|p| (request_key(&items[p.item], p), p.request.clone())).collect();
                 if let Some((id, answered)) =
                     batching::submit_and_collect(&client, &e.out, asks, poll, watch)?
                 {
@@ -246,11 +233,22 @@ pub fn run(
     Ok(Outcome { report, judged, failed, usage })
 }
 
-fn part_of<'a>(parts: &'a [Part], items: &[Item], e: &Entry) -> Option<&'a Part> {
+fn part_of<'a>(parts: &'a [Part], items: &[Item], e: &RequestKey) -> Option<&'a Part> {
     parts.iter().find(|p| {
         let it = &items[p.item];
         it.system == e.system && it.prompt_uid == e.prompt_uid && it.sample == e.sample && p.part == e.part
     })
+}
+
+/// Which request `p` of `item` is, as the store and a batch name it.
+fn request_key(item: &Item, p: &Part) -> RequestKey {
+    RequestKey {
+        system: item.system.clone(),
+        prompt_uid: item.prompt_uid.clone(),
+        sample: item.sample,
+        part: p.part,
+        request_sha256: p.digest.clone(),
+    }
 }
 
 /// The record of one answered (or failed) request, with what the release makes of it.
@@ -277,33 +275,17 @@ fn judgement(
         Ok(a) => (Some(a), None),
         Err(why) => (None, Some(why)),
     };
-    Judgement {
-        task: e.task,
-        system: item.system.clone(),
-        prompt_uid: item.prompt_uid.clone(),
-        sample: item.sample,
-        part: p.part,
-        request_sha256: p.digest.clone(),
-        answer,
-        error,
-        scores,
-        usage,
-        batch_id,
-    }
+    Judgement { task: e.task, request: request_key(item, p), answer, error, scores, usage, batch_id }
 }
 
-fn orphan(task: Task, e: &Entry, answer: Result<String, String>, usage: Usage, id: &str) -> Judgement {
+fn orphan(task: Task, e: &RequestKey, answer: Result<String, String>, usage: Usage, id: &str) -> Judgement {
     let (answer, error) = match answer {
         Ok(a) => (Some(a), None),
         Err(why) => (None, Some(why)),
     };
     Judgement {
         task,
-        system: e.system.clone(),
-        prompt_uid: e.prompt_uid.clone(),
-        sample: e.sample,
-        part: e.part,
-        request_sha256: e.request_sha256.clone(),
+        request: e.clone(),
         answer,
         error,
         scores: serde_json::Value::Null,

@@ -18,9 +18,10 @@ use crate::durable::records::RecordLog;
 use crate::reward::judge::http::{Request, Usage};
 use crate::reward::rubric::hex;
 
+/// Which request a judgement answers: the item, the part and what was asked (its digest).
+/// A batch's `batch.json` lists its requests by this too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Judgement {
-    pub task: Task,
+pub struct RequestKey {
     pub system: String,
     /// Written `uid`; `prompt_uid` (earlier builds) still reads.
     #[serde(rename = "uid", alias = "prompt_uid")]
@@ -29,6 +30,14 @@ pub struct Judgement {
     /// Which request of the item (WritingBench: the criterion's index; else 0).
     pub part: usize,
     pub request_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judgement {
+    pub task: Task,
+    /// Its fields stand in the record itself, as they always have.
+    #[serde(flatten)]
+    pub request: RequestKey,
     /// The judge's answer as given; None when the request failed.
     pub answer: Option<String>,
     pub error: Option<String>,
@@ -44,7 +53,8 @@ pub struct Judgement {
 
 impl Judgement {
     pub fn key(&self) -> (ItemKey, usize) {
-        ((self.system.clone(), self.prompt_uid.clone(), self.sample), self.part)
+        let r = &self.request;
+        ((r.system.clone(), r.prompt_uid.clone(), r.sample), r.part)
     }
 }
 
@@ -80,12 +90,43 @@ impl Store {
     /// The standing answer of (item, part) for the request with `digest`: Some(Ok) answered,
     /// Some(Err) failed, None never asked (or asked in another form).
     pub fn standing(&self, key: &ItemKey, part: usize, digest: &str) -> Option<&Judgement> {
-        self.latest.get(&(key.clone(), part)).filter(|j| j.request_sha256 == digest)
+        self.latest.get(&(key.clone(), part)).filter(|j| j.request.request_sha256 == digest)
     }
 
     pub fn append(&mut self, j: Judgement) -> Result<()> {
         self.log.append(&j)?;
         self.latest.insert(j.key(), j);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_keeps_its_flat_fields_and_reads_the_older_prompt_uid() {
+        let j = Judgement {
+            task: Task::StoryQuality,
+            request: RequestKey {
+                system: "a".into(),
+                prompt_uid: "p1".into(),
+                sample: 0,
+                part: 2,
+                request_sha256: "d".into(),
+            },
+            answer: None,
+            error: Some("timeout".into()),
+            scores: Value::Null,
+            usage: Usage::default(),
+            batch_id: None,
+        };
+        let line = serde_json::to_string(&j).unwrap();
+        assert!(
+            line.starts_with(r#"{"task":"story_quality","system":"a","uid":"p1","sample":0,"part":2,"#),
+            "{line}"
+        );
+        let older: Judgement = serde_json::from_str(&line.replace(r#""uid":"#, r#""prompt_uid":"#)).unwrap();
+        assert_eq!(older, j);
     }
 }
