@@ -14,6 +14,7 @@ pub mod lm;
 pub mod model;
 pub mod pid;
 pub mod plan;
+pub mod prefs;
 pub mod reward;
 pub mod run;
 pub mod text;

@@ -7,6 +7,7 @@ pub mod disqualify;
 pub mod extract;
 pub mod judge;
 pub mod pairwise;
+pub mod principles;
 pub mod rows;
 pub mod rubric;
 pub mod rules;
