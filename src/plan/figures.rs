@@ -19,8 +19,8 @@ const NORM_COPIES: u64 = 1;
 /// gradient, and the matmul's operand of the head's backward (the fused target log-prob
 /// kernel keeps no log-softmax).
 const LOGPROB_COPIES: u64 = 3;
-/// Live f32 copies of one parameter while AdamW updates it: the new m and v beside the old
-/// ones, and one expression's temporary (measured ~2 on a 50M Qwen3.5; 3 kept for a margin).
+/// Live f32 copies of one parameter beyond the optimizer's state while AdamW updates it at
+/// every step after the first: the new p, m and v while the old m and v are still held.
 pub const ADAMW_TEMPS: u64 = 3;
 /// Gradients a layer's backward holds at once, in tenths of the layer's graph (measured with
 /// `polaris-tui bench plan`, T = 1024..4096). An attention layer (tiny qwen3, fused norm, RoPE
@@ -30,7 +30,9 @@ pub const ADAMW_TEMPS: u64 = 3;
 /// that buffer). A DeltaNet layer, measured before that change and not re-measured: about 1.2
 /// of its graph with the fused short conv and delta rule (the CPU's), 2.1 of the chunked
 /// form's larger graph in composed ops (what a GPU runs), and 0.6 over the recomputed graph;
-/// upper bounds now (on the 50M Qwen3.5 the plan reads 1.00-1.17 x the measured peak).
+/// upper bounds now. With the DeltaNet layer's gated norm counted as the host's kernels run
+/// it, the 50M Qwen3.5's plan reads 0.89-1.07 x the measured peak (T = 512..4096, with and
+/// without checkpointing; the tiny model 0.96-1.08).
 const GRADS_IN_FLIGHT_TENTHS: u64 = 7;
 const GRADS_IN_FLIGHT_FUSED_DELTANET_TENTHS: u64 = 12;
 const GRADS_IN_FLIGHT_DELTANET_TENTHS: u64 = 21;
@@ -157,12 +159,14 @@ fn adapter_activations(m: &ModelConfig, lora: Option<&LoraConfig>, layer: usize)
 }
 
 /// Elements per token one layer's differentiable forward keeps, in the model dtype and in
-/// f32 (the attention's log-sum-exp, DeltaNet's recurrence, which run in f32).
+/// f32 (the attention's log-sum-exp, DeltaNet's recurrence, which run in f32). `half`: the
+/// model's dtype is 2 bytes, so its conversions to f32 copy (in an f32 model they are views).
 fn layer_activations(
     m: &ModelConfig,
     layer: usize,
     lora: Option<&LoraConfig>,
     fused_delta_rule: bool,
+    half: bool,
 ) -> (u64, u64) {
     let (d, f) = (m.hidden_size as u64, m.intermediate_size as u64);
     let h = m.num_attention_heads as u64;
@@ -184,8 +188,12 @@ fn layer_activations(
             model += if fused_delta_rule { conv } else { conv + 2 * l.conv_kernel as u64 * conv + conv };
             // q, k: f32 copy, l2-norm (x², x / norm), repeated to value heads, made contiguous
             f32s += 2 * (3 * kd + 2 * kd * rep);
-            // v, beta, g (softplus: 5 ops), gated norm (f32 x, norm 3, silu(z), product)
-            f32s += vd + 2 * vd + 8 * nv + vd * 6;
+            // v: its heads copied out of the conv output, then laid out [B, Hv, T, dv] (a
+            // half-precision model's f32 copy between them); beta, g (softplus: 5 ops)
+            f32s += 2 * vd + 8 * nv;
+            if half {
+                model += vd;
+            }
             if fused_delta_rule {
                 // the fused op (model::deltanet::fused): its packed input (q, k, v, g, β)
                 // and its output, per value head; it keeps no state for backward
@@ -200,8 +208,17 @@ fn layer_activations(
                 f32s += nv * (3 * dk + 2 * dv + 2 * dk + 4 * c + 4 * c + c + 2 * c);
                 f32s += nv * (dv + 2 * dk + 3 * c + 4 * dv + 5 * dk * dv / c);
             }
-            // the output back in the model dtype
-            model += vd;
+            if fused_delta_rule && !half {
+                // gated norm on the host's kernels, the model computing in f32: the rule's
+                // output made contiguous for the fused RMSNorm, its output, silu(z) ⊙ it
+                // (one fused op); the conversions to and from f32 are no-ops
+                f32s += 3 * vd;
+            } else {
+                // gated norm (f32 x, norm 3, silu(z), product); the output back in the
+                // model dtype
+                f32s += 6 * vd;
+                model += vd;
+            }
         }
         _ => {
             let qk_norm = m.architecture != crate::model::Architecture::Llama;
@@ -240,7 +257,7 @@ fn attention_backward(m: &ModelConfig, layer: usize) -> u64 {
 
 /// Bytes per token the forward of layer `i` keeps.
 pub fn layer_bytes_per_token(s: &Shape, i: usize) -> u64 {
-    let (model, f32s) = layer_activations(&s.model, i, s.lora.as_ref(), s.fused_delta_rule);
+    let (model, f32s) = layer_activations(&s.model, i, s.lora.as_ref(), s.fused_delta_rule, s.w < 4);
     model * s.w + f32s * 4
 }
 

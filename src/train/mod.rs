@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod group;
 pub mod halt;
+pub mod host_memory;
 pub mod layer_checkpointing;
 pub mod loss;
 pub mod optim;

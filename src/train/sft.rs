@@ -111,6 +111,7 @@ pub fn sft(
             })?;
             let mut grads = pass.grads;
             let grad_norm = clip_grad_norm(&mut grads, cfg.max_grad_norm)?;
+            super::host_memory::return_freed();
             opt.apply(lm.model.trainable(), &grads, cfg.lr)?;
             let s = SftStep {
                 epoch,

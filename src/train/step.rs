@@ -471,6 +471,8 @@ impl Trainer {
     /// their global norm): AdamW on the one replica, ZeRO-1 across several (`train::zero`).
     /// Returns the norm before clipping; when it is not finite nothing was updated.
     fn update(&mut self, workers: &Workers, mut per_worker: Vec<Grads>, lr: f64) -> Result<f64> {
+        // the passes' freed heap goes back before the optimizer maps its tensors (host_memory.rs)
+        super::host_memory::return_freed();
         if workers.len() > 1 {
             return zero::step(&mut self.opt, workers, per_worker, lr, self.cfg.max_grad_norm);
         }

@@ -48,12 +48,12 @@ pub fn run(args: AttentionBench) -> Result<()> {
         })?;
         let mut extra = 0u64;
         let both = best(args.repeats, || {
-            let before = reset_peak_rss();
+            let before = super::rss::reset_peak().ok();
             let started = Instant::now();
             let o = varlen_attention(&q, &k, &v, &cu, scale)?;
             let grads = (o * &d_o)?.sum_all()?.backward()?;
             let secs = started.elapsed().as_secs_f64();
-            if let (Some(before), Some(peak)) = (before, peak_rss()) {
+            if let (Some(before), Some(peak)) = (before, super::rss::peak().ok()) {
                 extra = extra.max(peak.saturating_sub(before));
             }
             Ok((secs, grads))
@@ -71,22 +71,4 @@ fn best<T>(n: usize, mut f: impl FnMut() -> Result<(f64, T)>) -> Result<f64> {
         best = best.min(f()?.0);
     }
     Ok(best)
-}
-
-/// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS and returns it (bytes).
-fn reset_peak_rss() -> Option<u64> {
-    std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    status_bytes("VmHWM:")
-}
-
-fn peak_rss() -> Option<u64> {
-    status_bytes("VmHWM:")
-}
-
-/// A "Key:   1234 kB" line of /proc/self/status, in bytes.
-fn status_bytes(key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-    Some(kb * 1024)
 }

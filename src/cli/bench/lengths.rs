@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use rand::{Rng, SeedableRng};
@@ -66,7 +66,7 @@ pub fn run_pass(args: PassArgs) -> Result<()> {
             best = best.min(started.elapsed().as_secs_f64());
         }
     }
-    let result = PassResult { seconds: best, peak_rss_bytes: peak_rss()? };
+    let result = PassResult { seconds: best, peak_rss_bytes: super::rss::peak()? };
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }
@@ -97,14 +97,6 @@ fn update(model: &Model, rows: &[Vec<u32>], args: &PassArgs, opt: &mut AdamW) ->
 fn random_rows(rows: usize, len: usize, vocab: usize) -> Vec<Vec<u32>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
     (0..rows).map(|_| (0..len).map(|_| rng.random_range(0..vocab as u32)).collect()).collect()
-}
-
-/// This process's peak resident memory (VmHWM), bytes.
-pub fn peak_rss() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
-    let kib: u64 = line.split_whitespace().nth(1).context("VmHWM without a value")?.parse()?;
-    Ok(kib * 1024)
 }
 
 /// The lengths table.

@@ -8,6 +8,7 @@ mod lengths;
 mod llama2c;
 mod plan;
 mod qwen35;
+mod rss;
 mod train;
 mod tui;
 

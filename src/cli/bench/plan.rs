@@ -1,8 +1,10 @@
 //! `polaris-tui bench plan`: the memory plan against measurement. For each length T a child
 //! process loads the model, takes one training pass (forward, chunked log-probs, backward)
-//! over a micro-batch of one T-token row and one AdamW update, and reports its peak RSS
-//! (VmHWM); beside the growth of its RSS over the loaded model, what the
-//! plan predicts for that pass (the larger of training and the optimizer's state + update).
+//! over a micro-batch of one T-token row and two AdamW updates (the second is a run's steady
+//! state: moments already held), and reports its peak RSS
+//! (VmHWM) for the pass and for the updates apart; beside each phase's growth of RSS over the
+//! loaded model, what the plan predicts for it (training; the optimizer's state + update)
+//! and, last, the larger of the two against the larger of the plan's.
 
 use std::process::Command;
 
@@ -11,6 +13,7 @@ use candle_core::{Device, Tensor};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 
+use super::rss;
 use crate::model::logprobs::{backward, BackwardOptions};
 use crate::model::{all_trainable, LoadOptions};
 use crate::plan::figures::Figures;
@@ -51,7 +54,10 @@ pub fn run(args: PlanBench) -> Result<()> {
         args.model = dir.display().to_string();
     }
     let model = model_config(&args.model)?;
-    println!("| T | checkpoint | peak RSS | RSS after loading | pass: measured (peak - loaded) | pass: plan | plan / measured |");
+    println!(
+        "| T | checkpoint | RSS after loading | training: measured / plan | update: measured / plan | \
+         peak over loaded: measured | plan | plan / measured |"
+    );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     for &t in &args.lengths {
         let exe = std::env::current_exe()?;
@@ -75,14 +81,20 @@ pub fn run(args: PlanBench) -> Result<()> {
         }
         let m: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         let field = |k: &str| m[k].as_u64().unwrap_or(0);
-        let (rss, loaded) = (field("rss"), field("loaded"));
-        let measured = rss.saturating_sub(loaded);
-        let predicted = predict(&args, &model, t)?;
+        let loaded = field("loaded");
+        let (training, update) =
+            (field("training").saturating_sub(loaded), field("update").saturating_sub(loaded));
+        let measured = training.max(update);
+        let (plan_training, plan_update) = predict(&args, &model, t)?;
+        let predicted = plan_training.max(plan_update);
         println!(
-            "| {t} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {t} | {} | {} | {} / {} | {} / {} | {} | {} | {:.2} |",
             if args.checkpoint_layers { "on" } else { "off" },
-            gib(rss),
             gib(loaded),
+            gib(training),
+            gib(plan_training),
+            gib(update),
+            gib(plan_update),
             gib(measured),
             gib(predicted),
             predicted as f64 / measured.max(1) as f64
@@ -93,9 +105,9 @@ pub fn run(args: PlanBench) -> Result<()> {
 }
 
 /// What the plan adds to the loaded model for one worker training a micro-batch of exactly
-/// `t` tokens and taking the update (no generation: the child generates nothing): the larger
-/// of the training phase and the optimizer state with the update.
-fn predict(args: &PlanBench, model: &crate::model::ModelConfig, t: usize) -> Result<u64> {
+/// `t` tokens and taking the update (no generation: the child generates nothing): (the
+/// training phase, the optimizer state with the update).
+fn predict(args: &PlanBench, model: &crate::model::ModelConfig, t: usize) -> Result<(u64, u64)> {
     let prompt = crate::plan::PROMPT_TOKENS as usize;
     let sets = vec![
         format!("model.path={:?}", args.model),
@@ -114,7 +126,7 @@ fn predict(args: &PlanBench, model: &crate::model::ModelConfig, t: usize) -> Res
     // beside them (GradSum takes the first micro-batch's as the sum), where the plan of a step
     // counts both sets.
     let one_pass = Figures { gradients: plan.worker.gradients / 2, ..plan.worker }.training();
-    Ok(one_pass.max(plan.worker.optimizer + p.update))
+    Ok((one_pass, plan.worker.optimizer + p.update))
 }
 
 fn child(args: &PlanBench, t: usize) -> Result<()> {
@@ -122,8 +134,7 @@ fn child(args: &PlanBench, t: usize) -> Result<()> {
     let opts = LoadOptions::new(dtype, Device::Cpu).trainable(all_trainable());
     let lm = crate::lm::LanguageModel::open(&args.model, &opts)?;
     let model = &lm.model;
-    let loaded =
-        available::meminfo_field(&std::fs::read_to_string("/proc/self/status")?, "VmRSS").unwrap_or(0);
+    let loaded = rss::status("VmRSS")?;
     let vocab = model.config().vocab_size as u32;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let ids: Vec<u32> = (0..=t).map(|_| rng.random_range(0..vocab)).collect();
@@ -133,11 +144,17 @@ fn child(args: &PlanBench, t: usize) -> Result<()> {
     let spans = vec![(0, t)];
     let opts = BackwardOptions { checkpoint_layers: args.checkpoint_layers, ..BackwardOptions::default() };
     let pass = backward(model, &inputs, &targets, opts, |_| spread(&coeffs, &spans, t, &Device::Cpu))?;
+    let training = rss::peak()?;
+    // as the trainer does before its update
+    crate::train::host_memory::return_freed();
+    // The update phase alone: the peak mark restarts at what the pass left (its gradients).
+    rss::reset_peak()?;
+    // Two updates: the first makes the moments; the second is every later step's, where the
+    // old moments live until their replacements are written (ADAMW_TEMPS), the peak a run sees.
     let mut opt = AdamW::new(AdamWConfig::default());
     opt.apply(model.trainable(), &pass.grads, 1e-6)?;
-    drop(pass);
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let rss = available::meminfo_field(&status, "VmHWM").unwrap_or(0);
-    println!("{}", serde_json::json!({ "rss": rss, "loaded": loaded }));
+    opt.apply(model.trainable(), &pass.grads, 1e-6)?;
+    let update = rss::peak()?;
+    println!("{}", serde_json::json!({ "training": training, "update": update, "loaded": loaded }));
     Ok(())
 }
