@@ -199,7 +199,7 @@ fn the_signals_page_draws_a_chosen_signal_over_every_run() {
     key(&mut app, KeyCode::Char('v'));
     assert_eq!(app.state.curves.page, Page::Signals);
     let s = &app.state;
-    let all = curves::signals::catalogue(curves::runs(&s.run_name, &s.history, &s.curves).map(|(_, h)| h));
+    let all = curves::signals::catalogue(curves::histories(&s.history, &s.curves));
     let first_dim = all.iter().position(|e| e.family == "Rubric").unwrap();
     assert_eq!(all.iter().filter(|e| e.family == "Rubric").count(), 3);
     for _ in 0..first_dim {

@@ -203,7 +203,7 @@ fn overlaid(app: &mut App, args: &TuiBench) -> Result<()> {
         s.curves.runs.push(ComparedRun { name, dir: std::path::PathBuf::new(), history });
     }
     // the Signals page on the first rubric dimension: it, and its 15 siblings beneath
-    let histories = std::iter::once(&s.history).chain(s.curves.runs.iter().map(|r| &r.history));
+    let histories = crate::tui::curves::histories(&s.history, &s.curves);
     let first_dim =
         crate::tui::curves::signals::catalogue(histories).iter().position(|e| e.family == "Rubric");
     s.curves.signal = first_dim.unwrap_or(0);

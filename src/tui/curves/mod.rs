@@ -44,7 +44,8 @@ pub struct CurvesView<'a> {
 impl<'a> CurvesView<'a> {
     /// Every run's (name, history): the followed one first.
     pub fn runs(&self) -> impl Iterator<Item = (&'a str, &'a History)> {
-        runs(self.run.name, self.run.history, self.curves)
+        let others = self.curves.runs.iter().map(|r| (r.name.as_str(), &r.history));
+        std::iter::once((self.run.name, self.run.history)).chain(others)
     }
 
     /// The window's step range over every run, inclusive.
@@ -76,7 +77,7 @@ pub fn update(c: &mut CurvesState, history: &mut History, name: &str, msg: Msg) 
             });
         }
         Msg::Signal { down } => {
-            let n = signals::catalogue(runs(name, history, c).map(|(_, h)| h)).len();
+            let n = signals::catalogue(histories(history, c)).len();
             c.signal =
                 if down { (c.signal + 1).min(n.saturating_sub(1)) } else { c.signal.saturating_sub(1) };
         }
@@ -94,19 +95,14 @@ pub fn update(c: &mut CurvesState, history: &mut History, name: &str, msg: Msg) 
     None
 }
 
-/// Every run's (name, history): the followed one (`name`, `history`) first, then those
-/// overlaid on it.
-pub fn runs<'a>(
-    name: &'a str,
-    history: &'a History,
-    c: &'a CurvesState,
-) -> impl Iterator<Item = (&'a str, &'a History)> {
-    std::iter::once((name, history)).chain(c.runs.iter().map(|r| (r.name.as_str(), &r.history)))
+/// Every run's history: the followed one's (`history`) first.
+pub fn histories<'a>(history: &'a History, c: &'a CurvesState) -> impl Iterator<Item = &'a History> {
+    std::iter::once(history).chain(c.runs.iter().map(|r| &r.history))
 }
 
 /// The first and last step of every run together.
 pub fn ends(history: &History, c: &CurvesState) -> Option<(usize, usize)> {
-    runs("", history, c).filter_map(|(_, h)| h.first_last()).reduce(|(a, b), (x, y)| (a.min(x), b.max(y)))
+    histories(history, c).filter_map(History::first_last).reduce(|(a, b), (x, y)| (a.min(x), b.max(y)))
 }
 
 /// The window's step range over every run, inclusive.

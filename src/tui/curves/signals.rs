@@ -104,7 +104,7 @@ fn latest(h: &History, signal: &Signal) -> Option<f64> {
 
 pub fn draw(frame: &mut Frame, area: Rect, v: &CurvesView, range: (usize, usize)) {
     let t = v.theme;
-    let all = catalogue(v.runs().map(|(_, h)| h));
+    let all = catalogue(super::histories(v.run.history, v.curves));
     let chosen = v.curves.signal.min(all.len().saturating_sub(1));
     let list_width = (area.width * 2 / 5).clamp(24, 38);
     let [list, right] = Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(area);
