@@ -17,8 +17,9 @@ use polaris::tui::curves::chart::overlay;
 use polaris::tui::curves::chart::Signal;
 use polaris::tui::curves::ema::ema;
 use polaris::tui::curves::state::Page;
-use polaris::tui::curves::{self, compare};
+use polaris::tui::curves::{self, compare, CurvesView};
 use polaris::tui::history::{CurveKey, Series};
+use polaris::tui::run_view::RunView;
 use polaris::tui::theme::Theme;
 use polaris::tui::{Action, App, DirLink};
 use ratatui::symbols::Marker;
@@ -104,10 +105,11 @@ fn overlaid_runs_of_different_lengths_align_by_step() {
     let mut app = three_runs(tmp.path());
     let s = &app.state;
     assert_eq!(s.curves.runs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["run-b", "run-c"]);
-    assert_eq!(curves::range(s), Some((1, 60)));
+    assert_eq!(curves::range(&s.history, s.window, &s.curves), Some((1, 60)));
     let t = s.theme().clone();
+    let v = CurvesView { curves: &s.curves, run: RunView::of(s), theme: &t };
     let lines = overlay(
-        s,
+        &v,
         &Signal::Series(Series::PolicyMean),
         ("", t.policy, Marker::Braille),
         (1, 60),
@@ -124,7 +126,12 @@ fn overlaid_runs_of_different_lengths_align_by_step() {
     assert!((b10 - (common::run_fixture::step_stats(10).policy_reward_mean + 0.3)).abs() < 1e-12);
     snap("three_runs", &app);
     key(&mut app, KeyCode::Char('+'));
-    assert_eq!(curves::range(&app.state), Some((31, 60)), "zoomed to the last half of all steps");
+    let s = &app.state;
+    assert_eq!(
+        curves::range(&s.history, s.window, &s.curves),
+        Some((31, 60)),
+        "zoomed to the last half of all steps"
+    );
     key(&mut app, KeyCode::Left);
     key(&mut app, KeyCode::Right);
     assert_eq!(app.state.window.end, None, "panning back to step 60 follows again");
@@ -163,8 +170,16 @@ fn smoothing_is_changed_live_and_draws_the_raw_curve_faint() {
     let want = ema(view.xs, view.raw.values(), 0.9);
     assert_eq!(view.smoothed.unwrap().values(), want.as_slice());
     let t = s.theme().clone();
-    let lines =
-        overlay(s, &Signal::Series(Series::Loss), ("loss", t.loss, Marker::Braille), (1, 40), 80, true, true);
+    let v = CurvesView { curves: &s.curves, run: RunView::of(s), theme: &t };
+    let lines = overlay(
+        &v,
+        &Signal::Series(Series::Loss),
+        ("loss", t.loss, Marker::Braille),
+        (1, 40),
+        80,
+        true,
+        true,
+    );
     assert_eq!(lines.len(), 2, "raw behind, smoothed on top");
     assert_eq!((lines[0].colour, lines[1].colour), (polaris::tui::curves::chart::faint(t.loss, &t), t.loss));
     snap("smoothed", &app);
@@ -183,7 +198,8 @@ fn the_signals_page_draws_a_chosen_signal_over_every_run() {
     let mut app = three_runs(tmp.path());
     key(&mut app, KeyCode::Char('v'));
     assert_eq!(app.state.curves.page, Page::Signals);
-    let all = curves::signals::catalogue(&app.state);
+    let s = &app.state;
+    let all = curves::signals::catalogue(curves::histories(&s.history, &s.curves));
     let first_dim = all.iter().position(|e| e.family == "Rubric").unwrap();
     assert_eq!(all.iter().filter(|e| e.family == "Rubric").count(), 3);
     for _ in 0..first_dim {

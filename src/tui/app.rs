@@ -259,7 +259,7 @@ impl App {
             self.summary.add(&ev);
             self.apply(ev);
         }
-        let (grew, problems) = super::curves::compare::poll(&mut self.compared, &mut self.state);
+        let (grew, problems) = super::curves::compare::poll(&mut self.compared, &mut self.state.curves.runs);
         self.state.dirty |= grew;
         for p in problems {
             self.note(p);

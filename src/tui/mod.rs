@@ -19,6 +19,7 @@ pub mod keys;
 pub mod link;
 pub mod playground;
 pub mod rollouts;
+pub mod run_view;
 pub mod socket_link;
 pub mod state;
 pub mod tab;

@@ -203,7 +203,9 @@ fn overlaid(app: &mut App, args: &TuiBench) -> Result<()> {
         s.curves.runs.push(ComparedRun { name, dir: std::path::PathBuf::new(), history });
     }
     // the Signals page on the first rubric dimension: it, and its 15 siblings beneath
-    let first_dim = crate::tui::curves::signals::catalogue(s).iter().position(|e| e.family == "Rubric");
+    let histories = crate::tui::curves::histories(&s.history, &s.curves);
+    let first_dim =
+        crate::tui::curves::signals::catalogue(histories).iter().position(|e| e.family == "Rubric");
     s.curves.signal = first_dim.unwrap_or(0);
     println!();
     println!("{} runs of {} steps overlaid (16 rubric dimensions per step):", args.runs.max(1), args.steps);

@@ -14,15 +14,24 @@ use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::action::Action;
-use super::state::{State, TabId};
+use super::state::TabId;
 use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
+use super::theme::Theme;
 use super::widgets::pane;
 use crate::annotate::rollouts::Comparison;
 use crate::annotate::screen;
+use state::AnnotateTab;
 
 pub const ID: TabId = TabId("Annotate");
 
-pub const TAB: Tab = Tab { id: ID, help: Some((6, HELP)), keys: tab_keys, update, wheel: wheel_moves, draw };
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((6, HELP)),
+    keys: |s, key| tab_keys(&s.annotate, key),
+    update,
+    wheel: wheel_moves,
+    draw: |frame, area, s| draw(frame, area, &s.annotate, s.theme()),
+};
 
 const HELP: HelpSection = (
     "Annotate",
@@ -37,13 +46,14 @@ const HELP: HelpSection = (
 );
 
 /// An open study takes its keys (keys.rs); the chooser takes Enter.
-fn tab_keys(s: &State, key: KeyEvent) -> Option<Action> {
-    match &s.annotate.screen {
+fn tab_keys(a: &AnnotateTab, key: KeyEvent) -> Option<Action> {
+    match &a.screen {
         Some(screen) => keys::action_for(screen, key),
         None => (key.code == KeyCode::Enter).then_some(Action::Key(key)),
     }
 }
 
+/// Its own state only (and the status line).
 fn update(c: &mut Ctx, action: Action) -> Option<Action> {
     let a = &mut c.state.annotate;
     match action {
@@ -78,13 +88,12 @@ fn update(c: &mut Ctx, action: Action) -> Option<Action> {
     None
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    if let Some(screen) = &s.annotate.screen {
+/// An open study's screen, else the chooser of comparisons.
+pub fn draw(frame: &mut Frame, area: Rect, a: &AnnotateTab, t: &Theme) {
+    if let Some(screen) = &a.screen {
         screen::draw(frame, area, screen);
         return;
     }
-    let t = s.theme();
-    let a = &s.annotate;
     let mut text = vec![
         Line::styled("Judge this run's samples, blinded: which story reads better?", t.accent()),
         Line::default(),

@@ -11,8 +11,8 @@ use ratatui::widgets::{Axis, Chart, Dataset, GraphType, LegendPosition};
 use ratatui::Frame;
 
 use super::column::thin;
+use super::CurvesView;
 use crate::tui::history::{CurveKey, History, Series};
-use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{num, pane};
 
@@ -101,7 +101,7 @@ pub fn run_curves(
 /// leave names out when `named` is false). With smoothing on, the raw curve is drawn faint
 /// behind the smoothed one when `raw_behind` (small charts show the smoothed one alone).
 pub fn overlay(
-    s: &State,
+    v: &CurvesView,
     signal: &Signal,
     (name, colour, marker): (&str, Color, Marker),
     range: (usize, usize),
@@ -109,10 +109,10 @@ pub fn overlay(
     named: bool,
     raw_behind: bool,
 ) -> Vec<Curve> {
-    let t = s.theme();
-    let many = !s.curves.runs.is_empty();
+    let t = v.theme;
+    let many = !v.curves.runs.is_empty();
     let mut out = Vec::new();
-    for (i, (run, h)) in super::runs(s).enumerate() {
+    for (i, (run, h)) in v.runs().enumerate() {
         let Some(key) = signal.key(h) else { continue };
         let look = if many {
             let label = if named { run.to_string() } else { String::new() };

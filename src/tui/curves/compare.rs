@@ -11,12 +11,13 @@ use ratatui::widgets::{Cell, Clear, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use super::chart::run_colour;
-use super::state::{ComparedRun, ConfigDiff};
+use super::state::{ComparedRun, ConfigDiff, CurvesState};
 use crate::run::RunDir;
 use crate::run::{Event, EventKind};
 use crate::tui::history::History;
 use crate::tui::link::{DirLink, Link};
 use crate::tui::state::State;
+use crate::tui::theme::Theme;
 use crate::tui::widgets::{centred, pane};
 
 /// The compared runs' event logs, read as they grow (the App polls them with its own).
@@ -62,9 +63,9 @@ pub fn add_runs(followers: &mut Followers, s: &mut State, first: &Path, others: 
 
 /// Reads what the compared runs appended; returns the problems met, for the status line.
 /// True in the first of the pair when anything arrived.
-pub fn poll(followers: &mut Followers, s: &mut State) -> (bool, Vec<String>) {
+pub fn poll(followers: &mut Followers, runs: &mut [ComparedRun]) -> (bool, Vec<String>) {
     let (mut grew, mut problems) = (false, Vec::new());
-    for (link, run) in followers.links.iter_mut().zip(&mut s.curves.runs) {
+    for (link, run) in followers.links.iter_mut().zip(runs) {
         let (events, said) = link.poll();
         problems.extend(said.into_iter().map(|p| format!("{}: {p}", run.name)));
         grew |= !events.is_empty();
@@ -84,10 +85,11 @@ fn apply(h: &mut History, ev: Event) {
     }
 }
 
-pub fn config_diff(s: &State) -> ConfigDiff {
-    let mut runs = vec![s.run_name.clone()];
-    let mut dirs = vec![s.curves.dir.clone()];
-    for r in &s.curves.runs {
+/// The configs of the followed run (`name`, in `c.dir`) and those overlaid on it, compared.
+pub fn config_diff(name: &str, c: &CurvesState) -> ConfigDiff {
+    let mut runs = vec![name.to_string()];
+    let mut dirs = vec![c.dir.clone()];
+    for r in &c.runs {
         runs.push(r.name.clone());
         dirs.push(r.dir.clone());
     }
@@ -145,8 +147,7 @@ fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
 }
 
 /// The diff over the dashboard: a key per line, a column per run in its colour.
-pub fn draw_diff(frame: &mut Frame, area: Rect, s: &State, d: &ConfigDiff) {
-    let t = s.theme();
+pub fn draw_diff(frame: &mut Frame, area: Rect, d: &ConfigDiff, t: &Theme) {
     let height = (d.rows.len() + d.problems.len() + 5).min(area.height as usize) as u16;
     let r = centred(area, area.width.saturating_sub(4).min(160), height.max(7));
     frame.render_widget(Clear, r);

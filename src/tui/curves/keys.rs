@@ -3,13 +3,12 @@
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::state::Page;
+use super::state::{CurvesState, Page};
 use super::Msg;
-use crate::tui::state::State;
 
 /// What a key means on the Dashboard, when it is one of these.
-pub fn action_for(s: &State, key: KeyEvent) -> Option<Msg> {
-    if s.curves.diff.is_some() && matches!(key.code, KeyCode::Esc) {
+pub fn action_for(c: &CurvesState, key: KeyEvent) -> Option<Msg> {
+    if c.diff.is_some() && matches!(key.code, KeyCode::Esc) {
         return Some(Msg::ToggleDiff);
     }
     Some(match key.code {
@@ -17,8 +16,8 @@ pub fn action_for(s: &State, key: KeyEvent) -> Option<Msg> {
         KeyCode::Char('<') => Msg::Smoothing { more: false },
         KeyCode::Char('>') => Msg::Smoothing { more: true },
         KeyCode::Char('D') => Msg::ToggleDiff,
-        KeyCode::Up if s.curves.page == Page::Signals => Msg::Signal { down: false },
-        KeyCode::Down if s.curves.page == Page::Signals => Msg::Signal { down: true },
+        KeyCode::Up if c.page == Page::Signals => Msg::Signal { down: false },
+        KeyCode::Down if c.page == Page::Signals => Msg::Signal { down: true },
         _ => return None,
     })
 }

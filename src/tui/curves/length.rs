@@ -13,10 +13,10 @@ use ratatui::Frame;
 
 use super::chart::Signal;
 use super::chart::{chart, overlay};
+use super::CurvesView;
 use crate::reward::rules::LengthTarget;
 use crate::run::rollout::ScoredRollout;
 use crate::tui::history::Series;
-use crate::tui::state::State;
 use crate::tui::theme::Theme;
 use crate::tui::widgets::{num, opt_num, pane};
 
@@ -89,11 +89,11 @@ pub fn bucket_fits(points: &[Point]) -> Vec<BucketFit> {
     out
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
-    let t = s.theme();
+pub fn draw(frame: &mut Frame, area: Rect, v: &CurvesView, range: (usize, usize)) {
+    let t = v.theme;
     let [top, bottom] = Layout::vertical([Constraint::Percentage(60), Constraint::Min(0)]).areas(area);
     let [scatter, buckets] = Layout::horizontal([Constraint::Percentage(55), Constraint::Min(0)]).areas(top);
-    let loaded = s.groups.loaded.as_ref().filter(|(key, _)| !key.is_val());
+    let loaded = v.run.groups.loaded.as_ref().filter(|(key, _)| !key.is_val());
     let points: Vec<Point> = loaded
         .map_or(vec![], |(_, groups)| groups.iter().flat_map(|g| g.rows.iter().filter_map(point)).collect());
     let label = loaded.map_or("no step with rollouts yet".to_string(), |(key, _)| key.label());
@@ -101,10 +101,10 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
     draw_buckets(frame, buckets, &bucket_fits(&points), t);
 
     let [share, ratio] = Layout::horizontal([Constraint::Percentage(50), Constraint::Min(0)]).areas(bottom);
-    let latest = |series| s.history.latest_value(crate::tui::history::CurveKey::Series(series));
+    let latest = |series| v.run.history.latest_value(crate::tui::history::CurveKey::Series(series));
     let pct = latest(Series::LengthInBand).map_or("–".into(), |v| format!("{:.0}%", 100.0 * v));
     let curves = overlay(
-        s,
+        v,
         &Signal::Series(Series::LengthInBand),
         ("", t.length, Marker::Braille),
         range,
@@ -114,7 +114,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
     );
     chart(frame, share, &format!(" In the band {pct} (policy rows, by step) "), &curves, range, t);
     let curves = overlay(
-        s,
+        v,
         &Signal::Series(Series::LengthRatio),
         ("", t.length, Marker::Braille),
         range,

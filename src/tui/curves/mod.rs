@@ -2,7 +2,8 @@
 //! RUN...`, one colour each, aligned by step, with a diff of their configs), EMA smoothing
 //! with the raw series faint behind it, every step signal as a selectable curve (Signals
 //! page), and length control at a glance (Length page). State, messages and update here; a
-//! file per page draws it from `&State` alone.
+//! file per page draws it from a `CurvesView` alone: the dashboard's own state, the run it
+//! follows (`RunView`) and the theme.
 
 pub mod chart;
 pub mod column;
@@ -13,8 +14,10 @@ pub mod length;
 pub mod signals;
 pub mod state;
 
-use super::history::Window;
-use super::state::State;
+use super::history::{History, Window};
+use super::run_view::RunView;
+use super::theme::Theme;
+use state::CurvesState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Msg {
@@ -30,19 +33,41 @@ pub enum Msg {
     ToggleDiff,
 }
 
-pub fn update(s: &mut State, msg: Msg) -> Option<String> {
+/// What the pages draw from, borrowed for one frame.
+#[derive(Clone, Copy)]
+pub struct CurvesView<'a> {
+    pub curves: &'a CurvesState,
+    pub run: RunView<'a>,
+    pub theme: &'a Theme,
+}
+
+impl<'a> CurvesView<'a> {
+    /// Every run's (name, history): the followed one first.
+    pub fn runs(&self) -> impl Iterator<Item = (&'a str, &'a History)> {
+        let others = self.curves.runs.iter().map(|r| (r.name.as_str(), &r.history));
+        std::iter::once((self.run.name, self.run.history)).chain(others)
+    }
+
+    /// The window's step range over every run, inclusive.
+    pub fn range(&self) -> Option<(usize, usize)> {
+        range(self.run.history, self.run.window, self.curves)
+    }
+}
+
+/// Applies `msg` to the curves; the followed run's `history` is smoothed with the others, and
+/// its `name` heads the config diff. A line to say, if any.
+pub fn update(c: &mut CurvesState, history: &mut History, name: &str, msg: Msg) -> Option<String> {
     match msg {
-        Msg::NextPage => s.curves.page = s.curves.page.next(),
+        Msg::NextPage => c.page = c.page.next(),
         Msg::Smoothing { more } => {
-            let c = &mut s.curves;
             c.smoothing = if more {
                 (c.smoothing + 1).min(ema::STRENGTHS.len() - 1)
             } else {
                 c.smoothing.saturating_sub(1)
             };
             let w = c.weight();
-            s.history.set_smoothing(w);
-            for r in &mut s.curves.runs {
+            history.set_smoothing(w);
+            for r in &mut c.runs {
                 r.history.set_smoothing(w);
             }
             return Some(if w > 0.0 {
@@ -52,45 +77,43 @@ pub fn update(s: &mut State, msg: Msg) -> Option<String> {
             });
         }
         Msg::Signal { down } => {
-            let n = signals::catalogue(s).len();
-            let c = &mut s.curves;
+            let n = signals::catalogue(histories(history, c)).len();
             c.signal =
                 if down { (c.signal + 1).min(n.saturating_sub(1)) } else { c.signal.saturating_sub(1) };
         }
         Msg::ToggleDiff => {
-            if s.curves.diff.take().is_none() {
-                if s.curves.runs.is_empty() {
+            if c.diff.take().is_none() {
+                if c.runs.is_empty() {
                     return Some(
                         "one run: nothing to compare; open several (polaris-tui open RUN RUN ...)".into(),
                     );
                 }
-                s.curves.diff = Some(compare::config_diff(s));
+                c.diff = Some(compare::config_diff(name, c));
             }
         }
     }
     None
 }
 
-/// Every run's (name, history): this one first.
-pub fn runs(s: &State) -> impl Iterator<Item = (&str, &super::history::History)> {
-    std::iter::once((s.run_name.as_str(), &s.history))
-        .chain(s.curves.runs.iter().map(|r| (r.name.as_str(), &r.history)))
+/// Every run's history: the followed one's (`history`) first.
+pub fn histories<'a>(history: &'a History, c: &'a CurvesState) -> impl Iterator<Item = &'a History> {
+    std::iter::once(history).chain(c.runs.iter().map(|r| &r.history))
 }
 
 /// The first and last step of every run together.
-pub fn ends(s: &State) -> Option<(usize, usize)> {
-    runs(s).filter_map(|(_, h)| h.first_last()).reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+pub fn ends(history: &History, c: &CurvesState) -> Option<(usize, usize)> {
+    histories(history, c).filter_map(History::first_last).reduce(|(a, b), (x, y)| (a.min(x), b.max(y)))
 }
 
 /// The window's step range over every run, inclusive.
-pub fn range(s: &State) -> Option<(usize, usize)> {
-    Some(s.window.range(ends(s)?))
+pub fn range(history: &History, window: Window, c: &CurvesState) -> Option<(usize, usize)> {
+    Some(window.range(ends(history, c)?))
 }
 
-pub fn zoom(s: &State, zoom_in: bool) -> Window {
-    ends(s).map_or(s.window, |e| s.window.zoom(e, zoom_in))
+pub fn zoom(history: &History, window: Window, c: &CurvesState, zoom_in: bool) -> Window {
+    ends(history, c).map_or(window, |e| window.zoom(e, zoom_in))
 }
 
-pub fn pan(s: &State, forward: bool) -> Window {
-    ends(s).map_or(s.window, |e| s.window.pan(e, forward))
+pub fn pan(history: &History, window: Window, c: &CurvesState, forward: bool) -> Window {
+    ends(history, c).map_or(window, |e| window.pan(e, forward))
 }

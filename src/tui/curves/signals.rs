@@ -10,8 +10,8 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::chart::{chart, chart_styled, overlay, Signal};
-use crate::tui::history::Series;
-use crate::tui::state::State;
+use super::CurvesView;
+use crate::tui::history::{History, Series};
 use crate::tui::widgets::{opt_num, pane};
 
 /// One line of the list.
@@ -68,11 +68,11 @@ const FIXED: [(&str, &[(Series, &str)]); 7] = [
     ("Length", &[(Series::LengthRatio, "length ratio"), (Series::LengthInBand, "in-band share")]),
 ];
 
-/// Every signal, family by family; the rubric's dimensions (every run's, the first run's
-/// order first) after the components.
-pub fn catalogue(s: &State) -> Vec<Entry> {
+/// Every signal, family by family; the rubric's dimensions (every run's `histories`, the
+/// first run's order first) after the components.
+pub fn catalogue<'a>(histories: impl IntoIterator<Item = &'a History>) -> Vec<Entry> {
     let mut dims: Vec<String> = Vec::new();
-    for (_, h) in super::runs(s) {
+    for h in histories {
         for d in &h.dimensions {
             if !dims.contains(&d.key) {
                 dims.push(d.key.clone());
@@ -98,14 +98,14 @@ pub fn catalogue(s: &State) -> Vec<Entry> {
 }
 
 /// The first run's latest value of a signal.
-fn latest(s: &State, signal: &Signal) -> Option<f64> {
-    s.history.latest_value(signal.key(&s.history)?)
+fn latest(h: &History, signal: &Signal) -> Option<f64> {
+    h.latest_value(signal.key(h)?)
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
-    let t = s.theme();
-    let all = catalogue(s);
-    let chosen = s.curves.signal.min(all.len().saturating_sub(1));
+pub fn draw(frame: &mut Frame, area: Rect, v: &CurvesView, range: (usize, usize)) {
+    let t = v.theme;
+    let all = catalogue(super::histories(v.run.history, v.curves));
+    let chosen = v.curves.signal.min(all.len().saturating_sub(1));
     let list_width = (area.width * 2 / 5).clamp(24, 38);
     let [list, right] = Layout::horizontal([Constraint::Length(list_width), Constraint::Min(0)]).areas(area);
 
@@ -121,7 +121,7 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
             chosen_line = lines.len();
         }
         let name: String = e.name.chars().take(name_width).collect();
-        let text = format!(" {name:<name_width$} {:>9}", opt_num(latest(s, &e.signal)));
+        let text = format!(" {name:<name_width$} {:>9}", opt_num(latest(v.run.history, &e.signal)));
         lines.push(Line::styled(text, if i == chosen { t.selected() } else { t.base() }));
     }
     let inner_height = list.height.saturating_sub(2) as usize;
@@ -145,10 +145,10 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
         " {} · {} {} · steps {x0}–{x1} ",
         entry.family,
         entry.name,
-        opt_num(latest(s, &entry.signal))
+        opt_num(latest(v.run.history, &entry.signal))
     );
     let curves = overlay(
-        s,
+        v,
         &entry.signal,
         (entry.name.as_str(), t.policy, Marker::Braille),
         range,
@@ -166,9 +166,9 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State, range: (usize, usize)) {
         for (c, cell) in cells.iter().enumerate() {
             let Some(e) = family.get(r * per_row + c) else { break };
             let curves =
-                overlay(s, &e.signal, ("", t.policy, Marker::Braille), range, cell.width, false, false);
+                overlay(v, &e.signal, ("", t.policy, Marker::Braille), range, cell.width, false, false);
             let name: String = e.name.chars().take(cell.width.saturating_sub(12) as usize).collect();
-            let block = pane(format!(" {name} {} ", opt_num(latest(s, &e.signal))), t);
+            let block = pane(format!(" {name} {} ", opt_num(latest(v.run.history, &e.signal))), t);
             let block = if e.signal == entry.signal { block.border_style(t.accent()) } else { block };
             chart_styled(frame, *cell, block, &curves, range, t);
         }

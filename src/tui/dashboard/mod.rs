@@ -14,10 +14,11 @@ use ratatui::Frame;
 use super::action::Action;
 use super::curves::chart::Signal;
 use super::curves::chart::{chart, columns, overlay, run_colour, Curve};
-use super::curves::state::Page;
-use super::curves::{self};
+use super::curves::state::{CurvesState, Page};
+use super::curves::{self, CurvesView};
 use super::history::{thin, Series, Window};
-use super::state::{State, TabId};
+use super::run_view::RunView;
+use super::state::TabId;
 use super::tab::{Ctx, HelpSection, Tab};
 use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
@@ -25,7 +26,15 @@ use crate::run::stats::StepStats;
 
 pub const ID: TabId = TabId("Dashboard");
 
-pub const TAB: Tab = Tab { id: ID, help: Some((1, HELP)), keys, update, wheel, draw };
+/// Its state is the curves' (`State::curves`); it reads the run besides (`RunView`).
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((1, HELP)),
+    keys: |s, key| keys(&s.curves, key),
+    update,
+    wheel,
+    draw: |frame, area, s| draw(frame, area, &s.curves, RunView::of(s), s.theme()),
+};
 
 const HELP: HelpSection = (
     "Dashboard",
@@ -38,8 +47,8 @@ const HELP: HelpSection = (
 
 /// The curves' keys (pages, smoothing, the diff), then zoom; ← → and f are global keys that
 /// mean pan and follow here.
-fn keys(s: &State, key: KeyEvent) -> Option<Action> {
-    if let Some(msg) = curves::keys::action_for(s, key) {
+fn keys(c: &CurvesState, key: KeyEvent) -> Option<Action> {
+    if let Some(msg) = curves::keys::action_for(c, key) {
         return Some(Action::Curves(msg));
     }
     match key.code {
@@ -52,11 +61,11 @@ fn keys(s: &State, key: KeyEvent) -> Option<Action> {
 fn update(c: &mut Ctx, action: Action) -> Option<Action> {
     let s = &mut *c.state;
     match action {
-        Action::Side { forward } => s.window = curves::pan(s, forward),
-        Action::Zoom { zoom_in } => s.window = curves::zoom(s, zoom_in),
+        Action::Side { forward } => s.window = curves::pan(&s.history, s.window, &s.curves, forward),
+        Action::Zoom { zoom_in } => s.window = curves::zoom(&s.history, s.window, &s.curves, zoom_in),
         Action::Follow => s.window = Window::default(),
         Action::Curves(msg) => {
-            if let Some(text) = curves::update(s, msg) {
+            if let Some(text) = curves::update(&mut s.curves, &mut s.history, &s.run_name, msg) {
                 c.say(text);
             }
         }
@@ -70,9 +79,9 @@ fn wheel(down: bool) -> Action {
     Action::Zoom { zoom_in: !down }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
-    let Some((x0, x1)) = curves::range(s) else {
+pub fn draw(frame: &mut Frame, area: Rect, c: &CurvesState, run: RunView, t: &Theme) {
+    let v = CurvesView { curves: c, run, theme: t };
+    let Some((x0, x1)) = v.range() else {
         let p = Paragraph::new(
             "Waiting for the first step: the trainer writes one event per step to events.jsonl.",
         )
@@ -81,43 +90,42 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         frame.render_widget(p, area);
         return;
     };
-    let c = &s.curves;
     // a line naming the runs, the smoothing and the page, once any of them is not the default
     let area = if !c.runs.is_empty() || c.weight() > 0.0 || c.page != Page::Overview {
         let [legend, rest] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
-        draw_legend(frame, legend, s);
+        draw_legend(frame, legend, &v);
         rest
     } else {
         area
     };
     match c.page {
-        Page::Overview => draw_overview(frame, area, s, (x0, x1)),
-        Page::Signals => curves::signals::draw(frame, area, s, (x0, x1)),
-        Page::Length => curves::length::draw(frame, area, s, (x0, x1)),
+        Page::Overview => draw_overview(frame, area, &v, (x0, x1)),
+        Page::Signals => curves::signals::draw(frame, area, &v, (x0, x1)),
+        Page::Length => curves::length::draw(frame, area, &v, (x0, x1)),
     }
     if let Some(d) = &c.diff {
-        curves::compare::draw_diff(frame, area, s, d);
+        curves::compare::draw_diff(frame, area, d, t);
     }
 }
 
 /// `━ a ━ b · D diff · smoothing 0.9 < > · curves signals length v`, runs in their colours.
-fn draw_legend(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
+fn draw_legend(frame: &mut Frame, area: Rect, v: &CurvesView) {
+    let (t, c) = (v.theme, v.curves);
     let mut spans = Vec::new();
-    if !s.curves.runs.is_empty() {
-        for (i, (name, _)) in curves::runs(s).enumerate() {
+    if !c.runs.is_empty() {
+        for (i, (name, _)) in v.runs().enumerate() {
             let glyph = if t.mono { ["⣿", "•", "█", "▬"][i % 4] } else { "━" };
             spans.push(Span::styled(format!(" {glyph} "), t.fg(run_colour(t, i))));
             spans.push(Span::styled(name.to_string(), t.base()));
         }
         spans.push(Span::styled(" · D diff ·", t.dim()));
     }
-    let w = s.curves.weight();
+    let w = c.weight();
     let smoothing = if w > 0.0 { format!(" smoothing {w}, raw faint") } else { " smoothing off".to_string() };
     spans.push(Span::styled(smoothing, t.base()));
     spans.push(Span::styled(" < > · ", t.dim()));
     for p in Page::ALL {
-        let style = if p == s.curves.page { t.selected().patch(t.accent()) } else { t.dim() };
+        let style = if p == c.page { t.selected().patch(t.accent()) } else { t.dim() };
         spans.push(Span::styled(p.title(), style));
         spans.push(Span::raw(" "));
     }
@@ -125,19 +133,19 @@ fn draw_legend(frame: &mut Frame, area: Rect, s: &State) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usize)) {
-    let t = s.theme();
-    let rows = s.history.visible(s.window);
+fn draw_overview(frame: &mut Frame, area: Rect, v: &CurvesView, (x0, x1): (usize, usize)) {
+    let (t, run) = (v.theme, &v.run);
+    let rows = run.history.visible(run.window);
     let [top, mid, bottom] =
         Layout::vertical([Constraint::Percentage(46), Constraint::Percentage(32), Constraint::Min(6)])
             .areas(area);
     let [reward, length] = Layout::horizontal([Constraint::Percentage(66), Constraint::Min(0)]).areas(top);
 
-    let live = if s.window.end.is_none() { ", live" } else { "" };
-    let zoom = if s.window.span.is_none() { "all" } else { "zoomed" };
+    let live = if run.window.end.is_none() { ", live" } else { "" };
+    let zoom = if run.window.span.is_none() { "all" } else { "zoomed" };
     // the curves are of the rows' scores: say which (reward.score)
     let mode = rows.last().map_or(Default::default(), |r| r.score_mode).name();
-    let many = !s.curves.runs.is_empty();
+    let many = !v.curves.runs.is_empty();
     let title = if many {
         format!(" Reward (policy mean) · steps {x0}–{x1} ({zoom}{live}) · {mode} ")
     } else {
@@ -158,11 +166,11 @@ fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usi
     let mut rewards: Vec<Curve> = reward_series
         .iter()
         .flat_map(|&(series, name, colour, marker)| {
-            overlay(s, &Signal::Series(series), (name, colour, marker), range, reward.width, true, true)
+            overlay(v, &Signal::Series(series), (name, colour, marker), range, reward.width, true, true)
         })
         .collect();
     // validation: one point per pass; a block marker where there is no colour to tell it
-    for (i, (_, h)) in curves::runs(s).enumerate().filter(|(_, (_, h))| !h.val.is_empty()) {
+    for (i, (_, h)) in v.runs().enumerate().filter(|(_, (_, h))| !h.val.is_empty()) {
         let (xs, ys) = h.val_in(range);
         let points = thin(xs, ys, x0 as f64, x1 as f64, columns(reward.width));
         let (name, colour) =
@@ -177,7 +185,7 @@ fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usi
         length,
         &format!(" Length ratio {} ", opt_num(ratio)),
         &overlay(
-            s,
+            v,
             &Signal::Series(Series::LengthRatio),
             ("", t.length, Marker::Braille),
             range,
@@ -204,7 +212,7 @@ fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usi
             *cell,
             &format!(" {name} {} ", opt_num(now)),
             &overlay(
-                s,
+                v,
                 &Signal::Series(series),
                 ("", colour, Marker::Braille),
                 range,
@@ -218,10 +226,10 @@ fn draw_overview(frame: &mut Frame, area: Rect, s: &State, (x0, x1): (usize, usi
     }
 
     let [split, judge] = Layout::horizontal([Constraint::Percentage(50), Constraint::Min(0)]).areas(bottom);
-    if let Some(last) = s.history.latest() {
+    if let Some(last) = run.history.latest() {
         draw_split(frame, split, last, t);
     }
-    draw_judge(frame, judge, s.history.latest(), s);
+    draw_judge(frame, judge, run, t);
 }
 
 /// The latest step's seconds split into generate / judge / train, as a stacked bar.
@@ -261,18 +269,23 @@ fn draw_split(frame: &mut Frame, area: Rect, last: &StepStats, t: &Theme) {
     frame.render_widget(Paragraph::new(lines).block(pane(" Step time ", t)), area);
 }
 
-fn draw_judge(frame: &mut Frame, area: Rect, last: Option<&StepStats>, s: &State) {
-    let t = s.theme();
-    let failures = if s.judge_failures > 0 { t.fg(t.bad) } else { t.base() };
+/// The run's judge failures and cost beside the latest step's, its latest validation pass and
+/// its checkpoints.
+fn draw_judge(frame: &mut Frame, area: Rect, run: &RunView, t: &Theme) {
+    let last = run.history.latest();
+    let failures = if run.judge_failures > 0 { t.fg(t.bad) } else { t.base() };
     let mut lines = Vec::new();
     if let Some(last) = last {
         lines.extend([
             Line::from(vec![Span::styled(
-                format!("judge failures {} in the run, {} this step", s.judge_failures, last.judge_failures),
+                format!(
+                    "judge failures {} in the run, {} this step",
+                    run.judge_failures, last.judge_failures
+                ),
                 failures,
             )]),
             Line::styled(
-                format!("judge cost ${:.4} in the run, ${:.4} this step", s.judge_cost, last.judge_cost),
+                format!("judge cost ${:.4} in the run, ${:.4} this step", run.judge_cost, last.judge_cost),
                 t.base(),
             ),
             Line::styled(
@@ -286,7 +299,7 @@ fn draw_judge(frame: &mut Frame, area: Rect, last: Option<&StepStats>, s: &State
             ),
         ]);
     }
-    if let Some(v) = s.history.latest_val() {
+    if let Some(v) = run.history.latest_val() {
         let failed = if v.judge_failures > 0 {
             format!(", {} judge failures", v.judge_failures)
         } else {
@@ -305,9 +318,9 @@ fn draw_judge(frame: &mut Frame, area: Rect, last: Option<&StepStats>, s: &State
             t.fg(t.validation),
         ));
     }
-    if let Some((step, _)) = s.checkpoints.last() {
+    if let Some((step, _)) = run.checkpoints.last() {
         lines.push(Line::styled(
-            format!("{} checkpoints, the latest at step {step}", s.checkpoints.len()),
+            format!("{} checkpoints, the latest at step {step}", run.checkpoints.len()),
             t.dim(),
         ));
     }

@@ -32,12 +32,19 @@ pub const ID: TabId = TabId("Eval");
 
 /// Its help section sits beside the Dashboard's so the two help columns stay within 22 rows
 /// at 80x24.
-pub const TAB: Tab = Tab { id: ID, help: Some((2, HELP)), keys, update, wheel: wheel_moves, draw };
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((2, HELP)),
+    keys: |_, key| keys(key),
+    update,
+    wheel: wheel_moves,
+    draw: |frame, area, s| draw(frame, area, &s.eval, s.theme()),
+};
 
 const HELP: HelpSection = ("Eval", &[("↑↓  r", "evaluation / read again")]);
 
 /// r reads eval/ again now.
-fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+fn keys(key: KeyEvent) -> Option<Action> {
     (key.code == KeyCode::Char('r')).then_some(Action::Key(key))
 }
 
@@ -68,9 +75,7 @@ pub fn refresh(s: &mut State, index: &mut EvalIndex, now: bool) {
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
-    let tab = &s.eval;
+pub fn draw(frame: &mut Frame, area: Rect, tab: &EvalTab, t: &Theme) {
     let Some(e) = tab.current() else {
         draw_none(frame, area, tab, t);
         return;

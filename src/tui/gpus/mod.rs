@@ -13,7 +13,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Sparkline, Table, Wrap};
 use ratatui::Frame;
 
-use super::state::{State, TabId};
+use super::state::TabId;
 use super::tab::{leaves, no_keys, wheel_moves, Tab};
 use super::theme::Theme;
 use super::widgets::{gib, pane};
@@ -23,11 +23,16 @@ use state::{fit, DeviceHistory, GpuState};
 pub const ID: TabId = TabId("GPUs");
 
 /// Nothing but the global keys.
-pub const TAB: Tab = Tab { id: ID, help: None, keys: no_keys, update: leaves, wheel: wheel_moves, draw };
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: None,
+    keys: no_keys,
+    update: leaves,
+    wheel: wheel_moves,
+    draw: |frame, area, s| draw(frame, area, &s.gpu, s.theme()),
+};
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
-    let g = &s.gpu;
+pub fn draw(frame: &mut Frame, area: Rect, g: &GpuState, t: &Theme) {
     match &g.last {
         None => frame.render_widget(
             Paragraph::new("Reading the devices (once a second)…").style(t.dim()).block(pane(" GPUs ", t)),

@@ -17,12 +17,21 @@ use super::action::Action;
 use super::rollouts::{Group, RolloutIndex, StepKey};
 use super::state::{State, TabId};
 use super::tab::{step_index, wheel_moves, Ctx, HelpSection, Tab};
+use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
 use crate::reward::score::ScoreMode;
+use state::GroupsState;
 
 pub const ID: TabId = TabId("Groups");
 
-pub const TAB: Tab = Tab { id: ID, help: Some((3, HELP)), keys, update, wheel: wheel_moves, draw };
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((3, HELP)),
+    keys: |_, key| keys(key),
+    update,
+    wheel: wheel_moves,
+    draw: |frame, area, s| draw(frame, area, &s.groups, s.theme()),
+};
 
 const HELP: HelpSection = (
     "Groups",
@@ -36,7 +45,7 @@ const HELP: HelpSection = (
 );
 
 /// PgUp / PgDn change group here (elsewhere they scroll); Enter inspects the row.
-fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+fn keys(key: KeyEvent) -> Option<Action> {
     match key.code {
         KeyCode::PageUp => Some(Action::Group { forward: false }),
         KeyCode::PageDown => Some(Action::Group { forward: true }),
@@ -94,9 +103,7 @@ pub fn load(s: &mut State, rollouts: &RolloutIndex, step: StepKey) -> Option<Str
     }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
-    let g = &s.groups;
+pub fn draw(frame: &mut Frame, area: Rect, g: &GroupsState, t: &Theme) {
     let Some((step, groups)) = &g.loaded else {
         let p = Paragraph::new("No rollouts yet: rollouts.jsonl gains a step's groups when the step ends.")
             .style(t.dim())
@@ -121,14 +128,14 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
         let [a, b] = Layout::vertical([Constraint::Length(list_h), Constraint::Min(0)]).areas(area);
         (a, b)
     };
-    draw_list(frame, list_area, s, groups, &title);
+    draw_list(frame, list_area, groups, g.group, &title, t);
     if let Some(group) = groups.get(g.group) {
-        draw_group(frame, group_area, s, group, step.is_val());
+        draw_group(frame, group_area, group, g.row, step.is_val(), t);
     }
 }
 
-fn draw_list(frame: &mut Frame, area: Rect, s: &State, groups: &[Group], title: &str) {
-    let t = s.theme();
+/// The step's `groups`, the `chosen` one highlighted, under `title`.
+fn draw_list(frame: &mut Frame, area: Rect, groups: &[Group], chosen: usize, title: &str, t: &Theme) {
     let header = Row::new(["group", "ref rank", "best", "prompt"]).style(t.dim());
     let rows: Vec<Row> = groups
         .iter()
@@ -151,12 +158,12 @@ fn draw_list(frame: &mut Frame, area: Rect, s: &State, groups: &[Group], title: 
     .header(header)
     .block(pane(title.to_string(), t))
     .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(s.groups.group));
+    let mut state = TableState::default().with_selected(Some(chosen));
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group, val: bool) {
-    let t = s.theme();
+/// One group's rows, `row` highlighted; `val`: a validation pass's (no advantage).
+fn draw_group(frame: &mut Frame, area: Rect, group: &Group, row: usize, val: bool, t: &Theme) {
     let prompt_h = 4.min(area.height / 3).max(3);
     let [prompt, rows_area] =
         Layout::vertical([Constraint::Length(prompt_h), Constraint::Min(0)]).areas(area);
@@ -238,6 +245,6 @@ fn draw_group(frame: &mut Frame, area: Rect, s: &State, group: &Group, val: bool
         .column_spacing(1)
         .block(pane(title, t))
         .row_highlight_style(t.selected());
-    let mut state = TableState::default().with_selected(Some(s.groups.row));
+    let mut state = TableState::default().with_selected(Some(row));
     frame.render_stateful_widget(table, rows_area, &mut state);
 }

@@ -15,17 +15,27 @@ use ratatui::Frame;
 pub use evidence::{highlight, quotes};
 
 use super::action::Action;
-use super::state::{State, TabId};
+use super::groups::state::GroupsState;
+use super::state::TabId;
 use super::tab::{step_index, Ctx, HelpSection, Tab};
 use super::theme::Theme;
 use super::widgets::{num, opt_num, pane};
 use crate::reward::breakdown::Breakdown;
 use crate::reward::rubric::Sign;
 use crate::run::rollout::ScoredRollout;
+use state::InspectorState;
 
 pub const ID: TabId = TabId("Inspector");
 
-pub const TAB: Tab = Tab { id: ID, help: Some((4, HELP)), keys, update, wheel, draw };
+/// It shows the row chosen in the Groups tab's state, which it reads (and moves, with ← →).
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((4, HELP)),
+    keys: |_, key| keys(key),
+    update,
+    wheel,
+    draw: |frame, area, s| draw(frame, area, &s.inspector, &s.groups, s.theme()),
+};
 
 const HELP: HelpSection = (
     "Inspector",
@@ -39,33 +49,30 @@ const HELP: HelpSection = (
 );
 
 /// j / k scroll the judgement pane, t shows the thinking; the arrows are global keys.
-fn keys(_: &State, key: KeyEvent) -> Option<Action> {
+fn keys(key: KeyEvent) -> Option<Action> {
     matches!(key.code, KeyCode::Char('j') | KeyCode::Char('k') | KeyCode::Char('t'))
         .then_some(Action::Key(key))
 }
 
+/// Its own state, and the Groups tab's chosen row (← → move it): nothing else.
 fn update(c: &mut Ctx, action: Action) -> Option<Action> {
-    let s = &mut *c.state;
+    let (i, g) = (&mut c.state.inspector, &mut c.state.groups);
     match action {
         Action::Move { down, by } => {
-            s.inspector.scroll = if down {
-                s.inspector.scroll.saturating_add(by)
-            } else {
-                s.inspector.scroll.saturating_sub(by)
-            };
+            i.scroll = if down { i.scroll.saturating_add(by) } else { i.scroll.saturating_sub(by) };
         }
         Action::Side { forward } => {
-            let n = s.groups.current().map_or(0, |g| g.rows.len());
-            s.groups.row = step_index(s.groups.row, forward, 1, n);
-            s.inspector.scroll = 0;
-            s.inspector.judge_scroll = 0;
+            let n = g.current().map_or(0, |group| group.rows.len());
+            g.row = step_index(g.row, forward, 1, n);
+            i.scroll = 0;
+            i.judge_scroll = 0;
         }
         Action::Key(k) => {
-            let j = &mut s.inspector.judge_scroll;
+            let j = &mut i.judge_scroll;
             match k.code {
                 KeyCode::Char('k') => *j = j.saturating_sub(1),
                 KeyCode::Char('j') => *j = j.saturating_add(1),
-                KeyCode::Char('t') => s.inspector.thinking = !s.inspector.thinking,
+                KeyCode::Char('t') => i.thinking = !i.thinking,
                 _ => {}
             }
         }
@@ -79,9 +86,8 @@ fn wheel(down: bool) -> Action {
     Action::Move { down, by: 3 }
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
-    let t = s.theme();
-    let g = &s.groups;
+/// The row `g` has chosen, scrolled as `i` says.
+pub fn draw(frame: &mut Frame, area: Rect, i: &InspectorState, g: &GroupsState, t: &Theme) {
     let (Some((step, _)), Some(group)) = (&g.loaded, g.current()) else {
         let p = Paragraph::new("Nothing to inspect yet: choose a row in Groups (2) and press Enter.")
             .style(t.dim())
@@ -125,15 +131,14 @@ pub fn draw(frame: &mut Frame, area: Rect, s: &State) {
     } else {
         Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(body)
     };
-    draw_story(frame, story, s, row);
-    draw_judgement(frame, judge, s, &row.breakdown);
+    draw_story(frame, story, i, row, t);
+    draw_judgement(frame, judge, i, &row.breakdown, t);
 }
 
-fn draw_story(frame: &mut Frame, area: Rect, s: &State, row: &ScoredRollout) {
-    let t = s.theme();
+fn draw_story(frame: &mut Frame, area: Rect, i: &InspectorState, row: &ScoredRollout, t: &Theme) {
     let b = &row.breakdown;
     let mut text = Text::default();
-    match (&row.rollout.thinking, s.inspector.thinking) {
+    match (&row.rollout.thinking, i.thinking) {
         (Some(thinking), true) => {
             text.lines.push(Line::styled("Thinking", t.title()));
             for l in thinking.lines() {
@@ -154,13 +159,11 @@ fn draw_story(frame: &mut Frame, area: Rect, s: &State, row: &ScoredRollout) {
         n => format!(" · cut, {n} tokens dropped"),
     };
     let title = format!(" Story · {} words{asked}{cut} · ↑↓ scroll ", b.words);
-    let p =
-        Paragraph::new(text).block(pane(title, t)).wrap(Wrap { trim: false }).scroll((s.inspector.scroll, 0));
+    let p = Paragraph::new(text).block(pane(title, t)).wrap(Wrap { trim: false }).scroll((i.scroll, 0));
     frame.render_widget(p, area);
 }
 
-fn draw_judgement(frame: &mut Frame, area: Rect, s: &State, b: &Breakdown) {
-    let t = s.theme();
+fn draw_judgement(frame: &mut Frame, area: Rect, i: &InspectorState, b: &Breakdown, t: &Theme) {
     let mut lines: Vec<Line> = Vec::new();
     if let Some(why) = &b.judge_failure {
         lines.push(Line::styled(format!("judge failed: {why}"), t.fg(t.bad).add_modifier(Modifier::BOLD)));
@@ -193,7 +196,7 @@ fn draw_judgement(frame: &mut Frame, area: Rect, s: &State, b: &Breakdown) {
     let p = Paragraph::new(lines)
         .block(pane(" Judgement · reward (j/k scroll) ", t))
         .wrap(Wrap { trim: false })
-        .scroll((s.inspector.judge_scroll, 0));
+        .scroll((i.judge_scroll, 0));
     frame.render_widget(p, area);
 }
 

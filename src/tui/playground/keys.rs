@@ -5,7 +5,7 @@
 use crossterm::event::{KeyCode, KeyEvent};
 
 use super::msg::Msg;
-use crate::tui::state::State;
+use super::state::PlaygroundState;
 use crate::tui::tab::HelpSection;
 
 /// The help overlay's section.
@@ -23,8 +23,7 @@ pub const HELP: HelpSection = (
 );
 
 /// The playground's message for a key, or None to let the global keys have it.
-pub fn action_for(state: &State, key: KeyEvent) -> Option<Msg> {
-    let p = &state.playground;
+pub fn action_for(p: &PlaygroundState, key: KeyEvent) -> Option<Msg> {
     if p.editing {
         return Some(match key.code {
             KeyCode::Esc => Msg::StopEditing,

@@ -22,10 +22,11 @@ pub use update::update;
 pub use worker::Workers;
 
 use self::msg::Msg;
-use self::state::{Field, Pane, Status};
+use self::state::{Field, Pane, PlaygroundState, Status};
 use super::action::Action;
-use super::state::{State as AppState, TabId};
+use super::state::TabId;
 use super::tab::{leaves, Tab};
+use super::theme::Theme;
 use super::widgets::{num, opt_num, pane as block};
 use crate::chat::{opens_thinking, split_thinking};
 use crate::reward::Breakdown;
@@ -34,10 +35,17 @@ pub const ID: TabId = TabId("Playground");
 
 /// Its messages are applied by the App whichever tab is shown: the workers report on the same
 /// channel (`Action::Playground`).
-pub const TAB: Tab = Tab { id: ID, help: Some((5, keys::HELP)), keys: tab_keys, update: leaves, wheel, draw };
+pub const TAB: Tab = Tab {
+    id: ID,
+    help: Some((5, keys::HELP)),
+    keys: |s, key| tab_keys(&s.playground, key),
+    update: leaves,
+    wheel,
+    draw: |frame, area, s| draw(frame, area, &s.playground, s.theme()),
+};
 
-fn tab_keys(s: &AppState, key: KeyEvent) -> Option<Action> {
-    keys::action_for(s, key).map(Action::Playground)
+fn tab_keys(p: &PlaygroundState, key: KeyEvent) -> Option<Action> {
+    keys::action_for(p, key).map(Action::Playground)
 }
 
 /// The wheel scrolls the focused pane's story, as PgUp / PgDn do.
@@ -45,24 +53,21 @@ fn wheel(down: bool) -> Action {
     Action::Playground(Msg::Scroll { down, lines: 3 })
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, s: &AppState) {
-    let p = &s.playground;
+pub fn draw(frame: &mut Frame, area: Rect, p: &PlaygroundState, t: &Theme) {
     let [top, panes] = Layout::vertical([Constraint::Length(9), Constraint::Min(0)]).areas(area);
     let [editor, settings] = Layout::horizontal([Constraint::Min(0), Constraint::Length(26)]).areas(top);
-    draw_editor(frame, editor, s);
-    draw_settings(frame, settings, s);
+    draw_editor(frame, editor, p, t);
+    draw_settings(frame, settings, p, t);
     if p.two {
         let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Min(0)]).areas(panes);
-        draw_pane(frame, l, s, 0);
-        draw_pane(frame, r, s, 1);
+        draw_pane(frame, l, p, 0, t);
+        draw_pane(frame, r, p, 1, t);
     } else {
-        draw_pane(frame, panes, s, 0);
+        draw_pane(frame, panes, p, 0, t);
     }
 }
 
-fn draw_editor(frame: &mut Frame, area: Rect, s: &AppState) {
-    let t = s.theme();
-    let p = &s.playground;
+fn draw_editor(frame: &mut Frame, area: Rect, p: &PlaygroundState, t: &Theme) {
     let title = if p.editing { " Prompt · editing (Esc ends) " } else { " Prompt · e edits " };
     let mut b = block(title, t);
     if p.editing {
@@ -73,9 +78,7 @@ fn draw_editor(frame: &mut Frame, area: Rect, s: &AppState) {
     frame.render_widget(&p.editor, inner);
 }
 
-fn draw_settings(frame: &mut Frame, area: Rect, s: &AppState) {
-    let t = s.theme();
-    let p = &s.playground;
+fn draw_settings(frame: &mut Frame, area: Rect, p: &PlaygroundState, t: &Theme) {
     let q = &p.params;
     let lines: Vec<Line> = Field::ALL
         .iter()
@@ -110,9 +113,7 @@ fn status_text(st: &Status) -> String {
     }
 }
 
-fn draw_pane(frame: &mut Frame, area: Rect, s: &AppState, i: usize) {
-    let t = s.theme();
-    let p = &s.playground;
+fn draw_pane(frame: &mut Frame, area: Rect, p: &PlaygroundState, i: usize, t: &Theme) {
     let pane = &p.panes[i];
     let side = ["Left", "Right"][i];
     let model = pane
@@ -137,7 +138,7 @@ fn draw_pane(frame: &mut Frame, area: Rect, s: &AppState, i: usize) {
         Constraint::Length(judge_rows.min(inner.height / 2)),
     ])
     .areas(inner);
-    draw_gauge(frame, gauge, s, pane);
+    draw_gauge(frame, gauge, p.target_words, pane, t);
     let mut body = Text::default();
     if let Status::Failed(why) = &pane.status {
         body.lines.push(Line::styled(why.clone(), t.fg(t.bad).add_modifier(Modifier::BOLD)));
@@ -159,14 +160,12 @@ fn draw_pane(frame: &mut Frame, area: Rect, s: &AppState, i: usize) {
     }
     frame.render_widget(Paragraph::new(body).wrap(Wrap { trim: false }).scroll((pane.scroll, 0)), text);
     if let Some(b) = judged {
-        frame.render_widget(Paragraph::new(judgement_lines(b, s)).wrap(Wrap { trim: true }), judge);
+        frame.render_widget(Paragraph::new(judgement_lines(b, t)).wrap(Wrap { trim: true }), judge);
     }
 }
 
-/// Words so far against the target, and the length ratio (the bar is full at 1.0).
-fn draw_gauge(frame: &mut Frame, area: Rect, s: &AppState, pane: &Pane) {
-    let t = s.theme();
-    let target = s.playground.target_words;
+/// Words so far against the `target` (words), and the length ratio (the bar is full at 1.0).
+fn draw_gauge(frame: &mut Frame, area: Rect, target: usize, pane: &Pane, t: &Theme) {
     let ratio = pane.ratio(target);
     let label = format!("{}/{target} words · ratio {} · {} tok ", pane.words, opt_num(ratio), pane.tokens);
     let over = ratio.is_some_and(|r| r > 1.25);
@@ -181,8 +180,7 @@ fn draw_gauge(frame: &mut Frame, area: Rect, s: &AppState, pane: &Pane) {
     frame.render_widget(g, area);
 }
 
-fn judgement_lines<'a>(b: &Breakdown, s: &AppState) -> Vec<Line<'a>> {
-    let t = s.theme();
+fn judgement_lines<'a>(b: &Breakdown, t: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![Line::from(vec![
         Span::styled("judged ", t.title()),
         Span::styled(
