@@ -10,6 +10,8 @@
 //! example = "The moon, a pale coin of grief, a lantern of longing, wept silver sorrow."
 //! ```
 
+pub mod refine;
+pub mod strategies;
 
 use std::path::Path;
 
