@@ -1,6 +1,6 @@
 //! Principles in judging (issue 21, item 1): a judge model reads them in its instructions,
 //! every judgement record carries their hash, the cache never crosses their versions, and
-//! the offline judge ignores them and says so once. Also a judge's agreement with the human
+//! the offline judge ignores them and says so once; pairwise judging (`eval elo`) too. Also a judge's agreement with the human
 //! verdicts of a study (`eval::human::agreement`), which `principles refine --against` and
 //! the source comparison use.
 
@@ -14,9 +14,11 @@ use std::sync::Arc;
 use judge_server::*;
 use polaris::annotate::input::pair_generations;
 use polaris::annotate::{Session, Study, Verdict};
+use polaris::eval::elo::store::pairwise_prompt_id;
 use polaris::eval::human::agreement::{agreement, judge_agreement, judged_pairs};
 use polaris::eval::stats::winrate::Preference;
 use polaris::generate::file::read_generations;
+use polaris::reward::pairwise::PairwisePrompt;
 use polaris::reward::principles::{for_judge, Principles};
 use polaris::reward::Rubric;
 use serde_json::Value;
@@ -284,4 +286,64 @@ async fn a_judge_agrees_with_the_human_verdicts_as_counted_by_hand() {
     // another source's preferences go through the same comparison
     let other = agreement("rm:x", &pairs, &[Some(Preference::AWins); 4]);
     assert_eq!((other.compared, other.raw), (4, Some(0.5)));
+}
+
+#[test]
+fn pairwise_judging_reads_the_principles_and_its_records_carry_the_hash() {
+    // every criterion and the overall verdict to the story shown first, decisively
+    let keys: Vec<String> =
+        PairwisePrompt::builtin().unwrap().criteria.iter().map(|c| c.key.clone()).collect();
+    let (base, server) = serve_blocking(move |_, _| {
+        let mut a = serde_json::Map::new();
+        for k in &keys {
+            a.insert(format!("{k}_winner"), "1".into());
+            a.insert(format!("{k}_reason"), "r".into());
+        }
+        a.insert("overall_winner".into(), "1".into());
+        a.insert("margin".into(), 2.into());
+        a.insert("overall_reason".into(), "r".into());
+        Reply::ok(openai_body(&Value::Object(a).to_string()))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut gens = Vec::new();
+    for system in ["one", "two"] {
+        let lines: Vec<String> = (0..2)
+            .map(|i| {
+                serde_json::json!({"uid": format!("p{i}"), "prompt": "A lighthouse story.", "system": system,
+                    "story": format!("{} ({system})", story())})
+                .to_string()
+            })
+            .collect();
+        let path = dir.path().join(format!("{system}.jsonl"));
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        gens.push(path.display().to_string());
+    }
+    let rules = dir.path().join("principles.toml");
+    std::fs::write(&rules, RULES).unwrap();
+    let out = dir.path().join("elo");
+    let o = polaris()
+        .args(["eval", "elo", "--judge", "openai:judge-model", "--base-url", &base, "--resamples", "1000"])
+        .args(["--principles", rules.to_str().unwrap(), "--out", out.to_str().unwrap(), "--gens"])
+        .args(&gens)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(server.hits(), 4, "two pairs, both orders");
+    assert!(system_of(&server.body(0)).contains("1. no stylistic overloading: One image at a time."));
+    let hash = Principles::from_toml_str(RULES, "r").unwrap().hash();
+    let judged = records(&out.join("judgements.jsonl"));
+    assert_eq!(judged.len(), 2);
+    assert!(judged.iter().all(|r| r["principles"] == hash.as_str()), "{judged:?}");
+    // the prompt id moves with the principles: the same folder without them is refused
+    let plain = PairwisePrompt::builtin().unwrap();
+    let with = plain.clone().with_principles(&Principles::from_toml_str(RULES, "r").unwrap());
+    assert_ne!(pairwise_prompt_id(&with), pairwise_prompt_id(&plain));
+    let o = polaris()
+        .args(["eval", "elo", "--judge", "openai:judge-model", "--base-url", &base, "--resamples", "1000"])
+        .args(["--out", out.to_str().unwrap(), "--gens"])
+        .args(&gens)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && !stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(server.hits(), 4);
 }
