@@ -12,6 +12,7 @@ use super::answer::extract_json;
 use super::judge::http::{Request, Usage};
 use super::judge::offline;
 use super::judge::JudgeClient;
+use super::principles::Principles;
 use crate::generate::length::strip_length_sentence;
 
 pub const BUILTIN: &str = include_str!("../../rubrics/pairwise.toml");
@@ -46,6 +47,8 @@ pub struct PairwisePrompt {
     pub user_template: String,
     pub criteria: Vec<Criterion>,
     pub schema: Value,
+    /// The hash of the principles the judge reads with this prompt (`with_principles`).
+    pub principles: Option<String>,
 }
 
 impl PairwisePrompt {
@@ -97,7 +100,22 @@ impl PairwisePrompt {
         props.insert("overall_reason".into(), json!({"type": "string"}));
         required.extend([json!("overall_winner"), json!("margin"), json!("overall_reason")]);
         let schema = json!({"type": "object", "properties": props, "required": required, "additionalProperties": false});
-        Ok(Self { name: t.name, system, user_template: t.user_template, criteria: t.criteria, schema })
+        Ok(Self {
+            name: t.name,
+            system,
+            user_template: t.user_template,
+            criteria: t.criteria,
+            schema,
+            principles: None,
+        })
+    }
+
+    /// This prompt with `principles` appended to the judge's instructions (which changes its
+    /// id, `eval::elo::store::pairwise_prompt_id`, and every cache key), their hash recorded.
+    pub fn with_principles(mut self, principles: &Principles) -> Self {
+        self.system = format!("{}\n\n{}", self.system.trim_end(), principles.prompt_section());
+        self.principles = Some(principles.hash());
+        self
     }
 }
 

@@ -18,6 +18,7 @@ use crate::eval::report::ELO_JSON;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::reward::judge::JUDGE_SPECS;
 use crate::reward::pairwise::PairwisePrompt;
+use crate::reward::principles::{load_optional, OFFLINE_IGNORES};
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -33,6 +34,10 @@ pub struct EloArgs {
     /// The pairwise prompt TOML [default: the built-in rubrics/pairwise.toml].
     #[arg(long)]
     pub pairwise_prompt: Option<PathBuf>,
+    /// A principles file (TOML, at most 10 rules) the judge compares with besides the
+    /// pairwise prompt; records carry their hash. The offline judge ignores it.
+    #[arg(long)]
+    pub principles: Option<PathBuf>,
     /// The system whose rating is fixed [default: the first system read].
     #[arg(long)]
     pub anchor: Option<String>,
@@ -74,8 +79,16 @@ pub fn run(args: EloArgs) -> Result<()> {
         Some(path) => PairwisePrompt::from_toml_file(path)?,
         None => PairwisePrompt::builtin()?,
     };
-    let prompt_id = pairwise_prompt_id(&prompt);
     let spec = JudgeSpec::parse(&args.judge)?;
+    let prompt = match load_optional(args.principles.as_deref())? {
+        Some(_) if spec == JudgeSpec::Offline => {
+            eprintln!("note: {OFFLINE_IGNORES}");
+            prompt
+        }
+        Some(p) => prompt.with_principles(&p),
+        None => prompt,
+    };
+    let prompt_id = pairwise_prompt_id(&prompt);
     // the offline judge measures locally: nothing worth caching
     let mut settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     if spec == JudgeSpec::Offline {

@@ -87,6 +87,7 @@ pub async fn judge_missing(
             pairwise_prompt: prompt_id.to_string(),
             stories: ids(m, t),
             result,
+            principles: prompt.principles.clone(),
         };
         let line = file.append(&record)?;
         done(&record);

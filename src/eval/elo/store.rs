@@ -34,6 +34,9 @@ pub struct JudgementRecord {
     pub stories: [String; 2],
     /// Both orders' verdicts (or errors), the combined preference and the usage.
     pub result: PairwiseResult,
+    /// The hash of the principles the judge read; absent without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principles: Option<String>,
 }
 
 impl JudgementRecord {
@@ -123,8 +126,8 @@ impl JudgementFile {
             if r.judge != judge || r.pairwise_prompt != prompt_id {
                 bail!(
                     "{}:{number} was judged by `{}` with pairwise prompt `{}`, but this run asks `{judge}` with `{prompt_id}`; \
-                     an output directory holds one judge's verdicts: use another --out, or the same --judge and \
-                     --pairwise-prompt as before",
+                     an output directory holds one judge's verdicts: use another --out, or the same --judge, \
+                     --pairwise-prompt and --principles as before",
                     path.display(),
                     r.judge,
                     r.pairwise_prompt
