@@ -13,6 +13,7 @@ mod judge;
 mod merge;
 mod open;
 mod plan;
+mod prefs;
 mod progress;
 mod report;
 mod runs;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Automatic evaluation with a judge: Story Quality and length per requested-length bucket, pairwise Elo.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Preference pairs for a reward model.
+    #[command(subcommand)]
+    Prefs(prefs::PrefsCommand),
     /// Evaluation reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -109,6 +113,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Stop(args)) => stop::run(args),
         Some(Command::Supervise(args)) => supervise::run(args),
         Some(Command::Eval(cmd)) => eval::run(cmd),
+        Some(Command::Prefs(cmd)) => prefs::run(cmd),
     }
 }
 
