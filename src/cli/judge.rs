@@ -11,6 +11,7 @@ use crate::durable::jsonl::jsonl_lines;
 use crate::generate::file::prompt_uid;
 use crate::reward::breakdown::{apply_batch_mean, judge_batch, Candidate, Weights};
 use crate::reward::judge::JUDGE_SPECS;
+use crate::reward::principles::{for_judge, load_optional};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -26,6 +27,10 @@ pub struct JudgeArgs {
     pub rubric_schema: Option<PathBuf>,
     #[arg(long, default_value = "offline", help = JUDGE_SPECS)]
     pub judge: String,
+    /// A principles file (TOML, at most 10 rules) the judge scores with besides the rubric;
+    /// every record then carries their hash as `principles`. The offline judge ignores it.
+    #[arg(long)]
+    pub principles: Option<PathBuf>,
     /// JSONL: one {"uid", "prompt", "story"[, "thinking", "reference"]} per line (`prompt_uid`
     /// is read as uid; a `generate --json` record is one); `reference` (a human story) sets
     /// the length target when the prompt asks for no length.
@@ -65,6 +70,11 @@ pub fn run(args: JudgeArgs) -> Result<()> {
         bail!("{}: no records", args.input.display());
     }
     let spec = JudgeSpec::parse(&args.judge)?;
+    let principles = load_optional(args.principles.as_deref())?;
+    let (rubric, notice) = for_judge(&spec, rubric, principles.as_ref());
+    if let Some(notice) = notice {
+        eprintln!("note: {notice}");
+    }
     let client = Arc::new(JudgeClient::new(spec, rubric, settings)?);
     if args.dry_run {
         let request = client.dry_run(&records[0].prompt, &records[0].story);
@@ -120,6 +130,9 @@ pub fn run(args: JudgeArgs) -> Result<()> {
         v["story_quality"] = json!(b.story_quality);
         v["reward"] = json!(b.reward);
         v["breakdown"] = serde_json::to_value(b)?;
+        if let Some(hash) = &b.principles {
+            v["principles"] = json!(hash);
+        }
         text.push_str(&serde_json::to_string(&v)?);
         text.push('\n');
     }

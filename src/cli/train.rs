@@ -35,6 +35,9 @@ pub struct TrainArgs {
     /// reward.rubric: builtin or a rubric TOML.
     #[arg(long)]
     pub rubric: Option<String>,
+    /// reward.principles: a principles file the judge scores with (not the offline judge).
+    #[arg(long)]
+    pub principles: Option<String>,
     /// run.steps
     #[arg(long)]
     pub steps: Option<usize>,
@@ -132,6 +135,9 @@ pub fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = &args.rubric {
         sets.push(format!("reward.rubric={}", quote(v)));
+    }
+    if let Some(v) = &args.principles {
+        sets.push(format!("reward.principles={}", quote(v)));
     }
     if let Some(v) = args.steps {
         sets.push(format!("run.steps={v}"));

@@ -152,6 +152,10 @@ pub struct Breakdown {
     /// The disqualification gates that floored Story Quality (`reward.disqualify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disqualified: Option<Disqualified>,
+    /// The version (hash) of the principles the judge scored with (`Rubric::with_principles`);
+    /// absent when it scored without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principles: Option<String>,
 }
 
 impl Breakdown {
@@ -191,6 +195,7 @@ impl Breakdown {
             score_mode: ScoreMode::Composite,
             reference_best: false,
             disqualified: None,
+            principles: None,
         }
     }
 
@@ -261,6 +266,7 @@ pub async fn judge_batch(
     }
     let mut out: Vec<Breakdown> = candidates.iter().map(|c| Breakdown::rules(c, weights)).collect();
     for (b, r) in out.iter_mut().zip(results) {
+        b.principles = client.rubric.principles.clone();
         let r = match r {
             Ok(r) => r,
             Err(reason) => {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::principles::Principles;
 use crate::generate::length::{cut_before_length_sentence, strip_length_sentence};
 use crate::text::python::strip;
 
@@ -133,6 +134,9 @@ pub struct Rubric {
     pub bonus: Option<CatchAll>,
     pub penalty: Option<CatchAll>,
     pub composite: Composite,
+    /// The hash of the principles the judge reads with this rubric (`with_principles`);
+    /// None without.
+    pub principles: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +226,7 @@ impl Rubric {
             bonus: t.bonus,
             penalty: t.penalty,
             composite,
+            principles: None,
         };
         rubric.schema = match &t.schema {
             Some(file) => {
@@ -305,9 +310,22 @@ impl Rubric {
             bonus: catch_all("bonus")?,
             penalty: catch_all("penalty")?,
             composite: Composite::default(),
+            principles: None,
         };
         rubric.id = rubric.hash(&prompt);
         Ok(rubric)
+    }
+
+    /// This rubric with `principles`: their section appended to the judge's instructions, and
+    /// their hash in the id (part of every cache key, so a judgement cached without them, or
+    /// with another version, is never reused with them) and in `principles`.
+    pub fn with_principles(mut self, principles: &Principles) -> Self {
+        let hash = principles.hash();
+        self.delivery.system =
+            format!("{}\n\n{}", self.delivery.system.trim_end(), principles.prompt_section());
+        self.id = format!("{}+principles-{hash}", self.id);
+        self.principles = Some(hash);
+        self
     }
 
     /// The prompt as the judge reads it: without its length request.

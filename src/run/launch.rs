@@ -99,6 +99,9 @@ pub fn launch(
     if let Err(e) = registry::register(&out) {
         warnings.push(format!("this run is not registered, so `polaris-tui runs` will not list it: {e:#}"));
     }
+    if let Some(notice) = cfg.reward.principles_notice() {
+        warnings.push(notice.to_string());
+    }
     let (plan, advice) = memory_notes(cfg);
     let resume_hint = format!(
         "Then continue from the last checkpoint: polaris-tui train --config {}/config.toml --resume auto (with those --set flags).",

@@ -2,7 +2,9 @@
 //! can be overridden with `--set section.key=value`; an invalid value is an error naming the
 //! key. `init-config` writes INIT_TEMPLATE, whose values are tested to equal the defaults.
 
-use anyhow::{anyhow, bail, Result};
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 mod ranges;
@@ -14,6 +16,7 @@ use super::validation::ValidationConfig;
 use crate::model::LoraConfig;
 use crate::reward::breakdown::Weights;
 use crate::reward::disqualify::DisqualifyGates;
+use crate::reward::principles::{for_judge, load_optional, OFFLINE_IGNORES};
 use crate::reward::rows::RowRules;
 use crate::reward::score::{ScoreMode, Scoring, ThinkTerms};
 use crate::reward::{JudgeClient, JudgeSettings, JudgeSpec, Rubric};
@@ -142,6 +145,9 @@ pub struct RewardSection {
     /// An external judge prompt + schema pair instead of `rubric`.
     pub rubric_prompt: Option<String>,
     pub rubric_schema: Option<String>,
+    /// A principles file (`reward::principles`) the judge scores with besides the rubric;
+    /// the offline judge ignores it.
+    pub principles: Option<String>,
     pub weights: Weights,
     /// What GRPO ranks rows by: composite (the clipped composite) or release (the released
     /// trainer's last-token value of its per-token reward); see reward/score.rs.
@@ -162,6 +168,7 @@ impl Default for RewardSection {
             rubric: "builtin".into(),
             rubric_prompt: None,
             rubric_schema: None,
+            principles: None,
             weights: Weights::training(),
             score: scoring.mode,
             think_cap_tokens: scoring.think.cap_tokens,
@@ -175,11 +182,21 @@ impl Default for RewardSection {
 impl RewardSection {
     /// The rubric the judge scores with: the external prompt + schema pair when both are
     /// given, else `rubric` (builtin or a rubric TOML).
+    /// With `principles`, a judge model reads them too (`principles::for_judge`).
     pub fn rubric(&self) -> Result<Rubric> {
-        match (&self.rubric_prompt, &self.rubric_schema) {
+        let rubric = match (&self.rubric_prompt, &self.rubric_schema) {
             (Some(p), Some(s)) => Rubric::from_prompt_and_schema(p.as_ref(), s.as_ref()),
             _ => Rubric::load(&self.rubric),
-        }
+        }?;
+        let principles =
+            load_optional(self.principles.as_deref().map(Path::new)).context("reward.principles")?;
+        Ok(for_judge(&JudgeSpec::parse(&self.judge)?, rubric, principles.as_ref()).0)
+    }
+
+    /// What to say once about `principles`: the offline judge ignores them.
+    pub fn principles_notice(&self) -> Option<&'static str> {
+        let offline = JudgeSpec::parse(&self.judge).is_ok_and(|s| s == JudgeSpec::Offline);
+        (self.principles.is_some() && offline).then_some(OFFLINE_IGNORES)
     }
 
     /// The judge of a run (launch and the Playground build it here): `judge` scoring with
@@ -471,6 +488,7 @@ judge = "offline"             # offline, "#,
     crate::reward::judge::judge_models!(),
     r#"
 rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
+# principles = "principles.toml"  # rules the judge scores with besides the rubric (any judge but offline)
 score = "composite"           # what GRPO ranks rows by; "release": the released trainer's last-token score
 think_cap_tokens = 3072       # release score: each thinking token past this gets -think_penalty
 think_penalty = 0.05

@@ -20,6 +20,7 @@ use crate::eval::length::stats::parse_buckets;
 use crate::eval::stats::winrate::MIN_RESAMPLES;
 use crate::model::lora::peft;
 use crate::reward::judge::JUDGE_SPECS;
+use crate::reward::principles::{for_judge, load_optional};
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
 
 #[derive(Args, Debug)]
@@ -68,6 +69,10 @@ pub struct LengthArgs {
     /// `builtin` (rubrics/story_quality.toml) or a rubric TOML file.
     #[arg(long, default_value = "builtin")]
     pub rubric: String,
+    /// A principles file (TOML, at most 10 rules) the judge scores with besides the rubric;
+    /// judgements carry their hash. The offline judge ignores it.
+    #[arg(long)]
+    pub principles: Option<PathBuf>,
     /// Judge again the stories whose judgement failed (else they stay failed, counted apart).
     #[arg(long)]
     pub retry_failed: bool,
@@ -151,9 +156,14 @@ pub fn run(args: LengthArgs) -> Result<()> {
 }
 
 fn judge_client(args: &LengthArgs) -> Result<JudgeClient> {
-    let rubric = Rubric::load(&args.rubric)?;
+    let spec = JudgeSpec::parse(&args.judge)?;
+    let principles = load_optional(args.principles.as_deref())?;
+    let (rubric, notice) = for_judge(&spec, Rubric::load(&args.rubric)?, principles.as_ref());
+    if let Some(notice) = notice {
+        eprintln!("note: {notice}");
+    }
     let settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
-    JudgeClient::new(JudgeSpec::parse(&args.judge)?, rubric, settings)
+    JudgeClient::new(spec, rubric, settings)
 }
 
 /// The models with their adapters and labels, checked.
@@ -202,7 +212,7 @@ pub fn default_label(model: &str, adapter: Option<&str>) -> String {
 
 /// Progress bars on the terminal, notes printed above them.
 #[derive(Default)]
-pub(super) struct Bars {
+pub(in crate::cli) struct Bars {
     bar: RefCell<Option<ProgressBar>>,
 }
 

@@ -10,11 +10,15 @@
 //! example = "The moon, a pale coin of grief, a lantern of longing, wept silver sorrow."
 //! ```
 
+
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::judge::JudgeSpec;
+use super::rubric::Rubric;
 
 /// The most rules a principles file holds (the study keeps at most 10 per set: a judge
 /// follows a short list; a long one dilutes every rule).
@@ -119,6 +123,31 @@ impl Principles {
     }
 }
 
+/// What a command says once when the offline judge is given principles.
+pub const OFFLINE_IGNORES: &str = "the offline judge ignores the principles: it measures the text, it does not read \
+     instructions; its judgements carry no principles hash. Give a judge model (--judge openai:MODEL or gemini:MODEL) \
+     to score with them";
+
+/// The rubric `judge` scores with: `rubric` with the principles for any judge but offline,
+/// which measures rather than reads and so scores without them (the second value is then
+/// `OFFLINE_IGNORES`, for the caller to say once).
+pub fn for_judge(
+    judge: &JudgeSpec,
+    rubric: Rubric,
+    principles: Option<&Principles>,
+) -> (Rubric, Option<&'static str>) {
+    match (principles, judge) {
+        (None, _) => (rubric, None),
+        (Some(_), JudgeSpec::Offline) => (rubric, Some(OFFLINE_IGNORES)),
+        (Some(p), _) => (rubric.with_principles(p), None),
+    }
+}
+
+/// `--principles FILE`, read and checked when given.
+pub fn load_optional(path: Option<&Path>) -> Result<Option<Principles>> {
+    path.map(Principles::load).transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +198,25 @@ violation = "A character's name, age or place changes without cause."
             .map(|i| format!("[[principle]]\nname = \"r{i}\"\nrule = \"x\"\nviolation = \"y\"\n"))
             .collect();
         assert!(err(&many).contains("at most 10"), "{}", err(&many));
+    }
+
+    #[test]
+    fn a_judge_model_reads_them_and_offline_does_not() {
+        let p = Principles::from_toml_str(TWO, "t.toml").unwrap();
+        let plain = Rubric::builtin().unwrap();
+        let (with, notice) = for_judge(&JudgeSpec::OpenAi("m".into()), plain.clone(), Some(&p));
+        assert_eq!(notice, None);
+        assert_eq!(with.principles.as_deref(), Some(p.hash().as_str()));
+        assert!(with.delivery.system.starts_with(plain.delivery.system.trim_end()));
+        assert!(with.delivery.system.ends_with(&p.prompt_section()));
+        // the id (part of every cache key) moves with the principles' version
+        assert_ne!(with.id, plain.id);
+        let edited = Principles::from_toml_str(&TWO.replace("One image", "One picture"), "e").unwrap();
+        assert_ne!(plain.clone().with_principles(&edited).id, with.id);
+        let (offline, notice) = for_judge(&JudgeSpec::Offline, plain.clone(), Some(&p));
+        assert_eq!((offline.id, offline.principles), (plain.id.clone(), None));
+        assert_eq!(notice, Some(OFFLINE_IGNORES));
+        let (none, notice) = for_judge(&JudgeSpec::OpenAi("m".into()), plain.clone(), None);
+        assert_eq!((none.id, notice), (plain.id, None));
     }
 }

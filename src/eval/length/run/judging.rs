@@ -57,7 +57,7 @@ pub fn complete(
         let mut n = 0;
         while let Some(done) = tasks.join_next().await {
             let (i, result) = done.map_err(|e| anyhow!("a judging task failed: {e}"))?;
-            let record = JudgementRecord::new(&stories[i], result);
+            let record = JudgementRecord::new(&stories[i], result, client.rubric.principles.clone());
             log.append(&record)?;
             standing.insert(record.key(), record);
             progress.advance();

@@ -70,10 +70,13 @@ pub struct JudgementRecord {
     pub error: Option<String>,
     /// The judge's result as it came: scores, justifications, usage.
     pub result: JudgeResult,
+    /// The hash of the principles the judge scored with; absent without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principles: Option<String>,
 }
 
 impl JudgementRecord {
-    pub fn new(story: &StoryRecord, result: JudgeResult) -> Self {
+    pub fn new(story: &StoryRecord, result: JudgeResult, principles: Option<String>) -> Self {
         let (sq, error) = match &result.outcome {
             Ok(j) => (Some(j.story_quality), None),
             Err(e) => (None, Some(e.clone())),
@@ -86,6 +89,7 @@ impl JudgementRecord {
             sq,
             error,
             result,
+            principles,
         }
     }
 
