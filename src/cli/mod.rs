@@ -14,7 +14,9 @@ mod merge;
 mod open;
 mod plan;
 mod progress;
+mod prefs;
 mod report;
+mod rm;
 mod runs;
 mod score;
 mod sft;
@@ -83,6 +85,12 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Stop a running or paused run (it checkpoints first) and wait for it to end.
     Stop(stop::StopArgs),
+    /// Preference pairs (prompt, chosen, rejected) from studies, Elo judgements and runs.
+    #[command(subcommand)]
+    Prefs(prefs::PrefsCommand),
+    /// A reward model trained on preference pairs: `rm train`, `rm eval`; score with `--judge rm:DIR`.
+    #[command(subcommand)]
+    Rm(rm::RmCommand),
     /// A detached run's supervisor (started by `train --detach`).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -109,6 +117,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Stop(args)) => stop::run(args),
         Some(Command::Supervise(args)) => supervise::run(args),
         Some(Command::Eval(cmd)) => eval::run(cmd),
+        Some(Command::Prefs(cmd)) => prefs::run(cmd),
+        Some(Command::Rm(cmd)) => rm::run(cmd),
     }
 }
 

@@ -239,6 +239,13 @@ pub async fn judge_batch(
     candidates: &[Candidate],
     weights: Weights,
 ) -> Vec<Breakdown> {
+    // a reward model scores the whole batch in packed passes on its device
+    if client.is_reward_model() {
+        let items = candidates.iter().map(|c| (c.prompt.clone(), c.story.clone())).collect();
+        if let Some(scored) = client.judge_many(items).await {
+            return compose_judged(candidates, scored.into_iter().map(Ok).collect(), weights);
+        }
+    }
     let mut set = tokio::task::JoinSet::new();
     let mut index_of = std::collections::HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
@@ -259,6 +266,15 @@ pub async fn judge_batch(
             }
         }
     }
+    compose_judged(candidates, results, weights)
+}
+
+/// The rule components of every candidate with its judgement (or why there is none) filled in.
+fn compose_judged(
+    candidates: &[Candidate],
+    results: Vec<Result<super::judge::JudgeResult, String>>,
+    weights: Weights,
+) -> Vec<Breakdown> {
     let mut out: Vec<Breakdown> = candidates.iter().map(|c| Breakdown::rules(c, weights)).collect();
     for (b, r) in out.iter_mut().zip(results) {
         let r = match r {
