@@ -16,6 +16,7 @@ mod plan;
 mod prefs;
 mod progress;
 mod report;
+mod rm;
 mod runs;
 mod score;
 mod sft;
@@ -74,9 +75,6 @@ pub enum Command {
     /// Automatic evaluation with a judge: Story Quality and length per requested-length bucket, pairwise Elo.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
-    /// Preference pairs for a reward model.
-    #[command(subcommand)]
-    Prefs(prefs::PrefsCommand),
     /// Evaluation reports.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -87,6 +85,12 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Stop a running or paused run (it checkpoints first) and wait for it to end.
     Stop(stop::StopArgs),
+    /// Preference pairs (prompt, chosen, rejected) from studies, Elo judgements and runs, or curated by agents.
+    #[command(subcommand)]
+    Prefs(prefs::PrefsCommand),
+    /// A reward model trained on preference pairs: `rm train`, `rm eval`; score with `--judge rm:DIR`.
+    #[command(subcommand)]
+    Rm(rm::RmCommand),
     /// A detached run's supervisor (started by `train --detach`).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Supervise(args)) => supervise::run(args),
         Some(Command::Eval(cmd)) => eval::run(cmd),
         Some(Command::Prefs(cmd)) => prefs::run(cmd),
+        Some(Command::Rm(cmd)) => rm::run(cmd),
     }
 }
 

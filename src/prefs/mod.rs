@@ -3,6 +3,7 @@
 //! studies, Elo judgements, a run's groups), `prefs curate` has agents write and check
 //! them, and `rm train` learns a reward model from them.
 
+pub mod build;
 pub mod curate;
 pub mod pair;
 

@@ -76,6 +76,13 @@ pub fn run(args: EloArgs) -> Result<()> {
     };
     let prompt_id = pairwise_prompt_id(&prompt);
     let spec = JudgeSpec::parse(&args.judge)?;
+    if let JudgeSpec::RewardModel(_) = spec {
+        bail!(
+            "--judge {}: eval elo asks a judge model to compare two stories (openai:MODEL, gemini:MODEL or \
+             offline); a reward model's pair accuracy is `polaris-tui rm eval`",
+            spec.label()
+        );
+    }
     // the offline judge measures locally: nothing worth caching
     let mut settings = args.access.settings(Some(args.out.join(crate::run::dir::JUDGE_CACHE)))?;
     if spec == JudgeSpec::Offline {

@@ -14,7 +14,6 @@ use crate::prefs::curate::agents::Standard;
 use crate::prefs::curate::store::{Manifest, Role};
 use crate::prefs::curate::summary::{summarise, table};
 use crate::prefs::curate::{self, Agents, Curation, Outcome};
-use crate::reward::judge::JUDGE_MODELS;
 use crate::reward::pairwise::PairwisePrompt;
 use crate::reward::principles::Principles;
 use crate::reward::{JudgeClient, JudgeSpec, Rubric};
@@ -29,7 +28,8 @@ pub struct CurateArgs {
     /// (the kept pairs), curate.json (the settings), summary.json, judge-cache/.
     #[arg(long)]
     pub out: PathBuf,
-    /// The model that plays every agent not named on its own (openai:MODEL or gemini:MODEL).
+    /// The model that plays every agent not named on its own (openai:MODEL or gemini:MODEL; a
+    /// reward model, rm:DIR, cannot play one).
     #[arg(long)]
     pub agent: Option<String>,
     /// The positive agent: picks a retrieved human story or writes a good one [default: --agent].
@@ -66,8 +66,8 @@ pub struct CurateArgs {
 }
 
 pub fn run(args: CurateArgs) -> Result<()> {
-    if !(0.0..=1.0).contains(&args.heldout) {
-        bail!("--heldout {}: give a share between 0 and 1", args.heldout);
+    if !(0.0..1.0).contains(&args.heldout) {
+        bail!("--heldout {}: give a share from 0 up to (not including) 1", args.heldout);
     }
     let examples = crate::train::data::load(&args.data)?;
     let pairwise = match &args.pairwise_prompt {
@@ -80,7 +80,7 @@ pub fn run(args: CurateArgs) -> Result<()> {
         match own.as_ref().or(args.agent.as_ref()) {
             Some(s) => JudgeSpec::parse(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}")),
             None => {
-                bail!("no model for the {flag} agent: give --{flag} SPEC or --agent SPEC ({JUDGE_MODELS})")
+                bail!("no model for the {flag} agent: give --{flag} SPEC or --agent SPEC (openai:MODEL or gemini:MODEL)")
             }
         }
     };
@@ -92,10 +92,20 @@ pub fn run(args: CurateArgs) -> Result<()> {
         (Role::Reflect, spec_of("reflect", &args.reflect)?),
     ];
     for (role, spec) in &chosen {
+        if let JudgeSpec::RewardModel(_) = spec {
+            bail!(
+                "--{} {}: a reward model scores one story at a time; the {} agent needs a judge model \
+                 (openai:MODEL or gemini:MODEL{})",
+                role.name(),
+                spec.label(),
+                role.name(),
+                if *role == Role::Judge { ", or offline" } else { "" }
+            );
+        }
         if *spec == JudgeSpec::Offline && *role != Role::Judge {
             bail!(
                 "--{} offline: the offline judge measures stories and cannot write or check one; \
-                 give a model ({JUDGE_MODELS})",
+                 give a model (openai:MODEL or gemini:MODEL)",
                 role.name()
             );
         }

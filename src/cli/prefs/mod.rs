@@ -1,5 +1,6 @@
 //! `polaris-tui prefs`: preference pairs for a reward model.
 
+mod build;
 mod curate;
 
 use anyhow::Result;
@@ -7,6 +8,8 @@ use clap::Subcommand;
 
 #[derive(Subcommand, Debug)]
 pub enum PrefsCommand {
+    /// Gather preference pairs into one JSONL (prompt, chosen, rejected, source, weight, split).
+    Build(Box<build::BuildArgs>),
     /// Pairs written and checked by agents: per prompt, retrieved human stories, a positive and a
     /// negative agent's candidates, a judge in both orders and a reflector; kept when they agree.
     Curate(Box<curate::CurateArgs>),
@@ -14,6 +17,7 @@ pub enum PrefsCommand {
 
 pub fn run(cmd: PrefsCommand) -> Result<()> {
     match cmd {
+        PrefsCommand::Build(args) => build::build(*args),
         PrefsCommand::Curate(args) => curate::run(*args),
     }
 }

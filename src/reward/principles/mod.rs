@@ -10,7 +10,6 @@
 //! example = "The moon, a pale coin of grief, a lantern of longing, wept silver sorrow."
 //! ```
 
-
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
