@@ -17,7 +17,7 @@ use polaris::prefs::curate::agents::Standard;
 use polaris::prefs::curate::store::{AgentRecord, Decision, Role, Step};
 use polaris::prefs::curate::summary::summarise;
 use polaris::prefs::curate::{self, Agents, Curation, Outcome};
-use polaris::prefs::{read_pairs, Split};
+use polaris::prefs::read_pairs;
 use polaris::reward::judge::{JudgeClient, JudgeSettings, JudgeSpec, Price};
 use polaris::reward::pairwise::PairwisePrompt;
 use polaris::reward::principles::Principles;
@@ -278,7 +278,6 @@ async fn only_pairs_every_agent_agrees_on_are_kept_and_a_rerun_asks_only_what_fa
     let rebuilt = read_pairs(&third.pairs_path).unwrap();
     assert_eq!(rebuilt.iter().map(|p| p.uid.as_str()).collect::<Vec<_>>(), vec!["p0", "p3", "p4", "p5"]);
     assert!(rebuilt.iter().all(|p| p.split == polaris::prefs::Pair::split_for(&p.uid, 0.5)));
-    let _ = Split::Train;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

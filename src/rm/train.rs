@@ -130,6 +130,7 @@ pub fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str)
 /// Trains from the optimizer's step to the last step of `cfg`, checkpointing every
 /// `checkpoint_every` steps; stops between steps when `cancel` is set. Returns the last
 /// step's loss (None when no step ran).
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     rm: &RewardModel,
     pairs: &[Pair],
@@ -213,7 +214,7 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         };
         on_step(&s)?;
-        if cfg.checkpoint_every > 0 && opt.step % cfg.checkpoint_every == 0 && opt.step < steps {
+        if cfg.checkpoint_every > 0 && opt.step.is_multiple_of(cfg.checkpoint_every) && opt.step < steps {
             save_checkpoint(out, rm, opt, cfg.seed, pairs_sha256)?;
         }
     }

@@ -112,13 +112,12 @@ pub fn run(args: CurateArgs) -> Result<()> {
     }
     let mut clients: HashMap<String, Arc<JudgeClient>> = HashMap::new();
     for (_, spec) in &chosen {
-        if !clients.contains_key(&spec.label()) {
+        if let std::collections::hash_map::Entry::Vacant(e) = clients.entry(spec.label()) {
             let mut s = settings.clone();
             if *spec == JudgeSpec::Offline {
                 s.cache_dir = None;
             }
-            let c = JudgeClient::new(spec.clone(), Rubric::builtin()?, s)?;
-            clients.insert(spec.label(), Arc::new(c));
+            e.insert(Arc::new(JudgeClient::new(spec.clone(), Rubric::builtin()?, s)?));
         }
     }
     let client = |role: Role| {

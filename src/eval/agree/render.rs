@@ -5,12 +5,17 @@ use std::fmt::Write;
 use super::{AgreeReport, Items, SourceRow};
 use crate::eval::stats::winrate::Interval;
 
+/// Three decimals; a value that rounds to zero is written 0.000, never -0.000.
+fn three(v: f64) -> String {
+    format!("{:.3}", if v.abs() < 5e-4 { 0.0 } else { v })
+}
+
 fn ratio(x: Option<f64>) -> String {
-    x.map_or("-".into(), |v| format!("{v:.3}"))
+    x.map_or("-".into(), three)
 }
 
 fn ci(x: Option<Interval>) -> String {
-    x.map_or("-".into(), |i| format!("[{:.3}, {:.3}]", i.low, i.high))
+    x.map_or("-".into(), |i| format!("[{}, {}]", three(i.low), three(i.high)))
 }
 
 fn method(r: &AgreeReport) -> String {
