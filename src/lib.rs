@@ -16,6 +16,7 @@ pub mod pid;
 pub mod plan;
 pub mod prefs;
 pub mod reward;
+pub mod rm;
 pub mod run;
 pub mod text;
 pub mod tokenize;

@@ -157,6 +157,6 @@ pub fn items(run_dir: &Path, comparison: Comparison) -> Result<Vec<Item>> {
 }
 
 /// Rollouts carry no prompt id; the prompt's text names it (first 8 bytes of SHA-256, hex).
-fn prompt_uid(prompt: &str) -> String {
+pub fn prompt_uid(prompt: &str) -> String {
     Sha256::digest(prompt.as_bytes())[..8].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -13,9 +13,11 @@ mod judge;
 mod merge;
 mod open;
 mod plan;
+mod prefs;
 mod principles;
 mod progress;
 mod report;
+mod rm;
 mod runs;
 mod score;
 mod sft;
@@ -87,6 +89,12 @@ pub enum Command {
     Runs(runs::RunsArgs),
     /// Stop a running or paused run (it checkpoints first) and wait for it to end.
     Stop(stop::StopArgs),
+    /// Preference pairs (prompt, chosen, rejected) from studies, Elo judgements and runs, or curated by agents.
+    #[command(subcommand)]
+    Prefs(prefs::PrefsCommand),
+    /// A reward model trained on preference pairs: `rm train`, `rm eval`; score with `--judge rm:DIR`.
+    #[command(subcommand)]
+    Rm(rm::RmCommand),
     /// A detached run's supervisor (started by `train --detach`).
     #[command(hide = true)]
     Supervise(supervise::SuperviseArgs),
@@ -114,6 +122,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Supervise(args)) => supervise::run(args),
         Some(Command::Eval(cmd)) => eval::run(cmd),
         Some(Command::Principles(cmd)) => principles::run(cmd),
+        Some(Command::Prefs(cmd)) => prefs::run(cmd),
+        Some(Command::Rm(cmd)) => rm::run(cmd),
     }
 }
 

@@ -150,6 +150,19 @@ impl Model {
         self.final_norm(&x)
     }
 
+    /// The final-normed hidden state at each row's last token, [R, D], for rows of ids [N]
+    /// packed as `cu_seqlens` says ([0, l0, l0+l1, ..., N], every row at least one token):
+    /// what a scalar head reads (the reward model, `rm`). Differentiable.
+    pub fn last_hidden_states(&self, ids: &Tensor, cu_seqlens: &[usize]) -> Result<Tensor> {
+        if cu_seqlens.windows(2).any(|w| w[1] <= w[0]) {
+            anyhow::bail!("last_hidden_states: every row needs at least one token ({cu_seqlens:?})");
+        }
+        let h = self.hidden_states_packed(ids, cu_seqlens)?.squeeze(0)?;
+        let last: Vec<u32> = cu_seqlens[1..].iter().map(|&end| (end - 1) as u32).collect();
+        let last = Tensor::new(last.as_slice(), h.device())?;
+        Ok(h.index_select(&last, 0)?)
+    }
+
     /// The pieces of `hidden_states_packed`, for a backward that recomputes one layer at a
     /// time: embed ids [N] -> [1, N, D], then each layer under one shared context, then the
     /// final norm.

@@ -244,6 +244,14 @@ pub async fn judge_batch(
     candidates: &[Candidate],
     weights: Weights,
 ) -> Vec<Breakdown> {
+    // a reward model scores the whole batch in packed passes on its device
+    if client.is_reward_model() {
+        let items = candidates.iter().map(|c| (c.prompt.clone(), c.story.clone())).collect();
+        if let Some(scored) = client.judge_many(items).await {
+            let principles = client.rubric.principles.as_deref();
+            return compose_judged(candidates, scored.into_iter().map(Ok).collect(), weights, principles);
+        }
+    }
     let mut set = tokio::task::JoinSet::new();
     let mut index_of = std::collections::HashMap::new();
     for (i, c) in candidates.iter().enumerate() {
@@ -264,9 +272,20 @@ pub async fn judge_batch(
             }
         }
     }
+    compose_judged(candidates, results, weights, client.rubric.principles.as_deref())
+}
+
+/// The rule components of every candidate with its judgement (or why there is none) filled in,
+/// each marked with the hash of the principles the judge read (`principles`).
+fn compose_judged(
+    candidates: &[Candidate],
+    results: Vec<Result<super::judge::JudgeResult, String>>,
+    weights: Weights,
+    principles: Option<&str>,
+) -> Vec<Breakdown> {
     let mut out: Vec<Breakdown> = candidates.iter().map(|c| Breakdown::rules(c, weights)).collect();
     for (b, r) in out.iter_mut().zip(results) {
-        b.principles = client.rubric.principles.clone();
+        b.principles = principles.map(str::to_string);
         let r = match r {
             Ok(r) => r,
             Err(reason) => {

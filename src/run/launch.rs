@@ -209,7 +209,8 @@ fn open_and_run(
         )?),
         None => None,
     };
-    let client = cfg.reward.judge_client(rubric, judge)?;
+    // a reward model judge (`rm:DIR`) scores on the first worker's device
+    let client = cfg.reward.judge_client(rubric, judge)?.on_device(&devices[0])?;
     let rewarder = StackRewarder::with_rules(client, rules)?;
 
     let mut trainer = Trainer::new(cfg.step.clone(), cfg.run.seed);

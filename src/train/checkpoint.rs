@@ -18,6 +18,7 @@ use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use super::config::MAX_PROMPTS_PER_STEP;
+use super::optim::AdamW;
 use super::step::Trainer;
 use crate::model::finite::{all_finite, first_non_finite};
 use crate::model::lora::peft;
@@ -27,7 +28,7 @@ use crate::run::RunDir;
 pub const WEIGHTS: &str = "weights.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
 pub const STATE: &str = "state.json";
-const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointState {
@@ -66,31 +67,57 @@ pub fn save(run_dir: &Path, model: &Model, trainer: &Trainer, data_cursor: usize
 /// `save`, recording the dataset's hash too. A failure (a full disk) removes the temporary
 /// folder and names the file that could not be written; no partial checkpoint is left.
 pub fn save_at(run_dir: &Path, model: &Model, trainer: &Trainer, data: &DataPosition) -> Result<PathBuf> {
-    let final_dir = step_dir(run_dir, trainer.step);
+    let state = CheckpointState {
+        format: FORMAT,
+        step: trainer.step,
+        seed: trainer.seed,
+        data_cursor: data.cursor,
+        dropout_rng: model.adapters().map(|a| a.dropout.position()),
+        data_sha256: data.sha256.clone(),
+    };
+    save_folder(&step_dir(run_dir, trainer.step), model, &trainer.opt, &state, &[])
+}
+
+/// Writes a checkpoint folder (`save_at`'s, or another trainer's such as the reward model's):
+/// the trainable weights (or the LoRA adapter), the optimizer state, `state`, and any `extra`
+/// safetensors files (file name, tensors), into a temporary sibling renamed over `final_dir`.
+pub fn save_folder(
+    final_dir: &Path,
+    model: &Model,
+    opt: &AdamW,
+    state: &CheckpointState,
+    extra: &[(&str, HashMap<String, Tensor>)],
+) -> Result<PathBuf> {
     let parent = final_dir.parent().expect("has a parent");
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!("{TMP_PREFIX}{:06}-{}", trainer.step, std::process::id()));
+    let tmp = parent.join(format!("{TMP_PREFIX}{:06}-{}", state.step, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    let written = write_into(&tmp, model, trainer, data).and_then(|()| {
+    let written = write_into(&tmp, model, opt, state, extra).and_then(|()| {
         if final_dir.exists() {
-            std::fs::remove_dir_all(&final_dir)
+            std::fs::remove_dir_all(final_dir)
                 .with_context(|| format!("cannot replace {}", final_dir.display()))?;
         }
-        std::fs::rename(&tmp, &final_dir)
+        std::fs::rename(&tmp, final_dir)
             .with_context(|| format!("cannot move the checkpoint to {}", final_dir.display()))
     });
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e.context(format!("checkpoint of step {} not saved", trainer.step)));
+        return Err(e.context(format!("checkpoint of step {} not saved", state.step)));
     }
     if let Ok(d) = std::fs::File::open(parent) {
         let _ = d.sync_all();
     }
-    Ok(final_dir)
+    Ok(final_dir.to_path_buf())
 }
 
 /// The checkpoint's files in `tmp`, each fsynced; every error names its file.
-fn write_into(tmp: &Path, model: &Model, trainer: &Trainer, data: &DataPosition) -> Result<()> {
+fn write_into(
+    tmp: &Path,
+    model: &Model,
+    opt: &AdamW,
+    state: &CheckpointState,
+    extra: &[(&str, HashMap<String, Tensor>)],
+) -> Result<()> {
     std::fs::create_dir_all(tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     match model.adapters() {
         Some(a) => peft::save(tmp, a)?,
@@ -102,22 +129,19 @@ fn write_into(tmp: &Path, model: &Model, trainer: &Trainer, data: &DataPosition)
                 .with_context(|| format!("cannot write {}", file.display()))?;
         }
     }
-    let opt = trainer.opt.state()?;
+    let opt = opt.state()?;
     if !opt.is_empty() {
         let file = tmp.join(OPTIMIZER);
         candle_core::safetensors::save(&opt, &file)
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    let state = CheckpointState {
-        format: FORMAT,
-        step: trainer.step,
-        seed: trainer.seed,
-        data_cursor: data.cursor,
-        dropout_rng: model.adapters().map(|a| a.dropout.position()),
-        data_sha256: data.sha256.clone(),
-    };
+    for (name, tensors) in extra {
+        let file = tmp.join(name);
+        candle_core::safetensors::save(tensors, &file)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
     let file = tmp.join(STATE);
-    std::fs::write(&file, serde_json::to_string_pretty(&state)?)
+    std::fs::write(&file, serde_json::to_string_pretty(state)?)
         .with_context(|| format!("cannot write {}", file.display()))?;
     for entry in std::fs::read_dir(tmp).with_context(|| format!("cannot list {}", tmp.display()))? {
         let path = entry?.path();
@@ -275,7 +299,7 @@ fn read_weights<'m>(dir: &Path, model: &'m Model) -> Result<Vec<(&'m Var, Tensor
 
 /// The optimizer's saved tensors on `device` (none for a checkpoint without them), checked
 /// for finite values.
-fn read_optimizer(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn read_optimizer(dir: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let opt = dir.join(OPTIMIZER);
     let opt_state = if opt.exists() {
         candle_core::safetensors::load(&opt, &Device::Cpu)

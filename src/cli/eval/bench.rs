@@ -117,6 +117,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if spec == JudgeSpec::Offline {
         bail!("--judge offline: the benchmarks need a judge model ({JUDGE_MODELS})");
     }
+    crate::eval::bench::Family::of(&spec)?;
     if args.batch && !matches!(spec, JudgeSpec::OpenAi(_)) {
         bail!(
             "--batch is the OpenAI Batch API: give an openai:MODEL judge, or judge {} online",

@@ -80,6 +80,13 @@ pub fn run(args: EloArgs) -> Result<()> {
         None => PairwisePrompt::builtin()?,
     };
     let spec = JudgeSpec::parse(&args.judge)?;
+    if let JudgeSpec::RewardModel(_) = spec {
+        bail!(
+            "--judge {}: eval elo asks a judge model to compare two stories (openai:MODEL, gemini:MODEL or \
+             offline); a reward model's pair accuracy is `polaris-tui rm eval`",
+            spec.label()
+        );
+    }
     let prompt = match load_optional(args.principles.as_deref())? {
         Some(_) if spec == JudgeSpec::Offline => {
             eprintln!("note: {OFFLINE_IGNORES}");

@@ -1,5 +1,6 @@
 //! `polaris-tui eval`: automatic evaluation.
 
+mod agree;
 mod bench;
 mod elo;
 pub(super) mod length;
@@ -16,6 +17,9 @@ pub enum EvalCommand {
     /// The paper's benchmarks (story_quality, eq_bench_longform, eq_bench_creative, writingbench,
     /// longbench_write) judged and scored as the POLARIS release scores them, with bootstrap CIs.
     Bench(Box<bench::BenchArgs>),
+    /// Reward sources (judges, judges reading principles, reward models) against the human verdicts
+    /// of an annotate study: raw agreement and Cohen's kappa with bootstrap CIs, and cost.
+    Agree(Box<agree::AgreeArgs>),
 }
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
@@ -23,5 +27,6 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         EvalCommand::Length(args) => length::run(*args),
         EvalCommand::Elo(args) => elo::run(*args),
         EvalCommand::Bench(args) => bench::run(*args),
+        EvalCommand::Agree(args) => agree::run(*args),
     }
 }

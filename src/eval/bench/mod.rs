@@ -110,6 +110,11 @@ impl Family {
                 "--judge offline: the benchmarks need a judge model ({JUDGE_MODELS}); the offline judge \
                  measures only the training rubric"
             ),
+            JudgeSpec::RewardModel(_) => bail!(
+                "--judge {}: the benchmarks need a judge model that answers their prompts (openai:MODEL \
+                 or gemini:MODEL); a reward model gives one score per story",
+                spec.label()
+            ),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Judges: `offline` (deterministic measurements, no network), `openai:MODEL` (any
-//! OpenAI-compatible endpoint) and `gemini:MODEL`. One client serves any number of tasks
+//! OpenAI-compatible endpoint), `gemini:MODEL` and `rm:DIR` (a trained reward model, scored
+//! locally on the client's device, no network: `crate::rm`). One client serves any number of tasks
 //! concurrently under one concurrency limit, with retries, a repair retry for unusable
 //! answers, a disk cache, and token/cost accounting.
 
@@ -34,7 +35,7 @@ use super::totals::{parse_reply, read_answer, TotalsReading};
 /// the config template: a new provider is named here once.
 macro_rules! judge_models {
     () => {
-        "openai:MODEL or gemini:MODEL"
+        "openai:MODEL, gemini:MODEL or rm:DIR (a reward model from `rm train`)"
     };
 }
 pub(crate) use judge_models;
@@ -50,6 +51,8 @@ pub enum JudgeSpec {
     Offline,
     OpenAi(String),
     Gemini(String),
+    /// A reward model folder (`rm train --out`).
+    RewardModel(PathBuf),
 }
 
 impl JudgeSpec {
@@ -58,6 +61,7 @@ impl JudgeSpec {
             _ if s == "offline" => Ok(Self::Offline),
             Some(("openai", m)) if !m.is_empty() => Ok(Self::OpenAi(m.to_string())),
             Some(("gemini", m)) if !m.is_empty() => Ok(Self::Gemini(m.to_string())),
+            Some(("rm", dir)) if !dir.is_empty() => Ok(Self::RewardModel(PathBuf::from(dir))),
             _ => bail!("--judge {s:?}: expected {JUDGE_SPECS}"),
         }
     }
@@ -67,6 +71,7 @@ impl JudgeSpec {
             Self::Offline => "offline".into(),
             Self::OpenAi(m) => format!("openai:{m}"),
             Self::Gemini(m) => format!("gemini:{m}"),
+            Self::RewardModel(dir) => format!("rm:{}", dir.display()),
         }
     }
 }
@@ -218,17 +223,23 @@ pub struct JudgeClient {
     pub rubric: Arc<Rubric>,
     pub settings: JudgeSettings,
     remote: Option<Remote>,
+    /// `rm:DIR`: the reward model, loaded once, on the CPU until `on_device` moves it.
+    reward_model: Option<LocalRm>,
     limit: Arc<Semaphore>,
     cache: Option<JudgeCache>,
     totals: Mutex<Totals>,
 }
 
 impl JudgeClient {
-    /// Checks the key and endpoint before anything is sent.
+    /// Checks the key and endpoint before anything is sent (and loads a reward model).
     pub fn new(spec: JudgeSpec, rubric: Rubric, settings: JudgeSettings) -> Result<Self> {
         settings.validate()?;
+        let reward_model = match &spec {
+            JudgeSpec::RewardModel(dir) => Some(LocalRm::open(dir, &candle_core::Device::Cpu)?),
+            _ => None,
+        };
         let remote = match &spec {
-            JudgeSpec::Offline => None,
+            JudgeSpec::Offline | JudgeSpec::RewardModel(_) => None,
             JudgeSpec::OpenAi(model) => {
                 let base_url = settings
                     .base_url
@@ -264,9 +275,76 @@ impl JudgeClient {
             limit: Arc::new(Semaphore::new(settings.concurrency)),
             settings,
             remote,
+            reward_model,
             cache,
             totals: Mutex::new(Totals::default()),
         })
+    }
+
+    /// The client with its reward model (if it has one) on `device`: a training run scores
+    /// on its first worker's device. Other judges are unchanged.
+    pub fn on_device(mut self, device: &candle_core::Device) -> Result<Self> {
+        if let (Some(rm), JudgeSpec::RewardModel(dir)) = (&self.reward_model, &self.spec) {
+            if !rm.device.same_device(device) {
+                self.reward_model = Some(LocalRm::open(dir, device)?);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether stories are scored by a local reward model (`rm:DIR`): then `judge_many`
+    /// scores a batch in packed passes instead of one request per story.
+    pub fn is_reward_model(&self) -> bool {
+        self.reward_model.is_some()
+    }
+
+    /// Scores stories with the reward model, batched (packed passes on its device, off the
+    /// async threads), one result per item in order; None when the judge is not a reward model
+    /// (judge those one by one with `judge`).
+    pub async fn judge_many(self: &Arc<Self>, items: Vec<(String, String)>) -> Option<Vec<JudgeResult>> {
+        let rm = self.reward_model.as_ref()?;
+        let started = std::time::Instant::now();
+        let n = items.len();
+        let (model, rubric) = (rm.model.clone(), self.rubric.clone());
+        let scored = tokio::task::spawn_blocking(move || {
+            let model = model.lock().map_err(|_| anyhow::anyhow!("the reward model's lock is poisoned"))?;
+            let refs: Vec<(&str, &str)> = items.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+            model.score(&refs)
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the reward model task failed: {e}"))
+        .and_then(|r| r);
+        let seconds = started.elapsed().as_secs_f64() / n.max(1) as f64;
+        let results: Vec<JudgeResult> = match scored {
+            Ok(scores) => scores
+                .into_iter()
+                .map(|r| JudgeResult {
+                    outcome: Ok(crate::rm::score::judgement(&rubric, r, rm.center)),
+                    answer: Some(crate::rm::score::answer(r, rm.center)),
+                    usage: Usage::default(),
+                    cached: false,
+                    attempts: 0,
+                    repaired: false,
+                    seconds,
+                })
+                .collect(),
+            Err(e) => (0..n)
+                .map(|_| JudgeResult {
+                    outcome: Err(format!("reward model {}: {e:#}", self.spec.label())),
+                    answer: None,
+                    usage: Usage::default(),
+                    cached: false,
+                    attempts: 0,
+                    repaired: false,
+                    seconds,
+                })
+                .collect(),
+        };
+        let mut t = self.totals.lock().expect("totals lock");
+        t.calls += results.len() as u64;
+        t.failures += results.iter().filter(|r| r.outcome.is_err()).count() as u64;
+        drop(t);
+        Some(results)
     }
 
     pub fn totals(&self) -> Totals {
@@ -294,6 +372,9 @@ impl JudgeClient {
     /// What `--dry-run` prints: URL, headers (key masked) and body.
     pub fn dry_run(&self, prompt: &str, story: &str) -> Value {
         let req = self.request(prompt, story);
+        if self.reward_model.is_some() {
+            return json!({"judge": self.spec.label(), "note": "no request: the reward model scores the text locally"});
+        }
         match &self.remote {
             None => {
                 json!({"judge": "offline", "note": "no request: the offline judge measures the text locally", "rubric": self.rubric.id})
@@ -315,6 +396,37 @@ impl JudgeClient {
     /// Scores one story. Never fails: an unusable judgement comes back with its reason.
     pub async fn judge(&self, prompt: &str, story: &str) -> JudgeResult {
         let started = std::time::Instant::now();
+        if let Some(rm) = &self.reward_model {
+            let (model, p, s) = (rm.model.clone(), prompt.to_string(), story.to_string());
+            // the forward runs off the async threads
+            let scored = tokio::task::spawn_blocking(move || {
+                let m = model.lock().map_err(|_| anyhow::anyhow!("the reward model's lock is poisoned"))?;
+                m.score(&[(p.as_str(), s.as_str())])
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("the reward model task failed: {e}"))
+            .and_then(|r| r);
+            let (outcome, answer) = match scored {
+                Ok(s) => (
+                    Ok(crate::rm::score::judgement(&self.rubric, s[0], rm.center)),
+                    Some(crate::rm::score::answer(s[0], rm.center)),
+                ),
+                Err(e) => (Err(format!("reward model {}: {e:#}", self.spec.label())), None),
+            };
+            let result = JudgeResult {
+                outcome,
+                answer,
+                usage: Usage::default(),
+                cached: false,
+                attempts: 0,
+                repaired: false,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            let mut t = self.totals.lock().expect("totals lock");
+            t.calls += 1;
+            t.failures += result.outcome.is_err() as u64;
+            return result;
+        }
         let mut result = match &self.remote {
             None => {
                 let answer = offline::answer(&self.rubric, &self.rubric.judge_prompt(prompt), story);
@@ -443,5 +555,22 @@ impl JudgeClient {
 
     pub(crate) fn remote(&self) -> Option<&Remote> {
         self.remote.as_ref()
+    }
+}
+
+/// A reward model a client scores with (`rm:DIR`): the model behind a lock (one pass at a
+/// time; batching, not concurrency, is what makes it fast) and the centre its scores are read
+/// against (`crate::rm::score`).
+struct LocalRm {
+    model: Arc<Mutex<crate::rm::RewardModel>>,
+    center: f64,
+    device: candle_core::Device,
+}
+
+impl LocalRm {
+    fn open(dir: &std::path::Path, device: &candle_core::Device) -> Result<Self> {
+        let center = crate::rm::Manifest::load(dir)?.center;
+        let model = crate::rm::RewardModel::open(dir, device)?;
+        Ok(Self { model: Arc::new(Mutex::new(model)), center, device: device.clone() })
     }
 }
