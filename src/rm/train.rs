@@ -84,8 +84,26 @@ pub fn parameters(rm: &RewardModel) -> Vec<(String, Var)> {
     p
 }
 
-/// Writes `RM/checkpoints/step-N`; returns its folder.
-pub fn save_checkpoint(out: &Path, rm: &RewardModel, opt: &AdamW, seed: u64, pairs_sha256: &str) -> Result<PathBuf> {
+/// Where a reward model's checkpoints go (`RM/checkpoints/step-N`), and the pairs file they
+/// were trained on (its SHA-256, checked on resume).
+pub struct Checkpoints<'a> {
+    pub out: &'a Path,
+    pub pairs_sha256: &'a str,
+}
+
+impl Checkpoints<'_> {
+    /// Writes `RM/checkpoints/step-N`; returns its folder.
+    pub fn save(&self, rm: &RewardModel, opt: &AdamW, seed: u64) -> Result<PathBuf> {
+        save_checkpoint(self.out, rm, opt, seed, self.pairs_sha256)
+    }
+
+    /// `resume` from this folder.
+    pub fn resume(&self, rm: &RewardModel, opt: &mut AdamW) -> Result<Option<usize>> {
+        resume(self.out, rm, opt, self.pairs_sha256)
+    }
+}
+
+fn save_checkpoint(out: &Path, rm: &RewardModel, opt: &AdamW, seed: u64, pairs_sha256: &str) -> Result<PathBuf> {
     let state = CheckpointState {
         format: checkpoint::FORMAT,
         step: opt.step,
@@ -101,7 +119,7 @@ pub fn save_checkpoint(out: &Path, rm: &RewardModel, opt: &AdamW, seed: u64, pai
 /// Restores the newest complete checkpoint under `out` into the model, the head and the
 /// optimizer; returns its step, or None when there is none. A checkpoint of another pairs
 /// file is refused.
-pub fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str) -> Result<Option<usize>> {
+fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str) -> Result<Option<usize>> {
     checkpoint::clean_temporaries(out)?;
     let Some(dir) = checkpoint::latest(out) else { return Ok(None) };
     let state = checkpoint::load_weights(&dir, &rm.lm.model)
@@ -127,8 +145,7 @@ pub fn train(
     pairs: &[Pair],
     cfg: &RmTrainConfig,
     opt: &mut AdamW,
-    out: &Path,
-    pairs_sha256: &str,
+    checkpoints: &Checkpoints,
     cancel: &AtomicBool,
     mut on_step: impl FnMut(&RmStep) -> Result<()>,
 ) -> Result<Option<f64>> {
@@ -159,7 +176,7 @@ pub fn train(
         let r = rm.forward(&seqs)?.reshape((batch.len(), 2))?;
         let (rc, rr) = (r.narrow(1, 0, 1)?.squeeze(1)?, r.narrow(1, 1, 1)?.squeeze(1)?);
         let w: Vec<f32> = batch.iter().map(|&i| pairs[i].weight as f32).collect();
-        let loss = bradley_terry(&rc, &rr, &Tensor::new(w.as_slice(), &device)?)?;
+        let loss = bradley_terry(&rc, &rr, &Tensor::new(w.as_slice(), &device)?.to_dtype(rc.dtype())?)?;
         let margins = (&rc - &rr)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let store = loss.backward()?;
         let mut grads: Grads = Vec::with_capacity(params.len());
@@ -192,7 +209,7 @@ pub fn train(
         };
         on_step(&s)?;
         if cfg.checkpoint_every > 0 && opt.step % cfg.checkpoint_every == 0 && opt.step < steps {
-            save_checkpoint(out, rm, opt, cfg.seed, pairs_sha256)?;
+            checkpoints.save(rm, opt, cfg.seed)?;
         }
     }
     rm.lm.model.set_training(false);
