@@ -6,9 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use common::study::{make_study, write_system, SYSTEM_A, SYSTEM_B};
+use common::study::{make_study, prompt, record, SYSTEM_A, SYSTEM_B};
 use common::tiny_cli::{polaris, text};
+use polaris::annotate::input::pair_generations;
+use polaris::annotate::Study;
 use polaris::annotate::{Session, Verdict};
+use polaris::generate::file::read_generations;
 use polaris::prefs::build::{annotate, run};
 use polaris::prefs::{read_pairs, Split};
 
@@ -92,14 +95,33 @@ fn a_study_gives_one_pair_per_verdict_with_a_winner() {
     assert_eq!(got, expected);
 }
 
+/// `n` prompts answered by `system`: A writes varied sentences, B one sentence over and over
+/// (which the offline pairwise judge marks down for repetition).
+fn write_gens(dir: &Path, system: &str, n: usize) -> std::path::PathBuf {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let story = if system == SYSTEM_A {
+                format!("The keeper of lighthouse {i} climbed the wet stairs. Salt wind hit the glass. She trimmed the wick, and a ship turned from the rocks before dawn.")
+            } else {
+                format!("Lighthouse {i} was there. ").repeat(12)
+            };
+            record(&format!("p{i:02}"), system, &prompt(i), &story)
+        })
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{system}.jsonl"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
 /// The CLI over all three sources: elo judged offline, a study, a run; the table counts by
 /// source and split; a second copy of the same run counts as duplicates.
 #[test]
 fn the_command_merges_sources_and_prints_a_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let home = tmp.path();
-    let a = write_system(home, "a.jsonl", SYSTEM_A, 6);
-    let b = write_system(home, "b.jsonl", SYSTEM_B, 6);
+    let a = write_gens(home, SYSTEM_A, 6);
+    let b = write_gens(home, SYSTEM_B, 6);
     let elo = home.join("elo");
     let o = polaris(home)
         .args(["eval", "elo", "--judge", "offline", "--out", elo.to_str().unwrap(), "--gens"])
@@ -107,10 +129,16 @@ fn the_command_merges_sources_and_prints_a_summary() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let study = make_study(&home.join("s"), 3);
+    let pairing =
+        pair_generations(&a, &read_generations(&a).unwrap(), &b, &read_generations(&b).unwrap()).unwrap();
+    let study = home.join("study");
+    let items: Vec<_> = pairing.items.into_iter().take(3).collect();
+    Study::open_or_create(&study, Study::new(items, vec![]).unwrap()).unwrap();
     let mut s = Session::open(&study, "bob", Some(2)).unwrap();
+    // bob prefers A's stories, as the offline Elo judge does: agreeing sources, no conflicts
     for _ in 0..3 {
-        s.judge(Verdict::Left, None).unwrap();
+        let left_is_a = s.current().unwrap().0.left == SYSTEM_A;
+        s.judge(if left_is_a { Verdict::Left } else { Verdict::Right }, None).unwrap();
     }
     let run_dir = home.join("run");
     write_rollouts(&run_dir, "");
@@ -126,8 +154,8 @@ fn the_command_merges_sources_and_prints_a_summary() {
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     let pairs = read_pairs(&out).unwrap();
     let count = |src: &str| pairs.iter().filter(|p| p.source == src).count();
-    assert_eq!(count("annotate"), 3);
-    assert_eq!(count("run"), 3);
+    assert_eq!(count("annotate"), 3, "{table}");
+    assert_eq!(count("run"), 3, "{table}");
     assert!(count("elo") > 0, "{table}");
     assert!(pairs.iter().filter(|p| p.source == "elo").all(|p| p.weight > 0.0 && p.weight <= 1.0));
     let run_line = table.lines().find(|l| l.starts_with("run ")).unwrap();

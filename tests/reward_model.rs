@@ -19,8 +19,8 @@ use polaris::rm::RewardModel;
 use polaris::train::optim::{AdamW, AdamWConfig};
 
 const WORDS: &[&str] = &[
-    "the", "old", "keeper", "climbed", "stairs", "at", "dusk", "and", "lit", "lamp", "while", "ships", "passed",
-    "in", "fog", "rain", "harbour", "rope", "salt", "wind",
+    "the", "old", "keeper", "climbed", "stairs", "at", "dusk", "and", "lit", "lamp", "while", "ships",
+    "passed", "in", "fog", "rain", "harbour", "rope", "salt", "wind",
 ];
 
 /// 20 words picked by a small linear congruential sequence: varied, deterministic filler.
@@ -70,7 +70,8 @@ fn learns_a_marker_then_judges_and_trains_with_it() {
     write_pairs(&pairs_path, &pairs).unwrap();
     let rm = home.join("rm");
     let (p, r) = (pairs_path.to_str().unwrap(), rm.to_str().unwrap());
-    let args = ["rm", "train", "--pairs", p, "--out", r, "--lr", "1e-3", "--epochs", "2", "--batch-pairs", "8"];
+    let args =
+        ["rm", "train", "--pairs", p, "--out", r, "--lr", "1e-3", "--epochs", "2", "--batch-pairs", "8"];
     ok(polaris(home).args(args).output().unwrap());
     let manifest = common::read_json(&rm.join("rm.json"));
     let held = &manifest["heldout"];
@@ -104,7 +105,15 @@ fn learns_a_marker_then_judges_and_trains_with_it() {
     let judged = home.join("judged.jsonl");
     let judge = format!("rm:{r}");
     ok(polaris(home)
-        .args(["judge", "--judge", &judge, "--input", stories.to_str().unwrap(), "--out", judged.to_str().unwrap()])
+        .args([
+            "judge",
+            "--judge",
+            &judge,
+            "--input",
+            stories.to_str().unwrap(),
+            "--out",
+            judged.to_str().unwrap(),
+        ])
         .output()
         .unwrap());
     let (mut marked, mut unmarked) = (vec![], vec![]);
@@ -115,7 +124,11 @@ fn learns_a_marker_then_judges_and_trains_with_it() {
         assert!(b["judge_answer"]["rm_score"].is_f64(), "{v}");
         let sq = b["story_quality"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&sq), "SQ = sigmoid(r - center) is in 0..1: {sq}");
-        if v["uid"].as_str().unwrap().ends_with('c') { marked.push(sq) } else { unmarked.push(sq) }
+        if v["uid"].as_str().unwrap().ends_with('c') {
+            marked.push(sq)
+        } else {
+            unmarked.push(sq)
+        }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert_eq!(marked.len(), 20);
@@ -143,12 +156,21 @@ fn a_missing_or_unfinished_reward_model_is_a_clear_error() {
     std::fs::write(&stories, "{\"uid\":\"a\",\"prompt\":\"p\",\"story\":\"A story.\"}\n").unwrap();
     let missing = home.join("nothing");
     let o = polaris(home)
-        .args(["judge", "--judge", &format!("rm:{}", missing.display()), "--input", stories.to_str().unwrap()])
+        .args([
+            "judge",
+            "--judge",
+            &format!("rm:{}", missing.display()),
+            "--input",
+            stories.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(text(&o).contains("no rm.json") && text(&o).contains("rm train"), "{}", text(&o));
-    let o = polaris(home).args(["judge", "--judge", "rm:", "--input", stories.to_str().unwrap()]).output().unwrap();
+    let o = polaris(home)
+        .args(["judge", "--judge", "rm:", "--input", stories.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!o.status.success() && text(&o).contains("rm:DIR"), "{}", text(&o));
 }
 
@@ -198,7 +220,8 @@ fn loss_gradient_matches_finite_differences() {
     ];
     let h = 1e-5;
     for (what, var, i) in probes {
-        let analytic = grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[i];
+        let analytic =
+            grads.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[i];
         let x = element(&var, i);
         set_element(&var, i, x + h);
         let up = loss(&rm).to_scalar::<f64>().unwrap();
@@ -207,7 +230,10 @@ fn loss_gradient_matches_finite_differences() {
         set_element(&var, i, x);
         let numeric = (up - down) / (2.0 * h);
         let scale = analytic.abs().max(numeric.abs()).max(1e-3);
-        assert!((analytic - numeric).abs() / scale < 1e-6, "{what}: analytic {analytic} vs numeric {numeric}");
+        assert!(
+            (analytic - numeric).abs() / scale < 1e-6,
+            "{what}: analytic {analytic} vs numeric {numeric}"
+        );
         assert!(analytic != 0.0, "{what}: a zero gradient tests nothing");
     }
 }
@@ -224,7 +250,12 @@ fn config(checkpoint_every: usize) -> RmTrainConfig {
     }
 }
 
-fn trained_head(out: &Path, stop_after: Option<usize>, resume: bool) -> (Vec<f32>, Vec<f32>, usize) {
+fn trained_head(
+    out: &Path,
+    every: usize,
+    stop_after: Option<usize>,
+    resume: bool,
+) -> (Vec<f32>, Vec<f32>, usize) {
     let pairs: Vec<Pair> = marker_pairs(16);
     let rm = RewardModel::new(tiny(DType::F32), 64, 3).unwrap();
     let mut opt = AdamW::new(AdamWConfig::default());
@@ -233,7 +264,7 @@ fn trained_head(out: &Path, stop_after: Option<usize>, resume: bool) -> (Vec<f32
         assert_eq!(store.resume(&rm, &mut opt).unwrap(), Some(2));
     }
     let cancel = AtomicBool::new(false);
-    train(&rm, &pairs, &config(2), &mut opt, &store, &cancel, |s| {
+    train(&rm, &pairs, &config(every), &mut opt, &store, &cancel, |s| {
         if Some(s.step) == stop_after {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -251,14 +282,21 @@ fn trained_head(out: &Path, stop_after: Option<usize>, resume: bool) -> (Vec<f32
 #[test]
 fn a_resumed_training_repeats_the_uninterrupted_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let (whole_head, whole_norm, steps) = trained_head(&tmp.path().join("whole"), None, false);
+    let whole = tmp.path().join("whole");
+    let (whole_head, whole_norm, steps) = trained_head(&whole, 1, None, false);
     assert_eq!(steps, 4);
+    // checkpoints after steps 1, 2, 3 (the end is the caller's to save): the newest two stay
+    let mut kept: Vec<_> =
+        std::fs::read_dir(whole.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    kept.sort();
+    assert_eq!(kept, ["step-000002", "step-000003"]);
     let parted = tmp.path().join("parted");
-    let (_, _, stopped_at) = trained_head(&parted, Some(2), false);
+    let (_, _, stopped_at) = trained_head(&parted, 2, Some(2), false);
     assert_eq!(stopped_at, 2);
     assert!(parted.join("checkpoints/step-000002/head.safetensors").is_file());
-    let (head, norm, steps) = trained_head(&parted, None, true);
+    let (head, norm, steps) = trained_head(&parted, 2, None, true);
     assert_eq!(steps, 4);
+
     let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     assert!(diff(&head, &whole_head) < 1e-6, "head differs by {}", diff(&head, &whole_head));
     assert!(diff(&norm, &whole_norm) < 1e-6, "norm differs by {}", diff(&norm, &whole_norm));

@@ -126,7 +126,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         bail!("--lr {}: give a positive learning rate", args.lr);
     }
     let pairs = read_pairs(&args.pairs)?;
-    let (train_pairs, heldout): (Vec<Pair>, Vec<Pair>) = pairs.into_iter().partition(|p| p.split == Split::Train);
+    let (train_pairs, heldout): (Vec<Pair>, Vec<Pair>) =
+        pairs.into_iter().partition(|p| p.split == Split::Train);
     let lora = args.lora.then(|| LoraConfig {
         r: args.lora_r,
         alpha: args.lora_alpha,
@@ -141,7 +142,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let base_model = match args.model.as_str() {
         "tiny" => "tiny".to_string(),
         dir => std::fs::canonicalize(dir)
-            .with_context(|| format!("--model {dir}: no such model directory (give a Hugging Face model directory or `tiny`)"))?
+            .with_context(|| {
+                format!(
+                    "--model {dir}: no such model directory (give a Hugging Face model directory or `tiny`)"
+                )
+            })?
             .display()
             .to_string(),
     };
@@ -169,9 +174,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
             args.out.display()
         ),
         (true, true) => {
-            let text = std::fs::read_to_string(&plan_path).with_context(|| format!("cannot read {}", plan_path.display()))?;
-            let saved: Plan =
-                serde_json::from_str(&text).with_context(|| format!("{}: not a training plan", plan_path.display()))?;
+            let text = std::fs::read_to_string(&plan_path)
+                .with_context(|| format!("cannot read {}", plan_path.display()))?;
+            let saved: Plan = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a training plan", plan_path.display()))?;
             if saved != plan {
                 bail!(
                     "{} was started with other settings:\n{}\ngive the same flags to --resume it",
@@ -182,7 +188,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         }
         (false, true) => bail!("--resume: {} holds no training to continue", args.out.display()),
         (false, false) => {
-            std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("cannot create {}", args.out.display()))?;
             write_atomic(&plan_path, format!("{}\n", serde_json::to_string_pretty(&plan)?).as_bytes())?;
         }
     }
@@ -192,9 +199,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let opts = LoadOptions::new(parse_dtype(&args.dtype)?, device);
     let opts = match &lora {
-        Some(config) => {
-            opts.lora(LoraSpec { config: config.clone(), init: LoraInit::Fresh { seed: args.seed } }).trainable(adapters_only())
-        }
+        Some(config) => opts
+            .lora(LoraSpec { config: config.clone(), init: LoraInit::Fresh { seed: args.seed } })
+            .trainable(adapters_only()),
         None => opts.trainable(all_trainable()),
     };
     let lm = Weights::base(&base_model).open(&opts)?;
@@ -223,9 +230,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
     }
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} step {pos}/{len} [{bar:30}] {elapsed_precise} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_position(opt.step as u64);
     bar.enable_steady_tick(Duration::from_millis(250));
@@ -323,4 +332,3 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     println!("{}", accuracy_table(&a));
     Ok(())
 }
-

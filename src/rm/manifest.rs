@@ -84,9 +84,10 @@ impl Manifest {
                 rm_dir.display()
             );
         }
-        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        let m: Manifest =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a reward model manifest", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let m: Manifest = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a reward model manifest", path.display()))?;
         if m.format != FORMAT {
             bail!("{}: field `format` is `{}`; this build reads `{FORMAT}`", path.display(), m.format);
         }

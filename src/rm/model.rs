@@ -48,11 +48,13 @@ impl RewardModel {
     pub fn open(rm_dir: &Path, device: &Device) -> Result<Self> {
         let m = Manifest::load(rm_dir)?;
         let weights_dir = m.weights_dir(rm_dir);
-        let dtype = crate::device::parse_dtype(&m.dtype).with_context(|| format!("{}: dtype", Manifest::path(rm_dir).display()))?;
+        let dtype = crate::device::parse_dtype(&m.dtype)
+            .with_context(|| format!("{}: dtype", Manifest::path(rm_dir).display()))?;
         let lm = Weights::checkpoint(&m.base_model, &weights_dir)?
             .open(&LoadOptions::new(dtype, device.clone()))
             .with_context(|| format!("opening the reward model {}", rm_dir.display()))?;
-        let head = read_head(&weights_dir, lm.model.config().hidden_size, master_dtype(lm.model.dtype()), device)?;
+        let head =
+            read_head(&weights_dir, lm.model.config().hidden_size, master_dtype(lm.model.dtype()), device)?;
         Ok(Self { lm, head: Var::from_tensor(&head)?, max_tokens: m.max_tokens })
     }
 
@@ -138,7 +140,11 @@ fn read_head(dir: &Path, hidden: usize, dtype: DType, device: &Device) -> Result
         .ok_or_else(|| anyhow!("{}: no tensor {HEAD_TENSOR}", file.display()))?
         .to_dtype(dtype)?;
     if head.dims() != [hidden] {
-        bail!("{}: the head has shape {:?}, the model's hidden size is {hidden}", file.display(), head.dims());
+        bail!(
+            "{}: the head has shape {:?}, the model's hidden size is {hidden}",
+            file.display(),
+            head.dims()
+        );
     }
     if !crate::model::finite::all_finite(&head)? {
         bail!("{}: the head holds NaN or infinite values", file.display());

@@ -71,7 +71,9 @@ impl RmTrainConfig {
         let per_epoch = self.steps_per_epoch(pairs);
         let (epoch, k) = (step / per_epoch, step % per_epoch);
         let mut order: Vec<usize> = (0..pairs).collect();
-        order.shuffle(&mut ChaCha8Rng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+            self.seed ^ (epoch as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ));
         let b = self.batch_pairs.max(1);
         order[k * b..((k + 1) * b).min(pairs)].to_vec()
     }
@@ -84,6 +86,9 @@ pub fn parameters(rm: &RewardModel) -> Vec<(String, Var)> {
     p
 }
 
+/// Checkpoints kept: the newest, and one before it should the newest be damaged.
+pub const KEEP: usize = 2;
+
 /// Where a reward model's checkpoints go (`RM/checkpoints/step-N`), and the pairs file they
 /// were trained on (its SHA-256, checked on resume).
 pub struct Checkpoints<'a> {
@@ -92,9 +97,14 @@ pub struct Checkpoints<'a> {
 }
 
 impl Checkpoints<'_> {
-    /// Writes `RM/checkpoints/step-N`; returns its folder.
+    /// Writes `RM/checkpoints/step-N`, then removes all but the `KEEP` newest (a full model's
+    /// weights and moments are three copies of it each); returns its folder.
     pub fn save(&self, rm: &RewardModel, opt: &AdamW, seed: u64) -> Result<PathBuf> {
-        save_checkpoint(self.out, rm, opt, seed, self.pairs_sha256)
+        let dir = save_checkpoint(self.out, rm, opt, seed, self.pairs_sha256)?;
+        for old in checkpoint::all(self.out).into_iter().skip(KEEP) {
+            std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+        Ok(dir)
     }
 
     /// `resume` from this folder.
@@ -103,7 +113,13 @@ impl Checkpoints<'_> {
     }
 }
 
-fn save_checkpoint(out: &Path, rm: &RewardModel, opt: &AdamW, seed: u64, pairs_sha256: &str) -> Result<PathBuf> {
+fn save_checkpoint(
+    out: &Path,
+    rm: &RewardModel,
+    opt: &AdamW,
+    seed: u64,
+    pairs_sha256: &str,
+) -> Result<PathBuf> {
     let state = CheckpointState {
         format: checkpoint::FORMAT,
         step: opt.step,
@@ -156,7 +172,9 @@ pub fn train(
     let rows: Vec<Vec<u32>> = pairs
         .iter()
         .flat_map(|p| [(p, &p.chosen), (p, &p.rejected)])
-        .map(|(p, story)| rm.encode(&p.prompt, story).with_context(|| format!("encoding a pair of prompt {}", p.uid)))
+        .map(|(p, story)| {
+            rm.encode(&p.prompt, story).with_context(|| format!("encoding a pair of prompt {}", p.uid))
+        })
         .collect::<Result<_>>()?;
     let steps = cfg.total_steps(pairs.len());
     let per_epoch = cfg.steps_per_epoch(pairs.len());
@@ -170,7 +188,8 @@ pub fn train(
         }
         let started = Instant::now();
         let batch = cfg.batch(pairs.len(), opt.step);
-        let seqs: Vec<Vec<u32>> = batch.iter().flat_map(|&i| [rows[2 * i].clone(), rows[2 * i + 1].clone()]).collect();
+        let seqs: Vec<Vec<u32>> =
+            batch.iter().flat_map(|&i| [rows[2 * i].clone(), rows[2 * i + 1].clone()]).collect();
         let tokens = seqs.iter().map(Vec::len).sum();
         // [2P] -> chosen [P], rejected [P]
         let r = rm.forward(&seqs)?.reshape((batch.len(), 2))?;
@@ -201,7 +220,18 @@ pub fn train(
             steps,
             epoch: (opt.step - 1) / per_epoch + 1,
             loss,
-            accuracy: margins.iter().map(|&m| if m > 0.0 { 1.0 } else if m == 0.0 { 0.5 } else { 0.0 }).sum::<f64>()
+            accuracy: margins
+                .iter()
+                .map(|&m| {
+                    if m > 0.0 {
+                        1.0
+                    } else if m == 0.0 {
+                        0.5
+                    } else {
+                        0.0
+                    }
+                })
+                .sum::<f64>()
                 / margins.len() as f64,
             grad_norm,
             tokens,

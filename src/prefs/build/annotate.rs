@@ -18,7 +18,10 @@ pub fn pairs(dir: &Path) -> Result<(Vec<Pair>, usize)> {
     let study = Study::load(dir)?;
     let files = Study::judgment_files(dir)?;
     if files.is_empty() {
-        bail!("{}: no judgments-*.jsonl files; annotate the study first (`polaris-tui annotate --out {0}`)", dir.display());
+        bail!(
+            "{}: no judgments-*.jsonl files; annotate the study first (`polaris-tui annotate --out {0}`)",
+            dir.display()
+        );
     }
     let (mut out, mut ties) = (Vec::new(), 0);
     for (_, path) in files {
@@ -30,7 +33,12 @@ pub fn pairs(dir: &Path) -> Result<(Vec<Pair>, usize)> {
                 continue;
             };
             let Some(item) = study.items.iter().find(|i| i.prompt_uid == j.prompt_uid) else {
-                bail!("{}: judges prompt {} which {} does not hold", path.display(), j.prompt_uid, Study::manifest_path(dir).display());
+                bail!(
+                    "{}: judges prompt {} which {} does not hold",
+                    path.display(),
+                    j.prompt_uid,
+                    Study::manifest_path(dir).display()
+                );
             };
             let loser = if winner == j.left { &j.right } else { &j.left };
             let (Some(chosen), Some(rejected)) = (item.story(winner), item.story(loser)) else {

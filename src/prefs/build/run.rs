@@ -42,7 +42,11 @@ pub fn pairs(run_dir: &Path, margin: f64) -> Result<Vec<Pair>> {
     }
     let path = RunDir::at(run_dir).rollouts();
     if !path.exists() {
-        bail!("{}: no rollouts.jsonl; is {} a run directory that has trained a step?", path.display(), run_dir.display());
+        bail!(
+            "{}: no rollouts.jsonl; is {} a run directory that has trained a step?",
+            path.display(),
+            run_dir.display()
+        );
     }
     let lines = jsonl_lines(&path)?;
     let last = lines.last().map(|(n, _)| *n);
