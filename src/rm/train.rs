@@ -238,7 +238,7 @@ pub fn train(
             seconds: started.elapsed().as_secs_f64(),
         };
         on_step(&s)?;
-        if cfg.checkpoint_every > 0 && opt.step % cfg.checkpoint_every == 0 && opt.step < steps {
+        if cfg.checkpoint_every > 0 && opt.step.is_multiple_of(cfg.checkpoint_every) && opt.step < steps {
             checkpoints.save(rm, opt, cfg.seed)?;
         }
     }
