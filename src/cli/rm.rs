@@ -154,7 +154,11 @@ fn run_train(args: TrainArgs) -> Result<()> {
         base_model: base_model.clone(),
         dtype: args.dtype.clone(),
         lora: lora.clone(),
-        pairs_file: args.pairs.display().to_string(),
+        // absolute, so a --resume from another directory names the same file
+        pairs_file: std::fs::canonicalize(&args.pairs)
+            .unwrap_or_else(|_| args.pairs.clone())
+            .display()
+            .to_string(),
         pairs_sha256: crate::train::data::file_sha256(&args.pairs)?,
         train: RmTrainConfig {
             epochs: args.epochs,
