@@ -16,7 +16,7 @@ use crate::model::{adapters_only, all_trainable, LoadOptions, LoraConfig, LoraIn
 use crate::prefs::{read_pairs, Pair, Split};
 use crate::rm::eval::{accuracy, pair_scores};
 use crate::rm::manifest::{Accuracy, Training, FORMAT};
-use crate::rm::train::{resume, save_checkpoint, train, RmTrainConfig};
+use crate::rm::train::{train, Checkpoints, RmTrainConfig};
 use crate::rm::{Manifest, RewardModel};
 use crate::run::RunDir;
 use crate::train::optim::{AdamW, AdamWConfig};
@@ -138,11 +138,27 @@ fn run_train(args: TrainArgs) -> Result<()> {
     if let Some(l) = &lora {
         l.validate()?;
     }
+    // the manifest names the base model wherever `rm:DIR` is used from: an absolute path
+    let base_model = match args.model.as_str() {
+        "tiny" => "tiny".to_string(),
+        dir => std::fs::canonicalize(dir)
+            .with_context(|| {
+                format!(
+                    "--model {dir}: no such model directory (give a Hugging Face model directory or `tiny`)"
+                )
+            })?
+            .display()
+            .to_string(),
+    };
     let plan = Plan {
-        base_model: args.model.clone(),
+        base_model: base_model.clone(),
         dtype: args.dtype.clone(),
         lora: lora.clone(),
-        pairs_file: args.pairs.display().to_string(),
+        // absolute, so a --resume from another directory names the same file
+        pairs_file: std::fs::canonicalize(&args.pairs)
+            .unwrap_or_else(|_| args.pairs.clone())
+            .display()
+            .to_string(),
         pairs_sha256: crate::train::data::file_sha256(&args.pairs)?,
         train: RmTrainConfig {
             epochs: args.epochs,
@@ -192,11 +208,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
             .trainable(adapters_only()),
         None => opts.trainable(all_trainable()),
     };
-    let lm = Weights::base(&args.model).open(&opts)?;
+    let lm = Weights::base(&base_model).open(&opts)?;
     let rm = RewardModel::new(lm, args.max_tokens, args.seed)?;
     let mut opt = AdamW::new(AdamWConfig::default());
+    let checkpoints = Checkpoints { out: &args.out, pairs_sha256: &plan.pairs_sha256 };
     if args.resume {
-        match resume(&args.out, &rm, &mut opt, &plan.pairs_sha256)? {
+        match checkpoints.resume(&rm, &mut opt)? {
             Some(step) => eprintln!("resumed at step {step}"),
             None => eprintln!("no checkpoint yet in {}; starting from step 0", args.out.display()),
         }
@@ -225,7 +242,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     );
     bar.set_position(opt.step as u64);
     bar.enable_steady_tick(Duration::from_millis(250));
-    let last = train(&rm, &train_pairs, cfg, &mut opt, &args.out, &plan.pairs_sha256, &interrupt, |s| {
+    let last = train(&rm, &train_pairs, cfg, &mut opt, &checkpoints, &interrupt, |s| {
         bar.set_position(s.step as u64);
         bar.set_message(format!("loss {:.3}", s.loss));
         bar.suspend(|| {
@@ -238,7 +255,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     });
     bar.finish_and_clear();
     let last = last?;
-    let folder = save_checkpoint(&args.out, &rm, &opt, cfg.seed, &plan.pairs_sha256)?;
+    let folder = checkpoints.save(&rm, &opt, cfg.seed)?;
     if interrupt.load(Ordering::Relaxed) && opt.step < steps {
         bail!(
             "stopped after step {}; checkpointed in {}; continue with the same flags and --resume",
@@ -250,7 +267,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let weights = folder.strip_prefix(&args.out).unwrap_or(&folder).display().to_string();
     let manifest = Manifest {
         format: FORMAT.into(),
-        base_model: args.model.clone(),
+        base_model,
         dtype: args.dtype.clone(),
         weights,
         training: Training {

@@ -55,20 +55,26 @@ mod tests {
         }
     }
 
-    /// Large margins neither overflow nor lose the small loss: softplus(−40) ≈ e^−40 (relative
-    /// tolerance 1e-9), softplus(40) ≈ 40.
+    /// Large margins do not overflow: at a margin of 40 the loss e^−40 ≈ 4e-18 is below what
+    /// 1 + x resolves in f64 (so 0 up to 1e-15 is right), but its gradient −σ(−40) survives
+    /// (relative 1e-6); at −40 the loss is 40 and the gradient −1 (to 1e-9).
     #[test]
     fn is_stable_far_from_zero() {
         let dev = Device::Cpu;
-        let rc = Tensor::new(&[40.0f64, -40.0], &dev).unwrap();
+        let rc = Var::new(&[40.0f64, -40.0], &dev).unwrap();
         let rr = Tensor::new(&[0.0f64, 0.0], &dev).unwrap();
         let one = Tensor::new(&[1.0f64, 0.0], &dev).unwrap();
-        let l = bradley_terry(&rc, &rr, &one).unwrap().to_scalar::<f64>().unwrap();
-        assert!((l / (-40f64).exp() - 1.0).abs() < 1e-9, "{l}");
+        let l = bradley_terry(rc.as_tensor(), &rr, &one).unwrap();
+        assert!(l.to_scalar::<f64>().unwrap().abs() < 1e-15);
+        let g = l.backward().unwrap().get(rc.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        let want = -1.0 / (1.0 + 40f64.exp());
+        assert!((g[0] / want - 1.0).abs() < 1e-6, "{g:?} vs {want}");
         let other = Tensor::new(&[0.0f64, 1.0], &dev).unwrap();
-        let l = bradley_terry(&rc, &rr, &other).unwrap().to_scalar::<f64>().unwrap();
-        assert!((l - 40.0).abs() < 1e-9, "{l}");
+        let l = bradley_terry(rc.as_tensor(), &rr, &other).unwrap();
+        assert!((l.to_scalar::<f64>().unwrap() - 40.0).abs() < 1e-9);
+        let g = l.backward().unwrap().get(rc.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        assert!((g[1] + 1.0).abs() < 1e-9, "{g:?}");
         let zero = Tensor::new(&[0.0f64, 0.0], &dev).unwrap();
-        assert!(bradley_terry(&rc, &rr, &zero).is_err());
+        assert!(bradley_terry(rc.as_tensor(), &rr, &zero).is_err());
     }
 }

@@ -14,7 +14,7 @@ use crate::model::LoraConfig;
 
 pub const MANIFEST: &str = "rm.json";
 pub const FORMAT: &str = "polaris-rm/1";
-/// The head's file in a checkpoint folder: one tensor, `HEAD_TENSOR`, [D] f32.
+/// The head's file in a checkpoint folder: one tensor, `HEAD_TENSOR`, [D].
 pub const HEAD_FILE: &str = "head.safetensors";
 pub const HEAD_TENSOR: &str = "rm.head";
 

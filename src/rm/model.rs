@@ -1,4 +1,4 @@
-//! The reward model in memory: a language model and a scalar head w [D] (f32) on the
+//! The reward model in memory: a language model and a scalar head w [D] on the
 //! final-normed hidden state of a row's last token, r = h_last · w. A row is the chat-template
 //! prompt followed by the story and the end token (no thinking: the story is what is scored),
 //! so the last token is the end token and its state has read the whole story.
@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use super::manifest::{Manifest, HEAD_FILE, HEAD_TENSOR};
 use crate::lm::LanguageModel;
 use crate::model::LoadOptions;
+use crate::train::optim::master_dtype;
 use crate::train::trained::Weights;
 
 /// Tokens one scoring pass packs at most (rows are whole; a longer row passes alone).
@@ -19,7 +20,7 @@ pub const SCORE_TOKENS_PER_PASS: usize = 16_384;
 
 pub struct RewardModel {
     pub lm: LanguageModel,
-    /// [D] f32, trainable.
+    /// [D] in the model's master dtype (f32; f64 for an f64 model), trainable.
     pub head: Var,
     /// Tokens a row keeps at most (prompt + story + end token).
     pub max_tokens: usize,
@@ -38,7 +39,8 @@ impl RewardModel {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, (1.0 / d as f32).sqrt()).map_err(|e| anyhow!("{e}"))?;
         let w: Vec<f32> = (0..d).map(|_| normal.sample(&mut rng)).collect();
-        let head = Var::from_tensor(&Tensor::new(w.as_slice(), lm.model.device())?)?;
+        let dtype = master_dtype(lm.model.dtype());
+        let head = Var::from_tensor(&Tensor::new(w.as_slice(), lm.model.device())?.to_dtype(dtype)?)?;
         Ok(Self { lm, head, max_tokens })
     }
 
@@ -51,14 +53,15 @@ impl RewardModel {
         let lm = Weights::checkpoint(&m.base_model, &weights_dir)?
             .open(&LoadOptions::new(dtype, device.clone()))
             .with_context(|| format!("opening the reward model {}", rm_dir.display()))?;
-        let head = read_head(&weights_dir, lm.model.config().hidden_size, device)?;
+        let head =
+            read_head(&weights_dir, lm.model.config().hidden_size, master_dtype(lm.model.dtype()), device)?;
         Ok(Self { lm, head: Var::from_tensor(&head)?, max_tokens: m.max_tokens })
     }
 
     /// Restores the head saved in a checkpoint folder.
     pub fn load_head(&self, dir: &Path) -> Result<()> {
         let d = self.lm.model.config().hidden_size;
-        self.head.set(&read_head(dir, d, self.lm.model.device())?)?;
+        self.head.set(&read_head(dir, d, self.head.dtype(), self.lm.model.device())?)?;
         Ok(())
     }
 
@@ -87,7 +90,7 @@ impl RewardModel {
         Ok(ids)
     }
 
-    /// Scores [R] (f32) of encoded rows, in one packed pass; differentiable in the head and
+    /// Scores [R] (the head's dtype) of encoded rows, in one packed pass; differentiable in the head and
     /// the model's trainable weights.
     pub fn forward(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
         if rows.is_empty() || rows.iter().any(|r| r.is_empty()) {
@@ -101,8 +104,8 @@ impl RewardModel {
             cu.push(ids.len());
         }
         let ids = Tensor::new(ids.as_slice(), self.lm.model.device())?;
-        // [R, D] -> f32 -> [R, D] x [D, 1] -> [R]
-        let h = self.lm.model.last_hidden_states(&ids, &cu)?.to_dtype(DType::F32)?;
+        // [R, D] -> head dtype -> [R, D] x [D, 1] -> [R]
+        let h = self.lm.model.last_hidden_states(&ids, &cu)?.to_dtype(self.head.dtype())?;
         let r = h.matmul(&self.head.as_tensor().unsqueeze(1)?)?.squeeze(1)?;
         Ok(r)
     }
@@ -128,14 +131,14 @@ impl RewardModel {
     }
 }
 
-fn read_head(dir: &Path, hidden: usize, device: &Device) -> Result<Tensor> {
+fn read_head(dir: &Path, hidden: usize, dtype: DType, device: &Device) -> Result<Tensor> {
     let file = dir.join(HEAD_FILE);
     let tensors = candle_core::safetensors::load(&file, device)
         .with_context(|| format!("cannot read the reward head {} (truncated?)", file.display()))?;
     let head = tensors
         .get(HEAD_TENSOR)
         .ok_or_else(|| anyhow!("{}: no tensor {HEAD_TENSOR}", file.display()))?
-        .to_dtype(DType::F32)?;
+        .to_dtype(dtype)?;
     if head.dims() != [hidden] {
         bail!(
             "{}: the head has shape {:?}, the model's hidden size is {hidden}",

@@ -86,8 +86,34 @@ pub fn parameters(rm: &RewardModel) -> Vec<(String, Var)> {
     p
 }
 
-/// Writes `RM/checkpoints/step-N`; returns its folder.
-pub fn save_checkpoint(
+/// Checkpoints kept: the newest, and one before it should the newest be damaged.
+pub const KEEP: usize = 2;
+
+/// Where a reward model's checkpoints go (`RM/checkpoints/step-N`), and the pairs file they
+/// were trained on (its SHA-256, checked on resume).
+pub struct Checkpoints<'a> {
+    pub out: &'a Path,
+    pub pairs_sha256: &'a str,
+}
+
+impl Checkpoints<'_> {
+    /// Writes `RM/checkpoints/step-N`, then removes all but the `KEEP` newest (a full model's
+    /// weights and moments are three copies of it each); returns its folder.
+    pub fn save(&self, rm: &RewardModel, opt: &AdamW, seed: u64) -> Result<PathBuf> {
+        let dir = save_checkpoint(self.out, rm, opt, seed, self.pairs_sha256)?;
+        for old in checkpoint::all(self.out).into_iter().skip(KEEP) {
+            std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+        Ok(dir)
+    }
+
+    /// `resume` from this folder.
+    pub fn resume(&self, rm: &RewardModel, opt: &mut AdamW) -> Result<Option<usize>> {
+        resume(self.out, rm, opt, self.pairs_sha256)
+    }
+}
+
+fn save_checkpoint(
     out: &Path,
     rm: &RewardModel,
     opt: &AdamW,
@@ -109,7 +135,7 @@ pub fn save_checkpoint(
 /// Restores the newest complete checkpoint under `out` into the model, the head and the
 /// optimizer; returns its step, or None when there is none. A checkpoint of another pairs
 /// file is refused.
-pub fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str) -> Result<Option<usize>> {
+fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str) -> Result<Option<usize>> {
     checkpoint::clean_temporaries(out)?;
     let Some(dir) = checkpoint::latest(out) else { return Ok(None) };
     let state = checkpoint::load_weights(&dir, &rm.lm.model)
@@ -130,14 +156,12 @@ pub fn resume(out: &Path, rm: &RewardModel, opt: &mut AdamW, pairs_sha256: &str)
 /// Trains from the optimizer's step to the last step of `cfg`, checkpointing every
 /// `checkpoint_every` steps; stops between steps when `cancel` is set. Returns the last
 /// step's loss (None when no step ran).
-#[allow(clippy::too_many_arguments)]
 pub fn train(
     rm: &RewardModel,
     pairs: &[Pair],
     cfg: &RmTrainConfig,
     opt: &mut AdamW,
-    out: &Path,
-    pairs_sha256: &str,
+    checkpoints: &Checkpoints,
     cancel: &AtomicBool,
     mut on_step: impl FnMut(&RmStep) -> Result<()>,
 ) -> Result<Option<f64>> {
@@ -171,7 +195,7 @@ pub fn train(
         let r = rm.forward(&seqs)?.reshape((batch.len(), 2))?;
         let (rc, rr) = (r.narrow(1, 0, 1)?.squeeze(1)?, r.narrow(1, 1, 1)?.squeeze(1)?);
         let w: Vec<f32> = batch.iter().map(|&i| pairs[i].weight as f32).collect();
-        let loss = bradley_terry(&rc, &rr, &Tensor::new(w.as_slice(), &device)?)?;
+        let loss = bradley_terry(&rc, &rr, &Tensor::new(w.as_slice(), &device)?.to_dtype(rc.dtype())?)?;
         let margins = (&rc - &rr)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
         let store = loss.backward()?;
         let mut grads: Grads = Vec::with_capacity(params.len());
@@ -215,7 +239,7 @@ pub fn train(
         };
         on_step(&s)?;
         if cfg.checkpoint_every > 0 && opt.step.is_multiple_of(cfg.checkpoint_every) && opt.step < steps {
-            save_checkpoint(out, rm, opt, cfg.seed, pairs_sha256)?;
+            checkpoints.save(rm, opt, cfg.seed)?;
         }
     }
     rm.lm.model.set_training(false);

@@ -7,7 +7,8 @@
 //!   policy rows scored at least `margin` below it, and the group's top policy row against its
 //!   bottom one when their rewards differ by at least `margin`.
 //!
-//! Pairs are deduplicated by `Pair::key` (the first seen stays; later copies are counted per
+//! A pair whose two stories are the same text is dropped (and counted). Pairs are
+//! deduplicated by `Pair::key` (the first seen stays; later copies are counted per
 //! source); a pair whose mirror (same stories, roles swapped) is also there is a conflict and
 //! both go; every pair is then split by its prompt (`Pair::split_for`).
 
@@ -28,6 +29,8 @@ pub struct SourceCount {
     pub duplicates: usize,
     /// Pairs dropped because their mirror was there too (both sides of a disagreement).
     pub conflicts: usize,
+    /// Pairs dropped because both sides hold the same story (two systems wrote the same text).
+    pub same_story: usize,
 }
 
 /// What `merge` did, by source (in name order).
@@ -40,33 +43,36 @@ impl Summary {
     /// The table `prefs build` prints.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10}\n",
-            "source", "train", "heldout", "pairs", "duplicates", "conflicts"
+            "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10} {:>11}\n",
+            "source", "train", "heldout", "pairs", "duplicates", "conflicts", "same story"
         );
         let mut total = SourceCount::default();
         for (name, c) in &self.sources {
             out.push_str(&format!(
-                "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10}\n",
+                "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10} {:>11}\n",
                 name,
                 c.train,
                 c.heldout,
                 c.train + c.heldout,
                 c.duplicates,
-                c.conflicts
+                c.conflicts,
+                c.same_story
             ));
             total.train += c.train;
             total.heldout += c.heldout;
             total.duplicates += c.duplicates;
             total.conflicts += c.conflicts;
+            total.same_story += c.same_story;
         }
         out.push_str(&format!(
-            "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10}",
+            "{:<10} {:>7} {:>8} {:>7} {:>11} {:>10} {:>11}",
             "all",
             total.train,
             total.heldout,
             total.train + total.heldout,
             total.duplicates,
-            total.conflicts
+            total.conflicts,
+            total.same_story
         ));
         out
     }
@@ -80,7 +86,9 @@ pub fn merge(gathered: Vec<Pair>, heldout: f64) -> (Vec<Pair>, Summary) {
     let mut unique = Vec::with_capacity(gathered.len());
     for p in gathered {
         let count = summary.sources.entry(p.source.clone()).or_default();
-        if seen.insert(p.key()) {
+        if p.chosen == p.rejected {
+            count.same_story += 1;
+        } else if seen.insert(p.key()) {
             unique.push(p);
         } else {
             count.duplicates += 1;
@@ -135,6 +143,7 @@ mod tests {
             pair("b", "x", "y", "run"),
             pair("b", "y", "x", "elo"),
             pair("c", "p", "q", "run"),
+            pair("d", "same", "same", "annotate"),
         ];
         let (pairs, summary) = merge(gathered, 0.0);
         assert_eq!(pairs.len(), 2, "{pairs:?}");
@@ -142,6 +151,7 @@ mod tests {
         assert_eq!((s["annotate"].duplicates, s["elo"].duplicates), (1, 1));
         assert_eq!((s["run"].conflicts, s["elo"].conflicts), (1, 1));
         assert_eq!((s["annotate"].train, s["run"].train), (1, 1));
+        assert_eq!(s["annotate"].same_story, 1);
         assert!(summary.table().lines().last().unwrap().starts_with("all"));
         // a share of 1 holds every prompt out
         let (all_held, _) = merge(vec![pair("a", "good", "bad", "annotate")], 1.0);
