@@ -419,3 +419,27 @@ fn a_refinement_killed_mid_round_resumes_to_the_same_end_state() {
         }
     }
 }
+
+#[test]
+fn an_agent_that_cannot_write_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("start.toml"), START).unwrap();
+    for (flag, spec, why) in [
+        ("--generator", "offline", "the offline judge measures text"),
+        ("--reflector", "rm:some-rm", "a reward model scores a story"),
+    ] {
+        let mut agents =
+            vec![("--generator", "openai:gen"), ("--detector", "openai:det"), ("--reflector", "openai:refl")];
+        agents.iter_mut().filter(|(f, _)| *f == flag).for_each(|a| a.1 = spec);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_polaris-tui"));
+        c.env("REFINE_TEST_KEY", KEY).args(["principles", "refine", "--data"]);
+        c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo/prompts.jsonl"));
+        c.arg("--principles").arg(dir.path().join("start.toml")).arg("--out").arg(dir.path().join("refine"));
+        c.args(agents.iter().flat_map(|(f, s)| [*f, *s])).args(["--api-key-env", "REFINE_TEST_KEY"]);
+        let o = c.output().unwrap();
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{flag} {spec} was taken");
+        assert!(err.contains(&format!("{flag} {spec}")) && err.contains(why), "{err}");
+        assert!(err.contains("openai:MODEL, gemini:MODEL") && !err.contains("rm:DIR"), "{err}");
+    }
+}

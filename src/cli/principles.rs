@@ -78,8 +78,14 @@ pub fn run(cmd: PrinciplesCommand) -> Result<()> {
 fn agent(flag: &str, spec: &str, settings: &JudgeSettings) -> Result<Arc<JudgeClient>> {
     let parsed =
         JudgeSpec::parse(spec).map_err(|_| anyhow::anyhow!("--{flag} {spec:?}: expected {JUDGE_MODELS}"))?;
-    if parsed == JudgeSpec::Offline {
-        bail!("--{flag} offline: the offline judge measures text, it cannot write or read; give a judge model ({JUDGE_MODELS})");
+    match parsed {
+        JudgeSpec::Offline => bail!(
+            "--{flag} offline: the offline judge measures text, it cannot write or read; give a judge model ({JUDGE_MODELS})"
+        ),
+        JudgeSpec::RewardModel(_) => bail!(
+            "--{flag} {spec}: a reward model scores a story, it cannot write or revise one; give a judge model ({JUDGE_MODELS})"
+        ),
+        _ => {}
     }
     let client = JudgeClient::new(parsed, Rubric::builtin()?, settings.clone())
         .with_context(|| format!("--{flag}"))?;

@@ -30,7 +30,7 @@ pub struct TrainArgs {
     /// first step and every run.val_every steps.
     #[arg(long)]
     pub val: Option<String>,
-    #[arg(long, help = concat!("reward.judge: offline, ", crate::reward::judge::judge_models!()))]
+    #[arg(long, help = concat!("reward.judge: ", crate::reward::judge::judge_specs!()))]
     pub judge: Option<String>,
     /// reward.rubric: builtin or a rubric TOML.
     #[arg(long)]

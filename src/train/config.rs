@@ -484,8 +484,8 @@ train = "assets/demo/prompts.jsonl"   # JSONL: uid, prompt, target_word_count, s
 # val = "data/val.jsonl"              # held-out prompts (data build writes val.jsonl): validated during training
 
 [reward]
-judge = "offline"             # offline, "#,
-    crate::reward::judge::judge_models!(),
+judge = "offline"             # "#,
+    crate::reward::judge::judge_specs!(),
     r#"
 rubric = "builtin"            # or a rubric TOML; or rubric_prompt + rubric_schema files
 # principles = "principles.toml"  # rules the judge scores with besides the rubric (any judge but offline)

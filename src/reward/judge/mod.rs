@@ -31,19 +31,31 @@ use super::answer::Judgement;
 use super::rubric::Rubric;
 use super::totals::{parse_reply, read_answer, TotalsReading};
 
-/// The judge models `--judge` takes (every `JudgeSpec` but offline), for help texts, errors and
-/// the config template: a new provider is named here once.
+/// The language models a judge (or an agent of `principles refine` / `prefs curate`) calls,
+/// for help texts, errors and the config template: a new provider is named here once.
 macro_rules! judge_models {
     () => {
-        "openai:MODEL, gemini:MODEL or rm:DIR (a reward model from `rm train`)"
+        "openai:MODEL, gemini:MODEL"
     };
 }
 pub(crate) use judge_models;
 
+/// Every reward source `--judge` takes: the offline judge, a judge model, a reward model.
+macro_rules! judge_specs {
+    () => {
+        concat!(
+            "offline, ",
+            crate::reward::judge::judge_models!(),
+            ", rm:DIR (a reward model from `rm train`)"
+        )
+    };
+}
+pub(crate) use judge_specs;
+
 /// The judge models, as help and errors list them.
 pub const JUDGE_MODELS: &str = judge_models!();
 /// Every judge `--judge` takes.
-pub const JUDGE_SPECS: &str = concat!("offline, ", judge_models!());
+pub const JUDGE_SPECS: &str = judge_specs!();
 
 /// Which judge, as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
