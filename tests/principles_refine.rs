@@ -429,7 +429,7 @@ fn an_agent_that_cannot_write_is_refused_before_anything_is_sent() {
         ("--reflector", "rm:some-rm", "a reward model scores a story"),
     ] {
         let mut agents =
-            vec![("--generator", "openai:gen"), ("--detector", "openai:det"), ("--reflector", "openai:refl")];
+            [("--generator", "openai:gen"), ("--detector", "openai:det"), ("--reflector", "openai:refl")];
         agents.iter_mut().filter(|(f, _)| *f == flag).for_each(|a| a.1 = spec);
         let mut c = Command::new(env!("CARGO_BIN_EXE_polaris-tui"));
         c.env("REFINE_TEST_KEY", KEY).args(["principles", "refine", "--data"]);
