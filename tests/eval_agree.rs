@@ -52,28 +52,6 @@ fn study(dir: &Path) -> std::path::PathBuf {
     study_dir
 }
 
-/// A valid answer of the builtin rubric at its best (`good`) or its worst.
-fn answer_at(rubric: &Rubric, good: bool) -> String {
-    use polaris::reward::rubric::Sign;
-    let mut v = polaris::reward::judge::offline::answer(rubric, "x", &story());
-    let (mut positive, mut negative) = (0, 0);
-    for d in &rubric.dimensions {
-        let s = if (d.sign == Sign::Positive) == good { d.max } else { 0 };
-        v[d.score_field()] = s.into();
-        match d.sign {
-            Sign::Positive => positive += s,
-            Sign::Negative => negative += s,
-        }
-    }
-    for c in rubric.bonus.iter().chain(rubric.penalty.iter()) {
-        v[c.score_field()] = 0.into();
-    }
-    v["positive_total"] = positive.into();
-    v["negative_total"] = negative.into();
-    v["overall_score"] = (positive - negative).into();
-    v.to_string()
-}
-
 fn polaris<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
         .args(args)

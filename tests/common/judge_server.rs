@@ -123,6 +123,28 @@ pub fn valid_answer(r: &Rubric) -> String {
     polaris::reward::judge::offline::answer(r, "A lighthouse keeper finds a letter.", &story()).to_string()
 }
 
+/// A valid answer of the rubric at its best (`good`) or its worst.
+pub fn answer_at(rubric: &Rubric, good: bool) -> String {
+    use polaris::reward::rubric::Sign;
+    let mut v = polaris::reward::judge::offline::answer(rubric, "x", &story());
+    let (mut positive, mut negative) = (0, 0);
+    for d in &rubric.dimensions {
+        let s = if (d.sign == Sign::Positive) == good { d.max } else { 0 };
+        v[d.score_field()] = s.into();
+        match d.sign {
+            Sign::Positive => positive += s,
+            Sign::Negative => negative += s,
+        }
+    }
+    for c in rubric.bonus.iter().chain(rubric.penalty.iter()) {
+        v[c.score_field()] = 0.into();
+    }
+    v["positive_total"] = positive.into();
+    v["negative_total"] = negative.into();
+    v["overall_score"] = (positive - negative).into();
+    v.to_string()
+}
+
 pub fn story() -> String {
     "The keeper climbed the stairs at dusk and found the letter under the lamp. ".repeat(30)
 }

@@ -327,30 +327,28 @@ impl JudgeClient {
         .map_err(|e| anyhow::anyhow!("the reward model task failed: {e}"))
         .and_then(|r| r);
         let seconds = started.elapsed().as_secs_f64() / n.max(1) as f64;
+        // scored locally: no tokens, no cache, no HTTP attempts
+        let result = |outcome, answer| JudgeResult {
+            outcome,
+            answer,
+            usage: Usage::default(),
+            cached: false,
+            attempts: 0,
+            repaired: false,
+            seconds,
+        };
         let results: Vec<JudgeResult> = match scored {
             Ok(scores) => scores
                 .into_iter()
-                .map(|r| JudgeResult {
-                    outcome: Ok(crate::rm::score::judgement(&rubric, r, rm.center)),
-                    answer: Some(crate::rm::score::answer(r, rm.center)),
-                    usage: Usage::default(),
-                    cached: false,
-                    attempts: 0,
-                    repaired: false,
-                    seconds,
+                .map(|r| {
+                    let judgement = crate::rm::score::judgement(&rubric, r, rm.center);
+                    result(Ok(judgement), Some(crate::rm::score::answer(r, rm.center)))
                 })
                 .collect(),
-            Err(e) => (0..n)
-                .map(|_| JudgeResult {
-                    outcome: Err(format!("reward model {}: {e:#}", self.spec.label())),
-                    answer: None,
-                    usage: Usage::default(),
-                    cached: false,
-                    attempts: 0,
-                    repaired: false,
-                    seconds,
-                })
-                .collect(),
+            Err(e) => {
+                let why = format!("reward model {}: {e:#}", self.spec.label());
+                (0..n).map(|_| result(Err(why.clone()), None)).collect()
+            }
         };
         let mut t = self.totals.lock().expect("totals lock");
         t.calls += results.len() as u64;
