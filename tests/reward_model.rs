@@ -134,6 +134,22 @@ fn learns_a_marker_then_judges_and_trains_with_it() {
     assert_eq!(marked.len(), 20);
     assert!(mean(&marked) > mean(&unmarked), "{marked:?} vs {unmarked:?}");
 
+    // eval agree with the reward model as a source: a study of the held-out prompts, marked
+    // (A) against unmarked (B) stories, whose annotator always prefers the marked one; the
+    // model agrees on as many items as its pair accuracy says (>= 0.8 above, the same pairs)
+    let study = marker_study(home, &pairs);
+    let agree_out = home.join("agree");
+    ok(polaris(home)
+        .args(["eval", "agree", "--study", study.to_str().unwrap(), "--source", &judge, "--all", "--out"])
+        .arg(&agree_out)
+        .output()
+        .unwrap());
+    let report = common::read_json(&agree_out.join("agree.json"));
+    let source = &report["sources"][0];
+    assert_eq!(source["source"], judge.as_str(), "{report}");
+    assert_eq!((source["compared"].as_u64(), source["unscored"].as_u64()), (Some(20), Some(0)), "{report}");
+    assert!(source["raw"].as_f64().unwrap() >= 0.8, "{report}");
+
     // one training step scored by the reward model
     let run = home.join("run");
     ok(common::tiny_cli::train(home, &["--judge", &judge, "--steps", "1", "--out", run.to_str().unwrap()])
@@ -306,4 +322,36 @@ fn a_resumed_training_repeats_the_uninterrupted_one() {
     let mut opt = AdamW::new(AdamWConfig::default());
     let err = Checkpoints { out: &parted, pairs_sha256: "other" }.resume(&rm, &mut opt).unwrap_err();
     assert!(format!("{err:#}").contains("another pairs file"), "{err:#}");
+}
+
+/// An annotate study of the held-out pairs: system MARKED (their chosen stories) against
+/// PLAIN (their rejected ones), one annotator preferring MARKED on every item.
+fn marker_study(home: &Path, pairs: &[Pair]) -> std::path::PathBuf {
+    use polaris::annotate::input::pair_generations;
+    use polaris::annotate::{Session, Study, Verdict};
+    use polaris::generate::file::read_generations;
+    let held: Vec<&Pair> = pairs.iter().filter(|p| p.split == Split::Heldout).collect();
+    let gens = |file: &str, system: &str, story: fn(&Pair) -> &String| {
+        let lines: String = held
+            .iter()
+            .map(|p| {
+                let rec = serde_json::json!({"uid": p.uid, "prompt": p.prompt, "system": system, "story": story(p)});
+                format!("{rec}\n")
+            })
+            .collect();
+        let path = home.join(file);
+        std::fs::write(&path, lines).unwrap();
+        path
+    };
+    let a = gens("marked.jsonl", "MARKED", |p| &p.chosen);
+    let b = gens("plain.jsonl", "PLAIN", |p| &p.rejected);
+    let pairing =
+        pair_generations(&a, &read_generations(&a).unwrap(), &b, &read_generations(&b).unwrap()).unwrap();
+    let dir = home.join("study");
+    Study::open_or_create(&dir, Study::new(pairing.items, vec![]).unwrap()).unwrap();
+    let mut session = Session::open(&dir, "ann", Some(7)).unwrap();
+    while let Some(shown) = session.current().map(|(p, _)| p.clone()) {
+        session.judge(if shown.left == "MARKED" { Verdict::Left } else { Verdict::Right }, None).unwrap();
+    }
+    dir
 }
