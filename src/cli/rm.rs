@@ -221,12 +221,13 @@ fn run_train(args: TrainArgs) -> Result<()> {
     let cfg = &plan.train;
     let steps = cfg.total_steps(train_pairs.len());
     eprintln!(
-        "reward model on {} ({}): {} training pairs, {} held out; {steps} steps of {} pairs",
+        "reward model on {} ({}): {} training pairs, {} held out; {steps} step{} of up to {} pairs",
         args.model,
         if lora.is_some() { "LoRA" } else { "full" },
         train_pairs.len(),
         heldout.len(),
-        cfg.batch_pairs
+        if steps == 1 { "" } else { "s" },
+        cfg.batch_pairs.min(train_pairs.len())
     );
     let interrupt = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
