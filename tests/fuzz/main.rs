@@ -141,6 +141,16 @@ fn fuzz_retry_after() {
     fuzz("retry_after");
 }
 
+#[test]
+fn fuzz_principles() {
+    fuzz("principles");
+}
+
+#[test]
+fn fuzz_preference_pairs() {
+    fuzz("preference_pairs");
+}
+
 /// Every input a fuzz run kept passes now.
 #[test]
 fn kept_crash_inputs_stay_fixed() {

@@ -31,6 +31,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "config", seeds: config_seeds, run: config },
     Target { name: "annotate_inputs", seeds: annotate_seeds, run: annotate },
     Target { name: "retry_after", seeds: retry_after_seeds, run: retry_after },
+    Target { name: "principles", seeds: principles_seeds, run: principles },
+    Target { name: "preference_pairs", seeds: pairs_seeds, run: pairs },
 ];
 
 fn manifest() -> PathBuf {
@@ -273,4 +275,70 @@ fn retry_after(input: &[u8], _: &Path) -> Verdict {
         return Err(format!("waits {wait:?}, past max_backoff_secs"));
     }
     Ok(after.is_some())
+}
+
+// --- principles files (reward/principles) -----------------------------------------------
+
+fn principles_seeds() -> Vec<Vec<u8>> {
+    let rule = |name: &str| {
+        format!("[[principle]]\nname = \"{name}\"\nrule = \"One image at a time.\"\nviolation = \"Stacked metaphors.\"\n")
+    };
+    vec![
+        rule("no stylistic overloading").into_bytes(),
+        format!("{}example = \"The moon, a coin of grief.\"\n\n{}", rule("a"), rule("b")).into_bytes(),
+        (0..11).map(|i| rule(&format!("r{i}"))).collect::<String>().into_bytes(),
+        b"[[principle]]\nname = \"x\"\nrule = \" \"\nviolation = \"v\"\n".to_vec(),
+    ]
+}
+
+/// An accepted file is written back (`principles refine` writes every round's) and read back
+/// equal, with the same version hash; a refusal names the file.
+fn principles(input: &[u8], _: &Path) -> Verdict {
+    use polaris::reward::principles::{Principles, MAX_RULES};
+    let text = String::from_utf8_lossy(input);
+    let p = match Principles::from_toml_str(&text, "fuzz.toml") {
+        Ok(p) => p,
+        Err(e) if e.to_string().contains("fuzz.toml") => return Ok(false),
+        Err(e) => return Err(format!("refused without naming the file: {e}")),
+    };
+    if p.rules.is_empty() || p.rules.len() > MAX_RULES {
+        return Err(format!("accepted {} rules", p.rules.len()));
+    }
+    let again = Principles::from_toml_str(&p.to_toml(), "written")
+        .map_err(|e| format!("accepted, written, then refused: {e:#}"))?;
+    if again != p || again.hash() != p.hash() {
+        return Err("written and read back, it is another set of principles".into());
+    }
+    Ok(true)
+}
+
+// --- preference pairs (prefs/pair.rs) ----------------------------------------------------
+
+fn pairs_seeds() -> Vec<Vec<u8>> {
+    let pair = serde_json::json!({"uid": "p1", "prompt": "Write a story.", "chosen": "A good one.",
+        "rejected": "A worse one.", "source": "annotate", "weight": 0.5, "split": "heldout"});
+    vec![
+        format!("{pair}\n").into_bytes(),
+        b"{\"prompt_uid\":\"p2\",\"prompt\":\"p\",\"chosen\":\"x\",\"rejected\":\"y\",\"source\":\"me\"}\n".to_vec(),
+        b"{\"uid\":\"p3\",\"prompt\":\"p\",\"chosen\":\"x\",\"rejected\":\"x\",\"source\":\"me\",\"weight\":-1}\n".to_vec(),
+    ]
+}
+
+/// Accepted pairs are written back (`prefs build` and `curate` write them) and read back
+/// equal; a refusal names the file.
+fn pairs(input: &[u8], dir: &Path) -> Verdict {
+    use polaris::prefs::{read_pairs, write_pairs};
+    let path = file(dir, "pairs.jsonl", input);
+    let read = match read_pairs(&path) {
+        Ok(p) => p,
+        Err(e) if e.to_string().contains("pairs.jsonl") => return Ok(false),
+        Err(e) => return Err(format!("refused without naming the file: {e}")),
+    };
+    let back = dir.join("written.jsonl");
+    write_pairs(&back, &read).map_err(|e| format!("accepted but cannot be written: {e:#}"))?;
+    let again = read_pairs(&back).map_err(|e| format!("accepted, written, then refused: {e:#}"))?;
+    if again != read {
+        return Err("written and read back, the pairs differ".into());
+    }
+    Ok(!read.is_empty())
 }
