@@ -315,9 +315,15 @@ impl JudgeClient {
     /// (judge those one by one with `judge`).
     pub async fn judge_many(self: &Arc<Self>, items: Vec<(String, String)>) -> Option<Vec<JudgeResult>> {
         let rm = self.reward_model.as_ref()?;
+        Some(self.score_locally(rm, items).await)
+    }
+
+    /// The reward model's results for (prompt, story) items, in order, counted in the totals:
+    /// one packed pass per batch off the async threads; no tokens, cache or HTTP attempts.
+    async fn score_locally(&self, rm: &LocalRm, items: Vec<(String, String)>) -> Vec<JudgeResult> {
         let started = std::time::Instant::now();
         let n = items.len();
-        let (model, rubric) = (rm.model.clone(), self.rubric.clone());
+        let model = rm.model.clone();
         let scored = tokio::task::spawn_blocking(move || {
             let model = model.lock().map_err(|_| anyhow::anyhow!("the reward model's lock is poisoned"))?;
             let refs: Vec<(&str, &str)> = items.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
@@ -327,7 +333,6 @@ impl JudgeClient {
         .map_err(|e| anyhow::anyhow!("the reward model task failed: {e}"))
         .and_then(|r| r);
         let seconds = started.elapsed().as_secs_f64() / n.max(1) as f64;
-        // scored locally: no tokens, no cache, no HTTP attempts
         let result = |outcome, answer| JudgeResult {
             outcome,
             answer,
@@ -341,7 +346,7 @@ impl JudgeClient {
             Ok(scores) => scores
                 .into_iter()
                 .map(|r| {
-                    let judgement = crate::rm::score::judgement(&rubric, r, rm.center);
+                    let judgement = crate::rm::score::judgement(&self.rubric, r, rm.center);
                     result(Ok(judgement), Some(crate::rm::score::answer(r, rm.center)))
                 })
                 .collect(),
@@ -353,8 +358,7 @@ impl JudgeClient {
         let mut t = self.totals.lock().expect("totals lock");
         t.calls += results.len() as u64;
         t.failures += results.iter().filter(|r| r.outcome.is_err()).count() as u64;
-        drop(t);
-        Some(results)
+        results
     }
 
     pub fn totals(&self) -> Totals {
@@ -407,35 +411,8 @@ impl JudgeClient {
     pub async fn judge(&self, prompt: &str, story: &str) -> JudgeResult {
         let started = std::time::Instant::now();
         if let Some(rm) = &self.reward_model {
-            let (model, p, s) = (rm.model.clone(), prompt.to_string(), story.to_string());
-            // the forward runs off the async threads
-            let scored = tokio::task::spawn_blocking(move || {
-                let m = model.lock().map_err(|_| anyhow::anyhow!("the reward model's lock is poisoned"))?;
-                m.score(&[(p.as_str(), s.as_str())])
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("the reward model task failed: {e}"))
-            .and_then(|r| r);
-            let (outcome, answer) = match scored {
-                Ok(s) => (
-                    Ok(crate::rm::score::judgement(&self.rubric, s[0], rm.center)),
-                    Some(crate::rm::score::answer(s[0], rm.center)),
-                ),
-                Err(e) => (Err(format!("reward model {}: {e:#}", self.spec.label())), None),
-            };
-            let result = JudgeResult {
-                outcome,
-                answer,
-                usage: Usage::default(),
-                cached: false,
-                attempts: 0,
-                repaired: false,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            let mut t = self.totals.lock().expect("totals lock");
-            t.calls += 1;
-            t.failures += result.outcome.is_err() as u64;
-            return result;
+            let mut one = self.score_locally(rm, vec![(prompt.to_string(), story.to_string())]).await;
+            return one.pop().expect("one result per item");
         }
         let mut result = match &self.remote {
             None => {
