@@ -211,3 +211,27 @@ fn activation_checkpointing_gives_the_same_gradients() {
         }
     }
 }
+
+#[test]
+fn a_weight_seen_transposed_gets_its_gradient_in_its_own_layout() {
+    // vendor/candle-core computes the gradient of x Wᵀ with respect to W as (gᵀ x) in W's
+    // layout; once used (dW = gᵀ x) and twice (the second use's gradient is added)
+    let dev = candle_core::Device::Cpu;
+    let x = Tensor::randn(0f64, 1.0, (5, 3), &dev).unwrap();
+    let x2 = Tensor::randn(0f64, 1.0, (2, 3), &dev).unwrap();
+    let c = Tensor::randn(0f64, 1.0, (5, 4), &dev).unwrap();
+    let c2 = Tensor::randn(0f64, 1.0, (2, 4), &dev).unwrap();
+    let w = candle_core::Var::from_tensor(&Tensor::randn(0f64, 1.0, (4, 3), &dev).unwrap()).unwrap();
+    let once = (x.matmul(&w.t().unwrap()).unwrap() * &c).unwrap().sum_all().unwrap();
+    let twice = (&once + (x2.matmul(&w.t().unwrap()).unwrap() * &c2).unwrap().sum_all().unwrap()).unwrap();
+    let want_once = c.t().unwrap().matmul(&x).unwrap();
+    let want_twice = (&want_once + c2.t().unwrap().matmul(&x2).unwrap()).unwrap();
+    for (loss, want) in [(once, want_once), (twice, want_twice)] {
+        let grads = loss.backward().unwrap();
+        let got = grads.get(&w).unwrap();
+        assert!(got.is_contiguous(), "W's gradient is strided: {:?}", got.layout());
+        let diff = (got - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        // the same f64 products summed in gemm's order and in this test's: rounding only
+        assert!(diff < 1e-12, "W's gradient off by {diff}");
+    }
+}

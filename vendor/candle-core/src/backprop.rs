@@ -443,8 +443,18 @@ impl Tensor {
                         let lhs_grad = grad.matmul(&rhs.t()?)?;
                         grads.accumulate(lhs, &lhs_grad)?;
 
-                        let rhs_grad = lhs.t()?.matmul(&grad)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if rhs.rank() == 2 && !rhs.is_contiguous() && rhs.t()?.is_contiguous() {
+                            // rhs is a contiguous matrix seen transposed (a linear layer's
+                            // weight, x Wᵀ): its gradient is computed in W's layout and kept
+                            // as the transposed view, so that the transpose's backward hands W
+                            // a contiguous gradient and no copy transposes it (polaris-tui's
+                            // patch: that copy ran on the calling thread for every weight)
+                            let rhs_grad = grad.t()?.matmul(lhs)?.t()?;
+                            grads.accumulate_as_is(rhs, &rhs_grad)?;
+                        } else {
+                            let rhs_grad = lhs.t()?.matmul(&grad)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Cat(args, dim) => {
                         let mut start_idx = 0;
@@ -728,6 +738,20 @@ impl GradStore {
             }
             Entry::Vacant(entry) => {
                 entry.insert(grad.contiguous()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `accumulate`, storing a first gradient in its own layout, strided or not.
+    fn accumulate_as_is(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        match self.0.entry(tensor.id()) {
+            Entry::Occupied(mut entry) => {
+                let sum = entry.get().add(grad)?;
+                entry.insert(sum);
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(grad.clone());
             }
         }
         Ok(())

@@ -1478,7 +1478,11 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // polaris-tui's patch: gemm writes every element of dst (read_dst is false), so dst is
+        // not zero-filled first (when k > 0): the fill ran on the calling thread, outside
+        // gemm's parallel region, before every product of a training step.
+        let len = b * m * n;
+        let mut dst: Vec<T> = if k == 0 { vec![T::zero(); len] } else { Vec::with_capacity(len) };
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
@@ -1502,13 +1506,14 @@ impl Map2 for MatMul {
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
+            // SAFETY: step * c_skip + m * n <= len, inside dst's allocation
+            let dst_p = unsafe { dst.as_mut_ptr().add(step * c_skip) };
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_p,
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1527,6 +1532,8 @@ impl Map2 for MatMul {
                 )
             }
         }
+        // SAFETY: gemm wrote all b x m x n elements (or they were zero-filled above, k == 0)
+        unsafe { dst.set_len(len) };
         Ok(dst)
     }
 
