@@ -14,7 +14,7 @@ use candle_transformers::models::llama as reference;
 use clap::{Args, ValueEnum};
 
 use super::llama2c;
-use crate::generate::{self, sampler::argmax, Request, SamplingParams};
+use crate::generate::{self, sampler::argmax_rows, Request, SamplingParams};
 use crate::model::{Kernels, LoadOptions, Model, ModelConfig, Source};
 
 #[derive(Args, Debug)]
@@ -280,7 +280,7 @@ fn measure_ours(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
     let mut logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     let started = Instant::now();
     for _ in 0..tokens {
-        let next: Vec<u32> = logits.to_vec2::<f32>()?.iter().map(|l| argmax(l)).collect();
+        let next = argmax_rows(&logits)?;
         let ids = Tensor::from_vec(next, (rows, 1), &Device::Cpu)?;
         logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
     }
@@ -318,7 +318,7 @@ fn measure_reference(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
     let mut logits = model.forward(&ids, 0, &mut cache)?;
     let started = Instant::now();
     for pos in 1..=tokens {
-        let next: Vec<u32> = logits.to_vec2::<f32>()?.iter().map(|l| argmax(l)).collect();
+        let next = argmax_rows(&logits)?;
         let ids = Tensor::from_vec(next, (rows, 1), &Device::Cpu)?;
         logits = model.forward(&ids, pos, &mut cache)?;
     }

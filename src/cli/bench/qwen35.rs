@@ -7,7 +7,7 @@ use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
-use crate::generate::sampler::argmax;
+use crate::generate::sampler::argmax_rows;
 use crate::model::deltanet::DeltaForm;
 use crate::model::{Kernels, LoadOptions, Model, ModelConfig, Source};
 
@@ -77,7 +77,7 @@ pub fn run(args: Qwen35Bench) -> Result<()> {
             let mut logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
             let started = Instant::now();
             for _ in 0..args.tokens {
-                let next: Vec<u32> = logits.to_vec2::<f32>()?.iter().map(|l| argmax(l)).collect();
+                let next = argmax_rows(&logits)?;
                 logits = model.forward_cached(
                     &Tensor::from_vec(next, (batch, 1), &Device::Cpu)?,
                     &mut cache,
