@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
 use super::optim::AdamWConfig;
+use crate::model::fused::buffer;
 
 /// Elements per rayon task: large enough to amortise a task, small enough to split a
 /// million-element matrix over every core.
@@ -96,7 +97,7 @@ fn fused<F: WithDType + num_traits::Float + Send + Sync>(
         None => None,
     };
     let n = p.elem_count();
-    let (mut pn, mut mn, mut vn) = (vec![F::zero(); n], vec![F::zero(); n], vec![F::zero(); n]);
+    let (mut pn, mut mn, mut vn) = (buffer::unfilled(n), buffer::unfilled(n), buffer::unfilled(n));
     let f = |x: f64| F::from(x).expect("a finite coefficient");
     // 1 / sqrt(bias2) multiplies, as candle's division of a tensor by a scalar does
     let (b1, b2, decay, step_size, inv_sqrt_bias2, eps) =
@@ -123,12 +124,14 @@ fn fused<F: WithDType + num_traits::Float + Send + Sync>(
                     let (m0, v0) = mv.map_or((F::zero(), F::zero()), |(m, v)| (m[k], v[k]));
                     let m1 = b1 * m0 + one_b1 * gk;
                     let v1 = b2 * v0 + one_b2 * (gk * gk);
-                    po[j] = ps[k] * decay - step_size * (m1 / (v1.sqrt() * inv_sqrt_bias2 + eps));
-                    mo[j] = m1;
-                    vo[j] = v1;
+                    po[j].write(ps[k] * decay - step_size * (m1 / (v1.sqrt() * inv_sqrt_bias2 + eps)));
+                    mo[j].write(m1);
+                    vo[j].write(v1);
                 }
             });
     }
+    // SAFETY: the chunks cover all n elements of each, and every one was written
+    let (pn, mn, vn) = unsafe { (buffer::filled(pn), buffer::filled(mn), buffer::filled(vn)) };
     let (shape, dev) = (p.shape().clone(), p.device().clone());
     Ok((
         Tensor::from_vec(pn, shape.clone(), &dev)?,

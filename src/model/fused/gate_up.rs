@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::gemm::{matmul, Mat};
+use super::buffer;
+use super::gemm::{matmul, matmul_into, Mat};
 use super::{contiguous, kernel_serves, Real};
 
 /// silu(x W_gᵀ) ⊙ (x W_uᵀ) for x [..., D], w_gate and w_up [F, D]: [..., F]. Differentiable
@@ -70,28 +71,28 @@ impl CustomOp3 for GateUp {
             let (wg, wu) = (contiguous::<T>("gate_up", gs, gl)?, contiguous::<T>("gate_up", us, ul)?);
             let (f, d) = gl.shape().dims2()?;
             let n = x.len() / d;
-            let (mut g, mut u) = (vec![T::zero(); n * f], vec![T::zero(); n * f]);
+            let (mut g, mut u) = (buffer::unfilled(n * f), buffer::unfilled(n * f));
             // g = x W_gᵀ: W_gᵀ[k, j] = W_g[j, k]
-            matmul(
+            matmul_into(
                 (n, f, d),
                 &mut g,
                 f,
-                false,
                 Mat::rows(x, 0, d),
                 Mat::rows(wg, 0, d).t(),
                 T::one(),
                 parallel(),
             );
-            matmul(
+            matmul_into(
                 (n, f, d),
                 &mut u,
                 f,
-                false,
                 Mat::rows(x, 0, d),
                 Mat::rows(wu, 0, d).t(),
                 T::one(),
                 parallel(),
             );
+            // SAFETY: each product wrote all n x f elements
+            let (g, u) = unsafe { (buffer::filled(g), buffer::filled(u)) };
             let h = super::swiglu::product(&g, &u);
             Ok((T::to_cpu_storage_owned(h), T::to_cpu_storage_owned(g), T::to_cpu_storage_owned(u)))
         }
@@ -168,18 +169,24 @@ impl CustomOp3 for GateUpBackward {
             if dh.len() != n * f || g.len() != n * f || wu.len() != f * d {
                 candle_core::bail!("fused gate_up backward: shapes do not match the forward");
             }
-            let (mut dg, mut du) = (vec![T::zero(); n * f], vec![T::zero(); n * f]);
+            let (mut dg, mut du) = (buffer::unfilled(n * f), buffer::unfilled(n * f));
             super::swiglu::product_grad(g, u, dh, &mut dg, &mut du);
-            let mut out = vec![T::zero(); n * d + 2 * f * d];
+            // SAFETY: product_grad wrote both
+            let (dg, du) = unsafe { (buffer::filled(dg), buffer::filled(du)) };
+            let mut out = buffer::unfilled(n * d + 2 * f * d);
             let (dx, dw) = out.split_at_mut(n * d);
             let (dwg, dwu) = dw.split_at_mut(f * d);
             let (dg, du) = (Mat::rows(&dg, 0, f), Mat::rows(&du, 0, f));
             // dx = dg W_g + du W_u
-            matmul((n, d, f), dx, d, false, dg, Mat::rows(wg, 0, d), T::one(), parallel());
+            matmul_into((n, d, f), dx, d, dg, Mat::rows(wg, 0, d), T::one(), parallel());
+            // SAFETY: the product above wrote all n x d elements of dx
+            let dx = unsafe { buffer::written(dx) };
             matmul((n, d, f), dx, d, true, du, Mat::rows(wu, 0, d), T::one(), parallel());
             // dW = dᵀ x: [F, N] · [N, D]
-            matmul((f, d, n), dwg, d, false, dg.t(), Mat::rows(x, 0, d), T::one(), parallel());
-            matmul((f, d, n), dwu, d, false, du.t(), Mat::rows(x, 0, d), T::one(), parallel());
+            matmul_into((f, d, n), dwg, d, dg.t(), Mat::rows(x, 0, d), T::one(), parallel());
+            matmul_into((f, d, n), dwu, d, du.t(), Mat::rows(x, 0, d), T::one(), parallel());
+            // SAFETY: dx, dwg and dwu, which tile out, were written in full
+            let out = unsafe { buffer::filled(out) };
             let len = out.len();
             Ok((T::to_cpu_storage_owned(out), Shape::from(len)))
         }

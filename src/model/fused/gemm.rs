@@ -1,6 +1,8 @@
 //! Strided matmuls on CPU slices through the gemm crate, for the kernels that run their own
 //! matmuls (blockwise attention, the MLP's gate and up projections).
 
+use std::mem::MaybeUninit;
+
 use candle_core::WithDType;
 
 /// A strided matrix inside a slice: element (i, j) at data[i * rs + j * cs].
@@ -26,8 +28,42 @@ impl<'a, F> Mat<'a, F> {
 /// `parallelism`: gemm's own (Rayon(n) over the global pool, or None inside rayon tasks).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn matmul<F: WithDType>(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     dst: &mut [F],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<F>,
+    b: Mat<F>,
+    alpha: F,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: dst is initialised, so gemm may read it when accumulating
+    unsafe { product(dims, dst.as_mut_ptr(), dst.len(), dst_rs, accumulate, a, b, alpha, parallelism) }
+}
+
+/// `matmul` into an unwritten buffer (see `buffer`): dst[m, n] = alpha · a · b, every element
+/// of the m rows of n written.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_into<F: WithDType>(
+    dims: (usize, usize, usize),
+    dst: &mut [MaybeUninit<F>],
+    dst_rs: usize,
+    a: Mat<F>,
+    b: Mat<F>,
+    alpha: F,
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: gemm only writes dst when not accumulating
+    unsafe { product(dims, dst.as_mut_ptr() as *mut F, dst.len(), dst_rs, false, a, b, alpha, parallelism) }
+}
+
+/// # Safety
+/// dst is valid for writes of `dst_len` elements, and for reads when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product<F: WithDType>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut F,
+    dst_len: usize,
     dst_rs: usize,
     accumulate: bool,
     a: Mat<F>,
@@ -39,21 +75,23 @@ pub(crate) fn matmul<F: WithDType>(
         return;
     }
     let end = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
-    assert!(dst.len() >= end(m, n, dst_rs, 1));
+    assert!(dst_len >= end(m, n, dst_rs, 1));
     if k == 0 {
         if !accumulate {
-            (0..m).for_each(|i| dst[i * dst_rs..i * dst_rs + n].fill(F::zero()));
+            // SAFETY: inside dst (asserted)
+            (0..m).for_each(|i| (0..n).for_each(|j| unsafe { dst.add(i * dst_rs + j).write(F::zero()) }));
         }
         return;
     }
     assert!(a.data.len() >= end(m, k, a.rs, a.cs) && b.data.len() >= end(k, n, b.rs, b.cs));
-    // SAFETY: every element the shapes and strides reach lies inside its slice (asserted).
+    // SAFETY: every element the shapes and strides reach lies inside its slice (asserted);
+    // gemm reads dst only when accumulating.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             accumulate,

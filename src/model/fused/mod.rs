@@ -13,6 +13,7 @@
 //! oversubscribe the cores; reductions over rows (RMSNorm's weight gradient) sum fixed
 //! chunks in a fixed order, so results do not depend on the thread count.
 
+pub(crate) mod buffer;
 pub mod causal_conv;
 pub mod gate_up;
 pub mod gemm;

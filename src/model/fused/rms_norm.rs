@@ -8,7 +8,7 @@ use anyhow::Result;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, dot, kernel_serves, Real, ROWS_PER_TASK};
+use super::{buffer, contiguous, dot, kernel_serves, Real, ROWS_PER_TASK};
 
 /// x / rms(x) ⊙ w over the last dim. x: [..., D], w: [D]. Differentiable in x and w.
 pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
@@ -47,16 +47,20 @@ impl CustomOp2 for RmsNorm {
             let w = contiguous::<T>("rms_norm", ws, wl)?;
             let d = w.len();
             let eps = T::from(eps).unwrap_or_else(T::zero);
-            let mut y = vec![T::zero(); x.len()];
+            if d == 0 || x.len() % d != 0 {
+                candle_core::bail!("fused rms_norm: x of {} elements in rows of {d}", x.len());
+            }
+            let mut y = buffer::unfilled(x.len());
             y.par_chunks_mut(d * ROWS_PER_TASK).zip(x.par_chunks(d * ROWS_PER_TASK)).for_each(|(ys, xs)| {
                 for (y, x) in ys.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
                     let r = inv_rms(x, eps);
                     for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
-                        *y = x * r * w;
+                        y.write(x * r * w);
                     }
                 }
             });
-            Ok(T::to_cpu_storage_owned(y))
+            // SAFETY: the rows (x.len() / d of them, checked) cover y and each was written
+            Ok(T::to_cpu_storage_owned(unsafe { buffer::filled(y) }))
         }
         let out = match xs {
             CpuStorage::F32(_) => run::<f32>(self.eps, xs, xl, ws, wl)?,
@@ -122,8 +126,13 @@ impl CustomOp3 for RmsNormBackward {
             let tasks = rows.div_ceil(ROWS_PER_TASK);
             let eps = T::from(eps).unwrap_or_else(T::zero);
             let n = T::from(d).unwrap_or_else(T::one);
-            let mut out = vec![T::zero(); (rows + tasks) * d];
+            if d == 0 || x.len() % d != 0 || dy.len() != x.len() {
+                candle_core::bail!("fused rms_norm backward: x of {} elements in rows of {d}", x.len());
+            }
+            let mut out = buffer::unfilled((rows + tasks) * d);
             let (dx, dw) = out.split_at_mut(rows * d);
+            // one partial weight gradient per task, summed into
+            let dw = buffer::fill(dw, T::zero());
             dx.par_chunks_mut(d * ROWS_PER_TASK)
                 .zip(dw.par_chunks_mut(d))
                 .zip(x.par_chunks(d * ROWS_PER_TASK).zip(dy.par_chunks(d * ROWS_PER_TASK)))
@@ -140,11 +149,13 @@ impl CustomOp3 for RmsNormBackward {
                         for (((dx, &g), &x), (dw, &dy)) in
                             dx.iter_mut().zip(&g).zip(x).zip(dw.iter_mut().zip(dy))
                         {
-                            *dx = r * g - x * k;
+                            dx.write(r * g - x * k);
                             *dw += dy * x * r;
                         }
                     }
                 });
+            // SAFETY: every row of dx was written (rows x d, checked), dw filled with zeros
+            let out = unsafe { buffer::filled(out) };
             Ok((T::to_cpu_storage_owned(out), Shape::from((rows + tasks, d))))
         }
         match xs {

@@ -3,11 +3,13 @@
 //! With σ = sigmoid(gate): silu = gate σ, silu' = σ (1 + gate (1 − σ)); backward
 //! dgate = dy ⊙ up ⊙ silu', dup = dy ⊙ silu, both written by one pass over (gate, up, dy).
 
+use std::mem::MaybeUninit;
+
 use anyhow::{ensure, Result};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous, kernel_serves, Real};
+use super::{buffer, contiguous, kernel_serves, Real};
 
 /// Elements per rayon task.
 const ELEMS_PER_TASK: usize = 16 * 1024;
@@ -28,19 +30,30 @@ fn sigmoid<T: Real>(x: T) -> T {
 
 /// silu(gate) ⊙ up, elementwise over slices of one length, in parallel.
 pub(super) fn product<T: Real>(gate: &[T], up: &[T]) -> Vec<T> {
-    let mut y = vec![T::zero(); gate.len()];
+    assert_eq!(gate.len(), up.len());
+    let mut y = buffer::unfilled(gate.len());
     y.par_chunks_mut(ELEMS_PER_TASK)
         .zip(gate.par_chunks(ELEMS_PER_TASK).zip(up.par_chunks(ELEMS_PER_TASK)))
         .for_each(|(ys, (gs, us))| {
             for ((y, &g), &u) in ys.iter_mut().zip(gs).zip(us) {
-                *y = g * sigmoid(g) * u;
+                y.write(g * sigmoid(g) * u);
             }
         });
-    y
+    // SAFETY: the chunks cover y, and every element of each was written
+    unsafe { buffer::filled(y) }
 }
 
 /// The product's backward: dgate = dy ⊙ up ⊙ silu'(gate), dup = dy ⊙ silu(gate).
-pub(super) fn product_grad<T: Real>(gate: &[T], up: &[T], dy: &[T], dgate: &mut [T], dup: &mut [T]) {
+/// Every element of dgate and dup is written (their lengths are gate's).
+pub(super) fn product_grad<T: Real>(
+    gate: &[T],
+    up: &[T],
+    dy: &[T],
+    dgate: &mut [MaybeUninit<T>],
+    dup: &mut [MaybeUninit<T>],
+) {
+    let n = gate.len();
+    assert!(up.len() == n && dy.len() == n && dgate.len() == n && dup.len() == n);
     dgate
         .par_chunks_mut(ELEMS_PER_TASK)
         .zip(dup.par_chunks_mut(ELEMS_PER_TASK))
@@ -49,8 +62,8 @@ pub(super) fn product_grad<T: Real>(gate: &[T], up: &[T], dy: &[T], dgate: &mut 
         .for_each(|(((dgs, dus), (gs, us)), dys)| {
             for ((((dg, du), &g), &u), &d) in dgs.iter_mut().zip(dus).zip(gs).zip(us).zip(dys) {
                 let (s, ds) = silu_and_grad(g);
-                *du = d * s;
-                *dg = d * u * ds;
+                du.write(d * s);
+                dg.write(d * u * ds);
             }
         });
 }
@@ -134,9 +147,11 @@ impl CustomOp3 for SwiGluBackward {
             let up = contiguous::<T>("swiglu backward", us, ul)?;
             let dy = contiguous::<T>("swiglu backward", ds, dl)?;
             let n = gate.len();
-            let mut out = vec![T::zero(); 2 * n];
+            let mut out = buffer::unfilled(2 * n);
             let (dgate, dup) = out.split_at_mut(n);
             product_grad(gate, up, dy, dgate, dup);
+            // SAFETY: product_grad wrote both halves
+            let out = unsafe { buffer::filled(out) };
             Ok((T::to_cpu_storage_owned(out), Shape::from((2, n))))
         }
         match gs {
