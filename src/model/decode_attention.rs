@@ -162,30 +162,7 @@ impl CustomOp3 for DecodeAttention {
 /// them (the scalar loops were a fifth of a group's decode step), else portable loops.
 mod lanes {
     use super::Positions;
-
-    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    pub enum Isa {
-        Portable,
-        #[cfg(target_arch = "x86_64")]
-        Avx2,
-        #[cfg(target_arch = "x86_64")]
-        Avx512,
-    }
-
-    impl Isa {
-        pub fn best() -> Self {
-            #[cfg(target_arch = "x86_64")]
-            {
-                if is_x86_feature_detected!("avx512f") {
-                    return Isa::Avx512;
-                }
-                if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                    return Isa::Avx2;
-                }
-            }
-            Isa::Portable
-        }
-    }
+    pub(super) use crate::model::isa::Isa;
 
     /// p[i] = <q, key i> * scale.
     pub fn scores(isa: Isa, q: &[f32], keys: Positions, scale: f32, p: &mut [f32]) {
@@ -496,16 +473,8 @@ mod tests {
 
     #[test]
     fn every_instruction_set_equals_the_portable_loops() {
-        let mut isas = vec![];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                isas.push(Isa::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-        }
+        // the portable loops are the reference
+        let isas = &Isa::available()[1..];
         // head dims with and without a 8- and 16-lane tail, and past one 128-dim pass;
         // odd and even position counts (the sum's two accumulator sets)
         for d in [5, 16, 20, 48, 64, 136, 264] {
@@ -520,7 +489,7 @@ mod tests {
                 let p: Vec<f32> = (0..count).map(|i| 1.0 / (i + 1) as f32).collect();
                 let mut want_o = vec![f32::NAN; d];
                 lanes::weighted_sum(Isa::Portable, &p, keys, &mut want_o);
-                for &isa in &isas {
+                for &isa in isas {
                     let mut got = vec![f32::NAN; count];
                     lanes::scores(isa, &q, keys, 0.5, &mut got);
                     let mut got_o = vec![f32::NAN; d];

@@ -10,6 +10,7 @@ pub mod export;
 pub mod finite;
 pub mod flash_attention;
 pub mod fused;
+mod isa;
 pub mod layers;
 pub mod llama;
 pub mod logprobs;

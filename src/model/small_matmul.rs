@@ -11,6 +11,8 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::isa::Isa;
+
 /// Rows of x up to which one pass over W serves them all; beyond, gemm's blocking wins
 /// (and `matmul_rows` takes x in passes of this many rows).
 pub const MAX_ROWS: usize = 8;
@@ -97,31 +99,6 @@ impl CustomOp2 for SmallBatchMatmul {
         let mut y = vec![0f32; m * n];
         matmul_rows(x, w, k, &mut y);
         Ok((CpuStorage::F32(y), Shape::from((m, n))))
-    }
-}
-
-/// The instruction sets a block can be computed with; `Isa::best` is the widest this CPU has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
-    Portable,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-impl Isa {
-    fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Portable
     }
 }
 
@@ -349,16 +326,7 @@ mod tests {
 
     #[test]
     fn every_instruction_set_equals_matmul() {
-        let mut isas = vec![Isa::Portable];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                isas.push(Isa::Avx2);
-            }
-            if is_x86_feature_detected!("avx512f") {
-                isas.push(Isa::Avx512);
-            }
-        }
+        let isas = Isa::available();
         for isa in isas {
             for m in 1..=MAX_ROWS {
                 // K with and without a tail, N not a multiple of any pass's rows
