@@ -3,14 +3,13 @@
 
 #[path = "common/judge_server.rs"]
 mod judge_server;
+#[allow(dead_code)]
+#[path = "common/study.rs"]
+mod study;
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use judge_server::*;
-use polaris::annotate::input::pair_generations;
-use polaris::annotate::{Session, Study, Verdict};
-use polaris::generate::file::read_generations;
 use polaris::prefs::{Pair, Split};
 use polaris::reward::principles::Principles;
 use polaris::reward::Rubric;
@@ -22,35 +21,6 @@ name = "local consistency"
 rule = "Facts hold from one paragraph to the next."
 violation = "The keeper's name changes without cause."
 "#;
-
-/// A study of four prompts, LONG (A) against SHORT (B); the annotator prefers A on items 0
-/// and 1 and B on items 2 and 3.
-fn study(dir: &Path) -> std::path::PathBuf {
-    let gens = |file: &str, system: &str, story: &dyn Fn(usize) -> String| {
-        let lines: Vec<String> = (0..4)
-            .map(|i| {
-                serde_json::json!({"uid": format!("p{i}"), "prompt": format!("A lighthouse story, number {i}."),
-                    "system": system, "story": story(i)})
-                .to_string()
-            })
-            .collect();
-        let path = dir.join(file);
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        path
-    };
-    let a = gens("a.jsonl", "LONG", &|i| format!("{} {i}", story()));
-    let b = gens("b.jsonl", "SHORT", &|i| format!("A short one, {i}."));
-    let pairing =
-        pair_generations(&a, &read_generations(&a).unwrap(), &b, &read_generations(&b).unwrap()).unwrap();
-    let study_dir = dir.join("study");
-    Study::open_or_create(&study_dir, Study::new(pairing.items, vec![]).unwrap()).unwrap();
-    let mut session = Session::open(&study_dir, "ann", Some(7)).unwrap();
-    while let Some((p, item)) = session.current().map(|(p, i)| (p.clone(), i.clone())) {
-        let want = ["LONG", "LONG", "SHORT", "SHORT"][item.prompt_uid[1..].parse::<usize>().unwrap()];
-        session.judge(if p.left == want { Verdict::Left } else { Verdict::Right }, None).unwrap();
-    }
-    study_dir
-}
 
 fn polaris<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_polaris-tui"))
@@ -78,7 +48,9 @@ fn sources_are_compared_with_the_human_verdicts_as_counted_by_hand() {
         Reply::ok(openai_body(if good { &high } else { &low }))
     });
     let tmp = tempfile::tempdir().unwrap();
-    let study_dir = study(tmp.path()).display().to_string();
+    let study_dir = study::long_short_study(tmp.path(), &story(), ["LONG", "LONG", "SHORT", "SHORT"])
+        .display()
+        .to_string();
     let rules = tmp.path().join("rules.toml");
     std::fs::write(&rules, RULES).unwrap();
     let config = tmp.path().join("judge.toml");

@@ -6,18 +6,18 @@
 
 #[path = "common/judge_server.rs"]
 mod judge_server;
+#[allow(dead_code)]
+#[path = "common/study.rs"]
+mod study;
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
 use judge_server::*;
-use polaris::annotate::input::pair_generations;
-use polaris::annotate::{Session, Study, Verdict};
 use polaris::eval::elo::store::pairwise_prompt_id;
 use polaris::eval::human::agreement::{agreement, judge_agreement, judged_pairs};
 use polaris::eval::stats::winrate::Preference;
-use polaris::generate::file::read_generations;
 use polaris::reward::pairwise::PairwisePrompt;
 use polaris::reward::principles::{for_judge, Principles};
 use polaris::reward::Rubric;
@@ -185,44 +185,10 @@ fn a_training_run_judges_with_the_principles_and_its_rollouts_carry_the_hash() {
     assert!(config.contains("principles = "), "{config}");
 }
 
-/// A study of four prompts: system A's stories are long, B's short; the annotator prefers A
-/// on items 0 and 1, B on 2, and calls 3 a tie.
-fn study(dir: &Path) -> std::path::PathBuf {
-    let gens = |file: &str, system: &str, story: &dyn Fn(usize) -> String| {
-        let lines: Vec<String> = (0..4)
-            .map(|i| {
-                serde_json::json!({"prompt_uid": format!("p{i}"), "prompt": format!("A lighthouse story, number {i}."),
-                    "system": system, "story": story(i), "thinking": null})
-                .to_string()
-            })
-            .collect();
-        let path = dir.join(file);
-        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        path
-    };
-    let a = gens("a.jsonl", "LONG", &|i| format!("{} {i}", story()));
-    let b = gens("b.jsonl", "SHORT", &|i| format!("A short one, {i}."));
-    let pairing =
-        pair_generations(&a, &read_generations(&a).unwrap(), &b, &read_generations(&b).unwrap()).unwrap();
-    let study_dir = dir.join("study");
-    Study::open_or_create(&study_dir, Study::new(pairing.items, vec![]).unwrap()).unwrap();
-    let mut session = Session::open(&study_dir, "ann", Some(7)).unwrap();
-    while let Some((p, item)) = session.current().map(|(p, i)| (p.clone(), i.clone())) {
-        let want = ["LONG", "LONG", "SHORT", "tie"][item.prompt_uid[1..].parse::<usize>().unwrap()];
-        let verdict = match want {
-            "tie" => Verdict::Tie,
-            w if p.left == w => Verdict::Left,
-            _ => Verdict::Right,
-        };
-        session.judge(verdict, None).unwrap();
-    }
-    study_dir
-}
-
 #[tokio::test]
 async fn a_judge_agrees_with_the_human_verdicts_as_counted_by_hand() {
     let dir = tempfile::tempdir().unwrap();
-    let study_dir = study(dir.path());
+    let study_dir = study::long_short_study(dir.path(), &story(), ["LONG", "LONG", "SHORT", "tie"]);
     let (systems, pairs) = judged_pairs(&study_dir).unwrap();
     assert_eq!(systems, ["LONG".to_string(), "SHORT".to_string()]);
     assert_eq!(pairs.len(), 4);

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use polaris::annotate::input::pair_generations;
-use polaris::annotate::Study;
+use polaris::annotate::{Session, Study, Verdict};
 use polaris::generate::file::read_generations;
 
 pub const SYSTEM_A: &str = "SYSTEM-ALPHA-7B";
@@ -46,5 +46,35 @@ pub fn make_study(dir: &Path, n: usize) -> PathBuf {
         Study::new(pairing.items, vec!["a.jsonl".into(), "b.jsonl".into()]).unwrap(),
     )
     .unwrap();
+    study_dir
+}
+
+/// A study of four prompts ("A lighthouse story, number i."): system LONG's stories are
+/// `long` then " i", SHORT's "A short one, i."; one annotator ("ann") answers item i with
+/// `wants[i]`, "LONG", "SHORT" or "tie". For the tests of agreement with people.
+pub fn long_short_study(dir: &Path, long: &str, wants: [&str; 4]) -> PathBuf {
+    let gens = |file: &str, system: &str, story: &dyn Fn(usize) -> String| {
+        let lines: Vec<String> = (0..4)
+            .map(|i| record(&format!("p{i}"), system, &format!("A lighthouse story, number {i}."), &story(i)))
+            .collect();
+        let path = dir.join(file);
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let a = gens("a.jsonl", "LONG", &|i| format!("{long} {i}"));
+    let b = gens("b.jsonl", "SHORT", &|i| format!("A short one, {i}."));
+    let pairing =
+        pair_generations(&a, &read_generations(&a).unwrap(), &b, &read_generations(&b).unwrap()).unwrap();
+    let study_dir = dir.join("study");
+    Study::open_or_create(&study_dir, Study::new(pairing.items, vec![]).unwrap()).unwrap();
+    let mut session = Session::open(&study_dir, "ann", Some(7)).unwrap();
+    while let Some((p, item)) = session.current().map(|(p, i)| (p.clone(), i.clone())) {
+        let verdict = match wants[item.prompt_uid[1..].parse::<usize>().unwrap()] {
+            "tie" => Verdict::Tie,
+            w if p.left == w => Verdict::Left,
+            _ => Verdict::Right,
+        };
+        session.judge(verdict, None).unwrap();
+    }
     study_dir
 }

@@ -731,27 +731,28 @@ impl GradStore {
     /// stored as it is (made contiguous), instead of being added to a fresh tensor of zeros:
     /// that saves a zero-fill and an add over every node's gradient (polaris-tui's patch).
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
-        match self.0.entry(tensor.id()) {
-            Entry::Occupied(mut entry) => {
-                let sum = entry.get().add(grad)?;
-                entry.insert(sum);
-            }
-            Entry::Vacant(entry) => {
-                entry.insert(grad.contiguous()?);
-            }
-        }
-        Ok(())
+        self.add_or_store(tensor, grad, || grad.contiguous())
     }
 
     /// `accumulate`, storing a first gradient in its own layout, strided or not.
     fn accumulate_as_is(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
+        self.add_or_store(tensor, grad, || Ok(grad.clone()))
+    }
+
+    /// `grad` added to the gradient held for `tensor`, or `first()` stored when there is none.
+    fn add_or_store(
+        &mut self,
+        tensor: &Tensor,
+        grad: &Tensor,
+        first: impl FnOnce() -> Result<Tensor>,
+    ) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
                 let sum = entry.get().add(grad)?;
                 entry.insert(sum);
             }
             Entry::Vacant(entry) => {
-                entry.insert(grad.clone());
+                entry.insert(first()?);
             }
         }
         Ok(())
