@@ -186,7 +186,7 @@ impl CacheState for Cache {
     fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for c in &mut self.layers {
-            select_kv_rows(c, &idx, self.len)?;
+            select_kv_rows(c, &idx)?;
         }
         self.pad = rows.iter().map(|&r| self.pad[r]).collect();
         Ok(())

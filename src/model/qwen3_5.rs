@@ -342,7 +342,7 @@ impl CacheState for Cache {
         let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for layer in &mut self.layers {
             match layer {
-                LayerCache::Kv(c) => select_kv_rows(c, &idx, self.len)?,
+                LayerCache::Kv(c) => select_kv_rows(c, &idx)?,
                 LayerCache::Delta(Some(s)) => {
                     let idx = idx.to_device(s.conv.device())?;
                     s.conv = s.conv.contiguous()?.index_select(&idx, 0)?;
