@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::sampler::{apply_penalties, sample, SamplingParams};
+use super::sampler::{apply_penalties, for_each_row, penalises, sample, SamplingParams, Seen};
 use crate::model::{Kernels, Model};
 
 /// Ids of the thinking delimiters, when the tokenizer has them as single tokens.
@@ -76,8 +76,8 @@ pub struct TokenEvent {
 struct Row {
     rng: ChaCha8Rng,
     out: Vec<u32>,
-    context_seen: Vec<bool>,
-    generated_seen: Vec<bool>,
+    context: Seen,
+    generated: Seen,
     in_thinking: bool,
     thinking_tokens: usize,
     forced: bool,
@@ -130,15 +130,15 @@ pub fn generate_streams(
         .map(|(i, p)| {
             let mut rng = ChaCha8Rng::seed_from_u64(req.params.seed);
             rng.set_stream(streams[i]);
-            let mut context_seen = vec![false; vocab];
+            let mut context = Seen::new(vocab);
             for &t in p {
-                context_seen[t as usize] = true;
+                context.insert(t);
             }
             Row {
                 rng,
                 out: Vec::new(),
-                context_seen,
-                generated_seen: vec![false; vocab],
+                context,
+                generated: Seen::new(vocab),
                 in_thinking: req.think.is_some_and(|tt| opens_thinking(p, tt)),
                 thinking_tokens: 0,
                 forced: false,
@@ -172,24 +172,35 @@ pub fn generate_streams(
 
     // active[k] = index into rows of the cache's k-th row
     let mut active: Vec<usize> = (0..b).collect();
+    // a row's logits with the penalties applied (the step's logits are read in place)
+    let mut penalised = Vec::with_capacity(vocab);
     loop {
         let cancelled = cancel.load(Ordering::Relaxed);
-        let mut all_logits = logits.to_vec2::<f32>()?;
-        let mut next = Vec::with_capacity(active.len());
-        for (k, &r) in active.iter().enumerate() {
-            let row = &mut rows[r];
-            if cancelled {
-                row.finish = Some(Finish::Cancelled);
-                continue;
-            }
+        // (row in the cache, its choice and whether it was forced); None for a cancelled row
+        let mut chosen = Vec::with_capacity(active.len());
+        for_each_row(&logits, |k, l| {
+            let row = &mut rows[active[k]];
             let budget_hit =
                 row.in_thinking && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
-            let (id, forced) = if let (true, Some(tt)) = (budget_hit, req.think) {
-                (tt.close, true)
+            chosen.push(if cancelled {
+                None
+            } else if let (true, Some(tt)) = (budget_hit, req.think) {
+                Some((tt.close, true))
+            } else if penalises(&req.params) {
+                penalised.clear();
+                penalised.extend_from_slice(l);
+                apply_penalties(&mut penalised, &req.params, &row.context, &row.generated);
+                Some((sample(&penalised, &req.params, &mut row.rng), false))
             } else {
-                let l = &mut all_logits[k];
-                apply_penalties(l, &req.params, &row.context_seen, &row.generated_seen);
-                (sample(l, &req.params, &mut row.rng), false)
+                Some((sample(l, &req.params, &mut row.rng), false))
+            });
+        })?;
+        let mut next = Vec::with_capacity(active.len());
+        for (k, (&r, choice)) in active.iter().zip(chosen).enumerate() {
+            let row = &mut rows[r];
+            let Some((id, forced)) = choice else {
+                row.finish = Some(Finish::Cancelled);
+                continue;
             };
             if req.stop_ids.contains(&id) {
                 row.finish = Some(Finish::Stop);
@@ -207,8 +218,8 @@ pub fn generate_streams(
                 }
             }
             row.out.push(id);
-            row.context_seen[id as usize] = true;
-            row.generated_seen[id as usize] = true;
+            row.context.insert(id);
+            row.generated.insert(id);
             on_token(TokenEvent { row: r, id, forced });
             if row.out.len() >= req.params.max_new_tokens {
                 row.finish = Some(Finish::Length);

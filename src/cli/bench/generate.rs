@@ -58,7 +58,8 @@ pub struct GenerateBench {
 pub enum Implementation {
     /// our cached forward with greedy choice: the decode loop without the sampler
     Ours,
-    /// the whole engine: sampler with top-k/top-p, penalty bookkeeping, streaming callback
+    /// the whole engine with the training sampler (top-k 20, top-p 0.95, repetition penalty
+    /// 1.10), penalty bookkeeping, streaming callback
     Engine,
     /// candle-transformers' llama with its own KV cache
     Candle,
@@ -290,12 +291,9 @@ fn measure_ours(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
 /// The whole engine, its clock around the whole call (prefill of BOS included).
 fn measure_engine(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
-    let params = SamplingParams {
-        temperature: 1.0,
-        max_new_tokens: tokens,
-        thinking_budget: None,
-        ..SamplingParams::default()
-    };
+    // the sampler GRPO's rollouts use: top-k 20, top-p 0.95, repetition penalty 1.10
+    let params =
+        SamplingParams { max_new_tokens: tokens, thinking_budget: None, ..SamplingParams::training() };
     let req = Request::group(bos(model.config()).to_vec(), rows, params, vec![], None);
     let started = Instant::now();
     let out = generate::generate(&model, &req, &mut |_| {}, &AtomicBool::new(false))?;
