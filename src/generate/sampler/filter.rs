@@ -22,6 +22,12 @@ pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u3
     if cand.is_empty() {
         return vec![(0, 1.0)];
     }
+    nucleus(&mut cand, params);
+    cand
+}
+
+/// Top-p then min-p over candidates sorted by probability, then renormalised to sum 1.
+fn nucleus(cand: &mut Vec<(u32, f32)>, params: &SamplingParams) {
     if params.top_p < 1.0 {
         let mut cum = 0f32;
         let mut keep = cand.len();
@@ -42,7 +48,6 @@ pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u3
     for c in cand.iter_mut() {
         c.1 /= total;
     }
-    cand
 }
 
 /// Candidate order: larger scaled logit first, then the lower id (a total order: ids differ).
@@ -54,7 +59,13 @@ fn by_logit(a: &(u32, f32), b: &(u32, f32)) -> Ordering {
 /// softmax over those k, summed in that order.
 fn top_k_softmax(logits: &[f32], t: f32, k: usize) -> Vec<(u32, f32)> {
     let mut cand = top_k(logits, t, k);
-    let Some(&(_, max)) = cand.first() else { return cand };
+    softmax_in_order(&mut cand);
+    cand
+}
+
+/// Scaled logits, largest first, to their softmax, summed in that order.
+fn softmax_in_order(cand: &mut [(u32, f32)]) {
+    let Some(&(_, max)) = cand.first() else { return };
     let mut sum = 0f32;
     for c in cand.iter_mut() {
         c.1 = (c.1 - max).exp();
@@ -63,7 +74,6 @@ fn top_k_softmax(logits: &[f32], t: f32, k: usize) -> Vec<(u32, f32)> {
     for c in cand.iter_mut() {
         c.1 /= sum;
     }
-    cand
 }
 
 /// The k first of (id, logit / t) over the finite logits, in `by_logit` order.
@@ -170,23 +180,15 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    use super::super::tests::{logits, params};
     use super::*;
-
-    fn params() -> SamplingParams {
-        SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, min_p: 0.0, ..SamplingParams::default() }
-    }
-
-    /// logits = ln(p) for a known distribution
-    fn logits(p: &[f32]) -> Vec<f32> {
-        p.iter().map(|x| x.ln()).collect()
-    }
 
     fn probs(d: &[(u32, f32)]) -> Vec<(u32, f32)> {
         d.iter().map(|&(i, p)| (i, (p * 1e4).round() / 1e4)).collect()
     }
 
-    /// The filters as they were first written: every candidate scaled, selected, sorted,
-    /// softmaxed in sorted order, then top-p, min-p and renormalisation.
+    /// The candidates as they were first found: every one scaled, selected, sorted and
+    /// softmaxed in sorted order (then the same top-p, min-p and renormalisation).
     fn reference(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f32)> {
         let t = params.temperature.max(1e-6);
         let mut cand = scaled(logits, t);
@@ -198,35 +200,8 @@ mod tests {
             cand.truncate(params.top_k);
         }
         cand.sort_unstable_by(by_logit);
-        let max = cand[0].1;
-        let mut sum = 0f32;
-        for c in cand.iter_mut() {
-            c.1 = (c.1 - max).exp();
-            sum += c.1;
-        }
-        for c in cand.iter_mut() {
-            c.1 /= sum;
-        }
-        if params.top_p < 1.0 {
-            let mut cum = 0f32;
-            let mut keep = cand.len();
-            for (i, c) in cand.iter().enumerate() {
-                cum += c.1;
-                if cum >= params.top_p {
-                    keep = i + 1;
-                    break;
-                }
-            }
-            cand.truncate(keep);
-        }
-        if params.min_p > 0.0 {
-            let floor = params.min_p * cand[0].1;
-            cand.retain(|c| c.1 >= floor);
-        }
-        let total: f32 = cand.iter().map(|c| c.1).sum();
-        for c in cand.iter_mut() {
-            c.1 /= total;
-        }
+        softmax_in_order(&mut cand);
+        nucleus(&mut cand, params);
         cand
     }
 

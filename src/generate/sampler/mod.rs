@@ -130,17 +130,18 @@ pub fn sample(logits: &[f32], params: &SamplingParams, rng: &mut ChaCha8Rng) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use rand::SeedableRng;
 
     use super::*;
 
-    fn params() -> SamplingParams {
+    /// Temperature 1 and no filter: each test sets what it tries.
+    pub fn params() -> SamplingParams {
         SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, min_p: 0.0, ..SamplingParams::default() }
     }
 
     /// logits = ln(p) for a known distribution
-    fn logits(p: &[f32]) -> Vec<f32> {
+    pub fn logits(p: &[f32]) -> Vec<f32> {
         p.iter().map(|x| x.ln()).collect()
     }
 

@@ -54,6 +54,7 @@ pub fn penalises(params: &SamplingParams) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::params;
     use super::*;
 
     fn seen(vocab: usize, ids: &[u32]) -> Seen {
@@ -62,10 +63,6 @@ mod tests {
             s.insert(id);
         }
         s
-    }
-
-    fn params() -> SamplingParams {
-        SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, ..SamplingParams::default() }
     }
 
     #[test]
