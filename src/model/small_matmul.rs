@@ -9,7 +9,6 @@
 //! gets alone.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use super::isa::Isa;
 
@@ -20,15 +19,9 @@ pub const MAX_ROWS: usize = 8;
 /// Weights (N x K) below which the product stays on the calling thread: a hand-off to
 /// the pool costs more than streaming a matrix this small. On the 15M llama (2 threads)
 /// only the output head (9.2M weights) is split; splitting its 83K-221K projections too
-/// made one stream slower than a single thread (381 against 424 tokens/s).
+/// made one stream 310-390 tokens/s against 460-540, a group of 6 1030-1190 against
+/// 1960-2120 (a hand-off per projection: 120K-220K context switches per run against 12K).
 const PARALLEL_WEIGHTS: usize = 1 << 20;
-
-/// Rows of x up to which the product is bound by memory (one pass over W, a few FMAs per
-/// weight), so a second core's bandwidth pays. A group's product is bound by arithmetic:
-/// on two threads that share a core's execution units (2-vCPU machines) the split head
-/// of a group of 6 took 2.43 ms against 1.70 ms on one; with 4 or more threads, the pool
-/// is taken to be real cores and every large product is split.
-const BANDWIDTH_ROWS: usize = 2;
 
 /// x: [M, K] with M <= MAX_ROWS, w: [N, K], both f32 on CPU -> [M, N].
 pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -47,12 +40,24 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
         let xs = &x[done * k..(done + rows) * k];
         let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
         let threads = rayon::current_num_threads();
-        if n * k >= PARALLEL_WEIGHTS && threads > 1 && (rows <= BANDWIDTH_ROWS || threads >= 4) {
+        if n * k >= PARALLEL_WEIGHTS && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
-            (0..n.div_ceil(per_task)).into_par_iter().for_each(|t| {
+            let part = |t: usize| {
                 let (first, last) = (t * per_task, ((t + 1) * per_task).min(n));
-                // SAFETY: tasks write disjoint column ranges [first, last) of the rows.
+                // SAFETY: parts write disjoint column ranges [first, last) of the rows.
                 unsafe { dot_block(xs, rows, &w[first * k..last * k], k, ys, first) }
+            };
+            // The calling thread computes the first part itself while the pool takes the
+            // others. Handing every part to the pool put the caller to sleep and woke it
+            // after, while the pool's threads, spinning for more work, held both cores (3
+            // threads on 2 cores): one stream decoded at 400-450 tokens/s against 480-540
+            // now, and a group's split output head was slower than one thread's (a group of
+            // 6: 1500-1730 tokens/s unsplit, 2040-2240 split this way; 15M llama, 2 cores).
+            rayon::in_place_scope(|s| {
+                for t in 1..n.div_ceil(per_task) {
+                    s.spawn(move |_| part(t));
+                }
+                part(0);
             });
         } else {
             // SAFETY: y holds rows x n outputs from `done` on (checked above).
