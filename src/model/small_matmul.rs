@@ -23,6 +23,16 @@ pub const MAX_ROWS: usize = 8;
 /// 1960-2120 (a hand-off per projection: 120K-220K context switches per run against 12K).
 const PARALLEL_WEIGHTS: usize = 1 << 20;
 
+/// Rows of x up to which `PARALLEL_WEIGHTS` applies; beyond (a group), the bar is
+/// `GROUP_PARALLEL_WEIGHTS`.
+const BANDWIDTH_ROWS: usize = 2;
+
+/// Weights below which a group's product stays on the calling thread. On 2 cores a group
+/// of 6 gained from splitting the 15M llama's output head (9.2M weights; 1754 -> 2175
+/// tokens/s) and lost from splitting a 1M-weight head (a qwen3 of 512 dims and 2048
+/// tokens: its GRPO rollouts took 1.3x as long).
+const GROUP_PARALLEL_WEIGHTS: usize = 1 << 22;
+
 /// x: [M, K] with M <= MAX_ROWS, w: [N, K], both f32 on CPU -> [M, N].
 pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &SmallBatchMatmul)
@@ -40,7 +50,8 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
         let xs = &x[done * k..(done + rows) * k];
         let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
         let threads = rayon::current_num_threads();
-        if n * k >= PARALLEL_WEIGHTS && threads > 1 {
+        let parallel = if rows <= BANDWIDTH_ROWS { PARALLEL_WEIGHTS } else { GROUP_PARALLEL_WEIGHTS };
+        if n * k >= parallel && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
             let part = |t: usize| {
                 let (first, last) = (t * per_task, ((t + 1) * per_task).min(n));
@@ -361,14 +372,25 @@ mod tests {
 
     #[test]
     fn a_row_gets_the_same_bits_in_any_batch() {
-        // 19 rows: passes of 8, 8 and 3; W large enough to be split across the pool
-        let (m, n, k) = (19, 1001, 72);
+        // 19 rows: passes of 8, 8 and 3; W (4.5M weights) large enough to be split across
+        // the pool for one row and for a group (on a machine of 2 or more cores)
+        let (m, n, k) = (19, 70_001, 64);
+        assert!(n * k >= GROUP_PARALLEL_WEIGHTS.max(PARALLEL_WEIGHTS));
         let x: Vec<f32> =
             Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let w: Vec<f32> =
             Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let mut all = vec![0f32; m * n];
         matmul_rows(&x, &w, k, &mut all);
+        // split or not, the same sums: one pass over W on this thread, 8 rows at a time
+        let mut whole = vec![f32::NAN; m * n];
+        for first in (0..m).step_by(MAX_ROWS) {
+            let rows = (m - first).min(MAX_ROWS);
+            let y = OutRows { ptr: whole[first * n..].as_mut_ptr(), n };
+            // SAFETY: whole holds m x n outputs; rows of x from `first` write rows from `first`.
+            unsafe { dot_block(&x[first * k..(first + rows) * k], rows, &w, k, y, 0) };
+        }
+        assert_eq!(whole, all, "split across the pool against one pass");
         for i in 0..m {
             let mut alone = vec![0f32; n];
             matmul_rows(&x[i * k..(i + 1) * k], &w, k, &mut alone);
