@@ -4,25 +4,35 @@
 //! rows of one product a group gets over one row's (the group decode's ceiling: 6 rows at
 //! 6.0 would cost no more than one). Fastest, because shared machines are noisy.
 //!
-//! Each layer shape has one matrix per layer (6), taken in turn, so the weights come from
-//! the last-level cache as in a decode step (one matrix alone would stay in L2); the last
-//! table is a whole step's products, every layer then the output head.
+//! Each shape has as many matrices as the model (gate and up are two per layer, q/k/v/o
+//! four), taken in turn, so the weights come from the last-level cache as in a decode step
+//! (one matrix alone would stay in L2); the last table is a whole step's products, every
+//! layer then the output head.
 
 use std::time::Instant;
 
 use polaris::model::small_matmul::matmul_rows;
 
-/// (name, N, K) of W [N, K]: the 15M llama (dim 288, hidden 768, vocabulary 32000), and
-/// how many a step uses per layer.
-const SHAPES: [(&str, usize, usize, usize); 4] = [
-    ("output head", 32000, 288, 0),
-    ("gate / up", 768, 288, 2),
-    ("down", 288, 768, 1),
-    ("q / k / v / o", 288, 288, 4),
+/// (name, N, K, matrices per layer) of W [N, K]: the 15M llama's layers (dim 288, hidden
+/// 768), and its output head (vocabulary 32000), which has no layer.
+const SHAPES: [(&str, usize, usize, Option<usize>); 4] = [
+    ("output head", 32000, 288, None),
+    ("gate / up", 768, 288, Some(2)),
+    ("down", 288, 768, Some(1)),
+    ("q / k / v / o", 288, 288, Some(4)),
 ];
 const LAYERS: usize = 6;
 const ROWS: [usize; 4] = [1, 2, 6, 8];
 const REPEATS: usize = 200;
+
+/// A shape's matrices, as many as the model has (layer l's j-th at l x per_layer + j).
+struct Shape {
+    name: &'static str,
+    n: usize,
+    k: usize,
+    per_layer: Option<usize>,
+    mats: Vec<Vec<f32>>,
+}
 
 fn main() {
     let threads: usize = std::env::args()
@@ -30,27 +40,29 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("the first rayon pool");
+    let shapes: Vec<Shape> = SHAPES
+        .iter()
+        .enumerate()
+        .map(|(s, &(name, n, k, per_layer))| {
+            let count = per_layer.map_or(1, |per| per * LAYERS);
+            let mats = (0..count).map(|i| pseudo_random(n * k, (s * 100 + i) as u64)).collect();
+            Shape { name, n, k, per_layer, mats }
+        })
+        .collect();
+
     println!("y = x Wᵀ, f32, {threads} thread(s); µs per product, fastest and median of {REPEATS}");
     println!("| W | rows | fastest µs | median µs | GFLOP/s | rows per one-row time |");
     println!("|---|---:|---:|---:|---:|---:|");
-    // per shape, its matrices: one per layer (the head: one)
-    let weights: Vec<Vec<Vec<f32>>> = SHAPES
-        .iter()
-        .enumerate()
-        .map(|(s, &(_, n, k, per_layer))| {
-            let copies = if per_layer == 0 { 1 } else { LAYERS };
-            (0..copies).map(|l| pseudo_random(n * k, (s * 10 + l) as u64)).collect()
-        })
-        .collect();
-    for ((name, n, k, _), ws) in SHAPES.iter().zip(&weights) {
+    for shape in &shapes {
+        let (n, k) = (shape.n, shape.k);
         let mut one_row = 0.0;
         for m in ROWS {
             let x = pseudo_random(m * k, 99);
             let mut y = vec![0f32; m * n];
             let mut turn = 0;
             let (fastest, median) = time(|| {
-                turn = (turn + 1) % ws.len();
-                matmul_rows(&x, &ws[turn], *k, &mut y);
+                turn = (turn + 1) % shape.mats.len();
+                matmul_rows(&x, &shape.mats[turn], k, &mut y);
                 std::hint::black_box(&y);
             });
             if m == 1 {
@@ -58,33 +70,34 @@ fn main() {
             }
             let gflops = 2.0 * (m * n * k) as f64 / fastest / 1e3;
             println!(
-                "| {name} {n} x {k} | {m} | {fastest:.1} | {median:.1} | {gflops:.1} | {:.2} |",
+                "| {} {n} x {k} | {m} | {fastest:.1} | {median:.1} | {gflops:.1} | {:.2} |",
+                shape.name,
                 m as f64 * one_row / fastest
             );
         }
     }
+
     println!();
     println!("one decode step's products ({LAYERS} layers, then the head)");
     println!("| rows | fastest µs | median µs | GFLOP/s | rows per one-row time |");
     println!("|---:|---:|---:|---:|---:|");
     let mut one_row = 0.0;
     for m in ROWS {
-        let flops: usize = SHAPES
-            .iter()
-            .map(|&(_, n, k, per)| 2 * m * n * k * if per == 0 { 1 } else { per * LAYERS })
-            .sum();
-        let xs: Vec<Vec<f32>> = SHAPES.iter().map(|&(_, _, k, _)| pseudo_random(m * k, 7)).collect();
-        let mut ys: Vec<Vec<f32>> = SHAPES.iter().map(|&(_, n, _, _)| vec![0f32; m * n]).collect();
-        #[allow(clippy::needless_range_loop)] // l: the layer, indexing each shape's matrices
+        let flops: usize = shapes.iter().map(|s| 2 * m * s.n * s.k * s.mats.len()).sum();
+        let xs: Vec<Vec<f32>> = shapes.iter().map(|s| pseudo_random(m * s.k, 7)).collect();
+        let mut ys: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0f32; m * s.n]).collect();
         let (fastest, median) = time(|| {
             for l in 0..LAYERS {
-                for (s, &(_, _, k, per)) in SHAPES.iter().enumerate().skip(1) {
-                    for _ in 0..per {
-                        matmul_rows(&xs[s], &weights[s][l], k, &mut ys[s]);
+                for (s, shape) in shapes.iter().enumerate() {
+                    let Some(per) = shape.per_layer else { continue };
+                    for w in &shape.mats[l * per..(l + 1) * per] {
+                        matmul_rows(&xs[s], w, shape.k, &mut ys[s]);
                     }
                 }
             }
-            matmul_rows(&xs[0], &weights[0][0], SHAPES[0].2, &mut ys[0]);
+            for (s, shape) in shapes.iter().enumerate().filter(|(_, s)| s.per_layer.is_none()) {
+                matmul_rows(&xs[s], &shape.mats[0], shape.k, &mut ys[s]);
+            }
             std::hint::black_box(&ys);
         });
         if m == 1 {

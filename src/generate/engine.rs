@@ -174,38 +174,34 @@ pub fn generate_streams(
     let mut active: Vec<usize> = (0..b).collect();
     // a row's logits with the penalties applied (the step's logits are read in place)
     let mut penalised = Vec::with_capacity(vocab);
+    let penalise = penalises(&req.params);
     loop {
         let cancelled = cancel.load(Ordering::Relaxed);
-        // (row in the cache, its choice and whether it was forced); None for a cancelled row
-        let mut chosen = Vec::with_capacity(active.len());
+        // (k, id): the cache's k-th row goes on with token id
+        let mut next = Vec::with_capacity(active.len());
         for_each_row(&logits, |k, l| {
-            let row = &mut rows[active[k]];
+            let r = active[k];
+            let row = &mut rows[r];
+            if cancelled {
+                row.finish = Some(Finish::Cancelled);
+                return;
+            }
             let budget_hit =
                 row.in_thinking && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
-            chosen.push(if cancelled {
-                None
-            } else if let (true, Some(tt)) = (budget_hit, req.think) {
-                Some((tt.close, true))
-            } else if penalises(&req.params) {
+            let (id, forced) = if let (true, Some(tt)) = (budget_hit, req.think) {
+                (tt.close, true)
+            } else if penalise {
                 penalised.clear();
                 penalised.extend_from_slice(l);
                 apply_penalties(&mut penalised, &req.params, &row.context, &row.generated);
-                Some((sample(&penalised, &req.params, &mut row.rng), false))
+                (sample(&penalised, &req.params, &mut row.rng), false)
             } else {
-                Some((sample(l, &req.params, &mut row.rng), false))
-            });
-        })?;
-        let mut next = Vec::with_capacity(active.len());
-        for (k, (&r, choice)) in active.iter().zip(chosen).enumerate() {
-            let row = &mut rows[r];
-            let Some((id, forced)) = choice else {
-                row.finish = Some(Finish::Cancelled);
-                continue;
+                (sample(l, &req.params, &mut row.rng), false)
             };
             if req.stop_ids.contains(&id) {
                 row.finish = Some(Finish::Stop);
                 row.stop_token = Some(id);
-                continue;
+                return;
             }
             row.forced |= forced;
             if let Some(tt) = req.think {
@@ -223,10 +219,10 @@ pub fn generate_streams(
             on_token(TokenEvent { row: r, id, forced });
             if row.out.len() >= req.params.max_new_tokens {
                 row.finish = Some(Finish::Length);
-                continue;
+                return;
             }
             next.push((k, id));
-        }
+        })?;
         if next.is_empty() {
             break;
         }

@@ -23,9 +23,9 @@ pub const MAX_ROWS: usize = 8;
 /// 1960-2120 (a hand-off per projection: 120K-220K context switches per run against 12K).
 const PARALLEL_WEIGHTS: usize = 1 << 20;
 
-/// Rows of x up to which `PARALLEL_WEIGHTS` applies; beyond (a group), the bar is
-/// `GROUP_PARALLEL_WEIGHTS`.
-const BANDWIDTH_ROWS: usize = 2;
+/// Rows of x (one or two streams) up to which `PARALLEL_WEIGHTS` applies; beyond (a
+/// group), the bar is `GROUP_PARALLEL_WEIGHTS`.
+const FEW_ROWS: usize = 2;
 
 /// Weights below which a group's product stays on the calling thread. On 2 cores a group
 /// of 6 gained from splitting the 15M llama's output head (9.2M weights; 1754 -> 2175
@@ -50,7 +50,7 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
         let xs = &x[done * k..(done + rows) * k];
         let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
         let threads = rayon::current_num_threads();
-        let parallel = if rows <= BANDWIDTH_ROWS { PARALLEL_WEIGHTS } else { GROUP_PARALLEL_WEIGHTS };
+        let parallel = if rows <= FEW_ROWS { PARALLEL_WEIGHTS } else { GROUP_PARALLEL_WEIGHTS };
         if n * k >= parallel && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
             let part = |t: usize| {
