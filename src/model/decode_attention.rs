@@ -102,6 +102,13 @@ pub fn attend(
             let at = (bi * h + hi) * d;
             let (keys, values) =
                 (k.positions(bi, hi / rep, first, s, d), v.positions(bi, hi / rep, first, s, d));
+            // the next (row, head)'s first positions stream in while this one computes
+            if hi + 1 < h || bi + 1 < b {
+                let (nb, nh) = if hi + 1 < h { (bi, hi + 1) } else { (bi + 1, 0) };
+                let nfirst = pad[nb].min(s - 1);
+                lanes::prefetch_first(k.positions(nb, nh / rep, nfirst, s, d));
+                lanes::prefetch_first(v.positions(nb, nh / rep, nfirst, s, d));
+            }
             let p = &mut scores[first..s];
             lanes::scores(isa, &q[at..at + d], keys, scale, p);
             let max = <f32 as Real>::max_of(p);
@@ -201,6 +208,31 @@ mod lanes {
         }
     }
 
+    /// Cached positions between those a kernel reads and those it asks into L2 (6 KiB at
+    /// 48 head dims). A decode step's cache comes from memory (the output head's stream
+    /// evicts it), and the hardware prefetcher alone left a group's attention reading it at
+    /// about 9 GB/s: a group of 6 on the 15M llama, one Zen 4 thread, decoded 1410 tokens/s
+    /// (medians of 7) without prefetching, 1556 with the kernels' own, and with
+    /// `prefetch_first` too, 1368 -> 1513 in a later, noisier pairing.
+    const AHEAD: usize = 32;
+
+    /// Asks L2 for the first `AHEAD` positions, which the kernels' own prefetches do not
+    /// reach (the next (row, head) is called for while the current one computes).
+    pub fn prefetch_first(positions: Positions) {
+        #[cfg(target_arch = "x86_64")]
+        for i in 0..positions.count.min(AHEAD) {
+            let p = positions.ptr(i);
+            for c in (0..positions.width).step_by(16) {
+                // SAFETY: prefetching has no effect on memory; the address lies in the data
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                        p.wrapping_add(c) as *const i8
+                    )
+                };
+            }
+        }
+    }
+
     /// Dot product with eight independent partial sums, so the compiler can vectorise it.
     fn dot(a: &[f32], b: &[f32]) -> f32 {
         let mut acc = [0f32; 8];
@@ -241,6 +273,9 @@ mod lanes {
                     let m = mask(d - 16 * c);
                     let qv = _mm512_maskz_loadu_ps(m, q.as_ptr().add(16 * c));
                     for j in 0..16 {
+                        _mm_prefetch::<_MM_HINT_T1>(
+                            kp[j].wrapping_add(super::AHEAD * keys.stride + 16 * c) as *const i8
+                        );
                         acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kp[j].add(16 * c)), acc[j]);
                     }
                 }
@@ -326,6 +361,9 @@ mod lanes {
                 for (set, a) in acc.iter_mut().enumerate() {
                     let (pv, vp) = (_mm512_set1_ps(*p.get_unchecked(i + set)), base.add((i + set) * stride));
                     for j in 0..V {
+                        _mm_prefetch::<_MM_HINT_T1>(
+                            vp.wrapping_add(super::AHEAD * stride + 16 * j) as *const i8
+                        );
                         a[j] = _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(masks[j], vp.add(16 * j)), a[j]);
                     }
                 }
@@ -366,6 +404,9 @@ mod lanes {
             let body = d / 8 * 8;
             for (i, pi) in p.iter_mut().enumerate() {
                 let kp = keys.ptr(i);
+                for c in (0..d).step_by(16) {
+                    _mm_prefetch::<_MM_HINT_T1>(kp.wrapping_add(super::AHEAD * keys.stride + c) as *const i8);
+                }
                 let mut acc = _mm256_setzero_ps();
                 for c in (0..body).step_by(8) {
                     acc =
@@ -408,6 +449,11 @@ mod lanes {
             while i + 4 <= p.len() {
                 for (set, a) in acc.iter_mut().enumerate() {
                     let (pv, vp) = (_mm256_set1_ps(*p.get_unchecked(i + set)), base.add((i + set) * stride));
+                    for j in (0..V).step_by(2) {
+                        _mm_prefetch::<_MM_HINT_T1>(
+                            vp.wrapping_add(super::AHEAD * stride + 8 * j) as *const i8
+                        );
+                    }
                     for j in 0..V {
                         a[j] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(8 * j)), a[j]);
                     }

@@ -78,6 +78,22 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
     }
 }
 
+/// How far ahead the kernels prefetch W (bytes): the weight rows this far on are asked
+/// into L2 while the current rows compute, so a group's arithmetic overlaps the stream from
+/// memory. Into L2, not L1: on a Zen 4 core one row's step products (the 15M llama's layers
+/// and head, `benches/decode_matmul.rs`) took 4.6 ms prefetched into L1 two passes ahead,
+/// 2.2 ms into L2; six rows' 6.9 and 3.2 ms. Its decode (medians of 7, interleaved): a
+/// group of 6 1177 -> 1396 tokens/s on one thread, 1527 -> 1648 on two; one stream 337 ->
+/// 354 and 398 -> 408. 16 KiB (about 4 DRAM latencies at a group's pace) measured no worse
+/// than 8-48 weight rows of the head either way.
+const PREFETCH_BYTES: usize = 16 << 10;
+
+/// Weight rows between the rows a pass reads and those it prefetches: `PREFETCH_BYTES`, and
+/// at least the next pass (`rows_per_pass`).
+fn prefetch_rows(k: usize, rows_per_pass: usize) -> usize {
+    (PREFETCH_BYTES / (k * 4)).max(rows_per_pass)
+}
+
 /// Where outputs go: y[i * n + j] for x row i and weight row j.
 #[derive(Clone, Copy)]
 struct OutRows {
@@ -203,6 +219,7 @@ mod avx2 {
         let rows = w.len() / k;
         let body = k / 8 * 8;
         let xp = x.as_ptr();
+        let ahead_rows = super::prefetch_rows(k, R);
         let mut r = 0;
         while r < rows {
             if rows - r < R {
@@ -211,14 +228,14 @@ mod avx2 {
                 return;
             }
             let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
-            // the rows two passes ahead (see `avx512::block`); a line holds two steps of 8
-            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
+            // a line holds two steps of 8
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(ahead_rows * k));
             let mut acc = [[_mm256_setzero_ps(); M]; R];
             let mut c = 0;
             while c < body {
                 if c % 16 == 0 {
                     for p in ahead {
-                        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                        _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(c) as *const i8);
                     }
                 }
                 let wv: [__m256; R] = std::array::from_fn(|j| _mm256_loadu_ps(wr[j].add(c)));
@@ -274,6 +291,7 @@ mod avx512 {
         let body = k / 16 * 16;
         let tail: __mmask16 = ((1u32 << (k - body)) - 1) as __mmask16;
         let xp = x.as_ptr();
+        let ahead_rows = super::prefetch_rows(k, R);
         let mut r = 0;
         while r < rows {
             if rows - r < R {
@@ -282,15 +300,13 @@ mod avx512 {
                 return;
             }
             let wr: [*const f32; R] = std::array::from_fn(|j| w.as_ptr().add((r + j) * k));
-            // the rows two passes ahead, one cache line per row per step: the weights stream
-            // from memory while this pass computes (the hardware prefetcher alone falls behind
-            // once a group keeps the core busy)
-            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(2 * R * k));
+            // one cache line per row per step, `PREFETCH_BYTES` on
+            let ahead: [*const f32; R] = std::array::from_fn(|j| wr[j].wrapping_add(ahead_rows * k));
             let mut acc = [[_mm512_setzero_ps(); M]; R];
             let mut c = 0;
             while c < body {
                 for p in ahead {
-                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(c) as *const i8);
                 }
                 let wv: [__m512; R] = std::array::from_fn(|j| _mm512_loadu_ps(wr[j].add(c)));
                 for i in 0..M {
