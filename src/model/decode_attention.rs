@@ -4,6 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
+use super::decode_pool;
 use super::flash_attention::cpu::Real;
 
 /// q: [B, H, 1, Dh]; k, v: [B, Hkv, S, Dh] (strided views allowed, last dim contiguous);
@@ -77,10 +78,11 @@ pub struct StepShape {
 }
 
 /// out [B, H, Dh] = softmax(q kᵀ / sqrt(Dh)) v for every row and head, q: [B, H, Dh];
-/// row b sees positions pad[b]..S. `scores` is scratch, grown to S.
+/// row b sees positions pad[b]..S. `scores` is scratch, grown to S. From
+/// `SPLIT_MULTIPLY_ADDS` on, the (row, head) pairs are split across the decode pool.
 ///
-/// Each (row, head) is computed alone, by the same instructions whatever B is, so a row
-/// gets the same bits alone and in a group.
+/// Each (row, head) is computed alone, by the same instructions whatever B is and whichever
+/// thread takes it, so a row gets the same bits alone and in a group.
 pub fn attend(
     q: &[f32],
     k: CacheView,
@@ -90,34 +92,83 @@ pub fn attend(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let StepShape { rows: b, heads: h, kv_heads: hkv, positions: s, head_dim: d } = shape;
+    let StepShape { rows: b, heads: h, positions: s, head_dim: d, .. } = shape;
     assert!(q.len() == b * h * d && out.len() == b * h * d && pad.len() == b && s > 0);
+    let pairs = b * h;
+    let threads = decode_pool::threads();
+    if threads == 1 || pairs < 2 || pairs * s * d < SPLIT_MULTIPLY_ADDS {
+        scores.resize(s, 0.0);
+        // SAFETY: out holds every pair's d outputs
+        return unsafe { attend_pairs(q, k, v, shape, pad, 0..pairs, scores, out.as_mut_ptr()) };
+    }
+    let per_part = pairs.div_ceil(threads);
+    let out = SharedOut(out.as_mut_ptr());
+    decode_pool::split(pairs.div_ceil(per_part), |t| {
+        let mut scores = vec![0f32; s];
+        let range = t * per_part..((t + 1) * per_part).min(pairs);
+        // SAFETY: parts take disjoint ranges of pairs, so write disjoint outputs
+        unsafe { attend_pairs(q, k, v, shape, pad, range, &mut scores, out.get()) }
+    });
+}
+
+/// Multiply-adds of a step's scores (pairs x S x Dh) from which its attention is split
+/// across threads: below, a split's hand-off costs more than the second thread saves.
+const SPLIT_MULTIPLY_ADDS: usize = 1 << 15;
+
+/// `attend`'s output, written by parts at disjoint (row, head) offsets.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the parts of a split write disjoint ranges (see `attend`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `attend` for the (row, head) pairs in `range` (pair = row x H + head); `scores` holds S.
+///
+/// # Safety
+/// `out` must be valid for writes of the pairs' outputs, at pair x Dh.
+#[allow(clippy::too_many_arguments)] // `attend`'s arguments and the range of pairs
+unsafe fn attend_pairs(
+    q: &[f32],
+    k: CacheView,
+    v: CacheView,
+    shape: StepShape,
+    pad: &[usize],
+    range: std::ops::Range<usize>,
+    scores: &mut [f32],
+    out: *mut f32,
+) {
+    let StepShape { heads: h, kv_heads: hkv, positions: s, head_dim: d, .. } = shape;
     let rep = h / hkv;
     let scale = 1.0 / (d as f32).sqrt();
     let isa = lanes::Isa::best();
-    scores.resize(s, 0.0);
-    for (bi, &pad_b) in pad.iter().enumerate() {
-        let first = pad_b.min(s - 1);
-        for hi in 0..h {
-            let at = (bi * h + hi) * d;
-            let (keys, values) =
-                (k.positions(bi, hi / rep, first, s, d), v.positions(bi, hi / rep, first, s, d));
-            // the next (row, head)'s first positions stream in while this one computes
-            if hi + 1 < h || bi + 1 < b {
-                let (nb, nh) = if hi + 1 < h { (bi, hi + 1) } else { (bi + 1, 0) };
-                let nfirst = pad[nb].min(s - 1);
-                lanes::prefetch_first(k.positions(nb, nh / rep, nfirst, s, d));
-                lanes::prefetch_first(v.positions(nb, nh / rep, nfirst, s, d));
-            }
-            let p = &mut scores[first..s];
-            lanes::scores(isa, &q[at..at + d], keys, scale, p);
-            let max = <f32 as Real>::max_of(p);
-            let total = <f32 as Real>::exp_shifted(p, max);
-            let o = &mut out[at..at + d];
-            lanes::weighted_sum(isa, p, values, o);
-            let inv = 1.0 / total;
-            o.iter_mut().for_each(|x| *x *= inv);
+    let cached = |pair: usize| {
+        let (bi, hi) = (pair / h, pair % h);
+        let first = pad[bi].min(s - 1);
+        (first, k.positions(bi, hi / rep, first, s, d), v.positions(bi, hi / rep, first, s, d))
+    };
+    for pair in range.clone() {
+        let (first, keys, values) = cached(pair);
+        // the next pair's first positions stream in while this one computes
+        if pair + 1 < range.end {
+            let (_, next_keys, next_values) = cached(pair + 1);
+            lanes::prefetch_first(next_keys);
+            lanes::prefetch_first(next_values);
         }
+        let at = pair * d;
+        let p = &mut scores[first..s];
+        lanes::scores(isa, &q[at..at + d], keys, scale, p);
+        let max = <f32 as Real>::max_of(p);
+        let total = <f32 as Real>::exp_shifted(p, max);
+        let o = std::slice::from_raw_parts_mut(out.add(at), d);
+        lanes::weighted_sum(isa, p, values, o);
+        let inv = 1.0 / total;
+        o.iter_mut().for_each(|x| *x *= inv);
     }
 }
 
@@ -478,7 +529,7 @@ mod lanes {
 #[cfg(test)]
 mod tests {
     use super::lanes::{self, Isa};
-    use super::Positions;
+    use super::{attend, attend_pairs, CacheView, Positions, StepShape};
     use candle_core::{DType, Device, Tensor};
 
     use crate::model::layers::kernels::Kernels;
@@ -515,6 +566,30 @@ mod tests {
             .unwrap();
         // f32 softmax-weighted sums of O(1) values in two summation orders
         assert!(diff < 1e-5, "max diff {diff}");
+    }
+
+    #[test]
+    fn split_across_threads_gives_the_bits_of_one_pass() {
+        // a group of 6 at 300 positions: 6 x 4 pairs x 300 x 48 multiply-adds, split on a
+        // machine of 2 or more cores; rows of different padding, so parts differ in length
+        let (b, h, hkv, s, d) = (6, 4, 2, 300, 48);
+        assert!(b * h * s * d >= super::SPLIT_MULTIPLY_ADDS);
+        let data = |n: usize, seed: usize| -> Vec<f32> {
+            (0..n).map(|i| (((i + seed) * 7919 % 2003) as f32 / 1000.0) - 1.0).collect()
+        };
+        let q = data(b * h * d, 1);
+        let (k, v) = (data(b * hkv * s * d, 2), data(b * hkv * s * d, 3));
+        let strides = [hkv * s * d, s * d, d];
+        let (kc, vc) = (CacheView { data: &k, start: 0, strides }, CacheView { data: &v, start: 0, strides });
+        let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: s, head_dim: d };
+        let pad = [0, 5, 0, 299, 17, 100];
+        let mut split = vec![f32::NAN; b * h * d];
+        attend(&q, kc, vc, shape, &pad, &mut Vec::new(), &mut split);
+        let mut one_pass = vec![f32::NAN; b * h * d];
+        // SAFETY: one_pass holds every pair's outputs
+        unsafe { attend_pairs(&q, kc, vc, shape, &pad, 0..b * h, &mut vec![0f32; s], one_pass.as_mut_ptr()) };
+        assert!(split.iter().all(|x| x.is_finite()));
+        assert_eq!(split, one_pass);
     }
 
     #[test]

@@ -16,22 +16,14 @@ use super::isa::Isa;
 /// (and `matmul_rows` takes x in passes of this many rows).
 pub const MAX_ROWS: usize = 8;
 
-/// Weights (N x K) below which the product stays on the calling thread: a hand-off to
-/// the pool costs more than streaming a matrix this small. On the 15M llama (2 threads)
-/// only the output head (9.2M weights) is split; splitting its 83K-221K projections too
-/// made one stream 310-390 tokens/s against 460-540, a group of 6 1030-1190 against
-/// 1960-2120 (a hand-off per projection: 120K-220K context switches per run against 12K).
-const PARALLEL_WEIGHTS: usize = 1 << 20;
-
-/// Rows of x (one or two streams) up to which `PARALLEL_WEIGHTS` applies; beyond (a
-/// group), the bar is `GROUP_PARALLEL_WEIGHTS`.
-const FEW_ROWS: usize = 2;
-
-/// Weights below which a group's product stays on the calling thread. On 2 cores a group
-/// of 6 gained from splitting the 15M llama's output head (9.2M weights; 1754 -> 2175
-/// tokens/s) and lost from splitting a 1M-weight head (a qwen3 of 512 dims and 2048
-/// tokens: its GRPO rollouts took 1.3x as long).
-const GROUP_PARALLEL_WEIGHTS: usize = 1 << 22;
+/// Weights (N x K) from which a product is split across the decode pool's threads (the
+/// caller's and its spinning helpers': a split costs about a microsecond). Every
+/// projection of the 15M llama (83K-221K weights) and its head are split, not stories260K's
+/// (4K-33K). 15M llama, 2 Zen 4 cores, medians of 5 interleaved: one stream 500 tokens/s
+/// splitting only from 1M weights (the head), 592 from 64K, 571 from 16K; a group of 6
+/// 2022, 2541 and 2406. Through rayon's pool, whose threads sleep between splits, splitting
+/// the projections had made both slower (a group of 6: 1747 -> 1493).
+const PARALLEL_WEIGHTS: usize = 1 << 16;
 
 /// x: [M, K] with M <= MAX_ROWS, w: [N, K], both f32 on CPU -> [M, N].
 pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
@@ -39,7 +31,7 @@ pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 }
 
 /// y[i, j] = <x_i, w_j>: x [M, K] row-major, w [N, K] row-major, y [M, N] row-major, any M
-/// (taken MAX_ROWS rows per pass over W). Large W is split across rayon's pool by rows.
+/// (taken MAX_ROWS rows per pass over W). Large W is split across the decode pool by rows.
 pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
     let m = x.len() / k;
     let n = w.len() / k;
@@ -49,27 +41,15 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
         let rows = (m - done).min(MAX_ROWS);
         let xs = &x[done * k..(done + rows) * k];
         let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
-        let threads = rayon::current_num_threads();
-        let parallel = if rows <= FEW_ROWS { PARALLEL_WEIGHTS } else { GROUP_PARALLEL_WEIGHTS };
-        if n * k >= parallel && threads > 1 {
+        let threads = super::decode_pool::threads();
+        if n * k >= PARALLEL_WEIGHTS && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
             let part = |t: usize| {
                 let (first, last) = (t * per_task, ((t + 1) * per_task).min(n));
                 // SAFETY: parts write disjoint column ranges [first, last) of the rows.
                 unsafe { dot_block(xs, rows, &w[first * k..last * k], k, ys, first) }
             };
-            // The calling thread computes the first part itself while the pool takes the
-            // others. Handing every part to the pool put the caller to sleep and woke it
-            // after, while the pool's threads, spinning for more work, held both cores (3
-            // threads on 2 cores): one stream decoded at 400-450 tokens/s against 480-540
-            // now, and a group's split output head was slower than one thread's (a group of
-            // 6: 1500-1730 tokens/s unsplit, 2040-2240 split this way; 15M llama, 2 cores).
-            rayon::in_place_scope(|s| {
-                for t in 1..n.div_ceil(per_task) {
-                    s.spawn(move |_| part(t));
-                }
-                part(0);
-            });
+            super::decode_pool::split(n.div_ceil(per_task), part);
         } else {
             // SAFETY: y holds rows x n outputs from `done` on (checked above).
             unsafe { dot_block(xs, rows, w, k, ys, 0) }
@@ -389,9 +369,9 @@ mod tests {
     #[test]
     fn a_row_gets_the_same_bits_in_any_batch() {
         // 19 rows: passes of 8, 8 and 3; W (4.5M weights) large enough to be split across
-        // the pool for one row and for a group (on a machine of 2 or more cores)
+        // the decode pool (on a machine of 2 or more cores)
         let (m, n, k) = (19, 70_001, 64);
-        assert!(n * k >= GROUP_PARALLEL_WEIGHTS.max(PARALLEL_WEIGHTS));
+        assert!(n * k >= PARALLEL_WEIGHTS);
         let x: Vec<f32> =
             Tensor::randn(0f32, 1.0, (m, k), &Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         let w: Vec<f32> =
