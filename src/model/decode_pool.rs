@@ -152,14 +152,14 @@ impl Team {
 pub fn split(parts: usize, part: impl Fn(usize) + Sync) {
     let team = match team() {
         Some(team) if parts > 1 => team,
-        _ => return (0..parts).for_each(part),
+        _ => return inline(parts, part),
     };
     if team.contended() {
-        return (0..parts).for_each(part);
+        return inline(parts, part);
     }
     if team.busy.compare_exchange(false, true, SeqCst, SeqCst).is_err() {
         team.contended_at.store(team.now_ms(), SeqCst);
-        return (0..parts).for_each(part);
+        return inline(parts, part);
     }
     assert!(parts < 1 << 16, "decode_pool::split: {parts} parts");
     let f: Part = &part;
@@ -182,6 +182,19 @@ pub fn split(parts: usize, part: impl Fn(usize) + Sync) {
     team.busy.store(false, SeqCst);
     if panicked {
         resume_unwind(Box::new("a part of a decode split panicked"));
+    }
+}
+
+/// `split` on the calling thread alone: every part runs, then a part's panic is raised.
+fn inline(parts: usize, part: impl Fn(usize)) {
+    let mut panicked = None;
+    for p in 0..parts {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| part(p))) {
+            panicked.get_or_insert(payload);
+        }
+    }
+    if let Some(payload) = panicked {
+        resume_unwind(payload);
     }
 }
 
