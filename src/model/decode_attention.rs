@@ -270,18 +270,26 @@ mod lanes {
     /// Asks L2 for the first `AHEAD` positions, which the kernels' own prefetches do not
     /// reach (the next (row, head) is called for while the current one computes).
     pub fn prefetch_first(positions: Positions) {
+        let count = positions.count.min(AHEAD);
+        prefetch_span(positions.ptr(0), (count - 1) * positions.stride + positions.width);
+    }
+
+    /// Asks L2 for the cache lines of `floats` floats from `from` (one hint per 64 bytes, so
+    /// small head dims cost a hint per line, not per position). Addresses past the data are
+    /// harmless: a prefetch never faults.
+    #[inline(always)]
+    fn prefetch_span(from: *const f32, floats: usize) {
         #[cfg(target_arch = "x86_64")]
-        for i in 0..positions.count.min(AHEAD) {
-            let p = positions.ptr(i);
-            for c in (0..positions.width).step_by(16) {
-                // SAFETY: prefetching has no effect on memory; the address lies in the data
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                        p.wrapping_add(c) as *const i8
-                    )
-                };
-            }
+        for off in (0..floats).step_by(16) {
+            // SAFETY: a prefetch reads nothing the program sees and never faults
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                    from.wrapping_add(off) as *const i8
+                )
+            };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (from, floats);
     }
 
     /// Dot product with eight independent partial sums, so the compiler can vectorise it.
@@ -319,14 +327,12 @@ mod lanes {
             let mut i = 0;
             while i + 16 <= p.len() {
                 let kp: [*const f32; 16] = std::array::from_fn(|j| base.add((i + j) * keys.stride));
+                super::prefetch_span(base.wrapping_add((i + super::AHEAD) * keys.stride), 16 * keys.stride);
                 let mut acc = [_mm512_setzero_ps(); 16];
                 for c in 0..chunks {
                     let m = mask(d - 16 * c);
                     let qv = _mm512_maskz_loadu_ps(m, q.as_ptr().add(16 * c));
                     for j in 0..16 {
-                        _mm_prefetch::<_MM_HINT_T1>(
-                            kp[j].wrapping_add(super::AHEAD * keys.stride + 16 * c) as *const i8
-                        );
                         acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kp[j].add(16 * c)), acc[j]);
                     }
                 }
@@ -409,12 +415,13 @@ mod lanes {
             let mut acc = [[_mm512_setzero_ps(); V]; 4];
             let mut i = 0;
             while i + 4 <= p.len() {
+                // the first pass over the head dims asks for whole positions
+                if c0 == 0 {
+                    super::prefetch_span(base.wrapping_add((i + super::AHEAD) * stride), 4 * stride);
+                }
                 for (set, a) in acc.iter_mut().enumerate() {
                     let (pv, vp) = (_mm512_set1_ps(*p.get_unchecked(i + set)), base.add((i + set) * stride));
                     for j in 0..V {
-                        _mm_prefetch::<_MM_HINT_T1>(
-                            vp.wrapping_add(super::AHEAD * stride + 16 * j) as *const i8
-                        );
                         a[j] = _mm512_fmadd_ps(pv, _mm512_maskz_loadu_ps(masks[j], vp.add(16 * j)), a[j]);
                     }
                 }
@@ -455,8 +462,8 @@ mod lanes {
             let body = d / 8 * 8;
             for (i, pi) in p.iter_mut().enumerate() {
                 let kp = keys.ptr(i);
-                for c in (0..d).step_by(16) {
-                    _mm_prefetch::<_MM_HINT_T1>(kp.wrapping_add(super::AHEAD * keys.stride + c) as *const i8);
+                if i % 4 == 0 {
+                    super::prefetch_span(kp.wrapping_add(super::AHEAD * keys.stride), 4 * keys.stride);
                 }
                 let mut acc = _mm256_setzero_ps();
                 for c in (0..body).step_by(8) {
@@ -498,13 +505,12 @@ mod lanes {
             let mut acc = [[_mm256_setzero_ps(); V]; 4];
             let mut i = 0;
             while i + 4 <= p.len() {
+                // the first pass over the head dims asks for whole positions
+                if c0 == 0 {
+                    super::prefetch_span(base.wrapping_add((i + super::AHEAD) * stride), 4 * stride);
+                }
                 for (set, a) in acc.iter_mut().enumerate() {
                     let (pv, vp) = (_mm256_set1_ps(*p.get_unchecked(i + set)), base.add((i + set) * stride));
-                    for j in (0..V).step_by(2) {
-                        _mm_prefetch::<_MM_HINT_T1>(
-                            vp.wrapping_add(super::AHEAD * stride + 8 * j) as *const i8
-                        );
-                    }
                     for j in 0..V {
                         a[j] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vp.add(8 * j)), a[j]);
                     }
