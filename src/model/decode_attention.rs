@@ -4,7 +4,7 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::decode_pool;
+use super::decode_pool::{self, Disjoint};
 use super::flash_attention::cpu::Real;
 
 /// q: [B, H, 1, Dh]; k, v: [B, Hkv, S, Dh] (strided views allowed, last dim contiguous);
@@ -78,7 +78,7 @@ pub struct StepShape {
 }
 
 /// out [B, H, Dh] = softmax(q kᵀ / sqrt(Dh)) v for every row and head, q: [B, H, Dh];
-/// row b sees positions pad[b]..S. `scores` is scratch, grown to S. From
+/// row b sees positions pad[b]..S. `scores` is scratch, grown to S per part. From
 /// `SPLIT_MULTIPLY_ADDS` on, the (row, head) pairs are split across the decode pool.
 ///
 /// Each (row, head) is computed alone, by the same instructions whatever B is and whichever
@@ -95,38 +95,27 @@ pub fn attend(
     let StepShape { rows: b, heads: h, positions: s, head_dim: d, .. } = shape;
     assert!(q.len() == b * h * d && out.len() == b * h * d && pad.len() == b && s > 0);
     let pairs = b * h;
-    let threads = decode_pool::threads();
-    if threads == 1 || pairs < 2 || pairs * s * d < SPLIT_MULTIPLY_ADDS {
-        scores.resize(s, 0.0);
-        // SAFETY: out holds every pair's d outputs
-        return unsafe { attend_pairs(q, k, v, shape, pad, 0..pairs, scores, out.as_mut_ptr()) };
-    }
-    let per_part = pairs.div_ceil(threads);
-    let out = SharedOut(out.as_mut_ptr());
-    decode_pool::split(pairs.div_ceil(per_part), |t| {
-        let mut scores = vec![0f32; s];
+    let split = pairs * s * d >= SPLIT_MULTIPLY_ADDS;
+    let per_part = if split { pairs.div_ceil(decode_pool::threads()) } else { pairs }.max(1);
+    let parts = pairs.div_ceil(per_part);
+    // each part's S scores at least a cache line from the next part's (no line shared
+    // between two cores' writes)
+    let stride = (s + 16).next_multiple_of(16);
+    scores.resize(parts * stride, 0.0);
+    let (scores, out) = (Disjoint::new(scores), Disjoint::new(out));
+    decode_pool::split(parts, |t| {
         let range = t * per_part..((t + 1) * per_part).min(pairs);
-        // SAFETY: parts take disjoint ranges of pairs, so write disjoint outputs
-        unsafe { attend_pairs(q, k, v, shape, pad, range, &mut scores, out.get()) }
+        // SAFETY: part t alone uses scores t x stride.. (S of them) and its pairs' outputs
+        unsafe {
+            let scores = std::slice::from_raw_parts_mut(scores.get().add(t * stride), s);
+            attend_pairs(q, k, v, shape, pad, range, scores, out.get())
+        }
     });
 }
 
 /// Multiply-adds of a step's scores (pairs x S x Dh) from which its attention is split
 /// across threads: below, a split's hand-off costs more than the second thread saves.
 const SPLIT_MULTIPLY_ADDS: usize = 1 << 15;
-
-/// `attend`'s output, written by parts at disjoint (row, head) offsets.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: the parts of a split write disjoint ranges (see `attend`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
 
 /// `attend` for the (row, head) pairs in `range` (pair = row x H + head); `scores` holds S.
 ///

@@ -3,13 +3,12 @@
 //! between splits.
 //!
 //! A decode step of the 15M llama makes 43 products (7 a layer, then the head), most of
-//! them tens of microseconds. Handed to rayon, a
-//! split cost a sleep and a wake-up (a futex, 5-20 µs on a VM) whenever the pool's threads
-//! had gone to sleep between products, and the pool's N threads plus the caller shared N
-//! cores: splitting the layers' products slowed a group of 6 (1747 -> 1493 tokens/s, 12.9K
-//! context switches in 200 steps). Here the helpers watch one word for the next job while
-//! a decode runs and park only after `SPIN` without one, so `--threads N` means N busy
-//! threads and a split costs a cache line's round trip.
+//! them tens of microseconds. Handed to rayon, a split cost a sleep and a wake-up (a futex,
+//! 5-20 µs on a VM) whenever the pool's threads had gone to sleep between products, and the
+//! pool's N threads plus the caller shared N cores: splitting the layers' products slowed a
+//! group of 6 (1747 -> 1493 tokens/s, 12.9K context switches in 200 steps). Here the helpers
+//! watch one word for the next job while a decode runs and park only after `SPIN` without
+//! one, so `--threads N` means N busy threads and a split costs a cache line's round trip.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -38,6 +37,28 @@ fn unpack(state: u64) -> (u64, u64, u64) {
 }
 
 type Part<'a> = &'a (dyn Fn(usize) + Sync);
+
+/// A buffer the parts of a split write through, each at its own places (the caller's
+/// promise: no two parts touch the same element).
+#[derive(Clone, Copy)]
+pub struct Disjoint<T>(*mut T);
+
+// SAFETY: parts write disjoint elements, so sharing the pointer across threads races on
+// nothing (the promise `Disjoint::new` documents).
+unsafe impl<T> Send for Disjoint<T> {}
+unsafe impl<T> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// `buf` for parts that write disjoint elements of it.
+    pub fn new(buf: &mut [T]) -> Self {
+        Self(buf.as_mut_ptr())
+    }
+
+    /// The buffer's first element (a method, so a closure captures the whole `Disjoint`).
+    pub fn get(self) -> *mut T {
+        self.0
+    }
+}
 
 struct Team {
     /// The current job (`pack`). A part is claimed by bumping `next` in a compare-exchange

@@ -38,7 +38,7 @@ pub struct StepScratch {
     /// RoPE angles per row [B, Dh / 2]
     pub cos: Vec<f32>,
     pub sin: Vec<f32>,
-    /// attention scores of one (row, head) [S]
+    /// attention scores of one (row, head) per split part [parts, S and a cache line]
     pub scores: Vec<f32>,
 }
 

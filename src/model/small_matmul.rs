@@ -10,6 +10,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use super::decode_pool::Disjoint;
 use super::isa::Isa;
 
 /// Rows of x up to which one pass over W serves them all; beyond, gemm's blocking wins
@@ -40,7 +41,7 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
     while done < m {
         let rows = (m - done).min(MAX_ROWS);
         let xs = &x[done * k..(done + rows) * k];
-        let ys = OutRows { ptr: y[done * n..].as_mut_ptr(), n };
+        let ys = OutRows::new(&mut y[done * n..], n);
         let threads = super::decode_pool::threads();
         if n * k >= PARALLEL_WEIGHTS && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
@@ -74,15 +75,24 @@ fn prefetch_rows(k: usize, rows_per_pass: usize) -> usize {
     (PREFETCH_BYTES / (k * 4)).max(rows_per_pass)
 }
 
-/// Where outputs go: y[i * n + j] for x row i and weight row j.
+/// Where outputs go: y[i * n + j] for x row i and weight row j (split parts write
+/// disjoint columns, see `matmul_rows`).
 #[derive(Clone, Copy)]
 struct OutRows {
-    ptr: *mut f32,
+    y: Disjoint<f32>,
     n: usize,
 }
-// SAFETY: parallel tasks write disjoint columns (see `matmul_rows`).
-unsafe impl Send for OutRows {}
-unsafe impl Sync for OutRows {}
+
+impl OutRows {
+    fn new(y: &mut [f32], n: usize) -> Self {
+        Self { y: Disjoint::new(y), n }
+    }
+
+    /// Where x row i's output for weight row j goes.
+    fn at(self, i: usize, j: usize) -> *mut f32 {
+        self.y.get().wrapping_add(i * self.n + j)
+    }
+}
 
 struct SmallBatchMatmul;
 
@@ -173,7 +183,7 @@ unsafe fn portable(x: &[f32], m: usize, w: &[f32], k: usize, y: OutRows, col0: u
             for j in body..k {
                 s += w_row[j] * x_row[j];
             }
-            *y.ptr.add(i * y.n + col0 + r) = s;
+            *y.at(i, col0 + r) = s;
         }
     }
 }
@@ -233,7 +243,7 @@ mod avx2 {
                     for t in body..k {
                         s += *wr[j].add(t) * *xp.add(i * k + t);
                     }
-                    *y.ptr.add(i * y.n + col0 + r + j) = s;
+                    *y.at(i, col0 + r + j) = s;
                 }
             }
             r += R;
@@ -308,7 +318,7 @@ mod avx512 {
             }
             for j in 0..R {
                 for i in 0..M {
-                    *y.ptr.add(i * y.n + col0 + r + j) = _mm512_reduce_add_ps(acc[j][i]);
+                    *y.at(i, col0 + r + j) = _mm512_reduce_add_ps(acc[j][i]);
                 }
             }
             r += R;
@@ -353,7 +363,7 @@ mod tests {
                     );
                     let mut got = vec![f32::NAN; m * n];
                     // SAFETY: got holds m x n outputs; isa was detected above.
-                    unsafe { dot_block_with(isa, &xv, m, &wv, k, OutRows { ptr: got.as_mut_ptr(), n }, 0) };
+                    unsafe { dot_block_with(isa, &xv, m, &wv, k, OutRows::new(&mut got, n), 0) };
                     for (a, b) in want.iter().zip(&got) {
                         // f32 dot products of length k in different summation orders
                         assert!(
@@ -382,7 +392,7 @@ mod tests {
         let mut whole = vec![f32::NAN; m * n];
         for first in (0..m).step_by(MAX_ROWS) {
             let rows = (m - first).min(MAX_ROWS);
-            let y = OutRows { ptr: whole[first * n..].as_mut_ptr(), n };
+            let y = OutRows::new(&mut whole[first * n..], n);
             // SAFETY: whole holds m x n outputs; rows of x from `first` write rows from `first`.
             unsafe { dot_block(&x[first * k..(first + rows) * k], rows, &w, k, y, 0) };
         }
