@@ -11,6 +11,7 @@ pub mod export;
 pub mod finite;
 pub mod flash_attention;
 pub mod fused;
+pub mod huge_pages;
 mod isa;
 pub mod layers;
 pub mod llama;
@@ -52,6 +53,8 @@ pub struct Model {
     pub skipped: Vec<String>,
     /// LoRA adapters, when the model was built with some.
     adapters: Option<lora::adapters::Adapters>,
+    /// How much of the weights went onto 2 MiB pages (CPU models; see `huge_pages`).
+    huge_pages: huge_pages::Backing,
 }
 
 impl Model {
@@ -76,7 +79,10 @@ impl Model {
             Architecture::Qwen35 => Box::new(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
         let adapters = p.finish_adapters()?;
-        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters })
+        // the decode step streams every weight once a token: no TLB miss a page (in place,
+        // so the optimizer's in-place updates keep them there)
+        let huge_pages = huge_pages::back(p.all.iter().map(|(_, t)| t));
+        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters, huge_pages })
     }
 
     /// The LoRA adapters, if the model has any.
@@ -127,6 +133,11 @@ impl Model {
             self.skipped.len(),
             prefixes.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
         ))
+    }
+
+    /// How much of the weights is on 2 MiB pages.
+    pub fn huge_pages(&self) -> huge_pages::Backing {
+        self.huge_pages
     }
 
     pub fn parameter_count(&self) -> usize {

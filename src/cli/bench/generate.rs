@@ -115,6 +115,12 @@ pub fn run(args: GenerateBench) -> Result<()> {
             "note: no run.c given (--runc or $POLARIS_RUNC; build it with gcc -Ofast -o run run.c -lm); its rows are skipped"
         ),
     }
+    // whether our decode's weights got the huge pages it counts on (see `model::huge_pages`)
+    let mut pages = Vec::new();
+    for bench in &models {
+        let model = Model::load_dir(&bench.dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
+        pages.push(format!("{}: our weights {}", bench.name, model.huge_pages().describe()));
+    }
     let mut cells: Vec<Cell> = Vec::new();
     for bench in &models {
         for round in 0..args.repeats.max(1) {
@@ -142,6 +148,7 @@ pub fn run(args: GenerateBench) -> Result<()> {
         let _ = std::fs::remove_dir_all(&root);
     }
     print_table(&cells, args.group);
+    pages.iter().for_each(|p| println!("{p}"));
     Ok(())
 }
 
