@@ -1,20 +1,25 @@
-//! Backs the buffers a CPU decode step streams (the weights, the KV cache) with 2 MiB pages.
+//! Backs a CPU model's weights with 2 MiB pages.
 //!
 //! A decode step reads every weight once, and the 15M llama's 61 MB do not fit in L3. With
 //! 4 KiB pages the stream crosses a page every 4 KiB: the L2 TLB (3072 entries on Zen 4,
 //! 12 MiB of 4 KiB pages) misses on every one, and the kernels' prefetches ahead
-//! (`small_matmul`, `decode_attention`) stall on the page walks. A group of 6, whose
-//! products go at the pace of its arithmetic, suffered it most: on 2 Zen 4 cores (medians
-//! of 7, interleaved) 2538 -> 3117 tokens/s on two threads and 1421 -> 2117 on one, with
-//! the weights and the KV cache on 2 MiB pages; one stream, bound by memory either way,
-//! 668 -> 688 and 392 -> 401.
+//! (`small_matmul`) stall on the page walks. A group of 6, whose products go at the pace of
+//! its arithmetic, suffers it most: on 2 Zen 4 cores (medians of 7, interleaved) 2221 ->
+//! 2543 tokens/s on two threads and 1355 -> 1911 on one; one stream, bound by memory either
+//! way, 576 -> 585 and 359 -> 358.
 //!
 //! The pages come from `madvise(MADV_COLLAPSE)` (Linux 6.1 on), which copies a range into
 //! huge pages whatever the system's transparent-huge-page setting: the allocator's memory
 //! stays where it is, so nothing else changes. Each 2 MiB span that a buffer touches is
 //! asked for in full, neighbours included (harmless: their contents move with them); a
 //! span the kernel refuses (one that runs past its mapping, no huge page free, an older
-//! kernel) keeps its small pages, and `Backing` says how much was backed.
+//! kernel) keeps its small pages, and `Backing` says how much was backed. It costs about
+//! 1 ms a MiB on the VM it was measured on (65 ms for the 15M llama), once, at load.
+//!
+//! Not the KV cache: it is reallocated as it grows (every 512 positions, by `candle_nn`),
+//! and collapsing each new buffer cost a group of 6 about 100 ms a time for ~50 µs a step
+//! of attention at 250 positions. Pages for it belong in an allocation of our own, advised
+//! before it is first touched.
 
 use candle_core::{CpuStorage, Storage, Tensor};
 
@@ -43,12 +48,6 @@ pub fn back<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> Backing {
     spans.dedup();
     let backed = spans.iter().filter(|&&start| collapse(start)).count();
     Backing { asked: spans.len() * HUGE, backed: backed * HUGE }
-}
-
-/// A buffer's address; the storage a decode step streams is reallocated when it grows, so a
-/// cache remembers what it last backed and asks again only when that changes.
-pub fn address(t: &Tensor) -> Option<usize> {
-    host_bytes(t).map(|(start, _)| start)
 }
 
 /// Where a CPU tensor's whole storage lies: (first byte's address, bytes).

@@ -17,7 +17,6 @@ use super::decode_step::{
 };
 use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
-use super::huge_pages;
 use super::layers::kernels::{rms_norm, Kernels};
 use super::layers::linear::Linear;
 use super::layers::mlp::SwiGlu;
@@ -177,9 +176,6 @@ pub struct Cache {
     len: usize,
     /// Buffers of the host decode step, reused from step to step (boxed: 14 vectors).
     scratch: Box<StepScratch>,
-    /// The address of each layer's key buffer when the decode step last put it on 2 MiB
-    /// pages (the cache reallocates as it grows or drops rows, and is backed again).
-    backed: Vec<Option<usize>>,
 }
 
 impl CacheState for Cache {
@@ -267,13 +263,7 @@ impl Decoder for Llama {
 
     fn new_cache(&self, pad: Vec<usize>) -> decoder::Cache {
         let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
-        decoder::Cache::new(Cache {
-            layers,
-            pad,
-            len: 0,
-            scratch: Box::default(),
-            backed: vec![None; self.layers.len()],
-        })
+        decoder::Cache::new(Cache { layers, pad, len: 0, scratch: Box::default() })
     }
 
     /// Incremental forward: ids [B, T] follow what the cache holds; returns the
@@ -317,7 +307,7 @@ impl Llama {
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
             bail!("token id {bad} is outside the model's vocabulary of {vocab}");
         }
-        let Cache { layers: kv_caches, pad, len, scratch, backed } = cache;
+        let Cache { layers: kv_caches, pad, len, scratch } = cache;
         let StepScratch { x, xb, q, k, v, att, out, gate, up, lora_down, lora_up, cos, sin, scores } =
             &mut **scratch;
         let x = sized(x, b * d);
@@ -328,8 +318,7 @@ impl Llama {
         })?;
         rope_angles(pad.iter().map(|&p| len.saturating_sub(p) as u32), &self.inv_freq, cos, sin);
         let (xb, out) = (sized(xb, b * d), sized(out, b * d));
-        for ((layer, kv_cache), backed) in self.layers.iter().zip(kv_caches.iter_mut()).zip(backed.iter_mut())
-        {
+        for (layer, kv_cache) in self.layers.iter().zip(kv_caches.iter_mut()) {
             // attention block: x += o_proj(attend(rope(q), cache + rope(k), cache + v))
             let a = &layer.self_attn;
             with_host(&layer.input_layernorm, |w| rms_norm_rows(x, w, eps, xb))?;
@@ -347,11 +336,6 @@ impl Llama {
                 &Tensor::from_slice(k, (b, hkv, 1, dh), &self.device)?,
                 &Tensor::from_slice(v, (b, hkv, 1, dh), &self.device)?,
             )?; // [B, Hkv, S, Dh]
-                // a group's cache is read whole every step, like the weights (see `huge_pages`)
-            if *backed != huge_pages::address(&k_all) {
-                huge_pages::back([&k_all, &v_all]);
-                *backed = huge_pages::address(&k_all);
-            }
             let shape =
                 StepShape { rows: b, heads: h, kv_heads: hkv, positions: k_all.dim(2)?, head_dim: dh };
             let att = sized(att, b * h * dh);
