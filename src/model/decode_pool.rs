@@ -54,6 +54,12 @@ impl<T> Disjoint<T> {
         Self(buf.as_mut_ptr())
     }
 
+    /// The buffer that starts at `ptr` (the caller's promise as in `new`, and that the
+    /// parts write only within it).
+    pub fn from_ptr(ptr: *mut T) -> Self {
+        Self(ptr)
+    }
+
     /// The buffer's first element (a method, so a closure captures the whole `Disjoint`).
     pub fn get(self) -> *mut T {
         self.0

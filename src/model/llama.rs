@@ -17,6 +17,7 @@ use super::decode_step::{
 };
 use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
+use super::fused::buffer::{filled, unfilled};
 use super::layers::kernels::{rms_norm, Kernels};
 use super::layers::linear::Linear;
 use super::layers::mlp::SwiGlu;
@@ -25,6 +26,7 @@ use super::layers::{
     TrainContext,
 };
 use super::params::{NormStyle, ParamBuilder};
+use super::small_matmul::matmul_rows_unfilled;
 
 struct Attention {
     q_proj: Linear,
@@ -355,9 +357,10 @@ impl Llama {
         }
         *len += 1;
         with_host(&self.norm, |w| rms_norm_rows(x, w, eps, xb))?;
-        let mut logits = vec![0f32; b * vocab];
-        with_host(&self.lm_head, |w| super::small_matmul::matmul_rows(xb, w, d, &mut logits))?;
-        Ok(Tensor::from_vec(logits, (b, vocab), &self.device)?)
+        let mut logits = unfilled(b * vocab);
+        with_host(&self.lm_head, |w| matmul_rows_unfilled(xb, w, d, &mut logits))?;
+        // SAFETY: matmul_rows_unfilled writes every element
+        Ok(Tensor::from_vec(unsafe { filled(logits) }, (b, vocab), &self.device)?)
     }
 
     fn run(

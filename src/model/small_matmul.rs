@@ -10,7 +10,10 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use std::mem::MaybeUninit;
+
 use super::decode_pool::Disjoint;
+use super::fused::buffer::{filled, unfilled};
 use super::isa::Isa;
 
 /// Rows of x up to which one pass over W serves them all; beyond, gemm's blocking wins
@@ -34,14 +37,34 @@ pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 /// y[i, j] = <x_i, w_j>: x [M, K] row-major, w [N, K] row-major, y [M, N] row-major, any M
 /// (taken MAX_ROWS rows per pass over W). Large W is split across the decode pool by rows.
 pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
+    assert!(y.len() * k == x.len() * (w.len() / k), "matmul_rows: shapes do not fit");
+    // SAFETY: y holds M x N elements
+    unsafe { matmul_into(x, w, k, y.as_mut_ptr(), y.len()) }
+}
+
+/// `matmul_rows` into a buffer not yet written (a step's logits, [B, vocabulary]: zeroing
+/// them first was 20-100 µs of a group's step, page faults included), every element of
+/// which it writes.
+pub fn matmul_rows_unfilled(x: &[f32], w: &[f32], k: usize, y: &mut [MaybeUninit<f32>]) {
+    assert!(y.len() * k == x.len() * (w.len() / k), "matmul_rows: shapes do not fit");
+    // SAFETY: y holds M x N elements; f32 and MaybeUninit<f32> share a layout
+    unsafe { matmul_into(x, w, k, y.as_mut_ptr() as *mut f32, y.len()) }
+}
+
+/// `matmul_rows` through a pointer to y's `len` = M x N elements, each written once.
+///
+/// # Safety
+/// `y` is valid for writes of `len` floats.
+unsafe fn matmul_into(x: &[f32], w: &[f32], k: usize, y: *mut f32, len: usize) {
     let m = x.len() / k;
     let n = w.len() / k;
-    assert!(x.len() == m * k && w.len() == n * k && y.len() == m * n, "matmul_rows: shapes do not fit");
+    assert!(x.len() == m * k && w.len() == n * k && len == m * n, "matmul_rows: shapes do not fit");
     let mut done = 0;
     while done < m {
         let rows = (m - done).min(MAX_ROWS);
         let xs = &x[done * k..(done + rows) * k];
-        let ys = OutRows::new(&mut y[done * n..], n);
+        // SAFETY: rows from `done` on lie in y's `len`
+        let ys = OutRows { y: Disjoint::from_ptr(unsafe { y.add(done * n) }), n };
         let threads = super::decode_pool::threads();
         if n * k >= PARALLEL_WEIGHTS && threads > 1 {
             let per_task = n.div_ceil(threads).max(64);
@@ -84,6 +107,7 @@ struct OutRows {
 }
 
 impl OutRows {
+    #[cfg(test)]
     fn new(y: &mut [f32], n: usize) -> Self {
         Self { y: Disjoint::new(y), n }
     }
@@ -118,9 +142,10 @@ impl CustomOp2 for SmallBatchMatmul {
         };
         let x = &x[l1.start_offset()..l1.start_offset() + m * k];
         let w = &w[l2.start_offset()..l2.start_offset() + n * k];
-        let mut y = vec![0f32; m * n];
-        matmul_rows(x, w, k, &mut y);
-        Ok((CpuStorage::F32(y), Shape::from((m, n))))
+        let mut y = unfilled(m * n);
+        matmul_rows_unfilled(x, w, k, &mut y);
+        // SAFETY: matmul_rows_unfilled writes every element
+        Ok((CpuStorage::F32(unsafe { filled(y) }), Shape::from((m, n))))
     }
 }
 
@@ -344,6 +369,22 @@ mod tests {
                 assert!((a - b).abs() < 1e-4 * (k as f32).sqrt(), "m={m} n={n} k={k}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn the_unfilled_product_writes_every_output() {
+        // 3 rows past a pass of MAX_ROWS, 37 weight rows (not a multiple of any pass's R)
+        let (m, n, k) = (MAX_ROWS + 3, 37, 21);
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.25 - 1.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.5 - 1.5).collect();
+        let mut want = vec![0f32; m * n];
+        matmul_rows(&x, &w, k, &mut want);
+        // NaN where a write was missed
+        let mut got = vec![std::mem::MaybeUninit::new(f32::NAN); m * n];
+        matmul_rows_unfilled(&x, &w, k, &mut got);
+        // SAFETY: every element was initialised (to NaN, then by the product)
+        let got: Vec<f32> = got.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
