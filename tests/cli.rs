@@ -380,3 +380,54 @@ fn the_gpu_check_script_refuses_a_machine_without_a_gpu() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `bench generate` end to end at a toy length (the numbers are the benchmark's business;
+/// this holds its table together): every implementation's row for both models, the ratios,
+/// and whether our weights got their 2 MiB pages.
+#[test]
+fn bench_generate_prints_its_table() {
+    let cache = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let m = stories();
+    let dir = models.path().display().to_string();
+    let out = polaris(
+        &[
+            "bench",
+            "generate",
+            "--models-dir",
+            &dir,
+            "--stories260k",
+            &m,
+            "--repeats",
+            "1",
+            "--tokens",
+            "2",
+            "--group",
+            "2",
+        ],
+        cache.path(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    for model in ["stories260K", "llama-15M"] {
+        for (imp, rows) in [
+            ("polaris decode", 1),
+            ("polaris decode", 2),
+            ("candle-transformers", 2),
+            ("polaris engine (sampling)", 2),
+        ] {
+            assert!(
+                stdout.contains(&format!("| {model} | {imp} | {rows} |")),
+                "no {model} {imp} x{rows} in\n{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains(&format!("{model} (medians): ")) && stdout.contains("group of 2 vs single"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("{model}: our weights ")) && stdout.contains("MiB on 2 MiB pages"),
+            "{stdout}"
+        );
+    }
+}

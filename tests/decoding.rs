@@ -108,3 +108,24 @@ fn a_row_gets_the_same_logits_alone_and_in_a_group_of_six() {
         }
     }
 }
+
+/// The host decode step puts the weights on 2 MiB pages before its first step, once, and
+/// not before a model decodes (training's forwards never pay for it).
+#[test]
+fn the_first_host_step_backs_the_weights_with_huge_pages() {
+    let model = random_model("qwen3", false, DType::F32, polaris::model::frozen());
+    assert_eq!(model.huge_pages(), None);
+    let before = model.logits(&ids(&[vec![1, 2, 3]])).unwrap();
+    assert_eq!(model.huge_pages(), None, "a differentiable forward asked for pages");
+    let mut cache = model.new_cache(vec![0]);
+    model.forward_cached(&ids(&[vec![1]]), &mut cache, Kernels::Fused).unwrap();
+    let backing = model.huge_pages().expect("the host step ran, so the weights were asked for");
+    // the model's few KiB of weights lie in at least one 2 MiB span; whether the kernel
+    // backed it depends on the heap around them (`huge_pages`'s own tests hold the kernel to it)
+    assert!(backing.asked >= 2 << 20 && backing.backed <= backing.asked, "{backing:?}");
+    // asked once: a second step keeps the first answer, and the weights are unchanged
+    model.forward_cached(&ids(&[vec![2]]), &mut cache, Kernels::Fused).unwrap();
+    assert_eq!(model.huge_pages(), Some(backing));
+    let after = model.logits(&ids(&[vec![1, 2, 3]])).unwrap();
+    assert_eq!(before.to_vec3::<f32>().unwrap(), after.to_vec3::<f32>().unwrap());
+}

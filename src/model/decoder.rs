@@ -39,6 +39,12 @@ pub(super) trait Decoder: Send + Sync {
     /// ids [B, T] after what the cache holds -> last-position logits [B, V] (f32).
     fn forward_cached(&self, ids: &Tensor, cache: &mut Cache, kernels: Kernels) -> Result<Tensor>;
 
+    /// How much of the weights the host decode step put on 2 MiB pages (`huge_pages`):
+    /// none before its first step, nor for an architecture without one.
+    fn huge_pages(&self) -> Option<super::huge_pages::Backing> {
+        None
+    }
+
     /// Which form of the gated delta rule multi-position forwards use; only hybrid models
     /// have one.
     fn set_delta_form(&mut self, _form: DeltaForm) {}

@@ -1,4 +1,5 @@
-//! Backs a CPU model's weights with 2 MiB pages.
+//! Backs a CPU model's weights with 2 MiB pages: the llama decode step asks for them before
+//! its first step (`Model::huge_pages` says what it got).
 //!
 //! A decode step reads every weight once, and the 15M llama's 61 MB do not fit in L3. With
 //! 4 KiB pages the stream crosses a page every 4 KiB: the L2 TLB (3072 entries on Zen 4,
@@ -14,7 +15,8 @@
 //! asked for in full, neighbours included (harmless: their contents move with them); a
 //! span the kernel refuses (one that runs past its mapping, no huge page free, an older
 //! kernel) keeps its small pages, and `Backing` says how much was backed. It costs about
-//! 1 ms a MiB on the VM it was measured on (65 ms for the 15M llama), once, at load.
+//! 1 ms a MiB on the VM it was measured on (65 ms for the 15M llama), once; a model that
+//! never decodes on the CPU (training's forward and backward, the GPU) pays nothing.
 //!
 //! Not the KV cache: it is reallocated as it grows (every 512 positions, by `candle_nn`),
 //! and collapsing each new buffer cost a group of 6 about 100 ms a time for ~50 µs a step

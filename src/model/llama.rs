@@ -5,6 +5,8 @@
 //! Shapes: B batch, T new positions, S positions attended (cache + new), D hidden,
 //! H query heads, Hkv key/value heads, Dh head dim, V vocabulary.
 
+use std::sync::OnceLock;
+
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::kv_cache::KvCache;
@@ -18,6 +20,7 @@ use super::decode_step::{
 use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
 use super::fused::buffer::{filled, unfilled};
+use super::huge_pages::{self, Backing};
 use super::layers::kernels::{rms_norm, Kernels};
 use super::layers::linear::Linear;
 use super::layers::mlp::SwiGlu;
@@ -205,6 +208,8 @@ pub struct Llama {
     inv_freq: Vec<f32>,
     dtype: DType,
     device: Device,
+    /// The weights the decode step streams, put on 2 MiB pages before its first step.
+    pages: OnceLock<Backing>,
 }
 
 impl Llama {
@@ -226,6 +231,7 @@ impl Llama {
             inv_freq,
             dtype: p.dtype(),
             device: p.device().clone(),
+            pages: OnceLock::new(),
         })
     }
 }
@@ -237,6 +243,10 @@ impl Decoder for Llama {
 
     fn lm_head(&self) -> &Tensor {
         &self.lm_head
+    }
+
+    fn huge_pages(&self) -> Option<Backing> {
+        self.pages.get().copied()
     }
 
     /// The training forward one piece at a time over a packed stream: the embedded ids
@@ -274,7 +284,9 @@ impl Decoder for Llama {
         let cache: &mut Cache = cache.state()?;
         let t = ids.dim(1)?;
         let step = CachedStep::new(ids, &cache.pad, cache.len, self.dtype, &self.device)?;
-        if t == 1 && kernels == Kernels::Fused && ids.device().is_cpu() && self.step_serves() {
+        if t == 1 && kernels == Kernels::Fused && ids.device().is_cpu() && serves(&self.step_tensors()) {
+            // once, before the first step (a model that never decodes on the CPU pays nothing)
+            self.pages.get_or_init(|| huge_pages::back(self.step_tensors()));
             return self.decode_step(&ids.flatten_all()?.to_vec1::<u32>()?, cache);
         }
         let hidden = self.run(ids, &step.positions, &step.mask(), Some(&mut cache.layers), kernels)?;
@@ -284,8 +296,9 @@ impl Decoder for Llama {
 }
 
 impl Llama {
-    /// Whether a decode step can run on host buffers: every weight f32 on the CPU, contiguous.
-    fn step_serves(&self) -> bool {
+    /// The tensors a decode step reads (it runs on host buffers when every one is f32 on the
+    /// CPU, contiguous).
+    fn step_tensors(&self) -> Vec<&Tensor> {
         let mut all: Vec<&Tensor> = vec![&self.embed_tokens, &self.norm, &self.lm_head];
         for layer in &self.layers {
             let a = &layer.self_attn;
@@ -295,7 +308,7 @@ impl Llama {
                 all.extend(p.tensors());
             }
         }
-        serves(&all)
+        all
     }
 
     /// `forward_cached` of one new token per row (ids [B]) on host buffers, in one pass over

@@ -53,8 +53,6 @@ pub struct Model {
     pub skipped: Vec<String>,
     /// LoRA adapters, when the model was built with some.
     adapters: Option<lora::adapters::Adapters>,
-    /// How much of the weights went onto 2 MiB pages (CPU models; see `huge_pages`).
-    huge_pages: huge_pages::Backing,
 }
 
 impl Model {
@@ -79,10 +77,7 @@ impl Model {
             Architecture::Qwen35 => Box::new(qwen3_5::Qwen35::load(&mut p, cfg)?),
         };
         let adapters = p.finish_adapters()?;
-        // the decode step streams every weight once a token: no TLB miss a page (in place,
-        // so the optimizer's in-place updates keep them there)
-        let huge_pages = huge_pages::back(p.all.iter().map(|(_, t)| t));
-        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters, huge_pages })
+        Ok(Self { arch, params: p.trainable, tensors: p.all, skipped: Vec::new(), adapters })
     }
 
     /// The LoRA adapters, if the model has any.
@@ -135,9 +130,10 @@ impl Model {
         ))
     }
 
-    /// How much of the weights is on 2 MiB pages.
-    pub fn huge_pages(&self) -> huge_pages::Backing {
-        self.huge_pages
+    /// How much of the weights the host decode step put on 2 MiB pages, once it has run
+    /// (the pages stay: the optimizer updates weights in place).
+    pub fn huge_pages(&self) -> Option<huge_pages::Backing> {
+        self.arch.huge_pages()
     }
 
     pub fn parameter_count(&self) -> usize {
