@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, Storage, Tensor};
 use super::decode_attention::{attend, CacheView, StepShape};
 use super::decode_pool::{self, Disjoint};
 use super::layers::linear::Linear;
-use super::small_matmul::matmul_rows;
+use super::small_matmul::{matmul_rows, matmul_rows_many};
 
 /// Reusable activations of a step, each [B, width] (grown on first use, then reused).
 #[derive(Default)]
@@ -109,6 +109,40 @@ impl Linear {
         }
         Ok(())
     }
+}
+
+/// The projections of one input x [B, in] into their outputs ([B, out_i] each), as
+/// `Linear::forward_rows` computes them; when none has a bias or an adapter, as one split
+/// across the decode pool (`matmul_rows_many`: a layer's q, k and v, or gate and up, wait at
+/// one barrier).
+pub fn project_rows(
+    x: &[f32],
+    projections: &[&Linear],
+    outs: &mut [&mut [f32]],
+    lora_down: &mut Vec<f32>,
+    lora_up: &mut Vec<f32>,
+) -> Result<()> {
+    assert_eq!(projections.len(), outs.len());
+    if projections.iter().any(|l| l.bias.is_some() || l.lora.is_some()) {
+        for (l, y) in projections.iter().zip(outs) {
+            l.forward_rows(x, y, lora_down, lora_up)?;
+        }
+        return Ok(());
+    }
+    let guards: Vec<_> = projections.iter().map(|l| l.weight.storage_and_layout()).collect();
+    let mut products = Vec::with_capacity(outs.len());
+    for ((storage, layout), y) in guards.iter().zip(outs.iter_mut()) {
+        let Storage::Cpu(CpuStorage::F32(data)) = &**storage else {
+            bail!("decode step: a weight that is not f32 on the CPU");
+        };
+        let Some((from, to)) = layout.contiguous_offsets() else {
+            bail!("decode step: a weight of shape {:?} that is not contiguous", layout.shape());
+        };
+        products.push((&data[from..to], &mut **y));
+    }
+    let inp = projections[0].weight.dim(1)?;
+    matmul_rows_many(x, inp, &mut products);
+    Ok(())
 }
 
 /// out = x / rms(x) * w over each row of width w.len(), as candle's fused RMSNorm computes it.

@@ -14,8 +14,8 @@ use candle_nn::kv_cache::KvCache;
 use super::config::ModelConfig;
 use super::decode_attention::StepShape;
 use super::decode_step::{
-    add_rows, attend_cached, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves, sized,
-    swiglu_rows, with_host, StepScratch,
+    add_rows, attend_cached, project_rows, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves,
+    sized, swiglu_rows, with_host, StepScratch,
 };
 use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
@@ -338,9 +338,7 @@ impl Llama {
             let a = &layer.self_attn;
             with_host(&layer.input_layernorm, |w| rms_norm_rows(x, w, eps, xb))?;
             let (q, k, v) = (sized(q, b * h * dh), sized(k, b * hkv * dh), sized(v, b * hkv * dh));
-            a.q_proj.forward_rows(xb, q, lora_down, lora_up)?;
-            a.k_proj.forward_rows(xb, k, lora_down, lora_up)?;
-            a.v_proj.forward_rows(xb, v, lora_down, lora_up)?;
+            project_rows(xb, &[&a.q_proj, &a.k_proj, &a.v_proj], &mut [q, k, v], lora_down, lora_up)?;
             if let (Some(qn), Some(kn)) = (&a.q_norm, &a.k_norm) {
                 with_host(qn, |w| rms_norm_in_place(q, w, eps))?;
                 with_host(kn, |w| rms_norm_in_place(k, w, eps))?;
@@ -362,8 +360,7 @@ impl Llama {
             let [gate_proj, up_proj, down_proj] = layer.mlp.projections();
             let inter = gate_proj.weight.dim(0)?;
             let (gate, up) = (sized(gate, b * inter), sized(up, b * inter));
-            gate_proj.forward_rows(xb, gate, lora_down, lora_up)?;
-            up_proj.forward_rows(xb, up, lora_down, lora_up)?;
+            project_rows(xb, &[gate_proj, up_proj], &mut [gate, up], lora_down, lora_up)?;
             swiglu_rows(gate, up);
             down_proj.forward_rows(gate, out, lora_down, lora_up)?;
             add_rows(x, out);

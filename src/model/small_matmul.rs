@@ -39,7 +39,7 @@ pub fn small_batch_matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
     assert!(y.len() * k == x.len() * (w.len() / k), "matmul_rows: shapes do not fit");
     // SAFETY: y holds M x N elements
-    unsafe { matmul_into(x, w, k, y.as_mut_ptr(), y.len()) }
+    unsafe { matmul_into(x, k, &[(w, y.as_mut_ptr())]) }
 }
 
 /// `matmul_rows` into a buffer not yet written (a step's logits, [B, vocabulary]: zeroing
@@ -48,35 +48,76 @@ pub fn matmul_rows(x: &[f32], w: &[f32], k: usize, y: &mut [f32]) {
 pub fn matmul_rows_unfilled(x: &[f32], w: &[f32], k: usize, y: &mut [MaybeUninit<f32>]) {
     assert!(y.len() * k == x.len() * (w.len() / k), "matmul_rows: shapes do not fit");
     // SAFETY: y holds M x N elements; f32 and MaybeUninit<f32> share a layout
-    unsafe { matmul_into(x, w, k, y.as_mut_ptr() as *mut f32, y.len()) }
+    unsafe { matmul_into(x, k, &[(w, y.as_mut_ptr() as *mut f32)]) }
 }
 
-/// `matmul_rows` through a pointer to y's `len` = M x N elements, each written once.
+/// Several products of one x [M, K], y_i = x W_iᵀ for each (W_i [N_i, K], y_i [M, N_i]),
+/// split as one: the parts cover the weights' rows end to end, so a layer's q, k and v (or
+/// gate and up) wait at one barrier, not three. Each output gets the bits `matmul_rows`
+/// gives it (an output's sum does not depend on which rows share its pass).
+pub fn matmul_rows_many(x: &[f32], k: usize, products: &mut [(&[f32], &mut [f32])]) {
+    let m = x.len() / k;
+    for (w, y) in products.iter() {
+        assert!(y.len() * k == m * w.len(), "matmul_rows_many: shapes do not fit");
+    }
+    let targets: Vec<(&[f32], *mut f32)> = products.iter_mut().map(|(w, y)| (*w, y.as_mut_ptr())).collect();
+    // SAFETY: each y_i holds M x N_i elements (checked above)
+    unsafe { matmul_into(x, k, &targets) }
+}
+
+/// The products through pointers to their outputs, y_i holding M x N_i floats, every one
+/// written once.
 ///
 /// # Safety
-/// `y` is valid for writes of `len` floats.
-unsafe fn matmul_into(x: &[f32], w: &[f32], k: usize, y: *mut f32, len: usize) {
+/// Each y_i is valid for writes of M x N_i floats, and no two overlap.
+unsafe fn matmul_into(x: &[f32], k: usize, targets: &[(&[f32], *mut f32)]) {
     let m = x.len() / k;
-    let n = w.len() / k;
-    assert!(x.len() == m * k && w.len() == n * k && len == m * n, "matmul_rows: shapes do not fit");
+    assert!(
+        x.len() == m * k && targets.iter().all(|(w, _)| w.len() % k == 0),
+        "matmul_rows: shapes do not fit"
+    );
+    // (W_i, its rows, the first of them counted across all the weights)
+    let mut first = 0;
+    let weights: Vec<(&[f32], usize, usize)> = targets
+        .iter()
+        .map(|(w, _)| {
+            let n = w.len() / k;
+            first += n;
+            (*w, n, first - n)
+        })
+        .collect();
+    let total = first;
+    let threads = super::decode_pool::threads();
     let mut done = 0;
     while done < m {
         let rows = (m - done).min(MAX_ROWS);
         let xs = &x[done * k..(done + rows) * k];
-        // SAFETY: rows from `done` on lie in y's `len`
-        let ys = OutRows { y: Disjoint::from_ptr(unsafe { y.add(done * n) }), n };
-        let threads = super::decode_pool::threads();
-        if n * k >= PARALLEL_WEIGHTS && threads > 1 {
-            let per_task = n.div_ceil(threads).max(64);
-            let part = |t: usize| {
-                let (first, last) = (t * per_task, ((t + 1) * per_task).min(n));
-                // SAFETY: parts write disjoint column ranges [first, last) of the rows.
-                unsafe { dot_block(xs, rows, &w[first * k..last * k], k, ys, first) }
-            };
-            super::decode_pool::split(n.div_ceil(per_task), part);
+        // y_i's rows from `done` on
+        let outs: Vec<OutRows> = targets
+            .iter()
+            .zip(&weights)
+            // SAFETY: rows from `done` on lie in y_i (the caller's promise)
+            .map(|(&(_, y), &(_, n, _))| OutRows { y: Disjoint::from_ptr(unsafe { y.add(done * n) }), n })
+            .collect();
+        // weight rows [from, to) counted across all the weights
+        let span = |from: usize, to: usize| {
+            for (&(w, n, start), &ys) in weights.iter().zip(&outs) {
+                let (a, b) = (from.max(start), to.min(start + n));
+                if a < b {
+                    let (a, b) = (a - start, b - start);
+                    // SAFETY: this span writes columns [a, b) of y_i's rows, and no other
+                    // span writes them
+                    unsafe { dot_block(xs, rows, &w[a * k..b * k], k, ys, a) }
+                }
+            }
+        };
+        if total * k >= PARALLEL_WEIGHTS && threads > 1 {
+            let per_task = total.div_ceil(threads).max(64);
+            super::decode_pool::split(total.div_ceil(per_task), |t| {
+                span(t * per_task, ((t + 1) * per_task).min(total))
+            });
         } else {
-            // SAFETY: y holds rows x n outputs from `done` on (checked above).
-            unsafe { dot_block(xs, rows, w, k, ys, 0) }
+            span(0, total);
         }
         done += rows;
     }
@@ -368,6 +409,38 @@ mod tests {
                 // f32 dot products of length k with different summation order: |a| ~ sqrt(k)
                 assert!((a - b).abs() < 1e-4 * (k as f32).sqrt(), "m={m} n={n} k={k}: {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn many_products_give_the_bits_of_each_alone() {
+        // q, k, v-like weights of unequal heights, large enough together to be split, and a
+        // batch past one pass of MAX_ROWS
+        let (m, k) = (MAX_ROWS + 2, 96);
+        let x: Vec<f32> = (0..m * k).map(|i| (i % 17) as f32 * 0.125 - 1.0).collect();
+        let ws: Vec<Vec<f32>> = [300, 77, 501]
+            .iter()
+            .enumerate()
+            .map(|(s, &n)| (0..n * k).map(|i| ((i + 31 * s) % 23) as f32 * 0.0625 - 0.7).collect())
+            .collect();
+        assert!(ws.iter().map(Vec::len).sum::<usize>() >= PARALLEL_WEIGHTS);
+        let want: Vec<Vec<f32>> = ws
+            .iter()
+            .map(|w| {
+                let mut y = vec![0f32; m * w.len() / k];
+                matmul_rows(&x, w, k, &mut y);
+                y
+            })
+            .collect();
+        let mut got: Vec<Vec<f32>> = ws.iter().map(|w| vec![f32::NAN; m * w.len() / k]).collect();
+        let mut products: Vec<(&[f32], &mut [f32])> =
+            ws.iter().zip(got.iter_mut()).map(|(w, y)| (w.as_slice(), y.as_mut_slice())).collect();
+        matmul_rows_many(&x, k, &mut products);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(
+                g.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                w.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 
