@@ -8,7 +8,7 @@
 //! step gives the same bits as that path: greedy decoding picks the same tokens.
 
 use anyhow::{bail, Result};
-use candle_core::{CpuStorage, Storage, Tensor};
+use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
 use super::decode_attention::{attend, CacheView, StepShape};
 use super::decode_pool::{self, Disjoint};
@@ -52,13 +52,19 @@ pub fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// Runs `f` on a contiguous f32 CPU tensor's elements.
 pub fn with_host<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
+    Ok(f(host_elements(&storage, layout)?))
+}
+
+/// The elements of a tensor's storage and layout (held by the caller's read guard), if it
+/// is f32 on the CPU and contiguous.
+fn host_elements<'a>(storage: &'a Storage, layout: &Layout) -> Result<&'a [f32]> {
+    let Storage::Cpu(CpuStorage::F32(data)) = storage else {
         bail!("decode step: a tensor that is not f32 on the CPU");
     };
     let Some((from, to)) = layout.contiguous_offsets() else {
-        bail!("decode step: a weight of shape {:?} that is not contiguous", t.dims());
+        bail!("decode step: a weight of shape {:?} that is not contiguous", layout.dims());
     };
-    Ok(f(&data[from..to]))
+    Ok(&data[from..to])
 }
 
 /// Whether every tensor is f32 on the CPU and contiguous (the step reads them in place).
@@ -132,13 +138,7 @@ pub fn project_rows(
     let guards: Vec<_> = projections.iter().map(|l| l.weight.storage_and_layout()).collect();
     let mut products = Vec::with_capacity(outs.len());
     for ((storage, layout), y) in guards.iter().zip(outs.iter_mut()) {
-        let Storage::Cpu(CpuStorage::F32(data)) = &**storage else {
-            bail!("decode step: a weight that is not f32 on the CPU");
-        };
-        let Some((from, to)) = layout.contiguous_offsets() else {
-            bail!("decode step: a weight of shape {:?} that is not contiguous", layout.shape());
-        };
-        products.push((&data[from..to], &mut **y));
+        products.push((host_elements(storage, layout)?, &mut **y));
     }
     let inp = projections[0].weight.dim(1)?;
     matmul_rows_many(x, inp, &mut products);

@@ -76,36 +76,30 @@ unsafe fn matmul_into(x: &[f32], k: usize, targets: &[(&[f32], *mut f32)]) {
         x.len() == m * k && targets.iter().all(|(w, _)| w.len() % k == 0),
         "matmul_rows: shapes do not fit"
     );
-    // (W_i, its rows, the first of them counted across all the weights)
-    let mut first = 0;
-    let weights: Vec<(&[f32], usize, usize)> = targets
+    // (W_i, its rows N_i, the first of them counted across all the weights, y_i)
+    let mut total = 0;
+    let products: Vec<(&[f32], usize, usize, Disjoint<f32>)> = targets
         .iter()
-        .map(|(w, _)| {
+        .map(|&(w, y)| {
             let n = w.len() / k;
-            first += n;
-            (*w, n, first - n)
+            total += n;
+            (w, n, total - n, Disjoint::from_ptr(y))
         })
         .collect();
-    let total = first;
     let threads = super::decode_pool::threads();
     let mut done = 0;
     while done < m {
         let rows = (m - done).min(MAX_ROWS);
         let xs = &x[done * k..(done + rows) * k];
-        // y_i's rows from `done` on
-        let outs: Vec<OutRows> = targets
-            .iter()
-            .zip(&weights)
-            // SAFETY: rows from `done` on lie in y_i (the caller's promise)
-            .map(|(&(_, y), &(_, n, _))| OutRows { y: Disjoint::from_ptr(unsafe { y.add(done * n) }), n })
-            .collect();
         // weight rows [from, to) counted across all the weights
         let span = |from: usize, to: usize| {
-            for (&(w, n, start), &ys) in weights.iter().zip(&outs) {
+            for &(w, n, start, y) in &products {
                 let (a, b) = (from.max(start), to.min(start + n));
                 if a < b {
                     let (a, b) = (a - start, b - start);
-                    // SAFETY: this span writes columns [a, b) of y_i's rows, and no other
+                    // y_i's rows from `done` on (in y_i, by the caller's promise)
+                    let ys = OutRows { y: Disjoint::from_ptr(y.get().wrapping_add(done * n)), n };
+                    // SAFETY: this span writes columns [a, b) of those rows, and no other
                     // span writes them
                     unsafe { dot_block(xs, rows, &w[a * k..b * k], k, ys, a) }
                 }
