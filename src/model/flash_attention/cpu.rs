@@ -93,7 +93,7 @@ impl Real for f32 {
 /// f32 row operations of the online softmax: portable loops, and AVX2 + FMA or AVX-512
 /// intrinsics chosen at run time (the exp is a third of the kernel's time when scalar; the
 /// 16-lane form is 1.46x the 8-lane one, best of 50 rounds of 128-element rows, loaded machine).
-pub(super) mod simd {
+pub(crate) mod simd {
     #[inline(always)]
     pub fn max(xs: &[f32]) -> f32 {
         let mut lanes = [f32::NEG_INFINITY; 8];
@@ -192,7 +192,7 @@ pub(super) mod simd {
         /// super::exp on eight lanes.
         #[inline]
         #[target_feature(enable = "avx2,fma")]
-        unsafe fn exp(x: __m256) -> __m256 {
+        pub unsafe fn exp(x: __m256) -> __m256 {
             const ROUND: f32 = 12_582_912.0;
             let c = _mm256_set1_ps;
             // max/min return their second operand when either is NaN: x goes second
@@ -215,7 +215,7 @@ pub(super) mod simd {
         }
     }
     #[cfg(target_arch = "x86_64")]
-    pub use avx2::{exp_shifted as exp_shifted_avx2, max as max_avx2};
+    pub use avx2::{exp as exp_avx2, exp_shifted as exp_shifted_avx2, max as max_avx2};
 
     /// The same with sixteen lanes and a masked tail (no scalar loop): the exp was 6% of a
     /// training step at 4096 tokens with eight lanes.
@@ -265,7 +265,7 @@ pub(super) mod simd {
         /// super::exp on sixteen lanes (the constants and steps of the AVX2 form).
         #[inline]
         #[target_feature(enable = "avx512f")]
-        unsafe fn exp(x: __m512) -> __m512 {
+        pub unsafe fn exp(x: __m512) -> __m512 {
             const ROUND: f32 = 12_582_912.0;
             let c = _mm512_set1_ps;
             // max/min return their second operand when either is NaN: x goes second
@@ -288,7 +288,7 @@ pub(super) mod simd {
         }
     }
     #[cfg(target_arch = "x86_64")]
-    pub use avx512::{exp_shifted as exp_shifted_avx512, max as max_avx512};
+    pub use avx512::{exp as exp_avx512, exp_shifted as exp_shifted_avx512, max as max_avx512};
 }
 
 /// The inputs as row-major [T, heads, Dh] slices.

@@ -37,8 +37,17 @@ pub use swiglu::swiglu;
 const ROWS_PER_TASK: usize = 64;
 
 /// The kernels' element types.
-pub trait Real: WithDType + Float {}
-impl Real for f32 {}
+pub trait Real: WithDType + Float {
+    /// y = silu(gate) ⊙ up over one chunk, every element of y written (SwiGLU's product).
+    fn silu_product(gate: &[Self], up: &[Self], y: &mut [std::mem::MaybeUninit<Self>]) {
+        swiglu::silu_product_scalar(gate, up, y)
+    }
+}
+impl Real for f32 {
+    fn silu_product(gate: &[f32], up: &[f32], y: &mut [std::mem::MaybeUninit<f32>]) {
+        swiglu::silu_product_f32(gate, up, y)
+    }
+}
 impl Real for f64 {}
 
 /// Whether the fused kernel serves these tensors (CPU, f32 or f64, every one the same dtype,

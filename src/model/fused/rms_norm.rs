@@ -86,9 +86,9 @@ impl CustomOp2 for RmsNorm {
     }
 }
 
-/// 1 / sqrt(mean(x²) + eps).
+/// 1 / sqrt(mean(x²) + eps) (the decode step's norms use it too, so theirs are these bits).
 #[inline(always)]
-fn inv_rms<T: Real>(x: &[T], eps: T) -> T {
+pub(crate) fn inv_rms<T: Real>(x: &[T], eps: T) -> T {
     let n = T::from(x.len()).unwrap_or_else(T::one);
     (dot(x, x) / n + eps).sqrt().recip()
 }
