@@ -10,7 +10,6 @@
 use anyhow::{bail, Result};
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
-use super::decode_attention::{attend, CacheView, StepShape};
 use super::decode_pool::{self, Disjoint};
 use super::fused::rms_norm::inv_rms;
 use super::fused::swiglu::silu_product_in_place;
@@ -169,28 +168,6 @@ pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
             *d = *d * r * a;
         }
     }
-}
-
-/// Attention of q [B, H, Dh] over the cached keys and values k, v [B, Hkv, S, Dh] (the
-/// KV cache's views, read in place) into out [B, H, Dh].
-pub fn attend_cached(
-    q: &[f32],
-    k: &Tensor,
-    v: &Tensor,
-    shape: StepShape,
-    pad: &[usize],
-    scores: &mut Vec<f32>,
-    out: &mut [f32],
-) -> Result<()> {
-    let ((ks, kl), (vs, vl)) = (k.storage_and_layout(), v.storage_and_layout());
-    let (Storage::Cpu(CpuStorage::F32(kd)), Storage::Cpu(CpuStorage::F32(vd))) = (&*ks, &*vs) else {
-        bail!("decode step: a KV cache that is not f32 on the CPU");
-    };
-    if kl.stride()[3] != 1 || vl.stride()[3] != 1 {
-        bail!("decode step: a KV cache whose head dim is strided");
-    }
-    attend(q, CacheView::new(kd, kl), CacheView::new(vd, vl), shape, pad, scores, out);
-    Ok(())
 }
 
 /// Rotate-half RoPE in place on x [B, heads, Dh] with cos, sin [B, Dh / 2] (row b's

@@ -7,26 +7,26 @@
 
 use std::sync::OnceLock;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
-use candle_nn::kv_cache::KvCache;
 
 use super::config::ModelConfig;
-use super::decode_attention::StepShape;
+use super::decode_attention::{attend, StepShape};
+use super::decode_cache::LayerKv;
 use super::decode_step::{
-    add_rows, attend_cached, project_rows, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves,
-    sized, swiglu_rows, with_host, StepScratch,
+    add_rows, project_rows, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves, sized,
+    swiglu_rows, with_host, StepScratch,
 };
 use super::decoder::{self, CacheState, Decoder};
 use super::flash_attention::varlen_attention;
 use super::fused::buffer::{filled, unfilled};
+use super::fused::host_kernels;
 use super::huge_pages::{self, Backing};
 use super::layers::kernels::{rms_norm, Kernels};
 use super::layers::linear::Linear;
 use super::layers::mlp::SwiGlu;
 use super::layers::{
-    apply_rope, attention, embed, last_logits, rope_inv_freq, rope_tables, select_kv_rows, CachedStep, Mask,
-    TrainContext,
+    apply_rope, attention, embed, last_logits, rope_inv_freq, rope_tables, CachedStep, Mask, TrainContext,
 };
 use super::params::{NormStyle, ParamBuilder};
 use super::small_matmul::matmul_rows_unfilled;
@@ -83,7 +83,7 @@ impl Attention {
         x: &Tensor,
         rope: (&Tensor, &Tensor),
         mask: &Mask,
-        cache: Option<&mut KvCache>,
+        cache: Option<&mut LayerKv>,
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -101,7 +101,7 @@ impl Attention {
         let q = apply_rope(&q, rope.0, rope.1, kernels)?;
         let k = apply_rope(&k, rope.0, rope.1, kernels)?;
         let (k, v) = match cache {
-            Some(c) => c.append(&k.contiguous()?, &v.contiguous()?)?,
+            Some(c) => c.append(&k, &v)?,
             None => (k.contiguous()?, v.contiguous()?),
         };
         let out = attention(&q, &k, &v, *mask, kernels)?;
@@ -174,7 +174,7 @@ impl DecoderLayer {
 
 /// Generation state: one KV cache per layer, plus each row's left padding.
 pub struct Cache {
-    layers: Vec<KvCache>,
+    layers: Vec<LayerKv>,
     /// Left-pad positions per row: row r's real tokens start at pad[r].
     pad: Vec<usize>,
     /// Positions filled so far (padding included).
@@ -189,9 +189,8 @@ impl CacheState for Cache {
     }
     /// Keeps only the given rows (finished sequences dropped from a batch).
     fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
-        let idx = Tensor::new(rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &Device::Cpu)?;
         for c in &mut self.layers {
-            select_kv_rows(c, &idx)?;
+            c.retain_rows(rows)?;
         }
         self.pad = rows.iter().map(|&r| self.pad[r]).collect();
         Ok(())
@@ -274,7 +273,9 @@ impl Decoder for Llama {
     }
 
     fn new_cache(&self, pad: Vec<usize>) -> decoder::Cache {
-        let layers = (0..self.layers.len()).map(|_| KvCache::new(2, 512)).collect();
+        // ours where the host kernels serve the model's f32 (a GPU's and bf16's are candle's)
+        let host = host_kernels(&self.embed_tokens) && self.dtype == DType::F32;
+        let layers = (0..self.layers.len()).map(|_| LayerKv::new(host)).collect();
         decoder::Cache::new(Cache { layers, pad, len: 0, scratch: Box::default() })
     }
 
@@ -284,7 +285,12 @@ impl Decoder for Llama {
         let cache: &mut Cache = cache.state()?;
         let t = ids.dim(1)?;
         let step = CachedStep::new(ids, &cache.pad, cache.len, self.dtype, &self.device)?;
-        if t == 1 && kernels == Kernels::Fused && ids.device().is_cpu() && serves(&self.step_tensors()) {
+        if t == 1
+            && kernels == Kernels::Fused
+            && ids.device().is_cpu()
+            && cache.layers.iter_mut().all(|c| c.host().is_some())
+            && serves(&self.step_tensors())
+        {
             // once, before the first step (a model that never decodes on the CPU pays nothing)
             self.pages.get_or_init(|| huge_pages::back(self.step_tensors()));
             return self.decode_step(&ids.flatten_all()?.to_vec1::<u32>()?, cache);
@@ -345,14 +351,12 @@ impl Llama {
             }
             rope_rows(q, dh, cos, sin);
             rope_rows(k, dh, cos, sin);
-            let (k_all, v_all) = kv_cache.append(
-                &Tensor::from_slice(k, (b, hkv, 1, dh), &self.device)?,
-                &Tensor::from_slice(v, (b, hkv, 1, dh), &self.device)?,
-            )?; // [B, Hkv, S, Dh]
-            let shape =
-                StepShape { rows: b, heads: h, kv_heads: hkv, positions: k_all.dim(2)?, head_dim: dh };
+            let kv = kv_cache.host().ok_or_else(|| anyhow!("decode step: a KV cache not on the host"))?;
+            kv.append_step(k, v, b, hkv, dh)?;
+            let (keys, values) = kv.views(); // [B, Hkv, capacity, Dh]
+            let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: kv.len(), head_dim: dh };
             let att = sized(att, b * h * dh);
-            attend_cached(q, &k_all, &v_all, shape, pad, scores, att)?;
+            attend(q, keys, values, shape, pad, scores, att);
             a.o_proj.forward_rows(att, out, lora_down, lora_up)?;
             add_rows(x, out);
             // MLP block: x += down(silu(gate(xb)) * up(xb))
@@ -378,7 +382,7 @@ impl Llama {
         ids: &Tensor,
         positions: &[Vec<u32>],
         mask: &Mask,
-        mut caches: Option<&mut Vec<KvCache>>,
+        mut caches: Option<&mut Vec<LayerKv>>,
         kernels: Kernels,
     ) -> Result<Tensor> {
         let (cos, sin) = rope_tables(positions, &self.inv_freq, self.dtype, &self.device)?;

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod decode_attention;
+pub mod decode_cache;
 pub mod decode_pool;
 pub mod decode_step;
 mod decoder;
