@@ -5,25 +5,19 @@
 //! candle_nn's cache took a group of 6 on the 15M llama ~100 µs a step to append one
 //! position (two tensors made from the step's keys and values, then `slice_set`, on the
 //! calling thread while the decode pool's helpers waited), and grew by a fixed 512 positions
-//! with `Tensor::cat`, a copy of all it held each time. Here a step's keys and values are
-//! copied straight in, split across the decode pool with the (row, kv head) blocks, and the
-//! capacity doubles. The prefill, and any cached forward that is not the host step, appends
+//! with `Tensor::cat`, a copy of all it held each time. Here the step's attention writes its
+//! keys and values in place as it goes (`attend_step`), and the capacity doubles. The prefill, and any cached forward that is not the host step, appends
 //! tensors and gets everything cached back as tensors (`append_tensors`).
 
 use anyhow::{bail, ensure, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::kv_cache::KvCache;
 
-use super::decode_attention::CacheView;
-use super::decode_pool::{self, Disjoint};
+use super::decode_attention::{attend, Append, CacheView, StepShape};
 use super::layers::select_kv_rows;
 
 /// Positions a cache first holds (more when the first append needs them).
 const FIRST_CAPACITY: usize = 256;
-
-/// Floats of a step's keys from which `append_step` splits its copies across the decode
-/// pool: a group of 6 on the 15M llama (6 x 6 x 48) is, one stream is not.
-const SPLIT_FLOATS: usize = 1024;
 
 /// A layer's KV cache: ours where the host kernels run (the CPU, f32), candle_nn's on other
 /// devices (and on the CPU under `fused::generic_only`, which runs what a GPU runs).
@@ -118,7 +112,12 @@ impl HostKv {
             self.values[to..to + t * d].copy_from_slice(&v[blk * t * d..(blk + 1) * t * d]);
         }
         self.len += t;
-        let s = self.len;
+        self.cached()
+    }
+
+    /// Everything cached, as contiguous tensors [B, Hkv, S, Dh] on the CPU.
+    pub fn cached(&self) -> Result<(Tensor, Tensor)> {
+        let ((b, hkv, d), s) = (self.shape.unwrap_or((0, 0, 0)), self.len);
         let gather = |buf: &[f32]| -> Result<Tensor> {
             let mut all = Vec::with_capacity(b * hkv * s * d);
             for blk in 0..b * hkv {
@@ -129,52 +128,39 @@ impl HostKv {
         Ok((gather(&self.keys)?, gather(&self.values)?))
     }
 
-    /// Appends one position per (row, kv head): k, v [B, Hkv, Dh] row-major.
-    pub fn append_step(
+    /// One decode step's attention (`decode_attention::attend`) over the cache and the new
+    /// position, whose keys and values k, v [B, Hkv, Dh] it appends as it goes (each part of
+    /// the split writes the blocks it then reads). q, out: [B, H, Dh].
+    #[allow(clippy::too_many_arguments)] // the step's inputs, its scratch and output
+    pub fn attend_step(
         &mut self,
+        q: &[f32],
         k: &[f32],
         v: &[f32],
-        rows: usize,
-        kv_heads: usize,
-        head_dim: usize,
+        shape: StepShape,
+        pad: &[usize],
+        scores: &mut Vec<f32>,
+        out: &mut [f32],
     ) -> Result<()> {
+        let StepShape { rows, kv_heads, head_dim, .. } = shape;
         let floats = rows * kv_heads * head_dim;
         ensure!(k.len() == floats && v.len() == floats, "KV cache: a step of {} keys for {floats}", k.len());
         self.fit(rows, kv_heads, head_dim)?;
         self.reserve(self.len + 1);
-        let (blocks, d, at) = (rows * kv_heads, head_dim, self.len * head_dim);
-        let block = self.capacity * d;
-        let (keys, values) = (Disjoint::new(&mut self.keys), Disjoint::new(&mut self.values));
-        let copy = |from: usize, to: usize| {
-            for blk in from..to {
-                // SAFETY: block blk's slot at position len lies in the buffers (reserved
-                // above), and each block is copied by one part alone
-                unsafe {
-                    let (kd, vd) = (keys.get().add(blk * block + at), values.get().add(blk * block + at));
-                    std::ptr::copy_nonoverlapping(k.as_ptr().add(blk * d), kd, d);
-                    std::ptr::copy_nonoverlapping(v.as_ptr().add(blk * d), vd, d);
-                }
-            }
+        let strides = [kv_heads * self.capacity * head_dim, self.capacity * head_dim, head_dim];
+        let (kp, vp) = (self.keys.as_mut_ptr(), self.values.as_mut_ptr());
+        // SAFETY: the buffers live (and nothing else touches them) while `attend` runs: it
+        // reads positions ..len + 1 and writes position len through these pointers
+        let (keys, values) = unsafe {
+            (
+                CacheView::from_raw(kp, self.keys.len(), 0, strides),
+                CacheView::from_raw(vp, self.values.len(), 0, strides),
+            )
         };
-        if floats >= SPLIT_FLOATS {
-            let parts = decode_pool::threads().min(blocks);
-            let per = blocks.div_ceil(parts);
-            decode_pool::split(parts, |p| copy(p * per, ((p + 1) * per).min(blocks)));
-        } else {
-            copy(0, blocks);
-        }
+        let shape = StepShape { positions: self.len + 1, ..shape };
+        attend(q, keys, values, Some(Append { keys: k, values: v }), shape, pad, scores, out);
         self.len += 1;
         Ok(())
-    }
-
-    /// The cached keys and values, as decode attention reads them.
-    pub fn views(&self) -> (CacheView<'_>, CacheView<'_>) {
-        let (_, hkv, d) = self.shape.unwrap_or((0, 0, 0));
-        let strides = [hkv * self.capacity * d, self.capacity * d, d];
-        (
-            CacheView { data: &self.keys, start: 0, strides },
-            CacheView { data: &self.values, start: 0, strides },
-        )
     }
 
     /// Keeps the given rows, in that order (finished sequences dropped from a batch).
@@ -229,6 +215,8 @@ impl HostKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::layers::kernels::Kernels;
+    use crate::model::layers::{attention, Mask};
 
     /// k [B, Hkv, T, Dh] with element (b, h, t, e) = 1000 b + 100 h + t + e / 100 + offset.
     fn steps(b: usize, h: usize, t: usize, d: usize, first: usize, offset: f32) -> Tensor {
@@ -241,48 +229,67 @@ mod tests {
         Tensor::from_vec(data, (b, h, t, d), &Device::Cpu).unwrap()
     }
 
-    #[test]
-    fn appends_grow_and_read_back_what_was_written() {
-        let (b, h, d) = (3, 2, 5);
-        let mut kv = HostKv::new();
-        // a prefill of 250 positions, then steps across the first growth (256)
-        let (k, v) = kv.append_tensors(&steps(b, h, 250, d, 0, 0.0), &steps(b, h, 250, d, 0, 0.5)).unwrap();
-        assert_eq!((k.dims(), v.dims()), (&[b, h, 250, d][..], &[b, h, 250, d][..]));
-        for pos in 250..300 {
-            let k = steps(b, h, 1, d, pos, 0.0).flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let v = steps(b, h, 1, d, pos, 0.5).flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            kv.append_step(&k, &v, b, h, d).unwrap();
-        }
-        assert_eq!(kv.len(), 300);
-        let (kc, vc) = kv.views();
-        for (bi, hi, t, e) in [(0, 0, 0, 0), (2, 1, 299, 4), (1, 0, 255, 2), (1, 1, 256, 3)] {
-            let at = bi * kc.strides[0] + hi * kc.strides[1] + t * kc.strides[2] + e;
-            let want = 1000.0 * bi as f32 + 100.0 * hi as f32 + t as f32 + e as f32 / 100.0;
-            assert_eq!(kc.data[at], want, "key ({bi}, {hi}, {t}, {e})");
-            assert_eq!(vc.data[at], want + 0.5, "value ({bi}, {hi}, {t}, {e})");
-        }
-        // the tensors a later cached forward gets hold every position
-        let (k, _) = kv.append_tensors(&steps(b, h, 2, d, 300, 0.0), &steps(b, h, 2, d, 300, 0.5)).unwrap();
-        assert_eq!(k.dims(), &[b, h, 302, d]);
-        assert_eq!(k.get(2).unwrap().get(1).unwrap().get(301).unwrap().to_vec1::<f32>().unwrap()[0], 2401.0);
+    fn flat(t: &Tensor) -> Vec<f32> {
+        t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    }
+
+    /// One host step at position `pos`: keys and values `steps` of it, queries from `seed`.
+    fn step(kv: &mut HostKv, shape: StepShape, pad: &[usize], pos: usize, seed: usize) {
+        let StepShape { rows: b, heads: h, kv_heads: hkv, head_dim: d, .. } = shape;
+        let q: Vec<f32> =
+            (0..b * h * d).map(|i| (((i + seed) * 7919 % 2003) as f32 / 1000.0) - 1.0).collect();
+        let (k, v) = (flat(&steps(b, hkv, 1, d, pos, 0.0)), flat(&steps(b, hkv, 1, d, pos, 0.5)));
+        let mut out = vec![f32::NAN; b * h * d];
+        kv.attend_step(&q, &k, &v, shape, pad, &mut Vec::new(), &mut out).unwrap();
+        assert!(out.iter().all(|x| x.is_finite()));
     }
 
     #[test]
-    fn a_step_split_across_the_pool_writes_every_block() {
-        // 6 rows x 6 heads x 48 dims: split where the pool has helpers
-        let (b, h, d) = (6, 6, 48);
+    fn steps_append_as_they_attend_and_the_cache_grows() {
+        let (b, h, hkv, d) = (3, 4, 2, 5);
         let mut kv = HostKv::new();
-        kv.append_tensors(&steps(b, h, 1, d, 0, 0.0), &steps(b, h, 1, d, 0, 0.5)).unwrap();
-        let k = steps(b, h, 1, d, 1, 0.0).flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let v = steps(b, h, 1, d, 1, 0.5).flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        kv.append_step(&k, &v, b, h, d).unwrap();
-        let (kc, vc) = kv.views();
-        for blk in 0..b * h {
-            for e in 0..d {
-                let at = blk * kc.strides[1] + kc.strides[2] + e;
-                assert_eq!(kc.data[at], k[blk * d + e]);
-                assert_eq!(vc.data[at], v[blk * d + e]);
-            }
+        // a prefill of 250 positions, then steps across the first growth (256)
+        let (k, v) =
+            kv.append_tensors(&steps(b, hkv, 250, d, 0, 0.0), &steps(b, hkv, 250, d, 0, 0.5)).unwrap();
+        assert_eq!((k.dims(), v.dims()), (&[b, hkv, 250, d][..], &[b, hkv, 250, d][..]));
+        let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: 0, head_dim: d };
+        for pos in 250..300 {
+            step(&mut kv, shape, &[0, 7, 249], pos, pos);
+        }
+        assert_eq!(kv.len(), 300);
+        let (k, v) = kv.cached().unwrap();
+        assert_eq!(flat(&k), flat(&steps(b, hkv, 300, d, 0, 0.0)), "every key in its place");
+        assert_eq!(flat(&v), flat(&steps(b, hkv, 300, d, 0, 0.5)), "every value in its place");
+        // a later cached forward's tensors hold every position
+        let (k, _) =
+            kv.append_tensors(&steps(b, hkv, 2, d, 300, 0.0), &steps(b, hkv, 2, d, 300, 0.5)).unwrap();
+        assert_eq!(flat(&k), flat(&steps(b, hkv, 302, d, 0, 0.0)));
+    }
+
+    #[test]
+    fn a_split_step_attends_over_what_it_appended() {
+        // a group of 6 at 48 head dims and 4 query heads on 2 kv heads: split where the pool
+        // has helpers, each part writing the blocks it reads
+        let (b, h, hkv, d) = (6, 4, 2, 48);
+        let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: 0, head_dim: d };
+        // keys scaled down, so the softmax is not one-hot
+        let mut small = HostKv::new();
+        let scale = |t: Tensor| (t * 0.001).unwrap();
+        small.append_tensors(&scale(steps(b, hkv, 40, d, 0, 0.0)), &steps(b, hkv, 40, d, 0, 0.5)).unwrap();
+        let pad = [0, 3, 0, 39, 10, 20];
+        let q: Vec<f32> = (0..b * h * d).map(|i| ((i * 7919 % 2003) as f32 / 1000.0) - 1.0).collect();
+        let (k, v) = (flat(&scale(steps(b, hkv, 1, d, 40, 0.0))), flat(&steps(b, hkv, 1, d, 40, 0.5)));
+        let mut out = vec![f32::NAN; b * h * d];
+        small.attend_step(&q, &k, &v, shape, &pad, &mut Vec::new(), &mut out).unwrap();
+        let (kc, vc) = small.cached().unwrap();
+        assert_eq!(flat(&kc), flat(&scale(steps(b, hkv, 41, d, 0, 0.0))));
+        assert_eq!(flat(&vc), flat(&steps(b, hkv, 41, d, 0, 0.5)));
+        let qt = Tensor::from_vec(q, (b, h, 1, d), &Device::Cpu).unwrap();
+        let want =
+            flat(&attention(&qt, &kc, &vc, Mask::DecodeStep { pad: &pad }, Kernels::Differentiable).unwrap());
+        // f32 softmax-weighted sums of values up to ~6000 in two summation orders
+        for (i, (g, w)) in out.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "output {i}: {g} vs {w}");
         }
     }
 
@@ -293,13 +300,16 @@ mod tests {
         kv.append_tensors(&steps(b, h, 3, d, 0, 0.0), &steps(b, h, 3, d, 0, 0.5)).unwrap();
         kv.retain_rows(&[3, 1]).unwrap();
         let (k, _) = kv.append_tensors(&steps(2, h, 1, d, 3, 0.0), &steps(2, h, 1, d, 3, 0.5)).unwrap();
-        let k = k.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let k = flat(&k);
         // row 0 is the old row 3: positions 0..3 then the new one (written as row 0)
         assert_eq!(&k[..2], &[3000.0, 3000.01]);
-        assert_eq!(&k[8..10], &[1000.0, 1000.01], "row 1 is the old row 1");
         assert_eq!(&k[6..8], &[3.0, 3.01], "the new position of row 0");
+        assert_eq!(&k[8..10], &[1000.0, 1000.01], "row 1 is the old row 1");
         assert!(kv.retain_rows(&[2]).is_err(), "row 2 of 2");
-        assert!(kv.append_step(&[0.0; 3], &[0.0; 3], 2, 1, 2).is_err(), "3 keys for 4");
+        let shape = StepShape { rows: 2, heads: 1, kv_heads: 1, positions: 0, head_dim: 2 };
+        let err =
+            kv.attend_step(&[0.0; 4], &[0.0; 3], &[0.0; 3], shape, &[0, 0], &mut Vec::new(), &mut [0.0; 4]);
+        assert!(err.is_err(), "3 keys for 4");
         assert!(
             kv.append_tensors(&steps(2, 2, 1, d, 0, 0.0), &steps(2, 2, 1, d, 0, 0.0)).is_err(),
             "2 heads for 1"

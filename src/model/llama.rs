@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::config::ModelConfig;
-use super::decode_attention::{attend, StepShape};
+use super::decode_attention::StepShape;
 use super::decode_cache::LayerKv;
 use super::decode_step::{
     add_rows, project_rows, rms_norm_in_place, rms_norm_rows, rope_angles, rope_rows, serves, sized,
@@ -352,11 +352,9 @@ impl Llama {
             rope_rows(q, dh, cos, sin);
             rope_rows(k, dh, cos, sin);
             let kv = kv_cache.host().ok_or_else(|| anyhow!("decode step: a KV cache not on the host"))?;
-            kv.append_step(k, v, b, hkv, dh)?;
-            let (keys, values) = kv.views(); // [B, Hkv, capacity, Dh]
-            let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: kv.len(), head_dim: dh };
+            let shape = StepShape { rows: b, heads: h, kv_heads: hkv, positions: kv.len() + 1, head_dim: dh };
             let att = sized(att, b * h * dh);
-            attend(q, keys, values, shape, pad, scores, att);
+            kv.attend_step(q, k, v, shape, pad, scores, att)?;
             a.o_proj.forward_rows(att, out, lora_down, lora_up)?;
             add_rows(x, out);
             // MLP block: x += down(silu(gate(xb)) * up(xb))
