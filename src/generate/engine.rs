@@ -169,6 +169,8 @@ pub fn generate_streams(
         let logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
         (cache, logits)
     };
+    // the longest a row can grow to, so the cache grows once (the prompts are prefilled)
+    cache.reserve(cache.len() + req.params.max_new_tokens);
 
     // active[k] = index into rows of the cache's k-th row
     let mut active: Vec<usize> = (0..b).collect();

@@ -54,6 +54,13 @@ impl LayerKv {
         }
     }
 
+    /// Room for `positions` in our cache (candle_nn's grows its own way).
+    pub fn reserve(&mut self, positions: usize) {
+        if let Self::Host(c) = self {
+            c.reserve_exact(positions);
+        }
+    }
+
     /// Ours, if this is.
     pub fn host(&mut self) -> Option<&mut HostKv> {
         match self {
@@ -193,11 +200,24 @@ impl HostKv {
     /// Room for `positions` in every block: the capacity at least doubles, so a long
     /// generation copies what it holds a logarithmic number of times.
     fn reserve(&mut self, positions: usize) {
-        if positions <= self.capacity {
-            return;
+        if positions > self.capacity {
+            self.grow_to(positions.max(2 * self.capacity).max(FIRST_CAPACITY));
         }
-        let (b, hkv, d) = self.shape.expect("fit before reserve");
-        let capacity = positions.max(2 * self.capacity).max(FIRST_CAPACITY);
+    }
+
+    /// Room for exactly `positions` (at least), once the shape is known: a generation that
+    /// knows its longest (prompt + max_new_tokens) grows once, to that, and no further, where
+    /// doubling could hold twice the memory (6 rows of Qwen3-0.6B at 8192 new tokens keep
+    /// 11 GiB of keys and values).
+    pub fn reserve_exact(&mut self, positions: usize) {
+        if self.shape.is_some() && positions > self.capacity {
+            self.grow_to(positions);
+        }
+    }
+
+    /// Moves what is cached into buffers of `capacity` positions a block.
+    fn grow_to(&mut self, capacity: usize) {
+        let (b, hkv, d) = self.shape.expect("fit before growing");
         let grow = |old: &[f32]| {
             let mut new = vec![0f32; b * hkv * capacity * d];
             for blk in 0..b * hkv {
@@ -264,6 +284,25 @@ mod tests {
         let (k, _) =
             kv.append_tensors(&steps(b, hkv, 2, d, 300, 0.0), &steps(b, hkv, 2, d, 300, 0.5)).unwrap();
         assert_eq!(flat(&k), flat(&steps(b, hkv, 302, d, 0, 0.0)));
+    }
+
+    #[test]
+    fn a_reserved_cache_grows_once_to_what_was_asked() {
+        let (b, h, d) = (2, 1, 4);
+        let shape = StepShape { rows: b, heads: h, kv_heads: h, positions: 0, head_dim: d };
+        let mut kv = HostKv::new();
+        kv.reserve_exact(1000);
+        assert_eq!(kv.capacity, 0, "no shape yet: nothing to reserve");
+        kv.append_tensors(&steps(b, h, 10, d, 0, 0.0), &steps(b, h, 10, d, 0, 0.5)).unwrap();
+        kv.reserve_exact(300);
+        assert_eq!(kv.capacity, 300);
+        for pos in 10..300 {
+            step(&mut kv, shape, &[0, 4], pos, pos);
+        }
+        assert_eq!(kv.capacity, 300, "no growth within the reservation");
+        step(&mut kv, shape, &[0, 4], 300, 0);
+        assert_eq!(kv.capacity, 600, "past it, doubling");
+        assert_eq!(flat(&kv.cached().unwrap().0), flat(&steps(b, h, 301, d, 0, 0.0)));
     }
 
     #[test]

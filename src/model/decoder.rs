@@ -59,6 +59,8 @@ pub(super) trait CacheState: Any + Send {
     fn len(&self) -> usize;
     /// Keeps only the given rows, in the given order.
     fn retain_rows(&mut self, rows: &[usize]) -> Result<()>;
+    /// Makes room for `positions` in all, where the cache can (a generation's longest).
+    fn reserve(&mut self, _positions: usize) {}
 }
 
 impl Cache {
@@ -84,5 +86,11 @@ impl Cache {
     /// Keeps only the given rows, in the given order.
     pub fn retain_rows(&mut self, rows: &[usize]) -> Result<()> {
         self.0.retain_rows(rows)
+    }
+
+    /// Makes room for `positions` in all, where the architecture's cache can: a generation
+    /// that knows its longest asks once, after the prefill, so the cache grows no further.
+    pub fn reserve(&mut self, positions: usize) {
+        self.0.reserve(positions)
     }
 }

@@ -195,6 +195,10 @@ impl CacheState for Cache {
         self.pad = rows.iter().map(|&r| self.pad[r]).collect();
         Ok(())
     }
+
+    fn reserve(&mut self, positions: usize) {
+        self.layers.iter_mut().for_each(|c| c.reserve(positions));
+    }
 }
 
 pub struct Llama {
