@@ -176,11 +176,28 @@ impl HostKv {
         if let Some(&bad) = rows.iter().find(|&&r| r >= b) {
             bail!("KV cache: row {bad} kept of {b}");
         }
-        let per_row = hkv * self.capacity * d;
-        let keep =
-            |buf: &[f32]| rows.iter().flat_map(|&r| &buf[r * per_row..(r + 1) * per_row]).copied().collect();
-        self.keys = keep(&self.keys);
-        self.values = keep(&self.values);
+        let (per_row, per_block, used) = (hkv * self.capacity * d, self.capacity * d, self.len * d);
+        if rows.windows(2).all(|w| w[0] < w[1]) {
+            // finished rows dropped, the others in order (a generation's case, with the
+            // capacity reserved for its longest): each kept row moves down in place, its
+            // cached positions only
+            for buf in [&mut self.keys, &mut self.values] {
+                for (to, &from) in rows.iter().enumerate().filter(|(to, from)| to != *from) {
+                    for h in 0..hkv {
+                        let src = from * per_row + h * per_block;
+                        buf.copy_within(src..src + used, to * per_row + h * per_block);
+                    }
+                }
+                buf.truncate(rows.len() * per_row);
+            }
+        } else {
+            // repeated or reordered (a shared prompt's prefill copied to a group)
+            let keep = |buf: &[f32]| {
+                rows.iter().flat_map(|&r| &buf[r * per_row..(r + 1) * per_row]).copied().collect()
+            };
+            self.keys = keep(&self.keys);
+            self.values = keep(&self.values);
+        }
         self.shape = Some((rows.len(), hkv, d));
         Ok(())
     }
@@ -345,6 +362,17 @@ mod tests {
         assert_eq!(&k[6..8], &[3.0, 3.01], "the new position of row 0");
         assert_eq!(&k[8..10], &[1000.0, 1000.01], "row 1 is the old row 1");
         assert!(kv.retain_rows(&[2]).is_err(), "row 2 of 2");
+        // in place when rows are only dropped; and a shared prompt copied to a group
+        let mut kv = HostKv::new();
+        kv.append_tensors(&steps(5, 2, 3, d, 0, 0.0), &steps(5, 2, 3, d, 0, 0.5)).unwrap();
+        kv.retain_rows(&[1, 2, 4]).unwrap();
+        let (k, v) = kv.cached().unwrap();
+        let rows =
+            |t: Tensor, r: &[u32]| flat(&t.index_select(&Tensor::new(r, &Device::Cpu).unwrap(), 0).unwrap());
+        assert_eq!(flat(&k), rows(steps(5, 2, 3, d, 0, 0.0), &[1, 2, 4]));
+        assert_eq!(flat(&v), rows(steps(5, 2, 3, d, 0, 0.5), &[1, 2, 4]));
+        kv.retain_rows(&[0, 0, 2, 0]).unwrap();
+        assert_eq!(flat(&kv.cached().unwrap().0), rows(steps(5, 2, 3, d, 0, 0.0), &[1, 1, 4, 1]));
         let shape = StepShape { rows: 2, heads: 1, kv_heads: 1, positions: 0, head_dim: 2 };
         let err =
             kv.attend_step(&[0.0; 4], &[0.0; 3], &[0.0; 3], shape, &[0, 0], &mut Vec::new(), &mut [0.0; 4]);
