@@ -218,35 +218,65 @@ impl HostKv {
     /// generation copies what it holds a logarithmic number of times.
     fn reserve(&mut self, positions: usize) {
         if positions > self.capacity {
-            self.grow_to(positions.max(2 * self.capacity).max(FIRST_CAPACITY));
+            self.grow_or_abort(positions.max(2 * self.capacity).max(FIRST_CAPACITY));
         }
     }
 
     /// Room for exactly `positions` (at least), once the shape is known: a generation that
     /// knows its longest (prompt + max_new_tokens) grows once, to that, and no further, where
     /// doubling could hold twice the memory (6 rows of Qwen3-0.6B at 8192 new tokens keep
-    /// 11 GiB of keys and values).
+    /// 11 GiB of keys and values). Zeroed pages the allocator has fresh from the system cost
+    /// nothing until a position reaches them. A reservation the allocator refuses (a huge
+    /// max_new_tokens) is skipped: the cache then grows as it fills.
     pub fn reserve_exact(&mut self, positions: usize) {
         if self.shape.is_some() && positions > self.capacity {
-            self.grow_to(positions);
+            // refused: nothing moved, and the cache grows as it fills
+            let _ = self.grow_to(positions);
         }
     }
 
-    /// Moves what is cached into buffers of `capacity` positions a block.
-    fn grow_to(&mut self, capacity: usize) {
+    /// Room for positions as they come (doubling); the allocator's refusal ends the process
+    /// here, as it does for any tensor.
+    fn grow_or_abort(&mut self, capacity: usize) {
+        if !self.grow_to(capacity) {
+            let (b, hkv, d) = self.shape.unwrap_or((0, 0, 0));
+            let floats = b.saturating_mul(hkv).saturating_mul(capacity).saturating_mul(d);
+            std::alloc::handle_alloc_error(
+                std::alloc::Layout::array::<f32>(floats).unwrap_or(std::alloc::Layout::new::<[f32; 1]>()),
+            );
+        }
+    }
+
+    /// Moves what is cached into buffers of `capacity` positions a block; false (and nothing
+    /// moved) when the allocator refuses them.
+    fn grow_to(&mut self, capacity: usize) -> bool {
         let (b, hkv, d) = self.shape.expect("fit before growing");
-        let grow = |old: &[f32]| {
-            let mut new = vec![0f32; b * hkv * capacity * d];
+        let Some(n) = b.checked_mul(hkv).and_then(|x| x.checked_mul(capacity)).and_then(|x| x.checked_mul(d))
+        else {
+            return false;
+        };
+        let (Some(mut keys), Some(mut values)) = (zeroed(n), zeroed(n)) else { return false };
+        for (new, old) in [(&mut keys, &self.keys), (&mut values, &self.values)] {
             for blk in 0..b * hkv {
                 let held = &old[blk * self.capacity * d..(blk * self.capacity + self.len) * d];
                 new[blk * capacity * d..blk * capacity * d + held.len()].copy_from_slice(held);
             }
-            new
-        };
-        self.keys = grow(&self.keys);
-        self.values = grow(&self.values);
-        self.capacity = capacity;
+        }
+        (self.keys, self.values, self.capacity) = (keys, values, capacity);
+        true
     }
+}
+
+/// n zeroed floats, or None where the allocator refuses (`vec!` would abort the process).
+fn zeroed(n: usize) -> Option<Vec<f32>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<f32>(n).ok()?;
+    // SAFETY: the layout has a non-zero size
+    let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut f32;
+    // SAFETY: allocated by the global allocator with the layout of n f32s, all zero bits
+    (!p.is_null()).then(|| unsafe { Vec::from_raw_parts(p, n, n) })
 }
 
 #[cfg(test)]
@@ -320,6 +350,17 @@ mod tests {
         step(&mut kv, shape, &[0, 4], 300, 0);
         assert_eq!(kv.capacity, 600, "past it, doubling");
         assert_eq!(flat(&kv.cached().unwrap().0), flat(&steps(b, h, 301, d, 0, 0.0)));
+    }
+
+    #[test]
+    fn a_reservation_the_allocator_refuses_is_skipped() {
+        let mut kv = HostKv::new();
+        kv.append_tensors(&steps(2, 1, 3, 4, 0, 0.0), &steps(2, 1, 3, 4, 0, 0.5)).unwrap();
+        let capacity = kv.capacity;
+        // 2 x 1 x 2^60 x 4 floats: past what any allocator gives (or any address space holds)
+        kv.reserve_exact(1 << 60);
+        assert_eq!(kv.capacity, capacity);
+        assert_eq!(flat(&kv.cached().unwrap().0), flat(&steps(2, 1, 3, 4, 0, 0.0)));
     }
 
     #[test]
