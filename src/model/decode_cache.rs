@@ -6,8 +6,10 @@
 //! position (two tensors made from the step's keys and values, then `slice_set`, on the
 //! calling thread while the decode pool's helpers waited), and grew by a fixed 512 positions
 //! with `Tensor::cat`, a copy of all it held each time. Here the step's attention writes its
-//! keys and values in place as it goes (`attend_step`), and the capacity doubles. The prefill, and any cached forward that is not the host step, appends
-//! tensors and gets everything cached back as tensors (`append_tensors`).
+//! keys and values in place as it goes (`attend_step`); a generation reserves its longest
+//! once (`reserve_exact`), and past that the capacity doubles. The prefill, and any cached
+//! forward that is not the host step, appends tensors and gets everything cached back as
+//! tensors (`append_tensors`).
 
 use anyhow::{bail, ensure, Result};
 use candle_core::{DType, Device, Tensor};
