@@ -63,6 +63,11 @@ impl LayerKv {
         }
     }
 
+    /// Whether this is ours.
+    pub fn is_host(&self) -> bool {
+        matches!(self, Self::Host(_))
+    }
+
     /// Ours, if this is.
     pub fn host(&mut self) -> Option<&mut HostKv> {
         match self {
@@ -139,7 +144,8 @@ impl HostKv {
 
     /// One decode step's attention (`decode_attention::attend`) over the cache and the new
     /// position, whose keys and values k, v [B, Hkv, Dh] it appends as it goes (each part of
-    /// the split writes the blocks it then reads). q, out: [B, H, Dh].
+    /// the split writes the blocks it then reads). q, out: [B, H, Dh]; the shape's positions
+    /// are the cache's and the new one.
     #[allow(clippy::too_many_arguments)] // the step's inputs, its scratch and output
     pub fn attend_step(
         &mut self,
@@ -151,9 +157,10 @@ impl HostKv {
         scores: &mut Vec<f32>,
         out: &mut [f32],
     ) -> Result<()> {
-        let StepShape { rows, kv_heads, head_dim, .. } = shape;
+        let StepShape { rows, kv_heads, head_dim, positions, .. } = shape;
         let floats = rows * kv_heads * head_dim;
         ensure!(k.len() == floats && v.len() == floats, "KV cache: a step of {} keys for {floats}", k.len());
+        ensure!(positions == self.len + 1, "KV cache of {} positions attended as {positions}", self.len);
         self.fit(rows, kv_heads, head_dim)?;
         self.reserve(self.len + 1);
         let strides = [kv_heads * self.capacity * head_dim, self.capacity * head_dim, head_dim];
@@ -166,7 +173,6 @@ impl HostKv {
                 CacheView::from_raw(vp, self.values.len(), 0, strides),
             )
         };
-        let shape = StepShape { positions: self.len + 1, ..shape };
         attend(q, keys, values, Some(Append { keys: k, values: v }), shape, pad, scores, out);
         self.len += 1;
         Ok(())
@@ -309,6 +315,7 @@ mod tests {
             (0..b * h * d).map(|i| (((i + seed) * 7919 % 2003) as f32 / 1000.0) - 1.0).collect();
         let (k, v) = (flat(&steps(b, hkv, 1, d, pos, 0.0)), flat(&steps(b, hkv, 1, d, pos, 0.5)));
         let mut out = vec![f32::NAN; b * h * d];
+        let shape = StepShape { positions: kv.len() + 1, ..shape };
         kv.attend_step(&q, &k, &v, shape, pad, &mut Vec::new(), &mut out).unwrap();
         assert!(out.iter().all(|x| x.is_finite()));
     }
@@ -379,6 +386,7 @@ mod tests {
         let q: Vec<f32> = (0..b * h * d).map(|i| ((i * 7919 % 2003) as f32 / 1000.0) - 1.0).collect();
         let (k, v) = (flat(&scale(steps(b, hkv, 1, d, 40, 0.0))), flat(&steps(b, hkv, 1, d, 40, 0.5)));
         let mut out = vec![f32::NAN; b * h * d];
+        let shape = StepShape { positions: 41, ..shape };
         small.attend_step(&q, &k, &v, shape, &pad, &mut Vec::new(), &mut out).unwrap();
         let (kc, vc) = small.cached().unwrap();
         assert_eq!(flat(&kc), flat(&scale(steps(b, hkv, 41, d, 0, 0.0))));
@@ -416,10 +424,14 @@ mod tests {
         assert_eq!(flat(&v), rows(steps(5, 2, 3, d, 0, 0.5), &[1, 2, 4]));
         kv.retain_rows(&[0, 0, 2, 0]).unwrap();
         assert_eq!(flat(&kv.cached().unwrap().0), rows(steps(5, 2, 3, d, 0, 0.0), &[1, 1, 4, 1]));
-        let shape = StepShape { rows: 2, heads: 1, kv_heads: 1, positions: 0, head_dim: 2 };
-        let err =
-            kv.attend_step(&[0.0; 4], &[0.0; 3], &[0.0; 3], shape, &[0, 0], &mut Vec::new(), &mut [0.0; 4]);
-        assert!(err.is_err(), "3 keys for 4");
+        // 4 rows x 2 kv heads x 2 dims: 16 keys a step, at position 4
+        let shape = StepShape { rows: 4, heads: 2, kv_heads: 2, positions: 4, head_dim: 2 };
+        let (q, pad) = ([0.0; 16], [0; 4]);
+        let mut step =
+            |k: &[f32], shape| kv.attend_step(&q, k, k, shape, &pad, &mut Vec::new(), &mut [0.0; 16]);
+        assert!(step(&[0.0; 15], shape).is_err(), "15 keys for 16");
+        assert!(step(&[0.0; 16], StepShape { positions: 9, ..shape }).is_err(), "a cache of 3 attended as 9");
+        assert!(step(&[0.0; 16], shape).is_ok());
         assert!(
             kv.append_tensors(&steps(2, 2, 1, d, 0, 0.0), &steps(2, 2, 1, d, 0, 0.0)).is_err(),
             "2 heads for 1"

@@ -208,8 +208,9 @@ pub fn rope_angles(
 }
 
 /// Elements of a SwiGLU product from which it is split across the decode pool: a group of 6
-/// on the 15M llama ([6, 768]) is, one stream ([1, 768]) is not. Its exp made it 4% of a
-/// group's step on the calling thread alone, while the helpers waited.
+/// on the 15M llama ([6, 768]) is, one stream ([1, 768]) is not. Vectorised, a group's
+/// product takes ~3.9 µs in one pass and ~2.3 µs split over 2 Zen 4 cores (hot caches, mean
+/// of 20000): ~10 µs a step of 6 layers.
 const SPLIT_SWIGLU: usize = 4096;
 
 /// silu(gate) ⊙ up into gate, as `fused::swiglu` computes it (element by element, so any

@@ -288,17 +288,17 @@ impl Decoder for Llama {
     fn forward_cached(&self, ids: &Tensor, cache: &mut decoder::Cache, kernels: Kernels) -> Result<Tensor> {
         let cache: &mut Cache = cache.state()?;
         let t = ids.dim(1)?;
-        let step = CachedStep::new(ids, &cache.pad, cache.len, self.dtype, &self.device)?;
         if t == 1
             && kernels == Kernels::Fused
             && ids.device().is_cpu()
-            && cache.layers.iter_mut().all(|c| c.host().is_some())
+            && cache.layers.iter().all(LayerKv::is_host)
             && serves(&self.step_tensors())
         {
             // once, before the first step (a model that never decodes on the CPU pays nothing)
             self.pages.get_or_init(|| huge_pages::back(self.step_tensors()));
             return self.decode_step(&ids.flatten_all()?.to_vec1::<u32>()?, cache);
         }
+        let step = CachedStep::new(ids, &cache.pad, cache.len, self.dtype, &self.device)?;
         let hidden = self.run(ids, &step.positions, &step.mask(), Some(&mut cache.layers), kernels)?;
         cache.len += t;
         last_logits(&hidden, &self.lm_head, kernels)
@@ -331,6 +331,9 @@ impl Llama {
         let eps = cfg.rms_norm_eps as f32;
         if let Some(&bad) = ids.iter().find(|&&id| id as usize >= vocab) {
             bail!("token id {bad} is outside the model's vocabulary of {vocab}");
+        }
+        if b != cache.pad.len() {
+            bail!("batch of {b} rows does not match the cache's {}", cache.pad.len());
         }
         let Cache { layers: kv_caches, pad, len, scratch } = cache;
         let StepScratch { x, xb, q, k, v, att, out, gate, up, lora_down, lora_up, cos, sin, scores } =
