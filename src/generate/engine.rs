@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::sampler::{apply_penalties, for_each_row, penalises, sample, SamplingParams, Seen};
+use super::sampler::{sample_rows, Draw, SamplingParams, Seen};
 use crate::model::{Kernels, Model};
 
 /// Ids of the thinking delimiters, when the tokenizer has them as single tokens.
@@ -174,36 +174,52 @@ pub fn generate_streams(
 
     // active[k] = index into rows of the cache's k-th row
     let mut active: Vec<usize> = (0..b).collect();
-    // a row's logits with the penalties applied (the step's logits are read in place)
-    let mut penalised = Vec::with_capacity(vocab);
-    let penalise = penalises(&req.params);
     loop {
         let cancelled = cancel.load(Ordering::Relaxed);
+        // a row past its thinking budget is forced to close it, and draws nothing
+        let forced: Vec<Option<u32>> = active
+            .iter()
+            .map(|&r| {
+                let row = &rows[r];
+                let budget_hit = row.in_thinking
+                    && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
+                req.think.filter(|_| budget_hit).map(|tt| tt.close)
+            })
+            .collect();
+        // every other row's draw, the rows in parallel (each from its own stream)
+        let drawn = {
+            let mut by_row: Vec<Option<&mut Row>> = rows.iter_mut().map(Some).collect();
+            let mut draws: Vec<Option<Draw>> = active
+                .iter()
+                .zip(&forced)
+                .map(|(&r, f)| {
+                    let row = by_row[r].take()?;
+                    (f.is_none() && !cancelled).then_some(Draw {
+                        rng: &mut row.rng,
+                        context: &row.context,
+                        generated: &row.generated,
+                    })
+                })
+                .collect();
+            sample_rows(&logits, &req.params, &mut draws)?
+        };
         // (k, id): the cache's k-th row goes on with token id
         let mut next = Vec::with_capacity(active.len());
-        for_each_row(&logits, |k, l| {
-            let r = active[k];
+        for (k, (&r, drawn)) in active.iter().zip(drawn).enumerate() {
             let row = &mut rows[r];
             if cancelled {
                 row.finish = Some(Finish::Cancelled);
-                return;
+                continue;
             }
-            let budget_hit =
-                row.in_thinking && req.params.thinking_budget.is_some_and(|cap| row.thinking_tokens >= cap);
-            let (id, forced) = if let (true, Some(tt)) = (budget_hit, req.think) {
-                (tt.close, true)
-            } else if penalise {
-                penalised.clear();
-                penalised.extend_from_slice(l);
-                apply_penalties(&mut penalised, &req.params, &row.context, &row.generated);
-                (sample(&penalised, &req.params, &mut row.rng), false)
-            } else {
-                (sample(l, &req.params, &mut row.rng), false)
+            let (id, forced) = match (forced[k], drawn) {
+                (Some(close), _) => (close, true),
+                (None, Some(id)) => (id, false),
+                (None, None) => bail!("generation: row {r} drew no token"),
             };
             if req.stop_ids.contains(&id) {
                 row.finish = Some(Finish::Stop);
                 row.stop_token = Some(id);
-                return;
+                continue;
             }
             row.forced |= forced;
             if let Some(tt) = req.think {
@@ -221,10 +237,10 @@ pub fn generate_streams(
             on_token(TokenEvent { row: r, id, forced });
             if row.out.len() >= req.params.max_new_tokens {
                 row.finish = Some(Finish::Length);
-                return;
+                continue;
             }
             next.push((k, id));
-        })?;
+        }
         if next.is_empty() {
             break;
         }

@@ -40,8 +40,15 @@ type Part<'a> = &'a (dyn Fn(usize) + Sync);
 
 /// A buffer the parts of a split write through, each at its own places (the caller's
 /// promise: no two parts touch the same element).
-#[derive(Clone, Copy)]
 pub struct Disjoint<T>(*mut T);
+
+// by hand: derived, they would ask T to be Copy, and a pointer is copied whatever it points at
+impl<T> Clone for Disjoint<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Disjoint<T> {}
 
 // SAFETY: parts write disjoint elements, so sharing the pointer across threads races on
 // nothing (the promise `Disjoint::new` documents).

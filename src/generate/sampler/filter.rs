@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 
 use super::SamplingParams;
+use crate::model::flash_attention::cpu::Real;
 
 /// k up to which `top_k` keeps its candidates in a sorted list (an insertion costs k moves);
 /// beyond, a selection over every candidate is cheaper.
@@ -111,23 +112,56 @@ fn top_k(logits: &[f32], t: f32, k: usize) -> Vec<(u32, f32)> {
     }
     // Full: a logit enters only above the k-th (a later id loses a tie), so a block of 16
     // whose scaled values are all at or below it (NaN compares false) is passed over with
-    // one vectorised test.
-    const LANES: usize = 16;
-    let blocks = logits[i..].chunks_exact(LANES);
-    let tail = blocks.remainder();
-    for block in blocks {
-        let floor = best[k - 1].1;
-        if block.iter().fold(false, |hit, &l| hit | (l / t > floor)) {
-            for (j, &l) in block.iter().enumerate() {
-                offer(&mut best, i + j, l);
-            }
+    // one vectorised test; the scan stops at a block that holds one.
+    let body = i + (logits.len() - i) / LANES * LANES;
+    while let Some(at) = first_block_above(&logits[i..body], t, best[k - 1].1) {
+        let start = i + at;
+        for (j, &l) in logits[start..start + LANES].iter().enumerate() {
+            offer(&mut best, start + j, l);
         }
-        i += LANES;
+        i = start + LANES;
     }
-    for (j, &l) in tail.iter().enumerate() {
-        offer(&mut best, i + j, l);
+    for (j, &l) in logits[body..].iter().enumerate() {
+        offer(&mut best, body + j, l);
     }
     best
+}
+
+/// Logits per block of `top_k`'s scan.
+const LANES: usize = 16;
+
+/// Where the first block of `LANES` (`logits` holds whole blocks) with a value above
+/// `floor` once scaled (l / t > floor) starts. The scan of nearly every logit of a row;
+/// compiled for AVX-512 or AVX2 where the CPU has them (the crate's baseline is SSE2), so a
+/// block is one or two divisions and compares.
+fn first_block_above(logits: &[f32], t: f32, floor: f32) -> Option<usize> {
+    #[inline(always)]
+    fn scan(logits: &[f32], t: f32, floor: f32) -> Option<usize> {
+        logits
+            .chunks_exact(LANES)
+            .position(|b| b.iter().fold(false, |hit, &l| hit | (l / t > floor)))
+            .map(|b| b * LANES)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(logits: &[f32], t: f32, floor: f32) -> Option<usize> {
+            scan(logits, t, floor)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(logits: &[f32], t: f32, floor: f32) -> Option<usize> {
+            scan(logits, t, floor)
+        }
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F
+            return unsafe { avx512(logits, t, floor) };
+        }
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2
+            return unsafe { avx2(logits, t, floor) };
+        }
+    }
+    scan(logits, t, floor)
 }
 
 /// (id, logit / t) for every finite logit, in id order.
@@ -142,16 +176,24 @@ fn scaled(logits: &[f32], t: f32) -> Vec<(u32, f32)> {
 /// hold less than 1 - p together, so the prefix ends before them (llama2.c's argument);
 /// min-p drops tokens below min_p x the largest probability. Tokens under the larger bound
 /// are dropped before the sort.
+///
+/// A flat row (an untrained model's, or a high temperature) keeps most of its vocabulary
+/// past those bounds, so the softmax's exponentials are the vectorised ones of the
+/// attention kernels and the sort is a radix sort: 32000 flat logits took 1.1 ms with libm's
+/// exp and a comparison sort, 0.55 ms so (`benches/sampling.rs`).
 fn likely(logits: &[f32], t: f32, params: &SamplingParams) -> Vec<(u32, f32)> {
-    let (mut n, mut max) = (0usize, f32::NEG_INFINITY);
-    for &l in logits.iter().filter(|l| l.is_finite()) {
-        n += 1;
-        max = max.max(l / t);
-    }
+    // scaled logits; one that is not finite (masked, NaN, or past f32 once scaled) is no
+    // candidate and holds no mass
+    let scaled: Vec<f32> =
+        logits.iter().map(|&l| Some(l / t).filter(|s| s.is_finite()).unwrap_or(f32::NEG_INFINITY)).collect();
+    let n = scaled.iter().filter(|s| s.is_finite()).count();
     if n == 0 {
         return vec![];
     }
-    let sum: f32 = logits.iter().filter(|l| l.is_finite()).map(|&l| (l / t - max).exp()).sum();
+    let max = <f32 as Real>::max_of(&scaled);
+    // e[i] = exp(scaled[i] - max): 0 for the non-candidates
+    let mut e = scaled.clone();
+    let sum = <f32 as Real>::exp_shifted(&mut e, max);
     let mut bound = 0f32;
     if params.top_p < 1.0 && n > 1 {
         bound = (1.0 - params.top_p) / (n - 1) as f32;
@@ -162,17 +204,26 @@ fn likely(logits: &[f32], t: f32, params: &SamplingParams) -> Vec<(u32, f32)> {
     // in logit units, loosened by 1e-3 so rounding cannot drop a token the bound keeps
     // (the filters after this decide on the probabilities themselves)
     let floor = if bound > 0.0 { max + (bound * sum).ln() - 1e-3 } else { f32::NEG_INFINITY };
-    let mut cand: Vec<(u32, f32)> = logits
+    let mut cand: Vec<(u32, f32)> = scaled
         .iter()
         .enumerate()
-        .filter(|&(_, &l)| l.is_finite() && l / t >= floor)
-        .map(|(i, &l)| (i as u32, l / t))
+        .filter(|&(_, &s)| s.is_finite() && s >= floor)
+        .map(|(i, &s)| (i as u32, s))
         .collect();
-    cand.sort_unstable_by(by_logit);
+    // stable, so equal logits stay in id order: `by_logit`'s order
+    radsort::sort_by_key(&mut cand, |c| descending(c.1));
     for c in cand.iter_mut() {
-        c.1 = (c.1 - max).exp() / sum;
+        c.1 = e[c.0 as usize] / sum;
     }
     cand
+}
+
+/// A key whose ascending order is `f32::total_cmp`'s descending order.
+fn descending(x: f32) -> u32 {
+    let bits = x.to_bits();
+    // total order as unsigned: negatives reversed below the positives
+    let ascending = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    !ascending
 }
 
 #[cfg(test)]
@@ -225,6 +276,36 @@ mod tests {
         }
         rows.push(vec![f32::NEG_INFINITY; 40]);
         rows
+    }
+
+    #[test]
+    fn the_radix_key_orders_as_by_logit() {
+        // ascending keys = descending total order: infinities, zeros of both signs,
+        // subnormals, and equal values (then id order, which the stable sort keeps)
+        let xs = [
+            f32::INFINITY,
+            3.5,
+            1.0,
+            f32::MIN_POSITIVE,
+            1e-40,
+            0.0,
+            -0.0,
+            -1e-40,
+            -1.0,
+            -3.5,
+            f32::MIN,
+            f32::NEG_INFINITY,
+        ];
+        for w in xs.windows(2) {
+            assert!(descending(w[0]) < descending(w[1]), "{} before {}", w[0], w[1]);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut cand: Vec<(u32, f32)> =
+            (0..5000).map(|i| (i, (rng.random_range(-300..300) as f32) / 7.0)).collect();
+        let mut want = cand.clone();
+        want.sort_by(by_logit);
+        radsort::sort_by_key(&mut cand, |c| descending(c.1));
+        assert_eq!(cand, want);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use anyhow::{bail, Result};
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
+use crate::model::decode_pool::{self, Disjoint};
+
 /// The first index of the largest value, NaNs passed over (index 0 when logits[0] is NaN,
 /// as a scan that keeps the first strict maximum gives). Two passes that vectorise, the
 /// largest value then its first place, where the scan was one compare-and-branch per
@@ -30,11 +32,23 @@ pub fn argmax(logits: &[f32]) -> u32 {
     first.unwrap_or(0) as u32
 }
 
-/// `argmax` of each row of logits [B, V].
+/// `argmax` of each row of logits [B, V], the rows spread across the decode pool.
 pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
-    let mut ids = Vec::with_capacity(logits.dim(0)?);
-    for_each_row(logits, |_, row| ids.push(argmax(row)))?;
+    let mut ids = vec![0; logits.dim(0)?];
+    let out = Disjoint::new(&mut ids);
+    // SAFETY: row k alone writes ids[k]
+    split_rows(logits, ids.len(), |k, row| unsafe { *out.get().add(k) = argmax(row) })?;
     Ok(ids)
+}
+
+/// Calls `f(k, row)` for each row k of logits [B, V] (f32; `rows` is B), the rows spread
+/// across the decode pool's threads (`for_each_row` in parallel).
+pub(super) fn split_rows(logits: &Tensor, rows: usize, f: impl Fn(usize, &[f32]) + Sync) -> Result<()> {
+    let (b, vocab) = logits.dims2()?;
+    if b != rows {
+        bail!("sampling: {rows} rows for logits of {b}");
+    }
+    with_rows(logits, |data| decode_pool::split(b, |k| f(k, &data[k * vocab..(k + 1) * vocab])))
 }
 
 /// Calls `f(k, row)` for each row k of logits [B, V] (f32), read in place on the CPU (a GPU
@@ -42,6 +56,16 @@ pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
 /// `Vec<Vec<f32>>` of it per step.
 pub fn for_each_row(logits: &Tensor, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
     let (_, vocab) = logits.dims2()?;
+    with_rows(logits, |data| {
+        for (k, row) in data.chunks_exact(vocab.max(1)).enumerate() {
+            f(k, row);
+        }
+    })
+}
+
+/// Runs `f` on the elements of logits [B, V] (f32), in place on the CPU (a GPU step's
+/// logits are copied over once).
+fn with_rows<R>(logits: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let logits = logits.to_device(&Device::Cpu)?.contiguous()?;
     let (storage, layout) = logits.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(data)) = &*storage else {
@@ -50,10 +74,7 @@ pub fn for_each_row(logits: &Tensor, mut f: impl FnMut(usize, &[f32])) -> Result
     let Some((from, to)) = layout.contiguous_offsets() else {
         bail!("sampling: logits that are not contiguous");
     };
-    for (k, row) in data[from..to].chunks_exact(vocab.max(1)).enumerate() {
-        f(k, row);
-    }
-    Ok(())
+    Ok(f(&data[from..to]))
 }
 
 #[cfg(test)]
@@ -72,6 +93,16 @@ mod tests {
             }
         }
         best as u32
+    }
+
+    #[test]
+    fn argmax_rows_in_parallel_is_each_rows_argmax() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let (b, vocab) = (7, 5000);
+        let data: Vec<f32> = (0..b * vocab).map(|_| rng.random_range(0..50) as f32).collect();
+        let want: Vec<u32> = data.chunks_exact(vocab).map(scan).collect();
+        let logits = Tensor::from_vec(data, (b, vocab), &Device::Cpu).unwrap();
+        assert_eq!(argmax_rows(&logits).unwrap(), want);
     }
 
     #[test]
