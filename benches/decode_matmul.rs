@@ -9,7 +9,7 @@
 //! (one matrix alone would stay in L2); the last table is a whole step's products, every
 //! layer then the output head.
 
-use std::time::Instant;
+mod common;
 
 use polaris::model::small_matmul::matmul_rows;
 
@@ -60,7 +60,7 @@ fn main() {
             let x = pseudo_random(m * k, 99);
             let mut y = vec![0f32; m * n];
             let mut turn = 0;
-            let (fastest, median) = time(|| {
+            let (fastest, median) = common::time(REPEATS, || {
                 turn = (turn + 1) % shape.mats.len();
                 matmul_rows(&x, &shape.mats[turn], k, &mut y);
                 std::hint::black_box(&y);
@@ -86,7 +86,7 @@ fn main() {
         let flops: usize = shapes.iter().map(|s| 2 * m * s.n * s.k * s.mats.len()).sum();
         let xs: Vec<Vec<f32>> = shapes.iter().map(|s| pseudo_random(m * s.k, 7)).collect();
         let mut ys: Vec<Vec<f32>> = shapes.iter().map(|s| vec![0f32; m * s.n]).collect();
-        let (fastest, median) = time(|| {
+        let (fastest, median) = common::time(REPEATS, || {
             for l in 0..LAYERS {
                 for (s, shape) in shapes.iter().enumerate() {
                     let Some(per) = shape.per_layer else { continue };
@@ -109,22 +109,6 @@ fn main() {
             m as f64 * one_row / fastest
         );
     }
-}
-
-/// (fastest, median) µs of `REPEATS` calls, after 5 unmeasured ones.
-fn time(mut f: impl FnMut()) -> (f64, f64) {
-    for _ in 0..5 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[0], times[REPEATS / 2])
 }
 
 /// Values in [-1, 1) from a fixed linear congruential sequence (no RNG crate needed).

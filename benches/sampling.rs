@@ -10,7 +10,7 @@
 //! cores). Microseconds, fastest and median of the repeats, because shared machines are
 //! noisy.
 
-use std::time::Instant;
+mod common;
 
 use candle_core::{Device, Tensor};
 use polaris::generate::sampler::{
@@ -61,7 +61,7 @@ fn main() {
             for (name, params) in &settings {
                 let mut rngs: Vec<ChaCha8Rng> = (0..GROUP as u64).map(ChaCha8Rng::seed_from_u64).collect();
                 let mut scratch = Vec::with_capacity(vocab);
-                let one = time(|| {
+                let one = common::time(REPEATS, || {
                     let row = &data[..vocab];
                     if params.temperature == 0.0 {
                         std::hint::black_box(sample(row, params, &mut rngs[0]));
@@ -73,7 +73,7 @@ fn main() {
                     std::hint::black_box(sample(&scratch, params, &mut rngs[0]));
                 });
                 // the group as generation draws it: rows across the decode pool's threads
-                let group = time(|| {
+                let group = common::time(REPEATS, || {
                     if params.temperature == 0.0 {
                         std::hint::black_box(argmax_rows(&logits).expect("argmax"));
                         return;
@@ -92,20 +92,4 @@ fn main() {
             }
         }
     }
-}
-
-/// (fastest, median) µs of `REPEATS` calls, after 3 unmeasured ones.
-fn time(mut f: impl FnMut()) -> (f64, f64) {
-    for _ in 0..3 {
-        f();
-    }
-    let mut times: Vec<f64> = (0..REPEATS)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    (times[0], times[REPEATS / 2])
 }
