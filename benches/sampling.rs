@@ -25,11 +25,7 @@ const GROUP: usize = 6;
 const SEEN: usize = 400;
 
 fn main() {
-    let threads: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().expect("the first rayon pool");
+    let threads = common::threads_from_args();
     println!(
         "one decode step's draws, {GROUP} rows, {threads} thread(s); µs, fastest and median of {REPEATS}"
     );

@@ -42,7 +42,7 @@ pub fn argmax_rows(logits: &Tensor) -> Result<Vec<u32>> {
 }
 
 /// Calls `f(k, row)` for each row k of logits [B, V] (f32; `rows` is B), the rows spread
-/// across the decode pool's threads (`for_each_row` in parallel).
+/// across the decode pool's threads.
 pub(super) fn split_rows(logits: &Tensor, rows: usize, f: impl Fn(usize, &[f32]) + Sync) -> Result<()> {
     let (b, vocab) = logits.dims2()?;
     if b != rows {
@@ -51,20 +51,9 @@ pub(super) fn split_rows(logits: &Tensor, rows: usize, f: impl Fn(usize, &[f32])
     with_rows(logits, |data| decode_pool::split(b, |k| f(k, &data[k * vocab..(k + 1) * vocab])))
 }
 
-/// Calls `f(k, row)` for each row k of logits [B, V] (f32), read in place on the CPU (a GPU
-/// step's logits are copied over once): a step's sampling reads the vocabulary without a
+/// Runs `f` on the elements of logits [B, V] (f32), read in place on the CPU (a GPU step's
+/// logits are copied over once): a step's sampling reads the vocabulary without a
 /// `Vec<Vec<f32>>` of it per step.
-pub fn for_each_row(logits: &Tensor, mut f: impl FnMut(usize, &[f32])) -> Result<()> {
-    let (_, vocab) = logits.dims2()?;
-    with_rows(logits, |data| {
-        for (k, row) in data.chunks_exact(vocab.max(1)).enumerate() {
-            f(k, row);
-        }
-    })
-}
-
-/// Runs `f` on the elements of logits [B, V] (f32), in place on the CPU (a GPU step's
-/// logits are copied over once).
 fn with_rows<R>(logits: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let logits = logits.to_device(&Device::Cpu)?.contiguous()?;
     let (storage, layout) = logits.storage_and_layout();

@@ -7,7 +7,7 @@ mod penalty;
 
 pub use filter::filtered_distribution;
 use greedy::split_rows;
-pub use greedy::{argmax, argmax_rows, for_each_row};
+pub use greedy::{argmax, argmax_rows};
 pub use penalty::{apply_penalties, penalises, Seen};
 
 use anyhow::{bail, Result};
