@@ -206,11 +206,14 @@ unsafe fn dot_block_with(isa: Isa, x: &[f32], m: usize, w: &[f32], k: usize, y: 
             2 => avx512::block::<2, 6>(x, w, k, y, col0),
             3 => avx512::block::<3, 6>(x, w, k, y, col0),
             4 => avx512::block::<4, 4>(x, w, k, y, col0),
-            // from 5 rows on, 2 weight rows measured fastest (3 and 4 spill accumulators)
-            5 => avx512::block::<5, 2>(x, w, k, y, col0),
-            6 => avx512::block::<6, 2>(x, w, k, y, col0),
-            7 => avx512::block::<7, 2>(x, w, k, y, col0),
-            _ => avx512::block::<8, 2>(x, w, k, y, col0),
+            // up to 24 accumulators: with the sixteen-at-a-time reduction, 3 or 4 weight rows
+            // beat 2 from 5 rows on (benches/decode_matmul, 2 Zen 4 cores: the head at 5
+            // rows 553-572 -> 501-521 µs, 7 rows 700-732 -> 684-697, 8 rows 873-948 ->
+            // 783-806; a 6-row step's products 1324-1466 -> 1213-1229 with 4)
+            5 => avx512::block::<5, 3>(x, w, k, y, col0),
+            6 => avx512::block::<6, 4>(x, w, k, y, col0),
+            7 => avx512::block::<7, 3>(x, w, k, y, col0),
+            _ => avx512::block::<8, 3>(x, w, k, y, col0),
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => match m {
