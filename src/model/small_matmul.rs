@@ -4,9 +4,9 @@
 //! for a decode step costs more than the arithmetic; this reads each weight row once and
 //! dots it with every row of x. Forward only (generation needs no gradient); f32 on CPU.
 //!
-//! Each output is one 8-lane accumulator over K, its lanes summed in order, then the
-//! scalar tail: the same sum whatever M is, so a row decoded in a group gets the logits it
-//! gets alone.
+//! Each output is one accumulator over K (8 lanes summed in order, then the scalar tail,
+//! with AVX2; 16 lanes summed by one fixed tree, the tail a masked step, with AVX-512): the
+//! same sum whatever M is, so a row decoded in a group gets the logits it gets alone.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
