@@ -46,12 +46,20 @@ pub struct GenerateBench {
     /// processes side by side).
     #[arg(long, value_enum)]
     pub only: Option<Implementation>,
-    /// With --only: which model ("stories260K" or "llama-15M").
+    /// With --only or --paired: which model ("stories260K" or "llama-15M").
     #[arg(long, default_value = "llama-15M")]
     pub model: String,
     /// With --only: rows decoded together.
     #[arg(long, default_value_t = 1)]
     pub rows: usize,
+    /// Our decode only: one stream and a group (--group rows) of --model by turns in one
+    /// process, so both see the same memory phases of a shared machine; prints the group's
+    /// speed over one stream's per window, and in the windows where one stream ran fastest.
+    #[arg(long, conflicts_with = "only")]
+    pub paired: bool,
+    /// With --paired: windows measured (each one sequence of --tokens of each kind).
+    #[arg(long, default_value_t = 20)]
+    pub windows: usize,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,11 +107,22 @@ pub fn run(args: GenerateBench) -> Result<()> {
         None => (super::tempdir()?, true),
     };
     let models = prepare_models(&args, &root)?;
-    if let Some(only) = args.only {
-        let bench = models
+    let chosen = || {
+        models
             .iter()
             .find(|m| m.name == args.model)
-            .with_context(|| format!("no model {:?} here (try {STORIES260K} or {LLAMA15M})", args.model))?;
+            .with_context(|| format!("no model {:?} here (try {STORIES260K} or {LLAMA15M})", args.model))
+    };
+    if args.paired {
+        let bench = chosen()?;
+        let result = super::paired::run(&bench.dir, bench.name, args.group, args.tokens, args.windows);
+        if temporary {
+            let _ = std::fs::remove_dir_all(&root);
+        }
+        return result;
+    }
+    if let Some(only) = args.only {
+        let bench = chosen()?;
         let tps = measure(only, bench, args.rows, args.tokens, runc.as_deref())?;
         println!("{} {} rows {}: {tps:.1} tokens/s", bench.name, only.label(), args.rows);
         return Ok(());
@@ -335,7 +354,7 @@ fn measure_reference(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
 }
 
 /// The one-token prompt every implementation starts from, as run.c does.
-fn bos(cfg: &ModelConfig) -> [u32; 1] {
+pub(super) fn bos(cfg: &ModelConfig) -> [u32; 1] {
     [cfg.bos_token_id.unwrap_or(1)]
 }
 

@@ -6,6 +6,7 @@ mod generate;
 mod gpu_check;
 mod lengths;
 mod llama2c;
+mod paired;
 mod plan;
 mod qwen35;
 mod rss;
