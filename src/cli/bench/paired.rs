@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::generate::bos;
@@ -80,6 +80,10 @@ impl Window {
 /// median, and its median over the quarter of windows where one stream ran fastest (the
 /// machine's fastest memory, where the group's arithmetic is the limit).
 pub fn run(dir: &Path, name: &str, group: usize, tokens: usize, windows: usize) -> Result<()> {
+    ensure!(
+        group >= 1 && tokens >= 1 && windows >= 1,
+        "--paired needs --group, --tokens and --windows of 1 or more"
+    );
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
     println!(
         "{name}: one stream and a group of {group} by turns of {BLOCK} steps; a window is one sequence of {tokens} tokens each"
@@ -111,11 +115,10 @@ fn measure(
     windows: usize,
     each: &mut dyn FnMut(usize, &Window),
 ) -> Result<Vec<Window>> {
-    let tokens = tokens.max(1);
     let mut single = Stream::new(model, 1, tokens)?;
     let mut many = Stream::new(model, group, tokens)?;
     let mut all = Vec::new();
-    for w in 0..windows.max(1) {
+    for w in 0..windows {
         let (mut s, mut g) = (0.0, 0.0);
         let mut left = tokens;
         while left > 0 {
@@ -136,7 +139,12 @@ fn measure(
 fn summary(windows: &mut [Window]) -> String {
     let median = |r: &mut Vec<f64>| {
         r.sort_by(f64::total_cmp);
-        r[r.len() / 2]
+        let n = r.len();
+        if n % 2 == 1 {
+            r[n / 2]
+        } else {
+            (r[n / 2 - 1] + r[n / 2]) / 2.0
+        }
     };
     let all = median(&mut windows.iter().map(Window::ratio).collect());
     windows.sort_by(|a, b| b.single.total_cmp(&a.single));
@@ -175,7 +183,7 @@ mod tests {
     #[test]
     fn the_fast_quarter_is_chosen_by_the_single_streams_speed() {
         // ratios 4, 3, 5, 2 at single speeds 500, 900, 600, 1000: the fastest quarter is
-        // the window at 1000 (ratio 2); the median of [2, 3, 4, 5] (upper middle) is 4
+        // the window at 1000 (ratio 2); the median of [2, 3, 4, 5] is 3.5
         let mut w = vec![
             Window { single: 500.0, group: 2000.0 },
             Window { single: 900.0, group: 2700.0 },
@@ -183,10 +191,26 @@ mod tests {
             Window { single: 1000.0, group: 2000.0 },
         ];
         let text = summary(&mut w);
-        assert!(text.starts_with("median window: 4.00x;"), "{text}");
+        assert!(text.starts_with("median window: 3.50x;"), "{text}");
         assert!(
             text.contains("fastest quarter (1 windows, one stream at 1000 tokens/s or more): 2.00x"),
             "{text}"
         );
+
+        // five windows: the fastest quarter is two (1000 and 900: ratios 2 and 3, median
+        // 2.5); the median of five ratios is the middle one
+        w.push(Window { single: 700.0, group: 4200.0 });
+        let text = summary(&mut w);
+        assert!(text.starts_with("median window: 4.00x;"), "{text}");
+        assert!(
+            text.contains("fastest quarter (2 windows, one stream at 900 tokens/s or more): 2.50x"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_group_is_an_error_not_a_panic() {
+        let err = run(Path::new("/nonexistent"), "x", 0, 10, 1).unwrap_err();
+        assert!(err.to_string().contains("--group"), "{err}");
     }
 }
