@@ -14,6 +14,8 @@ use candle_transformers::models::llama as reference;
 use clap::{Args, ValueEnum};
 
 use super::llama2c;
+use super::paired::Stream;
+use crate::eval::stats::winrate::percentile;
 use crate::generate::{self, sampler::argmax_rows, Request, SamplingParams};
 use crate::model::{Kernels, LoadOptions, Model, ModelConfig, Source};
 
@@ -187,12 +189,7 @@ impl Cell {
     fn median(&self) -> f64 {
         let mut v = self.tokens_per_s.clone();
         v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+        percentile(&v, 50.0)
     }
     fn best(&self) -> f64 {
         self.tokens_per_s.iter().copied().fold(0.0, f64::max)
@@ -306,16 +303,8 @@ fn measure(
 /// first step (BOS).
 fn measure_ours(dir: &Path, rows: usize, tokens: usize) -> Result<f64> {
     let model = Model::load_dir(dir, &LoadOptions::new(DType::F32, Device::Cpu))?;
-    let ids = Tensor::new(&[bos(model.config())], &Device::Cpu)?.repeat((rows, 1))?; // [B, 1]
-    let mut cache = model.new_cache(vec![0; rows]);
-    let mut logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
-    let started = Instant::now();
-    for _ in 0..tokens {
-        let next = argmax_rows(&logits)?;
-        let ids = Tensor::from_vec(next, (rows, 1), &Device::Cpu)?;
-        logits = model.forward_cached(&ids, &mut cache, Kernels::Fused)?;
-    }
-    Ok((rows * tokens) as f64 / started.elapsed().as_secs_f64())
+    let secs = Stream::new(&model, rows, tokens)?.run(tokens)?;
+    Ok((rows * tokens) as f64 / secs)
 }
 
 /// The whole engine, its clock around the whole call (prefill of BOS included).

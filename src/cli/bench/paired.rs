@@ -11,6 +11,7 @@ use anyhow::{ensure, Result};
 use candle_core::{DType, Device, Tensor};
 
 use super::generate::bos;
+use crate::eval::stats::winrate::percentile;
 use crate::generate::sampler::argmax_rows;
 use crate::model::{Cache, Kernels, LoadOptions, Model};
 
@@ -18,8 +19,9 @@ use crate::model::{Cache, Kernels, LoadOptions, Model};
 /// the other kind left cold) is a small share, short (~20 ms) against a memory phase.
 const BLOCK: usize = 10;
 
-/// One kind's sequences: greedy decode of `rows` rows from BOS, restarted after `tokens`.
-struct Stream<'a> {
+/// One kind's sequences: greedy decode of `rows` rows from BOS, restarted after `tokens`
+/// (`measure_ours` times one such sequence).
+pub(super) struct Stream<'a> {
     model: &'a Model,
     rows: usize,
     tokens: usize,
@@ -29,12 +31,12 @@ struct Stream<'a> {
 }
 
 impl<'a> Stream<'a> {
-    fn new(model: &'a Model, rows: usize, tokens: usize) -> Result<Self> {
+    pub(super) fn new(model: &'a Model, rows: usize, tokens: usize) -> Result<Self> {
         let (cache, logits) = Self::start(model, rows)?;
         Ok(Self { model, rows, tokens, cache, logits, done: 0 })
     }
 
-    /// A fresh cache with BOS prefilled (untimed, as in `measure_ours`).
+    /// A fresh cache with BOS prefilled (untimed: like run.c, the clock starts after BOS).
     fn start(model: &Model, rows: usize) -> Result<(Cache, Tensor)> {
         let ids = Tensor::new(&[bos(model.config())], &Device::Cpu)?.repeat((rows, 1))?; // [B, 1]
         let mut cache = model.new_cache(vec![0; rows]);
@@ -44,7 +46,7 @@ impl<'a> Stream<'a> {
 
     /// Seconds of `steps` greedy steps, restarting the sequences (untimed) when they reach
     /// `tokens`.
-    fn run(&mut self, steps: usize) -> Result<f64> {
+    pub(super) fn run(&mut self, steps: usize) -> Result<f64> {
         let mut secs = 0.0;
         for _ in 0..steps {
             if self.done == self.tokens {
@@ -139,12 +141,7 @@ fn measure(
 fn summary(windows: &mut [Window]) -> String {
     let median = |r: &mut Vec<f64>| {
         r.sort_by(f64::total_cmp);
-        let n = r.len();
-        if n % 2 == 1 {
-            r[n / 2]
-        } else {
-            (r[n / 2 - 1] + r[n / 2]) / 2.0
-        }
+        percentile(r, 50.0)
     };
     let all = median(&mut windows.iter().map(Window::ratio).collect());
     windows.sort_by(|a, b| b.single.total_cmp(&a.single));
