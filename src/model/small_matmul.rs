@@ -106,6 +106,10 @@ unsafe fn matmul_into(x: &[f32], k: usize, targets: &[(&[f32], *mut f32)]) {
             }
         };
         if total * k >= PARALLEL_WEIGHTS && threads > 1 {
+            // one part per thread: 2, 4 or 8 parts a thread (claimed as threads come free,
+            // to even out a slower core) ran a group of 6 at 2577, 2548 and 2424 tokens/s
+            // against 2679, 2707 and 2634 with one (paired in one process, slow phases): each
+            // part restarts its weight stream cold
             let per_task = total.div_ceil(threads).max(64);
             super::decode_pool::split(total.div_ceil(per_task), |t| {
                 span(t * per_task, ((t + 1) * per_task).min(total))
@@ -124,7 +128,11 @@ unsafe fn matmul_into(x: &[f32], k: usize, targets: &[(&[f32], *mut f32)]) {
 /// 2.2 ms into L2; six rows' 6.9 and 3.2 ms. Its decode (medians of 7, interleaved): a
 /// group of 6 1177 -> 1396 tokens/s on one thread, 1527 -> 1648 on two; one stream 337 ->
 /// 354 and 398 -> 408. 16 KiB (about 4 DRAM latencies at a group's pace) measured no worse
-/// than 8-48 weight rows of the head either way.
+/// than 8-48 weight rows of the head either way. Paired in one process against 32 and 48
+/// KiB (each distance's one stream and group by turns), in the windows where one stream
+/// ran 780 tokens/s or more, the group of 6 went 3841 -> 3751 and 3823 -> 3650 tokens/s,
+/// one stream 821 -> 828 and 823 -> 814: a longer distance does not help the group even
+/// when memory is fast.
 const PREFETCH_BYTES: usize = 16 << 10;
 
 /// Weight rows between the rows a pass reads and those it prefetches: `PREFETCH_BYTES`, and
