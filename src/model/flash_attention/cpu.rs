@@ -474,19 +474,21 @@ fn backward_typed<F: Real>(
         .map(|(a, b)| a.iter().zip(b).fold(F::ZERO, |s, (&x, &y)| s + x * y))
         .collect();
     let blocks = blocks(cu_seqlens, BWD_BLOCK);
-    // dQ accumulators per (query block, head), [len, Dh], added to by every key block
-    let dq_acc: Vec<Mutex<Vec<F>>> =
-        (0..blocks.len() * h).map(|i| Mutex::new(vec![F::ZERO; blocks[i / h].len() * dh])).collect();
-    let grads = Grads { d_o, lse, d: &d, dq: &dq_acc, blocks: &blocks };
+    let grads = Grads { d_o, lse, d: &d, blocks: &blocks };
+    // dK, dV per (key block, kv head) and dQ per (query block, head), each summed by one
+    // task in block order, so a backward gives the same bits on every run (dQ added into
+    // shared blocks as key blocks finished made two identical training runs differ after
+    // a step at rows longer than a block)
     let kv_grads: Vec<(Vec<F>, Vec<F>)> = (0..blocks.len() * hkv)
         .into_par_iter()
-        .map(|i| backward_block(&x, &grads, i / hkv, i % hkv))
+        .map(|i| backward_kv_block(&x, &grads, i / hkv, i % hkv))
         .collect();
+    let dq_blocks: Vec<Vec<F>> =
+        (0..blocks.len() * h).into_par_iter().map(|i| backward_q_block(&x, &grads, i / h, i % h)).collect();
     drop(guards);
     let mut dq = vec![F::ZERO; t * h * dh];
-    for (i, acc) in dq_acc.into_iter().enumerate() {
+    for (i, acc) in dq_blocks.iter().enumerate() {
         let (blk, hi) = (blocks[i / h], i % h);
-        let acc = acc.into_inner().unwrap();
         for (j, pos) in (blk.start..blk.end).enumerate() {
             let at = (pos * h + hi) * dh;
             dq[at..at + dh].copy_from_slice(&acc[j * dh..(j + 1) * dh]);
@@ -509,57 +511,83 @@ fn backward_typed<F: Real>(
     ))
 }
 
-/// What the backward reads besides the inputs, and where dQ accumulates.
+/// What the backward reads besides the inputs.
 struct Grads<'a, F> {
     d_o: &'a [F],
     lse: &'a [F],
     d: &'a [F],
-    dq: &'a [Mutex<Vec<F>>],
     blocks: &'a [Block],
 }
 
+/// P = exp(scale Q Kᵀ - lse) and dS = P ∘ (dO Vᵀ - D), both [bq, bk], of query block
+/// `qblk` of head `hi` against key block `kblk` of its kv head.
+fn probabilities_and_ds<F: Real>(
+    x: &Inputs<F>,
+    gr: &Grads<F>,
+    (qblk, kblk): (Block, Block),
+    hi: usize,
+    p: &mut [F],
+    ds: &mut [F],
+) {
+    let (bq, bk, dh, q0, k0, g) = (qblk.len(), kblk.len(), x.dh, qblk.start, kblk.start, x.group(hi));
+    let d_o = Mat::rows(gr.d_o, (q0 * x.h + hi) * dh, x.h * dh);
+    matmul((bq, bk, dh), p, bk, false, x.q_at(q0, hi), x.k_at(k0, g).t(), x.scale);
+    for i in 0..bq {
+        let row = &mut p[i * bk..(i + 1) * bk];
+        let vis = visible(q0 + i, k0, bk);
+        F::exp_shifted(&mut row[..vis], gr.lse[(q0 + i) * x.h + hi]);
+        row[vis..].fill(F::ZERO);
+    }
+    matmul((bq, bk, dh), ds, bk, false, d_o, x.v_at(k0, g).t(), F::ONE);
+    for i in 0..bq {
+        let d_i = gr.d[(q0 + i) * x.h + hi];
+        for (s, &pv) in ds[i * bk..(i + 1) * bk].iter_mut().zip(&p[i * bk..(i + 1) * bk]) {
+            *s = pv * (*s - d_i);
+        }
+    }
+}
+
 /// Key block `kb` of kv head `g` against every later query block of its row and every
-/// query head of the group: returns (dK, dV) [bk, Dh] and adds into the dQ blocks.
-fn backward_block<F: Real>(x: &Inputs<F>, gr: &Grads<F>, kb: usize, g: usize) -> (Vec<F>, Vec<F>) {
+/// query head of the group: (dK, dV) [bk, Dh].
+fn backward_kv_block<F: Real>(x: &Inputs<F>, gr: &Grads<F>, kb: usize, g: usize) -> (Vec<F>, Vec<F>) {
     let kblk = gr.blocks[kb];
-    let (bk, dh, k0) = (kblk.len(), x.dh, kblk.start);
+    let (bk, dh) = (kblk.len(), x.dh);
     let rep = x.h / x.hkv;
     let mut dk = vec![F::ZERO; bk * dh];
     let mut dv = vec![F::ZERO; bk * dh];
     let mut p = vec![F::ZERO; BWD_BLOCK * bk];
     let mut ds = vec![F::ZERO; BWD_BLOCK * bk];
-    let mut dq = vec![F::ZERO; BWD_BLOCK * dh];
     // query blocks of the row from this key block's on: the blocks are consecutive
     let last = kb + gr.blocks[kb..].iter().take_while(|b| b.row_start == kblk.row_start).count();
     for hi in g * rep..(g + 1) * rep {
-        for (qb, qblk) in gr.blocks.iter().enumerate().take(last).skip(kb) {
+        for &qblk in &gr.blocks[kb..last] {
             let (bq, q0) = (qblk.len(), qblk.start);
-            let d_o = Mat::rows(gr.d_o, (q0 * x.h + hi) * dh, x.h * dh);
-            // P = exp(scale Q Kᵀ - lse): [bq, bk]
-            matmul((bq, bk, dh), &mut p, bk, false, x.q_at(q0, hi), x.k_at(k0, g).t(), x.scale);
-            for i in 0..bq {
-                let row = &mut p[i * bk..(i + 1) * bk];
-                let vis = visible(q0 + i, k0, bk);
-                F::exp_shifted(&mut row[..vis], gr.lse[(q0 + i) * x.h + hi]);
-                row[vis..].fill(F::ZERO);
-            }
+            probabilities_and_ds(x, gr, (qblk, kblk), hi, &mut p, &mut ds);
             // dV += Pᵀ dO
+            let d_o = Mat::rows(gr.d_o, (q0 * x.h + hi) * dh, x.h * dh);
             matmul((bk, dh, bq), &mut dv, dh, true, Mat::rows(&p, 0, bk).t(), d_o, F::ONE);
-            // dS = P ∘ (dO Vᵀ - D)
-            matmul((bq, bk, dh), &mut ds, bk, false, d_o, x.v_at(k0, g).t(), F::ONE);
-            for i in 0..bq {
-                let d_i = gr.d[(q0 + i) * x.h + hi];
-                for (s, &pv) in ds[i * bk..(i + 1) * bk].iter_mut().zip(&p[i * bk..(i + 1) * bk]) {
-                    *s = pv * (*s - d_i);
-                }
-            }
             // dK += scale dSᵀ Q
             matmul((bk, dh, bq), &mut dk, dh, true, Mat::rows(&ds, 0, bk).t(), x.q_at(q0, hi), x.scale);
-            // dQ += scale dS K, added under the block's lock
-            matmul((bq, dh, bk), &mut dq, dh, false, Mat::rows(&ds, 0, bk), x.k_at(k0, g), x.scale);
-            let mut acc = gr.dq[qb * x.h + hi].lock().unwrap();
-            acc.iter_mut().zip(&dq[..bq * dh]).for_each(|(a, &b)| *a += b);
         }
     }
     (dk, dv)
+}
+
+/// Query block `qb` of head `hi` against every earlier key block of its row: dQ [bq, Dh]
+/// = scale Σ dS K, summed in key-block order. P and dS are computed again here rather than
+/// kept from `backward_kv_block` (two more block matmuls a pair, no T²-sized buffer).
+fn backward_q_block<F: Real>(x: &Inputs<F>, gr: &Grads<F>, qb: usize, hi: usize) -> Vec<F> {
+    let qblk = gr.blocks[qb];
+    let (bq, dh, g) = (qblk.len(), x.dh, x.group(hi));
+    let mut dq = vec![F::ZERO; bq * dh];
+    let mut p = vec![F::ZERO; bq * BWD_BLOCK];
+    let mut ds = vec![F::ZERO; bq * BWD_BLOCK];
+    // key blocks of the row up to this query block's: the blocks are consecutive
+    let first = qb - gr.blocks[..qb].iter().rev().take_while(|b| b.row_start == qblk.row_start).count();
+    for &kblk in &gr.blocks[first..=qb] {
+        let bk = kblk.len();
+        probabilities_and_ds(x, gr, (qblk, kblk), hi, &mut p, &mut ds);
+        matmul((bq, dh, bk), &mut dq, dh, true, Mat::rows(&ds, 0, bk), x.k_at(kblk.start, g), x.scale);
+    }
+    dq
 }
