@@ -104,11 +104,16 @@ pub fn run(args: GenerateBench) -> Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", t.to_string());
     }
     let runc = args.runc.clone().or_else(|| std::env::var_os("POLARIS_RUNC").map(PathBuf::from));
-    let (root, temporary) = match &args.models_dir {
-        Some(d) => (d.clone(), false),
-        None => (super::tempdir()?, true),
+    // the models are written to a scratch directory (removed on return) unless one is given
+    let scratch;
+    let root: &Path = match &args.models_dir {
+        Some(d) => d,
+        None => {
+            scratch = super::tempdir()?;
+            &scratch
+        }
     };
-    let models = prepare_models(&args, &root)?;
+    let models = prepare_models(&args, root)?;
     let chosen = || {
         models
             .iter()
@@ -117,11 +122,7 @@ pub fn run(args: GenerateBench) -> Result<()> {
     };
     if args.paired {
         let bench = chosen()?;
-        let result = super::paired::run(&bench.dir, bench.name, args.group, args.tokens, args.windows);
-        if temporary {
-            let _ = std::fs::remove_dir_all(&root);
-        }
-        return result;
+        return super::paired::run(&bench.dir, bench.name, args.group, args.tokens, args.windows);
     }
     if let Some(only) = args.only {
         let bench = chosen()?;
@@ -168,9 +169,6 @@ pub fn run(args: GenerateBench) -> Result<()> {
                 }
             }
         }
-    }
-    if temporary {
-        let _ = std::fs::remove_dir_all(&root);
     }
     print_table(&cells, args.group);
     pages.iter().for_each(|p| println!("{p}"));

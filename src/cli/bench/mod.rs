@@ -13,7 +13,7 @@ mod rss;
 mod train;
 mod tui;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -74,8 +74,25 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-fn tempdir() -> Result<PathBuf> {
+/// A bench's scratch directory, removed when dropped: on success, on an error's early
+/// return and on a panic's unwind alike.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> Result<Scratch> {
     let dir = std::env::temp_dir().join(format!("polaris-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    Ok(Scratch(dir))
 }

@@ -100,7 +100,6 @@ pub fn run(args: PlanBench) -> Result<()> {
             predicted as f64 / measured.max(1) as f64
         );
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

@@ -84,9 +84,7 @@ pub fn run(args: TrainBench) -> Result<()> {
             python: &args.python,
             repeats: args.repeats,
         };
-        let out = super::lengths::run(bench, &tmp);
-        let _ = std::fs::remove_dir_all(&tmp);
-        return out;
+        return super::lengths::run(bench, &tmp);
     }
     let big = tmp.join("qwen3-15m");
     write_qwen3_15m(&big)?;
@@ -141,7 +139,7 @@ pub fn run(args: TrainBench) -> Result<()> {
         let torch = measure_torch(&args.python, dir, &ids, args.repeats, &tmp)?;
         passes.push(PassRow { model: name.clone(), ours, torch });
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    drop(tmp);
 
     println!(
         "\nGRPO step, {} prompts x group {}, up to {} new tokens, offline judge (mean of {} steps)\n",

@@ -183,7 +183,6 @@ pub fn run(args: TuiBench) -> Result<()> {
         Some(crate::gpu::Sample::Host { why, .. }) => println!("device poller: host fallback ({why})"),
         None => println!("device poller: no sample yet"),
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
